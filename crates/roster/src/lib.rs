@@ -1,0 +1,26 @@
+//! The mosaic roster: what a fleet is (`roster.yaml`), the presets that seed it, validation that
+//! reports every problem with its file:line:column and field path, and the merge that lets
+//! `mosaic fleet init` run again without losing the user's own changes.
+
+pub mod merge;
+mod model;
+mod preset;
+mod runtime;
+mod spans;
+mod validate;
+
+pub use model::{
+    Agent, CommsMode, Connector, DEFAULT_SOCKET, LOCAL_HOST, RestartPolicy, Role, Roster, SCHEMA_VERSION, SecretRef,
+    TmuxSettings,
+};
+pub use preset::{InitAnswers, Preset, PresetSource, PresetSpec, SHIPPED, all_presets};
+pub use runtime::{DEMO_RUNTIME, RUNTIMES, Runtime, runtime, runtime_names};
+pub use spans::{Position, SpanIndex};
+pub use validate::{Problem, Problems, RosterError, check_name};
+
+impl Roster {
+    /// The roster as YAML text, as `mosaic` writes it.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("a roster always serializes")
+    }
+}

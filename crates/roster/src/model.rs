@@ -1,0 +1,298 @@
+//! The roster's wire types: what `roster.yaml` may contain.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The roster schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The default tmux socket name (`tmux -L mosaic`).
+pub const DEFAULT_SOCKET: &str = "mosaic";
+
+/// A whole fleet: the source of truth for what should run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roster {
+    /// Schema version; must equal [`SCHEMA_VERSION`].
+    pub version: u32,
+    /// The fleet's name.
+    pub fleet: String,
+    /// How agents talk to each other.
+    #[serde(default)]
+    pub comms: CommsMode,
+    /// tmux settings for this fleet.
+    #[serde(default, skip_serializing_if = "TmuxSettings::is_default")]
+    pub tmux: TmuxSettings,
+    /// The agents; exactly one has role `orchestrator`.
+    pub agents: Vec<Agent>,
+    /// Chat connectors bridged to the orchestrator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<Connector>,
+}
+
+impl Roster {
+    /// The orchestrator, if the roster has one (a validated roster always does).
+    pub fn orchestrator(&self) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.role == Role::Orchestrator)
+    }
+
+    /// The agent called `name`.
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+}
+
+/// How agents of the fleet communicate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommsMode {
+    /// Messages are pasted into each agent's tmux pane.
+    #[default]
+    Tmux,
+    /// Messages travel through Matrix rooms (needs a Matrix connector).
+    Matrix,
+}
+
+impl CommsMode {
+    /// Every mode, for prompts and help.
+    pub const ALL: [CommsMode; 2] = [CommsMode::Tmux, CommsMode::Matrix];
+
+    /// The mode's name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommsMode::Tmux => "tmux",
+            CommsMode::Matrix => "matrix",
+        }
+    }
+}
+
+/// tmux settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmuxSettings {
+    /// The socket name passed as `tmux -L`; a dedicated server keeps the user's own tmux untouched.
+    #[serde(default = "default_socket")]
+    pub socket: String,
+}
+
+fn default_socket() -> String {
+    DEFAULT_SOCKET.to_owned()
+}
+
+impl Default for TmuxSettings {
+    fn default() -> Self {
+        TmuxSettings { socket: default_socket() }
+    }
+}
+
+impl TmuxSettings {
+    fn is_default(&self) -> bool {
+        *self == TmuxSettings::default()
+    }
+}
+
+/// One agent of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// Unique name, `[a-z][a-z0-9-]{0,31}`; also the tmux session name.
+    pub name: String,
+    /// Orchestrator or worker.
+    #[serde(default)]
+    pub role: Role,
+    /// The harness that runs the agent: `claude`, `codex`, `pi` or `demo`.
+    pub runtime: String,
+    /// The model the harness should use; the harness default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Working directory (`~` expands to the home directory); the home directory when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Instructions appended to the harness's system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Extra environment variables (not for secrets: those stay in the environment or files).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// What to do when the agent exits.
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_default")]
+    pub restart: RestartPolicy,
+    /// Where the agent runs; `local` is this machine.
+    #[serde(default = "default_host", skip_serializing_if = "is_local")]
+    pub host: String,
+}
+
+/// The host name meaning "this machine".
+pub const LOCAL_HOST: &str = "local";
+
+fn default_host() -> String {
+    LOCAL_HOST.to_owned()
+}
+
+fn is_local(host: &String) -> bool {
+    host == LOCAL_HOST
+}
+
+/// An agent's role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The one agent bridged to chat that steers the fleet.
+    Orchestrator,
+    /// Any other agent.
+    #[default]
+    Worker,
+}
+
+impl Role {
+    /// The role's name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Orchestrator => "orchestrator",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// What to do when an agent's process exits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Leave it stopped.
+    Never,
+    /// Restart it when it exits with a failure.
+    #[default]
+    OnFailure,
+    /// Always restart it.
+    Always,
+}
+
+impl RestartPolicy {
+    fn is_default(&self) -> bool {
+        *self == RestartPolicy::default()
+    }
+}
+
+/// A chat connector bridged to the orchestrator. Secrets are referenced, never inlined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Connector {
+    /// Discord (serenity).
+    Discord {
+        /// The server (guild) id.
+        guild: String,
+        /// Channel ids the orchestrator listens and answers in.
+        channels: Vec<String>,
+        /// Where the bot token is.
+        token: SecretRef,
+    },
+    /// Telegram (teloxide).
+    Telegram {
+        /// Chat ids the orchestrator listens and answers in.
+        chats: Vec<String>,
+        /// Where the bot token is.
+        token: SecretRef,
+    },
+    /// Slack (slack-morphism, Socket Mode).
+    Slack {
+        /// Channel ids the orchestrator listens and answers in.
+        channels: Vec<String>,
+        /// Where the bot token (`xoxb-…`) is.
+        bot_token: SecretRef,
+        /// Where the app-level token (`xapp-…`) is.
+        app_token: SecretRef,
+    },
+    /// Matrix (matrix-sdk).
+    Matrix {
+        /// Homeserver URL.
+        homeserver: String,
+        /// The bot's user id (`@mos:example.org`).
+        user: String,
+        /// Room ids or aliases the orchestrator listens and answers in.
+        rooms: Vec<String>,
+        /// Where the access token is.
+        access_token: SecretRef,
+    },
+}
+
+impl Connector {
+    /// The connector's type name as written in YAML.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Connector::Discord { .. } => "discord",
+            Connector::Telegram { .. } => "telegram",
+            Connector::Slack { .. } => "slack",
+            Connector::Matrix { .. } => "matrix",
+        }
+    }
+
+    /// Every secret this connector needs, with the field that names it.
+    pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        match self {
+            Connector::Discord { token, .. } | Connector::Telegram { token, .. } => vec![("token", token)],
+            Connector::Slack { bot_token, app_token, .. } => {
+                vec![("bot_token", bot_token), ("app_token", app_token)]
+            }
+            Connector::Matrix { access_token, .. } => vec![("access_token", access_token)],
+        }
+    }
+
+    /// The room-like targets (channels, chats, rooms) with the field that holds them.
+    pub fn targets(&self) -> (&'static str, &[String]) {
+        match self {
+            Connector::Discord { channels, .. } | Connector::Slack { channels, .. } => ("channels", channels),
+            Connector::Telegram { chats, .. } => ("chats", chats),
+            Connector::Matrix { rooms, .. } => ("rooms", rooms),
+        }
+    }
+}
+
+/// Where a secret lives: the name of an environment variable, or a file path. Exactly one is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "SecretRefWire")]
+pub struct SecretRef {
+    /// Environment variable holding the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// File holding the secret (first line; `~` expands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl SecretRef {
+    /// A reference to the environment variable `name`.
+    pub fn env(name: impl Into<String>) -> Self {
+        SecretRef { env: Some(name.into()), file: None }
+    }
+
+    /// A reference to the file `path`.
+    pub fn file(path: impl Into<String>) -> Self {
+        SecretRef { env: None, file: Some(path.into()) }
+    }
+}
+
+/// The accepted YAML shapes of a [`SecretRef`]: a map, never an inline string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretRefWire {
+    Named {
+        #[serde(default)]
+        env: Option<String>,
+        #[serde(default)]
+        file: Option<String>,
+    },
+    Inline(serde::de::IgnoredAny),
+}
+
+impl TryFrom<SecretRefWire> for SecretRef {
+    type Error = &'static str;
+
+    fn try_from(wire: SecretRefWire) -> Result<Self, Self::Error> {
+        match wire {
+            SecretRefWire::Named { env, file } => Ok(SecretRef { env, file }),
+            SecretRefWire::Inline(_) => {
+                Err("a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`")
+            }
+        }
+    }
+}

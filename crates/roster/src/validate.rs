@@ -1,0 +1,352 @@
+//! Parsing `roster.yaml` from text and checking every invariant at once.
+
+use crate::model::{CommsMode, Connector, Role, Roster, SCHEMA_VERSION};
+use crate::runtime::{runtime, runtime_names};
+use crate::spans::{Position, SpanIndex};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// One thing wrong with a roster, pointing at where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Field path, as in `agents[1].name`.
+    pub path: String,
+    /// Where in the source text, when known.
+    pub position: Option<Position>,
+    /// What is wrong and, where useful, what was expected.
+    pub message: String,
+}
+
+/// Every problem of one roster source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems {
+    /// The file name (or `<text>`) the positions refer to.
+    pub source_name: String,
+    /// Each problem, in document order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(f, "{} has {n} problem{}:", self.source_name, if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            match p.position {
+                Some(pos) => writeln!(f, "  {}:{}:{}: {}: {}", self.source_name, pos.line, pos.column, p.path, p.message)?,
+                None => writeln!(f, "  {}: {}: {}", self.source_name, p.path, p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a roster could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not a valid roster.
+    #[error("{0}")]
+    Invalid(Problems),
+}
+
+impl RosterError {
+    /// The problems, when the roster was readable but invalid.
+    pub fn problems(&self) -> Option<&Problems> {
+        match self {
+            RosterError::Invalid(p) => Some(p),
+            RosterError::Io { .. } => None,
+        }
+    }
+}
+
+impl Roster {
+    /// Reads and validates the roster file at `path`.
+    pub fn load(path: &Path) -> Result<Roster, RosterError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| RosterError::Io { path: path.display().to_string(), source })?;
+        Roster::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates roster text; `source_name` prefixes error positions.
+    pub fn parse(text: &str, source_name: &str) -> Result<Roster, RosterError> {
+        let (roster, spans): (Roster, _) = deserialize(text, source_name)?;
+        roster.checked(&spans, source_name)
+    }
+
+    /// Returns the roster when it has no problems, else every problem positioned with `spans`.
+    pub(crate) fn checked(self, spans: &SpanIndex, source_name: &str) -> Result<Roster, RosterError> {
+        let problems = self.problems(spans);
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(RosterError::Invalid(Problems { source_name: source_name.to_owned(), problems }))
+        }
+    }
+
+    /// Checks the invariants serde cannot: returns every problem found, empty when valid.
+    pub fn validate(&self) -> Vec<Problem> {
+        self.problems(&SpanIndex::default())
+    }
+
+    fn problems(&self, spans: &SpanIndex) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut push = |path: String, message: String| {
+            let position = spans.value(&path);
+            out.push(Problem { path, position, message });
+        };
+        if self.version != SCHEMA_VERSION {
+            push("version".into(), format!("unsupported schema version {}; this mosaic reads version {SCHEMA_VERSION}", self.version));
+        }
+        if let Err(why) = check_name(&self.fleet) {
+            push("fleet".into(), format!("fleet name {:?} {why}", self.fleet));
+        }
+        if self.tmux.socket.is_empty() || !self.tmux.socket.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            push("tmux.socket".into(), format!("socket name {:?} must be non-empty letters, digits, '-', '_' or '.'", self.tmux.socket));
+        }
+        if self.agents.is_empty() {
+            push("agents".into(), "the fleet has no agents; it needs exactly one with role: orchestrator".into());
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let orchestrators: Vec<usize> =
+            self.agents.iter().enumerate().filter(|(_, a)| a.role == Role::Orchestrator).map(|(i, _)| i).collect();
+        for (i, agent) in self.agents.iter().enumerate() {
+            if let Err(why) = check_name(&agent.name) {
+                push(format!("agents[{i}].name"), format!("agent name {:?} {why}", agent.name));
+            }
+            if let Some(first) = seen.insert(&agent.name, i) {
+                let at = spans.value(&format!("agents[{first}].name")).map(|p| format!(" at line {}", p.line)).unwrap_or_default();
+                push(format!("agents[{i}].name"), format!("duplicate agent name {:?}; first defined as agents[{first}]{at}", agent.name));
+                seen.insert(&agent.name, first);
+            }
+            if runtime(&agent.runtime).is_none() {
+                push(format!("agents[{i}].runtime"), format!("unknown runtime {:?}; expected one of {}", agent.runtime, runtime_names().join(", ")));
+            }
+            if agent.host.is_empty() {
+                push(format!("agents[{i}].host"), "host must not be empty (use `local` for this machine)".into());
+            }
+            for key in agent.env.keys() {
+                if key.is_empty() || key.contains('=') || key.contains('\0') {
+                    push(format!("agents[{i}].env.{key}"), format!("invalid environment variable name {key:?}"));
+                }
+            }
+        }
+        match orchestrators.as_slice() {
+            [_] => {}
+            [] if !self.agents.is_empty() => push("agents".into(), "no agent has role: orchestrator; exactly one must".into()),
+            [] => {}
+            [first, rest @ ..] => {
+                for i in rest {
+                    push(
+                        format!("agents[{i}].role"),
+                        format!("a second orchestrator ({:?}); exactly one is allowed and agents[{first}] ({:?}) is already one", self.agents[*i].name, self.agents[*first].name),
+                    );
+                }
+            }
+        }
+        if self.comms == CommsMode::Matrix && !self.connectors.iter().any(|c| matches!(c, Connector::Matrix { .. })) {
+            push("comms".into(), "comms: matrix needs a connector of type matrix".into());
+        }
+        for (i, connector) in self.connectors.iter().enumerate() {
+            let (field, targets) = connector.targets();
+            if targets.is_empty() {
+                push(format!("connectors[{i}].{field}"), format!("a {} connector needs at least one entry in {field}", connector.kind()));
+            }
+            if let Connector::Discord { guild, channels, .. } = connector {
+                if !is_snowflake(guild) {
+                    push(format!("connectors[{i}].guild"), format!("Discord guild id {guild:?} must be numeric"));
+                }
+                for (j, c) in channels.iter().enumerate() {
+                    if !is_snowflake(c) {
+                        push(format!("connectors[{i}].channels[{j}]"), format!("Discord channel id {c:?} must be numeric"));
+                    }
+                }
+            }
+            for (field, secret) in connector.secrets() {
+                let path = format!("connectors[{i}].{field}");
+                match (&secret.env, &secret.file) {
+                    (Some(_), Some(_)) => push(path, "set either env or file, not both".into()),
+                    (None, None) => push(path, "name where the secret is: `{env: VAR}` or `{file: PATH}`".into()),
+                    (Some(v), None) if v.is_empty() || v.contains('=') => push(format!("{path}.env"), format!("invalid environment variable name {v:?}")),
+                    _ => {}
+                }
+            }
+        }
+        out.sort_by_key(|p| p.position);
+        out
+    }
+}
+
+/// Deserializes YAML text into `T` straight from the text (positions intact), with the field
+/// path of the first error and an index of positions for later semantic checks.
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, source_name: &str) -> Result<(T, SpanIndex), RosterError> {
+    let spans = SpanIndex::new(text);
+    match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)) {
+        Ok(value) => Ok((value, spans)),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let position = e
+                .inner()
+                .location()
+                .map(|l| Position { line: l.line(), column: l.column() })
+                .or_else(|| spans.key(&path));
+            let message = clean_message(&e.inner().to_string());
+            Err(RosterError::Invalid(Problems {
+                source_name: source_name.to_owned(),
+                problems: vec![Problem { path: display_path(&path), position, message }],
+            }))
+        }
+    }
+}
+
+/// Checks an agent or fleet name against `[a-z][a-z0-9-]{0,31}`.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => Err("is empty; names match [a-z][a-z0-9-]{0,31}"),
+        Some(c) if !c.is_ascii_lowercase() => Err("must start with a lowercase letter ([a-z][a-z0-9-]{0,31})"),
+        _ if name.len() > 32 => Err("is longer than 32 characters ([a-z][a-z0-9-]{0,31})"),
+        _ if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') => {
+            Err("may contain only a-z, 0-9 and '-' ([a-z][a-z0-9-]{0,31})")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn is_snowflake(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() { "(document)".into() } else { path.to_owned() }
+}
+
+/// serde_yaml_ng puts its own path before the message and " at line L column C" inside it;
+/// both are printed separately, so they are cut here.
+fn clean_message(message: &str) -> String {
+    let mut message = match message.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') => rest.to_owned(),
+        _ => message.to_owned(),
+    };
+    if let Some(start) = message.find(" at line ") {
+        let after = &message[start..];
+        let end = after
+            .find(" column ")
+            .map(|c| c + " column ".len())
+            .map(|c| c + after[c..].find(|ch: char| !ch.is_ascii_digit()).unwrap_or(after.len() - c))
+            .unwrap_or(after.len());
+        message.replace_range(start..start + end, "");
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n";
+
+    fn problems(text: &str) -> Vec<String> {
+        match Roster::parse(text, "r.yaml") {
+            Ok(_) => vec![],
+            Err(e) => e
+                .problems()
+                .unwrap()
+                .problems
+                .iter()
+                .map(|p| {
+                    let pos = p.position.map(|p| format!("{}:{}", p.line, p.column)).unwrap_or_default();
+                    format!("{pos} {} {}", p.path, p.message)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_roster_parses() {
+        let r = Roster::parse(GOOD, "r.yaml").unwrap();
+        assert_eq!(r.orchestrator().unwrap().name, "mos");
+        assert_eq!(r.tmux.socket, "mosaic");
+    }
+
+    #[test]
+    fn every_invariant_is_reported_at_once_with_positions() {
+        let text = "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n  - name: Bad_Name\n    runtime: demo\n  - name: mos\n    runtime: gpt\n  - name: two\n    role: orchestrator\n    runtime: demo\n";
+        let p = problems(text);
+        assert_eq!(
+            p,
+            vec![
+                "7:11 agents[1].name agent name \"Bad_Name\" must start with a lowercase letter ([a-z][a-z0-9-]{0,31})",
+                "9:11 agents[2].name duplicate agent name \"mos\"; first defined as agents[0] at line 4",
+                "10:14 agents[2].runtime unknown runtime \"gpt\"; expected one of claude, codex, pi, demo",
+                "12:11 agents[3].role a second orchestrator (\"two\"); exactly one is allowed and agents[0] (\"mos\") is already one",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_orchestrator_is_an_error() {
+        let p = problems("version: 1\nfleet: f\nagents:\n  - name: w\n    runtime: demo\n");
+        assert_eq!(p, vec!["4:3 agents no agent has role: orchestrator; exactly one must"]);
+    }
+
+    #[test]
+    fn unknown_field_names_the_field_path_and_line() {
+        let p = problems("version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n    modle: x\n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("7:5 agents[0].modle unknown field `modle`, expected one of"), "{p:?}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_path_and_line() {
+        let p = problems("version: 1\nfleet: f\nagents:\n  - name: mos\n    role: boss\n    runtime: demo\n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("5:11 agents[0].role unknown variant `boss`, expected `orchestrator` or `worker`"), "{p:?}");
+    }
+
+    #[test]
+    fn inline_secrets_are_rejected() {
+        let text = format!("{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"x\"]\n    token: {{}}\n");
+        let p = problems(&text);
+        assert_eq!(
+            p,
+            vec![
+                "10:16 connectors[0].channels[0] Discord channel id \"x\" must be numeric",
+                "11:12 connectors[0].token name where the secret is: `{env: VAR}` or `{file: PATH}`",
+            ]
+        );
+        let text = format!("{GOOD}connectors:\n  - type: telegram\n    chats: [\"1\"]\n    token: \"123:abc\"\n");
+        assert_eq!(
+            problems(&text),
+            vec!["8:3 connectors[0] a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`"]
+        );
+    }
+
+    #[test]
+    fn version_and_yaml_syntax_errors() {
+        assert_eq!(problems(&GOOD.replace("version: 1", "version: 2")), vec!["1:10 version unsupported schema version 2; this mosaic reads version 1"]);
+        let p = problems("version: 1\nfleet: \"unterminated\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p, vec!["3:1 fleet found unexpected end of stream, while scanning a quoted scalar at line 2 column 8"]);
+    }
+
+    #[test]
+    fn names_follow_the_pattern() {
+        assert!(check_name("a").is_ok());
+        assert!(check_name("coder-2").is_ok());
+        assert!(check_name(&"a".repeat(32)).is_ok());
+        assert!(check_name(&"a".repeat(33)).is_err());
+        assert!(check_name("2a").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_name("a_b").is_err());
+    }
+}
