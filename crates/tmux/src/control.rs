@@ -1,0 +1,284 @@
+//! A tmux control-mode client (`tmux -C`): commands without a process spawn each, and the pane's
+//! output as a live stream, which is how delivery is confirmed without polling the screen.
+
+use crate::error::{ErrorKind, TmuxError};
+use crate::sanitize::{quote_argument, sanitize};
+use crate::server::{Tmux, exact, pane_target};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// How long to wait for a control-mode reply before giving up on tmux.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tuning for [`ControlClient::send_text`].
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// How long to wait for the pasted text to show in the pane.
+    pub paste_timeout: Duration,
+    /// How long the pane must be quiet after the paste before Enter is pressed (lets harnesses
+    /// that debounce pastes finish taking it, so Enter is not swallowed into the paste).
+    pub settle: Duration,
+    /// How long to wait for the pane to react to Enter before pressing it again.
+    pub submit_timeout: Duration,
+    /// How many times Enter may be pressed in all. The text itself is pasted exactly once.
+    pub submit_attempts: u32,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            paste_timeout: Duration::from_secs(3),
+            settle: Duration::from_millis(20),
+            submit_timeout: Duration::from_secs(2),
+            submit_attempts: 3,
+        }
+    }
+}
+
+/// What happened during a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// The text as it was pasted (after [`sanitize`]).
+    pub pasted: String,
+    /// Whether the pane showed the paste before Enter was pressed.
+    pub echoed: bool,
+    /// How many times Enter was pressed before the pane reacted.
+    pub enter_presses: u32,
+}
+
+enum Event {
+    Reply(Result<String, String>),
+    Output { pane: String, data: Vec<u8> },
+    Exit(String),
+}
+
+/// A control-mode client attached to one session. Dropping it detaches.
+pub struct ControlClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Event>,
+    outputs: VecDeque<(String, Vec<u8>)>,
+    pane: String,
+}
+
+static BUFFER_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl ControlClient {
+    /// Attaches to `session` (read-only clients can watch but not type).
+    pub fn attach(tmux: &Tmux, session: &str, read_only: bool) -> Result<ControlClient, TmuxError> {
+        let mut cmd = tmux.command();
+        cmd.arg("-C").arg("attach-session");
+        if read_only {
+            cmd.arg("-r");
+        }
+        let mut child = cmd
+            .args(["-t", &exact(session)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| TmuxError::io("tmux -C", e))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut block: Option<Vec<u8>> = None;
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if line.ends_with(b"\n") {
+                    line.pop();
+                }
+                let event = match (&mut block, line.as_slice()) {
+                    (None, l) if l.starts_with(b"%begin ") => {
+                        block = Some(Vec::new());
+                        None
+                    }
+                    (Some(body), l) if l.starts_with(b"%end ") || l.starts_with(b"%error ") => {
+                        let text = String::from_utf8_lossy(body).into_owned();
+                        let ok = l.starts_with(b"%end ");
+                        block = None;
+                        Some(Event::Reply(if ok { Ok(text) } else { Err(text) }))
+                    }
+                    (Some(body), l) => {
+                        body.extend_from_slice(l);
+                        body.push(b'\n');
+                        None
+                    }
+                    (None, l) if l.starts_with(b"%output ") => parse_output(&l[8..]),
+                    (None, l) if l.starts_with(b"%exit") => Some(Event::Exit(String::from_utf8_lossy(l).into_owned())),
+                    (None, _) => None,
+                };
+                if let Some(ev) = event
+                    && tx.send(ev).is_err()
+                {
+                    return;
+                }
+            }
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            let _ = tx.send(Event::Exit(err));
+        });
+        let mut client = ControlClient { child, stdin: None, events: rx, outputs: VecDeque::new(), pane: String::new() };
+        // The attach itself answers first.
+        client.reply().map_err(|e| match e.kind {
+            ErrorKind::Failed | ErrorKind::Io => TmuxError::from_stderr(&e.message),
+            _ => e,
+        })?;
+        client.stdin = client.child.stdin.take();
+        client.pane = client.command(&format!("display-message -p -t {} '#{{pane_id}}'", pane_target(session)))?.trim().to_owned();
+        Ok(client)
+    }
+
+    /// The id of the attached session's active pane (`%3`).
+    pub fn pane(&self) -> &str {
+        &self.pane
+    }
+
+    /// Runs one tmux command line and returns its output. Arguments that carry user text must be
+    /// quoted with [`quote_argument`].
+    pub fn command(&mut self, line: &str) -> Result<String, TmuxError> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| TmuxError::new(ErrorKind::Io, "control client is closed"))?;
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| stdin.write_all(b"\n"))
+            .and_then(|_| stdin.flush())
+            .map_err(|e| TmuxError::io("tmux -C", e))?;
+        self.reply()
+    }
+
+    fn reply(&mut self) -> Result<String, TmuxError> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Reply(Ok(out))) => return Ok(out),
+                Ok(Event::Reply(Err(msg))) => return Err(TmuxError::from_stderr(&msg)),
+                Ok(Event::Output { pane, data }) => self.outputs.push_back((pane, data)),
+                Ok(Event::Exit(why)) => return Err(TmuxError::new(ErrorKind::Failed, why.trim().to_owned())),
+                Err(RecvTimeoutError::Timeout) => return Err(TmuxError::new(ErrorKind::Timeout, "tmux did not answer")),
+                Err(RecvTimeoutError::Disconnected) => return Err(TmuxError::new(ErrorKind::Io, "tmux control client ended")),
+            }
+        }
+    }
+
+    /// The next output the attached pane printed, waiting until `deadline`. `Ok(None)` on timeout;
+    /// an error once the session or client is gone.
+    pub fn next_output(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, TmuxError> {
+        loop {
+            if let Some(pos) = self.outputs.iter().position(|(p, _)| *p == self.pane) {
+                return Ok(self.outputs.remove(pos).map(|(_, d)| d));
+            }
+            self.outputs.clear();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Output { pane, data }) => self.outputs.push_back((pane, data)),
+                Ok(Event::Reply(_)) => {}
+                Ok(Event::Exit(why)) => return Err(TmuxError::new(ErrorKind::NoSession, format!("session ended {}", why.trim()))),
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => return Err(TmuxError::new(ErrorKind::Io, "tmux control client ended")),
+            }
+        }
+    }
+
+    /// Waits until the pane has been quiet for `quiet`, at most until `deadline`.
+    fn settle(&mut self, quiet: Duration, deadline: Instant) -> Result<(), TmuxError> {
+        while Instant::now() < deadline {
+            let until = (Instant::now() + quiet).min(deadline);
+            if self.next_output(until)?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Types `text` into the pane and submits it: the sanitized text goes into a paste buffer as
+    /// one quoted argument, is pasted once as a bracketed paste, then Enter is pressed until the
+    /// pane reacts (at most `submit_attempts` times). The text is never pasted twice.
+    pub fn send_text(&mut self, text: &str, opts: &SendOptions) -> Result<SendReport, TmuxError> {
+        let pasted = sanitize(text);
+        if pasted.is_empty() {
+            return Err(TmuxError::new(ErrorKind::Failed, "nothing to send: the text is empty"));
+        }
+        let buffer = format!("mosaic-{}-{}", std::process::id(), BUFFER_SEQ.fetch_add(1, Ordering::Relaxed));
+        self.command(&format!("set-buffer -b {buffer} -- {}", quote_argument(&pasted)))?;
+        self.outputs.clear();
+        let pane = self.pane.clone();
+        self.command(&format!("paste-buffer -p -d -b {buffer} -t {pane}"))?;
+        let paste_deadline = Instant::now() + opts.paste_timeout;
+        let echoed = self.next_output(paste_deadline)?.is_some();
+        if echoed {
+            self.settle(opts.settle, paste_deadline)?;
+        }
+        for attempt in 1..=opts.submit_attempts.max(1) {
+            self.command(&format!("send-keys -t {pane} Enter"))?;
+            if self.next_output(Instant::now() + opts.submit_timeout)?.is_some() {
+                return Ok(SendReport { pasted, echoed, enter_presses: attempt });
+            }
+        }
+        Err(TmuxError::new(
+            ErrorKind::Timeout,
+            format!(
+                "the text was pasted once{} and Enter pressed {} times, but the agent showed no reaction; it was not pasted again",
+                if echoed { "" } else { " (no echo)" },
+                opts.submit_attempts.max(1)
+            ),
+        ))
+    }
+}
+
+impl Drop for ControlClient {
+    fn drop(&mut self) {
+        // Closing stdin detaches the client; tmux then exits on its own.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `%output %ID DATA`, undoing tmux's octal escapes (`\015`, `\\`).
+fn parse_output(rest: &[u8]) -> Option<Event> {
+    let space = rest.iter().position(|b| *b == b' ')?;
+    let pane = String::from_utf8_lossy(&rest[..space]).into_owned();
+    let raw = &rest[space + 1..];
+    let mut data = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\\' && raw.len() - i > 3 && raw[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            data.push((raw[i + 1] - b'0') * 64 + (raw[i + 2] - b'0') * 8 + (raw[i + 3] - b'0'));
+            i += 4;
+        } else {
+            data.push(raw[i]);
+            i += 1;
+        }
+    }
+    Some(Event::Output { pane, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_escapes_are_decoded() {
+        let Some(Event::Output { pane, data }) = parse_output(b"%1 hi\\015\\012\\134x") else { panic!() };
+        assert_eq!(pane, "%1");
+        assert_eq!(data, b"hi\r\n\\x");
+    }
+}

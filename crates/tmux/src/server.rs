@@ -1,0 +1,230 @@
+//! One private tmux server: sessions, listing, capture.
+
+use crate::error::{ErrorKind, TmuxError};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The user option that tags a session with the fleet it belongs to.
+pub const FLEET_OPTION: &str = "@mosaic_fleet";
+
+const SEP: char = '\t';
+
+/// A handle on the tmux server at `tmux -L SOCKET`. Cheap to clone; holds no connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmux {
+    socket: String,
+}
+
+/// One pane as `list-panes -a` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaneInfo {
+    /// Session name (the agent's name).
+    pub session: String,
+    /// Pane id (`%3`).
+    pub pane_id: String,
+    /// Process id of the pane's program.
+    pub pid: u32,
+    /// Whether the program has exited (the pane remains for inspection).
+    pub dead: bool,
+    /// Exit status when dead.
+    pub dead_status: Option<i32>,
+    /// Session creation time, seconds since the epoch.
+    pub created: i64,
+    /// Last output or input in the pane's window, seconds since the epoch.
+    pub activity: i64,
+    /// The fleet tag set by mosaic, empty for sessions mosaic did not create.
+    pub fleet: String,
+    /// Number of clients attached to the session.
+    pub attached: u32,
+}
+
+/// What to start in a new session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSpec {
+    /// Session name.
+    pub name: String,
+    /// Fleet tag stored in the session.
+    pub fleet: String,
+    /// Working directory.
+    pub workdir: Option<PathBuf>,
+    /// Environment for the program.
+    pub env: Vec<(String, String)>,
+    /// The program and its arguments (run directly, not through a shell).
+    pub argv: Vec<String>,
+    /// Window size.
+    pub size: (u16, u16),
+}
+
+impl Tmux {
+    /// A handle on the server behind socket name `socket`.
+    pub fn new(socket: impl Into<String>) -> Self {
+        Tmux { socket: socket.into() }
+    }
+
+    /// The socket name.
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
+    /// A `tmux` command bound to this server, ignoring the user's tmux.conf.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]);
+        c.env_remove("TMUX");
+        c
+    }
+
+    /// Runs one tmux invocation (commands may be chained with a `";"` argument); returns stdout.
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<String, TmuxError> {
+        let out = self.command().args(args).stdin(Stdio::null()).output().map_err(|e| TmuxError::io("tmux", e))?;
+        finish(out)
+    }
+
+    /// Runs one tmux invocation feeding `input` on stdin (for `load-buffer -`).
+    pub fn run_with_input<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], input: &[u8]) -> Result<String, TmuxError> {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| TmuxError::io("tmux", e))?;
+        child.stdin.take().expect("piped").write_all(input).map_err(|e| TmuxError::io("tmux stdin", e))?;
+        finish(child.wait_with_output().map_err(|e| TmuxError::io("tmux", e))?)
+    }
+
+    /// The installed tmux version (`tmux 3.3a`).
+    pub fn version() -> Result<String, TmuxError> {
+        let out = Command::new("tmux").arg("-V").output().map_err(|e| TmuxError::io("tmux -V", e))?;
+        Ok(finish(out)?.trim().to_owned())
+    }
+
+    /// Every pane on the server in one call; empty when no server runs.
+    pub fn list_panes(&self) -> Result<Vec<PaneInfo>, TmuxError> {
+        let format = [
+            "#{session_name}",
+            "#{pane_id}",
+            "#{pane_pid}",
+            "#{pane_dead}",
+            "#{pane_dead_status}",
+            "#{session_created}",
+            "#{window_activity}",
+            &format!("#{{{FLEET_OPTION}}}"),
+            "#{session_attached}",
+        ]
+        .join(&SEP.to_string());
+        match self.run(&["list-panes", "-a", "-F", &format]) {
+            Ok(out) => Ok(out.lines().filter_map(parse_pane).collect()),
+            Err(e) if e.kind == ErrorKind::NoServer => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a detached session running `spec.argv`; the pane stays after the program exits so
+    /// its exit status can be read.
+    pub fn new_session(&self, spec: &SessionSpec) -> Result<(), TmuxError> {
+        let (w, h) = spec.size;
+        let mut args: Vec<String> = vec![
+            "start-server".into(),
+            ";".into(),
+            "set-option".into(),
+            "-g".into(),
+            "remain-on-exit".into(),
+            "on".into(),
+            ";".into(),
+            "set-option".into(),
+            "-g".into(),
+            "history-limit".into(),
+            "50000".into(),
+            ";".into(),
+            "new-session".into(),
+            "-d".into(),
+            "-s".into(),
+            spec.name.clone(),
+            "-x".into(),
+            w.to_string(),
+            "-y".into(),
+            h.to_string(),
+        ];
+        if let Some(dir) = &spec.workdir {
+            args.extend(["-c".into(), dir.display().to_string()]);
+        }
+        for (k, v) in &spec.env {
+            args.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        args.push("--".into());
+        args.extend(spec.argv.iter().cloned());
+        args.extend([";".into(), "set-option".into(), "-t".into(), pane_target(&spec.name), FLEET_OPTION.into(), spec.fleet.clone()]);
+        self.run(&args).map(drop)
+    }
+
+    /// Kills a session; a session that is already gone is not an error.
+    pub fn kill_session(&self, name: &str) -> Result<(), TmuxError> {
+        match self.run(&["kill-session", "-t", &exact(name)]) {
+            Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// The pane's text: the visible screen, or the whole scrollback with `history`.
+    pub fn capture(&self, session: &str, history: bool) -> Result<String, TmuxError> {
+        let mut args = vec!["capture-pane", "-p", "-J"];
+        if history {
+            args.extend(["-S", "-"]);
+        }
+        let target = pane_target(session);
+        args.extend(["-t", &target]);
+        self.run(&args)
+    }
+
+    /// Stops the whole server (every session on this socket).
+    pub fn kill_server(&self) -> Result<(), TmuxError> {
+        match self.run(&["kill-server"]) {
+            Err(e) if e.kind == ErrorKind::NoServer => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// A command that attaches the caller's terminal to `session`.
+    pub fn attach_command(&self, session: &str) -> Command {
+        let mut c = self.command();
+        c.args(["attach-session", "-t", &exact(session)]);
+        c
+    }
+}
+
+/// An exact-match session target (`=name`), so `ab` never matches session `abc`.
+pub(crate) fn exact(session: &str) -> String {
+    format!("={session}")
+}
+
+/// The active pane of an exactly named session.
+pub(crate) fn pane_target(session: &str) -> String {
+    format!("={session}:")
+}
+
+fn finish(out: Output) -> Result<String, TmuxError> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(TmuxError::from_stderr(&String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn parse_pane(line: &str) -> Option<PaneInfo> {
+    let f: Vec<&str> = line.split(SEP).collect();
+    let [session, pane_id, pid, dead, status, created, activity, fleet, attached] = f.as_slice() else { return None };
+    Some(PaneInfo {
+        session: (*session).to_owned(),
+        pane_id: (*pane_id).to_owned(),
+        pid: pid.parse().unwrap_or(0),
+        dead: *dead == "1",
+        dead_status: status.parse().ok(),
+        created: created.parse().unwrap_or(0),
+        activity: activity.parse().unwrap_or(0),
+        fleet: (*fleet).to_owned(),
+        attached: attached.parse().unwrap_or(0),
+    })
+}
