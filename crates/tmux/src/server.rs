@@ -37,6 +37,8 @@ pub struct PaneInfo {
     pub fleet: String,
     /// Number of clients attached to the session.
     pub attached: u32,
+    /// Cursor position (column, row); it leaves (0, 0) once the program has drawn anything.
+    pub cursor: (u32, u32),
 }
 
 /// What to start in a new session.
@@ -113,6 +115,8 @@ impl Tmux {
             "#{window_activity}",
             &format!("#{{{FLEET_OPTION}}}"),
             "#{session_attached}",
+            "#{cursor_x}",
+            "#{cursor_y}",
         ]
         .join(&SEP.to_string());
         match self.run(&["list-panes", "-a", "-F", &format]) {
@@ -215,7 +219,7 @@ fn finish(out: Output) -> Result<String, TmuxError> {
 
 fn parse_pane(line: &str) -> Option<PaneInfo> {
     let f: Vec<&str> = line.split(SEP).collect();
-    let [session, pane_id, pid, dead, status, created, activity, fleet, attached] = f.as_slice() else { return None };
+    let [session, pane_id, pid, dead, status, created, activity, fleet, attached, cx, cy] = f.as_slice() else { return None };
     Some(PaneInfo {
         session: (*session).to_owned(),
         pane_id: (*pane_id).to_owned(),
@@ -226,5 +230,6 @@ fn parse_pane(line: &str) -> Option<PaneInfo> {
         activity: activity.parse().unwrap_or(0),
         fleet: (*fleet).to_owned(),
         attached: attached.parse().unwrap_or(0),
+        cursor: (cx.parse().unwrap_or(0), cy.parse().unwrap_or(0)),
     })
 }

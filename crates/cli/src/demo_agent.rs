@@ -1,0 +1,121 @@
+//! `mosaic demo-agent`: a small scripted REPL that stands in for an AI harness where none is
+//! installed. It is NOT an AI: it acknowledges each submitted message with a numbered reply.
+//!
+//! It behaves like the real harnesses where it matters to mosaic: raw-mode terminal, bracketed
+//! paste (multi-line pastes stay one message until Enter), `/exit` to quit. Each submitted
+//! message is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` so tests can check that
+//! text arrived exactly once and byte for byte.
+
+use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEventKind, KeyModifiers, read};
+use crossterm::execute;
+use crossterm::terminal::{disable_raw_mode, enable_raw_mode};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The transcript file name inside the agent's state directory.
+pub const TRANSCRIPT: &str = "demo-transcript.jsonl";
+
+/// Options of the demo agent.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Name to show in the banner.
+    #[arg(long, default_value = "demo")]
+    pub name: String,
+    /// Model name to report (the demo uses none).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Instructions to show (the demo follows none).
+    #[arg(long)]
+    pub instructions: Option<String>,
+}
+
+const PROMPT: &str = "demo> ";
+
+/// Runs the REPL until `/exit`, Ctrl-D on an empty line, or the terminal goes away.
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    let transcript = std::env::var_os("MOSAIC_AGENT_STATE").map(|d| PathBuf::from(d).join(TRANSCRIPT));
+    let mut out = std::io::stdout();
+    enable_raw_mode()?;
+    execute!(out, EnableBracketedPaste)?;
+    let result = repl(args, transcript, &mut out);
+    let _ = execute!(out, DisableBracketedPaste);
+    let _ = disable_raw_mode();
+    result
+}
+
+fn say(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.replace('\n', "\r\n").as_bytes())?;
+    out.flush()
+}
+
+fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> anyhow::Result<()> {
+    say(out, &format!("mosaic demo agent \"{}\" - a scripted stand-in for an AI harness (not an AI).\n", args.name))?;
+    if let Some(m) = &args.model {
+        say(out, &format!("model: {m} (reported only)\n"))?;
+    }
+    if let Some(i) = &args.instructions {
+        say(out, &format!("instructions: {}\n", i.lines().next().unwrap_or("")))?;
+    }
+    say(out, &format!("Type or paste a message and press Enter; /exit quits.\n{PROMPT}"))?;
+    let mut input = String::new();
+    let mut count = 0u64;
+    loop {
+        let event = match read() {
+            Ok(e) => e,
+            Err(_) => return Ok(()),
+        };
+        match event {
+            Event::Paste(text) => {
+                let text = text.replace("\r\n", "\n").replace('\r', "\n");
+                input.push_str(&text);
+                say(out, &text)?;
+            }
+            Event::Key(key) if key.kind != KeyEventKind::Release => match key.code {
+                KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    input.clear();
+                    say(out, &format!("^C\n{PROMPT}"))?;
+                }
+                KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) && input.is_empty() => return Ok(()),
+                KeyCode::Char(c) => {
+                    input.push(c);
+                    say(out, &c.to_string())?;
+                }
+                KeyCode::Tab => {
+                    input.push('\t');
+                    say(out, "\t")?;
+                }
+                KeyCode::Backspace => {
+                    if input.pop().is_some() {
+                        say(out, "\x08 \x08")?;
+                    }
+                }
+                KeyCode::Enter => {
+                    let message = std::mem::take(&mut input);
+                    if message.trim() == "/exit" {
+                        say(out, "\nbye\n")?;
+                        return Ok(());
+                    }
+                    if message.trim().is_empty() {
+                        say(out, &format!("\n{PROMPT}"))?;
+                        continue;
+                    }
+                    count += 1;
+                    if let Some(path) = &transcript {
+                        let line = serde_json::json!({ "n": count, "text": message });
+                        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                        writeln!(f, "{line}")?;
+                    }
+                    say(out, &format!("\n{}\n{PROMPT}", reply_line(count, &message)))?;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+/// The demo agent's reply to message number `n`.
+pub fn reply_line(n: u64, message: &str) -> String {
+    let first: String = message.lines().next().unwrap_or("").chars().take(60).collect();
+    format!("[demo reply #{n}] received {} chars in {} lines: {first}", message.chars().count(), message.lines().count())
+}

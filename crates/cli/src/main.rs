@@ -1,0 +1,242 @@
+//! `mosaic`: run a fleet of AI coding agents in tmux and command it.
+
+mod demo_agent;
+mod init;
+mod show;
+
+use anyhow::{Context, Result, bail};
+use clap::{CommandFactory, Parser, Subcommand};
+use mosaic_fleet::verify::{Level, verify};
+use mosaic_fleet::{Fleet, Outcome, Paths, create_private_dir};
+use mosaic_grammar::{AddArgs, FleetCommand, InstallArgs, PresetsAction};
+use mosaic_roster::{Agent, Role, all_presets};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Run a fleet of AI coding agents (Claude Code, Codex, pi) in tmux and command it.
+#[derive(Debug, Parser)]
+#[command(name = "mosaic", version, propagate_version = true)]
+struct Cli {
+    /// Config directory (roster.yaml, presets/) [default: $XDG_CONFIG_HOME/mosaic]
+    #[arg(long, global = true, env = "MOSAIC_CONFIG", value_name = "DIR")]
+    config: Option<PathBuf>,
+    /// State directory [default: $XDG_STATE_HOME/mosaic]
+    #[arg(long, global = true, env = "MOSAIC_STATE", value_name = "DIR")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Set up, start, stop, observe and change the fleet.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Run the demo agent: a scripted stand-in for an AI harness (NOT an AI), used where no
+    /// harness is installed and by the tests.
+    DemoAgent(demo_agent::DemoArgs),
+    /// Print shell completions.
+    Completions {
+        /// Shell to generate for.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = Paths::resolve(cli.config, cli.state);
+    match run(&paths, cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
+    match command {
+        Top::Fleet(cmd) => fleet(paths, cmd),
+        Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
+        Top::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exe() -> Result<PathBuf> {
+    std::env::current_exe().context("cannot find the mosaic executable")
+}
+
+fn open(paths: &Paths) -> Result<Fleet> {
+    Ok(Fleet::open(paths.clone(), exe()?)?)
+}
+
+fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
+    match cmd {
+        FleetCommand::Init(args) => init::run(paths, &args)?,
+        FleetCommand::Install(args) => install(paths, &args)?,
+        FleetCommand::Start(args) => {
+            let outcomes = open(paths)?.start(&args.agents, Duration::from_secs(args.wait))?;
+            return Ok(show::outcomes(&outcomes));
+        }
+        FleetCommand::Stop(args) => {
+            let outcomes = open(paths)?.stop(&args.agents, Duration::from_secs(args.timeout))?;
+            return Ok(show::outcomes(&outcomes));
+        }
+        FleetCommand::Status => {
+            let fleet = open(paths)?;
+            print!("{}", show::status(&fleet.roster, &fleet.ps()?));
+        }
+        FleetCommand::Ps(args) => {
+            let status = open(paths)?.ps()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", show::ps_table(&status));
+            }
+        }
+        FleetCommand::Verify(args) => {
+            let checks = verify(paths, &exe()?);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", show::checks(&checks));
+            }
+            if checks.iter().any(|c| c.level == Level::Fail) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        FleetCommand::Presets(args) => {
+            let (presets, errors) = all_presets(Some(&paths.presets_dir()));
+            for e in &errors {
+                eprintln!("warning: skipping an invalid user preset:\n{e}");
+            }
+            match args.action {
+                None => print!("{}", show::presets(&presets, &paths.presets_dir())),
+                Some(PresetsAction::Show { name }) => match presets.iter().find(|p| p.name == name) {
+                    Some(p) => print!("{}", p.text),
+                    None => bail!("no preset named {name:?}; presets: {}", presets.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")),
+                },
+            }
+        }
+        FleetCommand::Add(args) => {
+            let mut fleet = open(paths)?;
+            let name = args.name.clone();
+            let start = !args.no_start;
+            fleet.add(agent_from(args)?)?;
+            println!("added {name} to {}", paths.roster().display());
+            if start {
+                return Ok(show::outcomes(&fleet.start(&[name], Duration::from_secs(20))?));
+            }
+        }
+        FleetCommand::Remove(args) => {
+            let mut fleet = open(paths)?;
+            let outcome = fleet.remove(&args.name, Duration::from_secs(args.timeout))?;
+            show::outcomes(&[(args.name.clone(), outcome)]);
+            println!("removed {} from {}", args.name, paths.roster().display());
+        }
+        FleetCommand::Restart(args) => {
+            let fleet = open(paths)?;
+            let name = vec![args.name];
+            let mut outcomes = fleet.stop(&name, Duration::from_secs(args.timeout))?;
+            outcomes.extend(fleet.start(&name, Duration::from_secs(20))?);
+            return Ok(show::outcomes(&outcomes));
+        }
+        FleetCommand::Send(args) => {
+            let text = if args.text == ["-"] {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).context("reading the text from standard input")?;
+                s
+            } else {
+                args.text.join(" ")
+            };
+            let report = open(paths)?.send(&args.name, &text)?;
+            let retries = if report.enter_presses > 1 { format!(" (Enter pressed {} times)", report.enter_presses) } else { String::new() };
+            println!("sent {} chars to {}, submitted{retries}", report.pasted.chars().count(), args.name);
+        }
+        FleetCommand::Attach(args) => {
+            let fleet = open(paths)?;
+            fleet.capture(&args.name, false)?;
+            if !std::io::stdin().is_terminal() {
+                bail!("attach needs a terminal; use `mosaic fleet logs {}` to read the pane", args.name);
+            }
+            use std::os::unix::process::CommandExt;
+            let err = fleet.tmux.attach_command(&args.name).exec();
+            bail!("could not run tmux attach: {err}");
+        }
+        FleetCommand::Logs(args) => {
+            let fleet = open(paths)?;
+            if args.follow {
+                fleet.follow(&args.name, &mut std::io::stdout())?;
+            } else {
+                print!("{}", fleet.capture(&args.name, true)?.trim_end_matches('\n'));
+                println!();
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agent_from(args: AddArgs) -> Result<Agent> {
+    let env = args
+        .env
+        .iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).with_context(|| format!("--env {kv:?}: expected KEY=VALUE")))
+        .collect::<Result<_>>()?;
+    Ok(Agent {
+        name: args.name,
+        role: Role::Worker,
+        runtime: args.runtime,
+        model: args.model,
+        workdir: args.workdir,
+        instructions: args.instructions,
+        env,
+        restart: Default::default(),
+        host: mosaic_roster::LOCAL_HOST.into(),
+    })
+}
+
+fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
+    create_private_dir(&paths.config_dir)?;
+    create_private_dir(&paths.presets_dir())?;
+    create_private_dir(&paths.state_dir)?;
+    println!("config: {}", paths.config_dir.display());
+    println!("state:  {}", paths.state_dir.display());
+    let version = mosaic_tmux::Tmux::version().context("tmux is required: install tmux 3.2 or newer")?;
+    let probe = mosaic_tmux::Tmux::new(format!("mosaic-install-check-{}", std::process::id()));
+    probe
+        .new_session(&mosaic_tmux::SessionSpec { name: "check".into(), argv: vec!["true".into()], size: (80, 24), ..Default::default() })
+        .context("tmux could not start a session")?;
+    probe.kill_server()?;
+    println!("tmux:   {version} works");
+    let home = mosaic_fleet::paths::home_dir();
+    let data = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/share"));
+    let config = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config"));
+    let targets = [
+        (clap_complete::Shell::Bash, data.join("bash-completion/completions"), "mosaic"),
+        (clap_complete::Shell::Zsh, data.join("zsh/site-functions"), "_mosaic"),
+        (clap_complete::Shell::Fish, config.join("fish/completions"), "mosaic.fish"),
+    ];
+    for (shell, dir, file) in targets {
+        let dir = args.completions_dir.clone().unwrap_or(dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut buf);
+        let path = dir.join(file);
+        std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+        println!("completions ({shell}): {}", path.display());
+    }
+    if !paths.roster().exists() {
+        println!("next: `mosaic fleet init` to create the roster");
+    }
+    Ok(())
+}
+
+/// Whether an outcome counts as a failure for the exit code.
+fn failed(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::ExitedAtStart { .. })
+}

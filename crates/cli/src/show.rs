@@ -1,0 +1,132 @@
+//! Human-readable output.
+
+use crate::failed;
+use mosaic_fleet::verify::{Check, Level};
+use mosaic_fleet::{AgentState, FleetStatus, Outcome};
+use mosaic_roster::{Preset, PresetSource, Roster};
+use std::fmt::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Prints start/stop outcomes; failure if any agent failed to start.
+pub fn outcomes(outcomes: &[(String, Outcome)]) -> ExitCode {
+    for (name, o) in outcomes {
+        match o {
+            Outcome::Started => println!("{name}: started"),
+            Outcome::AlreadyRunning => println!("{name}: already running"),
+            Outcome::Slow => println!("{name}: started (still loading)"),
+            Outcome::Stopped => println!("{name}: stopped"),
+            Outcome::Killed => println!("{name}: killed (did not exit in time)"),
+            Outcome::NotRunning => println!("{name}: not running"),
+            Outcome::ExitedAtStart { status, last_lines } => {
+                let status = status.map(|s| format!(" with status {s}")).unwrap_or_default();
+                println!("{name}: exited at start{status}");
+                for l in last_lines.lines() {
+                    println!("  | {l}");
+                }
+            }
+        }
+    }
+    if outcomes.iter().any(|(_, o)| failed(o)) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn age(since: Option<&str>) -> String {
+    let Some(t) = since.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) else { return "-".into() };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `fleet ps` as a table.
+pub fn ps_table(status: &FleetStatus) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}", "NAME", "ROLE", "RUNTIME", "STATE", "PID", "UPTIME", "IDLE");
+    for a in &status.agents {
+        let state = match (a.state, a.exit_status) {
+            (AgentState::Dead, Some(code)) => format!("dead({code})"),
+            (s, _) => s.as_str().to_owned(),
+        };
+        let pid = a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let up = if a.state == AgentState::Running { age(a.started_at.as_deref()) } else { "-".into() };
+        let idle = if a.state == AgentState::Running { age(a.last_activity.as_deref()) } else { "-".into() };
+        let _ = writeln!(out, "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}", a.name, a.role, a.runtime, state, pid, up, idle);
+    }
+    out
+}
+
+/// `fleet status`: one screen.
+pub fn status(roster: &Roster, status: &FleetStatus) -> String {
+    let count = |s: AgentState| status.agents.iter().filter(|a| a.state == s).count();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "fleet {} (tmux -L {}, comms {}): {} agents, {} running, {} dead, {} stopped{}",
+        status.fleet,
+        status.socket,
+        roster.comms.as_str(),
+        roster.agents.len(),
+        count(AgentState::Running),
+        count(AgentState::Dead),
+        count(AgentState::Stopped),
+        match count(AgentState::Orphan) {
+            0 => String::new(),
+            n => format!(", {n} not in the roster"),
+        }
+    );
+    for a in &status.agents {
+        let (mark, note) = match a.state {
+            AgentState::Running => ("●", format!("up {}", age(a.started_at.as_deref()))),
+            AgentState::Dead => ("✗", format!("exited{} - mosaic fleet restart {}", a.exit_status.map(|c| format!(" ({c})")).unwrap_or_default(), a.name)),
+            AgentState::Stopped => ("○", format!("stopped - mosaic fleet start {}", a.name)),
+            AgentState::Orphan => ("?", "not in the roster - mosaic fleet stop".into()),
+        };
+        let model = a.model.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
+        let _ = writeln!(out, "  {mark} {:<16} {:<12} {}{model:<10}  {note}", a.name, a.role, a.runtime);
+    }
+    if roster.connectors.is_empty() {
+        let _ = writeln!(out, "chat: no connector (add one with `mosaic fleet init --connector …`)");
+    }
+    for c in &roster.connectors {
+        let (field, targets) = c.targets();
+        let _ = writeln!(out, "chat: {} ({} {field})", c.kind(), targets.len());
+    }
+    out
+}
+
+/// `fleet verify` findings.
+pub fn checks(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let mark = match c.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        };
+        let _ = writeln!(out, "{mark}  {}: {}", c.subject, c.detail);
+        if let Some(h) = &c.hint {
+            let _ = writeln!(out, "      fix: {h}");
+        }
+    }
+    let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
+    let _ = writeln!(out, "{}", if fails == 0 { "verify: all good".to_owned() } else { format!("verify: {fails} problem(s) to fix") });
+    out
+}
+
+/// `fleet presets`.
+pub fn presets(presets: &[Preset], user_dir: &Path) -> String {
+    let mut out = String::new();
+    for p in presets {
+        let origin = match &p.source {
+            PresetSource::Shipped => "shipped".to_owned(),
+            PresetSource::User(path) => format!("yours ({path})"),
+        };
+        let agents: Vec<String> = p.spec.agents.iter().map(|a| format!("{}:{}", a.name, a.runtime)).collect();
+        let _ = writeln!(out, "{:<10} {}\n           agents: {}\n           source: {origin}", p.name, p.spec.description, agents.join(", "));
+    }
+    let _ = writeln!(out, "Make your own: mosaic fleet presets show coding > {}/mine.yaml, then edit it.", user_dir.display());
+    out
+}

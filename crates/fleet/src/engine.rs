@@ -1,0 +1,386 @@
+//! The fleet engine: lifecycle of the roster's agents over one private tmux server.
+
+use crate::error::FleetError;
+use crate::harness::{launch_argv, paste_settle};
+use crate::paths::{Paths, expand_tilde, home_dir, write_atomic};
+use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
+use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, runtime};
+use mosaic_tmux::{ControlClient, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
+use serde_yaml_ng::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Size of each agent's window.
+const WINDOW_SIZE: (u16, u16) = (200, 50);
+
+/// A loaded roster bound to its tmux server.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// Where config and state live.
+    pub paths: Paths,
+    /// The roster as loaded.
+    pub roster: Roster,
+    /// The fleet's tmux server.
+    pub tmux: Tmux,
+    mosaic_exe: PathBuf,
+}
+
+/// What happened to one agent during start or stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Started and drew its first screen.
+    Started,
+    /// Was already running; left alone.
+    AlreadyRunning,
+    /// Started but exited at once; its last screen lines are attached.
+    ExitedAtStart {
+        /// Exit status, if known.
+        status: Option<i32>,
+        /// The last lines of its pane.
+        last_lines: String,
+    },
+    /// Started, but did not draw anything before the wait ran out (it may still be loading).
+    Slow,
+    /// Exited after being asked to.
+    Stopped,
+    /// Did not exit in time and was killed.
+    Killed,
+    /// Was not running.
+    NotRunning,
+}
+
+impl Fleet {
+    /// Loads the roster from `paths`; `mosaic_exe` is the program that runs the demo agent.
+    pub fn open(paths: Paths, mosaic_exe: PathBuf) -> Result<Fleet, FleetError> {
+        let path = paths.roster();
+        if !path.exists() {
+            return Err(FleetError::NoRoster { path: path.display().to_string() });
+        }
+        let roster = Roster::load(&path)?;
+        let tmux = Tmux::new(roster.tmux.socket.clone());
+        Ok(Fleet { paths, roster, tmux, mosaic_exe })
+    }
+
+    /// The agent called `name`, or an error listing the known names.
+    pub fn agent(&self, name: &str) -> Result<&Agent, FleetError> {
+        self.roster.agent(name).ok_or_else(|| FleetError::UnknownAgent {
+            name: name.to_owned(),
+            known: self.roster.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The sessions of this fleet, by session name, in one tmux call.
+    fn panes(&self) -> Result<HashMap<String, PaneInfo>, FleetError> {
+        Ok(self.tmux.list_panes()?.into_iter().filter(|p| p.fleet == self.roster.fleet).map(|p| (p.session.clone(), p)).collect())
+    }
+
+    /// The whole fleet's state, read with one tmux call.
+    pub fn ps(&self) -> Result<FleetStatus, FleetError> {
+        let mut panes = self.panes()?;
+        let mut agents: Vec<AgentStatus> = self
+            .roster
+            .agents
+            .iter()
+            .map(|a| {
+                let pane = panes.remove(&a.name);
+                status_of(&a.name, a.role.as_str(), &a.runtime, a.model.clone(), &a.host, pane.as_ref(), false)
+            })
+            .collect();
+        let mut orphans: Vec<_> = panes.into_values().collect();
+        orphans.sort_by(|a, b| a.session.cmp(&b.session));
+        agents.extend(orphans.iter().map(|p| status_of(&p.session, "unknown", "unknown", None, LOCAL_HOST, Some(p), true)));
+        Ok(FleetStatus {
+            schema: PS_SCHEMA.into(),
+            fleet: self.roster.fleet.clone(),
+            socket: self.tmux.socket().to_owned(),
+            generated_at: timestamp(chrono::Utc::now().timestamp()).unwrap_or_default(),
+            agents,
+        })
+    }
+
+    /// The roster agents named (all when `names` is empty), rejecting unknown names.
+    fn select(&self, names: &[String]) -> Result<Vec<&Agent>, FleetError> {
+        if names.is_empty() {
+            return Ok(self.roster.agents.iter().collect());
+        }
+        names.iter().map(|n| self.agent(n)).collect()
+    }
+
+    /// Starts the named agents (all when empty) that are not running, then waits up to `wait` for
+    /// each to draw its first screen, so callers never race a half-started harness.
+    pub fn start(&self, names: &[String], wait: Duration) -> Result<Vec<(String, Outcome)>, FleetError> {
+        let agents = self.select(names)?;
+        let panes = self.panes()?;
+        let mut outcomes = Vec::new();
+        let mut started = Vec::new();
+        for agent in agents {
+            if agent.host != LOCAL_HOST {
+                return Err(FleetError::Refused(format!(
+                    "agent {} runs on host {:?}; this version of mosaic runs agents on the local host only",
+                    agent.name, agent.host
+                )));
+            }
+            match panes.get(&agent.name) {
+                Some(p) if !p.dead => {
+                    outcomes.push((agent.name.clone(), Outcome::AlreadyRunning));
+                    continue;
+                }
+                Some(_) => self.tmux.kill_session(&agent.name)?,
+                None => {}
+            }
+            self.tmux.new_session(&self.session_spec(agent)?)?;
+            started.push(agent.name.clone());
+        }
+        outcomes.extend(self.await_first_screen(started, wait)?);
+        Ok(outcomes)
+    }
+
+    fn session_spec(&self, agent: &Agent) -> Result<SessionSpec, FleetError> {
+        let argv = launch_argv(agent, &self.mosaic_exe).map_err(FleetError::Refused)?;
+        let workdir = agent.workdir.as_deref().map(expand_tilde).unwrap_or_else(home_dir);
+        if !workdir.is_dir() {
+            return Err(FleetError::Refused(format!(
+                "agent {}: working directory {} does not exist; create it or change `workdir` in {}",
+                agent.name,
+                workdir.display(),
+                self.paths.roster().display()
+            )));
+        }
+        let state = self.paths.agent_state(&agent.name);
+        create_private_dir(&state)?;
+        let mut env: Vec<(String, String)> = vec![
+            ("MOSAIC_AGENT".into(), agent.name.clone()),
+            ("MOSAIC_FLEET".into(), self.roster.fleet.clone()),
+            ("MOSAIC_ROLE".into(), agent.role.as_str().into()),
+            ("MOSAIC_CONFIG".into(), self.paths.config_dir.display().to_string()),
+            ("MOSAIC_STATE".into(), self.paths.state_dir.display().to_string()),
+            ("MOSAIC_SOCKET".into(), self.tmux.socket().to_owned()),
+            ("MOSAIC_AGENT_STATE".into(), state.display().to_string()),
+        ];
+        env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(SessionSpec { name: agent.name.clone(), fleet: self.roster.fleet.clone(), workdir: Some(workdir), env, argv, size: WINDOW_SIZE })
+    }
+
+    fn await_first_screen(&self, mut waiting: Vec<String>, wait: Duration) -> Result<Vec<(String, Outcome)>, FleetError> {
+        let deadline = Instant::now() + wait;
+        let mut outcomes = Vec::new();
+        while !waiting.is_empty() {
+            let panes = self.panes()?;
+            waiting.retain(|name| match panes.get(name) {
+                Some(p) if p.dead => {
+                    let last_lines = self.tmux.capture(name, true).map(|t| last_lines(&t, 8)).unwrap_or_default();
+                    outcomes.push((name.clone(), Outcome::ExitedAtStart { status: p.dead_status, last_lines }));
+                    false
+                }
+                Some(p) if p.cursor != (0, 0) => {
+                    outcomes.push((name.clone(), Outcome::Started));
+                    false
+                }
+                None => {
+                    outcomes.push((name.clone(), Outcome::ExitedAtStart { status: None, last_lines: String::new() }));
+                    false
+                }
+                Some(_) => true,
+            });
+            if Instant::now() >= deadline {
+                outcomes.extend(waiting.drain(..).map(|n| (n, Outcome::Slow)));
+            } else if !waiting.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Stops the named agents (all sessions of the fleet when empty, orphans included): each
+    /// harness is asked to exit, and whatever still runs after `timeout` is killed.
+    pub fn stop(&self, names: &[String], timeout: Duration) -> Result<Vec<(String, Outcome)>, FleetError> {
+        let panes = self.panes()?;
+        let targets: Vec<String> = if names.is_empty() {
+            let mut all: Vec<String> = self.roster.agents.iter().map(|a| a.name.clone()).collect();
+            let mut orphans: Vec<String> = panes.keys().filter(|s| self.roster.agent(s).is_none()).cloned().collect();
+            orphans.sort();
+            all.extend(orphans);
+            all
+        } else {
+            self.select(names)?.into_iter().map(|a| a.name.clone()).collect()
+        };
+        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
+        for name in &targets {
+            match panes.get(name) {
+                None => {
+                    outcomes.insert(name.clone(), Outcome::NotRunning);
+                }
+                Some(p) if p.dead => {
+                    outcomes.insert(name.clone(), Outcome::Stopped);
+                }
+                Some(_) => {
+                    let exit = self.roster.agent(name).and_then(|a| runtime(&a.runtime)).map(|r| r.exit_text);
+                    if let Some(text) = exit {
+                        // Best effort: a harness that ignores its exit command is killed below.
+                        let quick = SendOptions {
+                            paste_timeout: Duration::from_millis(500),
+                            settle: paste_settle(&self.roster.agent(name).map(|a| a.runtime.clone()).unwrap_or_default()),
+                            submit_timeout: Duration::from_millis(300),
+                            submit_attempts: 1,
+                        };
+                        let _ = ControlClient::attach(&self.tmux, name, false).and_then(|mut c| c.send_text(text, &quick));
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let panes = self.panes()?;
+            let (alive, exited): (Vec<&String>, Vec<&String>) = targets
+                .iter()
+                .filter(|n| !outcomes.contains_key(*n))
+                .partition(|n| panes.get(*n).is_some_and(|p| !p.dead));
+            for name in exited {
+                outcomes.insert(name.clone(), Outcome::Stopped);
+            }
+            if alive.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                for name in alive {
+                    outcomes.insert(name.clone(), Outcome::Killed);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for name in &targets {
+            if outcomes[name] != Outcome::NotRunning {
+                self.tmux.kill_session(name)?;
+            }
+        }
+        if self.tmux.list_panes()?.is_empty() {
+            self.tmux.kill_server()?;
+        }
+        Ok(targets.into_iter().map(|n| {
+            let o = outcomes.remove(&n).expect("every target has an outcome");
+            (n, o)
+        }).collect())
+    }
+
+    /// Types `text` into a running agent and submits it once.
+    pub fn send(&self, name: &str, text: &str) -> Result<SendReport, FleetError> {
+        let agent = self.agent(name)?;
+        self.require_running(name)?;
+        let mut client = ControlClient::attach(&self.tmux, name, false)?;
+        let opts = SendOptions { settle: paste_settle(&agent.runtime), ..SendOptions::default() };
+        Ok(client.send_text(text, &opts)?)
+    }
+
+    fn require_running(&self, name: &str) -> Result<(), FleetError> {
+        let state = match self.panes()?.get(name) {
+            Some(p) if !p.dead => return Ok(()),
+            Some(_) => AgentState::Dead,
+            None => AgentState::Stopped,
+        };
+        Err(FleetError::NotRunning { name: name.to_owned(), state: state.as_str() })
+    }
+
+    /// The agent's pane text: the screen, or all scrollback with `history`.
+    pub fn capture(&self, name: &str, history: bool) -> Result<String, FleetError> {
+        self.agent(name)?;
+        if !self.panes()?.contains_key(name) {
+            return Err(FleetError::NotRunning { name: name.to_owned(), state: AgentState::Stopped.as_str() });
+        }
+        Ok(self.tmux.capture(name, history)?)
+    }
+
+    /// Streams the agent's raw pane output to `out` until the session ends.
+    pub fn follow(&self, name: &str, out: &mut dyn std::io::Write) -> Result<(), FleetError> {
+        self.agent(name)?;
+        let mut client = ControlClient::attach(&self.tmux, name, true)?;
+        loop {
+            match client.next_output(Instant::now() + Duration::from_secs(3600)) {
+                Ok(Some(data)) => {
+                    if out.write_all(&data).and_then(|_| out.flush()).is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Adds `agent` to the roster file (validated as a whole before writing).
+    pub fn add(&mut self, agent: Agent) -> Result<(), FleetError> {
+        if agent.role == Role::Orchestrator {
+            return Err(FleetError::Refused("the fleet already has its one orchestrator; add workers only".into()));
+        }
+        let value = serde_yaml_ng::to_value(&agent).expect("agents serialize");
+        self.edit_roster(|agents| agents.push(value))
+    }
+
+    /// Stops `name` and removes it from the roster. The orchestrator cannot be removed.
+    pub fn remove(&mut self, name: &str, timeout: Duration) -> Result<Outcome, FleetError> {
+        if self.agent(name)?.role == Role::Orchestrator {
+            return Err(FleetError::Refused(format!("{name} is the orchestrator; a fleet always has exactly one (re-run `mosaic fleet init` to change it)")));
+        }
+        let outcome = self.stop(&[name.to_owned()], timeout)?.remove(0).1;
+        self.edit_roster(|agents| agents.retain(|a| a.get("name").and_then(Value::as_str) != Some(name)))?;
+        Ok(outcome)
+    }
+
+    /// Applies `change` to the roster file's agent list, keeping the file's leading comments,
+    /// and reloads; nothing is written if the result is invalid.
+    fn edit_roster(&mut self, change: impl FnOnce(&mut Vec<Value>)) -> Result<(), FleetError> {
+        let path = self.paths.roster();
+        let text = std::fs::read_to_string(&path).map_err(|e| FleetError::io(&path, e))?;
+        let mut doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| FleetError::Refused(format!("{}: {e}", path.display())))?;
+        let agents = doc
+            .get_mut("agents")
+            .and_then(Value::as_sequence_mut)
+            .ok_or_else(|| FleetError::Refused(format!("{}: `agents` is not a list", path.display())))?;
+        change(agents);
+        let new_text = format!("{}{}", leading_comments(&text), serde_yaml_ng::to_string(&doc).expect("values serialize"));
+        let roster = Roster::parse(&new_text, &path.display().to_string())?;
+        write_atomic(&path, &new_text).map_err(|e| FleetError::io(&path, e))?;
+        self.roster = roster;
+        Ok(())
+    }
+}
+
+/// The comment block at the top of a YAML file, kept when mosaic rewrites it.
+pub fn leading_comments(text: &str) -> String {
+    text.lines().take_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect()
+}
+
+fn status_of(name: &str, role: &str, runtime: &str, model: Option<String>, host: &str, pane: Option<&PaneInfo>, orphan: bool) -> AgentStatus {
+    let state = match pane {
+        _ if orphan => AgentState::Orphan,
+        None => AgentState::Stopped,
+        Some(p) if p.dead => AgentState::Dead,
+        Some(_) => AgentState::Running,
+    };
+    AgentStatus {
+        name: name.to_owned(),
+        role: role.to_owned(),
+        runtime: runtime.to_owned(),
+        model,
+        host: host.to_owned(),
+        session: name.to_owned(),
+        pid: pane.filter(|p| !p.dead).map(|p| p.pid),
+        state,
+        exit_status: pane.filter(|p| p.dead).and_then(|p| p.dead_status),
+        started_at: pane.and_then(|p| timestamp(p.created)),
+        last_activity: pane.and_then(|p| timestamp(p.activity)),
+        attached: pane.is_some_and(|p| p.attached > 0),
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Creates a directory readable only by the user.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), FleetError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| FleetError::io(dir, e))
+}

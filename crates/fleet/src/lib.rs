@@ -1,0 +1,15 @@
+//! The mosaic fleet engine: where things live, how each harness is launched, the lifecycle of
+//! the roster's agents over one private tmux server, the `ps` JSON schema, `verify`, and re-init.
+
+mod engine;
+mod error;
+pub mod harness;
+pub mod init;
+pub mod paths;
+pub mod status;
+pub mod verify;
+
+pub use engine::{Fleet, Outcome, create_private_dir, leading_comments};
+pub use error::FleetError;
+pub use paths::Paths;
+pub use status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA};

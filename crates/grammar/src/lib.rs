@@ -1,0 +1,296 @@
+//! The `fleet` command tree, defined once: `mosaic fleet …` parses it from argv, and the same
+//! types (with their generated help) serve every other surface that speaks the fleet grammar.
+
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Every `fleet` verb.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum FleetCommand {
+    /// Create or re-create the roster with an interactive wizard (no AI involved).
+    Init(InitArgs),
+    /// Prepare this host: config and state directories, a tmux check, shell completions.
+    Install(InstallArgs),
+    /// Start agents that are not running (all when none are named).
+    Start(StartArgs),
+    /// Stop agents gracefully, killing them after a timeout (all when none are named).
+    Stop(StopArgs),
+    /// One-screen summary of the fleet.
+    Status,
+    /// Table of every agent; `--json` for the versioned machine-readable form.
+    Ps(PsArgs),
+    /// Check that this host can run the roster and that the sessions match it.
+    Verify(VerifyArgs),
+    /// List the presets, or show one.
+    Presets(PresetsArgs),
+    /// Add a worker to the roster and start it.
+    Add(AddArgs),
+    /// Stop an agent and remove it from the roster.
+    Remove(RemoveArgs),
+    /// Stop and start an agent.
+    Restart(RestartArgs),
+    /// Type text into an agent and submit it (exactly once).
+    Send(SendArgs),
+    /// Attach this terminal to an agent's session (detach with C-b d).
+    Attach(AgentArg),
+    /// Print an agent's pane (all scrollback), or follow its output live.
+    Logs(LogsArgs),
+}
+
+/// Answers for `fleet init`; any answer not given is asked for (or, without a terminal, is an
+/// error naming its flag).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Args)]
+pub struct InitArgs {
+    /// Configuration type: a preset name (general, coding, research, hybrid, or your own).
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Fleet name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Runtime of the orchestrator (claude, codex, pi, demo).
+    #[arg(long, value_name = "RUNTIME")]
+    pub orchestrator_runtime: Option<String>,
+    /// Runtime of every worker (claude, codex, pi, demo).
+    #[arg(long, value_name = "RUNTIME")]
+    pub worker_runtime: Option<String>,
+    /// How agents talk to each other.
+    #[arg(long, value_enum)]
+    pub comms: Option<CommsArg>,
+    /// tmux socket name for the fleet's private server.
+    #[arg(long, value_name = "NAME")]
+    pub socket: Option<String>,
+    /// Chat connector for the orchestrator.
+    #[arg(long, value_enum)]
+    pub connector: Option<ConnectorArg>,
+    /// Discord server (guild) id.
+    #[arg(long, value_name = "ID")]
+    pub guild: Option<String>,
+    /// A room the orchestrator answers in: Discord/Slack channel id, Telegram chat id, Matrix
+    /// room id. Repeat for several.
+    #[arg(long = "target", value_name = "ID")]
+    pub targets: Vec<String>,
+    /// Environment variable holding the connector's token.
+    #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
+    pub secret_env: Option<String>,
+    /// File holding the connector's token.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<String>,
+    /// Slack only: environment variable holding the app-level token (xapp-…).
+    #[arg(long, value_name = "VAR")]
+    pub app_secret_env: Option<String>,
+    /// Matrix only: homeserver URL.
+    #[arg(long, value_name = "URL")]
+    pub homeserver: Option<String>,
+    /// Matrix only: the bot's user id.
+    #[arg(long, value_name = "USER")]
+    pub matrix_user: Option<String>,
+    /// Take the default for every question not answered by a flag, and write without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Show what would be written, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Comms modes on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommsArg {
+    /// Paste into tmux panes.
+    Tmux,
+    /// Through Matrix rooms (needs a Matrix connector).
+    Matrix,
+}
+
+/// Connector types on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConnectorArg {
+    /// No chat connector.
+    None,
+    /// Discord.
+    Discord,
+    /// Telegram.
+    Telegram,
+    /// Slack.
+    Slack,
+    /// Matrix.
+    Matrix,
+}
+
+/// `fleet install`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct InstallArgs {
+    /// Directory for shell completions (default: the XDG data dirs of bash, zsh and fish).
+    #[arg(long, value_name = "DIR")]
+    pub completions_dir: Option<PathBuf>,
+}
+
+/// `fleet start`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct StartArgs {
+    /// Agents to start (default: all).
+    pub agents: Vec<String>,
+    /// Seconds to wait for each harness to draw its first screen.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub wait: u64,
+}
+
+/// `fleet stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct StopArgs {
+    /// Agents to stop (default: all).
+    pub agents: Vec<String>,
+    /// Seconds to wait for a graceful exit before killing.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// `fleet ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PsArgs {
+    /// Print JSON (schema mosaic.fleet.ps/v1, see docs/use.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fleet verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct VerifyArgs {
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fleet presets`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PresetsArgs {
+    /// `show NAME` prints one preset's YAML.
+    #[command(subcommand)]
+    pub action: Option<PresetsAction>,
+}
+
+/// `fleet presets` actions.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum PresetsAction {
+    /// Print a preset's YAML (copy it into ~/.config/mosaic/presets/ to adapt it).
+    Show {
+        /// Preset name.
+        name: String,
+    },
+}
+
+/// `fleet add`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AddArgs {
+    /// New agent's name ([a-z][a-z0-9-]{0,31}).
+    pub name: String,
+    /// Harness: claude, codex, pi or demo.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: String,
+    /// Model for the harness.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Working directory.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Instructions appended to the harness's system prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub instructions: Option<String>,
+    /// Extra environment variable KEY=VALUE (repeatable; not for secrets).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Only change the roster; do not start the agent.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+/// `fleet remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RemoveArgs {
+    /// Agent to remove.
+    pub name: String,
+    /// Seconds to wait for a graceful exit before killing.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// `fleet restart`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RestartArgs {
+    /// Agent to restart.
+    pub name: String,
+    /// Seconds to wait for a graceful exit before killing.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// `fleet send`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct SendArgs {
+    /// Agent to type into.
+    pub name: String,
+    /// The text (several words are joined by spaces); `-` reads it from standard input.
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub text: Vec<String>,
+}
+
+/// A single agent name.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AgentArg {
+    /// Agent name.
+    pub name: String,
+}
+
+/// `fleet logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct LogsArgs {
+    /// Agent name.
+    pub name: String,
+    /// Stream the pane's output live until the agent stops (Ctrl-C to quit).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Probe {
+        #[command(subcommand)]
+        cmd: FleetCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<FleetCommand, clap::Error> {
+        Probe::try_parse_from(std::iter::once("fleet").chain(args.iter().copied())).map(|p| p.cmd)
+    }
+
+    #[test]
+    fn send_keeps_text_literally_even_with_dashes() {
+        let FleetCommand::Send(s) = parse(&["send", "w", "--not-a-flag", "; kill-server"]).unwrap() else { panic!() };
+        assert_eq!(s.text, ["--not-a-flag", "; kill-server"]);
+    }
+
+    #[test]
+    fn add_needs_a_runtime_and_says_so() {
+        let err = parse(&["add", "w"]).unwrap_err().to_string();
+        assert!(err.contains("--runtime <RUNTIME>"), "{err}");
+        assert!(err.contains("Usage:"), "{err}");
+    }
+
+    #[test]
+    fn init_flags_parse() {
+        let FleetCommand::Init(i) = parse(&["init", "--preset", "coding", "--yes", "--target", "1", "--target", "2"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(i.preset.as_deref(), Some("coding"));
+        assert!(i.yes);
+        assert_eq!(i.targets, ["1", "2"]);
+    }
+
+    #[test]
+    fn unknown_verbs_are_refused_with_usage() {
+        let err = parse(&["frobnicate"]).unwrap_err().to_string();
+        assert!(err.contains("unrecognized subcommand 'frobnicate'"), "{err}");
+    }
+}
