@@ -46,9 +46,10 @@ pub fn ps_table(status: &FleetStatus) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}", "NAME", "ROLE", "RUNTIME", "STATE", "PID", "UPTIME", "IDLE");
     for a in &status.agents {
-        let state = match (a.state, a.exit_status) {
-            (AgentState::Dead, Some(code)) => format!("dead({code})"),
-            (s, _) => s.as_str().to_owned(),
+        let state = match (a.state, a.exit_status, a.exit_signal) {
+            (AgentState::Dead, Some(code), _) => format!("dead({code})"),
+            (AgentState::Dead, None, Some(sig)) => format!("dead(sig{sig})"),
+            (s, ..) => s.as_str().to_owned(),
         };
         let pid = a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         let up = if a.state == AgentState::Running { age(a.started_at.as_deref()) } else { "-".into() };
@@ -80,7 +81,14 @@ pub fn status(roster: &Roster, status: &FleetStatus) -> String {
     for a in &status.agents {
         let (mark, note) = match a.state {
             AgentState::Running => ("●", format!("up {}", age(a.started_at.as_deref()))),
-            AgentState::Dead => ("✗", format!("exited{} - mosaic fleet restart {}", a.exit_status.map(|c| format!(" ({c})")).unwrap_or_default(), a.name)),
+            AgentState::Dead => {
+                let why = match (a.exit_status, a.exit_signal) {
+                    (Some(c), _) => format!("exited ({c})"),
+                    (None, Some(s)) => format!("killed by signal {s}"),
+                    _ => "exited".into(),
+                };
+                ("✗", format!("{why} - mosaic fleet restart {}", a.name))
+            }
             AgentState::Stopped => ("○", format!("stopped - mosaic fleet start {}", a.name)),
             AgentState::Orphan => ("?", "not in the roster - mosaic fleet stop".into()),
         };

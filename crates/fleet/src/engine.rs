@@ -313,6 +313,17 @@ impl Fleet {
         if agent.role == Role::Orchestrator {
             return Err(FleetError::Refused("the fleet already has its one orchestrator; add workers only".into()));
         }
+        mosaic_roster::check_name(&agent.name).map_err(|why| FleetError::Refused(format!("agent name {:?} {why}", agent.name)))?;
+        if runtime(&agent.runtime).is_none() {
+            return Err(FleetError::Refused(format!(
+                "unknown runtime {:?}; expected one of {}",
+                agent.runtime,
+                mosaic_roster::runtime_names().join(", ")
+            )));
+        }
+        if self.roster.agent(&agent.name).is_some() {
+            return Err(FleetError::Refused(format!("an agent named {} already exists", agent.name)));
+        }
         let value = serde_yaml_ng::to_value(&agent).expect("agents serialize");
         self.edit_roster(|agents| agents.push(value))
     }
@@ -368,6 +379,7 @@ fn status_of(name: &str, role: &str, runtime: &str, model: Option<String>, host:
         pid: pane.filter(|p| !p.dead).map(|p| p.pid),
         state,
         exit_status: pane.filter(|p| p.dead).and_then(|p| p.dead_status),
+        exit_signal: pane.filter(|p| p.dead).and_then(|p| p.dead_signal),
         started_at: pane.and_then(|p| timestamp(p.created)),
         last_activity: pane.and_then(|p| timestamp(p.activity)),
         attached: pane.is_some_and(|p| p.attached > 0),

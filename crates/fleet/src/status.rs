@@ -43,6 +43,8 @@ pub struct AgentStatus {
     pub state: AgentState,
     /// Exit status, when the harness has exited.
     pub exit_status: Option<i32>,
+    /// Signal number, when the harness was killed by a signal.
+    pub exit_signal: Option<i32>,
     /// When the session started (RFC 3339, UTC).
     pub started_at: Option<String>,
     /// Last output or input in the pane (RFC 3339, UTC).
@@ -106,6 +108,7 @@ mod tests {
                 pid: Some(42),
                 state: AgentState::Running,
                 exit_status: None,
+                exit_signal: None,
                 started_at: timestamp(1_700_000_000),
                 last_activity: None,
                 attached: false,

@@ -27,8 +27,10 @@ pub struct PaneInfo {
     pub pid: u32,
     /// Whether the program has exited (the pane remains for inspection).
     pub dead: bool,
-    /// Exit status when dead.
+    /// Exit status when dead by exiting.
     pub dead_status: Option<i32>,
+    /// Signal number when dead by a signal.
+    pub dead_signal: Option<i32>,
     /// Session creation time, seconds since the epoch.
     pub created: i64,
     /// Last output or input in the pane's window, seconds since the epoch.
@@ -111,6 +113,7 @@ impl Tmux {
             "#{pane_pid}",
             "#{pane_dead}",
             "#{pane_dead_status}",
+            "#{pane_dead_signal}",
             "#{session_created}",
             "#{window_activity}",
             &format!("#{{{FLEET_OPTION}}}"),
@@ -219,13 +222,14 @@ fn finish(out: Output) -> Result<String, TmuxError> {
 
 fn parse_pane(line: &str) -> Option<PaneInfo> {
     let f: Vec<&str> = line.split(SEP).collect();
-    let [session, pane_id, pid, dead, status, created, activity, fleet, attached, cx, cy] = f.as_slice() else { return None };
+    let [session, pane_id, pid, dead, status, signal, created, activity, fleet, attached, cx, cy] = f.as_slice() else { return None };
     Some(PaneInfo {
         session: (*session).to_owned(),
         pane_id: (*pane_id).to_owned(),
         pid: pid.parse().unwrap_or(0),
         dead: *dead == "1",
         dead_status: status.parse().ok(),
+        dead_signal: signal.parse().ok(),
         created: created.parse().unwrap_or(0),
         activity: activity.parse().unwrap_or(0),
         fleet: (*fleet).to_owned(),

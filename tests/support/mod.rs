@@ -1,0 +1,150 @@
+//! Shared helpers for the end-to-end tests: a sandbox with its own config and state dirs, its own
+//! HOME and its own tmux socket, driving the real `mosaic` binary.
+#![allow(dead_code)] // each test file uses a different subset
+
+use mosaic_tmux::Tmux;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The `mosaic` binary under test.
+pub const MOSAIC: &str = env!("CARGO_BIN_EXE_mosaic");
+
+/// An isolated mosaic installation; its tmux server is killed on drop.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub socket: String,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let socket = format!("mosaic-e2e-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        Sandbox { dir, socket }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn roster_path(&self) -> PathBuf {
+        self.config().join("roster.yaml")
+    }
+
+    pub fn tmux(&self) -> Tmux {
+        Tmux::new(self.socket.clone())
+    }
+
+    /// Environment that points mosaic at this sandbox.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MOSAIC_CONFIG", self.config().display().to_string()),
+            ("MOSAIC_STATE", self.state().display().to_string()),
+            ("HOME", self.home().display().to_string()),
+            ("XDG_CONFIG_HOME", self.home().join(".config").display().to_string()),
+            ("XDG_DATA_HOME", self.home().join(".local/share").display().to_string()),
+        ]
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(MOSAIC);
+        c.args(args).envs(self.env()).env_remove("TMUX").stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs mosaic and returns stdout, failing the test with stderr if it failed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "mosaic {args:?} failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// Runs mosaic, expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "mosaic {args:?} unexpectedly succeeded:\n{}", text(&out.stdout));
+        text(&out.stderr)
+    }
+
+    /// Inits a fleet from `preset` with every agent on the demo runtime.
+    pub fn init(&self, preset: &str) -> String {
+        self.ok(&[
+            "fleet", "init", "--preset", preset, "--yes", "--socket", &self.socket, "--orchestrator-runtime", "demo", "--worker-runtime", "demo",
+        ])
+    }
+
+    pub fn ps(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["fleet", "ps", "--json"])).unwrap()
+    }
+
+    /// `name -> state` from `ps --json`.
+    pub fn states(&self) -> Vec<(String, String)> {
+        self.ps()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["name"].as_str().unwrap().to_owned(), a["state"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// Messages the demo agent `agent` received, in order.
+    pub fn transcript(&self, agent: &str) -> Vec<String> {
+        let path = self.state().join("agents").join(agent).join("demo-transcript.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub fn screen(&self, agent: &str) -> String {
+        self.tmux().capture(agent, true).unwrap()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.tmux().kill_server();
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Polls `f` until it is true (10 s at most: a generous bound for slow shared machines, not a
+/// performance assertion).
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
