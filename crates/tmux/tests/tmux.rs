@@ -34,7 +34,7 @@ fn sessions_are_listed_in_one_call_and_dead_panes_remain() {
     let s = ScratchServer::new();
     s.tmux.new_session(&spec("alpha", &["cat"])).unwrap();
     s.tmux.new_session(&spec("beta", &["sh", "-c", "exit 3"])).unwrap();
-    wait_for("beta to die", || s.tmux.list_panes().unwrap().iter().any(|p| p.session == "beta" && p.dead));
+    wait_for("beta's exit status", || s.tmux.list_panes().unwrap().iter().any(|p| p.session == "beta" && p.dead && p.dead_status.is_some()));
     let panes = s.tmux.list_panes().unwrap();
     let alpha = panes.iter().find(|p| p.session == "alpha").unwrap();
     assert!(!alpha.dead);
