@@ -1,1 +1,178 @@
+//! `mosaic fleet init`: non-interactive, interactive through a real terminal (a tmux pane), and
+//! re-init that keeps the user's own changes.
+
 mod support;
+use mosaic_roster::Roster;
+use mosaic_tmux::SessionSpec;
+use support::*;
+
+#[test]
+fn every_shipped_preset_inits_without_a_terminal() {
+    for preset in ["general", "coding", "research", "hybrid"] {
+        let s = Sandbox::new();
+        let out = s.init(preset);
+        assert!(out.contains("Wrote "), "{out}");
+        let roster = Roster::load(&s.roster_path()).unwrap();
+        assert_eq!(roster.agents.iter().filter(|a| a.role == mosaic_roster::Role::Orchestrator).count(), 1, "{preset}");
+        assert!(roster.agents.iter().all(|a| a.runtime == "demo"));
+        assert_eq!(roster.tmux.socket, s.socket);
+        assert!(s.config().join("roster.generated.yaml").exists());
+    }
+}
+
+#[test]
+fn a_missing_answer_without_a_terminal_names_the_flag() {
+    let s = Sandbox::new();
+    let err = s.fails(&["fleet", "init", "--name", "f"]);
+    assert!(err.contains("no terminal to ask \"Configuration type\": pass --preset NAME (one of general, coding, research, hybrid)"), "{err}");
+    let err = s.fails(&["fleet", "init", "--preset", "coding"]);
+    assert!(err.contains("pass --name NAME (or --yes for the default)"), "{err}");
+    let err = s.fails(&["fleet", "init", "--preset", "coding", "--yes", "--connector", "discord"]);
+    assert!(err.contains("pass --guild ID"), "{err}");
+    let err = s.fails(&["fleet", "init", "--preset", "nope", "--yes"]);
+    assert!(err.contains("no preset named \"nope\""), "{err}");
+    assert!(!s.roster_path().exists());
+}
+
+#[test]
+fn dry_run_shows_the_roster_and_writes_nothing() {
+    let s = Sandbox::new();
+    let out = s.ok(&["fleet", "init", "--preset", "research", "--yes", "--dry-run", "--worker-runtime", "demo", "--orchestrator-runtime", "demo"]);
+    assert!(out.contains("+- name: researcher-1") && out.contains("dry run: nothing written"), "{out}");
+    assert!(!s.roster_path().exists());
+}
+
+#[test]
+fn connector_answers_reference_secrets_never_inline_them() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "fleet", "init", "--preset", "general", "--yes", "--socket", &s.socket, "--orchestrator-runtime", "demo", "--worker-runtime", "demo",
+        "--connector", "discord", "--guild", "1112631390438166618", "--target", "1517622518662434996",
+    ]);
+    let roster = read(&s.roster_path());
+    assert!(roster.contains("type: discord") && roster.contains("env: DISCORD_TOKEN"), "{roster}");
+    let out = s.command(&["fleet", "verify"]).env_remove("DISCORD_TOKEN").output().unwrap();
+    assert!(!out.status.success());
+    let report = text(&out.stdout);
+    assert!(report.contains("FAIL  connector 0 (discord) token: environment variable DISCORD_TOKEN is not set"), "{report}");
+    let out = s.command(&["fleet", "verify"]).env("DISCORD_TOKEN", "not-a-real-token-value").output().unwrap();
+    let report = text(&out.stdout);
+    assert!(report.contains("ok    connector 0 (discord) token: environment variable DISCORD_TOKEN is set"), "{report}");
+    assert!(!report.contains("not-a-real-token-value"), "a secret is never printed");
+}
+
+#[test]
+fn reinit_keeps_user_overrides_and_is_idempotent() {
+    let s = Sandbox::new();
+    s.init("coding");
+    // The user edits the roster: a model for mos, an agent of their own, and drops `tester`.
+    let edited = read(&s.roster_path())
+        .replace("- name: mos\n  role: orchestrator\n", "- name: mos\n  role: orchestrator\n  model: opus-of-my-choice\n")
+        .replace("- name: tester\n  role: worker\n  runtime: demo\n  instructions: You run the test suite, reproduce reported bugs and write failing tests for them.\n", "")
+        + "- name: my-own\n  runtime: demo\n  env:\n    FOO: bar\n";
+    std::fs::write(s.roster_path(), &edited).unwrap();
+    Roster::load(&s.roster_path()).expect("the user's edit is valid");
+
+    // Re-init with another preset: the preset part changes, the user's changes stay.
+    let out = s.init("research");
+    assert!(out.contains("-- name: coder-1") && out.contains("+- name: researcher-1"), "the diff is shown:\n{out}");
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    let names: Vec<&str> = roster.agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["mos", "researcher-1", "researcher-2", "writer", "my-own"]);
+    assert_eq!(roster.agent("mos").unwrap().model.as_deref(), Some("opus-of-my-choice"));
+    assert!(roster.agent("mos").unwrap().instructions.as_deref().unwrap().contains("research fleet"), "untouched fields follow the new preset");
+    assert_eq!(roster.agent("my-own").unwrap().env["FOO"], "bar");
+
+    // Running the same init again changes nothing.
+    let before = (read(&s.roster_path()), read(&s.config().join("roster.generated.yaml")));
+    let out = s.init("research");
+    assert!(out.contains("is up to date: nothing to change"), "{out}");
+    assert_eq!((read(&s.roster_path()), read(&s.config().join("roster.generated.yaml"))), before);
+
+    // Back to coding: an agent of the new preset comes back unless the user deletes it again.
+    s.init("coding");
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    let names: Vec<&str> = roster.agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["mos", "coder-1", "coder-2", "reviewer", "tester", "my-own"]);
+    assert_eq!(roster.agent("mos").unwrap().model.as_deref(), Some("opus-of-my-choice"));
+}
+
+#[test]
+fn reinit_with_the_same_preset_keeps_a_deleted_agent_deleted() {
+    let s = Sandbox::new();
+    s.init("coding");
+    let edited = read(&s.roster_path()).replace(
+        "- name: tester\n  role: worker\n  runtime: demo\n  instructions: You run the test suite, reproduce reported bugs and write failing tests for them.\n",
+        "",
+    );
+    std::fs::write(s.roster_path(), &edited).unwrap();
+    let out = s.init("coding");
+    assert!(out.contains("is up to date: nothing to change"), "{out}");
+    assert!(Roster::load(&s.roster_path()).unwrap().agent("tester").is_none());
+    assert_eq!(read(&s.roster_path()), edited);
+}
+
+#[test]
+fn user_presets_show_up_like_shipped_ones() {
+    let s = Sandbox::new();
+    std::fs::create_dir_all(s.config().join("presets")).unwrap();
+    let mine = s.ok(&["fleet", "presets", "show", "coding"]).replace("Software development", "My team");
+    std::fs::write(s.config().join("presets/team.yaml"), mine).unwrap();
+    std::fs::write(s.config().join("presets/broken.yaml"), "version: 1\ndescription: x\nagents:\n  - name: a\n    runtime: demo\n").unwrap();
+    let out = s.run(&["fleet", "presets"]);
+    let list = text(&out.stdout);
+    assert!(list.contains("team       My team") && list.contains("yours ("), "{list}");
+    let warn = text(&out.stderr);
+    assert!(warn.contains("broken.yaml:4:3: agents: no agent has role: orchestrator"), "{warn}");
+    s.init("team");
+    assert!(Roster::load(&s.roster_path()).unwrap().agent("reviewer").is_some());
+    assert!(s.fails(&["fleet", "presets", "show", "nope"]).contains("no preset named \"nope\""));
+}
+
+/// Drives the real wizard in a real terminal: a tmux pane on the sandbox's own server.
+#[test]
+fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
+    let s = Sandbox::new();
+    let tmux = s.tmux();
+    let empty_path = s.dir.path().join("bin");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    let mut env: Vec<(String, String)> = s.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    // No harness on PATH: the wizard must offer the demo agent.
+    env.push(("PATH".into(), empty_path.display().to_string()));
+    env.push(("TERM".into(), "xterm-256color".into()));
+    tmux.new_session(&SessionSpec {
+        name: "wizard".into(),
+        fleet: "wizard-test".into(),
+        workdir: Some(s.home()),
+        env,
+        argv: vec![MOSAIC.into(), "fleet".into(), "init".into(), "--socket".into(), "wiz-sock".into()],
+        size: (120, 40),
+    })
+    .unwrap();
+    let screen = || tmux.capture("wizard", false).unwrap_or_default();
+    let keys = |k: &[&str]| {
+        let mut args = vec!["send-keys", "-t", "=wizard:"];
+        args.extend_from_slice(k);
+        tmux.run(&args).unwrap();
+    };
+    wait_for("the name question", || screen().contains("Fleet name:"));
+    keys(&["-l", "wizfleet"]);
+    keys(&["Enter"]);
+    wait_for("the type question", || screen().contains("Configuration type:"));
+    assert!(screen().contains("general") && screen().contains("hybrid"));
+    keys(&["Down"]); // general -> coding
+    keys(&["Enter"]);
+    wait_for("the note about the demo agent", || screen().contains("uses the demo agent"));
+    wait_for("the connector question", || screen().contains("Chat connector for the orchestrator:"));
+    keys(&["Enter"]); // none
+    wait_for("the confirmation", || screen().contains("Write "));
+    assert!(screen().contains("+fleet: wizfleet"), "{}", screen());
+    keys(&["y"]);
+    keys(&["Enter"]);
+    wait_for("the roster", || screen().contains("Wrote "));
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert_eq!(roster.fleet, "wizfleet");
+    assert_eq!(roster.tmux.socket, "wiz-sock");
+    assert!(roster.agent("coder-1").is_some(), "the coding preset was picked");
+    assert!(roster.agents.iter().all(|a| a.runtime == "demo"));
+}
