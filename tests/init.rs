@@ -13,7 +13,15 @@ fn every_shipped_preset_inits_without_a_terminal() {
         let out = s.init(preset);
         assert!(out.contains("Wrote "), "{out}");
         let roster = Roster::load(&s.roster_path()).unwrap();
-        assert_eq!(roster.agents.iter().filter(|a| a.role == mosaic_roster::Role::Orchestrator).count(), 1, "{preset}");
+        assert_eq!(
+            roster
+                .agents
+                .iter()
+                .filter(|a| a.role == mosaic_roster::Role::Orchestrator)
+                .count(),
+            1,
+            "{preset}"
+        );
         assert!(roster.agents.iter().all(|a| a.runtime == "demo"));
         assert_eq!(roster.tmux.socket, s.socket);
         assert!(s.config().join("roster.generated.yaml").exists());
@@ -26,8 +34,19 @@ fn a_missing_answer_without_a_terminal_names_the_flag() {
     let err = s.fails(&["fleet", "init", "--name", "f"]);
     assert!(err.contains("no terminal to ask \"Configuration type\": pass --preset NAME (one of general, coding, research, hybrid)"), "{err}");
     let err = s.fails(&["fleet", "init", "--preset", "coding"]);
-    assert!(err.contains("pass --name NAME (or --yes for the default)"), "{err}");
-    let err = s.fails(&["fleet", "init", "--preset", "coding", "--yes", "--connector", "discord"]);
+    assert!(
+        err.contains("pass --name NAME (or --yes for the default)"),
+        "{err}"
+    );
+    let err = s.fails(&[
+        "fleet",
+        "init",
+        "--preset",
+        "coding",
+        "--yes",
+        "--connector",
+        "discord",
+    ]);
     assert!(err.contains("pass --guild ID"), "{err}");
     let err = s.fails(&["fleet", "init", "--preset", "nope", "--yes"]);
     assert!(err.contains("no preset named \"nope\""), "{err}");
@@ -37,8 +56,22 @@ fn a_missing_answer_without_a_terminal_names_the_flag() {
 #[test]
 fn dry_run_shows_the_roster_and_writes_nothing() {
     let s = Sandbox::new();
-    let out = s.ok(&["fleet", "init", "--preset", "research", "--yes", "--dry-run", "--worker-runtime", "demo", "--orchestrator-runtime", "demo"]);
-    assert!(out.contains("+- name: researcher-1") && out.contains("dry run: nothing written"), "{out}");
+    let out = s.ok(&[
+        "fleet",
+        "init",
+        "--preset",
+        "research",
+        "--yes",
+        "--dry-run",
+        "--worker-runtime",
+        "demo",
+        "--orchestrator-runtime",
+        "demo",
+    ]);
+    assert!(
+        out.contains("+- name: researcher-1") && out.contains("dry run: nothing written"),
+        "{out}"
+    );
     assert!(!s.roster_path().exists());
 }
 
@@ -46,19 +79,58 @@ fn dry_run_shows_the_roster_and_writes_nothing() {
 fn connector_answers_reference_secrets_never_inline_them() {
     let s = Sandbox::new();
     s.ok(&[
-        "fleet", "init", "--preset", "general", "--yes", "--socket", &s.socket, "--orchestrator-runtime", "demo", "--worker-runtime", "demo",
-        "--connector", "discord", "--guild", "1112631390438166618", "--target", "1517622518662434996",
+        "fleet",
+        "init",
+        "--preset",
+        "general",
+        "--yes",
+        "--socket",
+        &s.socket,
+        "--orchestrator-runtime",
+        "demo",
+        "--worker-runtime",
+        "demo",
+        "--connector",
+        "discord",
+        "--guild",
+        "1112631390438166618",
+        "--target",
+        "1517622518662434996",
     ]);
     let roster = read(&s.roster_path());
-    assert!(roster.contains("type: discord") && roster.contains("env: DISCORD_TOKEN"), "{roster}");
-    let out = s.command(&["fleet", "verify"]).env_remove("DISCORD_TOKEN").output().unwrap();
+    assert!(
+        roster.contains("type: discord") && roster.contains("env: DISCORD_TOKEN"),
+        "{roster}"
+    );
+    let out = s
+        .command(&["fleet", "verify"])
+        .env_remove("DISCORD_TOKEN")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let report = text(&out.stdout);
-    assert!(report.contains("FAIL  connector 0 (discord) token: environment variable DISCORD_TOKEN is not set"), "{report}");
-    let out = s.command(&["fleet", "verify"]).env("DISCORD_TOKEN", "not-a-real-token-value").output().unwrap();
+    assert!(
+        report.contains(
+            "FAIL  connector 0 (discord) token: environment variable DISCORD_TOKEN is not set"
+        ),
+        "{report}"
+    );
+    let out = s
+        .command(&["fleet", "verify"])
+        .env("DISCORD_TOKEN", "not-a-real-token-value")
+        .output()
+        .unwrap();
     let report = text(&out.stdout);
-    assert!(report.contains("ok    connector 0 (discord) token: environment variable DISCORD_TOKEN is set"), "{report}");
-    assert!(!report.contains("not-a-real-token-value"), "a secret is never printed");
+    assert!(
+        report.contains(
+            "ok    connector 0 (discord) token: environment variable DISCORD_TOKEN is set"
+        ),
+        "{report}"
+    );
+    assert!(
+        !report.contains("not-a-real-token-value"),
+        "a secret is never printed"
+    );
 }
 
 #[test]
@@ -75,26 +147,59 @@ fn reinit_keeps_user_overrides_and_is_idempotent() {
 
     // Re-init with another preset: the preset part changes, the user's changes stay.
     let out = s.init("research");
-    assert!(out.contains("-- name: coder-1") && out.contains("+- name: researcher-1"), "the diff is shown:\n{out}");
+    assert!(
+        out.contains("-- name: coder-1") && out.contains("+- name: researcher-1"),
+        "the diff is shown:\n{out}"
+    );
     let roster = Roster::load(&s.roster_path()).unwrap();
     let names: Vec<&str> = roster.agents.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["mos", "researcher-1", "researcher-2", "writer", "my-own"]);
-    assert_eq!(roster.agent("mos").unwrap().model.as_deref(), Some("opus-of-my-choice"));
-    assert!(roster.agent("mos").unwrap().instructions.as_deref().unwrap().contains("research fleet"), "untouched fields follow the new preset");
+    assert_eq!(
+        names,
+        ["mos", "researcher-1", "researcher-2", "writer", "my-own"]
+    );
+    assert_eq!(
+        roster.agent("mos").unwrap().model.as_deref(),
+        Some("opus-of-my-choice")
+    );
+    assert!(
+        roster
+            .agent("mos")
+            .unwrap()
+            .instructions
+            .as_deref()
+            .unwrap()
+            .contains("research fleet"),
+        "untouched fields follow the new preset"
+    );
     assert_eq!(roster.agent("my-own").unwrap().env["FOO"], "bar");
 
     // Running the same init again changes nothing.
-    let before = (read(&s.roster_path()), read(&s.config().join("roster.generated.yaml")));
+    let before = (
+        read(&s.roster_path()),
+        read(&s.config().join("roster.generated.yaml")),
+    );
     let out = s.init("research");
     assert!(out.contains("is up to date: nothing to change"), "{out}");
-    assert_eq!((read(&s.roster_path()), read(&s.config().join("roster.generated.yaml"))), before);
+    assert_eq!(
+        (
+            read(&s.roster_path()),
+            read(&s.config().join("roster.generated.yaml"))
+        ),
+        before
+    );
 
     // Back to coding: an agent of the new preset comes back unless the user deletes it again.
     s.init("coding");
     let roster = Roster::load(&s.roster_path()).unwrap();
     let names: Vec<&str> = roster.agents.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["mos", "coder-1", "coder-2", "reviewer", "tester", "my-own"]);
-    assert_eq!(roster.agent("mos").unwrap().model.as_deref(), Some("opus-of-my-choice"));
+    assert_eq!(
+        names,
+        ["mos", "coder-1", "coder-2", "reviewer", "tester", "my-own"]
+    );
+    assert_eq!(
+        roster.agent("mos").unwrap().model.as_deref(),
+        Some("opus-of-my-choice")
+    );
 }
 
 #[test]
@@ -108,7 +213,12 @@ fn reinit_with_the_same_preset_keeps_a_deleted_agent_deleted() {
     std::fs::write(s.roster_path(), &edited).unwrap();
     let out = s.init("coding");
     assert!(out.contains("is up to date: nothing to change"), "{out}");
-    assert!(Roster::load(&s.roster_path()).unwrap().agent("tester").is_none());
+    assert!(
+        Roster::load(&s.roster_path())
+            .unwrap()
+            .agent("tester")
+            .is_none()
+    );
     assert_eq!(read(&s.roster_path()), edited);
 }
 
@@ -116,17 +226,37 @@ fn reinit_with_the_same_preset_keeps_a_deleted_agent_deleted() {
 fn user_presets_show_up_like_shipped_ones() {
     let s = Sandbox::new();
     std::fs::create_dir_all(s.config().join("presets")).unwrap();
-    let mine = s.ok(&["fleet", "presets", "show", "coding"]).replace("Software development", "My team");
+    let mine = s
+        .ok(&["fleet", "presets", "show", "coding"])
+        .replace("Software development", "My team");
     std::fs::write(s.config().join("presets/team.yaml"), mine).unwrap();
-    std::fs::write(s.config().join("presets/broken.yaml"), "version: 1\ndescription: x\nagents:\n  - name: a\n    runtime: demo\n").unwrap();
+    std::fs::write(
+        s.config().join("presets/broken.yaml"),
+        "version: 1\ndescription: x\nagents:\n  - name: a\n    runtime: demo\n",
+    )
+    .unwrap();
     let out = s.run(&["fleet", "presets"]);
     let list = text(&out.stdout);
-    assert!(list.contains("team       My team") && list.contains("yours ("), "{list}");
+    assert!(
+        list.contains("team       My team") && list.contains("yours ("),
+        "{list}"
+    );
     let warn = text(&out.stderr);
-    assert!(warn.contains("broken.yaml:4:3: agents: no agent has role: orchestrator"), "{warn}");
+    assert!(
+        warn.contains("broken.yaml:4:3: agents: no agent has role: orchestrator"),
+        "{warn}"
+    );
     s.init("team");
-    assert!(Roster::load(&s.roster_path()).unwrap().agent("reviewer").is_some());
-    assert!(s.fails(&["fleet", "presets", "show", "nope"]).contains("no preset named \"nope\""));
+    assert!(
+        Roster::load(&s.roster_path())
+            .unwrap()
+            .agent("reviewer")
+            .is_some()
+    );
+    assert!(
+        s.fails(&["fleet", "presets", "show", "nope"])
+            .contains("no preset named \"nope\"")
+    );
 }
 
 /// Drives the real wizard in a real terminal: a tmux pane on the sandbox's own server.
@@ -136,7 +266,11 @@ fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
     let tmux = s.tmux();
     let empty_path = s.dir.path().join("bin");
     std::fs::create_dir_all(&empty_path).unwrap();
-    let mut env: Vec<(String, String)> = s.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut env: Vec<(String, String)> = s
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     // No harness on PATH: the wizard must offer the demo agent.
     env.push(("PATH".into(), empty_path.display().to_string()));
     env.push(("TERM".into(), "xterm-256color".into()));
@@ -145,7 +279,13 @@ fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
         fleet: "wizard-test".into(),
         workdir: Some(s.home()),
         env,
-        argv: vec![MOSAIC.into(), "fleet".into(), "init".into(), "--socket".into(), "wiz-sock".into()],
+        argv: vec![
+            MOSAIC.into(),
+            "fleet".into(),
+            "init".into(),
+            "--socket".into(),
+            "wiz-sock".into(),
+        ],
         size: (120, 40),
     })
     .unwrap();
@@ -158,12 +298,18 @@ fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
     wait_for("the name question", || screen().contains("Fleet name:"));
     keys(&["-l", "wizfleet"]);
     keys(&["Enter"]);
-    wait_for("the type question", || screen().contains("Configuration type:"));
+    wait_for("the type question", || {
+        screen().contains("Configuration type:")
+    });
     assert!(screen().contains("general") && screen().contains("hybrid"));
     keys(&["Down"]); // general -> coding
     keys(&["Enter"]);
-    wait_for("the note about the demo agent", || screen().contains("uses the demo agent"));
-    wait_for("the connector question", || screen().contains("Chat connector for the orchestrator:"));
+    wait_for("the note about the demo agent", || {
+        screen().contains("uses the demo agent")
+    });
+    wait_for("the connector question", || {
+        screen().contains("Chat connector for the orchestrator:")
+    });
     keys(&["Enter"]); // none
     wait_for("the confirmation", || screen().contains("Write "));
     assert!(screen().contains("+fleet: wizfleet"), "{}", screen());
@@ -173,6 +319,9 @@ fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
     let roster = Roster::load(&s.roster_path()).unwrap();
     assert_eq!(roster.fleet, "wizfleet");
     assert_eq!(roster.tmux.socket, "wiz-sock");
-    assert!(roster.agent("coder-1").is_some(), "the coding preset was picked");
+    assert!(
+        roster.agent("coder-1").is_some(),
+        "the coding preset was picked"
+    );
     assert!(roster.agents.iter().all(|a| a.runtime == "demo"));
 }

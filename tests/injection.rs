@@ -17,7 +17,11 @@ fn tmux_command_syntax_is_inert() {
     s.ok(&["fleet", "send", "mos", nasty]);
     wait_for("the message", || s.transcript("mos").len() == 1);
     assert_eq!(s.transcript("mos"), [nasty]);
-    assert_eq!(s.states()[0].1, "running", "the server and the agent survived");
+    assert_eq!(
+        s.states()[0].1,
+        "running",
+        "the server and the agent survived"
+    );
 }
 
 #[test]
@@ -25,10 +29,19 @@ fn escape_sequences_and_control_keys_are_neutralized() {
     let s = started();
     // A literal backslash-x text arrives as typed; real control bytes are made visible.
     s.ok(&["fleet", "send", "mos", r"\x1b[31m not red C-c"]);
-    let out = s.run_with_stdin(&["fleet", "send", "mos", "-"], b"a\x1b[31mred\x1b[201~b\x03c\x04");
+    let out = s.run_with_stdin(
+        &["fleet", "send", "mos", "-"],
+        b"a\x1b[31mred\x1b[201~b\x03c\x04",
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     wait_for("both messages", || s.transcript("mos").len() == 2);
-    assert_eq!(s.transcript("mos"), [r"\x1b[31m not red C-c", "a\u{241b}[31mred\u{241b}[201~b\u{2403}c\u{2404}"]);
+    assert_eq!(
+        s.transcript("mos"),
+        [
+            r"\x1b[31m not red C-c",
+            "a\u{241b}[31mred\u{241b}[201~b\u{2403}c\u{2404}"
+        ]
+    );
     // C-c (which would clear the demo agent's input) and C-d (which would quit it) did nothing.
     assert_eq!(s.states()[0].1, "running");
 }
@@ -36,14 +49,22 @@ fn escape_sequences_and_control_keys_are_neutralized() {
 #[test]
 fn a_ten_kilobyte_multiline_paste_arrives_whole_and_once() {
     let s = started();
-    let big: String = (0..200).map(|i| format!("line {i:03}: {}\n", "x".repeat(40 + i % 7))).collect();
+    let big: String = (0..200)
+        .map(|i| format!("line {i:03}: {}\n", "x".repeat(40 + i % 7)))
+        .collect();
     assert!(big.len() > 10_000);
     let out = s.run_with_stdin(&["fleet", "send", "mos", "-"], big.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     wait_for("the paste", || !s.transcript("mos").is_empty());
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(s.transcript("mos"), [big.trim_end()], "one message, byte for byte");
-    wait_for("the reply", || s.screen("mos").contains("[demo reply #1] received"));
+    assert_eq!(
+        s.transcript("mos"),
+        [big.trim_end()],
+        "one message, byte for byte"
+    );
+    wait_for("the reply", || {
+        s.screen("mos").contains("[demo reply #1] received")
+    });
     assert_eq!(s.screen("mos").matches("[demo reply #").count(), 1);
 }
 

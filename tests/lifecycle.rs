@@ -9,17 +9,35 @@ fn start_send_restart_remove_stop() {
     s.init("general");
     let out = s.ok(&["fleet", "start"]);
     assert_eq!(out.matches(": started").count(), 3, "{out}");
-    assert!(s.states().iter().all(|(_, st)| st == "running"), "{:?}", s.states());
+    assert!(
+        s.states().iter().all(|(_, st)| st == "running"),
+        "{:?}",
+        s.states()
+    );
 
     // Start again: nothing new starts.
     let out = s.ok(&["fleet", "start"]);
     assert_eq!(out.matches("already running").count(), 3, "{out}");
-    let pids: Vec<u64> = s.ps()["agents"].as_array().unwrap().iter().map(|a| a["pid"].as_u64().unwrap()).collect();
+    let pids: Vec<u64> = s.ps()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["pid"].as_u64().unwrap())
+        .collect();
 
     // Send: the demo agent replies exactly once.
-    let out = s.ok(&["fleet", "send", "helper", "please", "summarize", "README.md"]);
+    let out = s.ok(&[
+        "fleet",
+        "send",
+        "helper",
+        "please",
+        "summarize",
+        "README.md",
+    ]);
     assert!(out.contains("submitted"), "{out}");
-    wait_for("the reply", || s.screen("helper").contains("[demo reply #1]"));
+    wait_for("the reply", || {
+        s.screen("helper").contains("[demo reply #1]")
+    });
     std::thread::sleep(std::time::Duration::from_millis(200));
     let screen = s.screen("helper");
     assert_eq!(screen.matches("[demo reply #").count(), 1, "{screen}");
@@ -27,8 +45,16 @@ fn start_send_restart_remove_stop() {
 
     // Restart gives a new process; the other agents are untouched.
     let out = s.ok(&["fleet", "restart", "helper"]);
-    assert!(out.contains("helper: stopped") && out.contains("helper: started"), "{out}");
-    let after: Vec<u64> = s.ps()["agents"].as_array().unwrap().iter().map(|a| a["pid"].as_u64().unwrap()).collect();
+    assert!(
+        out.contains("helper: stopped") && out.contains("helper: started"),
+        "{out}"
+    );
+    let after: Vec<u64> = s.ps()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["pid"].as_u64().unwrap())
+        .collect();
     assert_eq!(after[0], pids[0]);
     assert_ne!(after[1], pids[1]);
     assert_eq!(after[2], pids[2]);
@@ -36,12 +62,24 @@ fn start_send_restart_remove_stop() {
     // Remove stops the agent and drops it from the roster.
     s.ok(&["fleet", "remove", "scout"]);
     assert!(!read(&s.roster_path()).contains("name: scout"));
-    assert_eq!(s.states(), [("mos".to_owned(), "running".to_owned()), ("helper".to_owned(), "running".to_owned())]);
-    assert!(s.fails(&["fleet", "remove", "mos"]).contains("mos is the orchestrator"));
+    assert_eq!(
+        s.states(),
+        [
+            ("mos".to_owned(), "running".to_owned()),
+            ("helper".to_owned(), "running".to_owned())
+        ]
+    );
+    assert!(
+        s.fails(&["fleet", "remove", "mos"])
+            .contains("mos is the orchestrator")
+    );
 
     let out = s.ok(&["fleet", "stop"]);
     assert_eq!(out.matches(": stopped").count(), 2, "{out}");
-    assert!(s.tmux().list_panes().unwrap().is_empty(), "no session is left");
+    assert!(
+        s.tmux().list_panes().unwrap().is_empty(),
+        "no session is left"
+    );
     assert!(s.states().iter().all(|(_, st)| st == "stopped"));
 }
 
@@ -51,22 +89,51 @@ fn agent_killed_from_outside_shows_dead_and_restarts() {
     s.init("general");
     s.ok(&["fleet", "start"]);
     let ps = s.ps();
-    let scout = ps["agents"].as_array().unwrap().iter().find(|a| a["name"] == "scout").unwrap();
+    let scout = ps["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "scout")
+        .unwrap();
     let pid = scout["pid"].as_u64().unwrap();
-    assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
-    let scout = || s.ps()["agents"].as_array().unwrap().iter().find(|a| a["name"] == "scout").unwrap().clone();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let scout = || {
+        s.ps()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "scout")
+            .unwrap()
+            .clone()
+    };
     wait_for("scout to show dead", || scout()["state"] == "dead");
     let scout = scout();
     // tmux records the killing signal when it reaps the process; it may not have it yet.
-    assert!(scout["exit_signal"] == 9 || scout["exit_signal"].is_null(), "{scout}");
+    assert!(
+        scout["exit_signal"] == 9 || scout["exit_signal"].is_null(),
+        "{scout}"
+    );
     assert!(scout["exit_status"].is_null(), "{scout}");
     assert!(scout["pid"].is_null());
     let verify = s.run(&["fleet", "verify"]);
     assert!(!verify.status.success());
-    assert!(text(&verify.stdout).contains("FAIL  session scout: dead"), "{}", text(&verify.stdout));
+    assert!(
+        text(&verify.stdout).contains("FAIL  session scout: dead"),
+        "{}",
+        text(&verify.stdout)
+    );
     // start brings back exactly what is missing.
     let out = s.ok(&["fleet", "start"]);
-    assert!(out.contains("scout: started") && out.matches("already running").count() == 2, "{out}");
+    assert!(
+        out.contains("scout: started") && out.matches("already running").count() == 2,
+        "{out}"
+    );
     assert!(s.ok(&["fleet", "verify"]).contains("verify: all good"));
 }
 
@@ -75,36 +142,76 @@ fn add_changes_roster_and_running_fleet_together() {
     let s = Sandbox::new();
     s.init("general");
     s.ok(&["fleet", "start", "mos"]);
-    let out = s.ok(&["fleet", "add", "extra", "--runtime", "demo", "--model", "m1", "--env", "FOO=bar"]);
+    let out = s.ok(&[
+        "fleet",
+        "add",
+        "extra",
+        "--runtime",
+        "demo",
+        "--model",
+        "m1",
+        "--env",
+        "FOO=bar",
+    ]);
     assert!(out.contains("extra: started"), "{out}");
     let roster = read(&s.roster_path());
-    assert!(roster.contains("name: extra") && roster.contains("FOO: bar"), "{roster}");
-    assert!(roster.starts_with("# mosaic roster"), "the header comment survives edits");
-    assert!(s.states().contains(&("extra".to_owned(), "running".to_owned())));
-    assert!(s.fails(&["fleet", "add", "extra", "--runtime", "demo"]).contains("already exists"));
+    assert!(
+        roster.contains("name: extra") && roster.contains("FOO: bar"),
+        "{roster}"
+    );
+    assert!(
+        roster.starts_with("# mosaic roster"),
+        "the header comment survives edits"
+    );
+    assert!(
+        s.states()
+            .contains(&("extra".to_owned(), "running".to_owned()))
+    );
+    assert!(
+        s.fails(&["fleet", "add", "extra", "--runtime", "demo"])
+            .contains("already exists")
+    );
     let err = s.fails(&["fleet", "add", "Bad", "--runtime", "demo"]);
-    assert!(err.contains("agent name \"Bad\" must start with a lowercase letter"), "{err}");
+    assert!(
+        err.contains("agent name \"Bad\" must start with a lowercase letter"),
+        "{err}"
+    );
     let err = s.fails(&["fleet", "add", "x", "--runtime", "gpt"]);
     assert!(err.contains("unknown runtime \"gpt\""), "{err}");
     assert_eq!(read(&s.roster_path()), roster, "failed adds write nothing");
-    assert!(s.fails(&["fleet", "send", "helper", "hi"]).contains("agent helper is stopped; start it with `mosaic fleet start helper`"));
-    assert!(s.fails(&["fleet", "send", "nobody", "hi"]).contains("no agent named \"nobody\""));
+    assert!(
+        s.fails(&["fleet", "send", "helper", "hi"])
+            .contains("agent helper is stopped; start it with `mosaic fleet start helper`")
+    );
+    assert!(
+        s.fails(&["fleet", "send", "nobody", "hi"])
+            .contains("no agent named \"nobody\"")
+    );
 }
 
 #[test]
 fn an_agent_that_exits_at_start_is_reported_with_its_last_words() {
     let s = Sandbox::new();
     s.init("general");
-    let roster = read(&s.roster_path()).replace("- name: scout\n", "- name: scout\n  workdir: /nonexistent/dir\n");
+    let roster = read(&s.roster_path()).replace(
+        "- name: scout\n",
+        "- name: scout\n  workdir: /nonexistent/dir\n",
+    );
     std::fs::write(s.roster_path(), roster).unwrap();
     let err = s.fails(&["fleet", "start"]);
-    assert!(err.contains("working directory /nonexistent/dir does not exist"), "{err}");
+    assert!(
+        err.contains("working directory /nonexistent/dir does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
 fn ps_and_status_without_a_roster_say_to_init() {
     let s = Sandbox::new();
-    assert!(s.fails(&["fleet", "ps"]).contains("create one with `mosaic fleet init`"));
+    assert!(
+        s.fails(&["fleet", "ps"])
+            .contains("create one with `mosaic fleet init`")
+    );
 }
 
 #[test]
@@ -116,7 +223,19 @@ fn ps_json_follows_the_documented_schema() {
     assert_eq!(ps["schema"], "mosaic.fleet.ps/v1");
     assert_eq!(ps["socket"], s.socket.as_str());
     let keys = [
-        "name", "role", "runtime", "model", "host", "session", "pid", "state", "exit_status", "exit_signal", "started_at", "last_activity", "attached",
+        "name",
+        "role",
+        "runtime",
+        "model",
+        "host",
+        "session",
+        "pid",
+        "state",
+        "exit_status",
+        "exit_signal",
+        "started_at",
+        "last_activity",
+        "attached",
     ];
     for a in ps["agents"].as_array().unwrap() {
         let obj = a.as_object().unwrap();
@@ -126,7 +245,14 @@ fn ps_json_follows_the_documented_schema() {
         }
     }
     let mos = &ps["agents"][0];
-    assert_eq!((mos["role"].as_str(), mos["state"].as_str(), mos["host"].as_str()), (Some("orchestrator"), Some("running"), Some("local")));
+    assert_eq!(
+        (
+            mos["role"].as_str(),
+            mos["state"].as_str(),
+            mos["host"].as_str()
+        ),
+        (Some("orchestrator"), Some("running"), Some("local"))
+    );
     assert!(mos["started_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(ps["agents"][1]["state"], "stopped");
 }

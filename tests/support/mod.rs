@@ -23,7 +23,11 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        let socket = format!("mosaic-e2e-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let socket = format!(
+            "mosaic-e2e-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         Sandbox { dir, socket }
     }
 
@@ -53,14 +57,23 @@ impl Sandbox {
             ("MOSAIC_CONFIG", self.config().display().to_string()),
             ("MOSAIC_STATE", self.state().display().to_string()),
             ("HOME", self.home().display().to_string()),
-            ("XDG_CONFIG_HOME", self.home().join(".config").display().to_string()),
-            ("XDG_DATA_HOME", self.home().join(".local/share").display().to_string()),
+            (
+                "XDG_CONFIG_HOME",
+                self.home().join(".config").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME",
+                self.home().join(".local/share").display().to_string(),
+            ),
         ]
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(MOSAIC);
-        c.args(args).envs(self.env()).env_remove("TMUX").stdin(Stdio::null());
+        c.args(args)
+            .envs(self.env())
+            .env_remove("TMUX")
+            .stdin(Stdio::null());
         c
     }
 
@@ -70,7 +83,13 @@ impl Sandbox {
 
     pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         use std::io::Write;
-        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         child.stdin.take().unwrap().write_all(input).unwrap();
         child.wait_with_output().unwrap()
     }
@@ -78,21 +97,40 @@ impl Sandbox {
     /// Runs mosaic and returns stdout, failing the test with stderr if it failed.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "mosaic {args:?} failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "mosaic {args:?} failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         text(&out.stdout)
     }
 
     /// Runs mosaic, expecting failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "mosaic {args:?} unexpectedly succeeded:\n{}", text(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "mosaic {args:?} unexpectedly succeeded:\n{}",
+            text(&out.stdout)
+        );
         text(&out.stderr)
     }
 
     /// Inits a fleet from `preset` with every agent on the demo runtime.
     pub fn init(&self, preset: &str) -> String {
         self.ok(&[
-            "fleet", "init", "--preset", preset, "--yes", "--socket", &self.socket, "--orchestrator-runtime", "demo", "--worker-runtime", "demo",
+            "fleet",
+            "init",
+            "--preset",
+            preset,
+            "--yes",
+            "--socket",
+            &self.socket,
+            "--orchestrator-runtime",
+            "demo",
+            "--worker-runtime",
+            "demo",
         ])
     }
 
@@ -106,17 +144,31 @@ impl Sandbox {
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| (a["name"].as_str().unwrap().to_owned(), a["state"].as_str().unwrap().to_owned()))
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_owned(),
+                    a["state"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     }
 
     /// Messages the demo agent `agent` received, in order.
     pub fn transcript(&self, agent: &str) -> Vec<String> {
-        let path = self.state().join("agents").join(agent).join("demo-transcript.jsonl");
+        let path = self
+            .state()
+            .join("agents")
+            .join(agent)
+            .join("demo-transcript.jsonl");
         std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_owned())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect()
     }
 

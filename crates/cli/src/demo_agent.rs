@@ -6,7 +6,9 @@
 //! message is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` so tests can check that
 //! text arrived exactly once and byte for byte.
 
-use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEventKind, KeyModifiers, read};
+use crossterm::event::{
+    DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEventKind, KeyModifiers, read,
+};
 use crossterm::execute;
 use crossterm::terminal::{disable_raw_mode, enable_raw_mode};
 use std::io::Write;
@@ -33,7 +35,8 @@ const PROMPT: &str = "demo> ";
 
 /// Runs the REPL until `/exit`, Ctrl-D on an empty line, or the terminal goes away.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let transcript = std::env::var_os("MOSAIC_AGENT_STATE").map(|d| PathBuf::from(d).join(TRANSCRIPT));
+    let transcript =
+        std::env::var_os("MOSAIC_AGENT_STATE").map(|d| PathBuf::from(d).join(TRANSCRIPT));
     let mut out = std::io::stdout();
     enable_raw_mode()?;
     execute!(out, EnableBracketedPaste)?;
@@ -49,14 +52,26 @@ fn say(out: &mut impl Write, text: &str) -> std::io::Result<()> {
 }
 
 fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> anyhow::Result<()> {
-    say(out, &format!("mosaic demo agent \"{}\" - a scripted stand-in for an AI harness (not an AI).\n", args.name))?;
+    say(
+        out,
+        &format!(
+            "mosaic demo agent \"{}\" - a scripted stand-in for an AI harness (not an AI).\n",
+            args.name
+        ),
+    )?;
     if let Some(m) = &args.model {
         say(out, &format!("model: {m} (reported only)\n"))?;
     }
     if let Some(i) = &args.instructions {
-        say(out, &format!("instructions: {}\n", i.lines().next().unwrap_or("")))?;
+        say(
+            out,
+            &format!("instructions: {}\n", i.lines().next().unwrap_or("")),
+        )?;
     }
-    say(out, &format!("Type or paste a message and press Enter; /exit quits.\n{PROMPT}"))?;
+    say(
+        out,
+        &format!("Type or paste a message and press Enter; /exit quits.\n{PROMPT}"),
+    )?;
     let mut input = String::new();
     let mut count = 0u64;
     loop {
@@ -75,7 +90,11 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                     input.clear();
                     say(out, &format!("^C\n{PROMPT}"))?;
                 }
-                KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) && input.is_empty() => return Ok(()),
+                KeyCode::Char('d')
+                    if key.modifiers.contains(KeyModifiers::CONTROL) && input.is_empty() =>
+                {
+                    return Ok(());
+                }
                 KeyCode::Char(c) => {
                     input.push(c);
                     say(out, &c.to_string())?;
@@ -84,11 +103,7 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                     input.push('\t');
                     say(out, "\t")?;
                 }
-                KeyCode::Backspace => {
-                    if input.pop().is_some() {
-                        say(out, "\x08 \x08")?;
-                    }
-                }
+                KeyCode::Backspace if input.pop().is_some() => say(out, "\x08 \x08")?,
                 KeyCode::Enter => {
                     let message = std::mem::take(&mut input);
                     if message.trim() == "/exit" {
@@ -102,7 +117,10 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                     count += 1;
                     if let Some(path) = &transcript {
                         let line = serde_json::json!({ "n": count, "text": message });
-                        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)?;
                         writeln!(f, "{line}")?;
                     }
                     say(out, &format!("\n{}\n{PROMPT}", reply_line(count, &message)))?;
@@ -116,6 +134,16 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
 
 /// The demo agent's reply to message number `n`.
 pub fn reply_line(n: u64, message: &str) -> String {
-    let first: String = message.lines().next().unwrap_or("").chars().take(60).collect();
-    format!("[demo reply #{n}] received {} chars in {} lines: {first}", message.chars().count(), message.lines().count())
+    let first: String = message
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(60)
+        .collect();
+    format!(
+        "[demo reply #{n}] received {} chars in {} lines: {first}",
+        message.chars().count(),
+        message.lines().count()
+    )
 }

@@ -7,8 +7,8 @@ use mosaic_fleet::harness::{Installed, detect_installed};
 use mosaic_fleet::{Paths, init};
 use mosaic_grammar::{CommsArg, ConnectorArg, InitArgs};
 use mosaic_roster::{
-    CommsMode, Connector, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers, Preset, PresetSource, Role, Roster, SecretRef, all_presets,
-    check_name, runtime,
+    CommsMode, Connector, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers, Preset, PresetSource, Role,
+    Roster, SecretRef, all_presets, check_name, runtime,
 };
 use std::io::IsTerminal;
 
@@ -20,7 +20,14 @@ struct Asker {
 
 impl Asker {
     /// Answers from the flag, else the default under `--yes`, else the terminal, else an error.
-    fn answer<T>(&self, flag: Option<T>, default: Option<T>, flag_name: &str, question: &str, ask: impl FnOnce() -> Result<T>) -> Result<T> {
+    fn answer<T>(
+        &self,
+        flag: Option<T>,
+        default: Option<T>,
+        flag_name: &str,
+        question: &str,
+        ask: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if let Some(v) = flag {
             return Ok(v);
         }
@@ -32,29 +39,52 @@ impl Asker {
         if self.interactive {
             return ask();
         }
-        bail!("no terminal to ask \"{question}\": pass {flag_name}{}", if default.is_some() { " (or --yes for the default)" } else { "" })
+        bail!(
+            "no terminal to ask \"{question}\": pass {flag_name}{}",
+            if default.is_some() {
+                " (or --yes for the default)"
+            } else {
+                ""
+            }
+        )
     }
 }
 
 /// Runs the wizard and writes (or, with `--dry-run`, shows) the roster.
 pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
-    let asker = Asker { interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(), yes: args.yes };
+    let asker = Asker {
+        interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
+        yes: args.yes,
+    };
     let (presets, preset_errors) = all_presets(Some(&paths.presets_dir()));
     for e in &preset_errors {
         eprintln!("warning: skipping an invalid user preset:\n{e}");
     }
     let existing = Roster::load(&paths.roster()).ok();
 
-    let default_name = existing.as_ref().map(|r| r.fleet.clone()).unwrap_or_else(|| "fleet".into());
-    let fleet = asker.answer(args.name.clone(), Some(default_name.clone()), "--name NAME", "Fleet name", || {
-        Ok(Text::new("Fleet name:")
-            .with_default(&default_name)
-            .with_validator(|s: &str| Ok(match check_name(s) {
-                Ok(()) => inquire::validator::Validation::Valid,
-                Err(why) => inquire::validator::Validation::Invalid(format!("the name {why}").into()),
-            }))
-            .prompt()?)
-    })?;
+    let default_name = existing
+        .as_ref()
+        .map(|r| r.fleet.clone())
+        .unwrap_or_else(|| "fleet".into());
+    let fleet = asker.answer(
+        args.name.clone(),
+        Some(default_name.clone()),
+        "--name NAME",
+        "Fleet name",
+        || {
+            Ok(Text::new("Fleet name:")
+                .with_default(&default_name)
+                .with_validator(|s: &str| {
+                    Ok(match check_name(s) {
+                        Ok(()) => inquire::validator::Validation::Valid,
+                        Err(why) => inquire::validator::Validation::Invalid(
+                            format!("the name {why}").into(),
+                        ),
+                    })
+                })
+                .prompt()?)
+        },
+    )?;
     check_name(&fleet).map_err(|why| anyhow::anyhow!("fleet name {fleet:?} {why}"))?;
 
     let names: Vec<String> = presets.iter().map(|p| p.name.clone()).collect();
@@ -66,27 +96,55 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
         || {
             let labels: Vec<String> = presets.iter().map(preset_label).collect();
             let chosen = Select::new("Configuration type:", labels.clone()).prompt()?;
-            Ok(presets[labels.iter().position(|l| *l == chosen).expect("chosen from the list")].name.clone())
+            Ok(presets[labels
+                .iter()
+                .position(|l| *l == chosen)
+                .expect("chosen from the list")]
+            .name
+            .clone())
         },
     )?;
     let preset = presets
         .iter()
         .find(|p| p.name == preset_name)
-        .with_context(|| format!("no preset named {preset_name:?}; presets: {}", names.join(", ")))?;
+        .with_context(|| {
+            format!(
+                "no preset named {preset_name:?}; presets: {}",
+                names.join(", ")
+            )
+        })?;
 
     let installed = detect_installed();
-    let orchestrator_runtime = choose_runtime(&asker, &installed, preset, Role::Orchestrator, args.orchestrator_runtime.clone())?;
+    let orchestrator_runtime = choose_runtime(
+        &asker,
+        &installed,
+        preset,
+        Role::Orchestrator,
+        args.orchestrator_runtime.clone(),
+    )?;
     let worker_runtime = if preset.spec.agents.iter().any(|a| a.role == Role::Worker) {
-        Some(choose_runtime(&asker, &installed, preset, Role::Worker, args.worker_runtime.clone())?)
+        Some(choose_runtime(
+            &asker,
+            &installed,
+            preset,
+            Role::Worker,
+            args.worker_runtime.clone(),
+        )?)
     } else {
         None
     };
 
-    let connector_kind = asker.answer(args.connector, Some(ConnectorArg::None), "--connector TYPE", "Chat connector for the orchestrator", || {
-        let options = vec!["none", "discord", "telegram", "slack", "matrix"];
-        let chosen = Select::new("Chat connector for the orchestrator:", options).prompt()?;
-        Ok(<ConnectorArg as clap::ValueEnum>::from_str(chosen, true).expect("listed"))
-    })?;
+    let connector_kind = asker.answer(
+        args.connector,
+        Some(ConnectorArg::None),
+        "--connector TYPE",
+        "Chat connector for the orchestrator",
+        || {
+            let options = vec!["none", "discord", "telegram", "slack", "matrix"];
+            let chosen = Select::new("Chat connector for the orchestrator:", options).prompt()?;
+            Ok(<ConnectorArg as clap::ValueEnum>::from_str(chosen, true).expect("listed"))
+        },
+    )?;
     let connectors = match connector_kind {
         ConnectorArg::None => Vec::new(),
         kind => vec![ask_connector(&asker, args, kind)?],
@@ -94,10 +152,21 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
 
     let comms_default = CommsArg::Tmux;
     let comms = if connector_kind == ConnectorArg::Matrix {
-        asker.answer(args.comms, Some(comms_default), "--comms MODE", "How agents talk to each other", || {
-            let chosen = Select::new("How agents talk to each other:", vec!["tmux", "matrix"]).prompt()?;
-            Ok(if chosen == "matrix" { CommsArg::Matrix } else { CommsArg::Tmux })
-        })?
+        asker.answer(
+            args.comms,
+            Some(comms_default),
+            "--comms MODE",
+            "How agents talk to each other",
+            || {
+                let chosen = Select::new("How agents talk to each other:", vec!["tmux", "matrix"])
+                    .prompt()?;
+                Ok(if chosen == "matrix" {
+                    CommsArg::Matrix
+                } else {
+                    CommsArg::Tmux
+                })
+            },
+        )?
     } else {
         args.comms.unwrap_or(comms_default)
     };
@@ -122,14 +191,19 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
     let generated = preset.instantiate(&answers);
     let plan = init::plan(paths, &generated)?;
     if !plan.changes_roster {
-        println!("{} is up to date: nothing to change.", plan.roster_path.display());
+        println!(
+            "{} is up to date: nothing to change.",
+            plan.roster_path.display()
+        );
         if !args.dry_run {
             plan.write()?;
         }
         return Ok(());
     }
     if plan.current.is_some() && !plan.had_base {
-        println!("note: no record of a previous init; every value already in roster.yaml is kept as your own.");
+        println!(
+            "note: no record of a previous init; every value already in roster.yaml is kept as your own."
+        );
     }
     print!("{}", plan.diff());
     if args.dry_run {
@@ -138,13 +212,18 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
     }
     let write = args.yes
         || !asker.interactive
-        || Confirm::new(&format!("Write {}?", plan.roster_path.display())).with_default(true).prompt()?;
+        || Confirm::new(&format!("Write {}?", plan.roster_path.display()))
+            .with_default(true)
+            .prompt()?;
     if !write {
         println!("Nothing written.");
         return Ok(());
     }
     plan.write()?;
-    println!("Wrote {}. Next: `mosaic fleet start`, then `mosaic fleet ps`.", plan.roster_path.display());
+    println!(
+        "Wrote {}. Next: `mosaic fleet start`, then `mosaic fleet ps`.",
+        plan.roster_path.display()
+    );
     Ok(())
 }
 
@@ -153,21 +232,51 @@ fn preset_label(p: &Preset) -> String {
         PresetSource::Shipped => String::new(),
         PresetSource::User(path) => format!(" [yours: {path}]"),
     };
-    format!("{:<10} {} ({} agents){origin}", p.name, p.spec.description, p.spec.agents.len())
+    format!(
+        "{:<10} {} ({} agents){origin}",
+        p.name,
+        p.spec.description,
+        p.spec.agents.len()
+    )
 }
 
-fn choose_runtime(asker: &Asker, installed: &[Installed], preset: &Preset, role: Role, flag: Option<String>) -> Result<String> {
+fn choose_runtime(
+    asker: &Asker,
+    installed: &[Installed],
+    preset: &Preset,
+    role: Role,
+    flag: Option<String>,
+) -> Result<String> {
     let mut options: Vec<(String, String)> = installed
         .iter()
         .map(|i| {
-            let version = i.version.clone().unwrap_or_else(|| "version unknown".into());
-            (i.runtime.name.to_owned(), format!("{:<7} {} ({version})", i.runtime.name, i.runtime.description))
+            let version = i
+                .version
+                .clone()
+                .unwrap_or_else(|| "version unknown".into());
+            (
+                i.runtime.name.to_owned(),
+                format!(
+                    "{:<7} {} ({version})",
+                    i.runtime.name, i.runtime.description
+                ),
+            )
         })
         .collect();
     let demo = runtime(DEMO_RUNTIME).expect("demo exists");
-    options.push((DEMO_RUNTIME.to_owned(), format!("{:<7} {}", DEMO_RUNTIME, demo.description)));
-    let wanted = preset.spec.agents.iter().find(|a| a.role == role).map(|a| a.runtime.clone());
-    let default = wanted.filter(|w| options.iter().any(|(n, _)| n == w)).unwrap_or_else(|| options[0].0.clone());
+    options.push((
+        DEMO_RUNTIME.to_owned(),
+        format!("{:<7} {}", DEMO_RUNTIME, demo.description),
+    ));
+    let wanted = preset
+        .spec
+        .agents
+        .iter()
+        .find(|a| a.role == role)
+        .map(|a| a.runtime.clone());
+    let default = wanted
+        .filter(|w| options.iter().any(|(n, _)| n == w))
+        .unwrap_or_else(|| options[0].0.clone());
     let role_name = role.as_str();
     let flag_name = format!("--{role_name}-runtime RUNTIME");
     let chosen = asker.answer(flag, Some(default.clone()), &flag_name, &format!("Harness for the {role_name}"), || {
@@ -181,7 +290,10 @@ fn choose_runtime(asker: &Asker, installed: &[Installed], preset: &Preset, role:
         Ok(options[labels.iter().position(|l| *l == chosen).expect("listed")].0.clone())
     })?;
     if runtime(&chosen).is_none() {
-        bail!("unknown runtime {chosen:?} for {flag_name}; expected one of {}", mosaic_roster::runtime_names().join(", "));
+        bail!(
+            "unknown runtime {chosen:?} for {flag_name}; expected one of {}",
+            mosaic_roster::runtime_names().join(", ")
+        );
     }
     Ok(chosen)
 }
@@ -189,52 +301,116 @@ fn choose_runtime(asker: &Asker, installed: &[Installed], preset: &Preset, role:
 fn ask_connector(asker: &Asker, args: &InitArgs, kind: ConnectorArg) -> Result<Connector> {
     let ids = |what: &str| -> Result<Vec<String>> {
         let given = (!args.targets.is_empty()).then(|| args.targets.clone());
-        asker.answer(given, None, "--target ID (repeat for several)", what, || {
-            let line = Text::new(&format!("{what} (comma-separated):")).prompt()?;
-            Ok(line.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
-        })
+        asker.answer(
+            given,
+            None,
+            "--target ID (repeat for several)",
+            what,
+            || {
+                let line = Text::new(&format!("{what} (comma-separated):")).prompt()?;
+                Ok(line
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect())
+            },
+        )
     };
-    let secret = |default_var: &str, flag: Option<String>, flag_name: &str, what: &str| -> Result<SecretRef> {
+    let secret = |default_var: &str,
+                  flag: Option<String>,
+                  flag_name: &str,
+                  what: &str|
+     -> Result<SecretRef> {
         if let (Some(file), "--secret-env VAR") = (&args.secret_file, flag_name) {
             return Ok(SecretRef::file(file.clone()));
         }
         let var = asker.answer(flag, Some(default_var.to_owned()), flag_name, what, || {
-            Ok(Text::new(&format!("{what} - name of the environment variable that holds it:")).with_default(default_var).prompt()?)
+            Ok(Text::new(&format!(
+                "{what} - name of the environment variable that holds it:"
+            ))
+            .with_default(default_var)
+            .prompt()?)
         })?;
         Ok(SecretRef::env(var))
     };
     Ok(match kind {
         ConnectorArg::Discord => {
-            let guild = asker.answer(args.guild.clone(), None, "--guild ID", "Discord server (guild) id", || {
-                Ok(Text::new("Discord server (guild) id:").prompt()?.trim().to_owned())
-            })?;
+            let guild = asker.answer(
+                args.guild.clone(),
+                None,
+                "--guild ID",
+                "Discord server (guild) id",
+                || {
+                    Ok(Text::new("Discord server (guild) id:")
+                        .prompt()?
+                        .trim()
+                        .to_owned())
+                },
+            )?;
             Connector::Discord {
                 guild,
                 channels: ids("Discord channel ids")?,
-                token: secret("DISCORD_TOKEN", args.secret_env.clone(), "--secret-env VAR", "Discord bot token")?,
+                token: secret(
+                    "DISCORD_TOKEN",
+                    args.secret_env.clone(),
+                    "--secret-env VAR",
+                    "Discord bot token",
+                )?,
             }
         }
         ConnectorArg::Telegram => Connector::Telegram {
             chats: ids("Telegram chat ids")?,
-            token: secret("TELEGRAM_BOT_TOKEN", args.secret_env.clone(), "--secret-env VAR", "Telegram bot token")?,
+            token: secret(
+                "TELEGRAM_BOT_TOKEN",
+                args.secret_env.clone(),
+                "--secret-env VAR",
+                "Telegram bot token",
+            )?,
         },
         ConnectorArg::Slack => Connector::Slack {
             channels: ids("Slack channel ids")?,
-            bot_token: secret("SLACK_BOT_TOKEN", args.secret_env.clone(), "--secret-env VAR", "Slack bot token (xoxb-)")?,
-            app_token: secret("SLACK_APP_TOKEN", args.app_secret_env.clone(), "--app-secret-env VAR", "Slack app-level token (xapp-)")?,
+            bot_token: secret(
+                "SLACK_BOT_TOKEN",
+                args.secret_env.clone(),
+                "--secret-env VAR",
+                "Slack bot token (xoxb-)",
+            )?,
+            app_token: secret(
+                "SLACK_APP_TOKEN",
+                args.app_secret_env.clone(),
+                "--app-secret-env VAR",
+                "Slack app-level token (xapp-)",
+            )?,
         },
         ConnectorArg::Matrix => {
-            let homeserver = asker.answer(args.homeserver.clone(), Some("http://127.0.0.1:8008".into()), "--homeserver URL", "Matrix homeserver URL", || {
-                Ok(Text::new("Matrix homeserver URL:").with_default("http://127.0.0.1:8008").prompt()?)
-            })?;
-            let user = asker.answer(args.matrix_user.clone(), None, "--matrix-user USER", "Matrix bot user id", || {
-                Ok(Text::new("Matrix bot user id (@mos:example.org):").prompt()?)
-            })?;
+            let homeserver = asker.answer(
+                args.homeserver.clone(),
+                Some("http://127.0.0.1:8008".into()),
+                "--homeserver URL",
+                "Matrix homeserver URL",
+                || {
+                    Ok(Text::new("Matrix homeserver URL:")
+                        .with_default("http://127.0.0.1:8008")
+                        .prompt()?)
+                },
+            )?;
+            let user = asker.answer(
+                args.matrix_user.clone(),
+                None,
+                "--matrix-user USER",
+                "Matrix bot user id",
+                || Ok(Text::new("Matrix bot user id (@mos:example.org):").prompt()?),
+            )?;
             Connector::Matrix {
                 homeserver,
                 user,
                 rooms: ids("Matrix room ids")?,
-                access_token: secret("MATRIX_ACCESS_TOKEN", args.secret_env.clone(), "--secret-env VAR", "Matrix access token")?,
+                access_token: secret(
+                    "MATRIX_ACCESS_TOKEN",
+                    args.secret_env.clone(),
+                    "--secret-env VAR",
+                    "Matrix access token",
+                )?,
             }
         }
         ConnectorArg::None => unreachable!("no connector asked for"),

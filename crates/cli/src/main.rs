@@ -33,7 +33,7 @@ struct Cli {
 enum Top {
     /// Set up, start, stop, observe and change the fleet.
     #[command(subcommand)]
-    Fleet(FleetCommand),
+    Fleet(Box<FleetCommand>),
     /// Run the demo agent: a scripted stand-in for an AI harness (NOT an AI), used where no
     /// harness is installed and by the tests.
     DemoAgent(demo_agent::DemoArgs),
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
 
 fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
     match command {
-        Top::Fleet(cmd) => fleet(paths, cmd),
+        Top::Fleet(cmd) => fleet(paths, *cmd),
         Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
         Top::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut std::io::stdout());
@@ -117,9 +117,17 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             }
             match args.action {
                 None => print!("{}", show::presets(&presets, &paths.presets_dir())),
-                Some(PresetsAction::Show { name }) => match presets.iter().find(|p| p.name == name) {
+                Some(PresetsAction::Show { name }) => match presets.iter().find(|p| p.name == name)
+                {
                     Some(p) => print!("{}", p.text),
-                    None => bail!("no preset named {name:?}; presets: {}", presets.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")),
+                    None => bail!(
+                        "no preset named {name:?}; presets: {}",
+                        presets
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 },
             }
         }
@@ -130,7 +138,9 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             fleet.add(agent_from(args)?)?;
             println!("added {name} to {}", paths.roster().display());
             if start {
-                return Ok(show::outcomes(&fleet.start(&[name], Duration::from_secs(20))?));
+                return Ok(show::outcomes(
+                    &fleet.start(&[name], Duration::from_secs(20))?,
+                ));
             }
         }
         FleetCommand::Remove(args) => {
@@ -149,20 +159,33 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
         FleetCommand::Send(args) => {
             let text = if args.text == ["-"] {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("reading the text from standard input")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the text from standard input")?;
                 s
             } else {
                 args.text.join(" ")
             };
             let report = open(paths)?.send(&args.name, &text)?;
-            let retries = if report.enter_presses > 1 { format!(" (Enter pressed {} times)", report.enter_presses) } else { String::new() };
-            println!("sent {} chars to {}, submitted{retries}", report.pasted.chars().count(), args.name);
+            let retries = if report.enter_presses > 1 {
+                format!(" (Enter pressed {} times)", report.enter_presses)
+            } else {
+                String::new()
+            };
+            println!(
+                "sent {} chars to {}, submitted{retries}",
+                report.pasted.chars().count(),
+                args.name
+            );
         }
         FleetCommand::Attach(args) => {
             let fleet = open(paths)?;
             fleet.capture(&args.name, false)?;
             if !std::io::stdin().is_terminal() {
-                bail!("attach needs a terminal; use `mosaic fleet logs {}` to read the pane", args.name);
+                bail!(
+                    "attach needs a terminal; use `mosaic fleet logs {}` to read the pane",
+                    args.name
+                );
             }
             use std::os::unix::process::CommandExt;
             let err = fleet.tmux.attach_command(&args.name).exec();
@@ -173,7 +196,10 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             if args.follow {
                 fleet.follow(&args.name, &mut std::io::stdout())?;
             } else {
-                print!("{}", fleet.capture(&args.name, true)?.trim_end_matches('\n'));
+                print!(
+                    "{}",
+                    fleet.capture(&args.name, true)?.trim_end_matches('\n')
+                );
                 println!();
             }
         }
@@ -185,7 +211,11 @@ fn agent_from(args: AddArgs) -> Result<Agent> {
     let env = args
         .env
         .iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).with_context(|| format!("--env {kv:?}: expected KEY=VALUE")))
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("--env {kv:?}: expected KEY=VALUE"))
+        })
         .collect::<Result<_>>()?;
     Ok(Agent {
         name: args.name,
@@ -206,20 +236,42 @@ fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
     create_private_dir(&paths.state_dir)?;
     println!("config: {}", paths.config_dir.display());
     println!("state:  {}", paths.state_dir.display());
-    let version = mosaic_tmux::Tmux::version().context("tmux is required: install tmux 3.2 or newer")?;
+    let version =
+        mosaic_tmux::Tmux::version().context("tmux is required: install tmux 3.2 or newer")?;
     let probe = mosaic_tmux::Tmux::new(format!("mosaic-install-check-{}", std::process::id()));
     probe
-        .new_session(&mosaic_tmux::SessionSpec { name: "check".into(), argv: vec!["true".into()], size: (80, 24), ..Default::default() })
+        .new_session(&mosaic_tmux::SessionSpec {
+            name: "check".into(),
+            argv: vec!["true".into()],
+            size: (80, 24),
+            ..Default::default()
+        })
         .context("tmux could not start a session")?;
     probe.kill_server()?;
     println!("tmux:   {version} works");
     let home = mosaic_fleet::paths::home_dir();
-    let data = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/share"));
-    let config = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config"));
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".local/share"));
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".config"));
     let targets = [
-        (clap_complete::Shell::Bash, data.join("bash-completion/completions"), "mosaic"),
-        (clap_complete::Shell::Zsh, data.join("zsh/site-functions"), "_mosaic"),
-        (clap_complete::Shell::Fish, config.join("fish/completions"), "mosaic.fish"),
+        (
+            clap_complete::Shell::Bash,
+            data.join("bash-completion/completions"),
+            "mosaic",
+        ),
+        (
+            clap_complete::Shell::Zsh,
+            data.join("zsh/site-functions"),
+            "_mosaic",
+        ),
+        (
+            clap_complete::Shell::Fish,
+            config.join("fish/completions"),
+            "mosaic.fish",
+        ),
     ];
     for (shell, dir, file) in targets {
         let dir = args.completions_dir.clone().unwrap_or(dir);

@@ -19,7 +19,9 @@ pub fn outcomes(outcomes: &[(String, Outcome)]) -> ExitCode {
             Outcome::Killed => println!("{name}: killed (did not exit in time)"),
             Outcome::NotRunning => println!("{name}: not running"),
             Outcome::ExitedAtStart { status, last_lines } => {
-                let status = status.map(|s| format!(" with status {s}")).unwrap_or_default();
+                let status = status
+                    .map(|s| format!(" with status {s}"))
+                    .unwrap_or_default();
                 println!("{name}: exited at start{status}");
                 for l in last_lines.lines() {
                     println!("  | {l}");
@@ -27,12 +29,20 @@ pub fn outcomes(outcomes: &[(String, Outcome)]) -> ExitCode {
             }
         }
     }
-    if outcomes.iter().any(|(_, o)| failed(o)) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if outcomes.iter().any(|(_, o)| failed(o)) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn age(since: Option<&str>) -> String {
-    let Some(t) = since.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) else { return "-".into() };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Some(t) = since.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) else {
+        return "-".into();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
@@ -44,7 +54,11 @@ fn age(since: Option<&str>) -> String {
 /// `fleet ps` as a table.
 pub fn ps_table(status: &FleetStatus) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}", "NAME", "ROLE", "RUNTIME", "STATE", "PID", "UPTIME", "IDLE");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}",
+        "NAME", "ROLE", "RUNTIME", "STATE", "PID", "UPTIME", "IDLE"
+    );
     for a in &status.agents {
         let state = match (a.state, a.exit_status, a.exit_signal) {
             (AgentState::Dead, Some(code), _) => format!("dead({code})"),
@@ -52,9 +66,21 @@ pub fn ps_table(status: &FleetStatus) -> String {
             (s, ..) => s.as_str().to_owned(),
         };
         let pid = a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-        let up = if a.state == AgentState::Running { age(a.started_at.as_deref()) } else { "-".into() };
-        let idle = if a.state == AgentState::Running { age(a.last_activity.as_deref()) } else { "-".into() };
-        let _ = writeln!(out, "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}", a.name, a.role, a.runtime, state, pid, up, idle);
+        let up = if a.state == AgentState::Running {
+            age(a.started_at.as_deref())
+        } else {
+            "-".into()
+        };
+        let idle = if a.state == AgentState::Running {
+            age(a.last_activity.as_deref())
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}",
+            a.name, a.role, a.runtime, state, pid, up, idle
+        );
     }
     out
 }
@@ -92,11 +118,22 @@ pub fn status(roster: &Roster, status: &FleetStatus) -> String {
             AgentState::Stopped => ("○", format!("stopped - mosaic fleet start {}", a.name)),
             AgentState::Orphan => ("?", "not in the roster - mosaic fleet stop".into()),
         };
-        let model = a.model.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
-        let _ = writeln!(out, "  {mark} {:<16} {:<12} {}{model:<10}  {note}", a.name, a.role, a.runtime);
+        let model = a
+            .model
+            .as_deref()
+            .map(|m| format!(" {m}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {mark} {:<16} {:<12} {}{model:<10}  {note}",
+            a.name, a.role, a.runtime
+        );
     }
     if roster.connectors.is_empty() {
-        let _ = writeln!(out, "chat: no connector (add one with `mosaic fleet init --connector …`)");
+        let _ = writeln!(
+            out,
+            "chat: no connector (add one with `mosaic fleet init --connector …`)"
+        );
     }
     for c in &roster.connectors {
         let (field, targets) = c.targets();
@@ -120,7 +157,15 @@ pub fn checks(checks: &[Check]) -> String {
         }
     }
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
-    let _ = writeln!(out, "{}", if fails == 0 { "verify: all good".to_owned() } else { format!("verify: {fails} problem(s) to fix") });
+    let _ = writeln!(
+        out,
+        "{}",
+        if fails == 0 {
+            "verify: all good".to_owned()
+        } else {
+            format!("verify: {fails} problem(s) to fix")
+        }
+    );
     out
 }
 
@@ -132,9 +177,24 @@ pub fn presets(presets: &[Preset], user_dir: &Path) -> String {
             PresetSource::Shipped => "shipped".to_owned(),
             PresetSource::User(path) => format!("yours ({path})"),
         };
-        let agents: Vec<String> = p.spec.agents.iter().map(|a| format!("{}:{}", a.name, a.runtime)).collect();
-        let _ = writeln!(out, "{:<10} {}\n           agents: {}\n           source: {origin}", p.name, p.spec.description, agents.join(", "));
+        let agents: Vec<String> = p
+            .spec
+            .agents
+            .iter()
+            .map(|a| format!("{}:{}", a.name, a.runtime))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<10} {}\n           agents: {}\n           source: {origin}",
+            p.name,
+            p.spec.description,
+            agents.join(", ")
+        );
     }
-    let _ = writeln!(out, "Make your own: mosaic fleet presets show coding > {}/mine.yaml, then edit it.", user_dir.display());
+    let _ = writeln!(
+        out,
+        "Make your own: mosaic fleet presets show coding > {}/mine.yaml, then edit it.",
+        user_dir.display()
+    );
     out
 }

@@ -55,24 +55,45 @@ impl Fleet {
     pub fn open(paths: Paths, mosaic_exe: PathBuf) -> Result<Fleet, FleetError> {
         let path = paths.roster();
         if !path.exists() {
-            return Err(FleetError::NoRoster { path: path.display().to_string() });
+            return Err(FleetError::NoRoster {
+                path: path.display().to_string(),
+            });
         }
         let roster = Roster::load(&path)?;
         let tmux = Tmux::new(roster.tmux.socket.clone());
-        Ok(Fleet { paths, roster, tmux, mosaic_exe })
+        Ok(Fleet {
+            paths,
+            roster,
+            tmux,
+            mosaic_exe,
+        })
     }
 
     /// The agent called `name`, or an error listing the known names.
     pub fn agent(&self, name: &str) -> Result<&Agent, FleetError> {
-        self.roster.agent(name).ok_or_else(|| FleetError::UnknownAgent {
-            name: name.to_owned(),
-            known: self.roster.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.roster
+            .agent(name)
+            .ok_or_else(|| FleetError::UnknownAgent {
+                name: name.to_owned(),
+                known: self
+                    .roster
+                    .agents
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The sessions of this fleet, by session name, in one tmux call.
     fn panes(&self) -> Result<HashMap<String, PaneInfo>, FleetError> {
-        Ok(self.tmux.list_panes()?.into_iter().filter(|p| p.fleet == self.roster.fleet).map(|p| (p.session.clone(), p)).collect())
+        Ok(self
+            .tmux
+            .list_panes()?
+            .into_iter()
+            .filter(|p| p.fleet == self.roster.fleet)
+            .map(|p| (p.session.clone(), p))
+            .collect())
     }
 
     /// The whole fleet's state, read with one tmux call.
@@ -84,12 +105,30 @@ impl Fleet {
             .iter()
             .map(|a| {
                 let pane = panes.remove(&a.name);
-                status_of(&a.name, a.role.as_str(), &a.runtime, a.model.clone(), &a.host, pane.as_ref(), false)
+                status_of(
+                    &a.name,
+                    a.role.as_str(),
+                    &a.runtime,
+                    a.model.clone(),
+                    &a.host,
+                    pane.as_ref(),
+                    false,
+                )
             })
             .collect();
         let mut orphans: Vec<_> = panes.into_values().collect();
         orphans.sort_by(|a, b| a.session.cmp(&b.session));
-        agents.extend(orphans.iter().map(|p| status_of(&p.session, "unknown", "unknown", None, LOCAL_HOST, Some(p), true)));
+        agents.extend(orphans.iter().map(|p| {
+            status_of(
+                &p.session,
+                "unknown",
+                "unknown",
+                None,
+                LOCAL_HOST,
+                Some(p),
+                true,
+            )
+        }));
         Ok(FleetStatus {
             schema: PS_SCHEMA.into(),
             fleet: self.roster.fleet.clone(),
@@ -109,7 +148,11 @@ impl Fleet {
 
     /// Starts the named agents (all when empty) that are not running, then waits up to `wait` for
     /// each to draw its first screen, so callers never race a half-started harness.
-    pub fn start(&self, names: &[String], wait: Duration) -> Result<Vec<(String, Outcome)>, FleetError> {
+    pub fn start(
+        &self,
+        names: &[String],
+        wait: Duration,
+    ) -> Result<Vec<(String, Outcome)>, FleetError> {
         let agents = self.select(names)?;
         let panes = self.panes()?;
         let mut outcomes = Vec::new();
@@ -138,7 +181,11 @@ impl Fleet {
 
     fn session_spec(&self, agent: &Agent) -> Result<SessionSpec, FleetError> {
         let argv = launch_argv(agent, &self.mosaic_exe).map_err(FleetError::Refused)?;
-        let workdir = agent.workdir.as_deref().map(expand_tilde).unwrap_or_else(home_dir);
+        let workdir = agent
+            .workdir
+            .as_deref()
+            .map(expand_tilde)
+            .unwrap_or_else(home_dir);
         if !workdir.is_dir() {
             return Err(FleetError::Refused(format!(
                 "agent {}: working directory {} does not exist; create it or change `workdir` in {}",
@@ -153,24 +200,51 @@ impl Fleet {
             ("MOSAIC_AGENT".into(), agent.name.clone()),
             ("MOSAIC_FLEET".into(), self.roster.fleet.clone()),
             ("MOSAIC_ROLE".into(), agent.role.as_str().into()),
-            ("MOSAIC_CONFIG".into(), self.paths.config_dir.display().to_string()),
-            ("MOSAIC_STATE".into(), self.paths.state_dir.display().to_string()),
+            (
+                "MOSAIC_CONFIG".into(),
+                self.paths.config_dir.display().to_string(),
+            ),
+            (
+                "MOSAIC_STATE".into(),
+                self.paths.state_dir.display().to_string(),
+            ),
             ("MOSAIC_SOCKET".into(), self.tmux.socket().to_owned()),
             ("MOSAIC_AGENT_STATE".into(), state.display().to_string()),
         ];
         env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(SessionSpec { name: agent.name.clone(), fleet: self.roster.fleet.clone(), workdir: Some(workdir), env, argv, size: WINDOW_SIZE })
+        Ok(SessionSpec {
+            name: agent.name.clone(),
+            fleet: self.roster.fleet.clone(),
+            workdir: Some(workdir),
+            env,
+            argv,
+            size: WINDOW_SIZE,
+        })
     }
 
-    fn await_first_screen(&self, mut waiting: Vec<String>, wait: Duration) -> Result<Vec<(String, Outcome)>, FleetError> {
+    fn await_first_screen(
+        &self,
+        mut waiting: Vec<String>,
+        wait: Duration,
+    ) -> Result<Vec<(String, Outcome)>, FleetError> {
         let deadline = Instant::now() + wait;
         let mut outcomes = Vec::new();
         while !waiting.is_empty() {
             let panes = self.panes()?;
             waiting.retain(|name| match panes.get(name) {
                 Some(p) if p.dead => {
-                    let last_lines = self.tmux.capture(name, true).map(|t| last_lines(&t, 8)).unwrap_or_default();
-                    outcomes.push((name.clone(), Outcome::ExitedAtStart { status: p.dead_status, last_lines }));
+                    let last_lines = self
+                        .tmux
+                        .capture(name, true)
+                        .map(|t| last_lines(&t, 8))
+                        .unwrap_or_default();
+                    outcomes.push((
+                        name.clone(),
+                        Outcome::ExitedAtStart {
+                            status: p.dead_status,
+                            last_lines,
+                        },
+                    ));
                     false
                 }
                 Some(p) if p.cursor != (0, 0) => {
@@ -178,7 +252,13 @@ impl Fleet {
                     false
                 }
                 None => {
-                    outcomes.push((name.clone(), Outcome::ExitedAtStart { status: None, last_lines: String::new() }));
+                    outcomes.push((
+                        name.clone(),
+                        Outcome::ExitedAtStart {
+                            status: None,
+                            last_lines: String::new(),
+                        },
+                    ));
                     false
                 }
                 Some(_) => true,
@@ -194,16 +274,27 @@ impl Fleet {
 
     /// Stops the named agents (all sessions of the fleet when empty, orphans included): each
     /// harness is asked to exit, and whatever still runs after `timeout` is killed.
-    pub fn stop(&self, names: &[String], timeout: Duration) -> Result<Vec<(String, Outcome)>, FleetError> {
+    pub fn stop(
+        &self,
+        names: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<(String, Outcome)>, FleetError> {
         let panes = self.panes()?;
         let targets: Vec<String> = if names.is_empty() {
             let mut all: Vec<String> = self.roster.agents.iter().map(|a| a.name.clone()).collect();
-            let mut orphans: Vec<String> = panes.keys().filter(|s| self.roster.agent(s).is_none()).cloned().collect();
+            let mut orphans: Vec<String> = panes
+                .keys()
+                .filter(|s| self.roster.agent(s).is_none())
+                .cloned()
+                .collect();
             orphans.sort();
             all.extend(orphans);
             all
         } else {
-            self.select(names)?.into_iter().map(|a| a.name.clone()).collect()
+            self.select(names)?
+                .into_iter()
+                .map(|a| a.name.clone())
+                .collect()
         };
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         for name in &targets {
@@ -215,16 +306,27 @@ impl Fleet {
                     outcomes.insert(name.clone(), Outcome::Stopped);
                 }
                 Some(_) => {
-                    let exit = self.roster.agent(name).and_then(|a| runtime(&a.runtime)).map(|r| r.exit_text);
+                    let exit = self
+                        .roster
+                        .agent(name)
+                        .and_then(|a| runtime(&a.runtime))
+                        .map(|r| r.exit_text);
                     if let Some(text) = exit {
                         // Best effort: a harness that ignores its exit command is killed below.
                         let quick = SendOptions {
                             paste_timeout: Duration::from_millis(500),
-                            settle: paste_settle(&self.roster.agent(name).map(|a| a.runtime.clone()).unwrap_or_default()),
+                            settle: paste_settle(
+                                &self
+                                    .roster
+                                    .agent(name)
+                                    .map(|a| a.runtime.clone())
+                                    .unwrap_or_default(),
+                            ),
                             submit_timeout: Duration::from_millis(300),
                             submit_attempts: 1,
                         };
-                        let _ = ControlClient::attach(&self.tmux, name, false).and_then(|mut c| c.send_text(text, &quick));
+                        let _ = ControlClient::attach(&self.tmux, name, false)
+                            .and_then(|mut c| c.send_text(text, &quick));
                     }
                 }
             }
@@ -258,10 +360,13 @@ impl Fleet {
         if self.tmux.list_panes()?.is_empty() {
             self.tmux.kill_server()?;
         }
-        Ok(targets.into_iter().map(|n| {
-            let o = outcomes.remove(&n).expect("every target has an outcome");
-            (n, o)
-        }).collect())
+        Ok(targets
+            .into_iter()
+            .map(|n| {
+                let o = outcomes.remove(&n).expect("every target has an outcome");
+                (n, o)
+            })
+            .collect())
     }
 
     /// Types `text` into a running agent and submits it once.
@@ -269,7 +374,10 @@ impl Fleet {
         let agent = self.agent(name)?;
         self.require_running(name)?;
         let mut client = ControlClient::attach(&self.tmux, name, false)?;
-        let opts = SendOptions { settle: paste_settle(&agent.runtime), ..SendOptions::default() };
+        let opts = SendOptions {
+            settle: paste_settle(&agent.runtime),
+            ..SendOptions::default()
+        };
         Ok(client.send_text(text, &opts)?)
     }
 
@@ -279,14 +387,20 @@ impl Fleet {
             Some(_) => AgentState::Dead,
             None => AgentState::Stopped,
         };
-        Err(FleetError::NotRunning { name: name.to_owned(), state: state.as_str() })
+        Err(FleetError::NotRunning {
+            name: name.to_owned(),
+            state: state.as_str(),
+        })
     }
 
     /// The agent's pane text: the screen, or all scrollback with `history`.
     pub fn capture(&self, name: &str, history: bool) -> Result<String, FleetError> {
         self.agent(name)?;
         if !self.panes()?.contains_key(name) {
-            return Err(FleetError::NotRunning { name: name.to_owned(), state: AgentState::Stopped.as_str() });
+            return Err(FleetError::NotRunning {
+                name: name.to_owned(),
+                state: AgentState::Stopped.as_str(),
+            });
         }
         Ok(self.tmux.capture(name, history)?)
     }
@@ -311,9 +425,12 @@ impl Fleet {
     /// Adds `agent` to the roster file (validated as a whole before writing).
     pub fn add(&mut self, agent: Agent) -> Result<(), FleetError> {
         if agent.role == Role::Orchestrator {
-            return Err(FleetError::Refused("the fleet already has its one orchestrator; add workers only".into()));
+            return Err(FleetError::Refused(
+                "the fleet already has its one orchestrator; add workers only".into(),
+            ));
         }
-        mosaic_roster::check_name(&agent.name).map_err(|why| FleetError::Refused(format!("agent name {:?} {why}", agent.name)))?;
+        mosaic_roster::check_name(&agent.name)
+            .map_err(|why| FleetError::Refused(format!("agent name {:?} {why}", agent.name)))?;
         if runtime(&agent.runtime).is_none() {
             return Err(FleetError::Refused(format!(
                 "unknown runtime {:?}; expected one of {}",
@@ -322,7 +439,10 @@ impl Fleet {
             )));
         }
         if self.roster.agent(&agent.name).is_some() {
-            return Err(FleetError::Refused(format!("an agent named {} already exists", agent.name)));
+            return Err(FleetError::Refused(format!(
+                "an agent named {} already exists",
+                agent.name
+            )));
         }
         let value = serde_yaml_ng::to_value(&agent).expect("agents serialize");
         self.edit_roster(|agents| agents.push(value))
@@ -331,10 +451,14 @@ impl Fleet {
     /// Stops `name` and removes it from the roster. The orchestrator cannot be removed.
     pub fn remove(&mut self, name: &str, timeout: Duration) -> Result<Outcome, FleetError> {
         if self.agent(name)?.role == Role::Orchestrator {
-            return Err(FleetError::Refused(format!("{name} is the orchestrator; a fleet always has exactly one (re-run `mosaic fleet init` to change it)")));
+            return Err(FleetError::Refused(format!(
+                "{name} is the orchestrator; a fleet always has exactly one (re-run `mosaic fleet init` to change it)"
+            )));
         }
         let outcome = self.stop(&[name.to_owned()], timeout)?.remove(0).1;
-        self.edit_roster(|agents| agents.retain(|a| a.get("name").and_then(Value::as_str) != Some(name)))?;
+        self.edit_roster(|agents| {
+            agents.retain(|a| a.get("name").and_then(Value::as_str) != Some(name))
+        })?;
         Ok(outcome)
     }
 
@@ -343,13 +467,20 @@ impl Fleet {
     fn edit_roster(&mut self, change: impl FnOnce(&mut Vec<Value>)) -> Result<(), FleetError> {
         let path = self.paths.roster();
         let text = std::fs::read_to_string(&path).map_err(|e| FleetError::io(&path, e))?;
-        let mut doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| FleetError::Refused(format!("{}: {e}", path.display())))?;
+        let mut doc: Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| FleetError::Refused(format!("{}: {e}", path.display())))?;
         let agents = doc
             .get_mut("agents")
             .and_then(Value::as_sequence_mut)
-            .ok_or_else(|| FleetError::Refused(format!("{}: `agents` is not a list", path.display())))?;
+            .ok_or_else(|| {
+                FleetError::Refused(format!("{}: `agents` is not a list", path.display()))
+            })?;
         change(agents);
-        let new_text = format!("{}{}", leading_comments(&text), serde_yaml_ng::to_string(&doc).expect("values serialize"));
+        let new_text = format!(
+            "{}{}",
+            leading_comments(&text),
+            serde_yaml_ng::to_string(&doc).expect("values serialize")
+        );
         let roster = Roster::parse(&new_text, &path.display().to_string())?;
         write_atomic(&path, &new_text).map_err(|e| FleetError::io(&path, e))?;
         self.roster = roster;
@@ -359,10 +490,21 @@ impl Fleet {
 
 /// The comment block at the top of a YAML file, kept when mosaic rewrites it.
 pub fn leading_comments(text: &str) -> String {
-    text.lines().take_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect()
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
-fn status_of(name: &str, role: &str, runtime: &str, model: Option<String>, host: &str, pane: Option<&PaneInfo>, orphan: bool) -> AgentStatus {
+fn status_of(
+    name: &str,
+    role: &str,
+    runtime: &str,
+    model: Option<String>,
+    host: &str,
+    pane: Option<&PaneInfo>,
+    orphan: bool,
+) -> AgentStatus {
     let state = match pane {
         _ if orphan => AgentState::Orphan,
         None => AgentState::Stopped,
@@ -394,5 +536,9 @@ fn last_lines(text: &str, n: usize) -> String {
 /// Creates a directory readable only by the user.
 pub fn create_private_dir(dir: &std::path::Path) -> Result<(), FleetError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| FleetError::io(dir, e))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| FleetError::io(dir, e))
 }

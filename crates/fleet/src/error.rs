@@ -50,6 +50,9 @@ pub enum FleetError {
 
 impl FleetError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        FleetError::Io { path: path.display().to_string(), source }
+        FleetError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }

@@ -24,14 +24,24 @@ pub fn detect_installed() -> Vec<Installed> {
         .filter_map(|rt| {
             let path = which(rt.binary?)?;
             let version = version_of(&path);
-            Some(Installed { runtime: rt, path, version })
+            Some(Installed {
+                runtime: rt,
+                path,
+                version,
+            })
         })
         .collect()
 }
 
 /// First line of `PROGRAM --version`, waiting at most two seconds.
 fn version_of(path: &Path) -> Option<String> {
-    let mut child = Command::new(path).arg("--version").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match child.try_wait() {
@@ -45,18 +55,31 @@ fn version_of(path: &Path) -> Option<String> {
         }
     }
     let out = child.wait_with_output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().next().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
 }
 
 /// The command line that runs `agent` in its pane. `mosaic_exe` runs the demo agent.
 pub fn launch_argv(agent: &Agent, mosaic_exe: &Path) -> Result<Vec<String>, String> {
     let mut argv: Vec<String> = match agent.runtime.as_str() {
-        "demo" => vec![mosaic_exe.display().to_string(), "demo-agent".into(), "--name".into(), agent.name.clone()],
+        "demo" => vec![
+            mosaic_exe.display().to_string(),
+            "demo-agent".into(),
+            "--name".into(),
+            agent.name.clone(),
+        ],
         other => {
-            let rt = mosaic_roster::runtime(other).ok_or_else(|| format!("unknown runtime {other:?}"))?;
+            let rt = mosaic_roster::runtime(other)
+                .ok_or_else(|| format!("unknown runtime {other:?}"))?;
             let binary = rt.binary.expect("real runtimes have a binary");
             let path = which(binary).ok_or_else(|| {
-                format!("`{binary}` ({}) is not on PATH; install it or give agent {} another runtime", rt.description, agent.name)
+                format!(
+                    "`{binary}` ({}) is not on PATH; install it or give agent {} another runtime",
+                    rt.description, agent.name
+                )
             })?;
             vec![path.display().to_string()]
         }
@@ -64,12 +87,22 @@ pub fn launch_argv(agent: &Agent, mosaic_exe: &Path) -> Result<Vec<String>, Stri
     if let Some(model) = &agent.model {
         argv.extend(["--model".into(), model.clone()]);
     }
-    if let Some(instructions) = agent.instructions.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+    if let Some(instructions) = agent
+        .instructions
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
         match agent.runtime.as_str() {
             // Claude Code and pi append to their system prompt.
-            "claude" | "pi" => argv.extend(["--append-system-prompt".into(), instructions.to_owned()]),
+            "claude" | "pi" => {
+                argv.extend(["--append-system-prompt".into(), instructions.to_owned()])
+            }
             // Codex takes developer instructions as a config override (a TOML string).
-            "codex" => argv.extend(["-c".into(), format!("developer_instructions={}", toml_string(instructions))]),
+            "codex" => argv.extend([
+                "-c".into(),
+                format!("developer_instructions={}", toml_string(instructions)),
+            ]),
             _ => argv.extend(["--instructions".into(), instructions.to_owned()]),
         }
     }
@@ -123,7 +156,19 @@ mod tests {
     #[test]
     fn demo_runs_through_mosaic() {
         let argv = launch_argv(&agent("demo"), Path::new("/bin/mosaic")).unwrap();
-        assert_eq!(argv, ["/bin/mosaic", "demo-agent", "--name", "a", "--model", "m", "--instructions", "be \"good\"\nok"]);
+        assert_eq!(
+            argv,
+            [
+                "/bin/mosaic",
+                "demo-agent",
+                "--name",
+                "a",
+                "--model",
+                "m",
+                "--instructions",
+                "be \"good\"\nok"
+            ]
+        );
     }
 
     #[test]
@@ -132,7 +177,10 @@ mod tests {
             return; // this machine has Claude Code; the launch line is then valid
         }
         let err = launch_argv(&agent("claude"), Path::new("/bin/mosaic")).unwrap_err();
-        assert!(err.contains("`claude` (Claude Code (Anthropic)) is not on PATH"), "{err}");
+        assert!(
+            err.contains("`claude` (Claude Code (Anthropic)) is not on PATH"),
+            "{err}"
+        );
     }
 
     #[test]

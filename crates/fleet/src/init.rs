@@ -68,9 +68,15 @@ pub fn plan(paths: &Paths, generated: &Roster) -> Result<InitPlan, FleetError> {
         });
     };
     let ours: Value = serde_yaml_ng::from_str(&current_text).map_err(|e| {
-        FleetError::Refused(format!("{} is not valid YAML ({e}); fix it or move it away before re-running init", roster_path.display()))
+        FleetError::Refused(format!(
+            "{} is not valid YAML ({e}); fix it or move it away before re-running init",
+            roster_path.display()
+        ))
     })?;
-    let base: Value = base_text.as_deref().and_then(|t| serde_yaml_ng::from_str(t).ok()).unwrap_or(Value::Null);
+    let base: Value = base_text
+        .as_deref()
+        .and_then(|t| serde_yaml_ng::from_str(t).ok())
+        .unwrap_or(Value::Null);
     let merged = three_way(&base, &ours, &theirs);
     let changes_roster = merged != ours;
     let proposed = if changes_roster {
@@ -78,12 +84,23 @@ pub fn plan(paths: &Paths, generated: &Roster) -> Result<InitPlan, FleetError> {
             h if h.is_empty() => ROSTER_HEADER.to_owned(),
             h => h,
         };
-        format!("{header}{}", serde_yaml_ng::to_string(&merged).expect("values serialize"))
+        format!(
+            "{header}{}",
+            serde_yaml_ng::to_string(&merged).expect("values serialize")
+        )
     } else {
         current_text
     };
     Roster::parse(&proposed, &format!("{} (merged)", roster_path.display()))?;
-    Ok(InitPlan { roster_path, generated_path, current, proposed, generated: generated_text, changes_roster, had_base: base_text.is_some() })
+    Ok(InitPlan {
+        roster_path,
+        generated_path,
+        current,
+        proposed,
+        generated: generated_text,
+        changes_roster,
+        had_base: base_text.is_some(),
+    })
 }
 
 impl InitPlan {
@@ -94,7 +111,11 @@ impl InitPlan {
             .unified_diff()
             .context_radius(3)
             .header(
-                &if self.current.is_some() { self.roster_path.display().to_string() } else { "/dev/null".into() },
+                &if self.current.is_some() {
+                    self.roster_path.display().to_string()
+                } else {
+                    "/dev/null".into()
+                },
                 &format!("{} (proposed)", self.roster_path.display()),
             )
             .to_string()
@@ -103,11 +124,16 @@ impl InitPlan {
     /// Writes the proposed roster (when it changes) and the new generation base.
     pub fn write(&self) -> Result<(), FleetError> {
         if self.changes_roster {
-            write_atomic(&self.roster_path, &self.proposed).map_err(|e| FleetError::io(&self.roster_path, e))?;
+            write_atomic(&self.roster_path, &self.proposed)
+                .map_err(|e| FleetError::io(&self.roster_path, e))?;
         }
-        let stale = std::fs::read_to_string(&self.generated_path).ok().as_deref() != Some(self.generated.as_str());
+        let stale = std::fs::read_to_string(&self.generated_path)
+            .ok()
+            .as_deref()
+            != Some(self.generated.as_str());
         if stale {
-            write_atomic(&self.generated_path, &self.generated).map_err(|e| FleetError::io(&self.generated_path, e))?;
+            write_atomic(&self.generated_path, &self.generated)
+                .map_err(|e| FleetError::io(&self.generated_path, e))?;
         }
         Ok(())
     }

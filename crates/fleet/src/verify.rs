@@ -32,8 +32,18 @@ pub struct Check {
     pub hint: Option<String>,
 }
 
-fn check(level: Level, subject: impl Into<String>, detail: impl Into<String>, hint: Option<String>) -> Check {
-    Check { level, subject: subject.into(), detail: detail.into(), hint }
+fn check(
+    level: Level,
+    subject: impl Into<String>,
+    detail: impl Into<String>,
+    hint: Option<String>,
+) -> Check {
+    Check {
+        level,
+        subject: subject.into(),
+        detail: detail.into(),
+        hint,
+    }
 }
 
 /// Runs every check; never stops at the first failure.
@@ -49,11 +59,25 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
                 (!ok).then(|| "install tmux 3.2 or newer (e.g. `apt install tmux`)".into()),
             ));
         }
-        Err(e) => out.push(check(Level::Fail, "tmux", e.to_string(), Some("install tmux 3.2 or newer (e.g. `apt install tmux`)".into()))),
+        Err(e) => out.push(check(
+            Level::Fail,
+            "tmux",
+            e.to_string(),
+            Some("install tmux 3.2 or newer (e.g. `apt install tmux`)".into()),
+        )),
     }
     let fleet = match Fleet::open(paths.clone(), mosaic_exe.to_owned()) {
         Ok(f) => {
-            out.push(check(Level::Ok, "roster", format!("{} is valid ({} agents)", paths.roster().display(), f.roster.agents.len()), None));
+            out.push(check(
+                Level::Ok,
+                "roster",
+                format!(
+                    "{} is valid ({} agents)",
+                    paths.roster().display(),
+                    f.roster.agents.len()
+                ),
+                None,
+            ));
             f
         }
         Err(e) => {
@@ -64,31 +88,71 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
     for agent in &fleet.roster.agents {
         let rt = runtime(&agent.runtime).expect("validated");
         match rt.binary {
-            None => out.push(check(Level::Ok, format!("agent {}", agent.name), "runs the built-in demo agent (not an AI)", None)),
+            None => out.push(check(
+                Level::Ok,
+                format!("agent {}", agent.name),
+                "runs the built-in demo agent (not an AI)",
+                None,
+            )),
             Some(bin) => match which(bin) {
-                Some(p) => out.push(check(Level::Ok, format!("agent {}", agent.name), format!("{} at {}", rt.description, p.display()), None)),
+                Some(p) => out.push(check(
+                    Level::Ok,
+                    format!("agent {}", agent.name),
+                    format!("{} at {}", rt.description, p.display()),
+                    None,
+                )),
                 None => out.push(check(
                     Level::Fail,
                     format!("agent {}", agent.name),
                     format!("`{bin}` ({}) is not on PATH", rt.description),
-                    Some(format!("install {} or set another runtime for {} in roster.yaml", rt.description, agent.name)),
+                    Some(format!(
+                        "install {} or set another runtime for {} in roster.yaml",
+                        rt.description, agent.name
+                    )),
                 )),
             },
         }
-        let dir = agent.workdir.as_deref().map(expand_tilde).unwrap_or_else(home_dir);
+        let dir = agent
+            .workdir
+            .as_deref()
+            .map(expand_tilde)
+            .unwrap_or_else(home_dir);
         if !dir.is_dir() {
-            out.push(check(Level::Fail, format!("agent {}", agent.name), format!("working directory {} does not exist", dir.display()), Some(format!("mkdir -p {}", dir.display()))));
+            out.push(check(
+                Level::Fail,
+                format!("agent {}", agent.name),
+                format!("working directory {} does not exist", dir.display()),
+                Some(format!("mkdir -p {}", dir.display())),
+            ));
         }
         if agent.host != LOCAL_HOST {
-            out.push(check(Level::Fail, format!("agent {}", agent.name), format!("host {:?} is not supported by this version", agent.host), Some("set `host: local`".into())));
+            out.push(check(
+                Level::Fail,
+                format!("agent {}", agent.name),
+                format!("host {:?} is not supported by this version", agent.host),
+                Some("set `host: local`".into()),
+            ));
         }
     }
     for (i, connector) in fleet.roster.connectors.iter().enumerate() {
         for (field, secret) in connector.secrets() {
             let subject = format!("connector {} ({}) {field}", i, connector.kind());
             match resolve_secret(secret) {
-                Ok(_) => out.push(check(Level::Ok, subject, format!("{} is set", describe(secret)), None)),
-                Err(why) => out.push(check(Level::Fail, subject, why, Some(format!("export the variable or create the file; see docs/connectors/{}.md", connector.kind())))),
+                Ok(_) => out.push(check(
+                    Level::Ok,
+                    subject,
+                    format!("{} is set", describe(secret)),
+                    None,
+                )),
+                Err(why) => out.push(check(
+                    Level::Fail,
+                    subject,
+                    why,
+                    Some(format!(
+                        "export the variable or create the file; see docs/connectors/{}.md",
+                        connector.kind()
+                    )),
+                )),
             }
         }
     }
@@ -97,9 +161,23 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
             for a in status.agents {
                 let (level, hint) = match a.state {
                     AgentState::Running => (Level::Ok, None),
-                    AgentState::Stopped => (Level::Warn, Some(format!("mosaic fleet start {}", a.name))),
-                    AgentState::Dead => (Level::Fail, Some(format!("mosaic fleet restart {}   (see why: mosaic fleet logs {})", a.name, a.name))),
-                    AgentState::Orphan => (Level::Fail, Some(format!("not in the roster: `mosaic fleet stop` stops it, or add it with `mosaic fleet add {}`", a.name))),
+                    AgentState::Stopped => {
+                        (Level::Warn, Some(format!("mosaic fleet start {}", a.name)))
+                    }
+                    AgentState::Dead => (
+                        Level::Fail,
+                        Some(format!(
+                            "mosaic fleet restart {}   (see why: mosaic fleet logs {})",
+                            a.name, a.name
+                        )),
+                    ),
+                    AgentState::Orphan => (
+                        Level::Fail,
+                        Some(format!(
+                            "not in the roster: `mosaic fleet stop` stops it, or add it with `mosaic fleet add {}`",
+                            a.name
+                        )),
+                    ),
                 };
                 let detail = match a.exit_status {
                     Some(code) => format!("{} (exit status {code})", a.state.as_str()),
@@ -146,7 +224,11 @@ fn tmux_version_ok(v: &str) -> bool {
     let num = v.rsplit([' ', '-']).next().unwrap_or("");
     let mut parts = num.split('.');
     let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let minor: u32 = parts.next().map(|p| p.trim_end_matches(|c: char| c.is_alphabetic())).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts
+        .next()
+        .map(|p| p.trim_end_matches(|c: char| c.is_alphabetic()))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     (major, minor) >= (3, 2)
 }
 
@@ -168,8 +250,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("tok");
         std::fs::write(&f, "s3cret\n").unwrap();
-        assert_eq!(resolve_secret(&SecretRef::file(f.display().to_string())).unwrap(), "s3cret");
+        assert_eq!(
+            resolve_secret(&SecretRef::file(f.display().to_string())).unwrap(),
+            "s3cret"
+        );
         let err = resolve_secret(&SecretRef::env("MOSAIC_SURELY_UNSET_VAR")).unwrap_err();
-        assert_eq!(err, "environment variable MOSAIC_SURELY_UNSET_VAR is not set");
+        assert_eq!(
+            err,
+            "environment variable MOSAIC_SURELY_UNSET_VAR is not set"
+        );
     }
 }

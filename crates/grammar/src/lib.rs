@@ -267,7 +267,10 @@ mod tests {
 
     #[test]
     fn send_keeps_text_literally_even_with_dashes() {
-        let FleetCommand::Send(s) = parse(&["send", "w", "--not-a-flag", "; kill-server"]).unwrap() else { panic!() };
+        let FleetCommand::Send(s) = parse(&["send", "w", "--not-a-flag", "; kill-server"]).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(s.text, ["--not-a-flag", "; kill-server"]);
     }
 
@@ -280,7 +283,10 @@ mod tests {
 
     #[test]
     fn init_flags_parse() {
-        let FleetCommand::Init(i) = parse(&["init", "--preset", "coding", "--yes", "--target", "1", "--target", "2"]).unwrap() else {
+        let FleetCommand::Init(i) = parse(&[
+            "init", "--preset", "coding", "--yes", "--target", "1", "--target", "2",
+        ])
+        .unwrap() else {
             panic!()
         };
         assert_eq!(i.preset.as_deref(), Some("coding"));
@@ -291,6 +297,9 @@ mod tests {
     #[test]
     fn unknown_verbs_are_refused_with_usage() {
         let err = parse(&["frobnicate"]).unwrap_err().to_string();
-        assert!(err.contains("unrecognized subcommand 'frobnicate'"), "{err}");
+        assert!(
+            err.contains("unrecognized subcommand 'frobnicate'"),
+            "{err}"
+        );
     }
 }

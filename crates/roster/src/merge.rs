@@ -17,10 +17,15 @@ pub fn three_way(base: &Value, ours: &Value, theirs: &Value) -> Value {
         return ours.clone();
     }
     match (ours, theirs) {
-        (Value::Mapping(o), Value::Mapping(t)) => Value::Mapping(merge_maps(base.as_mapping(), o, t)),
+        (Value::Mapping(o), Value::Mapping(t)) => {
+            Value::Mapping(merge_maps(base.as_mapping(), o, t))
+        }
         (Value::Sequence(o), Value::Sequence(t)) if is_named_list(o) && is_named_list(t) => {
             let empty = Vec::new();
-            let b = base.as_sequence().filter(|b| is_named_list(b)).unwrap_or(&empty);
+            let b = base
+                .as_sequence()
+                .filter(|b| is_named_list(b))
+                .unwrap_or(&empty);
             Value::Sequence(merge_named(b, o, t))
         }
         // Scalars and unnamed lists are atomic: the user's change wins.
@@ -30,7 +35,9 @@ pub fn three_way(base: &Value, ours: &Value, theirs: &Value) -> Value {
 
 fn merge_maps(base: Option<&Mapping>, ours: &Mapping, theirs: &Mapping) -> Mapping {
     let mut out = Mapping::new();
-    let keys = theirs.keys().chain(ours.keys().filter(|k| !theirs.contains_key(*k)));
+    let keys = theirs
+        .keys()
+        .chain(ours.keys().filter(|k| !theirs.contains_key(*k)));
     for key in keys {
         let b = base.and_then(|m| m.get(key));
         if let Some(v) = merge_entry(b, ours.get(key), theirs.get(key)) {
@@ -41,7 +48,11 @@ fn merge_maps(base: Option<&Mapping>, ours: &Mapping, theirs: &Mapping) -> Mappi
 }
 
 /// One key or named item: `None` means "absent in the result".
-fn merge_entry(base: Option<&Value>, ours: Option<&Value>, theirs: Option<&Value>) -> Option<Value> {
+fn merge_entry(
+    base: Option<&Value>,
+    ours: Option<&Value>,
+    theirs: Option<&Value>,
+) -> Option<Value> {
     match (base, ours, theirs) {
         // The user deleted it: it stays deleted.
         (Some(_), None, _) => None,
@@ -68,7 +79,11 @@ fn find<'a>(items: &'a [Value], name: &str) -> Option<&'a Value> {
 
 fn merge_named(base: &[Value], ours: &[Value], theirs: &[Value]) -> Vec<Value> {
     let mut names: Vec<&str> = theirs.iter().filter_map(name_of).collect();
-    names.extend(ours.iter().filter_map(name_of).filter(|n| find(theirs, n).is_none()));
+    names.extend(
+        ours.iter()
+            .filter_map(name_of)
+            .filter(|n| find(theirs, n).is_none()),
+    );
     names
         .into_iter()
         .filter_map(|n| merge_entry(find(base, n), find(ours, n), find(theirs, n)))
@@ -91,13 +106,21 @@ mod tests {
 
     #[test]
     fn user_edits_win_and_other_fields_follow() {
-        let base = y("fleet: f\nagents:\n- {name: mos, runtime: claude, model: opus}\n- {name: w, runtime: claude}");
-        let ours = y("fleet: f\nagents:\n- {name: mos, runtime: claude, model: sonnet}\n- {name: w, runtime: claude}\n- {name: mine, runtime: demo}");
-        let theirs = y("fleet: f\nagents:\n- {name: mos, runtime: codex, model: opus}\n- {name: r, runtime: codex}");
+        let base = y(
+            "fleet: f\nagents:\n- {name: mos, runtime: claude, model: opus}\n- {name: w, runtime: claude}",
+        );
+        let ours = y(
+            "fleet: f\nagents:\n- {name: mos, runtime: claude, model: sonnet}\n- {name: w, runtime: claude}\n- {name: mine, runtime: demo}",
+        );
+        let theirs = y(
+            "fleet: f\nagents:\n- {name: mos, runtime: codex, model: opus}\n- {name: r, runtime: codex}",
+        );
         let merged = three_way(&base, &ours, &theirs);
         assert_eq!(
             merged,
-            y("fleet: f\nagents:\n- {name: mos, runtime: codex, model: sonnet}\n- {name: r, runtime: codex}\n- {name: mine, runtime: demo}")
+            y(
+                "fleet: f\nagents:\n- {name: mos, runtime: codex, model: sonnet}\n- {name: r, runtime: codex}\n- {name: mine, runtime: demo}"
+            )
         );
     }
 
@@ -106,7 +129,10 @@ mod tests {
         let base = y("agents:\n- {name: a, model: x}\n- {name: b, model: x}");
         let ours = y("agents:\n- {name: b, model: y}");
         let theirs = y("agents:\n- {name: a, model: z}");
-        assert_eq!(three_way(&base, &ours, &theirs), y("agents:\n- {name: b, model: y}"));
+        assert_eq!(
+            three_way(&base, &ours, &theirs),
+            y("agents:\n- {name: b, model: y}")
+        );
     }
 
     #[test]

@@ -81,7 +81,9 @@ fn default_socket() -> String {
 
 impl Default for TmuxSettings {
     fn default() -> Self {
-        TmuxSettings { socket: default_socket() }
+        TmuxSettings {
+            socket: default_socket(),
+        }
     }
 }
 
@@ -229,8 +231,14 @@ impl Connector {
     /// Every secret this connector needs, with the field that names it.
     pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
         match self {
-            Connector::Discord { token, .. } | Connector::Telegram { token, .. } => vec![("token", token)],
-            Connector::Slack { bot_token, app_token, .. } => {
+            Connector::Discord { token, .. } | Connector::Telegram { token, .. } => {
+                vec![("token", token)]
+            }
+            Connector::Slack {
+                bot_token,
+                app_token,
+                ..
+            } => {
                 vec![("bot_token", bot_token), ("app_token", app_token)]
             }
             Connector::Matrix { access_token, .. } => vec![("access_token", access_token)],
@@ -240,7 +248,9 @@ impl Connector {
     /// The room-like targets (channels, chats, rooms) with the field that holds them.
     pub fn targets(&self) -> (&'static str, &[String]) {
         match self {
-            Connector::Discord { channels, .. } | Connector::Slack { channels, .. } => ("channels", channels),
+            Connector::Discord { channels, .. } | Connector::Slack { channels, .. } => {
+                ("channels", channels)
+            }
             Connector::Telegram { chats, .. } => ("chats", chats),
             Connector::Matrix { rooms, .. } => ("rooms", rooms),
         }
@@ -262,12 +272,18 @@ pub struct SecretRef {
 impl SecretRef {
     /// A reference to the environment variable `name`.
     pub fn env(name: impl Into<String>) -> Self {
-        SecretRef { env: Some(name.into()), file: None }
+        SecretRef {
+            env: Some(name.into()),
+            file: None,
+        }
     }
 
     /// A reference to the file `path`.
     pub fn file(path: impl Into<String>) -> Self {
-        SecretRef { env: None, file: Some(path.into()) }
+        SecretRef {
+            env: None,
+            file: Some(path.into()),
+        }
     }
 }
 
@@ -290,9 +306,9 @@ impl TryFrom<SecretRefWire> for SecretRef {
     fn try_from(wire: SecretRefWire) -> Result<Self, Self::Error> {
         match wire {
             SecretRefWire::Named { env, file } => Ok(SecretRef { env, file }),
-            SecretRefWire::Inline(_) => {
-                Err("a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`")
-            }
+            SecretRefWire::Inline(_) => Err(
+                "a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`",
+            ),
         }
     }
 }

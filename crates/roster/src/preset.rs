@@ -66,7 +66,12 @@ pub struct InitAnswers {
 
 impl Preset {
     /// Parses and validates preset text; `source_name` prefixes error positions.
-    pub fn parse(name: &str, text: &str, source: PresetSource, source_name: &str) -> Result<Preset, RosterError> {
+    pub fn parse(
+        name: &str,
+        text: &str,
+        source: PresetSource,
+        source_name: &str,
+    ) -> Result<Preset, RosterError> {
         let (spec, spans): (PresetSpec, _) = deserialize(text, source_name)?;
         // A preset obeys the roster's agent invariants; check them through a stand-in roster.
         let probe = Roster {
@@ -78,7 +83,12 @@ impl Preset {
             connectors: Vec::new(),
         };
         probe.checked(&spans, source_name)?;
-        Ok(Preset { name: name.to_owned(), source, text: text.to_owned(), spec })
+        Ok(Preset {
+            name: name.to_owned(),
+            source,
+            text: text.to_owned(),
+            spec,
+        })
     }
 
     /// The roster this preset gives for `answers`.
@@ -103,7 +113,9 @@ impl Preset {
             version: SCHEMA_VERSION,
             fleet: answers.fleet.clone(),
             comms: answers.comms,
-            tmux: TmuxSettings { socket: answers.socket.clone() },
+            tmux: TmuxSettings {
+                socket: answers.socket.clone(),
+            },
             agents,
             connectors: answers.connectors.clone(),
         }
@@ -116,23 +128,40 @@ pub fn all_presets(user_dir: Option<&Path>) -> (Vec<Preset>, Vec<RosterError>) {
     let mut presets: Vec<Preset> = SHIPPED
         .iter()
         .map(|(name, text)| {
-            Preset::parse(name, text, PresetSource::Shipped, &format!("presets/{name}.yaml"))
-                .unwrap_or_else(|e| panic!("shipped preset {name} is invalid: {e}"))
+            Preset::parse(
+                name,
+                text,
+                PresetSource::Shipped,
+                &format!("presets/{name}.yaml"),
+            )
+            .unwrap_or_else(|e| panic!("shipped preset {name} is invalid: {e}"))
         })
         .collect();
     let mut errors = Vec::new();
-    let Some(dir) = user_dir else { return (presets, errors) };
+    let Some(dir) = user_dir else {
+        return (presets, errors);
+    };
     let mut files: Vec<_> = match std::fs::read_dir(dir) {
         Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
         Err(_) => return (presets, errors),
     };
     files.sort();
-    for path in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml")) {
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+    for path in files
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+    {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            continue;
+        };
         let shown = path.display().to_string();
         let loaded = std::fs::read_to_string(&path)
-            .map_err(|source| RosterError::Io { path: shown.clone(), source })
-            .and_then(|text| Preset::parse(&name, &text, PresetSource::User(shown.clone()), &shown));
+            .map_err(|source| RosterError::Io {
+                path: shown.clone(),
+                source,
+            })
+            .and_then(|text| {
+                Preset::parse(&name, &text, PresetSource::User(shown.clone()), &shown)
+            });
         match loaded {
             Ok(preset) => match presets.iter_mut().find(|p| p.name == name) {
                 Some(existing) => *existing = preset,

@@ -18,7 +18,10 @@ pub struct Position {
 impl From<Marker> for Position {
     fn from(m: Marker) -> Self {
         // yaml-rust2 lines are 1-based, columns 0-based.
-        Position { line: m.line(), column: m.col() + 1 }
+        Position {
+            line: m.line(),
+            column: m.col() + 1,
+        }
     }
 }
 
@@ -100,7 +103,11 @@ impl Builder {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 impl MarkedEventReceiver for Builder {
@@ -144,10 +151,31 @@ mod tests {
         let text = "fleet: a\nagents:\n  - name: x\n    env:\n      K: v\n  - name: y\n";
         let idx = SpanIndex::new(text);
         assert_eq!(idx.value("fleet"), Some(Position { line: 1, column: 8 }));
-        assert_eq!(idx.value("agents[0].name"), Some(Position { line: 3, column: 11 }));
-        assert_eq!(idx.key("agents[0].name"), Some(Position { line: 3, column: 5 }));
-        assert_eq!(idx.value("agents[0].env.K"), Some(Position { line: 5, column: 10 }));
-        assert_eq!(idx.value("agents[1].name"), Some(Position { line: 6, column: 11 }));
+        assert_eq!(
+            idx.value("agents[0].name"),
+            Some(Position {
+                line: 3,
+                column: 11
+            })
+        );
+        assert_eq!(
+            idx.key("agents[0].name"),
+            Some(Position { line: 3, column: 5 })
+        );
+        assert_eq!(
+            idx.value("agents[0].env.K"),
+            Some(Position {
+                line: 5,
+                column: 10
+            })
+        );
+        assert_eq!(
+            idx.value("agents[1].name"),
+            Some(Position {
+                line: 6,
+                column: 11
+            })
+        );
         // An unknown path falls back to its nearest ancestor.
         assert_eq!(idx.value("agents[1].model"), idx.value("agents[1]"));
     }

@@ -30,10 +30,19 @@ pub struct Problems {
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(f, "{} has {n} problem{}:", self.source_name, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{} has {n} problem{}:",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             match p.position {
-                Some(pos) => writeln!(f, "  {}:{}:{}: {}: {}", self.source_name, pos.line, pos.column, p.path, p.message)?,
+                Some(pos) => writeln!(
+                    f,
+                    "  {}:{}:{}: {}: {}",
+                    self.source_name, pos.line, pos.column, p.path, p.message
+                )?,
                 None => writeln!(f, "  {}: {}: {}", self.source_name, p.path, p.message)?,
             }
         }
@@ -71,8 +80,10 @@ impl RosterError {
 impl Roster {
     /// Reads and validates the roster file at `path`.
     pub fn load(path: &Path) -> Result<Roster, RosterError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RosterError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RosterError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Roster::parse(&text, &path.display().to_string())
     }
 
@@ -83,12 +94,19 @@ impl Roster {
     }
 
     /// Returns the roster when it has no problems, else every problem positioned with `spans`.
-    pub(crate) fn checked(self, spans: &SpanIndex, source_name: &str) -> Result<Roster, RosterError> {
+    pub(crate) fn checked(
+        self,
+        spans: &SpanIndex,
+        source_name: &str,
+    ) -> Result<Roster, RosterError> {
         let problems = self.problems(spans);
         if problems.is_empty() {
             Ok(self)
         } else {
-            Err(RosterError::Invalid(Problems { source_name: source_name.to_owned(), problems }))
+            Err(RosterError::Invalid(Problems {
+                source_name: source_name.to_owned(),
+                problems,
+            }))
         }
     }
 
@@ -101,72 +119,156 @@ impl Roster {
         let mut out = Vec::new();
         let mut push = |path: String, message: String| {
             let position = spans.value(&path);
-            out.push(Problem { path, position, message });
+            out.push(Problem {
+                path,
+                position,
+                message,
+            });
         };
         if self.version != SCHEMA_VERSION {
-            push("version".into(), format!("unsupported schema version {}; this mosaic reads version {SCHEMA_VERSION}", self.version));
+            push(
+                "version".into(),
+                format!(
+                    "unsupported schema version {}; this mosaic reads version {SCHEMA_VERSION}",
+                    self.version
+                ),
+            );
         }
         if let Err(why) = check_name(&self.fleet) {
             push("fleet".into(), format!("fleet name {:?} {why}", self.fleet));
         }
-        if self.tmux.socket.is_empty() || !self.tmux.socket.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            push("tmux.socket".into(), format!("socket name {:?} must be non-empty letters, digits, '-', '_' or '.'", self.tmux.socket));
+        if self.tmux.socket.is_empty()
+            || !self
+                .tmux
+                .socket
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            push(
+                "tmux.socket".into(),
+                format!(
+                    "socket name {:?} must be non-empty letters, digits, '-', '_' or '.'",
+                    self.tmux.socket
+                ),
+            );
         }
         if self.agents.is_empty() {
-            push("agents".into(), "the fleet has no agents; it needs exactly one with role: orchestrator".into());
+            push(
+                "agents".into(),
+                "the fleet has no agents; it needs exactly one with role: orchestrator".into(),
+            );
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
-        let orchestrators: Vec<usize> =
-            self.agents.iter().enumerate().filter(|(_, a)| a.role == Role::Orchestrator).map(|(i, _)| i).collect();
+        let orchestrators: Vec<usize> = self
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.role == Role::Orchestrator)
+            .map(|(i, _)| i)
+            .collect();
         for (i, agent) in self.agents.iter().enumerate() {
             if let Err(why) = check_name(&agent.name) {
-                push(format!("agents[{i}].name"), format!("agent name {:?} {why}", agent.name));
+                push(
+                    format!("agents[{i}].name"),
+                    format!("agent name {:?} {why}", agent.name),
+                );
             }
             if let Some(first) = seen.insert(&agent.name, i) {
-                let at = spans.value(&format!("agents[{first}].name")).map(|p| format!(" at line {}", p.line)).unwrap_or_default();
-                push(format!("agents[{i}].name"), format!("duplicate agent name {:?}; first defined as agents[{first}]{at}", agent.name));
+                let at = spans
+                    .value(&format!("agents[{first}].name"))
+                    .map(|p| format!(" at line {}", p.line))
+                    .unwrap_or_default();
+                push(
+                    format!("agents[{i}].name"),
+                    format!(
+                        "duplicate agent name {:?}; first defined as agents[{first}]{at}",
+                        agent.name
+                    ),
+                );
                 seen.insert(&agent.name, first);
             }
             if runtime(&agent.runtime).is_none() {
-                push(format!("agents[{i}].runtime"), format!("unknown runtime {:?}; expected one of {}", agent.runtime, runtime_names().join(", ")));
+                push(
+                    format!("agents[{i}].runtime"),
+                    format!(
+                        "unknown runtime {:?}; expected one of {}",
+                        agent.runtime,
+                        runtime_names().join(", ")
+                    ),
+                );
             }
             if agent.host.is_empty() {
-                push(format!("agents[{i}].host"), "host must not be empty (use `local` for this machine)".into());
+                push(
+                    format!("agents[{i}].host"),
+                    "host must not be empty (use `local` for this machine)".into(),
+                );
             }
             for key in agent.env.keys() {
                 if key.is_empty() || key.contains('=') || key.contains('\0') {
-                    push(format!("agents[{i}].env.{key}"), format!("invalid environment variable name {key:?}"));
+                    push(
+                        format!("agents[{i}].env.{key}"),
+                        format!("invalid environment variable name {key:?}"),
+                    );
                 }
             }
         }
         match orchestrators.as_slice() {
             [_] => {}
-            [] if !self.agents.is_empty() => push("agents".into(), "no agent has role: orchestrator; exactly one must".into()),
+            [] if !self.agents.is_empty() => push(
+                "agents".into(),
+                "no agent has role: orchestrator; exactly one must".into(),
+            ),
             [] => {}
             [first, rest @ ..] => {
                 for i in rest {
                     push(
                         format!("agents[{i}].role"),
-                        format!("a second orchestrator ({:?}); exactly one is allowed and agents[{first}] ({:?}) is already one", self.agents[*i].name, self.agents[*first].name),
+                        format!(
+                            "a second orchestrator ({:?}); exactly one is allowed and agents[{first}] ({:?}) is already one",
+                            self.agents[*i].name, self.agents[*first].name
+                        ),
                     );
                 }
             }
         }
-        if self.comms == CommsMode::Matrix && !self.connectors.iter().any(|c| matches!(c, Connector::Matrix { .. })) {
-            push("comms".into(), "comms: matrix needs a connector of type matrix".into());
+        if self.comms == CommsMode::Matrix
+            && !self
+                .connectors
+                .iter()
+                .any(|c| matches!(c, Connector::Matrix { .. }))
+        {
+            push(
+                "comms".into(),
+                "comms: matrix needs a connector of type matrix".into(),
+            );
         }
         for (i, connector) in self.connectors.iter().enumerate() {
             let (field, targets) = connector.targets();
             if targets.is_empty() {
-                push(format!("connectors[{i}].{field}"), format!("a {} connector needs at least one entry in {field}", connector.kind()));
+                push(
+                    format!("connectors[{i}].{field}"),
+                    format!(
+                        "a {} connector needs at least one entry in {field}",
+                        connector.kind()
+                    ),
+                );
             }
-            if let Connector::Discord { guild, channels, .. } = connector {
+            if let Connector::Discord {
+                guild, channels, ..
+            } = connector
+            {
                 if !is_snowflake(guild) {
-                    push(format!("connectors[{i}].guild"), format!("Discord guild id {guild:?} must be numeric"));
+                    push(
+                        format!("connectors[{i}].guild"),
+                        format!("Discord guild id {guild:?} must be numeric"),
+                    );
                 }
                 for (j, c) in channels.iter().enumerate() {
                     if !is_snowflake(c) {
-                        push(format!("connectors[{i}].channels[{j}]"), format!("Discord channel id {c:?} must be numeric"));
+                        push(
+                            format!("connectors[{i}].channels[{j}]"),
+                            format!("Discord channel id {c:?} must be numeric"),
+                        );
                     }
                 }
             }
@@ -174,8 +276,14 @@ impl Roster {
                 let path = format!("connectors[{i}].{field}");
                 match (&secret.env, &secret.file) {
                     (Some(_), Some(_)) => push(path, "set either env or file, not both".into()),
-                    (None, None) => push(path, "name where the secret is: `{env: VAR}` or `{file: PATH}`".into()),
-                    (Some(v), None) if v.is_empty() || v.contains('=') => push(format!("{path}.env"), format!("invalid environment variable name {v:?}")),
+                    (None, None) => push(
+                        path,
+                        "name where the secret is: `{env: VAR}` or `{file: PATH}`".into(),
+                    ),
+                    (Some(v), None) if v.is_empty() || v.contains('=') => push(
+                        format!("{path}.env"),
+                        format!("invalid environment variable name {v:?}"),
+                    ),
                     _ => {}
                 }
             }
@@ -187,7 +295,10 @@ impl Roster {
 
 /// Deserializes YAML text into `T` straight from the text (positions intact), with the field
 /// path of the first error and an index of positions for later semantic checks.
-pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, source_name: &str) -> Result<(T, SpanIndex), RosterError> {
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+) -> Result<(T, SpanIndex), RosterError> {
     let spans = SpanIndex::new(text);
     match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)) {
         Ok(value) => Ok((value, spans)),
@@ -197,12 +308,19 @@ pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, source_nam
             let position = e
                 .inner()
                 .location()
-                .map(|l| Position { line: l.line(), column: l.column() })
+                .map(|l| Position {
+                    line: l.line(),
+                    column: l.column(),
+                })
                 .or_else(|| spans.key(&path));
             let message = clean_message(&e.inner().to_string());
             Err(RosterError::Invalid(Problems {
                 source_name: source_name.to_owned(),
-                problems: vec![Problem { path: display_path(&path), position, message }],
+                problems: vec![Problem {
+                    path: display_path(&path),
+                    position,
+                    message,
+                }],
             }))
         }
     }
@@ -213,7 +331,9 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     let mut chars = name.chars();
     match chars.next() {
         None => Err("is empty; names match [a-z][a-z0-9-]{0,31}"),
-        Some(c) if !c.is_ascii_lowercase() => Err("must start with a lowercase letter ([a-z][a-z0-9-]{0,31})"),
+        Some(c) if !c.is_ascii_lowercase() => {
+            Err("must start with a lowercase letter ([a-z][a-z0-9-]{0,31})")
+        }
         _ if name.len() > 32 => Err("is longer than 32 characters ([a-z][a-z0-9-]{0,31})"),
         _ if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') => {
             Err("may contain only a-z, 0-9 and '-' ([a-z][a-z0-9-]{0,31})")
@@ -227,7 +347,11 @@ fn is_snowflake(id: &str) -> bool {
 }
 
 fn display_path(path: &str) -> String {
-    if path.is_empty() { "(document)".into() } else { path.to_owned() }
+    if path.is_empty() {
+        "(document)".into()
+    } else {
+        path.to_owned()
+    }
 }
 
 /// serde_yaml_ng puts its own path before the message and " at line L column C" inside it;
@@ -242,7 +366,11 @@ fn clean_message(message: &str) -> String {
         let end = after
             .find(" column ")
             .map(|c| c + " column ".len())
-            .map(|c| c + after[c..].find(|ch: char| !ch.is_ascii_digit()).unwrap_or(after.len() - c))
+            .map(|c| {
+                c + after[c..]
+                    .find(|ch: char| !ch.is_ascii_digit())
+                    .unwrap_or(after.len() - c)
+            })
             .unwrap_or(after.len());
         message.replace_range(start..start + end, "");
     }
@@ -253,7 +381,8 @@ fn clean_message(message: &str) -> String {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n";
+    const GOOD: &str =
+        "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n";
 
     fn problems(text: &str) -> Vec<String> {
         match Roster::parse(text, "r.yaml") {
@@ -264,7 +393,10 @@ mod tests {
                 .problems
                 .iter()
                 .map(|p| {
-                    let pos = p.position.map(|p| format!("{}:{}", p.line, p.column)).unwrap_or_default();
+                    let pos = p
+                        .position
+                        .map(|p| format!("{}:{}", p.line, p.column))
+                        .unwrap_or_default();
                     format!("{pos} {} {}", p.path, p.message)
                 })
                 .collect(),
@@ -296,26 +428,43 @@ mod tests {
     #[test]
     fn no_orchestrator_is_an_error() {
         let p = problems("version: 1\nfleet: f\nagents:\n  - name: w\n    runtime: demo\n");
-        assert_eq!(p, vec!["4:3 agents no agent has role: orchestrator; exactly one must"]);
+        assert_eq!(
+            p,
+            vec!["4:3 agents no agent has role: orchestrator; exactly one must"]
+        );
     }
 
     #[test]
     fn unknown_field_names_the_field_path_and_line() {
-        let p = problems("version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n    modle: x\n");
+        let p = problems(
+            "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n    modle: x\n",
+        );
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("7:5 agents[0].modle unknown field `modle`, expected one of"), "{p:?}");
+        assert!(
+            p[0].starts_with("7:5 agents[0].modle unknown field `modle`, expected one of"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_field_path_and_line() {
-        let p = problems("version: 1\nfleet: f\nagents:\n  - name: mos\n    role: boss\n    runtime: demo\n");
+        let p = problems(
+            "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: boss\n    runtime: demo\n",
+        );
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("5:11 agents[0].role unknown variant `boss`, expected `orchestrator` or `worker`"), "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "5:11 agents[0].role unknown variant `boss`, expected `orchestrator` or `worker`"
+            ),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn inline_secrets_are_rejected() {
-        let text = format!("{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"x\"]\n    token: {{}}\n");
+        let text = format!(
+            "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"x\"]\n    token: {{}}\n"
+        );
         let p = problems(&text);
         assert_eq!(
             p,
@@ -324,19 +473,31 @@ mod tests {
                 "11:12 connectors[0].token name where the secret is: `{env: VAR}` or `{file: PATH}`",
             ]
         );
-        let text = format!("{GOOD}connectors:\n  - type: telegram\n    chats: [\"1\"]\n    token: \"123:abc\"\n");
+        let text = format!(
+            "{GOOD}connectors:\n  - type: telegram\n    chats: [\"1\"]\n    token: \"123:abc\"\n"
+        );
         assert_eq!(
             problems(&text),
-            vec!["8:3 connectors[0] a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`"]
+            vec![
+                "8:3 connectors[0] a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`"
+            ]
         );
     }
 
     #[test]
     fn version_and_yaml_syntax_errors() {
-        assert_eq!(problems(&GOOD.replace("version: 1", "version: 2")), vec!["1:10 version unsupported schema version 2; this mosaic reads version 1"]);
+        assert_eq!(
+            problems(&GOOD.replace("version: 1", "version: 2")),
+            vec!["1:10 version unsupported schema version 2; this mosaic reads version 1"]
+        );
         let p = problems("version: 1\nfleet: \"unterminated\n");
         assert_eq!(p.len(), 1);
-        assert_eq!(p, vec!["3:1 fleet found unexpected end of stream, while scanning a quoted scalar at line 2 column 8"]);
+        assert_eq!(
+            p,
+            vec![
+                "3:1 fleet found unexpected end of stream, while scanning a quoted scalar at line 2 column 8"
+            ]
+        );
     }
 
     #[test]

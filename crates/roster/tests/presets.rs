@@ -24,8 +24,21 @@ fn shipped_presets_are_the_four_types_and_each_has_one_orchestrator() {
     let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["general", "coding", "research", "hybrid"]);
     for p in &presets {
-        assert_eq!(p.spec.agents.iter().filter(|a| a.role == Role::Orchestrator).count(), 1, "{}", p.name);
-        assert!(p.spec.agents.len() >= 3, "{} recommends a real team", p.name);
+        assert_eq!(
+            p.spec
+                .agents
+                .iter()
+                .filter(|a| a.role == Role::Orchestrator)
+                .count(),
+            1,
+            "{}",
+            p.name
+        );
+        assert!(
+            p.spec.agents.len() >= 3,
+            "{} recommends a real team",
+            p.name
+        );
     }
 }
 
@@ -33,10 +46,22 @@ fn shipped_presets_are_the_four_types_and_each_has_one_orchestrator() {
 fn every_preset_round_trips_through_yaml() {
     for preset in all_presets(None).0 {
         let roster = preset.instantiate(&answers());
-        assert!(roster.validate().is_empty(), "{}: {:?}", preset.name, roster.validate());
-        assert!(roster.agents.iter().filter(|a| a.role == Role::Worker).all(|a| a.runtime == "demo"));
+        assert!(
+            roster.validate().is_empty(),
+            "{}: {:?}",
+            preset.name,
+            roster.validate()
+        );
+        assert!(
+            roster
+                .agents
+                .iter()
+                .filter(|a| a.role == Role::Worker)
+                .all(|a| a.runtime == "demo")
+        );
         let text = roster.to_yaml();
-        let back = Roster::parse(&text, "round-trip").unwrap_or_else(|e| panic!("{}: {e}\n{text}", preset.name));
+        let back = Roster::parse(&text, "round-trip")
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", preset.name));
         assert_eq!(back, roster, "{}", preset.name);
         assert_eq!(back.to_yaml(), text);
     }
@@ -46,9 +71,17 @@ fn every_preset_round_trips_through_yaml() {
 fn user_presets_replace_shipped_ones_by_name_and_bad_ones_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let coding = SHIPPED.iter().find(|(n, _)| *n == "coding").unwrap().1;
-    std::fs::write(dir.path().join("coding.yaml"), coding.replace("Software development", "Ours")).unwrap();
+    std::fs::write(
+        dir.path().join("coding.yaml"),
+        coding.replace("Software development", "Ours"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("ops.yml"), coding).unwrap();
-    std::fs::write(dir.path().join("bad.yaml"), "version: 1\ndescription: x\nagents: []\nextra: 1\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "version: 1\ndescription: x\nagents: []\nextra: 1\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
     let (presets, errors) = all_presets(Some(dir.path()));
     let coding = presets.iter().find(|p| p.name == "coding").unwrap();
@@ -56,5 +89,11 @@ fn user_presets_replace_shipped_ones_by_name_and_bad_ones_are_reported() {
     assert!(matches!(coding.source, PresetSource::User(_)));
     assert!(presets.iter().any(|p| p.name == "ops"));
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].to_string().contains("bad.yaml:4:1: extra: unknown field `extra`"), "{}", errors[0]);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("bad.yaml:4:1: extra: unknown field `extra`"),
+        "{}",
+        errors[0]
+    );
 }

@@ -115,7 +115,9 @@ impl ControlClient {
                         None
                     }
                     (None, l) if l.starts_with(b"%output ") => parse_output(&l[8..]),
-                    (None, l) if l.starts_with(b"%exit") => Some(Event::Exit(String::from_utf8_lossy(l).into_owned())),
+                    (None, l) if l.starts_with(b"%exit") => {
+                        Some(Event::Exit(String::from_utf8_lossy(l).into_owned()))
+                    }
                     (None, _) => None,
                 };
                 if let Some(ev) = event
@@ -128,14 +130,26 @@ impl ControlClient {
             let _ = stderr.read_to_string(&mut err);
             let _ = tx.send(Event::Exit(err));
         });
-        let mut client = ControlClient { child, stdin: None, events: rx, outputs: VecDeque::new(), pane: String::new() };
+        let mut client = ControlClient {
+            child,
+            stdin: None,
+            events: rx,
+            outputs: VecDeque::new(),
+            pane: String::new(),
+        };
         // The attach itself answers first.
         client.reply().map_err(|e| match e.kind {
             ErrorKind::Failed | ErrorKind::Io => TmuxError::from_stderr(&e.message),
             _ => e,
         })?;
         client.stdin = client.child.stdin.take();
-        client.pane = client.command(&format!("display-message -p -t {} '#{{pane_id}}'", pane_target(session)))?.trim().to_owned();
+        client.pane = client
+            .command(&format!(
+                "display-message -p -t {} '#{{pane_id}}'",
+                pane_target(session)
+            ))?
+            .trim()
+            .to_owned();
         Ok(client)
     }
 
@@ -147,7 +161,10 @@ impl ControlClient {
     /// Runs one tmux command line and returns its output. Arguments that carry user text must be
     /// quoted with [`quote_argument`].
     pub fn command(&mut self, line: &str) -> Result<String, TmuxError> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| TmuxError::new(ErrorKind::Io, "control client is closed"))?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| TmuxError::new(ErrorKind::Io, "control client is closed"))?;
         stdin
             .write_all(line.as_bytes())
             .and_then(|_| stdin.write_all(b"\n"))
@@ -164,9 +181,15 @@ impl ControlClient {
                 Ok(Event::Reply(Ok(out))) => return Ok(out),
                 Ok(Event::Reply(Err(msg))) => return Err(TmuxError::from_stderr(&msg)),
                 Ok(Event::Output { pane, data }) => self.outputs.push_back((pane, data)),
-                Ok(Event::Exit(why)) => return Err(TmuxError::new(ErrorKind::Failed, why.trim().to_owned())),
-                Err(RecvTimeoutError::Timeout) => return Err(TmuxError::new(ErrorKind::Timeout, "tmux did not answer")),
-                Err(RecvTimeoutError::Disconnected) => return Err(TmuxError::new(ErrorKind::Io, "tmux control client ended")),
+                Ok(Event::Exit(why)) => {
+                    return Err(TmuxError::new(ErrorKind::Failed, why.trim().to_owned()));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(TmuxError::new(ErrorKind::Timeout, "tmux did not answer"));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(TmuxError::new(ErrorKind::Io, "tmux control client ended"));
+                }
             }
         }
     }
@@ -183,9 +206,16 @@ impl ControlClient {
             match self.events.recv_timeout(left) {
                 Ok(Event::Output { pane, data }) => self.outputs.push_back((pane, data)),
                 Ok(Event::Reply(_)) => {}
-                Ok(Event::Exit(why)) => return Err(TmuxError::new(ErrorKind::NoSession, format!("session ended {}", why.trim()))),
+                Ok(Event::Exit(why)) => {
+                    return Err(TmuxError::new(
+                        ErrorKind::NoSession,
+                        format!("session ended {}", why.trim()),
+                    ));
+                }
                 Err(RecvTimeoutError::Timeout) => return Ok(None),
-                Err(RecvTimeoutError::Disconnected) => return Err(TmuxError::new(ErrorKind::Io, "tmux control client ended")),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(TmuxError::new(ErrorKind::Io, "tmux control client ended"));
+                }
             }
         }
     }
@@ -207,10 +237,20 @@ impl ControlClient {
     pub fn send_text(&mut self, text: &str, opts: &SendOptions) -> Result<SendReport, TmuxError> {
         let pasted = sanitize(text);
         if pasted.is_empty() {
-            return Err(TmuxError::new(ErrorKind::Failed, "nothing to send: the text is empty"));
+            return Err(TmuxError::new(
+                ErrorKind::Failed,
+                "nothing to send: the text is empty",
+            ));
         }
-        let buffer = format!("mosaic-{}-{}", std::process::id(), BUFFER_SEQ.fetch_add(1, Ordering::Relaxed));
-        self.command(&format!("set-buffer -b {buffer} -- {}", quote_argument(&pasted)))?;
+        let buffer = format!(
+            "mosaic-{}-{}",
+            std::process::id(),
+            BUFFER_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        self.command(&format!(
+            "set-buffer -b {buffer} -- {}",
+            quote_argument(&pasted)
+        ))?;
         self.outputs.clear();
         let pane = self.pane.clone();
         self.command(&format!("paste-buffer -p -d -b {buffer} -t {pane}"))?;
@@ -221,8 +261,15 @@ impl ControlClient {
         }
         for attempt in 1..=opts.submit_attempts.max(1) {
             self.command(&format!("send-keys -t {pane} Enter"))?;
-            if self.next_output(Instant::now() + opts.submit_timeout)?.is_some() {
-                return Ok(SendReport { pasted, echoed, enter_presses: attempt });
+            if self
+                .next_output(Instant::now() + opts.submit_timeout)?
+                .is_some()
+            {
+                return Ok(SendReport {
+                    pasted,
+                    echoed,
+                    enter_presses: attempt,
+                });
             }
         }
         Err(TmuxError::new(
@@ -260,7 +307,10 @@ fn parse_output(rest: &[u8]) -> Option<Event> {
     let mut data = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        if raw[i] == b'\\' && raw.len() - i > 3 && raw[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if raw[i] == b'\\'
+            && raw.len() - i > 3
+            && raw[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+        {
             data.push((raw[i + 1] - b'0') * 64 + (raw[i + 2] - b'0') * 8 + (raw[i + 3] - b'0'));
             i += 4;
         } else {
@@ -277,7 +327,9 @@ mod tests {
 
     #[test]
     fn output_escapes_are_decoded() {
-        let Some(Event::Output { pane, data }) = parse_output(b"%1 hi\\015\\012\\134x") else { panic!() };
+        let Some(Event::Output { pane, data }) = parse_output(b"%1 hi\\015\\012\\134x") else {
+            panic!()
+        };
         assert_eq!(pane, "%1");
         assert_eq!(data, b"hi\r\n\\x");
     }

@@ -29,7 +29,10 @@ pub struct TmuxError {
 
 impl TmuxError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        TmuxError { kind, message: message.into() }
+        TmuxError {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// Classifies a failed command's stderr.
@@ -37,7 +40,10 @@ impl TmuxError {
         let s = stderr.trim();
         let kind = if s.starts_with("no server running") || s.starts_with("error connecting to") {
             ErrorKind::NoServer
-        } else if s.starts_with("can't find session") || s.starts_with("can't find pane") || s.starts_with("can't find window") {
+        } else if s.starts_with("can't find session")
+            || s.starts_with("can't find pane")
+            || s.starts_with("can't find window")
+        {
             ErrorKind::NoSession
         } else {
             ErrorKind::Failed
@@ -47,7 +53,10 @@ impl TmuxError {
 
     pub(crate) fn io(what: &str, e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::NotFound {
-            TmuxError::new(ErrorKind::NotInstalled, "tmux is not installed or not on PATH (install tmux 3.2 or newer)")
+            TmuxError::new(
+                ErrorKind::NotInstalled,
+                "tmux is not installed or not on PATH (install tmux 3.2 or newer)",
+            )
         } else {
             TmuxError::new(ErrorKind::Io, format!("{what}: {e}"))
         }

@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn control_characters_become_visible_and_inert() {
-        assert_eq!(sanitize("a\x1b[31mb\x03c\x7f"), "a\u{241b}[31mb\u{2403}c\u{2421}");
+        assert_eq!(
+            sanitize("a\x1b[31mb\x03c\x7f"),
+            "a\u{241b}[31mb\u{2403}c\u{2421}"
+        );
         assert_eq!(sanitize("x\r\ny\rz\n\n  "), "x\ny\nz");
         assert_eq!(sanitize("; kill-server"), "; kill-server");
         assert_eq!(sanitize("tab\there"), "tab\there");
@@ -61,7 +64,10 @@ mod tests {
     #[test]
     fn quoting_escapes_everything_the_parser_reads() {
         assert_eq!(quote_argument("a b"), "\"a b\"");
-        assert_eq!(quote_argument("$HOME ~ #{x} ; \"q\" \\"), "\"\\$HOME \\u007e \\u0023{x} \\u003b \\\"q\\\" \\\\\"");
+        assert_eq!(
+            quote_argument("$HOME ~ #{x} ; \"q\" \\"),
+            "\"\\$HOME \\u007e \\u0023{x} \\u003b \\\"q\\\" \\\\\""
+        );
         assert_eq!(quote_argument("é\n😀"), "\"\\u00e9\\n\\U0001f600\"");
         assert!(!quote_argument("x\ny").contains('\n'));
     }

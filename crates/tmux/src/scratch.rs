@@ -14,8 +14,14 @@ pub struct ScratchServer {
 impl ScratchServer {
     /// A new, not yet started, private server.
     pub fn new() -> ScratchServer {
-        let socket = format!("mosaic-test-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-        ScratchServer { tmux: Tmux::new(socket) }
+        let socket = format!(
+            "mosaic-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        ScratchServer {
+            tmux: Tmux::new(socket),
+        }
     }
 }
 

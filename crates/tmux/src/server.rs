@@ -63,7 +63,9 @@ pub struct SessionSpec {
 impl Tmux {
     /// A handle on the server behind socket name `socket`.
     pub fn new(socket: impl Into<String>) -> Self {
-        Tmux { socket: socket.into() }
+        Tmux {
+            socket: socket.into(),
+        }
     }
 
     /// The socket name.
@@ -81,12 +83,21 @@ impl Tmux {
 
     /// Runs one tmux invocation (commands may be chained with a `";"` argument); returns stdout.
     pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<String, TmuxError> {
-        let out = self.command().args(args).stdin(Stdio::null()).output().map_err(|e| TmuxError::io("tmux", e))?;
+        let out = self
+            .command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| TmuxError::io("tmux", e))?;
         finish(out)
     }
 
     /// Runs one tmux invocation feeding `input` on stdin (for `load-buffer -`).
-    pub fn run_with_input<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], input: &[u8]) -> Result<String, TmuxError> {
+    pub fn run_with_input<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[S],
+        input: &[u8],
+    ) -> Result<String, TmuxError> {
         let mut child = self
             .command()
             .args(args)
@@ -95,13 +106,25 @@ impl Tmux {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| TmuxError::io("tmux", e))?;
-        child.stdin.take().expect("piped").write_all(input).map_err(|e| TmuxError::io("tmux stdin", e))?;
-        finish(child.wait_with_output().map_err(|e| TmuxError::io("tmux", e))?)
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input)
+            .map_err(|e| TmuxError::io("tmux stdin", e))?;
+        finish(
+            child
+                .wait_with_output()
+                .map_err(|e| TmuxError::io("tmux", e))?,
+        )
     }
 
     /// The installed tmux version (`tmux 3.3a`).
     pub fn version() -> Result<String, TmuxError> {
-        let out = Command::new("tmux").arg("-V").output().map_err(|e| TmuxError::io("tmux -V", e))?;
+        let out = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .map_err(|e| TmuxError::io("tmux -V", e))?;
         Ok(finish(out)?.trim().to_owned())
     }
 
@@ -163,7 +186,14 @@ impl Tmux {
         }
         args.push("--".into());
         args.extend(spec.argv.iter().cloned());
-        args.extend([";".into(), "set-option".into(), "-t".into(), pane_target(&spec.name), FLEET_OPTION.into(), spec.fleet.clone()]);
+        args.extend([
+            ";".into(),
+            "set-option".into(),
+            "-t".into(),
+            pane_target(&spec.name),
+            FLEET_OPTION.into(),
+            spec.fleet.clone(),
+        ]);
         self.run(&args).map(drop)
     }
 
@@ -216,13 +246,31 @@ fn finish(out: Output) -> Result<String, TmuxError> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(TmuxError::from_stderr(&String::from_utf8_lossy(&out.stderr)))
+        Err(TmuxError::from_stderr(&String::from_utf8_lossy(
+            &out.stderr,
+        )))
     }
 }
 
 fn parse_pane(line: &str) -> Option<PaneInfo> {
     let f: Vec<&str> = line.split(SEP).collect();
-    let [session, pane_id, pid, dead, status, signal, created, activity, fleet, attached, cx, cy] = f.as_slice() else { return None };
+    let [
+        session,
+        pane_id,
+        pid,
+        dead,
+        status,
+        signal,
+        created,
+        activity,
+        fleet,
+        attached,
+        cx,
+        cy,
+    ] = f.as_slice()
+    else {
+        return None;
+    };
     Some(PaneInfo {
         session: (*session).to_owned(),
         pane_id: (*pane_id).to_owned(),

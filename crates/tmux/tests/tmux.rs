@@ -26,15 +26,26 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 fn no_server_lists_nothing() {
     let s = ScratchServer::new();
     assert_eq!(s.tmux.list_panes().unwrap(), vec![]);
-    assert_eq!(s.tmux.capture("nope", false).unwrap_err().kind, ErrorKind::NoServer);
+    assert_eq!(
+        s.tmux.capture("nope", false).unwrap_err().kind,
+        ErrorKind::NoServer
+    );
 }
 
 #[test]
 fn sessions_are_listed_in_one_call_and_dead_panes_remain() {
     let s = ScratchServer::new();
     s.tmux.new_session(&spec("alpha", &["cat"])).unwrap();
-    s.tmux.new_session(&spec("beta", &["sh", "-c", "exit 3"])).unwrap();
-    wait_for("beta's exit status", || s.tmux.list_panes().unwrap().iter().any(|p| p.session == "beta" && p.dead && p.dead_status.is_some()));
+    s.tmux
+        .new_session(&spec("beta", &["sh", "-c", "exit 3"]))
+        .unwrap();
+    wait_for("beta's exit status", || {
+        s.tmux
+            .list_panes()
+            .unwrap()
+            .iter()
+            .any(|p| p.session == "beta" && p.dead && p.dead_status.is_some())
+    });
     let panes = s.tmux.list_panes().unwrap();
     let alpha = panes.iter().find(|p| p.session == "alpha").unwrap();
     assert!(!alpha.dead);
@@ -52,8 +63,18 @@ fn exact_targets_do_not_match_prefixes() {
     let s = ScratchServer::new();
     s.tmux.new_session(&spec("abc", &["cat"])).unwrap();
     s.tmux.kill_session("ab").unwrap();
-    assert_eq!(s.tmux.list_panes().unwrap().len(), 1, "killing `ab` left `abc` alone");
-    assert_eq!(ControlClient::attach(&s.tmux, "ab", false).err().unwrap().kind, ErrorKind::NoSession);
+    assert_eq!(
+        s.tmux.list_panes().unwrap().len(),
+        1,
+        "killing `ab` left `abc` alone"
+    );
+    assert_eq!(
+        ControlClient::attach(&s.tmux, "ab", false)
+            .err()
+            .unwrap()
+            .kind,
+        ErrorKind::NoSession
+    );
 }
 
 #[test]
@@ -68,10 +89,19 @@ fn send_text_submits_once_and_is_confirmed_by_output() {
     assert_eq!(report.enter_presses, 1);
     drop(c);
     // cat echoes the typed line (tty echo) and prints it back once submitted: two copies, no more.
-    wait_for("cat's reply", || s.tmux.capture("echo", false).unwrap().matches(text).count() == 2);
+    wait_for("cat's reply", || {
+        s.tmux.capture("echo", false).unwrap().matches(text).count() == 2
+    });
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(s.tmux.capture("echo", false).unwrap().matches(text).count(), 2);
-    assert_eq!(s.tmux.list_panes().unwrap().len(), 1, "the server survived `; kill-server`");
+    assert_eq!(
+        s.tmux.capture("echo", false).unwrap().matches(text).count(),
+        2
+    );
+    assert_eq!(
+        s.tmux.list_panes().unwrap().len(),
+        1,
+        "the server survived `; kill-server`"
+    );
 }
 
 #[test]
