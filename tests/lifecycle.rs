@@ -120,6 +120,11 @@ fn agent_killed_from_outside_shows_dead_and_restarts() {
         "{scout}"
     );
     assert!(scout["exit_status"].is_null(), "{scout}");
+    let err = s.fails(&["fleet", "send", "scout", "hello?"]);
+    assert!(
+        err.contains("agent scout is dead; start it with `mosaic fleet start scout`"),
+        "{err}"
+    );
     assert!(scout["pid"].is_null());
     let verify = s.run(&["fleet", "verify"]);
     assert!(!verify.status.success());

@@ -5,7 +5,7 @@ use crate::harness::{launch_argv, paste_settle};
 use crate::paths::{Paths, expand_tilde, home_dir, write_atomic};
 use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
 use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, runtime};
-use mosaic_tmux::{ControlClient, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
+use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -372,25 +372,23 @@ impl Fleet {
     /// Types `text` into a running agent and submits it once.
     pub fn send(&self, name: &str, text: &str) -> Result<SendReport, FleetError> {
         let agent = self.agent(name)?;
-        self.require_running(name)?;
-        let mut client = ControlClient::attach(&self.tmux, name, false)?;
+        let not_running = |state: AgentState| FleetError::NotRunning {
+            name: name.to_owned(),
+            state: state.as_str(),
+        };
+        let mut client =
+            ControlClient::attach(&self.tmux, name, false).map_err(|e| match e.kind {
+                ErrorKind::NoSession | ErrorKind::NoServer => not_running(AgentState::Stopped),
+                _ => e.into(),
+            })?;
+        if client.pane_dead() {
+            return Err(not_running(AgentState::Dead));
+        }
         let opts = SendOptions {
             settle: paste_settle(&agent.runtime),
             ..SendOptions::default()
         };
         Ok(client.send_text(text, &opts)?)
-    }
-
-    fn require_running(&self, name: &str) -> Result<(), FleetError> {
-        let state = match self.panes()?.get(name) {
-            Some(p) if !p.dead => return Ok(()),
-            Some(_) => AgentState::Dead,
-            None => AgentState::Stopped,
-        };
-        Err(FleetError::NotRunning {
-            name: name.to_owned(),
-            state: state.as_str(),
-        })
     }
 
     /// The agent's pane text: the screen, or all scrollback with `history`.

@@ -110,10 +110,10 @@ pub fn launch_argv(agent: &Agent, mosaic_exe: &Path) -> Result<Vec<String>, Stri
 }
 
 /// How long a pane must be quiet after a paste before Enter: harnesses with rich TUIs debounce
-/// pastes, the demo agent does not.
+/// pastes (an Enter inside the debounce window becomes a newline); the demo agent does not.
 pub fn paste_settle(runtime: &str) -> Duration {
     match runtime {
-        "demo" => Duration::from_millis(5),
+        "demo" => Duration::ZERO,
         _ => Duration::from_millis(150),
     }
 }

@@ -63,6 +63,7 @@ pub struct ControlClient {
     events: Receiver<Event>,
     outputs: VecDeque<(String, Vec<u8>)>,
     pane: String,
+    pane_dead: bool,
 }
 
 static BUFFER_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -136,6 +137,7 @@ impl ControlClient {
             events: rx,
             outputs: VecDeque::new(),
             pane: String::new(),
+            pane_dead: false,
         };
         // The attach itself answers first.
         client.reply().map_err(|e| match e.kind {
@@ -143,19 +145,24 @@ impl ControlClient {
             _ => e,
         })?;
         client.stdin = client.child.stdin.take();
-        client.pane = client
-            .command(&format!(
-                "display-message -p -t {} '#{{pane_id}}'",
-                pane_target(session)
-            ))?
-            .trim()
-            .to_owned();
+        let info = client.command(&format!(
+            "display-message -p -t {} '#{{pane_id}} #{{pane_dead}}'",
+            pane_target(session)
+        ))?;
+        let (pane, dead) = info.trim().split_once(' ').unwrap_or((info.trim(), "0"));
+        client.pane = pane.to_owned();
+        client.pane_dead = dead == "1";
         Ok(client)
     }
 
     /// The id of the attached session's active pane (`%3`).
     pub fn pane(&self) -> &str {
         &self.pane
+    }
+
+    /// Whether the pane's program had exited when the client attached.
+    pub fn pane_dead(&self) -> bool {
+        self.pane_dead
     }
 
     /// Runs one tmux command line and returns its output. Arguments that carry user text must be
@@ -256,7 +263,7 @@ impl ControlClient {
         self.command(&format!("paste-buffer -p -d -b {buffer} -t {pane}"))?;
         let paste_deadline = Instant::now() + opts.paste_timeout;
         let echoed = self.next_output(paste_deadline)?.is_some();
-        if echoed {
+        if echoed && !opts.settle.is_zero() {
             self.settle(opts.settle, paste_deadline)?;
         }
         for attempt in 1..=opts.submit_attempts.max(1) {
@@ -285,16 +292,8 @@ impl ControlClient {
 
 impl Drop for ControlClient {
     fn drop(&mut self) {
-        // Closing stdin detaches the client; tmux then exits on its own.
+        // Closing stdin detaches the client and tmux exits at once; reap it.
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
