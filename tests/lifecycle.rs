@@ -261,3 +261,34 @@ fn ps_json_follows_the_documented_schema() {
     assert!(mos["started_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(ps["agents"][1]["state"], "stopped");
 }
+
+#[test]
+fn a_harness_that_ignores_its_exit_is_killed_after_the_timeout_and_orphans_are_shown() {
+    let s = Sandbox::new();
+    s.init("general");
+    s.ok(&["fleet", "start", "mos"]);
+    // A session of this fleet that the roster does not know, running a program that never exits.
+    s.tmux()
+        .new_session(&mosaic_tmux::SessionSpec {
+            name: "stray".into(),
+            fleet: "fleet".into(),
+            workdir: None,
+            env: vec![],
+            argv: vec!["sleep".into(), "1000".into()],
+            size: (80, 24),
+        })
+        .unwrap();
+    assert!(
+        s.states()
+            .contains(&("stray".to_owned(), "orphan".to_owned()))
+    );
+    let verify = text(&s.run(&["fleet", "verify"]).stdout);
+    assert!(verify.contains("FAIL  session stray: orphan"), "{verify}");
+    // The orchestrator takes /exit; `sleep` ignores everything and is killed.
+    let out = s.ok(&["fleet", "stop", "--timeout", "1"]);
+    assert!(
+        out.contains("mos: stopped") && out.contains("stray: killed"),
+        "{out}"
+    );
+    assert!(s.tmux().list_panes().unwrap().is_empty());
+}

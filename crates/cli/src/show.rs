@@ -16,7 +16,7 @@ pub fn outcomes(outcomes: &[(String, Outcome)]) -> ExitCode {
             Outcome::AlreadyRunning => println!("{name}: already running"),
             Outcome::Slow => println!("{name}: started (still loading)"),
             Outcome::Stopped => println!("{name}: stopped"),
-            Outcome::Killed => println!("{name}: killed (did not exit in time)"),
+            Outcome::Killed => println!("{name}: killed"),
             Outcome::NotRunning => println!("{name}: not running"),
             Outcome::ExitedAtStart { status, last_lines } => {
                 let status = status

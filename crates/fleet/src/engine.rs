@@ -44,7 +44,7 @@ pub enum Outcome {
     Slow,
     /// Exited after being asked to.
     Stopped,
-    /// Did not exit in time and was killed.
+    /// Did not exit in time (or is not in the roster, so could not be asked) and was killed.
     Killed,
     /// Was not running.
     NotRunning,
@@ -305,30 +305,24 @@ impl Fleet {
                 Some(p) if p.dead => {
                     outcomes.insert(name.clone(), Outcome::Stopped);
                 }
-                Some(_) => {
-                    let exit = self
-                        .roster
-                        .agent(name)
-                        .and_then(|a| runtime(&a.runtime))
-                        .map(|r| r.exit_text);
-                    if let Some(text) = exit {
+                Some(_) => match self.roster.agent(name) {
+                    Some(agent) => {
                         // Best effort: a harness that ignores its exit command is killed below.
+                        let exit_text = runtime(&agent.runtime).expect("validated").exit_text;
                         let quick = SendOptions {
                             paste_timeout: Duration::from_millis(500),
-                            settle: paste_settle(
-                                &self
-                                    .roster
-                                    .agent(name)
-                                    .map(|a| a.runtime.clone())
-                                    .unwrap_or_default(),
-                            ),
+                            settle: paste_settle(&agent.runtime),
                             submit_timeout: Duration::from_millis(300),
                             submit_attempts: 1,
                         };
                         let _ = ControlClient::attach(&self.tmux, name, false)
-                            .and_then(|mut c| c.send_text(text, &quick));
+                            .and_then(|mut c| c.send_text(exit_text, &quick));
                     }
-                }
+                    // Not in the roster: no known way to ask it to exit.
+                    None => {
+                        outcomes.insert(name.clone(), Outcome::Killed);
+                    }
+                },
             }
         }
         let deadline = Instant::now() + timeout;
