@@ -89,7 +89,7 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
 
     let names: Vec<String> = presets.iter().map(|p| p.name.clone()).collect();
     let preset_name = asker.answer(
-        args.preset.clone(),
+        args.chosen_preset().map(str::to_owned),
         None,
         &format!("--preset NAME (one of {})", names.join(", ")),
         "Configuration type",

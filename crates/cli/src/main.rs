@@ -191,6 +191,9 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             let err = fleet.tmux.attach_command(&args.name).exec();
             bail!("could not run tmux attach: {err}");
         }
+        FleetCommand::Confirm { .. } => {
+            bail!("`confirm` answers a destructive command asked for in chat; from the CLI, commands run at once")
+        }
         FleetCommand::Logs(args) => {
             let fleet = open(paths)?;
             if args.follow {

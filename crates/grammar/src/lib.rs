@@ -1,6 +1,8 @@
 //! The `fleet` command tree, defined once: `mosaic fleet …` parses it from argv, and the same
 //! types (with their generated help) serve every other surface that speaks the fleet grammar.
 
+pub mod chat;
+
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -35,6 +37,35 @@ pub enum FleetCommand {
     Attach(AgentArg),
     /// Print an agent's pane (all scrollback), or follow its output live.
     Logs(LogsArgs),
+    /// Confirm a destructive command asked for in chat (the code comes with the request).
+    #[command(hide = true)]
+    Confirm {
+        /// The confirmation code.
+        code: String,
+    },
+}
+
+impl FleetCommand {
+    /// The verb as typed (`status`, `add`, ...), for audit logs and ACL decisions.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            FleetCommand::Init(_) => "init",
+            FleetCommand::Install(_) => "install",
+            FleetCommand::Start(_) => "start",
+            FleetCommand::Stop(_) => "stop",
+            FleetCommand::Status => "status",
+            FleetCommand::Ps(_) => "ps",
+            FleetCommand::Verify(_) => "verify",
+            FleetCommand::Presets(_) => "presets",
+            FleetCommand::Add(_) => "add",
+            FleetCommand::Remove(_) => "remove",
+            FleetCommand::Restart(_) => "restart",
+            FleetCommand::Send(_) => "send",
+            FleetCommand::Attach(_) => "attach",
+            FleetCommand::Logs(_) => "logs",
+            FleetCommand::Confirm { .. } => "confirm",
+        }
+    }
 }
 
 /// Answers for `fleet init`; any answer not given is asked for (or, without a terminal, is an
@@ -42,6 +73,9 @@ pub enum FleetCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Args)]
 pub struct InitArgs {
     /// Configuration type: a preset name (general, coding, research, hybrid, or your own).
+    #[arg(value_name = "PRESET", conflicts_with = "preset")]
+    pub preset_name: Option<String>,
+    /// The same as PRESET, as a flag.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// Fleet name.
@@ -90,6 +124,13 @@ pub struct InitArgs {
     /// Show what would be written, and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+impl InitArgs {
+    /// The preset asked for, positionally or with `--preset`.
+    pub fn chosen_preset(&self) -> Option<&str> {
+        self.preset_name.as_deref().or(self.preset.as_deref())
+    }
 }
 
 /// Comms modes on the command line.
@@ -289,9 +330,12 @@ mod tests {
         .unwrap() else {
             panic!()
         };
-        assert_eq!(i.preset.as_deref(), Some("coding"));
+        assert_eq!(i.chosen_preset(), Some("coding"));
         assert!(i.yes);
         assert_eq!(i.targets, ["1", "2"]);
+        let FleetCommand::Init(i) = parse(&["init", "research"]).unwrap() else { panic!() };
+        assert_eq!(i.chosen_preset(), Some("research"));
+        assert!(parse(&["init", "research", "--preset", "coding"]).is_err());
     }
 
     #[test]
