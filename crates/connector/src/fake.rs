@@ -1,0 +1,138 @@
+//! An in-memory connector for tests of the bridge (feature `test-util`): tests play the
+//! platform's side (users posting, outages) and read what the bridge posted.
+
+use crate::{Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound};
+use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::{Notify, mpsc};
+
+/// A fake chat platform and its connector in one.
+pub struct FakeConnector {
+    id: String,
+    capabilities: Capabilities,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    pending: VecDeque<Inbound>,
+    sender: Option<mpsc::Sender<Inbound>>,
+    sent: Vec<Outbound>,
+    acks: Vec<(String, String)>,
+    failures: VecDeque<ErrorKind>,
+    next_id: u64,
+    running: bool,
+}
+
+impl FakeConnector {
+    /// A fake connector called `id` that accepts messages up to `max_message_len` characters.
+    pub fn new(id: &str, max_message_len: usize) -> FakeConnector {
+        FakeConnector {
+            id: id.to_owned(),
+            capabilities: Capabilities { max_message_len, markdown: Markdown::CommonMark, threads: true, native_commands: false, reactions: true },
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+        }
+    }
+
+    /// A user posts `text` in `room`; returns the new message's id.
+    pub fn post(&self, room: &str, user: &str, text: &str) -> String {
+        let mut st = self.state.lock().unwrap();
+        st.next_id += 1;
+        let id = format!("m{}", st.next_id);
+        st.pending.push_back(Inbound {
+            connector: self.id.clone(),
+            message_id: id.clone(),
+            room: room.to_owned(),
+            user: user.to_owned(),
+            user_name: user.to_owned(),
+            text: text.to_owned(),
+            thread: None,
+        });
+        drop(st);
+        self.changed.notify_waiters();
+        id
+    }
+
+    /// Redelivers an already-posted message (platforms do after reconnects).
+    pub fn redeliver(&self, inbound: Inbound) {
+        self.state.lock().unwrap().pending.push_back(inbound);
+        self.changed.notify_waiters();
+    }
+
+    /// The next `n` sends fail with `kind`.
+    pub fn fail_next_sends(&self, n: usize, kind: ErrorKind) {
+        self.state.lock().unwrap().failures.extend(std::iter::repeat_n(kind, n));
+    }
+
+    /// Everything posted so far, oldest first.
+    pub fn sent(&self) -> Vec<Outbound> {
+        self.state.lock().unwrap().sent.clone()
+    }
+
+    /// Every `(room, message id)` acknowledged so far.
+    pub fn acks(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().acks.clone()
+    }
+
+    fn take_failure(&self) -> Option<ConnectorError> {
+        self.state.lock().unwrap().failures.pop_front().map(|k| ConnectorError::new(k, "injected failure"))
+    }
+}
+
+#[async_trait]
+impl Connector for FakeConnector {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities.clone()
+    }
+
+    async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError> {
+        self.state.lock().unwrap().running = true;
+        loop {
+            let notified = self.changed.notified();
+            let next = self.state.lock().unwrap().pending.pop_front();
+            match next {
+                Some(ev) => {
+                    if inbound.send(ev).await.is_err() {
+                        break;
+                    }
+                }
+                None => tokio::select! {
+                    _ = notified => {}
+                    _ = inbound.closed() => break,
+                },
+            }
+        }
+        let mut st = self.state.lock().unwrap();
+        st.running = false;
+        st.sender = None;
+        Ok(())
+    }
+
+    async fn send(&self, message: &Outbound) -> Result<String, ConnectorError> {
+        if let Some(e) = self.take_failure() {
+            return Err(e);
+        }
+        if message.text.chars().count() > self.capabilities.max_message_len {
+            return Err(ConnectorError::new(ErrorKind::Fatal, "message too long"));
+        }
+        let mut st = self.state.lock().unwrap();
+        st.sent.push(message.clone());
+        Ok(format!("sent{}", st.sent.len()))
+    }
+
+    async fn ack(&self, room: &str, message_id: &str) -> Result<(), ConnectorError> {
+        self.state.lock().unwrap().acks.push((room.to_owned(), message_id.to_owned()));
+        Ok(())
+    }
+
+    fn health(&self) -> Health {
+        if self.state.lock().unwrap().running { Health::Up } else { Health::Starting }
+    }
+}
