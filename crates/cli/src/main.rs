@@ -1,13 +1,11 @@
 //! `mosaic`: run a fleet of AI coding agents in tmux and command it.
 
 mod demo_agent;
-mod init;
-mod show;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser, Subcommand};
 use mosaic_fleet::verify::{Level, verify};
-use mosaic_fleet::{Fleet, Outcome, Paths, create_private_dir};
+use mosaic_fleet::{Fleet, Outcome, Paths, create_private_dir, render, wizard};
 use mosaic_grammar::{AddArgs, FleetCommand, InstallArgs, PresetsAction};
 use mosaic_roster::{Agent, Role, all_presets};
 use std::io::{IsTerminal, Read};
@@ -77,26 +75,29 @@ fn open(paths: &Paths) -> Result<Fleet> {
 
 fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
     match cmd {
-        FleetCommand::Init(args) => init::run(paths, &args)?,
+        FleetCommand::Init(args) => {
+            let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            wizard::run(paths, &args, interactive, &mut std::io::stdout())?
+        }
         FleetCommand::Install(args) => install(paths, &args)?,
         FleetCommand::Start(args) => {
             let outcomes = open(paths)?.start(&args.agents, Duration::from_secs(args.wait))?;
-            return Ok(show::outcomes(&outcomes));
+            return Ok(print_outcomes(&outcomes));
         }
         FleetCommand::Stop(args) => {
             let outcomes = open(paths)?.stop(&args.agents, Duration::from_secs(args.timeout))?;
-            return Ok(show::outcomes(&outcomes));
+            return Ok(print_outcomes(&outcomes));
         }
         FleetCommand::Status => {
             let fleet = open(paths)?;
-            print!("{}", show::status(&fleet.roster, &fleet.ps()?));
+            print!("{}", render::status(&fleet.roster, &fleet.ps()?));
         }
         FleetCommand::Ps(args) => {
             let status = open(paths)?.ps()?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                print!("{}", show::ps_table(&status));
+                print!("{}", render::ps_table(&status));
             }
         }
         FleetCommand::Verify(args) => {
@@ -104,7 +105,7 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&checks)?);
             } else {
-                print!("{}", show::checks(&checks));
+                print!("{}", render::checks(&checks));
             }
             if checks.iter().any(|c| c.level == Level::Fail) {
                 return Ok(ExitCode::FAILURE);
@@ -116,7 +117,7 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
                 eprintln!("warning: skipping an invalid user preset:\n{e}");
             }
             match args.action {
-                None => print!("{}", show::presets(&presets, &paths.presets_dir())),
+                None => print!("{}", render::presets(&presets, &paths.presets_dir())),
                 Some(PresetsAction::Show { name }) => match presets.iter().find(|p| p.name == name)
                 {
                     Some(p) => print!("{}", p.text),
@@ -138,7 +139,7 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             fleet.add(agent_from(args)?)?;
             println!("added {name} to {}", paths.roster().display());
             if start {
-                return Ok(show::outcomes(
+                return Ok(print_outcomes(
                     &fleet.start(&[name], Duration::from_secs(20))?,
                 ));
             }
@@ -146,7 +147,7 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
         FleetCommand::Remove(args) => {
             let mut fleet = open(paths)?;
             let outcome = fleet.remove(&args.name, Duration::from_secs(args.timeout))?;
-            show::outcomes(&[(args.name.clone(), outcome)]);
+            print_outcomes(&[(args.name.clone(), outcome)]);
             println!("removed {} from {}", args.name, paths.roster().display());
         }
         FleetCommand::Restart(args) => {
@@ -154,7 +155,7 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             let name = vec![args.name];
             let mut outcomes = fleet.stop(&name, Duration::from_secs(args.timeout))?;
             outcomes.extend(fleet.start(&name, Duration::from_secs(20))?);
-            return Ok(show::outcomes(&outcomes));
+            return Ok(print_outcomes(&outcomes));
         }
         FleetCommand::Send(args) => {
             let text = if args.text == ["-"] {
@@ -192,7 +193,9 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             bail!("could not run tmux attach: {err}");
         }
         FleetCommand::Confirm { .. } => {
-            bail!("`confirm` answers a destructive command asked for in chat; from the CLI, commands run at once")
+            bail!(
+                "`confirm` answers a destructive command asked for in chat; from the CLI, commands run at once"
+            )
         }
         FleetCommand::Logs(args) => {
             let fleet = open(paths)?;
@@ -291,7 +294,12 @@ fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether an outcome counts as a failure for the exit code.
-fn failed(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::ExitedAtStart { .. })
+/// Prints start/stop outcomes; failure if any agent failed.
+fn print_outcomes(outcomes: &[(String, Outcome)]) -> ExitCode {
+    print!("{}", render::outcomes(outcomes));
+    if outcomes.iter().any(|(_, o)| o.is_failure()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -31,18 +31,31 @@ pub trait Platform: Send + Sync {
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
-    tokio::time::timeout(WAIT, rx.recv()).await.expect("the connector yielded no event within 10 s").expect("the connector stopped")
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("the connector yielded no event within 10 s")
+        .expect("the connector stopped")
 }
 
 fn outbound(room: &str, text: &str, key: &str) -> Outbound {
-    Outbound { room: room.to_owned(), text: text.to_owned(), reply_to: None, thread: None, key: key.to_owned() }
+    Outbound {
+        room: room.to_owned(),
+        text: text.to_owned(),
+        reply_to: None,
+        thread: None,
+        key: key.to_owned(),
+    }
 }
 
 /// Runs every compliance check; panics with a message naming the failed rule.
 pub async fn run_suite(platform: &dyn Platform) {
     let connector = platform.connector();
     let caps = connector.capabilities();
-    assert!(caps.max_message_len >= 500, "rule: max_message_len is the platform's real limit (got {})", caps.max_message_len);
+    assert!(
+        caps.max_message_len >= 500,
+        "rule: max_message_len is the platform's real limit (got {})",
+        caps.max_message_len
+    );
     let (tx, mut rx) = mpsc::channel(64);
     let runner = {
         let c = connector.clone();
@@ -54,41 +67,86 @@ pub async fn run_suite(platform: &dyn Platform) {
     let text = "hello mosaic\nsecond line with ünïcödé and `code`";
     let id = platform.post(&room, &user, text).await;
     let ev = next(&mut rx).await;
-    assert_eq!((ev.connector.as_str(), ev.message_id.as_str()), (connector.id(), id.as_str()), "rule: inbound ids");
-    assert_eq!((ev.room.as_str(), ev.user.as_str(), ev.text.as_str()), (room.as_str(), user.as_str(), text), "rule: inbound fields");
+    assert_eq!(
+        (ev.connector.as_str(), ev.message_id.as_str()),
+        (connector.id(), id.as_str()),
+        "rule: inbound ids"
+    );
+    assert_eq!(
+        (ev.room.as_str(), ev.user.as_str(), ev.text.as_str()),
+        (room.as_str(), user.as_str(), text),
+        "rule: inbound fields"
+    );
     let deadline = tokio::time::Instant::now() + WAIT;
     while connector.health() != Health::Up {
-        assert!(tokio::time::Instant::now() < deadline, "rule: health is Up while serving (got {:?})", connector.health());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rule: health is Up while serving (got {:?})",
+            connector.health()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // Ack: the message can be acknowledged.
     connector.ack(&room, &id).await.expect("rule: ack succeeds");
-    assert!(platform.acked(&room, &id).await, "rule: the platform shows the ack");
+    assert!(
+        platform.acked(&room, &id).await,
+        "rule: the platform shows the ack"
+    );
 
     // Outbound: text arrives intact, in order, up to the declared limit.
     let long: String = "x".repeat(caps.max_message_len);
-    for (i, t) in ["first reply", "multi\nline **reply**", long.as_str()].iter().enumerate() {
-        let sent_id = connector.send(&outbound(&room, t, &format!("k{i}"))).await.expect("rule: send succeeds");
+    for (i, t) in ["first reply", "multi\nline **reply**", long.as_str()]
+        .iter()
+        .enumerate()
+    {
+        let sent_id = connector
+            .send(&outbound(&room, t, &format!("k{i}")))
+            .await
+            .expect("rule: send succeeds");
         assert!(!sent_id.is_empty(), "rule: send returns the platform's id");
     }
     let posted = platform.posted(&room).await;
     assert_eq!(posted.len(), 3, "rule: each send posts exactly one message");
     assert_eq!(posted[0], "first reply");
     assert_eq!(posted[1], "multi\nline **reply**");
-    assert_eq!(posted[2].chars().count(), caps.max_message_len, "rule: a message of max_message_len arrives whole");
+    assert_eq!(
+        posted[2].chars().count(),
+        caps.max_message_len,
+        "rule: a message of max_message_len arrives whole"
+    );
 
     // Failure: a transient platform failure is reported as retryable, and nothing is posted.
     platform.fail_next_posts(1).await;
-    let err = connector.send(&outbound(&room, "during an outage", "k9")).await.expect_err("rule: a refused post is an error");
-    assert!(err.is_retryable(), "rule: a transient failure is retryable (got {:?})", err.kind);
-    assert_eq!(platform.posted(&room).await.len(), 3, "rule: a failed send posts nothing");
-    connector.send(&outbound(&room, "after the outage", "k9")).await.expect("rule: sending works again after the outage");
+    let err = connector
+        .send(&outbound(&room, "during an outage", "k9"))
+        .await
+        .expect_err("rule: a refused post is an error");
+    assert!(
+        err.is_retryable(),
+        "rule: a transient failure is retryable (got {:?})",
+        err.kind
+    );
+    assert_eq!(
+        platform.posted(&room).await.len(),
+        3,
+        "rule: a failed send posts nothing"
+    );
+    connector
+        .send(&outbound(&room, "after the outage", "k9"))
+        .await
+        .expect("rule: sending works again after the outage");
 
     // A second message still arrives while the first connection is serving.
     let id2 = platform.post(&room, &user, "again").await;
-    assert_eq!(next(&mut rx).await.message_id, id2, "rule: every message arrives");
+    assert_eq!(
+        next(&mut rx).await.message_id,
+        id2,
+        "rule: every message arrives"
+    );
 
     drop(rx);
-    let _ = tokio::time::timeout(WAIT, runner).await.expect("rule: run returns once the bridge stops listening");
+    let _ = tokio::time::timeout(WAIT, runner)
+        .await
+        .expect("rule: run returns once the bridge stops listening");
 }

@@ -31,13 +31,22 @@ pub struct ConnectorError {
 
 impl ConnectorError {
     /// An error of `kind` caused by `source`.
-    pub fn new(kind: ErrorKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        ConnectorError { kind, source: source.into() }
+    pub fn new(
+        kind: ErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        ConnectorError {
+            kind,
+            source: source.into(),
+        }
     }
 
     /// Whether sending again later can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Retryable | ErrorKind::RateLimited { .. })
+        matches!(
+            self.kind,
+            ErrorKind::Retryable | ErrorKind::RateLimited { .. }
+        )
     }
 
     /// The delay the platform asked for, if any.

@@ -1,7 +1,9 @@
 //! An in-memory connector for tests of the bridge (feature `test-util`): tests play the
 //! platform's side (users posting, outages) and read what the bridge posted.
 
-use crate::{Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound};
+use crate::{
+    Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound,
+};
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -31,7 +33,13 @@ impl FakeConnector {
     pub fn new(id: &str, max_message_len: usize) -> FakeConnector {
         FakeConnector {
             id: id.to_owned(),
-            capabilities: Capabilities { max_message_len, markdown: Markdown::CommonMark, threads: true, native_commands: false, reactions: true },
+            capabilities: Capabilities {
+                max_message_len,
+                markdown: Markdown::CommonMark,
+                threads: true,
+                native_commands: false,
+                reactions: true,
+            },
             state: Mutex::new(State::default()),
             changed: Notify::new(),
         }
@@ -64,7 +72,11 @@ impl FakeConnector {
 
     /// The next `n` sends fail with `kind`.
     pub fn fail_next_sends(&self, n: usize, kind: ErrorKind) {
-        self.state.lock().unwrap().failures.extend(std::iter::repeat_n(kind, n));
+        self.state
+            .lock()
+            .unwrap()
+            .failures
+            .extend(std::iter::repeat_n(kind, n));
     }
 
     /// Everything posted so far, oldest first.
@@ -78,7 +90,12 @@ impl FakeConnector {
     }
 
     fn take_failure(&self) -> Option<ConnectorError> {
-        self.state.lock().unwrap().failures.pop_front().map(|k| ConnectorError::new(k, "injected failure"))
+        self.state
+            .lock()
+            .unwrap()
+            .failures
+            .pop_front()
+            .map(|k| ConnectorError::new(k, "injected failure"))
     }
 }
 
@@ -128,11 +145,19 @@ impl Connector for FakeConnector {
     }
 
     async fn ack(&self, room: &str, message_id: &str) -> Result<(), ConnectorError> {
-        self.state.lock().unwrap().acks.push((room.to_owned(), message_id.to_owned()));
+        self.state
+            .lock()
+            .unwrap()
+            .acks
+            .push((room.to_owned(), message_id.to_owned()));
         Ok(())
     }
 
     fn health(&self) -> Health {
-        if self.state.lock().unwrap().running { Health::Up } else { Health::Starting }
+        if self.state.lock().unwrap().running {
+            Health::Up
+        } else {
+            Health::Starting
+        }
     }
 }

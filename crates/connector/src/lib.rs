@@ -6,11 +6,11 @@
 //! long replies at [`Capabilities::max_message_len`]) is the bridge's job, decided once for all
 //! platforms from the connector's [`ErrorKind`]s and [`Capabilities`].
 
+#[cfg(feature = "test-util")]
+pub mod compliance;
 mod error;
 #[cfg(feature = "test-util")]
 pub mod fake;
-#[cfg(feature = "test-util")]
-pub mod compliance;
 
 pub use error::{ConnectorError, ErrorKind};
 
@@ -146,14 +146,40 @@ mod tests {
         };
         let json = serde_json::to_string(&inbound).unwrap();
         assert_eq!(serde_json::from_str::<Inbound>(&json).unwrap(), inbound);
-        let out = Outbound { room: "r".into(), text: "x".into(), reply_to: None, thread: None, key: "k".into() };
-        assert_eq!(serde_json::from_str::<Outbound>(&serde_json::to_string(&out).unwrap()).unwrap(), out);
-        for health in [Health::Starting, Health::Up, Health::Degraded("slow".into()), Health::Down("gone".into())] {
+        let out = Outbound {
+            room: "r".into(),
+            text: "x".into(),
+            reply_to: None,
+            thread: None,
+            key: "k".into(),
+        };
+        assert_eq!(
+            serde_json::from_str::<Outbound>(&serde_json::to_string(&out).unwrap()).unwrap(),
+            out
+        );
+        for health in [
+            Health::Starting,
+            Health::Up,
+            Health::Degraded("slow".into()),
+            Health::Down("gone".into()),
+        ] {
             let json = serde_json::to_string(&health).unwrap();
             assert_eq!(serde_json::from_str::<Health>(&json).unwrap(), health);
         }
-        assert_eq!(serde_json::to_string(&Health::Down("x".into())).unwrap(), r#"{"state":"down","detail":"x"}"#);
-        let caps = Capabilities { max_message_len: 2000, markdown: Markdown::Discord, threads: true, native_commands: true, reactions: true };
-        assert_eq!(serde_json::from_str::<Capabilities>(&serde_json::to_string(&caps).unwrap()).unwrap(), caps);
+        assert_eq!(
+            serde_json::to_string(&Health::Down("x".into())).unwrap(),
+            r#"{"state":"down","detail":"x"}"#
+        );
+        let caps = Capabilities {
+            max_message_len: 2000,
+            markdown: Markdown::Discord,
+            threads: true,
+            native_commands: true,
+            reactions: true,
+        };
+        assert_eq!(
+            serde_json::from_str::<Capabilities>(&serde_json::to_string(&caps).unwrap()).unwrap(),
+            caps
+        );
     }
 }

@@ -23,10 +23,17 @@ impl Platform for FakePlatform {
         self.0.post(room, user, text)
     }
     async fn posted(&self, room: &str) -> Vec<String> {
-        self.0.sent().into_iter().filter(|m| m.room == room).map(|m| m.text).collect()
+        self.0
+            .sent()
+            .into_iter()
+            .filter(|m| m.room == room)
+            .map(|m| m.text)
+            .collect()
     }
     async fn acked(&self, room: &str, message_id: &str) -> bool {
-        self.0.acks().contains(&(room.to_owned(), message_id.to_owned()))
+        self.0
+            .acks()
+            .contains(&(room.to_owned(), message_id.to_owned()))
     }
     async fn fail_next_posts(&self, n: usize) {
         self.0.fail_next_sends(n, ErrorKind::Retryable);

@@ -6,10 +6,19 @@ mod error;
 pub mod harness;
 pub mod init;
 pub mod paths;
+pub mod render;
 pub mod status;
 pub mod verify;
+pub mod wizard;
 
 pub use engine::{Fleet, Outcome, create_private_dir, leading_comments};
+
+impl Outcome {
+    /// Whether this outcome means the operation failed for that agent.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::ExitedAtStart { .. })
+    }
+}
 pub use error::FleetError;
 pub use paths::Paths;
 pub use status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA};

@@ -10,7 +10,7 @@ pub enum ChatInput {
     /// Not addressed to the fleet grammar: plain talk for the orchestrator.
     Talk,
     /// A well-formed command.
-    Command(FleetCommand),
+    Command(Box<FleetCommand>),
     /// `/fleet`, `/fleet help` or `/fleet help VERB`: the generated help text.
     Help(String),
     /// A malformed command: what was expected, with the usage line.
@@ -27,7 +27,9 @@ pub struct ParseError {
 
 #[derive(Debug, Parser)]
 #[command(name = "/fleet", bin_name = "/fleet", no_binary_name = true, color = clap::ColorChoice::Never, disable_version_flag = true)]
-#[command(about = "Command the fleet from chat. Verbs and arguments are the same as `mosaic fleet`.")]
+#[command(
+    about = "Command the fleet from chat. Verbs and arguments are the same as `mosaic fleet`."
+)]
 struct ChatCli {
     #[command(subcommand)]
     command: FleetCommand,
@@ -38,34 +40,52 @@ const PREFIXES: [&str; 2] = ["/fleet", "!fleet"];
 /// Classifies a chat message and parses it when it is a command.
 pub fn parse(text: &str) -> ChatInput {
     let trimmed = text.trim();
-    let Some(rest) = PREFIXES.iter().find_map(|p| trimmed.strip_prefix(p)) else { return ChatInput::Talk };
+    let Some(rest) = PREFIXES.iter().find_map(|p| trimmed.strip_prefix(p)) else {
+        return ChatInput::Talk;
+    };
     if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
         return ChatInput::Talk; // `/fleetwide` is talk, not a command
     }
     let rest = rest.trim_start();
     let words = match split_words(rest) {
         Ok(w) => w,
-        Err(e) => return ChatInput::Invalid(ParseError { message: format!("{e}\n\n{}", usage()) }),
+        Err(e) => {
+            return ChatInput::Invalid(ParseError {
+                message: format!("{e}\n\n{}", usage()),
+            });
+        }
     };
     if words.is_empty() || words == ["help"] {
         return ChatInput::Help(help());
     }
     match ChatCli::try_parse_from(&words) {
-        Ok(cli) => ChatInput::Command(cli.command),
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+        Ok(cli) => ChatInput::Command(Box::new(cli.command)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             ChatInput::Help(e.to_string())
         }
-        Err(e) => ChatInput::Invalid(ParseError { message: e.to_string().trim_end().to_owned() }),
+        Err(e) => ChatInput::Invalid(ParseError {
+            message: e.to_string().trim_end().to_owned(),
+        }),
     }
 }
 
 /// Splits a command line like a shell would, except that the text of `send NAME TEXT` is kept
 /// exactly as typed (quotes and all).
 fn split_words(rest: &str) -> Result<Vec<String>, String> {
-    let mut head = rest.splitn(3, char::is_whitespace).filter(|w| !w.is_empty());
+    let mut head = rest
+        .splitn(3, char::is_whitespace)
+        .filter(|w| !w.is_empty());
     if head.next() == Some("send") {
         let after_verb = rest["send".len()..].trim_start();
-        let (name, text) = after_verb.split_once(char::is_whitespace).unwrap_or((after_verb, ""));
+        let (name, text) = after_verb
+            .split_once(char::is_whitespace)
+            .unwrap_or((after_verb, ""));
         let mut words = vec!["send".to_owned(), name.to_owned()];
         let text = text.trim_start();
         if !text.is_empty() {
@@ -78,12 +98,20 @@ fn split_words(rest: &str) -> Result<Vec<String>, String> {
 
 /// The usage line of the whole grammar.
 pub fn usage() -> String {
-    ChatCli::command().render_usage().to_string().trim_end().to_owned()
+    ChatCli::command()
+        .render_usage()
+        .to_string()
+        .trim_end()
+        .to_owned()
 }
 
 /// The generated help for `/fleet help`.
 pub fn help() -> String {
-    ChatCli::command().render_help().to_string().trim_end().to_owned()
+    ChatCli::command()
+        .render_help()
+        .to_string()
+        .trim_end()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -100,27 +128,56 @@ mod tests {
     #[test]
     fn both_prefixes_parse_to_the_same_command() {
         assert_eq!(parse("/fleet status"), parse("!fleet   status"));
-        assert!(matches!(parse("/fleet status"), ChatInput::Command(FleetCommand::Status)));
+        assert!(matches!(
+            parse("/fleet status"),
+            ChatInput::Command(FleetCommand::Status)
+        ));
     }
 
     #[test]
     fn send_keeps_the_text_as_typed() {
-        let ChatInput::Command(FleetCommand::Send(s)) = parse("/fleet send coder \"quoted\" it's ; fine  ") else { panic!() };
+        let ChatInput::Command(FleetCommand::Send(s)) =
+            parse("/fleet send coder \"quoted\" it's ; fine  ")
+        else {
+            panic!()
+        };
         assert_eq!(s.name, "coder");
         assert_eq!(s.text, ["\"quoted\" it's ; fine"]);
     }
 
     #[test]
     fn help_and_errors_show_usage() {
-        let ChatInput::Help(h) = parse("/fleet") else { panic!() };
+        let ChatInput::Help(h) = parse("/fleet") else {
+            panic!()
+        };
         assert!(h.contains("status") && h.contains("Usage: /fleet"), "{h}");
-        let ChatInput::Help(h) = parse("/fleet help add") else { panic!() };
+        let ChatInput::Help(h) = parse("/fleet help add") else {
+            panic!()
+        };
         assert!(h.contains("--runtime <RUNTIME>"), "{h}");
-        let ChatInput::Invalid(e) = parse("/fleet add worker") else { panic!() };
-        assert!(e.message.contains("--runtime <RUNTIME>") && e.message.contains("Usage: /fleet add"), "{}", e.message);
-        let ChatInput::Invalid(e) = parse("/fleet frobnicate") else { panic!() };
-        assert!(e.message.contains("unrecognized subcommand 'frobnicate'"), "{}", e.message);
-        let ChatInput::Invalid(e) = parse("/fleet add 'x") else { panic!() };
-        assert!(e.message.contains("unbalanced quotes") && e.message.contains("Usage: /fleet"), "{}", e.message);
+        let ChatInput::Invalid(e) = parse("/fleet add worker") else {
+            panic!()
+        };
+        assert!(
+            e.message.contains("--runtime <RUNTIME>") && e.message.contains("Usage: /fleet add"),
+            "{}",
+            e.message
+        );
+        let ChatInput::Invalid(e) = parse("/fleet frobnicate") else {
+            panic!()
+        };
+        assert!(
+            e.message.contains("unrecognized subcommand 'frobnicate'"),
+            "{}",
+            e.message
+        );
+        let ChatInput::Invalid(e) = parse("/fleet add 'x") else {
+            panic!()
+        };
+        assert!(
+            e.message.contains("unbalanced quotes") && e.message.contains("Usage: /fleet"),
+            "{}",
+            e.message
+        );
     }
 }

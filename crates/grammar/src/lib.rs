@@ -333,7 +333,9 @@ mod tests {
         assert_eq!(i.chosen_preset(), Some("coding"));
         assert!(i.yes);
         assert_eq!(i.targets, ["1", "2"]);
-        let FleetCommand::Init(i) = parse(&["init", "research"]).unwrap() else { panic!() };
+        let FleetCommand::Init(i) = parse(&["init", "research"]).unwrap() else {
+            panic!()
+        };
         assert_eq!(i.chosen_preset(), Some("research"));
         assert!(parse(&["init", "research", "--preset", "coding"]).is_err());
     }

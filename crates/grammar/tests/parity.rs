@@ -14,12 +14,14 @@ struct Cli {
 
 fn from_argv(line: &str) -> FleetCommand {
     let words = shell_words::split(line).unwrap();
-    Cli::try_parse_from(std::iter::once("fleet".to_owned()).chain(words)).unwrap_or_else(|e| panic!("{line}: {e}")).cmd
+    Cli::try_parse_from(std::iter::once("fleet".to_owned()).chain(words))
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+        .cmd
 }
 
 fn from_chat(line: &str) -> FleetCommand {
     match parse(&format!("/fleet {line}")) {
-        ChatInput::Command(c) => c,
+        ChatInput::Command(c) => *c,
         other => panic!("{line}: {other:?}"),
     }
 }
@@ -54,7 +56,9 @@ fn every_verb_parses_the_same_from_cli_and_chat() {
         assert_eq!(from_argv(line), from_chat(line), "{line}");
     }
     // A multi-word send is one text in chat and several words joined by the CLI.
-    let FleetCommand::Send(s) = from_chat("send mos hello  there") else { panic!() };
+    let FleetCommand::Send(s) = from_chat("send mos hello  there") else {
+        panic!()
+    };
     assert_eq!(s.text, ["hello  there"]);
 }
 

@@ -10,8 +10,9 @@ mod spans;
 mod validate;
 
 pub use model::{
-    Agent, CommsMode, Connector, DEFAULT_SOCKET, LOCAL_HOST, RestartPolicy, Role, Roster,
-    SCHEMA_VERSION, SecretRef, TmuxSettings,
+    AclEntry, AclRole, Agent, BridgeSettings, CommsMode, Connector, DEFAULT_API_LISTEN,
+    DEFAULT_SOCKET, LOCAL_HOST, RestartPolicy, Role, Roster, SCHEMA_VERSION, SecretRef,
+    TmuxSettings,
 };
 pub use preset::{InitAnswers, Preset, PresetSource, PresetSpec, SHIPPED, all_presets};
 pub use runtime::{DEMO_RUNTIME, RUNTIMES, Runtime, runtime, runtime_names};

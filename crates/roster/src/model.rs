@@ -28,6 +28,84 @@ pub struct Roster {
     /// Chat connectors bridged to the orchestrator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connectors: Vec<Connector>,
+    /// Who may do what from chat; anyone not listed is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<AclEntry>,
+    /// Settings of the bridge daemon (`mosaic up`).
+    #[serde(default, skip_serializing_if = "BridgeSettings::is_default")]
+    pub bridge: BridgeSettings,
+}
+
+/// One chat user's permission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclEntry {
+    /// The connector type the user id belongs to (`discord`, `telegram`, `slack`, `matrix`).
+    pub connector: String,
+    /// The platform's user id.
+    pub user: String,
+    /// What the user may do.
+    pub role: AclRole,
+}
+
+/// Chat permissions, each including the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclRole {
+    /// status, ps, help, presets, verify, logs.
+    Viewer,
+    /// + talking to the orchestrator, send, start, stop, restart.
+    Operator,
+    /// + init, add, remove.
+    Admin,
+}
+
+impl AclRole {
+    /// The role's name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AclRole::Viewer => "viewer",
+            AclRole::Operator => "operator",
+            AclRole::Admin => "admin",
+        }
+    }
+}
+
+/// Settings of the bridge daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeSettings {
+    /// Address of the HTTP API; loopback unless you say otherwise.
+    pub api_listen: String,
+    /// Past this many messages waiting for the orchestrator, senders are told their place.
+    pub queue_notice: usize,
+    /// Messages and commands one chat user may send per minute.
+    pub rate_per_minute: u32,
+    /// The role the orchestrator's own tools (`mosaic reply`, MCP) act with.
+    pub orchestrator_role: AclRole,
+    /// Seconds after a delivery after which a still-busy orchestrator gets the next message anyway.
+    pub busy_timeout_secs: u64,
+}
+
+/// The default API address.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7317";
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        BridgeSettings {
+            api_listen: DEFAULT_API_LISTEN.into(),
+            queue_notice: 20,
+            rate_per_minute: 30,
+            orchestrator_role: AclRole::Admin,
+            busy_timeout_secs: 600,
+        }
+    }
+}
+
+impl BridgeSettings {
+    fn is_default(&self) -> bool {
+        *self == BridgeSettings::default()
+    }
 }
 
 impl Roster {

@@ -81,6 +81,8 @@ impl Preset {
             tmux: TmuxSettings::default(),
             agents: spec.agents.clone(),
             connectors: Vec::new(),
+            acl: Vec::new(),
+            bridge: Default::default(),
         };
         probe.checked(&spans, source_name)?;
         Ok(Preset {
@@ -118,6 +120,8 @@ impl Preset {
             },
             agents,
             connectors: answers.connectors.clone(),
+            acl: Vec::new(),
+            bridge: Default::default(),
         }
     }
 }

@@ -288,6 +288,35 @@ impl Roster {
                 }
             }
         }
+        for (i, entry) in self.acl.iter().enumerate() {
+            if !self.connectors.iter().any(|c| c.kind() == entry.connector) {
+                let known: Vec<&str> = self.connectors.iter().map(|c| c.kind()).collect();
+                push(
+                    format!("acl[{i}].connector"),
+                    format!(
+                        "no connector of type {:?} is configured (connectors: {})",
+                        entry.connector,
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            if entry.user.trim().is_empty() {
+                push(format!("acl[{i}].user"), "user id must not be empty".into());
+            }
+        }
+        if let Err(why) = self.bridge.api_listen.parse::<std::net::SocketAddr>() {
+            push(
+                "bridge.api_listen".into(),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:7317 ({why})",
+                    self.bridge.api_listen
+                ),
+            );
+        }
         out.sort_by_key(|p| p.position);
         out
     }

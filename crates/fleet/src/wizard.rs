@@ -1,16 +1,28 @@
 //! `mosaic fleet init`: the AI-free wizard. Every question has a flag; without a terminal a
 //! missing answer is an error naming that flag.
 
-use anyhow::{Context, Result, bail};
+use crate::error::FleetError;
+use crate::harness::{Installed, detect_installed};
+use crate::{Paths, init};
 use inquire::{Confirm, Select, Text};
-use mosaic_fleet::harness::{Installed, detect_installed};
-use mosaic_fleet::{Paths, init};
 use mosaic_grammar::{CommsArg, ConnectorArg, InitArgs};
 use mosaic_roster::{
     CommsMode, Connector, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers, Preset, PresetSource, Role,
     Roster, SecretRef, all_presets, check_name, runtime,
 };
-use std::io::IsTerminal;
+use std::io::Write;
+
+type Result<T> = std::result::Result<T, FleetError>;
+
+impl From<inquire::InquireError> for FleetError {
+    fn from(e: inquire::InquireError) -> Self {
+        FleetError::Refused(format!("init: {e}"))
+    }
+}
+
+fn refuse(message: String) -> FleetError {
+    FleetError::Refused(message)
+}
 
 /// How questions get answered.
 struct Asker {
@@ -39,26 +51,27 @@ impl Asker {
         if self.interactive {
             return ask();
         }
-        bail!(
+        Err(refuse(format!(
             "no terminal to ask \"{question}\": pass {flag_name}{}",
             if default.is_some() {
                 " (or --yes for the default)"
             } else {
                 ""
             }
-        )
+        )))
     }
 }
 
-/// Runs the wizard and writes (or, with `--dry-run`, shows) the roster.
-pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
+/// Runs the wizard and writes (or, with `--dry-run`, shows) the roster. Questions go to the
+/// terminal only when `interactive`; what the wizard reports goes to `out`.
+pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Write) -> Result<()> {
     let asker = Asker {
-        interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
+        interactive,
         yes: args.yes,
     };
     let (presets, preset_errors) = all_presets(Some(&paths.presets_dir()));
     for e in &preset_errors {
-        eprintln!("warning: skipping an invalid user preset:\n{e}");
+        let _ = writeln!(out, "warning: skipping an invalid user preset:\n{e}");
     }
     let existing = Roster::load(&paths.roster()).ok();
 
@@ -85,7 +98,7 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
                 .prompt()?)
         },
     )?;
-    check_name(&fleet).map_err(|why| anyhow::anyhow!("fleet name {fleet:?} {why}"))?;
+    check_name(&fleet).map_err(|why| refuse(format!("fleet name {fleet:?} {why}")))?;
 
     let names: Vec<String> = presets.iter().map(|p| p.name.clone()).collect();
     let preset_name = asker.answer(
@@ -107,15 +120,16 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
     let preset = presets
         .iter()
         .find(|p| p.name == preset_name)
-        .with_context(|| {
-            format!(
+        .ok_or_else(|| {
+            refuse(format!(
                 "no preset named {preset_name:?}; presets: {}",
                 names.join(", ")
-            )
+            ))
         })?;
 
     let installed = detect_installed();
     let orchestrator_runtime = choose_runtime(
+        out,
         &asker,
         &installed,
         preset,
@@ -124,6 +138,7 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
     )?;
     let worker_runtime = if preset.spec.agents.iter().any(|a| a.role == Role::Worker) {
         Some(choose_runtime(
+            out,
             &asker,
             &installed,
             preset,
@@ -191,7 +206,8 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
     let generated = preset.instantiate(&answers);
     let plan = init::plan(paths, &generated)?;
     if !plan.changes_roster {
-        println!(
+        let _ = writeln!(
+            out,
             "{} is up to date: nothing to change.",
             plan.roster_path.display()
         );
@@ -201,13 +217,14 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
         return Ok(());
     }
     if plan.current.is_some() && !plan.had_base {
-        println!(
+        let _ = writeln!(
+            out,
             "note: no record of a previous init; every value already in roster.yaml is kept as your own."
         );
     }
-    print!("{}", plan.diff());
+    let _ = write!(out, "{}", plan.diff());
     if args.dry_run {
-        println!("dry run: nothing written.");
+        let _ = writeln!(out, "dry run: nothing written.");
         return Ok(());
     }
     let write = args.yes
@@ -216,11 +233,12 @@ pub fn run(paths: &Paths, args: &InitArgs) -> Result<()> {
             .with_default(true)
             .prompt()?;
     if !write {
-        println!("Nothing written.");
+        let _ = writeln!(out, "Nothing written.");
         return Ok(());
     }
     plan.write()?;
-    println!(
+    let _ = writeln!(
+        out,
         "Wrote {}. Next: `mosaic fleet start`, then `mosaic fleet ps`.",
         plan.roster_path.display()
     );
@@ -241,6 +259,7 @@ fn preset_label(p: &Preset) -> String {
 }
 
 fn choose_runtime(
+    out: &mut dyn Write,
     asker: &Asker,
     installed: &[Installed],
     preset: &Preset,
@@ -281,7 +300,7 @@ fn choose_runtime(
     let flag_name = format!("--{role_name}-runtime RUNTIME");
     let chosen = asker.answer(flag, Some(default.clone()), &flag_name, &format!("Harness for the {role_name}"), || {
         if options.len() == 1 {
-            println!("No agent harness (claude, codex, pi) found on PATH: the {role_name} uses the demo agent.");
+            let _ = writeln!(out, "No agent harness (claude, codex, pi) found on PATH: the {role_name} uses the demo agent.");
             return Ok(DEMO_RUNTIME.to_owned());
         }
         let labels: Vec<String> = options.iter().map(|(_, l)| l.clone()).collect();
@@ -290,10 +309,10 @@ fn choose_runtime(
         Ok(options[labels.iter().position(|l| *l == chosen).expect("listed")].0.clone())
     })?;
     if runtime(&chosen).is_none() {
-        bail!(
+        return Err(refuse(format!(
             "unknown runtime {chosen:?} for {flag_name}; expected one of {}",
             mosaic_roster::runtime_names().join(", ")
-        );
+        )));
     }
     Ok(chosen)
 }

@@ -1,39 +1,33 @@
-//! Human-readable output.
+//! Human-readable renderings shared by the CLI and chat.
 
-use crate::failed;
-use mosaic_fleet::verify::{Check, Level};
-use mosaic_fleet::{AgentState, FleetStatus, Outcome};
+use crate::verify::{Check, Level};
+use crate::{AgentState, FleetStatus, Outcome};
 use mosaic_roster::{Preset, PresetSource, Roster};
 use std::fmt::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
-/// Prints start/stop outcomes; failure if any agent failed to start.
-pub fn outcomes(outcomes: &[(String, Outcome)]) -> ExitCode {
+/// Start/stop outcomes, one line per agent.
+pub fn outcomes(outcomes: &[(String, Outcome)]) -> String {
+    let mut out = String::new();
     for (name, o) in outcomes {
-        match o {
-            Outcome::Started => println!("{name}: started"),
-            Outcome::AlreadyRunning => println!("{name}: already running"),
-            Outcome::Slow => println!("{name}: started (still loading)"),
-            Outcome::Stopped => println!("{name}: stopped"),
-            Outcome::Killed => println!("{name}: killed"),
-            Outcome::NotRunning => println!("{name}: not running"),
+        let line = match o {
+            Outcome::Started => "started".to_owned(),
+            Outcome::AlreadyRunning => "already running".to_owned(),
+            Outcome::Slow => "started (still loading)".to_owned(),
+            Outcome::Stopped => "stopped".to_owned(),
+            Outcome::Killed => "killed".to_owned(),
+            Outcome::NotRunning => "not running".to_owned(),
             Outcome::ExitedAtStart { status, last_lines } => {
                 let status = status
                     .map(|s| format!(" with status {s}"))
                     .unwrap_or_default();
-                println!("{name}: exited at start{status}");
-                for l in last_lines.lines() {
-                    println!("  | {l}");
-                }
+                let lines: String = last_lines.lines().map(|l| format!("\n  | {l}")).collect();
+                format!("exited at start{status}{lines}")
             }
-        }
+        };
+        let _ = writeln!(out, "{name}: {line}");
     }
-    if outcomes.iter().any(|(_, o)| failed(o)) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    out
 }
 
 fn age(since: Option<&str>) -> String {
