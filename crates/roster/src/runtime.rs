@@ -11,6 +11,9 @@ pub struct Runtime {
     pub description: &'static str,
     /// Text that asks the harness to exit gracefully.
     pub exit_text: &'static str,
+    /// What the harness prints when it waits for input, where that is fixed and plain; the
+    /// bridge's fallback idle signal when no hook reports.
+    pub idle_prompt: Option<&'static str>,
 }
 
 /// Every known runtime; the demo agent is last.
@@ -20,24 +23,28 @@ pub const RUNTIMES: &[Runtime] = &[
         binary: Some("claude"),
         description: "Claude Code (Anthropic)",
         exit_text: "/exit",
+        idle_prompt: None,
     },
     Runtime {
         name: "codex",
         binary: Some("codex"),
         description: "Codex CLI (OpenAI)",
         exit_text: "/quit",
+        idle_prompt: None,
     },
     Runtime {
         name: "pi",
         binary: Some("pi"),
         description: "pi coding agent",
         exit_text: "/quit",
+        idle_prompt: None,
     },
     Runtime {
         name: DEMO_RUNTIME,
         binary: None,
         description: "mosaic demo agent (a scripted stand-in, not an AI)",
         exit_text: "/exit",
+        idle_prompt: Some("demo> "),
     },
 ];
 

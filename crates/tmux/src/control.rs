@@ -48,6 +48,8 @@ pub struct SendReport {
     pub echoed: bool,
     /// How many times Enter was pressed before the pane reacted.
     pub enter_presses: u32,
+    /// The pane's first output after Enter: how it reacted.
+    pub reaction: Vec<u8>,
 }
 
 enum Event {
@@ -268,15 +270,8 @@ impl ControlClient {
         }
         for attempt in 1..=opts.submit_attempts.max(1) {
             self.command(&format!("send-keys -t {pane} Enter"))?;
-            if self
-                .next_output(Instant::now() + opts.submit_timeout)?
-                .is_some()
-            {
-                return Ok(SendReport {
-                    pasted,
-                    echoed,
-                    enter_presses: attempt,
-                });
+            if let Some(reaction) = self.next_output(Instant::now() + opts.submit_timeout)? {
+                return Ok(SendReport { pasted, echoed, enter_presses: attempt, reaction });
             }
         }
         Err(TmuxError::new(

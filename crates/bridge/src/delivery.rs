@@ -1,0 +1,162 @@
+//! The delivery worker: types queued chat messages into the orchestrator's pane, one at a time,
+//! in order, when it is idle, over one long-lived tmux control client.
+//!
+//! Exactly once across crashes: a message is marked `delivering` (committed) before it is pasted
+//! and `delivered` after the pane reacted. A message found `delivering` at start-up was cut off
+//! mid-way: if its envelope is in the pane's scrollback it was pasted, so Enter is pressed once
+//! more (harmless if it was already submitted) and it is marked delivered; otherwise it goes back
+//! to the queue. The text is never pasted twice.
+
+use crate::activity::Activity;
+use crate::events::Event;
+use crate::store::{Queued, Store};
+use mosaic_fleet::Fleet;
+use mosaic_fleet::harness::paste_settle;
+use mosaic_tmux::{ControlClient, SendOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// The key under which the last delivered message's origin is kept (where replies go).
+pub const CONVERSATION_KEY: &str = "conversation";
+
+/// What the worker needs.
+pub struct DeliveryWorker {
+    /// The bridge database.
+    pub db: std::path::PathBuf,
+    /// Opens the fleet (roster, tmux) afresh on each (re)connect.
+    pub open_fleet: Box<dyn Fn() -> Result<Fleet, String> + Send>,
+    /// The orchestrator's activity.
+    pub activity: Arc<Activity>,
+    /// Where events go.
+    pub events: broadcast::Sender<Event>,
+    /// Set to stop the worker.
+    pub stop: Arc<AtomicBool>,
+    /// Signals that a message was queued.
+    pub wake: Receiver<()>,
+}
+
+/// The envelope that precedes a chat message in the pane; it carries the queue id.
+pub fn envelope(q: &Queued) -> String {
+    format!("{}{} on {}/{}] {}", marker(q.id), q.inbound.user_name, q.inbound.connector, q.inbound.room, q.inbound.text)
+}
+
+fn marker(id: i64) -> String {
+    format!("[chat #{id} from ")
+}
+
+struct Session {
+    agent: String,
+    client: ControlClient,
+    settle: Duration,
+}
+
+impl DeliveryWorker {
+    /// Runs until `stop` is set. Blocking: give it its own thread.
+    pub fn run(self) {
+        let store = match Store::open(&self.db) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("mosaic: delivery worker cannot open its database: {e}");
+                return;
+            }
+        };
+        let mut session: Option<Session> = None;
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(s) = session.as_mut() else {
+                match self.connect(&store) {
+                    Ok(s) => session = Some(s),
+                    Err(_) => self.wait_for_wake(Duration::from_millis(500)),
+                }
+                continue;
+            };
+            let next = match store.next_queued() {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("mosaic: {e}");
+                    self.wait_for_wake(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            let Some(message) = next else {
+                if self.drain_output(s).is_err() {
+                    session = None;
+                    continue;
+                }
+                self.wait_for_wake(Duration::from_millis(200));
+                continue;
+            };
+            if !self.activity.is_idle() {
+                match s.client.next_output(Instant::now() + Duration::from_millis(200)) {
+                    Ok(Some(data)) => self.activity.output(&data),
+                    Ok(None) => {}
+                    Err(_) => session = None,
+                }
+                continue;
+            }
+            if let Err(e) = self.deliver(&store, s, &message) {
+                eprintln!("mosaic: delivering chat message #{} failed ({e}); it stays queued", message.id);
+                let _ = store.mark_queued(message.id);
+                session = None;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    fn wait_for_wake(&self, timeout: Duration) {
+        match self.wake.recv_timeout(timeout) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
+        }
+    }
+
+    fn drain_output(&self, s: &mut Session) -> Result<(), mosaic_tmux::TmuxError> {
+        while let Some(data) = s.client.next_output(Instant::now())? {
+            self.activity.output(&data);
+        }
+        Ok(())
+    }
+
+    fn connect(&self, store: &Store) -> Result<Session, String> {
+        let fleet = (self.open_fleet)()?;
+        let orchestrator = fleet.roster.orchestrator().ok_or("the roster has no orchestrator")?.clone();
+        let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false).map_err(|e| e.to_string())?;
+        if client.pane_dead() {
+            return Err(format!("{} is dead", orchestrator.name));
+        }
+        // Resolve deliveries a crash cut off (see the module docs).
+        let cut_off = store.in_delivery().map_err(|e| e.to_string())?;
+        if !cut_off.is_empty() {
+            let history = fleet.capture(&orchestrator.name, true).map_err(|e| e.to_string())?;
+            for q in cut_off {
+                if history.contains(&marker(q.id)) {
+                    client.command(&format!("send-keys -t {} Enter", client.pane())).map_err(|e| e.to_string())?;
+                    store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+                } else {
+                    store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(Session { settle: paste_settle(&orchestrator.runtime), agent: orchestrator.name, client })
+    }
+
+    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), String> {
+        store.mark_delivering(q.id).map_err(|e| e.to_string())?;
+        let opts = SendOptions { settle: s.settle, ..SendOptions::default() };
+        let report = s.client.send_text(&envelope(q), &opts).map_err(|e| e.to_string())?;
+        store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+        self.activity.submitted();
+        self.activity.output(&report.reaction);
+        let origin = serde_json::json!({
+            "connector": q.inbound.connector,
+            "room": q.inbound.room,
+            "thread": q.inbound.thread,
+            "message_id": q.inbound.message_id,
+        });
+        store.set(CONVERSATION_KEY, &origin.to_string()).map_err(|e| e.to_string())?;
+        let _ = self.events.send(Event::Delivered { id: q.id, agent: s.agent.clone() });
+        Ok(())
+    }
+}

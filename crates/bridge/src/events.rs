@@ -1,0 +1,89 @@
+//! What the bridge reports as it works: the daemon's event stream (`GET /v1/events`).
+
+use serde::{Deserialize, Serialize};
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A chat message was accepted for the orchestrator.
+    MessageIn {
+        /// Queue id.
+        id: i64,
+        /// Connector.
+        connector: String,
+        /// Room.
+        room: String,
+        /// User id.
+        user: String,
+        /// Text.
+        text: String,
+    },
+    /// A received message was acknowledged in its room.
+    Acked {
+        /// Connector.
+        connector: String,
+        /// Room.
+        room: String,
+        /// The platform's message id.
+        message_id: String,
+    },
+    /// A queued message was typed into the orchestrator's pane and submitted.
+    Delivered {
+        /// Queue id.
+        id: i64,
+        /// The orchestrator's name.
+        agent: String,
+    },
+    /// A message was posted to a chat room.
+    MessageOut {
+        /// Outbox id.
+        id: i64,
+        /// Connector.
+        connector: String,
+        /// Room.
+        room: String,
+        /// Text.
+        text: String,
+    },
+    /// A command from chat ran (or was refused).
+    Command {
+        /// Connector.
+        connector: String,
+        /// User id.
+        user: String,
+        /// The command line.
+        command: String,
+        /// Its outcome, as in the audit log.
+        outcome: String,
+    },
+    /// An agent changed state (`running`, `dead`, `stopped`, `busy`, `idle`).
+    AgentState {
+        /// Agent name.
+        name: String,
+        /// New state.
+        state: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_with_a_type_tag() {
+        let events = [
+            Event::MessageIn { id: 1, connector: "local".into(), room: "local".into(), user: "local".into(), text: "hi".into() },
+            Event::Acked { connector: "c".into(), room: "r".into(), message_id: "m".into() },
+            Event::Delivered { id: 1, agent: "mos".into() },
+            Event::MessageOut { id: 2, connector: "c".into(), room: "r".into(), text: "yo".into() },
+            Event::Command { connector: "c".into(), user: "u".into(), command: "/fleet ps".into(), outcome: "ok".into() },
+            Event::AgentState { name: "mos".into(), state: "idle".into() },
+        ];
+        for e in events {
+            let json = serde_json::to_string(&e).unwrap();
+            assert!(json.starts_with("{\"type\":"), "{json}");
+            assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+        }
+    }
+}

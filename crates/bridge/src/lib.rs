@@ -1,0 +1,537 @@
+//! The mosaic bridge: chat rooms on one side, the orchestrator's tmux pane on the other.
+//!
+//! Every inbound message is deduplicated by `(connector, message id)` and checked against the
+//! [`acl`]. Commands in the fleet grammar (`/fleet …`, `!fleet …`) run through the fleet engine
+//! and are answered in the same room; anything else from an allowed user is acknowledged at once,
+//! queued durably, and typed into the orchestrator's pane in order when it is idle
+//! ([`delivery`]). Replies go through a durable outbox retried with backoff while a connector is
+//! down. Every command and refusal is written to the audit log.
+
+pub mod acl;
+pub mod activity;
+pub mod audit;
+mod commands;
+pub mod delivery;
+pub mod events;
+pub mod local;
+pub mod split;
+pub mod store;
+
+use crate::acl::{Acl, LOCAL, RateLimiter, TALK_ROLE, needs_confirmation, required_role};
+use crate::activity::{Activity, HookState};
+use crate::audit::AuditLog;
+use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
+use crate::events::Event;
+use crate::split::split_message;
+use crate::store::{Accepted, Store, now_ms};
+use mosaic_connector::{Connector, Health, Inbound, Outbound};
+use mosaic_fleet::{Fleet, Paths};
+use mosaic_grammar::FleetCommand;
+use mosaic_grammar::chat::{ChatInput, parse};
+use mosaic_roster::{AclRole, BridgeSettings, Roster, runtime};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+/// Why the bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A file (audit log) could not be opened.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where a reply goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Target {
+    /// Connector id.
+    pub connector: String,
+    /// Room.
+    pub room: String,
+    /// Thread, if any.
+    pub thread: Option<String>,
+    /// Message replied to, if any.
+    pub message_id: Option<String>,
+}
+
+/// What happened to an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Queued for the orchestrator with this id, behind `ahead` others.
+    Queued {
+        /// Queue id.
+        id: i64,
+        /// Messages before it.
+        ahead: usize,
+    },
+    /// Seen before; nothing done.
+    Duplicate,
+    /// A command or help, answered in the room.
+    Answered,
+    /// Waiting for `/fleet confirm CODE`.
+    AwaitingConfirmation(String),
+    /// Refused (audited; the user is told when they are known).
+    Refused(String),
+    /// Not from a bridged room (audited, not answered).
+    Ignored(String),
+}
+
+/// What the bridge needs to know.
+pub struct BridgeConfig {
+    /// Config and state directories.
+    pub paths: Paths,
+    /// The `mosaic` executable (runs the demo agent).
+    pub mosaic_exe: PathBuf,
+    /// The roster, for the ACL and settings.
+    pub roster: Roster,
+}
+
+struct PendingConfirm {
+    command: FleetCommand,
+    line: String,
+    inbound: Inbound,
+    expires: Instant,
+}
+
+/// The running bridge. Cheap to clone.
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    paths: Paths,
+    exe: PathBuf,
+    settings: BridgeSettings,
+    acl: Acl,
+    rate: RateLimiter,
+    audit: AuditLog,
+    db: PathBuf,
+    store: Mutex<Store>,
+    connectors: HashMap<String, Arc<dyn Connector>>,
+    events: broadcast::Sender<Event>,
+    wake_delivery: Mutex<std::sync::mpsc::Sender<()>>,
+    delivery_wake_rx: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    wake_outbox: Notify,
+    activity: Arc<Activity>,
+    confirmations: Mutex<HashMap<String, PendingConfirm>>,
+    stop: Arc<AtomicBool>,
+}
+
+const CONFIRM_TTL: Duration = Duration::from_secs(120);
+
+impl Bridge {
+    /// Opens the bridge's database and audit log in the state directory.
+    pub fn new(config: BridgeConfig, connectors: Vec<Arc<dyn Connector>>) -> Result<Bridge, BridgeError> {
+        mosaic_fleet::create_private_dir(&config.paths.state_dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let db = config.paths.state_dir.join("bridge.db");
+        let store = Store::open(&db)?;
+        let audit = AuditLog::open(&config.paths.state_dir.join("audit.jsonl"))?;
+        let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+        let idle_prompt = config.roster.orchestrator().and_then(|o| runtime(&o.runtime)).and_then(|r| r.idle_prompt);
+        let settings = config.roster.bridge.clone();
+        Ok(Bridge {
+            inner: Arc::new(Inner {
+                acl: Acl::from_roster(&config.roster),
+                rate: RateLimiter::new(settings.rate_per_minute),
+                activity: Arc::new(Activity::new(idle_prompt, Duration::from_secs(settings.busy_timeout_secs))),
+                settings,
+                paths: config.paths,
+                exe: config.mosaic_exe,
+                audit,
+                db,
+                store: Mutex::new(store),
+                connectors: connectors.into_iter().map(|c| (c.id().to_owned(), c)).collect(),
+                events: broadcast::channel(1024).0,
+                wake_delivery: Mutex::new(wake_tx),
+                delivery_wake_rx: Mutex::new(Some(wake_rx)),
+                wake_outbox: Notify::new(),
+                confirmations: Mutex::new(HashMap::new()),
+                stop: Arc::new(AtomicBool::new(false)),
+            }),
+        })
+    }
+
+    /// Starts the delivery worker, the outbox and every connector. Returns the tasks; call
+    /// [`Bridge::shutdown`] to stop them.
+    pub fn start(&self) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(wake) = self.inner.delivery_wake_rx.lock().unwrap().take() {
+            let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
+            let worker = DeliveryWorker {
+                db: self.inner.db.clone(),
+                open_fleet: Box::new(move || Fleet::open(paths.clone(), exe.clone()).map_err(|e| e.to_string())),
+                activity: self.inner.activity.clone(),
+                events: self.inner.events.clone(),
+                stop: self.inner.stop.clone(),
+                wake,
+            };
+            tasks.push(tokio::task::spawn_blocking(move || worker.run()));
+        }
+        let me = self.clone();
+        tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
+        for connector in self.inner.connectors.values() {
+            let (me, connector) = (self.clone(), connector.clone());
+            tasks.push(tokio::spawn(async move { me.connector_loop(connector).await }));
+        }
+        tasks
+    }
+
+    /// Asks every task to stop.
+    pub fn shutdown(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.wake_outbox.notify_waiters();
+        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+    }
+
+    /// The event stream.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Records a harness hook for the orchestrator.
+    pub fn hook(&self, state: HookState) {
+        self.inner.activity.hook(state);
+        let label = match state {
+            HookState::Busy => "busy",
+            HookState::Idle => "idle",
+        };
+        let name = self.orchestrator_name();
+        let _ = self.inner.events.send(Event::AgentState { name, state: label.into() });
+        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+    }
+
+    fn orchestrator_name(&self) -> String {
+        Fleet::open(self.inner.paths.clone(), self.inner.exe.clone())
+            .ok()
+            .and_then(|f| f.roster.orchestrator().map(|o| o.name.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Each connector's health.
+    pub fn health(&self) -> Vec<(String, Health)> {
+        let mut h: Vec<_> = self.inner.connectors.iter().map(|(id, c)| (id.clone(), c.health())).collect();
+        h.sort_by(|a, b| a.0.cmp(&b.0));
+        h
+    }
+
+    /// Messages waiting for the orchestrator.
+    pub fn queue_len(&self) -> usize {
+        self.inner.store.lock().unwrap().queue_len().unwrap_or(0)
+    }
+
+    async fn connector_loop(&self, connector: Arc<dyn Connector>) {
+        let mut failures = 0u32;
+        while !self.inner.stop.load(Ordering::Relaxed) {
+            let (tx, mut rx) = mpsc::channel::<Inbound>(256);
+            let me = self.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    me.accept(ev).await;
+                }
+            });
+            let result = connector.run(tx).await;
+            let _ = forward.await;
+            let delay = match result {
+                Ok(()) => {
+                    failures = 0;
+                    Duration::from_millis(500)
+                }
+                Err(e) if e.is_retryable() => {
+                    failures += 1;
+                    e.retry_after().unwrap_or_else(|| backoff(failures))
+                }
+                Err(e) => {
+                    eprintln!("mosaic: connector {} stopped: {e} (fix its configuration and restart `mosaic up`)", connector.id());
+                    return;
+                }
+            };
+            if self.inner.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Handles one inbound message: dedup, ACL, grammar, queue or answer.
+    pub async fn accept(&self, inbound: Inbound) -> Verdict {
+        let inner = &self.inner;
+        let (conn, user, room) = (inbound.connector.clone(), inbound.user.clone(), inbound.room.clone());
+        let input = parse(&inbound.text);
+        let line = match &input {
+            ChatInput::Talk => "(talk)".to_owned(),
+            _ => inbound.text.trim().to_owned(),
+        };
+        if !inner.acl.room_allowed(&conn, &room) {
+            let why = "ignored: room not bridged".to_owned();
+            inner.audit.record(&conn, &user, &room, &line, &why);
+            return Verdict::Ignored(why);
+        }
+        let role = inner.acl.role(&conn, &user);
+        let is_talk = matches!(input, ChatInput::Talk);
+        let Some(role) = role else {
+            // Deny by default; strangers get no answer.
+            let why = "refused: user not in the acl".to_owned();
+            inner.audit.record(&conn, &user, &room, &line, &why);
+            self.event_command(&inbound, &line, &why);
+            return Verdict::Refused(why);
+        };
+        let accepted = match inner.store.lock().unwrap().accept(&inbound, is_talk && role >= TALK_ROLE) {
+            Ok(a) => a,
+            Err(e) => return Verdict::Refused(format!("error: {e}")),
+        };
+        let Accepted::New { queued, ahead } = accepted else { return Verdict::Duplicate };
+        if !inner.rate.allow(&conn, &user) {
+            let why = "rate-limited".to_owned();
+            inner.audit.record(&conn, &user, &room, &line, &why);
+            if let Some(id) = queued {
+                // Already stored: keep the promise of not losing it, but tell the user to slow down.
+                let _ = inner.store.lock().unwrap().mark_delivered(id);
+            }
+            self.respond(&inbound, &format!("slow down: at most {} messages a minute; this one was not taken", inner.settings.rate_per_minute));
+            return Verdict::Refused(why);
+        }
+        match input {
+            ChatInput::Talk => {
+                let Some(id) = queued else {
+                    let why = format!("refused: talking to the orchestrator needs role {}", TALK_ROLE.as_str());
+                    inner.audit.record(&conn, &user, &room, &line, &why);
+                    self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
+                    return Verdict::Refused(why);
+                };
+                let _ = inner.wake_delivery.lock().unwrap().send(());
+                let _ = inner.events.send(Event::MessageIn { id, connector: conn.clone(), room: room.clone(), user: user.clone(), text: inbound.text.clone() });
+                self.ack(&inbound);
+                if ahead >= inner.settings.queue_notice {
+                    self.respond(&inbound, &format!("the orchestrator is busy: your message is queued behind {ahead} others and will be delivered in order"));
+                }
+                Verdict::Queued { id, ahead }
+            }
+            ChatInput::Help(text) => {
+                self.respond(&inbound, &format!("```\n{text}\n```"));
+                inner.audit.record(&conn, &user, &room, &line, "ok");
+                Verdict::Answered
+            }
+            ChatInput::Invalid(e) => {
+                self.respond(&inbound, &format!("```\n{}\n```", e.message));
+                inner.audit.record(&conn, &user, &room, &line, "error: invalid command");
+                Verdict::Answered
+            }
+            ChatInput::Command(command) => self.command(inbound, role, *command, line).await,
+        }
+    }
+
+    async fn command(&self, inbound: Inbound, role: AclRole, command: FleetCommand, line: String) -> Verdict {
+        let inner = &self.inner;
+        let (conn, user, room) = (inbound.connector.clone(), inbound.user.clone(), inbound.room.clone());
+        let needed = required_role(&command);
+        if role < needed {
+            let why = format!("refused: `{}` needs role {}", command.verb(), needed.as_str());
+            inner.audit.record(&conn, &user, &room, &line, &why);
+            self.event_command(&inbound, &line, &why);
+            self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
+            return Verdict::Refused(why);
+        }
+        let (command, line) = match command {
+            FleetCommand::Confirm { code } => {
+                let pending = {
+                    let mut map = inner.confirmations.lock().unwrap();
+                    map.retain(|_, p| p.expires > Instant::now());
+                    match map.get(&code) {
+                        Some(p) if p.inbound.connector == conn && p.inbound.user == user => map.remove(&code),
+                        _ => None,
+                    }
+                };
+                let Some(p) = pending else {
+                    let why = "error: no such confirmation (wrong code, someone else's, or expired)".to_owned();
+                    inner.audit.record(&conn, &user, &room, &line, &why);
+                    self.respond(&inbound, &why);
+                    return Verdict::Answered;
+                };
+                (p.command, p.line)
+            }
+            command if needs_confirmation(&command) && conn != LOCAL => {
+                let code = confirmation_code();
+                inner.confirmations.lock().unwrap().insert(
+                    code.clone(),
+                    PendingConfirm { command, line: line.clone(), inbound: inbound.clone(), expires: Instant::now() + CONFIRM_TTL },
+                );
+                inner.audit.record(&conn, &user, &room, &line, "awaiting confirmation");
+                self.respond(&inbound, &format!("`{line}` cannot be undone. To go ahead, send `/fleet confirm {code}` within 2 minutes."));
+                return Verdict::AwaitingConfirmation(code);
+            }
+            command => (command, line),
+        };
+        let (paths, exe) = (inner.paths.clone(), inner.exe.clone());
+        let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
+            .await
+            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        let (reply, outcome) = match result {
+            Ok(text) => (text, "ok".to_owned()),
+            Err(e) => (format!("error: {e}"), format!("error: {e}")),
+        };
+        inner.audit.record(&conn, &user, &room, &line, &outcome);
+        self.event_command(&inbound, &line, &outcome);
+        self.respond(&inbound, &reply);
+        Verdict::Answered
+    }
+
+    /// Runs a command line for the orchestrator's own tools, under its configured role.
+    pub async fn orchestrator_command(&self, line: &str) -> Result<String, String> {
+        let role = self.inner.settings.orchestrator_role;
+        let command = match parse(line) {
+            ChatInput::Command(c) => *c,
+            ChatInput::Help(h) => return Ok(h),
+            ChatInput::Invalid(e) => return Err(e.message),
+            ChatInput::Talk => return Err("not a /fleet command".into()),
+        };
+        let needed = required_role(&command);
+        let name = self.orchestrator_name();
+        if role < needed {
+            let why = format!("refused: `{}` needs role {}, the orchestrator has {}", command.verb(), needed.as_str(), role.as_str());
+            self.inner.audit.record("orchestrator", &name, "-", line, &why);
+            return Err(why);
+        }
+        let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
+        let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
+            .await
+            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        self.inner.audit.record("orchestrator", &name, "-", line, &outcome);
+        result
+    }
+
+    /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
+    /// message came from. Split at the platform's limit. Returns how many messages were queued.
+    pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, String> {
+        let target = match target {
+            Some(t) => t,
+            None => {
+                let stored = self.inner.store.lock().unwrap().get(CONVERSATION_KEY).map_err(|e| e.to_string())?;
+                let stored = stored.ok_or("no conversation yet: nobody has written to the orchestrator; pass --room CONNECTOR:ROOM")?;
+                serde_json::from_str(&stored).map_err(|e| e.to_string())?
+            }
+        };
+        let Some(connector) = self.inner.connectors.get(&target.connector) else {
+            return Err(format!("no connector {:?} is running", target.connector));
+        };
+        if !self.inner.acl.room_allowed(&target.connector, &target.room) {
+            return Err(format!("room {:?} of {} is not bridged", target.room, target.connector));
+        }
+        let parts = split_message(text, connector.capabilities().max_message_len);
+        self.inner
+            .store
+            .lock()
+            .unwrap()
+            .enqueue_out(&target.connector, &target.room, target.thread.as_deref(), target.message_id.as_deref(), &parts)
+            .map_err(|e| e.to_string())?;
+        self.inner.wake_outbox.notify_one();
+        Ok(parts.len())
+    }
+
+    /// Answers an inbound message in its room and thread.
+    fn respond(&self, inbound: &Inbound, text: &str) {
+        let target = Target {
+            connector: inbound.connector.clone(),
+            room: inbound.room.clone(),
+            thread: inbound.thread.clone(),
+            message_id: Some(inbound.message_id.clone()),
+        };
+        if let Err(e) = self.reply(text, Some(target)) {
+            eprintln!("mosaic: cannot answer in {}/{}: {e}", inbound.connector, inbound.room);
+        }
+    }
+
+    fn ack(&self, inbound: &Inbound) {
+        let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else { return };
+        let (events, inbound) = (self.inner.events.clone(), inbound.clone());
+        tokio::spawn(async move {
+            for attempt in 1..=3u32 {
+                match connector.ack(&inbound.room, &inbound.message_id).await {
+                    Ok(()) => {
+                        let _ = events.send(Event::Acked { connector: inbound.connector, room: inbound.room, message_id: inbound.message_id });
+                        return;
+                    }
+                    Err(e) if e.is_retryable() && attempt < 3 => tokio::time::sleep(e.retry_after().unwrap_or(backoff(attempt))).await,
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+
+    fn event_command(&self, inbound: &Inbound, line: &str, outcome: &str) {
+        let _ = self.inner.events.send(Event::Command {
+            connector: inbound.connector.clone(),
+            user: inbound.user.clone(),
+            command: line.to_owned(),
+            outcome: outcome.to_owned(),
+        });
+    }
+
+    async fn outbox_loop(&self) {
+        let inner = &self.inner;
+        while !inner.stop.load(Ordering::Relaxed) {
+            let notified = inner.wake_outbox.notified();
+            let pending = inner.store.lock().unwrap().pending_out(now_ms()).unwrap_or_default();
+            let mut blocked: HashSet<String> = HashSet::new();
+            for (p, due) in pending {
+                if blocked.contains(&p.connector) {
+                    continue;
+                }
+                if !due {
+                    // Keep order per connector: later messages wait for this one.
+                    blocked.insert(p.connector.clone());
+                    continue;
+                }
+                let Some(connector) = inner.connectors.get(&p.connector).cloned() else {
+                    let _ = inner.store.lock().unwrap().out_failed(p.id, "connector not running");
+                    continue;
+                };
+                let out = Outbound { room: p.room.clone(), text: p.text.clone(), reply_to: p.reply_to.clone(), thread: p.thread.clone(), key: format!("mosaic-out-{}", p.id) };
+                match connector.send(&out).await {
+                    Ok(platform_id) => {
+                        let _ = inner.store.lock().unwrap().out_sent(p.id, &platform_id);
+                        let _ = inner.events.send(Event::MessageOut { id: p.id, connector: p.connector, room: p.room, text: p.text });
+                    }
+                    Err(e) if e.is_retryable() => {
+                        let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
+                        let _ = inner.store.lock().unwrap().out_retry(p.id, p.attempts + 1, now_ms() + delay.as_millis() as i64, &e.to_string());
+                        blocked.insert(p.connector);
+                    }
+                    Err(e) => {
+                        eprintln!("mosaic: giving up on a message to {}/{}: {e}", p.connector, p.room);
+                        let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
+                    }
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+}
+
+/// Exponential backoff: 200 ms doubling, at most 30 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(30))
+}
+
+fn confirmation_code() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{:06x}", h.finish() & 0xff_ffff)
+}

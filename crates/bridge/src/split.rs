@@ -1,0 +1,125 @@
+//! Splitting long replies at a platform's limit on line and code-block boundaries.
+
+const FENCE: &str = "```";
+
+/// Splits `text` into messages of at most `limit` characters, breaking between lines where it
+/// can; a code block cut in two is closed at the end of one message and reopened (with its
+/// language) at the start of the next, so each message renders on its own.
+pub fn split_message(text: &str, limit: usize) -> Vec<String> {
+    let limit = limit.max(16);
+    if text.chars().count() <= limit {
+        return vec![text.to_owned()];
+    }
+    let mut chunks = Vec::new();
+    let mut current = String::new();
+    let mut open_fence: Option<String> = None; // the opening fence line while inside a block
+    let len = |s: &str| s.chars().count();
+    for line in text.split('\n') {
+        let closer = if open_fence.is_some() { FENCE.len() + 1 } else { 0 };
+        let needed = len(&current) + usize::from(!current.is_empty()) + len(line) + closer;
+        if needed > limit && !current.is_empty() {
+            if open_fence.is_some() {
+                current.push('\n');
+                current.push_str(FENCE);
+            }
+            chunks.push(std::mem::take(&mut current));
+            if let Some(f) = &open_fence {
+                current.push_str(f);
+            }
+        }
+        // A single line longer than a message is cut by characters.
+        let mut rest: &str = line;
+        loop {
+            let room = limit.saturating_sub(len(&current) + usize::from(!current.is_empty()) + if open_fence.is_some() { FENCE.len() + 1 } else { 0 });
+            if len(rest) <= room {
+                break;
+            }
+            let cut = rest.char_indices().nth(room.max(1)).map(|(i, _)| i).unwrap_or(rest.len());
+            if !current.is_empty() {
+                current.push('\n');
+            }
+            current.push_str(&rest[..cut]);
+            if open_fence.is_some() {
+                current.push('\n');
+                current.push_str(FENCE);
+            }
+            chunks.push(std::mem::take(&mut current));
+            if let Some(f) = &open_fence {
+                current.push_str(f);
+            }
+            rest = &rest[cut..];
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(rest);
+        if line.trim_start().starts_with(FENCE) {
+            open_fence = match open_fence {
+                Some(_) => None,
+                None => Some(line.trim_start().to_owned()),
+            };
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_text_is_one_message() {
+        assert_eq!(split_message("hello", 2000), ["hello"]);
+    }
+
+    #[test]
+    fn breaks_between_lines() {
+        let text = (0..10).map(|i| format!("line {i} {}", "x".repeat(10))).collect::<Vec<_>>().join("\n");
+        let parts = split_message(&text, 40);
+        assert!(parts.iter().all(|p| p.chars().count() <= 40), "{parts:?}");
+        assert!(parts.iter().all(|p| p.starts_with("line ")), "{parts:?}");
+        assert_eq!(parts.join("\n"), text);
+    }
+
+    #[test]
+    fn code_blocks_are_closed_and_reopened() {
+        let body = (0..20).map(|i| format!("let x{i} = {i};")).collect::<Vec<_>>().join("\n");
+        let text = format!("Here:\n```rust\n{body}\n```\ndone");
+        let parts = split_message(&text, 100);
+        assert!(parts.len() > 2);
+        for p in &parts {
+            assert!(p.chars().count() <= 100, "{p}");
+            assert_eq!(p.matches("```").count() % 2, 0, "balanced fences in {p:?}");
+        }
+        assert!(parts[1].starts_with("```rust\n"), "{:?}", parts[1]);
+    }
+
+    #[test]
+    fn five_thousand_chars_at_two_thousand_make_three_messages() {
+        let text = (0..100).map(|i| format!("{i:04} {}", "y".repeat(44))).collect::<Vec<_>>().join("\n");
+        assert_eq!(text.chars().count(), 4999);
+        let parts = split_message(&text, 2000);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.join("\n"), text);
+    }
+
+    proptest! {
+        #[test]
+        fn every_part_fits_and_nothing_is_lost(text in "[a-z ]{0,30}(\n[a-z`]{0,50}){0,40}", limit in 16usize..200) {
+            let parts = split_message(&text, limit);
+            for p in &parts {
+                prop_assert!(p.chars().count() <= limit, "{} > {}: {:?}", p.chars().count(), limit, p);
+            }
+            let strip = |s: &str| s.chars().filter(|c| !c.is_whitespace() && *c != '`').collect::<String>();
+            let rebuilt: String = parts.iter().map(|p| strip(p)).collect();
+            let original = strip(&text);
+            // Reopened fences may add a language word; everything original is there, in order.
+            let mut it = rebuilt.chars();
+            prop_assert!(original.chars().all(|c| it.any(|r| r == c)));
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The bridge's durable state in SQLite (WAL, synchronous=FULL): which inbound messages were
+//! seen, the queue for the orchestrator, the outbox, and small key/values.
+//!
+//! Every state change a crash must not lose is one committed transaction, so a `kill -9` at any
+//! moment leaves each message either not accepted, queued, being delivered (resolved at the next
+//! start, see the delivery worker), or delivered.
+
+use mosaic_connector::Inbound;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+/// A failed database operation.
+#[derive(Debug, thiserror::Error)]
+#[error("bridge database: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// One connection to the bridge database. Open one per thread.
+pub struct Store {
+    conn: Connection,
+}
+
+/// The result of accepting an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Seen before (a redelivery): nothing was stored.
+    Duplicate,
+    /// New; when queued for the orchestrator, its queue id and how many wait before it.
+    New {
+        /// Queue id, when the message was queued.
+        queued: Option<i64>,
+        /// Messages waiting before this one.
+        ahead: usize,
+    },
+}
+
+/// A message waiting for (or being delivered to) the orchestrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// Queue id (also in the envelope, which makes it findable in the pane).
+    pub id: i64,
+    /// The message as received.
+    pub inbound: Inbound,
+}
+
+/// A message waiting to be posted to a chat room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Outbox id.
+    pub id: i64,
+    /// Connector to post through.
+    pub connector: String,
+    /// Room.
+    pub room: String,
+    /// Thread, if any.
+    pub thread: Option<String>,
+    /// Message replied to, if any.
+    pub reply_to: Option<String>,
+    /// Text (already split to the platform's limit).
+    pub text: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS seen (
+                 connector TEXT NOT NULL, message_id TEXT NOT NULL, at INTEGER NOT NULL,
+                 PRIMARY KEY (connector, message_id));
+             CREATE TABLE IF NOT EXISTS inbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, connector TEXT NOT NULL, message_id TEXT NOT NULL,
+                 room TEXT NOT NULL, user TEXT NOT NULL, user_name TEXT NOT NULL, thread TEXT, text TEXT NOT NULL,
+                 status TEXT NOT NULL DEFAULT 'queued', created INTEGER NOT NULL, delivered INTEGER);
+             CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, id);
+             CREATE TABLE IF NOT EXISTS outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, connector TEXT NOT NULL, room TEXT NOT NULL, thread TEXT,
+                 reply_to TEXT, text TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+                 attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+                 created INTEGER NOT NULL, platform_id TEXT);
+             CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, id);
+             CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        )?;
+        Ok(Store { conn })
+    }
+
+    /// Records `inbound` as seen and, with `queue`, queues it for the orchestrator, in one
+    /// transaction. A message seen before is a [`Accepted::Duplicate`].
+    pub fn accept(&mut self, inbound: &Inbound, queue: bool) -> Result<Accepted> {
+        let tx = self.conn.transaction()?;
+        let fresh = tx.execute(
+            "INSERT OR IGNORE INTO seen (connector, message_id, at) VALUES (?1, ?2, ?3)",
+            params![inbound.connector, inbound.message_id, now_ms()],
+        )?;
+        if fresh == 0 {
+            return Ok(Accepted::Duplicate);
+        }
+        let (queued, ahead) = if queue {
+            let ahead: i64 = tx.query_row("SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    inbound.connector,
+                    inbound.message_id,
+                    inbound.room,
+                    inbound.user,
+                    inbound.user_name,
+                    inbound.thread,
+                    inbound.text,
+                    now_ms()
+                ],
+            )?;
+            (Some(tx.last_insert_rowid()), ahead as usize)
+        } else {
+            (None, 0)
+        };
+        tx.commit()?;
+        Ok(Accepted::New { queued, ahead })
+    }
+
+    fn queued_with(&self, status: &str) -> Result<Vec<Queued>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, connector, message_id, room, user, user_name, thread, text FROM inbox WHERE status = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([status], |r| {
+            Ok(Queued {
+                id: r.get(0)?,
+                inbound: Inbound {
+                    connector: r.get(1)?,
+                    message_id: r.get(2)?,
+                    room: r.get(3)?,
+                    user: r.get(4)?,
+                    user_name: r.get(5)?,
+                    thread: r.get(6)?,
+                    text: r.get(7)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The oldest message waiting for the orchestrator.
+    pub fn next_queued(&self) -> Result<Option<Queued>> {
+        Ok(self.queued_with("queued")?.into_iter().next())
+    }
+
+    /// Messages whose delivery was under way when the bridge last stopped.
+    pub fn in_delivery(&self) -> Result<Vec<Queued>> {
+        self.queued_with("delivering")
+    }
+
+    /// How many messages wait for the orchestrator.
+    pub fn queue_len(&self) -> Result<usize> {
+        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// Marks a queued message as being delivered (committed before the paste).
+    pub fn mark_delivering(&self, id: i64) -> Result<()> {
+        self.conn.execute("UPDATE inbox SET status = 'delivering' WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Marks a message delivered.
+    pub fn mark_delivered(&self, id: i64) -> Result<()> {
+        self.conn.execute("UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1", params![id, now_ms()])?;
+        Ok(())
+    }
+
+    /// Puts a message back in the queue (its delivery did not happen).
+    pub fn mark_queued(&self, id: i64) -> Result<()> {
+        self.conn.execute("UPDATE inbox SET status = 'queued' WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Adds messages for one room to the outbox, in order, in one transaction.
+    pub fn enqueue_out(&mut self, connector: &str, room: &str, thread: Option<&str>, reply_to: Option<&str>, texts: &[String]) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(texts.len());
+        for text in texts {
+            tx.execute(
+                "INSERT INTO outbox (connector, room, thread, reply_to, text, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![connector, room, thread, reply_to, text, now_ms()],
+            )?;
+            ids.push(tx.last_insert_rowid());
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Outbox messages not yet posted, oldest first, with whether each is due at `now`.
+    pub fn pending_out(&self, now: i64) -> Result<Vec<(Pending, bool)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, connector, room, thread, reply_to, text, attempts, next_at FROM outbox WHERE status = 'pending' ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let next_at: i64 = r.get(7)?;
+            Ok((
+                Pending {
+                    id: r.get(0)?,
+                    connector: r.get(1)?,
+                    room: r.get(2)?,
+                    thread: r.get(3)?,
+                    reply_to: r.get(4)?,
+                    text: r.get(5)?,
+                    attempts: r.get(6)?,
+                },
+                next_at <= now,
+            ))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Marks an outbox message posted.
+    pub fn out_sent(&self, id: i64, platform_id: &str) -> Result<()> {
+        self.conn.execute("UPDATE outbox SET status = 'sent', platform_id = ?2 WHERE id = ?1", params![id, platform_id])?;
+        Ok(())
+    }
+
+    /// Schedules another attempt at `next_at` (ms since the epoch).
+    pub fn out_retry(&self, id: i64, attempts: u32, next_at: i64, error: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET attempts = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1",
+            params![id, attempts, next_at, error],
+        )?;
+        Ok(())
+    }
+
+    /// Gives up on an outbox message that can never be posted.
+    pub fn out_failed(&self, id: i64, error: &str) -> Result<()> {
+        self.conn.execute("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1", params![id, error])?;
+        Ok(())
+    }
+
+    /// Sets a small value.
+    pub fn set(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", params![key, value])?;
+        Ok(())
+    }
+
+    /// Reads a small value.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: &str) -> Inbound {
+        Inbound {
+            connector: "fake".into(),
+            message_id: id.into(),
+            room: "r".into(),
+            user: "u".into(),
+            user_name: "U".into(),
+            text: format!("text {id}"),
+            thread: None,
+        }
+    }
+
+    #[test]
+    fn accept_dedups_and_queues_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("b.db")).unwrap();
+        assert_eq!(s.accept(&msg("a"), true).unwrap(), Accepted::New { queued: Some(1), ahead: 0 });
+        assert_eq!(s.accept(&msg("a"), true).unwrap(), Accepted::Duplicate);
+        assert_eq!(s.accept(&msg("b"), true).unwrap(), Accepted::New { queued: Some(2), ahead: 1 });
+        assert_eq!(s.accept(&msg("c"), false).unwrap(), Accepted::New { queued: None, ahead: 0 });
+        let first = s.next_queued().unwrap().unwrap();
+        assert_eq!(first.inbound.message_id, "a");
+        s.mark_delivering(first.id).unwrap();
+        assert_eq!(s.next_queued().unwrap().unwrap().inbound.message_id, "b");
+        // A reopened store sees the same state (what a restart after kill -9 sees).
+        drop(s);
+        let s = Store::open(&dir.path().join("b.db")).unwrap();
+        assert_eq!(s.in_delivery().unwrap().len(), 1);
+        assert_eq!(s.queue_len().unwrap(), 2);
+        s.mark_delivered(1).unwrap();
+        assert_eq!(s.queue_len().unwrap(), 1);
+    }
+
+    #[test]
+    fn outbox_retries_are_scheduled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("b.db")).unwrap();
+        let ids = s.enqueue_out("fake", "r", None, None, &["one".into(), "two".into()]).unwrap();
+        assert_eq!(ids.len(), 2);
+        s.out_retry(ids[0], 1, now_ms() + 60_000, "down").unwrap();
+        let pending = s.pending_out(now_ms()).unwrap();
+        assert_eq!(pending.iter().map(|(p, due)| (p.text.as_str(), *due)).collect::<Vec<_>>(), [("one", false), ("two", true)]);
+        s.out_sent(ids[1], "p2").unwrap();
+        s.out_failed(ids[0], "bad").unwrap();
+        assert!(s.pending_out(now_ms()).unwrap().is_empty());
+        s.set("k", "v1").unwrap();
+        s.set("k", "v2").unwrap();
+        assert_eq!(s.get("k").unwrap().as_deref(), Some("v2"));
+    }
+}
