@@ -1,6 +1,10 @@
 //! `mosaic`: run a fleet of AI coding agents in tmux and command it.
 
+mod chat;
+mod client;
+mod daemon;
 mod demo_agent;
+mod mcp;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser, Subcommand};
@@ -35,6 +39,36 @@ enum Top {
     /// Run the demo agent: a scripted stand-in for an AI harness (NOT an AI), used where no
     /// harness is installed and by the tests.
     DemoAgent(demo_agent::DemoArgs),
+    /// Run the daemon in the foreground: start the fleet, bridge chat to the orchestrator, serve
+    /// the API on loopback.
+    Up {
+        /// Address for the API [default: the roster's bridge.api_listen, 127.0.0.1:7317].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Chat with the orchestrator from this terminal (through the daemon).
+    Chat {
+        /// Seconds to keep printing replies after standard input ends.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        linger: f64,
+    },
+    /// Post a message to chat as the orchestrator (for any harness).
+    Reply {
+        /// CONNECTOR:ROOM [default: where the last message came from].
+        #[arg(long, value_name = "CONNECTOR:ROOM")]
+        room: Option<String>,
+        /// The text; `-` reads it from standard input.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+        text: Vec<String>,
+    },
+    /// Report a harness hook to the daemon (busy/idle). With no EVENT, reads the hook's JSON
+    /// payload (Claude Code hooks) from standard input; a JSON argument (Codex notify) works too.
+    Hook {
+        /// busy, idle, a harness event name, or a JSON payload.
+        event: Option<String>,
+    },
+    /// Serve the orchestrator's fleet tools over MCP on stdio.
+    Mcp,
     /// Print shell completions.
     Completions {
         /// Shell to generate for.
@@ -58,6 +92,19 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
     match command {
         Top::Fleet(cmd) => fleet(paths, *cmd),
         Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
+        Top::Up { listen } => daemon::up(paths, exe()?, listen).map(|_| ExitCode::SUCCESS),
+        Top::Chat { linger } => chat::run(client::Daemon::locate(paths)?, Duration::from_secs_f64(linger.max(0.0))).map(|_| ExitCode::SUCCESS),
+        Top::Reply { room, text } => {
+            let text = read_text(text)?;
+            let v = client::Daemon::locate(paths)?.post("/v1/reply", serde_json::json!({ "text": text, "room": room }))?;
+            println!("queued {} message(s)", v["queued_messages"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Top::Hook { event } => {
+            hook(paths, event);
+            Ok(ExitCode::SUCCESS)
+        }
+        Top::Mcp => mcp::serve(client::Daemon::locate(paths)?).map(|_| ExitCode::SUCCESS),
         Top::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -211,6 +258,37 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Words joined by spaces, or standard input for `-`.
+fn read_text(words: Vec<String>) -> Result<String> {
+    if words == ["-"] {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading the text from standard input")?;
+        Ok(s)
+    } else {
+        Ok(words.join(" "))
+    }
+}
+
+/// Reports a hook event; never fails the harness that called it.
+fn hook(paths: &Paths, event: Option<String>) {
+    let raw = match event {
+        Some(e) => e,
+        None => {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_to_string(&mut s);
+            s
+        }
+    };
+    let name = match serde_json::from_str::<serde_json::Value>(raw.trim()) {
+        Ok(v) => v["hook_event_name"].as_str().or(v["type"].as_str()).unwrap_or_default().to_owned(),
+        Err(_) => raw.trim().to_owned(),
+    };
+    let result = client::Daemon::locate(paths).and_then(|d| d.post("/v1/hooks", serde_json::json!({ "event": name })));
+    if let Err(e) = result {
+        eprintln!("mosaic hook: {e:#}");
+    }
 }
 
 fn agent_from(args: AddArgs) -> Result<Agent> {

@@ -96,6 +96,20 @@ fn split_words(rest: &str) -> Result<Vec<String>, String> {
     shell_words::split(rest).map_err(|_| "unbalanced quotes in the command".to_owned())
 }
 
+/// A clap error with its "try --help" hint replaced by the usage line of the verb (or of the
+/// whole grammar when the verb is unknown).
+fn with_usage(error: &str, verb: &str) -> String {
+    let mut cmd = ChatCli::command();
+    cmd.build();
+    let usage = cmd.find_subcommand_mut(verb).map(|c| c.render_usage().to_string()).unwrap_or_else(usage);
+    let body: Vec<&str> = error.lines().filter(|l| !l.starts_with("Usage:") && !l.starts_with("For more information")).collect();
+    format!(
+        "{}\n\n{}\n(/fleet help {verb} explains every option)",
+        body.join("\n").trim_end(),
+        usage.trim_end()
+    )
+}
+
 /// The usage line of the whole grammar.
 pub fn usage() -> String {
     ChatCli::command()

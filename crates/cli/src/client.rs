@@ -1,0 +1,72 @@
+//! Talking to the running daemon (`mosaic up`) through its API.
+
+use anyhow::{Context, Result, bail};
+use mosaic_fleet::Paths;
+use serde_json::Value;
+use std::io::BufRead;
+
+/// Where the daemon writes its address, and its token.
+pub const DAEMON_FILE: &str = "daemon.json";
+/// The API token file (mode 0600).
+pub const TOKEN_FILE: &str = "api.token";
+
+/// A running daemon's API.
+pub struct Daemon {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Daemon {
+    /// Finds the daemon of this state directory.
+    pub fn locate(paths: &Paths) -> Result<Daemon> {
+        let info = std::fs::read_to_string(paths.state_dir.join(DAEMON_FILE))
+            .map_err(|_| anyhow::anyhow!("the mosaic daemon is not running (start it with `mosaic up`)"))?;
+        let info: Value = serde_json::from_str(&info).context("daemon.json is corrupt; restart `mosaic up`")?;
+        let token = std::fs::read_to_string(paths.state_dir.join(TOKEN_FILE)).context("cannot read the API token")?;
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Ok(Daemon { url: info["url"].as_str().unwrap_or_default().to_owned(), token: token.trim().to_owned(), agent })
+    }
+
+    fn check(mut response: ureq::http::Response<ureq::Body>) -> Result<Value> {
+        let status = response.status();
+        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["error"].as_str().or(body["verdict"]["error"].as_str()).unwrap_or("request failed");
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        Ok(body)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: Value) -> Result<Value> {
+        let response = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(&body)
+            .map_err(|e| anyhow::anyhow!("cannot reach the daemon at {}: {e} (is `mosaic up` running?)", self.url))?;
+        Self::check(response)
+    }
+
+    /// The event stream: calls `each` with every event until it returns false or the stream ends.
+    pub fn events(&self, mut each: impl FnMut(Value) -> bool) -> Result<()> {
+        let response = self
+            .agent
+            .get(format!("{}/v1/events", self.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| anyhow::anyhow!("cannot reach the daemon at {}: {e}", self.url))?;
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line?;
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(event) = serde_json::from_str(data.trim_start())
+                && !each(event)
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! `mosaic mcp`: an MCP server on stdio that gives the orchestrator's harness tools to talk back
+//! in chat and to change the fleet. Every tool goes through the daemon's API, under the same ACL
+//! as a human (the roster's `bridge.orchestrator_role`).
+
+use crate::client::Daemon;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The orchestrator's fleet tools.
+#[derive(Clone)]
+pub struct FleetTools {
+    daemon: Arc<Daemon>,
+    #[allow(dead_code)] // read by the code #[tool_handler] generates
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct ReplyArgs {
+    #[schemars(description = "The message; long messages are split at the platform's limit")]
+    text: String,
+    #[schemars(description = "CONNECTOR:ROOM to post in; default: where the last message came from")]
+    room: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct AddArgs {
+    #[schemars(description = "New agent's name, [a-z][a-z0-9-]{0,31}")]
+    name: String,
+    #[schemars(description = "Harness: claude, codex, pi or demo")]
+    runtime: String,
+    #[schemars(description = "Model for the harness")]
+    model: Option<String>,
+    #[schemars(description = "Working directory")]
+    workdir: Option<String>,
+    #[schemars(description = "Instructions appended to the harness's system prompt")]
+    instructions: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct NameArgs {
+    #[schemars(description = "Agent name")]
+    name: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct SendArgs {
+    #[schemars(description = "Agent to type into")]
+    name: String,
+    #[schemars(description = "Text to type and submit")]
+    text: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct NoArgs {}
+
+fn answer(result: anyhow::Result<Value>, field: &str) -> Result<CallToolResult, McpError> {
+    Ok(match result {
+        Ok(v) => CallToolResult::success(vec![ContentBlock::text(match &v[field] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })]),
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!("{e:#}"))]),
+    })
+}
+
+impl FleetTools {
+    async fn call(&self, path: &'static str, body: Value) -> anyhow::Result<Value> {
+        let daemon = self.daemon.clone();
+        tokio::task::spawn_blocking(move || daemon.post(path, body)).await?
+    }
+
+    async fn command(&self, words: Vec<String>) -> Result<CallToolResult, McpError> {
+        answer(self.call("/v1/commands", json!({ "line": shell_words::join(words) })).await, "output")
+    }
+}
+
+#[tool_router]
+impl FleetTools {
+    fn new(daemon: Daemon) -> FleetTools {
+        FleetTools { daemon: Arc::new(daemon), tool_router: Self::tool_router() }
+    }
+
+    #[tool(description = "Post a message to the chat room (by default the one the last message came from).")]
+    async fn reply(&self, Parameters(args): Parameters<ReplyArgs>) -> Result<CallToolResult, McpError> {
+        answer(self.call("/v1/reply", json!({ "text": args.text, "room": args.room })).await, "queued_messages")
+    }
+
+    #[tool(description = "The fleet's agents and their states, as a table.")]
+    async fn fleet_status(&self, Parameters(_): Parameters<NoArgs>) -> Result<CallToolResult, McpError> {
+        self.command(vec!["ps".into()]).await
+    }
+
+    #[tool(description = "Add a worker agent to the fleet and start it.")]
+    async fn fleet_add(&self, Parameters(a): Parameters<AddArgs>) -> Result<CallToolResult, McpError> {
+        let mut words = vec!["add".to_owned(), a.name, "--runtime".into(), a.runtime];
+        for (flag, value) in [("--model", a.model), ("--workdir", a.workdir), ("--instructions", a.instructions)] {
+            if let Some(v) = value {
+                words.extend([flag.to_owned(), v]);
+            }
+        }
+        self.command(words).await
+    }
+
+    #[tool(description = "Stop a worker agent and remove it from the fleet.")]
+    async fn fleet_remove(&self, Parameters(a): Parameters<NameArgs>) -> Result<CallToolResult, McpError> {
+        self.command(vec!["remove".into(), a.name]).await
+    }
+
+    #[tool(description = "Type text into an agent's input and submit it.")]
+    async fn agent_send(&self, Parameters(a): Parameters<SendArgs>) -> Result<CallToolResult, McpError> {
+        // `send NAME TEXT` keeps the text exactly as given.
+        answer(self.call("/v1/commands", json!({ "line": format!("send {} {}", a.name, a.text) })).await, "output")
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for FleetTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions("Tools of the mosaic fleet: reply in chat, see the fleet, add or remove workers, type into an agent.")
+    }
+}
+
+/// Serves the tools on stdio until the client closes it.
+pub fn serve(daemon: Daemon) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let service = FleetTools::new(daemon).serve(rmcp::transport::stdio()).await?;
+        service.waiting().await?;
+        Ok(())
+    })
+}
