@@ -189,8 +189,13 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// Polls `f` until it is true (10 s at most: a generous bound for slow shared machines, not a
 /// performance assertion).
-pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    wait_for_secs(what, 10, f)
+}
+
+/// [`wait_for`] with a longer bound, for waits that include deliberate backoff.
+pub fn wait_for_secs(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
@@ -200,3 +205,4 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
+pub mod bridge;

@@ -414,6 +414,10 @@ impl Bridge {
     /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
     /// message came from. Split at the platform's limit. Returns how many messages were queued.
     pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, String> {
+        let text = text.trim_end();
+        if text.is_empty() {
+            return Err("nothing to send: the text is empty".into());
+        }
         let target = match target {
             Some(t) => t,
             None => {
@@ -522,9 +526,9 @@ impl Bridge {
     }
 }
 
-/// Exponential backoff: 200 ms doubling, at most 30 s.
+/// Exponential backoff: 100 ms doubling, at most 30 s.
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(30))
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(30))
 }
 
 fn confirmation_code() -> String {

@@ -69,9 +69,7 @@ pub fn parse(text: &str) -> ChatInput {
         {
             ChatInput::Help(e.to_string())
         }
-        Err(e) => ChatInput::Invalid(ParseError {
-            message: e.to_string().trim_end().to_owned(),
-        }),
+        Err(e) => ChatInput::Invalid(ParseError { message: with_usage(&e.to_string(), &words[0]) }),
     }
 }
 

@@ -1,0 +1,212 @@
+//! The bridge end to end: a fake chat platform, the real router, real tmux and the demo agent as
+//! the orchestrator, and the real `mosaic reply` / `mosaic mcp` binaries against the real API.
+
+mod support;
+use mosaic_bridge::activity::HookState;
+use mosaic_connector::ErrorKind;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
+use support::bridge::*;
+use support::*;
+
+#[test]
+fn a_chat_message_lands_once_in_the_pane_submitted_and_acked() {
+    let h = BridgeHarness::new("");
+    let id = h.post("op-1", "please review PR 42; thanks");
+    wait_for("the message in the orchestrator", || !h.s.transcript("mos").is_empty());
+    assert!(h.fake.acks().contains(&(ROOM.to_owned(), id.clone())), "acked");
+    // Redelivery of the same platform message (after a reconnect) is ignored.
+    let first = h.fake.sent().len();
+    h.fake.redeliver(mosaic_connector::Inbound {
+        connector: "telegram".into(),
+        message_id: id,
+        room: ROOM.into(),
+        user: "op-1".into(),
+        user_name: "op-1".into(),
+        text: "please review PR 42; thanks".into(),
+        thread: None,
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.s.transcript("mos"), ["[chat #1 from op-1 on telegram/room-1] please review PR 42; thanks"]);
+    assert_eq!(h.s.screen("mos").matches("[demo reply #").count(), 1, "submitted exactly once");
+    assert_eq!(h.fake.sent().len(), first);
+}
+
+#[test]
+fn admin_adds_a_running_agent_and_a_viewer_is_refused_and_audited() {
+    let h = BridgeHarness::new("");
+    h.post("viewer-1", "/fleet add intruder --runtime demo");
+    let refusal = h.wait_sent("refused");
+    assert_eq!(refusal, "refused: `add` needs role admin; you are viewer");
+    assert!(!std::fs::read_to_string(h.s.roster_path()).unwrap().contains("intruder"));
+
+    h.post("admin-1", "!fleet add helper-2 --runtime demo");
+    let reply = h.wait_sent("added helper-2");
+    assert!(reply.contains("helper-2: started"), "{reply}");
+    assert!(h.s.states().contains(&("helper-2".to_owned(), "running".to_owned())));
+
+    // A stranger and another room get no answer; all four are audited.
+    let before = h.sent().len();
+    h.post("stranger", "/fleet status");
+    h.fake.post("room-9", "admin-1", "/fleet status");
+    wait_for("the audit records", || h.audit().len() >= 4);
+    assert_eq!(h.sent().len(), before);
+    let audit = h.audit();
+    let outcome = |user: &str, room: &str| audit.iter().find(|r| r["user"] == user && r["room"] == room).map(|r| r["outcome"].as_str().unwrap().to_owned());
+    assert_eq!(outcome("viewer-1", ROOM).as_deref(), Some("refused: `add` needs role admin"));
+    assert_eq!(outcome("admin-1", ROOM).as_deref(), Some("ok"));
+    assert_eq!(outcome("stranger", ROOM).as_deref(), Some("refused: user not in the acl"));
+    assert_eq!(outcome("admin-1", "room-9").as_deref(), Some("ignored: room not bridged"));
+    for r in &audit {
+        for key in ["time", "platform", "user", "room", "command", "outcome"] {
+            assert!(r.get(key).is_some(), "{key} in {r}");
+        }
+    }
+}
+
+#[test]
+fn destructive_commands_wait_for_a_confirmation_from_the_same_user() {
+    let h = BridgeHarness::new("");
+    h.post("admin-1", "/fleet remove scout");
+    let ask = h.wait_sent("cannot be undone");
+    let code = ask.split("/fleet confirm ").nth(1).unwrap().split('`').next().unwrap().to_owned();
+    assert!(h.s.states().iter().any(|(n, _)| n == "scout"), "nothing happened yet");
+    h.post("op-1", &format!("/fleet confirm {code}"));
+    h.wait_sent("no such confirmation");
+    h.post("admin-1", &format!("/fleet confirm {code}"));
+    h.wait_sent("removed scout");
+    assert!(!h.s.states().iter().any(|(n, _)| n == "scout"));
+}
+
+#[test]
+fn help_and_bad_commands_answer_with_usage() {
+    let h = BridgeHarness::new("");
+    h.post("viewer-1", "/fleet help");
+    h.wait_sent("Usage: /fleet");
+    std::thread::sleep(Duration::from_millis(200));
+    let help = h.sent().join("\n");
+    assert!(help.contains("status") && help.contains("remove"), "{help}");
+    h.post("viewer-1", "/fleet restart");
+    let err = h.wait_sent("required arguments");
+    assert!(err.contains("Usage: /fleet restart"), "{err}");
+    h.post("viewer-1", "/fleet ps");
+    assert!(h.wait_sent("RUNTIME  STATE").contains("orchestrator"));
+    // Viewers may look but not talk to the orchestrator.
+    h.post("viewer-1", "hello?");
+    h.wait_sent("talking to the orchestrator needs role operator");
+}
+
+#[test]
+fn replies_via_mosaic_reply_reach_the_room_split_at_the_limit() {
+    let h = BridgeHarness::new("");
+    // No conversation yet: the reply needs a room.
+    let out = h.s.run(&["reply", "too early"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("no conversation yet"), "{}", text(&out.stderr));
+    h.post("op-1", "status please");
+    wait_for("delivery", || !h.s.transcript("mos").is_empty());
+    h.s.ok(&["reply", "all green"]);
+    h.wait_sent("all green");
+    let long: String = (0..14).map(|i| format!("line {i:02} {}\n", "z".repeat(40))).collect();
+    assert!(long.len() > 2 * LIMIT);
+    let out = h.s.run_with_stdin(&["reply", "-"], long.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("three parts", || h.sent().iter().filter(|t| t.starts_with("line ")).count() == 3);
+    let parts: Vec<String> = h.sent().into_iter().filter(|t| t.starts_with("line ")).collect();
+    assert!(parts.iter().all(|p| p.chars().count() <= LIMIT));
+    assert_eq!(parts.join("\n"), long.trim_end());
+    // An explicit room works too, and a room that is not bridged is refused.
+    h.s.ok(&["reply", "--room", "telegram:room-1", "explicit"]);
+    h.wait_sent("explicit");
+    assert!(h.s.fails(&["reply", "--room", "telegram:elsewhere", "x"]).contains("not bridged"));
+}
+
+#[test]
+fn a_connector_outage_delays_replies_and_delivers_each_once() {
+    let h = BridgeHarness::new("");
+    h.fake.fail_next_sends(5, ErrorKind::Retryable);
+    h.post("op-1", "/fleet send nobody-1 x");
+    h.post("op-1", "/fleet send nobody-2 x");
+    // Five failures back off 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s.
+    wait_for_secs("both replies after the outage", 30, || h.sent().len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2, "each delivered once: {sent:?}");
+    assert!(sent[0].contains("no agent named \"nobody-1\""), "in order: {sent:?}");
+    assert!(sent[1].contains("no agent named \"nobody-2\""), "in order: {sent:?}");
+}
+
+#[test]
+fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() {
+    let h = BridgeHarness::new("bridge:\n  queue_notice: 2\n");
+    h.bridge.hook(HookState::Busy);
+    for i in 1..=3 {
+        h.post("op-1", &format!("task {i}"));
+    }
+    h.wait_sent("queued behind 2 others");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.s.transcript("mos").is_empty(), "nothing is typed while the orchestrator is busy");
+    for n in 1..=3 {
+        h.bridge.hook(HookState::Idle);
+        wait_for("the next delivery", || h.s.transcript("mos").len() == n);
+    }
+    let got: Vec<String> = h.s.transcript("mos").iter().map(|t| t.rsplit("] ").next().unwrap().to_owned()).collect();
+    assert_eq!(got, ["task 1", "task 2", "task 3"]);
+}
+
+fn rpc(stdin: &mut impl Write, id: u64, method: &str, params: serde_json::Value) {
+    let msg = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+    writeln!(stdin, "{msg}").unwrap();
+    stdin.flush().unwrap();
+}
+
+fn response(lines: &mut impl Iterator<Item = std::io::Result<String>>, id: u64) -> serde_json::Value {
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["id"] == id {
+            return v;
+        }
+    }
+    panic!("no response {id}");
+}
+
+#[test]
+fn the_mcp_tools_reply_and_change_the_fleet() {
+    let h = BridgeHarness::new("");
+    h.post("op-1", "hi mos");
+    wait_for("delivery", || !h.s.transcript("mos").is_empty());
+    let mut child = h.s.command(&["mcp"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    rpc(&mut stdin, 1, "initialize", serde_json::json!({
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "0" }
+    }));
+    assert!(response(&mut lines, 1)["result"]["capabilities"]["tools"].is_object());
+    writeln!(stdin, "{}", serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).unwrap();
+    rpc(&mut stdin, 2, "tools/list", serde_json::json!({}));
+    let tools = response(&mut lines, 2);
+    let mut names: Vec<String> = tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["agent_send", "fleet_add", "fleet_remove", "fleet_status", "reply"]);
+
+    let long = "m".repeat(LIMIT + 50);
+    rpc(&mut stdin, 3, "tools/call", serde_json::json!({ "name": "reply", "arguments": { "text": long } }));
+    let r = response(&mut lines, 3);
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    wait_for("the split reply", || h.sent().iter().filter(|t| t.starts_with("mmm")).count() == 2);
+
+    rpc(&mut stdin, 4, "tools/call", serde_json::json!({ "name": "fleet_add", "arguments": { "name": "mcp-worker", "runtime": "demo" } }));
+    let r = response(&mut lines, 4);
+    assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("mcp-worker: started"), "{r}");
+    rpc(&mut stdin, 5, "tools/call", serde_json::json!({ "name": "agent_send", "arguments": { "name": "mcp-worker", "text": "from mos; literally" } }));
+    assert_eq!(response(&mut lines, 5)["result"]["isError"], false);
+    wait_for("the worker got it", || h.s.transcript("mcp-worker") == ["from mos; literally"]);
+    rpc(&mut stdin, 6, "tools/call", serde_json::json!({ "name": "fleet_status", "arguments": {} }));
+    assert!(response(&mut lines, 6)["result"]["content"][0]["text"].as_str().unwrap().contains("mcp-worker"));
+    rpc(&mut stdin, 7, "tools/call", serde_json::json!({ "name": "fleet_remove", "arguments": { "name": "mcp-worker" } }));
+    assert!(response(&mut lines, 7)["result"]["content"][0]["text"].as_str().unwrap().contains("removed mcp-worker"));
+    // The orchestrator's actions are audited like anyone's.
+    assert!(h.audit().iter().any(|r| r["platform"] == "orchestrator" && r["command"].as_str().unwrap().contains("add mcp-worker")));
+    drop(stdin);
+    let _ = child.wait();
+}

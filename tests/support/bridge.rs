@@ -1,0 +1,97 @@
+//! A bridge running in the test process over a real fleet (real tmux, demo agents), with a fake
+//! chat platform playing Telegram, and the real API on 127.0.0.1:0 so the `mosaic` binary's
+//! `reply` and `mcp` talk to it as they would to `mosaic up`.
+
+use super::{MOSAIC, Sandbox, wait_for};
+use mosaic_bridge::local::LocalConnector;
+use mosaic_bridge::{Bridge, BridgeConfig};
+use mosaic_connector::fake::FakeConnector;
+use mosaic_fleet::Paths;
+use mosaic_roster::Roster;
+use std::sync::Arc;
+
+pub const ROOM: &str = "room-1";
+pub const LIMIT: usize = 300;
+
+pub struct BridgeHarness {
+    pub s: Sandbox,
+    pub fake: Arc<FakeConnector>,
+    pub bridge: Bridge,
+    pub url: String,
+    pub token: String,
+    pub rt: tokio::runtime::Runtime,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl BridgeHarness {
+    /// A `general` fleet with a Telegram-like fake connector on `room-1` and users
+    /// `admin-1`, `op-1` and `viewer-1`.
+    pub fn new(extra_bridge_settings: &str) -> BridgeHarness {
+        let s = Sandbox::new();
+        s.init("general");
+        let mut roster = std::fs::read_to_string(s.roster_path()).unwrap();
+        roster.push_str(&format!(
+            "connectors:\n- type: telegram\n  chats: [\"{ROOM}\"]\n  token: {{env: FAKE_TELEGRAM_TOKEN}}\nacl:\n- {{connector: telegram, user: admin-1, role: admin}}\n- {{connector: telegram, user: op-1, role: operator}}\n- {{connector: telegram, user: viewer-1, role: viewer}}\n{extra_bridge_settings}"
+        ));
+        std::fs::write(s.roster_path(), roster).unwrap();
+        s.ok(&["fleet", "start"]);
+        let roster = Roster::load(&s.roster_path()).unwrap();
+        let paths = Paths { config_dir: s.config(), state_dir: s.state() };
+        let fake = Arc::new(FakeConnector::new("telegram", LIMIT));
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let bridge = Bridge::new(
+            BridgeConfig { paths: paths.clone(), mosaic_exe: MOSAIC.into(), roster },
+            vec![fake.clone(), Arc::new(LocalConnector)],
+        )
+        .unwrap();
+        let token = format!("test-token-{}", std::process::id());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let url = rt.block_on(async {
+            bridge.start();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let state = mosaic_api::ApiState { bridge: bridge.clone(), paths, mosaic_exe: MOSAIC.into(), token: Arc::new(token.clone()) };
+            tokio::spawn(mosaic_api::serve(listener, state, async move {
+                let _ = rx.await;
+            }));
+            url
+        });
+        std::fs::write(s.state().join("daemon.json"), serde_json::json!({ "url": url, "pid": std::process::id() }).to_string()).unwrap();
+        std::fs::write(s.state().join("api.token"), &token).unwrap();
+        BridgeHarness { s, fake, bridge, url, token, rt, shutdown: Some(tx) }
+    }
+
+    /// A user posts in the bridged room (or another one).
+    pub fn post(&self, user: &str, text: &str) -> String {
+        self.fake.post(ROOM, user, text)
+    }
+
+    /// Texts the bridge posted in the room, oldest first.
+    pub fn sent(&self) -> Vec<String> {
+        self.fake.sent().into_iter().filter(|m| m.room == ROOM).map(|m| m.text).collect()
+    }
+
+    /// Waits for a posted message containing `needle` and returns it.
+    pub fn wait_sent(&self, needle: &str) -> String {
+        wait_for(&format!("a reply containing {needle:?}"), || self.sent().iter().any(|t| t.contains(needle)));
+        self.sent().into_iter().find(|t| t.contains(needle)).unwrap()
+    }
+
+    /// The audit log's records.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.s.state().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for BridgeHarness {
+    fn drop(&mut self) {
+        self.bridge.shutdown();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
