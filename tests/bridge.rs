@@ -210,3 +210,50 @@ fn the_mcp_tools_reply_and_change_the_fleet() {
     drop(stdin);
     let _ = child.wait();
 }
+
+fn seed_in_delivery(s: &Sandbox, text: &str) {
+    let mut store = mosaic_bridge::store::Store::open(&s.state().join("bridge.db")).unwrap();
+    let inbound = mosaic_connector::Inbound {
+        connector: "telegram".into(),
+        message_id: format!("crashed-{text}"),
+        room: ROOM.into(),
+        user: "op-1".into(),
+        user_name: "op-1".into(),
+        text: text.into(),
+        thread: None,
+    };
+    let mosaic_bridge::store::Accepted::New { queued: Some(id), .. } = store.accept(&inbound, true).unwrap() else { panic!() };
+    store.mark_delivering(id).unwrap();
+}
+
+#[test]
+fn a_delivery_cut_off_after_the_paste_is_submitted_once_on_restart() {
+    let h = BridgeHarness::with_seed("", |s| {
+        seed_in_delivery(s, "cut after paste");
+        // The crashed daemon had pasted the envelope but not pressed Enter.
+        let envelope = "[chat #1 from op-1 on telegram/room-1] cut after paste";
+        s.tmux().run(&["send-keys", "-t", "=mos:", "-l", envelope]).unwrap();
+        wait_for("the paste on screen", || s.screen("mos").contains(envelope));
+    });
+    wait_for("the submission", || !h.s.transcript("mos").is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.s.transcript("mos"), ["[chat #1 from op-1 on telegram/room-1] cut after paste"]);
+}
+
+#[test]
+fn a_delivery_cut_off_before_the_paste_is_delivered_on_restart() {
+    let h = BridgeHarness::with_seed("", |s| seed_in_delivery(s, "cut before paste"));
+    wait_for("the delivery", || !h.s.transcript("mos").is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.s.transcript("mos"), ["[chat #1 from op-1 on telegram/room-1] cut before paste"]);
+}
+
+#[test]
+fn users_over_the_rate_limit_are_told_and_audited() {
+    let h = BridgeHarness::new("bridge:\n  rate_per_minute: 3\n");
+    for i in 0..4 {
+        h.post("viewer-1", &format!("/fleet help {}", ["status", "ps", "stop", "start"][i]));
+    }
+    h.wait_sent("slow down: at most 3 messages a minute");
+    wait_for("the audit", || h.audit().iter().any(|r| r["outcome"] == "rate-limited"));
+}

@@ -27,6 +27,12 @@ impl BridgeHarness {
     /// A `general` fleet with a Telegram-like fake connector on `room-1` and users
     /// `admin-1`, `op-1` and `viewer-1`.
     pub fn new(extra_bridge_settings: &str) -> BridgeHarness {
+        Self::with_seed(extra_bridge_settings, |_| {})
+    }
+
+    /// Like [`BridgeHarness::new`], running `seed` on the started fleet before the bridge starts
+    /// (to leave state as a crashed daemon would).
+    pub fn with_seed(extra_bridge_settings: &str, seed: impl FnOnce(&Sandbox)) -> BridgeHarness {
         let s = Sandbox::new();
         s.init("general");
         let mut roster = std::fs::read_to_string(s.roster_path()).unwrap();
@@ -35,6 +41,7 @@ impl BridgeHarness {
         ));
         std::fs::write(s.roster_path(), roster).unwrap();
         s.ok(&["fleet", "start"]);
+        seed(&s);
         let roster = Roster::load(&s.roster_path()).unwrap();
         let paths = Paths { config_dir: s.config(), state_dir: s.state() };
         let fake = Arc::new(FakeConnector::new("telegram", LIMIT));

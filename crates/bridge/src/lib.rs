@@ -283,21 +283,18 @@ impl Bridge {
             self.event_command(&inbound, &line, &why);
             return Verdict::Refused(why);
         };
+        // The local user (an authenticated API client on this machine) is not rate limited.
+        if conn != LOCAL && !inner.rate.allow(&conn, &user) {
+            let why = "rate-limited".to_owned();
+            inner.audit.record(&conn, &user, &room, &line, &why);
+            self.respond(&inbound, &format!("slow down: at most {} messages a minute; this one was not taken", inner.settings.rate_per_minute));
+            return Verdict::Refused(why);
+        }
         let accepted = match inner.store.lock().unwrap().accept(&inbound, is_talk && role >= TALK_ROLE) {
             Ok(a) => a,
             Err(e) => return Verdict::Refused(format!("error: {e}")),
         };
         let Accepted::New { queued, ahead } = accepted else { return Verdict::Duplicate };
-        if !inner.rate.allow(&conn, &user) {
-            let why = "rate-limited".to_owned();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            if let Some(id) = queued {
-                // Already stored: keep the promise of not losing it, but tell the user to slow down.
-                let _ = inner.store.lock().unwrap().mark_delivered(id);
-            }
-            self.respond(&inbound, &format!("slow down: at most {} messages a minute; this one was not taken", inner.settings.rate_per_minute));
-            return Verdict::Refused(why);
-        }
         match input {
             ChatInput::Talk => {
                 let Some(id) = queued else {
