@@ -14,8 +14,13 @@ use support::*;
 fn a_chat_message_lands_once_in_the_pane_submitted_and_acked() {
     let h = BridgeHarness::new("");
     let id = h.post("op-1", "please review PR 42; thanks");
-    wait_for("the message in the orchestrator", || !h.s.transcript("mos").is_empty());
-    assert!(h.fake.acks().contains(&(ROOM.to_owned(), id.clone())), "acked");
+    wait_for("the message in the orchestrator", || {
+        !h.s.transcript("mos").is_empty()
+    });
+    assert!(
+        h.fake.acks().contains(&(ROOM.to_owned(), id.clone())),
+        "acked"
+    );
     // Redelivery of the same platform message (after a reconnect) is ignored.
     let first = h.fake.sent().len();
     h.fake.redeliver(mosaic_connector::Inbound {
@@ -28,8 +33,15 @@ fn a_chat_message_lands_once_in_the_pane_submitted_and_acked() {
         thread: None,
     });
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(h.s.transcript("mos"), ["[chat #1 from op-1 on telegram/room-1] please review PR 42; thanks"]);
-    assert_eq!(h.s.screen("mos").matches("[demo reply #").count(), 1, "submitted exactly once");
+    assert_eq!(
+        h.s.transcript("mos"),
+        ["[chat #1 from op-1 on telegram/room-1] please review PR 42; thanks"]
+    );
+    assert_eq!(
+        h.s.screen("mos").matches("[demo reply #").count(),
+        1,
+        "submitted exactly once"
+    );
     assert_eq!(h.fake.sent().len(), first);
 }
 
@@ -39,12 +51,19 @@ fn admin_adds_a_running_agent_and_a_viewer_is_refused_and_audited() {
     h.post("viewer-1", "/fleet add intruder --runtime demo");
     let refusal = h.wait_sent("refused");
     assert_eq!(refusal, "refused: `add` needs role admin; you are viewer");
-    assert!(!std::fs::read_to_string(h.s.roster_path()).unwrap().contains("intruder"));
+    assert!(
+        !std::fs::read_to_string(h.s.roster_path())
+            .unwrap()
+            .contains("intruder")
+    );
 
     h.post("admin-1", "!fleet add helper-2 --runtime demo");
     let reply = h.wait_sent("added helper-2");
     assert!(reply.contains("helper-2: started"), "{reply}");
-    assert!(h.s.states().contains(&("helper-2".to_owned(), "running".to_owned())));
+    assert!(
+        h.s.states()
+            .contains(&("helper-2".to_owned(), "running".to_owned()))
+    );
 
     // A stranger and another room get no answer; all four are audited.
     let before = h.sent().len();
@@ -53,11 +72,25 @@ fn admin_adds_a_running_agent_and_a_viewer_is_refused_and_audited() {
     wait_for("the audit records", || h.audit().len() >= 4);
     assert_eq!(h.sent().len(), before);
     let audit = h.audit();
-    let outcome = |user: &str, room: &str| audit.iter().find(|r| r["user"] == user && r["room"] == room).map(|r| r["outcome"].as_str().unwrap().to_owned());
-    assert_eq!(outcome("viewer-1", ROOM).as_deref(), Some("refused: `add` needs role admin"));
+    let outcome = |user: &str, room: &str| {
+        audit
+            .iter()
+            .find(|r| r["user"] == user && r["room"] == room)
+            .map(|r| r["outcome"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        outcome("viewer-1", ROOM).as_deref(),
+        Some("refused: `add` needs role admin")
+    );
     assert_eq!(outcome("admin-1", ROOM).as_deref(), Some("ok"));
-    assert_eq!(outcome("stranger", ROOM).as_deref(), Some("refused: user not in the acl"));
-    assert_eq!(outcome("admin-1", "room-9").as_deref(), Some("ignored: room not bridged"));
+    assert_eq!(
+        outcome("stranger", ROOM).as_deref(),
+        Some("refused: user not in the acl")
+    );
+    assert_eq!(
+        outcome("admin-1", "room-9").as_deref(),
+        Some("ignored: room not bridged")
+    );
     for r in &audit {
         for key in ["time", "platform", "user", "room", "command", "outcome"] {
             assert!(r.get(key).is_some(), "{key} in {r}");
@@ -70,8 +103,18 @@ fn destructive_commands_wait_for_a_confirmation_from_the_same_user() {
     let h = BridgeHarness::new("");
     h.post("admin-1", "/fleet remove scout");
     let ask = h.wait_sent("cannot be undone");
-    let code = ask.split("/fleet confirm ").nth(1).unwrap().split('`').next().unwrap().to_owned();
-    assert!(h.s.states().iter().any(|(n, _)| n == "scout"), "nothing happened yet");
+    let code = ask
+        .split("/fleet confirm ")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        h.s.states().iter().any(|(n, _)| n == "scout"),
+        "nothing happened yet"
+    );
     h.post("op-1", &format!("/fleet confirm {code}"));
     h.wait_sent("no such confirmation");
     h.post("admin-1", &format!("/fleet confirm {code}"));
@@ -102,23 +145,38 @@ fn replies_via_mosaic_reply_reach_the_room_split_at_the_limit() {
     let h = BridgeHarness::new("");
     // No conversation yet: the reply needs a room.
     let out = h.s.run(&["reply", "too early"]);
-    assert!(!out.status.success() && text(&out.stderr).contains("no conversation yet"), "{}", text(&out.stderr));
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("no conversation yet"),
+        "{}",
+        text(&out.stderr)
+    );
     h.post("op-1", "status please");
     wait_for("delivery", || !h.s.transcript("mos").is_empty());
     h.s.ok(&["reply", "all green"]);
     h.wait_sent("all green");
-    let long: String = (0..14).map(|i| format!("line {i:02} {}\n", "z".repeat(40))).collect();
+    let long: String = (0..14)
+        .map(|i| format!("line {i:02} {}\n", "z".repeat(40)))
+        .collect();
     assert!(long.len() > 2 * LIMIT);
     let out = h.s.run_with_stdin(&["reply", "-"], long.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    wait_for("three parts", || h.sent().iter().filter(|t| t.starts_with("line ")).count() == 3);
-    let parts: Vec<String> = h.sent().into_iter().filter(|t| t.starts_with("line ")).collect();
+    wait_for("three parts", || {
+        h.sent().iter().filter(|t| t.starts_with("line ")).count() == 3
+    });
+    let parts: Vec<String> = h
+        .sent()
+        .into_iter()
+        .filter(|t| t.starts_with("line "))
+        .collect();
     assert!(parts.iter().all(|p| p.chars().count() <= LIMIT));
     assert_eq!(parts.join("\n"), long.trim_end());
     // An explicit room works too, and a room that is not bridged is refused.
     h.s.ok(&["reply", "--room", "telegram:room-1", "explicit"]);
     h.wait_sent("explicit");
-    assert!(h.s.fails(&["reply", "--room", "telegram:elsewhere", "x"]).contains("not bridged"));
+    assert!(
+        h.s.fails(&["reply", "--room", "telegram:elsewhere", "x"])
+            .contains("not bridged")
+    );
 }
 
 #[test]
@@ -132,8 +190,14 @@ fn a_connector_outage_delays_replies_and_delivers_each_once() {
     std::thread::sleep(Duration::from_millis(300));
     let sent = h.sent();
     assert_eq!(sent.len(), 2, "each delivered once: {sent:?}");
-    assert!(sent[0].contains("no agent named \"nobody-1\""), "in order: {sent:?}");
-    assert!(sent[1].contains("no agent named \"nobody-2\""), "in order: {sent:?}");
+    assert!(
+        sent[0].contains("no agent named \"nobody-1\""),
+        "in order: {sent:?}"
+    );
+    assert!(
+        sent[1].contains("no agent named \"nobody-2\""),
+        "in order: {sent:?}"
+    );
 }
 
 #[test]
@@ -145,12 +209,19 @@ fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() 
     }
     h.wait_sent("queued behind 2 others");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(h.s.transcript("mos").is_empty(), "nothing is typed while the orchestrator is busy");
+    assert!(
+        h.s.transcript("mos").is_empty(),
+        "nothing is typed while the orchestrator is busy"
+    );
     for n in 1..=3 {
         h.bridge.hook(HookState::Idle);
         wait_for("the next delivery", || h.s.transcript("mos").len() == n);
     }
-    let got: Vec<String> = h.s.transcript("mos").iter().map(|t| t.rsplit("] ").next().unwrap().to_owned()).collect();
+    let got: Vec<String> =
+        h.s.transcript("mos")
+            .iter()
+            .map(|t| t.rsplit("] ").next().unwrap().to_owned())
+            .collect();
     assert_eq!(got, ["task 1", "task 2", "task 3"]);
 }
 
@@ -160,7 +231,10 @@ fn rpc(stdin: &mut impl Write, id: u64, method: &str, params: serde_json::Value)
     stdin.flush().unwrap();
 }
 
-fn response(lines: &mut impl Iterator<Item = std::io::Result<String>>, id: u64) -> serde_json::Value {
+fn response(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    id: u64,
+) -> serde_json::Value {
     for line in lines {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         if v["id"] == id {
@@ -175,38 +249,113 @@ fn the_mcp_tools_reply_and_change_the_fleet() {
     let h = BridgeHarness::new("");
     h.post("op-1", "hi mos");
     wait_for("delivery", || !h.s.transcript("mos").is_empty());
-    let mut child = h.s.command(&["mcp"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        h.s.command(&["mcp"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    rpc(&mut stdin, 1, "initialize", serde_json::json!({
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "0" }
-    }));
+    rpc(
+        &mut stdin,
+        1,
+        "initialize",
+        serde_json::json!({
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "0" }
+        }),
+    );
     assert!(response(&mut lines, 1)["result"]["capabilities"]["tools"].is_object());
-    writeln!(stdin, "{}", serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).unwrap();
+    writeln!(
+        stdin,
+        "{}",
+        serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })
+    )
+    .unwrap();
     rpc(&mut stdin, 2, "tools/list", serde_json::json!({}));
     let tools = response(&mut lines, 2);
-    let mut names: Vec<String> = tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    let mut names: Vec<String> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
     names.sort();
-    assert_eq!(names, ["agent_send", "fleet_add", "fleet_remove", "fleet_status", "reply"]);
+    assert_eq!(
+        names,
+        [
+            "agent_send",
+            "fleet_add",
+            "fleet_remove",
+            "fleet_status",
+            "reply"
+        ]
+    );
 
     let long = "m".repeat(LIMIT + 50);
-    rpc(&mut stdin, 3, "tools/call", serde_json::json!({ "name": "reply", "arguments": { "text": long } }));
+    rpc(
+        &mut stdin,
+        3,
+        "tools/call",
+        serde_json::json!({ "name": "reply", "arguments": { "text": long } }),
+    );
     let r = response(&mut lines, 3);
     assert_eq!(r["result"]["isError"], false, "{r}");
-    wait_for("the split reply", || h.sent().iter().filter(|t| t.starts_with("mmm")).count() == 2);
+    wait_for("the split reply", || {
+        h.sent().iter().filter(|t| t.starts_with("mmm")).count() == 2
+    });
 
-    rpc(&mut stdin, 4, "tools/call", serde_json::json!({ "name": "fleet_add", "arguments": { "name": "mcp-worker", "runtime": "demo" } }));
+    rpc(
+        &mut stdin,
+        4,
+        "tools/call",
+        serde_json::json!({ "name": "fleet_add", "arguments": { "name": "mcp-worker", "runtime": "demo" } }),
+    );
     let r = response(&mut lines, 4);
-    assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("mcp-worker: started"), "{r}");
-    rpc(&mut stdin, 5, "tools/call", serde_json::json!({ "name": "agent_send", "arguments": { "name": "mcp-worker", "text": "from mos; literally" } }));
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("mcp-worker: started"),
+        "{r}"
+    );
+    rpc(
+        &mut stdin,
+        5,
+        "tools/call",
+        serde_json::json!({ "name": "agent_send", "arguments": { "name": "mcp-worker", "text": "from mos; literally" } }),
+    );
     assert_eq!(response(&mut lines, 5)["result"]["isError"], false);
-    wait_for("the worker got it", || h.s.transcript("mcp-worker") == ["from mos; literally"]);
-    rpc(&mut stdin, 6, "tools/call", serde_json::json!({ "name": "fleet_status", "arguments": {} }));
-    assert!(response(&mut lines, 6)["result"]["content"][0]["text"].as_str().unwrap().contains("mcp-worker"));
-    rpc(&mut stdin, 7, "tools/call", serde_json::json!({ "name": "fleet_remove", "arguments": { "name": "mcp-worker" } }));
-    assert!(response(&mut lines, 7)["result"]["content"][0]["text"].as_str().unwrap().contains("removed mcp-worker"));
+    wait_for("the worker got it", || {
+        h.s.transcript("mcp-worker") == ["from mos; literally"]
+    });
+    rpc(
+        &mut stdin,
+        6,
+        "tools/call",
+        serde_json::json!({ "name": "fleet_status", "arguments": {} }),
+    );
+    assert!(
+        response(&mut lines, 6)["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("mcp-worker")
+    );
+    rpc(
+        &mut stdin,
+        7,
+        "tools/call",
+        serde_json::json!({ "name": "fleet_remove", "arguments": { "name": "mcp-worker" } }),
+    );
+    assert!(
+        response(&mut lines, 7)["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("removed mcp-worker")
+    );
     // The orchestrator's actions are audited like anyone's.
-    assert!(h.audit().iter().any(|r| r["platform"] == "orchestrator" && r["command"].as_str().unwrap().contains("add mcp-worker")));
+    assert!(h.audit().iter().any(|r| r["platform"] == "orchestrator"
+        && r["command"].as_str().unwrap().contains("add mcp-worker")));
     drop(stdin);
     let _ = child.wait();
 }
@@ -222,7 +371,12 @@ fn seed_in_delivery(s: &Sandbox, text: &str) {
         text: text.into(),
         thread: None,
     };
-    let mosaic_bridge::store::Accepted::New { queued: Some(id), .. } = store.accept(&inbound, true).unwrap() else { panic!() };
+    let mosaic_bridge::store::Accepted::New {
+        queued: Some(id), ..
+    } = store.accept(&inbound, true).unwrap()
+    else {
+        panic!()
+    };
     store.mark_delivering(id).unwrap();
 }
 
@@ -232,12 +386,17 @@ fn a_delivery_cut_off_after_the_paste_is_submitted_once_on_restart() {
         seed_in_delivery(s, "cut after paste");
         // The crashed daemon had pasted the envelope but not pressed Enter.
         let envelope = "[chat #1 from op-1 on telegram/room-1] cut after paste";
-        s.tmux().run(&["send-keys", "-t", "=mos:", "-l", envelope]).unwrap();
+        s.tmux()
+            .run(&["send-keys", "-t", "=mos:", "-l", envelope])
+            .unwrap();
         wait_for("the paste on screen", || s.screen("mos").contains(envelope));
     });
     wait_for("the submission", || !h.s.transcript("mos").is_empty());
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(h.s.transcript("mos"), ["[chat #1 from op-1 on telegram/room-1] cut after paste"]);
+    assert_eq!(
+        h.s.transcript("mos"),
+        ["[chat #1 from op-1 on telegram/room-1] cut after paste"]
+    );
 }
 
 #[test]
@@ -245,15 +404,23 @@ fn a_delivery_cut_off_before_the_paste_is_delivered_on_restart() {
     let h = BridgeHarness::with_seed("", |s| seed_in_delivery(s, "cut before paste"));
     wait_for("the delivery", || !h.s.transcript("mos").is_empty());
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(h.s.transcript("mos"), ["[chat #1 from op-1 on telegram/room-1] cut before paste"]);
+    assert_eq!(
+        h.s.transcript("mos"),
+        ["[chat #1 from op-1 on telegram/room-1] cut before paste"]
+    );
 }
 
 #[test]
 fn users_over_the_rate_limit_are_told_and_audited() {
     let h = BridgeHarness::new("bridge:\n  rate_per_minute: 3\n");
     for i in 0..4 {
-        h.post("viewer-1", &format!("/fleet help {}", ["status", "ps", "stop", "start"][i]));
+        h.post(
+            "viewer-1",
+            &format!("/fleet help {}", ["status", "ps", "stop", "start"][i]),
+        );
     }
     h.wait_sent("slow down: at most 3 messages a minute");
-    wait_for("the audit", || h.audit().iter().any(|r| r["outcome"] == "rate-limited"));
+    wait_for("the audit", || {
+        h.audit().iter().any(|r| r["outcome"] == "rate-limited")
+    });
 }

@@ -20,16 +20,32 @@ impl Drop for Daemon {
 
 fn up(s: &Sandbox) -> (Daemon, String, String) {
     let _ = std::fs::remove_file(s.state().join("daemon.json"));
-    let child = s.command(&["up", "--listen", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = s
+        .command(&["up", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let info = s.state().join("daemon.json");
-    wait_for("the daemon to listen", || std::fs::read_to_string(&info).is_ok_and(|t| t.contains("url")));
-    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
+    wait_for("the daemon to listen", || {
+        std::fs::read_to_string(&info).is_ok_and(|t| t.contains("url"))
+    });
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
     let token = std::fs::read_to_string(s.state().join("api.token")).unwrap();
-    (Daemon { child }, info["url"].as_str().unwrap().to_owned(), token)
+    (
+        Daemon { child },
+        info["url"].as_str().unwrap().to_owned(),
+        token,
+    )
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(20))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
 }
 
 #[test]
@@ -38,29 +54,87 @@ fn the_api_needs_the_token_binds_loopback_and_serves_the_ps_schema() {
     s.init("general");
     let (_d, url, token) = up(&s);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    assert_eq!(mosaic_roster::BridgeSettings::default().api_listen, "127.0.0.1:7317", "loopback unless told otherwise");
+    assert_eq!(
+        mosaic_roster::BridgeSettings::default().api_listen,
+        "127.0.0.1:7317",
+        "loopback unless told otherwise"
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(s.state().join("api.token")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(s.state().join("api.token"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let a = agent();
-    assert_eq!(a.get(format!("{url}/v1/fleet")).call().unwrap().status(), 401);
-    assert_eq!(a.get(format!("{url}/v1/fleet")).header("Authorization", "Bearer wrong").call().unwrap().status(), 401);
-    let mut r = a.get(format!("{url}/v1/fleet")).header("Authorization", format!("Bearer {token}")).call().unwrap();
+    assert_eq!(
+        a.get(format!("{url}/v1/fleet")).call().unwrap().status(),
+        401
+    );
+    assert_eq!(
+        a.get(format!("{url}/v1/fleet"))
+            .header("Authorization", "Bearer wrong")
+            .call()
+            .unwrap()
+            .status(),
+        401
+    );
+    let mut r = a
+        .get(format!("{url}/v1/fleet"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let status: FleetStatus = r.body_mut().read_json().expect("matches the ps schema exactly (unknown fields are refused)");
+    let status: FleetStatus = r
+        .body_mut()
+        .read_json()
+        .expect("matches the ps schema exactly (unknown fields are refused)");
     assert_eq!(status.schema, "mosaic.fleet.ps/v1");
     assert_eq!(status.agents.len(), 3);
-    assert!(status.agents.iter().all(|a| a.state == mosaic_fleet::AgentState::Running), "up started the fleet");
+    assert!(
+        status
+            .agents
+            .iter()
+            .all(|a| a.state == mosaic_fleet::AgentState::Running),
+        "up started the fleet"
+    );
     // Control verbs: capture, send, terminate.
     let auth = format!("Bearer {token}");
-    let r = a.post(format!("{url}/v1/agents/helper/send")).header("Authorization", &auth).send_json(serde_json::json!({ "text": "via api" })).unwrap();
+    let r = a
+        .post(format!("{url}/v1/agents/helper/send"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({ "text": "via api" }))
+        .unwrap();
     assert_eq!(r.status(), 200);
     wait_for("the send", || s.transcript("helper") == ["via api"]);
-    let mut r = a.get(format!("{url}/v1/agents/helper/capture?history=true")).header("Authorization", &auth).call().unwrap();
-    assert!(r.body_mut().read_json::<serde_json::Value>().unwrap()["text"].as_str().unwrap().contains("[demo reply #1]"));
-    let r = a.post(format!("{url}/v1/agents/helper/terminate")).header("Authorization", &auth).send_json(serde_json::json!({})).unwrap();
+    let mut r = a
+        .get(format!("{url}/v1/agents/helper/capture?history=true"))
+        .header("Authorization", &auth)
+        .call()
+        .unwrap();
+    assert!(
+        r.body_mut().read_json::<serde_json::Value>().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .contains("[demo reply #1]")
+    );
+    let r = a
+        .post(format!("{url}/v1/agents/helper/terminate"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({}))
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(s.states().contains(&("helper".to_owned(), "stopped".to_owned())));
-    let r = a.post(format!("{url}/v1/agents/nobody/send")).header("Authorization", &auth).send_json(serde_json::json!({ "text": "x" })).unwrap();
+    assert!(
+        s.states()
+            .contains(&("helper".to_owned(), "stopped".to_owned()))
+    );
+    let r = a
+        .post(format!("{url}/v1/agents/nobody/send"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({ "text": "x" }))
+        .unwrap();
     assert_eq!(r.status(), 422);
 }
 
@@ -69,11 +143,20 @@ fn mosaic_chat_talks_to_the_orchestrator_and_runs_commands() {
     let s = Sandbox::new();
     s.init("general");
     let (_d, _url, _token) = up(&s);
-    let out = s.run_with_stdin(&["chat", "--linger", "2"], b"hello mos\n/fleet ps\n/fleet add chatty --runtime demo\n");
+    let out = s.run_with_stdin(
+        &["chat", "--linger", "2"],
+        b"hello mos\n/fleet ps\n/fleet add chatty --runtime demo\n",
+    );
     let printed = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(printed.contains("orchestrator") && printed.contains("NAME"), "{printed}");
-    assert!(printed.contains("chatty: started"), "the local user is admin: {printed}");
+    assert!(
+        printed.contains("orchestrator") && printed.contains("NAME"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("chatty: started"),
+        "the local user is admin: {printed}"
+    );
     wait_for("the talk", || s.transcript("mos").len() == 1);
     assert!(s.transcript("mos")[0].ends_with("] hello mos"));
 }
@@ -102,16 +185,25 @@ fn a_sigkill_mid_burst_loses_nothing_and_doubles_nothing() {
             _ => break,
         }
     }
-    assert!((60..=81).contains(&acknowledged), "the first messages were taken before the kill: {acknowledged}");
+    assert!(
+        (60..=81).contains(&acknowledged),
+        "the first messages were taken before the kill: {acknowledged}"
+    );
     // Restart; the client retries everything it is unsure of (the same ids: duplicates are ignored).
     let (_d2, url2, _) = up(&s);
     for i in 0..200 {
         let r = post(&url2, i).unwrap();
         assert!(r.status() == 202 || r.status() == 200, "{}", r.status());
     }
-    wait_for("all 200 messages in the pane", || s.transcript("mos").len() >= 200);
+    wait_for("all 200 messages in the pane", || {
+        s.transcript("mos").len() >= 200
+    });
     std::thread::sleep(Duration::from_millis(500));
-    let got: Vec<String> = s.transcript("mos").iter().map(|t| t.rsplit("] ").next().unwrap().to_owned()).collect();
+    let got: Vec<String> = s
+        .transcript("mos")
+        .iter()
+        .map(|t| t.rsplit("] ").next().unwrap().to_owned())
+        .collect();
     let want: Vec<String> = (0..200).map(|i| format!("burst message {i:03}")).collect();
     assert_eq!(got, want, "every message exactly once, in order");
 }

@@ -174,4 +174,13 @@ fn install_prepares_dirs_and_completions() {
     assert!(bash.contains("fleet") && bash.contains("demo-agent"));
     assert!(completions.join("_mosaic").exists() && completions.join("mosaic.fish").exists());
     assert!(out.contains("next: `mosaic fleet init`"));
+    let unit = read(&s.home().join(".config/systemd/user/mosaic.service"));
+    assert!(unit.contains(&format!("ExecStart={MOSAIC} up")), "{unit}");
+    assert!(
+        unit.contains(&format!(
+            "Environment=MOSAIC_CONFIG={}",
+            s.config().display()
+        )),
+        "{unit}"
+    );
 }

@@ -43,11 +43,22 @@ impl BridgeHarness {
         s.ok(&["fleet", "start"]);
         seed(&s);
         let roster = Roster::load(&s.roster_path()).unwrap();
-        let paths = Paths { config_dir: s.config(), state_dir: s.state() };
+        let paths = Paths {
+            config_dir: s.config(),
+            state_dir: s.state(),
+        };
         let fake = Arc::new(FakeConnector::new("telegram", LIMIT));
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let bridge = Bridge::new(
-            BridgeConfig { paths: paths.clone(), mosaic_exe: MOSAIC.into(), roster },
+            BridgeConfig {
+                paths: paths.clone(),
+                mosaic_exe: MOSAIC.into(),
+                roster,
+            },
             vec![fake.clone(), Arc::new(LocalConnector)],
         )
         .unwrap();
@@ -57,15 +68,32 @@ impl BridgeHarness {
             bridge.start();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
-            let state = mosaic_api::ApiState { bridge: bridge.clone(), paths, mosaic_exe: MOSAIC.into(), token: Arc::new(token.clone()) };
+            let state = mosaic_api::ApiState {
+                bridge: bridge.clone(),
+                paths,
+                mosaic_exe: MOSAIC.into(),
+                token: Arc::new(token.clone()),
+            };
             tokio::spawn(mosaic_api::serve(listener, state, async move {
                 let _ = rx.await;
             }));
             url
         });
-        std::fs::write(s.state().join("daemon.json"), serde_json::json!({ "url": url, "pid": std::process::id() }).to_string()).unwrap();
+        std::fs::write(
+            s.state().join("daemon.json"),
+            serde_json::json!({ "url": url, "pid": std::process::id() }).to_string(),
+        )
+        .unwrap();
         std::fs::write(s.state().join("api.token"), &token).unwrap();
-        BridgeHarness { s, fake, bridge, url, token, rt, shutdown: Some(tx) }
+        BridgeHarness {
+            s,
+            fake,
+            bridge,
+            url,
+            token,
+            rt,
+            shutdown: Some(tx),
+        }
     }
 
     /// A user posts in the bridged room (or another one).
@@ -75,13 +103,23 @@ impl BridgeHarness {
 
     /// Texts the bridge posted in the room, oldest first.
     pub fn sent(&self) -> Vec<String> {
-        self.fake.sent().into_iter().filter(|m| m.room == ROOM).map(|m| m.text).collect()
+        self.fake
+            .sent()
+            .into_iter()
+            .filter(|m| m.room == ROOM)
+            .map(|m| m.text)
+            .collect()
     }
 
     /// Waits for a posted message containing `needle` and returns it.
     pub fn wait_sent(&self, needle: &str) -> String {
-        wait_for(&format!("a reply containing {needle:?}"), || self.sent().iter().any(|t| t.contains(needle)));
-        self.sent().into_iter().find(|t| t.contains(needle)).unwrap()
+        wait_for(&format!("a reply containing {needle:?}"), || {
+            self.sent().iter().any(|t| t.contains(needle))
+        });
+        self.sent()
+            .into_iter()
+            .find(|t| t.contains(needle))
+            .unwrap()
     }
 
     /// The audit log's records.

@@ -40,8 +40,14 @@ pub struct ApiState {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The routes.
@@ -57,16 +63,30 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/reply", post(reply))
         .route("/v1/commands", post(command))
         .route("/v1/hooks", post(hook))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
         .with_state(state)
 }
 
-async fn require_token(State(state): State<ApiState>, headers: HeaderMap, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+async fn require_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     if given.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
         next.run(request).await
     } else {
-        error(StatusCode::UNAUTHORIZED, "missing or wrong token: send `Authorization: Bearer TOKEN` (the token is in the state directory's api.token)")
+        error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send `Authorization: Bearer TOKEN` (the token is in the state directory's api.token)",
+        )
     }
 }
 
@@ -78,7 +98,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn blocking<T: Send + 'static>(state: &ApiState, f: impl FnOnce(Fleet) -> Result<T, String> + Send + 'static) -> Result<T, Response> {
+async fn blocking<T: Send + 'static>(
+    state: &ApiState,
+    f: impl FnOnce(Fleet) -> Result<T, String> + Send + 'static,
+) -> Result<T, Response> {
     let (paths, exe) = (state.paths.clone(), state.mosaic_exe.clone());
     tokio::task::spawn_blocking(move || {
         let fleet = Fleet::open(paths, exe).map_err(|e| e.to_string())?;
@@ -90,7 +113,12 @@ async fn blocking<T: Send + 'static>(state: &ApiState, f: impl FnOnce(Fleet) -> 
 }
 
 async fn health(State(state): State<ApiState>) -> Json<Value> {
-    let connectors: Vec<Value> = state.bridge.health().into_iter().map(|(id, h)| json!({ "id": id, "health": h })).collect();
+    let connectors: Vec<Value> = state
+        .bridge
+        .health()
+        .into_iter()
+        .map(|(id, h)| json!({ "id": id, "health": h }))
+        .collect();
     Json(json!({ "api": API_VERSION, "connectors": connectors, "queue": state.bridge.queue_len() }))
 }
 
@@ -101,12 +129,19 @@ async fn fleet(State(state): State<ApiState>) -> Response {
     }
 }
 
-async fn events(State(state): State<ApiState>) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
-    let stream = BroadcastStream::new(state.bridge.events()).filter_map(|e| e.ok()).map(|e| {
-        let data = serde_json::to_string(&e).expect("events serialize");
-        let kind = serde_json::from_str::<Value>(&data).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default();
-        Ok(SseEvent::default().event(kind).data(data))
-    });
+async fn events(
+    State(state): State<ApiState>,
+) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
+    let stream = BroadcastStream::new(state.bridge.events())
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let data = serde_json::to_string(&e).expect("events serialize");
+            let kind = serde_json::from_str::<Value>(&data)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Ok(SseEvent::default().event(kind).data(data))
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -115,9 +150,20 @@ struct TextBody {
     text: String,
 }
 
-async fn send(State(state): State<ApiState>, Path(name): Path<String>, Json(body): Json<TextBody>) -> Response {
-    match blocking(&state, move |f| f.send(&name, &body.text).map_err(|e| e.to_string())).await {
-        Ok(r) => Json(json!({ "pasted_chars": r.pasted.chars().count(), "enter_presses": r.enter_presses })).into_response(),
+async fn send(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Json(body): Json<TextBody>,
+) -> Response {
+    match blocking(&state, move |f| {
+        f.send(&name, &body.text).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(r) => Json(
+            json!({ "pasted_chars": r.pasted.chars().count(), "enter_presses": r.enter_presses }),
+        )
+        .into_response(),
         Err(r) => r,
     }
 }
@@ -132,10 +178,20 @@ fn default_timeout() -> u64 {
     10
 }
 
-async fn terminate(State(state): State<ApiState>, Path(name): Path<String>, body: Option<Json<TerminateBody>>) -> Response {
+async fn terminate(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: Option<Json<TerminateBody>>,
+) -> Response {
     let timeout = body.map(|b| b.timeout_secs).unwrap_or_else(default_timeout);
-    match blocking(&state, move |f| f.stop(&[name], Duration::from_secs(timeout)).map_err(|e| e.to_string())).await {
-        Ok(outcomes) => Json(json!({ "outcome": format!("{:?}", outcomes[0].1).to_lowercase() })).into_response(),
+    match blocking(&state, move |f| {
+        f.stop(&[name], Duration::from_secs(timeout))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(outcomes) => Json(json!({ "outcome": format!("{:?}", outcomes[0].1).to_lowercase() }))
+            .into_response(),
         Err(r) => r,
     }
 }
@@ -146,8 +202,16 @@ struct CaptureQuery {
     history: bool,
 }
 
-async fn capture(State(state): State<ApiState>, Path(name): Path<String>, Query(q): Query<CaptureQuery>) -> Response {
-    match blocking(&state, move |f| f.capture(&name, q.history).map_err(|e| e.to_string())).await {
+async fn capture(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Query(q): Query<CaptureQuery>,
+) -> Response {
+    match blocking(&state, move |f| {
+        f.capture(&name, q.history).map_err(|e| e.to_string())
+    })
+    .await
+    {
         Ok(text) => Json(json!({ "text": text })).into_response(),
         Err(r) => r,
     }
@@ -163,7 +227,13 @@ struct ChatBody {
 static CHAT_SEQ: AtomicU64 = AtomicU64::new(0);
 
 async fn chat(State(state): State<ApiState>, Json(body): Json<ChatBody>) -> Response {
-    let id = body.id.unwrap_or_else(|| format!("api-{}-{}", std::process::id(), CHAT_SEQ.fetch_add(1, Ordering::Relaxed)));
+    let id = body.id.unwrap_or_else(|| {
+        format!(
+            "api-{}-{}",
+            std::process::id(),
+            CHAT_SEQ.fetch_add(1, Ordering::Relaxed)
+        )
+    });
     let inbound = Inbound {
         connector: "local".into(),
         message_id: id.clone(),
@@ -174,12 +244,24 @@ async fn chat(State(state): State<ApiState>, Json(body): Json<ChatBody>) -> Resp
         thread: None,
     };
     let (status, verdict) = match state.bridge.accept(inbound).await {
-        Verdict::Queued { id: q, ahead } => (StatusCode::ACCEPTED, json!({ "status": "queued", "queue_id": q, "ahead": ahead })),
+        Verdict::Queued { id: q, ahead } => (
+            StatusCode::ACCEPTED,
+            json!({ "status": "queued", "queue_id": q, "ahead": ahead }),
+        ),
         Verdict::Duplicate => (StatusCode::OK, json!({ "status": "duplicate" })),
         Verdict::Answered => (StatusCode::ACCEPTED, json!({ "status": "answered" })),
-        Verdict::AwaitingConfirmation(code) => (StatusCode::ACCEPTED, json!({ "status": "awaiting_confirmation", "code": code })),
-        Verdict::Refused(why) => (StatusCode::FORBIDDEN, json!({ "status": "refused", "error": why })),
-        Verdict::Ignored(why) => (StatusCode::FORBIDDEN, json!({ "status": "ignored", "error": why })),
+        Verdict::AwaitingConfirmation(code) => (
+            StatusCode::ACCEPTED,
+            json!({ "status": "awaiting_confirmation", "code": code }),
+        ),
+        Verdict::Refused(why) => (
+            StatusCode::FORBIDDEN,
+            json!({ "status": "refused", "error": why }),
+        ),
+        Verdict::Ignored(why) => (
+            StatusCode::FORBIDDEN,
+            json!({ "status": "ignored", "error": why }),
+        ),
     };
     (status, Json(json!({ "id": id, "verdict": verdict }))).into_response()
 }
@@ -198,11 +280,25 @@ struct ReplyBody {
 async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyBody>) -> Response {
     let target = match body.room.as_deref().map(|r| r.split_once(':')) {
         None => None,
-        Some(Some((connector, room))) => Some(Target { connector: connector.into(), room: room.into(), thread: None, message_id: None }),
-        Some(None) => return error(StatusCode::BAD_REQUEST, "room must be CONNECTOR:ROOM, e.g. discord:1517622518662434996"),
+        Some(Some((connector, room))) => Some(Target {
+            connector: connector.into(),
+            room: room.into(),
+            thread: None,
+            message_id: None,
+        }),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "room must be CONNECTOR:ROOM, e.g. discord:1517622518662434996",
+            );
+        }
     };
     match state.bridge.reply(&body.text, target) {
-        Ok(parts) => (StatusCode::ACCEPTED, Json(json!({ "queued_messages": parts }))).into_response(),
+        Ok(parts) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "queued_messages": parts })),
+        )
+            .into_response(),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
     }
 }
@@ -213,7 +309,11 @@ struct CommandBody {
 }
 
 async fn command(State(state): State<ApiState>, Json(body): Json<CommandBody>) -> Response {
-    let line = if body.line.trim_start().starts_with("/fleet") { body.line } else { format!("/fleet {}", body.line) };
+    let line = if body.line.trim_start().starts_with("/fleet") {
+        body.line
+    } else {
+        format!("/fleet {}", body.line)
+    };
     match state.bridge.orchestrator_command(&line).await {
         Ok(output) => Json(json!({ "output": output })).into_response(),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
@@ -230,7 +330,9 @@ struct HookBody {
 pub fn hook_state(event: &str) -> Option<HookState> {
     match event {
         "busy" | "UserPromptSubmit" | "PreToolUse" | "PostToolUse" => Some(HookState::Busy),
-        "idle" | "Stop" | "SessionStart" | "agent-turn-complete" | "agent_end" => Some(HookState::Idle),
+        "idle" | "Stop" | "SessionStart" | "agent-turn-complete" | "agent_end" => {
+            Some(HookState::Idle)
+        }
         _ => None,
     }
 }
@@ -241,6 +343,12 @@ async fn hook(State(state): State<ApiState>, Json(body): Json<HookBody>) -> Resp
             state.bridge.hook(s);
             StatusCode::NO_CONTENT.into_response()
         }
-        None => error(StatusCode::BAD_REQUEST, format!("unknown hook event {:?}; expected busy, idle, or a harness event name", body.event)),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown hook event {:?}; expected busy, idle, or a harness event name",
+                body.event
+            ),
+        ),
     }
 }

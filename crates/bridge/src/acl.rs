@@ -22,13 +22,21 @@ impl Acl {
     pub fn from_roster(roster: &Roster) -> Acl {
         let mut acl = Acl::default();
         for e in &roster.acl {
-            acl.roles.insert((e.connector.clone(), e.user.clone()), e.role);
+            acl.roles
+                .insert((e.connector.clone(), e.user.clone()), e.role);
         }
         for c in &roster.connectors {
-            acl.rooms.entry(c.kind().to_owned()).or_default().extend(c.targets().1.iter().cloned());
+            acl.rooms
+                .entry(c.kind().to_owned())
+                .or_default()
+                .extend(c.targets().1.iter().cloned());
         }
-        acl.roles.insert((LOCAL.into(), LOCAL.into()), AclRole::Admin);
-        acl.rooms.entry(LOCAL.into()).or_default().insert(LOCAL.into());
+        acl.roles
+            .insert((LOCAL.into(), LOCAL.into()), AclRole::Admin);
+        acl.rooms
+            .entry(LOCAL.into())
+            .or_default()
+            .insert(LOCAL.into());
         acl
     }
 
@@ -39,23 +47,30 @@ impl Acl {
 
     /// The user's role, `None` for anyone not listed.
     pub fn role(&self, connector: &str, user: &str) -> Option<AclRole> {
-        self.roles.get(&(connector.to_owned(), user.to_owned())).copied()
+        self.roles
+            .get(&(connector.to_owned(), user.to_owned()))
+            .copied()
     }
 }
 
 /// The role a command needs.
 pub fn required_role(command: &FleetCommand) -> AclRole {
     match command {
-        FleetCommand::Status | FleetCommand::Ps(_) | FleetCommand::Verify(_) | FleetCommand::Presets(_) | FleetCommand::Logs(_) => {
-            AclRole::Viewer
-        }
+        FleetCommand::Status
+        | FleetCommand::Ps(_)
+        | FleetCommand::Verify(_)
+        | FleetCommand::Presets(_)
+        | FleetCommand::Logs(_) => AclRole::Viewer,
         FleetCommand::Send(_)
         | FleetCommand::Start(_)
         | FleetCommand::Stop(_)
         | FleetCommand::Restart(_)
         | FleetCommand::Attach(_)
         | FleetCommand::Confirm { .. } => AclRole::Operator,
-        FleetCommand::Init(_) | FleetCommand::Install(_) | FleetCommand::Add(_) | FleetCommand::Remove(_) => AclRole::Admin,
+        FleetCommand::Init(_)
+        | FleetCommand::Install(_)
+        | FleetCommand::Add(_)
+        | FleetCommand::Remove(_) => AclRole::Admin,
     }
 }
 
@@ -80,14 +95,21 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter allowing `per_minute` messages a minute per user.
     pub fn new(per_minute: u32) -> RateLimiter {
-        RateLimiter { per_minute: per_minute.max(1) as f64, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            per_minute: per_minute.max(1) as f64,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for the user at `now`; false when the user is over the limit.
     pub fn allow_at(&self, connector: &str, user: &str, now: Instant) -> bool {
         let mut buckets = self.buckets.lock().unwrap();
-        let (tokens, last) = buckets.entry((connector.to_owned(), user.to_owned())).or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * self.per_minute / 60.0).min(self.per_minute);
+        let (tokens, last) = buckets
+            .entry((connector.to_owned(), user.to_owned()))
+            .or_insert((self.per_minute, now));
+        *tokens = (*tokens
+            + now.saturating_duration_since(*last).as_secs_f64() * self.per_minute / 60.0)
+            .min(self.per_minute);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -120,7 +142,10 @@ mod tests {
     fn roles_grow_with_power() {
         assert_eq!(required_role(&cmd("/fleet status")), AclRole::Viewer);
         assert_eq!(required_role(&cmd("/fleet send mos hi")), AclRole::Operator);
-        assert_eq!(required_role(&cmd("/fleet add x --runtime demo")), AclRole::Admin);
+        assert_eq!(
+            required_role(&cmd("/fleet add x --runtime demo")),
+            AclRole::Admin
+        );
         assert!(AclRole::Viewer < AclRole::Operator && AclRole::Operator < AclRole::Admin);
         assert!(needs_confirmation(&cmd("/fleet remove x")));
         assert!(needs_confirmation(&cmd("/fleet stop")));

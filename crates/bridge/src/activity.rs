@@ -35,7 +35,13 @@ impl Activity {
     /// Tracks an agent whose harness prints `idle_prompt` when it waits for input (if known).
     pub fn new(idle_prompt: Option<&str>, busy_timeout: Duration) -> Activity {
         Activity {
-            inner: Mutex::new(Inner { busy_since: None, last_output: Instant::now(), tail: Vec::new(), output_since_busy: false, hook: None }),
+            inner: Mutex::new(Inner {
+                busy_since: None,
+                last_output: Instant::now(),
+                tail: Vec::new(),
+                output_since_busy: false,
+                hook: None,
+            }),
             idle_prompt: idle_prompt.map(|p| p.as_bytes().to_vec()),
             busy_timeout,
         }
@@ -74,13 +80,17 @@ impl Activity {
     /// Whether the agent can take the next message now.
     pub fn is_idle(&self) -> bool {
         let mut i = self.inner.lock().unwrap();
-        let Some(since) = i.busy_since else { return true };
+        let Some(since) = i.busy_since else {
+            return true;
+        };
         let idle = match i.hook {
             // Hooks are authoritative once the harness has sent any.
             Some((HookState::Idle, at)) if at >= since => true,
             Some(_) => false,
             None => match &self.idle_prompt {
-                Some(prompt) => i.output_since_busy && trim_trailing_controls(&i.tail).ends_with(prompt),
+                Some(prompt) => {
+                    i.output_since_busy && trim_trailing_controls(&i.tail).ends_with(prompt)
+                }
                 None => i.output_since_busy && i.last_output.elapsed() >= QUIET_PERIOD,
             },
         } || since.elapsed() >= self.busy_timeout;

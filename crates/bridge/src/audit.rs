@@ -32,8 +32,14 @@ impl AuditLog {
     /// Opens (creating, mode 0600) the log at `path`.
     pub fn open(path: &Path) -> std::io::Result<AuditLog> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        Ok(AuditLog { file: Mutex::new(file) })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        Ok(AuditLog {
+            file: Mutex::new(file),
+        })
     }
 
     /// Appends a record.

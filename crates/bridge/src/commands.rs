@@ -24,41 +24,68 @@ pub fn execute(paths: &Paths, mosaic_exe: &Path, command: &FleetCommand) -> Resu
         FleetCommand::Ps(args) => {
             let status = open()?.ps().map_err(err)?;
             if args.json {
-                format!("```json\n{}\n```", serde_json::to_string_pretty(&status).expect("serializes"))
+                format!(
+                    "```json\n{}\n```",
+                    serde_json::to_string_pretty(&status).expect("serializes")
+                )
             } else {
                 code(&render::ps_table(&status))
             }
         }
-        FleetCommand::Verify(_) => code(&render::checks(&mosaic_fleet::verify::verify(paths, mosaic_exe))),
+        FleetCommand::Verify(_) => code(&render::checks(&mosaic_fleet::verify::verify(
+            paths, mosaic_exe,
+        ))),
         FleetCommand::Presets(args) => {
             let (presets, _) = all_presets(Some(&paths.presets_dir()));
             match &args.action {
                 None => code(&render::presets(&presets, &paths.presets_dir())),
-                Some(PresetsAction::Show { name }) => match presets.iter().find(|p| &p.name == name) {
-                    Some(p) => format!("```yaml\n{}\n```", p.text.trim_end()),
-                    None => return Err(format!("no preset named {name:?}")),
-                },
+                Some(PresetsAction::Show { name }) => {
+                    match presets.iter().find(|p| &p.name == name) {
+                        Some(p) => format!("```yaml\n{}\n```", p.text.trim_end()),
+                        None => return Err(format!("no preset named {name:?}")),
+                    }
+                }
             }
         }
-        FleetCommand::Start(args) => code(&render::outcomes(&open()?.start(&args.agents, Duration::from_secs(args.wait)).map_err(err)?)),
-        FleetCommand::Stop(args) => code(&render::outcomes(&open()?.stop(&args.agents, Duration::from_secs(args.timeout)).map_err(err)?)),
+        FleetCommand::Start(args) => code(&render::outcomes(
+            &open()?
+                .start(&args.agents, Duration::from_secs(args.wait))
+                .map_err(err)?,
+        )),
+        FleetCommand::Stop(args) => code(&render::outcomes(
+            &open()?
+                .stop(&args.agents, Duration::from_secs(args.timeout))
+                .map_err(err)?,
+        )),
         FleetCommand::Restart(args) => {
             let fleet = open()?;
             let name = vec![args.name.clone()];
-            let mut outcomes = fleet.stop(&name, Duration::from_secs(args.timeout)).map_err(err)?;
+            let mut outcomes = fleet
+                .stop(&name, Duration::from_secs(args.timeout))
+                .map_err(err)?;
             outcomes.extend(fleet.start(&name, Duration::from_secs(20)).map_err(err)?);
             code(&render::outcomes(&outcomes))
         }
         FleetCommand::Send(args) => {
-            let report = open()?.send(&args.name, &args.text.join(" ")).map_err(err)?;
-            format!("sent {} chars to {}, submitted", report.pasted.chars().count(), args.name)
+            let report = open()?
+                .send(&args.name, &args.text.join(" "))
+                .map_err(err)?;
+            format!(
+                "sent {} chars to {}, submitted",
+                report.pasted.chars().count(),
+                args.name
+            )
         }
         FleetCommand::Add(args) => {
             let mut fleet = open()?;
             let env = args
                 .env
                 .iter()
-                .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("--env {kv:?}: expected KEY=VALUE")))
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| format!("--env {kv:?}: expected KEY=VALUE"))
+                })
                 .collect::<Result<_, _>>()?;
             fleet
                 .add(Agent {
@@ -76,13 +103,23 @@ pub fn execute(paths: &Paths, mosaic_exe: &Path, command: &FleetCommand) -> Resu
             let mut reply = format!("added {} to the roster", args.name);
             if !args.no_start {
                 reply.push('\n');
-                reply.push_str(&code(&render::outcomes(&fleet.start(std::slice::from_ref(&args.name), Duration::from_secs(20)).map_err(err)?)));
+                reply.push_str(&code(&render::outcomes(
+                    &fleet
+                        .start(std::slice::from_ref(&args.name), Duration::from_secs(20))
+                        .map_err(err)?,
+                )));
             }
             reply
         }
         FleetCommand::Remove(args) => {
-            let outcome = open()?.remove(&args.name, Duration::from_secs(args.timeout)).map_err(err)?;
-            format!("{}removed {} from the roster", render::outcomes(&[(args.name.clone(), outcome)]), args.name)
+            let outcome = open()?
+                .remove(&args.name, Duration::from_secs(args.timeout))
+                .map_err(err)?;
+            format!(
+                "{}removed {} from the roster",
+                render::outcomes(&[(args.name.clone(), outcome)]),
+                args.name
+            )
         }
         FleetCommand::Init(args) => {
             let mut args = args.clone();
@@ -97,7 +134,11 @@ pub fn execute(paths: &Paths, mosaic_exe: &Path, command: &FleetCommand) -> Resu
             code(&lines[lines.len().saturating_sub(30)..].join("\n"))
         }
         FleetCommand::Logs(_) | FleetCommand::Attach(_) | FleetCommand::Install(_) => {
-            return Err(format!("`{}` needs a terminal on the host; run `mosaic fleet {}` there", command.verb(), command.verb()));
+            return Err(format!(
+                "`{}` needs a terminal on the host; run `mosaic fleet {}` there",
+                command.verb(),
+                command.verb()
+            ));
         }
         FleetCommand::Confirm { .. } => return Err("nothing to confirm".into()),
     })

@@ -40,7 +40,14 @@ pub struct DeliveryWorker {
 
 /// The envelope that precedes a chat message in the pane; it carries the queue id.
 pub fn envelope(q: &Queued) -> String {
-    format!("{}{} on {}/{}] {}", marker(q.id), q.inbound.user_name, q.inbound.connector, q.inbound.room, q.inbound.text)
+    format!(
+        "{}{} on {}/{}] {}",
+        marker(q.id),
+        q.inbound.user_name,
+        q.inbound.connector,
+        q.inbound.room,
+        q.inbound.text
+    )
 }
 
 fn marker(id: i64) -> String {
@@ -89,7 +96,10 @@ impl DeliveryWorker {
                 continue;
             };
             if !self.activity.is_idle() {
-                match s.client.next_output(Instant::now() + Duration::from_millis(200)) {
+                match s
+                    .client
+                    .next_output(Instant::now() + Duration::from_millis(200))
+                {
                     Ok(Some(data)) => self.activity.output(&data),
                     Ok(None) => {}
                     Err(_) => session = None,
@@ -97,7 +107,10 @@ impl DeliveryWorker {
                 continue;
             }
             if let Err(e) = self.deliver(&store, s, &message) {
-                eprintln!("mosaic: delivering chat message #{} failed ({e}); it stays queued", message.id);
+                eprintln!(
+                    "mosaic: delivering chat message #{} failed ({e}); it stays queued",
+                    message.id
+                );
                 let _ = store.mark_queued(message.id);
                 session = None;
                 std::thread::sleep(Duration::from_millis(200));
@@ -121,31 +134,50 @@ impl DeliveryWorker {
 
     fn connect(&self, store: &Store) -> Result<Session, String> {
         let fleet = (self.open_fleet)()?;
-        let orchestrator = fleet.roster.orchestrator().ok_or("the roster has no orchestrator")?.clone();
-        let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false).map_err(|e| e.to_string())?;
+        let orchestrator = fleet
+            .roster
+            .orchestrator()
+            .ok_or("the roster has no orchestrator")?
+            .clone();
+        let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false)
+            .map_err(|e| e.to_string())?;
         if client.pane_dead() {
             return Err(format!("{} is dead", orchestrator.name));
         }
         // Resolve deliveries a crash cut off (see the module docs).
         let cut_off = store.in_delivery().map_err(|e| e.to_string())?;
         if !cut_off.is_empty() {
-            let history = fleet.capture(&orchestrator.name, true).map_err(|e| e.to_string())?;
+            let history = fleet
+                .capture(&orchestrator.name, true)
+                .map_err(|e| e.to_string())?;
             for q in cut_off {
                 if history.contains(&marker(q.id)) {
-                    client.command(&format!("send-keys -t {} Enter", client.pane())).map_err(|e| e.to_string())?;
+                    client
+                        .command(&format!("send-keys -t {} Enter", client.pane()))
+                        .map_err(|e| e.to_string())?;
                     store.mark_delivered(q.id).map_err(|e| e.to_string())?;
                 } else {
                     store.mark_queued(q.id).map_err(|e| e.to_string())?;
                 }
             }
         }
-        Ok(Session { settle: paste_settle(&orchestrator.runtime), agent: orchestrator.name, client })
+        Ok(Session {
+            settle: paste_settle(&orchestrator.runtime),
+            agent: orchestrator.name,
+            client,
+        })
     }
 
     fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), String> {
         store.mark_delivering(q.id).map_err(|e| e.to_string())?;
-        let opts = SendOptions { settle: s.settle, ..SendOptions::default() };
-        let report = s.client.send_text(&envelope(q), &opts).map_err(|e| e.to_string())?;
+        let opts = SendOptions {
+            settle: s.settle,
+            ..SendOptions::default()
+        };
+        let report = s
+            .client
+            .send_text(&envelope(q), &opts)
+            .map_err(|e| e.to_string())?;
         store.mark_delivered(q.id).map_err(|e| e.to_string())?;
         self.activity.submitted();
         self.activity.output(&report.reaction);
@@ -155,8 +187,13 @@ impl DeliveryWorker {
             "thread": q.inbound.thread,
             "message_id": q.inbound.message_id,
         });
-        store.set(CONVERSATION_KEY, &origin.to_string()).map_err(|e| e.to_string())?;
-        let _ = self.events.send(Event::Delivered { id: q.id, agent: s.agent.clone() });
+        store
+            .set(CONVERSATION_KEY, &origin.to_string())
+            .map_err(|e| e.to_string())?;
+        let _ = self.events.send(Event::Delivered {
+            id: q.id,
+            agent: s.agent.clone(),
+        });
         Ok(())
     }
 }

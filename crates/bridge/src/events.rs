@@ -73,12 +73,38 @@ mod tests {
     #[test]
     fn events_round_trip_with_a_type_tag() {
         let events = [
-            Event::MessageIn { id: 1, connector: "local".into(), room: "local".into(), user: "local".into(), text: "hi".into() },
-            Event::Acked { connector: "c".into(), room: "r".into(), message_id: "m".into() },
-            Event::Delivered { id: 1, agent: "mos".into() },
-            Event::MessageOut { id: 2, connector: "c".into(), room: "r".into(), text: "yo".into() },
-            Event::Command { connector: "c".into(), user: "u".into(), command: "/fleet ps".into(), outcome: "ok".into() },
-            Event::AgentState { name: "mos".into(), state: "idle".into() },
+            Event::MessageIn {
+                id: 1,
+                connector: "local".into(),
+                room: "local".into(),
+                user: "local".into(),
+                text: "hi".into(),
+            },
+            Event::Acked {
+                connector: "c".into(),
+                room: "r".into(),
+                message_id: "m".into(),
+            },
+            Event::Delivered {
+                id: 1,
+                agent: "mos".into(),
+            },
+            Event::MessageOut {
+                id: 2,
+                connector: "c".into(),
+                room: "r".into(),
+                text: "yo".into(),
+            },
+            Event::Command {
+                connector: "c".into(),
+                user: "u".into(),
+                command: "/fleet ps".into(),
+                outcome: "ok".into(),
+            },
+            Event::AgentState {
+                name: "mos".into(),
+                state: "idle".into(),
+            },
         ];
         for e in events {
             let json = serde_json::to_string(&e).unwrap();

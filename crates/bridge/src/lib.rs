@@ -129,26 +129,40 @@ const CONFIRM_TTL: Duration = Duration::from_secs(120);
 
 impl Bridge {
     /// Opens the bridge's database and audit log in the state directory.
-    pub fn new(config: BridgeConfig, connectors: Vec<Arc<dyn Connector>>) -> Result<Bridge, BridgeError> {
-        mosaic_fleet::create_private_dir(&config.paths.state_dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+    pub fn new(
+        config: BridgeConfig,
+        connectors: Vec<Arc<dyn Connector>>,
+    ) -> Result<Bridge, BridgeError> {
+        mosaic_fleet::create_private_dir(&config.paths.state_dir)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let db = config.paths.state_dir.join("bridge.db");
         let store = Store::open(&db)?;
         let audit = AuditLog::open(&config.paths.state_dir.join("audit.jsonl"))?;
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
-        let idle_prompt = config.roster.orchestrator().and_then(|o| runtime(&o.runtime)).and_then(|r| r.idle_prompt);
+        let idle_prompt = config
+            .roster
+            .orchestrator()
+            .and_then(|o| runtime(&o.runtime))
+            .and_then(|r| r.idle_prompt);
         let settings = config.roster.bridge.clone();
         Ok(Bridge {
             inner: Arc::new(Inner {
                 acl: Acl::from_roster(&config.roster),
                 rate: RateLimiter::new(settings.rate_per_minute),
-                activity: Arc::new(Activity::new(idle_prompt, Duration::from_secs(settings.busy_timeout_secs))),
+                activity: Arc::new(Activity::new(
+                    idle_prompt,
+                    Duration::from_secs(settings.busy_timeout_secs),
+                )),
                 settings,
                 paths: config.paths,
                 exe: config.mosaic_exe,
                 audit,
                 db,
                 store: Mutex::new(store),
-                connectors: connectors.into_iter().map(|c| (c.id().to_owned(), c)).collect(),
+                connectors: connectors
+                    .into_iter()
+                    .map(|c| (c.id().to_owned(), c))
+                    .collect(),
                 events: broadcast::channel(1024).0,
                 wake_delivery: Mutex::new(wake_tx),
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),
@@ -167,7 +181,9 @@ impl Bridge {
             let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
             let worker = DeliveryWorker {
                 db: self.inner.db.clone(),
-                open_fleet: Box::new(move || Fleet::open(paths.clone(), exe.clone()).map_err(|e| e.to_string())),
+                open_fleet: Box::new(move || {
+                    Fleet::open(paths.clone(), exe.clone()).map_err(|e| e.to_string())
+                }),
                 activity: self.inner.activity.clone(),
                 events: self.inner.events.clone(),
                 stop: self.inner.stop.clone(),
@@ -179,7 +195,9 @@ impl Bridge {
         tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
         for connector in self.inner.connectors.values() {
             let (me, connector) = (self.clone(), connector.clone());
-            tasks.push(tokio::spawn(async move { me.connector_loop(connector).await }));
+            tasks.push(tokio::spawn(
+                async move { me.connector_loop(connector).await },
+            ));
         }
         tasks
     }
@@ -204,7 +222,10 @@ impl Bridge {
             HookState::Idle => "idle",
         };
         let name = self.orchestrator_name();
-        let _ = self.inner.events.send(Event::AgentState { name, state: label.into() });
+        let _ = self.inner.events.send(Event::AgentState {
+            name,
+            state: label.into(),
+        });
         let _ = self.inner.wake_delivery.lock().unwrap().send(());
     }
 
@@ -217,7 +238,12 @@ impl Bridge {
 
     /// Each connector's health.
     pub fn health(&self) -> Vec<(String, Health)> {
-        let mut h: Vec<_> = self.inner.connectors.iter().map(|(id, c)| (id.clone(), c.health())).collect();
+        let mut h: Vec<_> = self
+            .inner
+            .connectors
+            .iter()
+            .map(|(id, c)| (id.clone(), c.health()))
+            .collect();
         h.sort_by(|a, b| a.0.cmp(&b.0));
         h
     }
@@ -249,7 +275,10 @@ impl Bridge {
                     e.retry_after().unwrap_or_else(|| backoff(failures))
                 }
                 Err(e) => {
-                    eprintln!("mosaic: connector {} stopped: {e} (fix its configuration and restart `mosaic up`)", connector.id());
+                    eprintln!(
+                        "mosaic: connector {} stopped: {e} (fix its configuration and restart `mosaic up`)",
+                        connector.id()
+                    );
                     return;
                 }
             };
@@ -263,7 +292,11 @@ impl Bridge {
     /// Handles one inbound message: dedup, ACL, grammar, queue or answer.
     pub async fn accept(&self, inbound: Inbound) -> Verdict {
         let inner = &self.inner;
-        let (conn, user, room) = (inbound.connector.clone(), inbound.user.clone(), inbound.room.clone());
+        let (conn, user, room) = (
+            inbound.connector.clone(),
+            inbound.user.clone(),
+            inbound.room.clone(),
+        );
         let input = parse(&inbound.text);
         let line = match &input {
             ChatInput::Talk => "(talk)".to_owned(),
@@ -287,24 +320,46 @@ impl Bridge {
         if conn != LOCAL && !inner.rate.allow(&conn, &user) {
             let why = "rate-limited".to_owned();
             inner.audit.record(&conn, &user, &room, &line, &why);
-            self.respond(&inbound, &format!("slow down: at most {} messages a minute; this one was not taken", inner.settings.rate_per_minute));
+            self.respond(
+                &inbound,
+                &format!(
+                    "slow down: at most {} messages a minute; this one was not taken",
+                    inner.settings.rate_per_minute
+                ),
+            );
             return Verdict::Refused(why);
         }
-        let accepted = match inner.store.lock().unwrap().accept(&inbound, is_talk && role >= TALK_ROLE) {
+        let accepted = match inner
+            .store
+            .lock()
+            .unwrap()
+            .accept(&inbound, is_talk && role >= TALK_ROLE)
+        {
             Ok(a) => a,
             Err(e) => return Verdict::Refused(format!("error: {e}")),
         };
-        let Accepted::New { queued, ahead } = accepted else { return Verdict::Duplicate };
+        let Accepted::New { queued, ahead } = accepted else {
+            return Verdict::Duplicate;
+        };
         match input {
             ChatInput::Talk => {
                 let Some(id) = queued else {
-                    let why = format!("refused: talking to the orchestrator needs role {}", TALK_ROLE.as_str());
+                    let why = format!(
+                        "refused: talking to the orchestrator needs role {}",
+                        TALK_ROLE.as_str()
+                    );
                     inner.audit.record(&conn, &user, &room, &line, &why);
                     self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
                     return Verdict::Refused(why);
                 };
                 let _ = inner.wake_delivery.lock().unwrap().send(());
-                let _ = inner.events.send(Event::MessageIn { id, connector: conn.clone(), room: room.clone(), user: user.clone(), text: inbound.text.clone() });
+                let _ = inner.events.send(Event::MessageIn {
+                    id,
+                    connector: conn.clone(),
+                    room: room.clone(),
+                    user: user.clone(),
+                    text: inbound.text.clone(),
+                });
                 self.ack(&inbound);
                 if ahead >= inner.settings.queue_notice {
                     self.respond(&inbound, &format!("the orchestrator is busy: your message is queued behind {ahead} others and will be delivered in order"));
@@ -318,19 +373,35 @@ impl Bridge {
             }
             ChatInput::Invalid(e) => {
                 self.respond(&inbound, &format!("```\n{}\n```", e.message));
-                inner.audit.record(&conn, &user, &room, &line, "error: invalid command");
+                inner
+                    .audit
+                    .record(&conn, &user, &room, &line, "error: invalid command");
                 Verdict::Answered
             }
             ChatInput::Command(command) => self.command(inbound, role, *command, line).await,
         }
     }
 
-    async fn command(&self, inbound: Inbound, role: AclRole, command: FleetCommand, line: String) -> Verdict {
+    async fn command(
+        &self,
+        inbound: Inbound,
+        role: AclRole,
+        command: FleetCommand,
+        line: String,
+    ) -> Verdict {
         let inner = &self.inner;
-        let (conn, user, room) = (inbound.connector.clone(), inbound.user.clone(), inbound.room.clone());
+        let (conn, user, room) = (
+            inbound.connector.clone(),
+            inbound.user.clone(),
+            inbound.room.clone(),
+        );
         let needed = required_role(&command);
         if role < needed {
-            let why = format!("refused: `{}` needs role {}", command.verb(), needed.as_str());
+            let why = format!(
+                "refused: `{}` needs role {}",
+                command.verb(),
+                needed.as_str()
+            );
             inner.audit.record(&conn, &user, &room, &line, &why);
             self.event_command(&inbound, &line, &why);
             self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
@@ -342,12 +413,16 @@ impl Bridge {
                     let mut map = inner.confirmations.lock().unwrap();
                     map.retain(|_, p| p.expires > Instant::now());
                     match map.get(&code) {
-                        Some(p) if p.inbound.connector == conn && p.inbound.user == user => map.remove(&code),
+                        Some(p) if p.inbound.connector == conn && p.inbound.user == user => {
+                            map.remove(&code)
+                        }
                         _ => None,
                     }
                 };
                 let Some(p) = pending else {
-                    let why = "error: no such confirmation (wrong code, someone else's, or expired)".to_owned();
+                    let why =
+                        "error: no such confirmation (wrong code, someone else's, or expired)"
+                            .to_owned();
                     inner.audit.record(&conn, &user, &room, &line, &why);
                     self.respond(&inbound, &why);
                     return Verdict::Answered;
@@ -358,9 +433,16 @@ impl Bridge {
                 let code = confirmation_code();
                 inner.confirmations.lock().unwrap().insert(
                     code.clone(),
-                    PendingConfirm { command, line: line.clone(), inbound: inbound.clone(), expires: Instant::now() + CONFIRM_TTL },
+                    PendingConfirm {
+                        command,
+                        line: line.clone(),
+                        inbound: inbound.clone(),
+                        expires: Instant::now() + CONFIRM_TTL,
+                    },
                 );
-                inner.audit.record(&conn, &user, &room, &line, "awaiting confirmation");
+                inner
+                    .audit
+                    .record(&conn, &user, &room, &line, "awaiting confirmation");
                 self.respond(&inbound, &format!("`{line}` cannot be undone. To go ahead, send `/fleet confirm {code}` within 2 minutes."));
                 return Verdict::AwaitingConfirmation(code);
             }
@@ -392,8 +474,15 @@ impl Bridge {
         let needed = required_role(&command);
         let name = self.orchestrator_name();
         if role < needed {
-            let why = format!("refused: `{}` needs role {}, the orchestrator has {}", command.verb(), needed.as_str(), role.as_str());
-            self.inner.audit.record("orchestrator", &name, "-", line, &why);
+            let why = format!(
+                "refused: `{}` needs role {}, the orchestrator has {}",
+                command.verb(),
+                needed.as_str(),
+                role.as_str()
+            );
+            self.inner
+                .audit
+                .record("orchestrator", &name, "-", line, &why);
             return Err(why);
         }
         let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
@@ -404,7 +493,9 @@ impl Bridge {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("error: {e}"),
         };
-        self.inner.audit.record("orchestrator", &name, "-", line, &outcome);
+        self.inner
+            .audit
+            .record("orchestrator", &name, "-", line, &outcome);
         result
     }
 
@@ -418,7 +509,13 @@ impl Bridge {
         let target = match target {
             Some(t) => t,
             None => {
-                let stored = self.inner.store.lock().unwrap().get(CONVERSATION_KEY).map_err(|e| e.to_string())?;
+                let stored = self
+                    .inner
+                    .store
+                    .lock()
+                    .unwrap()
+                    .get(CONVERSATION_KEY)
+                    .map_err(|e| e.to_string())?;
                 let stored = stored.ok_or("no conversation yet: nobody has written to the orchestrator; pass --room CONNECTOR:ROOM")?;
                 serde_json::from_str(&stored).map_err(|e| e.to_string())?
             }
@@ -427,14 +524,23 @@ impl Bridge {
             return Err(format!("no connector {:?} is running", target.connector));
         };
         if !self.inner.acl.room_allowed(&target.connector, &target.room) {
-            return Err(format!("room {:?} of {} is not bridged", target.room, target.connector));
+            return Err(format!(
+                "room {:?} of {} is not bridged",
+                target.room, target.connector
+            ));
         }
         let parts = split_message(text, connector.capabilities().max_message_len);
         self.inner
             .store
             .lock()
             .unwrap()
-            .enqueue_out(&target.connector, &target.room, target.thread.as_deref(), target.message_id.as_deref(), &parts)
+            .enqueue_out(
+                &target.connector,
+                &target.room,
+                target.thread.as_deref(),
+                target.message_id.as_deref(),
+                &parts,
+            )
             .map_err(|e| e.to_string())?;
         self.inner.wake_outbox.notify_one();
         Ok(parts.len())
@@ -449,21 +555,32 @@ impl Bridge {
             message_id: Some(inbound.message_id.clone()),
         };
         if let Err(e) = self.reply(text, Some(target)) {
-            eprintln!("mosaic: cannot answer in {}/{}: {e}", inbound.connector, inbound.room);
+            eprintln!(
+                "mosaic: cannot answer in {}/{}: {e}",
+                inbound.connector, inbound.room
+            );
         }
     }
 
     fn ack(&self, inbound: &Inbound) {
-        let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else { return };
+        let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else {
+            return;
+        };
         let (events, inbound) = (self.inner.events.clone(), inbound.clone());
         tokio::spawn(async move {
             for attempt in 1..=3u32 {
                 match connector.ack(&inbound.room, &inbound.message_id).await {
                     Ok(()) => {
-                        let _ = events.send(Event::Acked { connector: inbound.connector, room: inbound.room, message_id: inbound.message_id });
+                        let _ = events.send(Event::Acked {
+                            connector: inbound.connector,
+                            room: inbound.room,
+                            message_id: inbound.message_id,
+                        });
                         return;
                     }
-                    Err(e) if e.is_retryable() && attempt < 3 => tokio::time::sleep(e.retry_after().unwrap_or(backoff(attempt))).await,
+                    Err(e) if e.is_retryable() && attempt < 3 => {
+                        tokio::time::sleep(e.retry_after().unwrap_or(backoff(attempt))).await
+                    }
                     Err(_) => return,
                 }
             }
@@ -483,7 +600,12 @@ impl Bridge {
         let inner = &self.inner;
         while !inner.stop.load(Ordering::Relaxed) {
             let notified = inner.wake_outbox.notified();
-            let pending = inner.store.lock().unwrap().pending_out(now_ms()).unwrap_or_default();
+            let pending = inner
+                .store
+                .lock()
+                .unwrap()
+                .pending_out(now_ms())
+                .unwrap_or_default();
             let mut blocked: HashSet<String> = HashSet::new();
             for (p, due) in pending {
                 if blocked.contains(&p.connector) {
@@ -495,22 +617,45 @@ impl Bridge {
                     continue;
                 }
                 let Some(connector) = inner.connectors.get(&p.connector).cloned() else {
-                    let _ = inner.store.lock().unwrap().out_failed(p.id, "connector not running");
+                    let _ = inner
+                        .store
+                        .lock()
+                        .unwrap()
+                        .out_failed(p.id, "connector not running");
                     continue;
                 };
-                let out = Outbound { room: p.room.clone(), text: p.text.clone(), reply_to: p.reply_to.clone(), thread: p.thread.clone(), key: format!("mosaic-out-{}", p.id) };
+                let out = Outbound {
+                    room: p.room.clone(),
+                    text: p.text.clone(),
+                    reply_to: p.reply_to.clone(),
+                    thread: p.thread.clone(),
+                    key: format!("mosaic-out-{}", p.id),
+                };
                 match connector.send(&out).await {
                     Ok(platform_id) => {
                         let _ = inner.store.lock().unwrap().out_sent(p.id, &platform_id);
-                        let _ = inner.events.send(Event::MessageOut { id: p.id, connector: p.connector, room: p.room, text: p.text });
+                        let _ = inner.events.send(Event::MessageOut {
+                            id: p.id,
+                            connector: p.connector,
+                            room: p.room,
+                            text: p.text,
+                        });
                     }
                     Err(e) if e.is_retryable() => {
                         let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
-                        let _ = inner.store.lock().unwrap().out_retry(p.id, p.attempts + 1, now_ms() + delay.as_millis() as i64, &e.to_string());
+                        let _ = inner.store.lock().unwrap().out_retry(
+                            p.id,
+                            p.attempts + 1,
+                            now_ms() + delay.as_millis() as i64,
+                            &e.to_string(),
+                        );
                         blocked.insert(p.connector);
                     }
                     Err(e) => {
-                        eprintln!("mosaic: giving up on a message to {}/{}: {e}", p.connector, p.room);
+                        eprintln!(
+                            "mosaic: giving up on a message to {}/{}: {e}",
+                            p.connector, p.room
+                        );
                         let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
                     }
                 }
@@ -533,6 +678,11 @@ fn confirmation_code() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     format!("{:06x}", h.finish() & 0xff_ffff)
 }

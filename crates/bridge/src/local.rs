@@ -5,7 +5,9 @@
 
 use crate::acl::LOCAL;
 use async_trait::async_trait;
-use mosaic_connector::{Capabilities, Connector, ConnectorError, Health, Inbound, Markdown, Outbound};
+use mosaic_connector::{
+    Capabilities, Connector, ConnectorError, Health, Inbound, Markdown, Outbound,
+};
 use tokio::sync::mpsc;
 
 /// The local connector.
@@ -19,7 +21,13 @@ impl Connector for LocalConnector {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { max_message_len: 4000, markdown: Markdown::CommonMark, threads: false, native_commands: false, reactions: false }
+        Capabilities {
+            max_message_len: 4000,
+            markdown: Markdown::CommonMark,
+            threads: false,
+            native_commands: false,
+            reactions: false,
+        }
     }
 
     async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError> {

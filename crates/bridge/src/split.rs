@@ -15,7 +15,11 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     let mut open_fence: Option<String> = None; // the opening fence line while inside a block
     let len = |s: &str| s.chars().count();
     for line in text.split('\n') {
-        let closer = if open_fence.is_some() { FENCE.len() + 1 } else { 0 };
+        let closer = if open_fence.is_some() {
+            FENCE.len() + 1
+        } else {
+            0
+        };
         let needed = len(&current) + usize::from(!current.is_empty()) + len(line) + closer;
         if needed > limit && !current.is_empty() {
             if open_fence.is_some() {
@@ -30,11 +34,23 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
         // A single line longer than a message is cut by characters.
         let mut rest: &str = line;
         loop {
-            let room = limit.saturating_sub(len(&current) + usize::from(!current.is_empty()) + if open_fence.is_some() { FENCE.len() + 1 } else { 0 });
+            let room = limit.saturating_sub(
+                len(&current)
+                    + usize::from(!current.is_empty())
+                    + if open_fence.is_some() {
+                        FENCE.len() + 1
+                    } else {
+                        0
+                    },
+            );
             if len(rest) <= room {
                 break;
             }
-            let cut = rest.char_indices().nth(room.max(1)).map(|(i, _)| i).unwrap_or(rest.len());
+            let cut = rest
+                .char_indices()
+                .nth(room.max(1))
+                .map(|(i, _)| i)
+                .unwrap_or(rest.len());
             if !current.is_empty() {
                 current.push('\n');
             }
@@ -78,7 +94,10 @@ mod tests {
 
     #[test]
     fn breaks_between_lines() {
-        let text = (0..10).map(|i| format!("line {i} {}", "x".repeat(10))).collect::<Vec<_>>().join("\n");
+        let text = (0..10)
+            .map(|i| format!("line {i} {}", "x".repeat(10)))
+            .collect::<Vec<_>>()
+            .join("\n");
         let parts = split_message(&text, 40);
         assert!(parts.iter().all(|p| p.chars().count() <= 40), "{parts:?}");
         assert!(parts.iter().all(|p| p.starts_with("line ")), "{parts:?}");
@@ -87,7 +106,10 @@ mod tests {
 
     #[test]
     fn code_blocks_are_closed_and_reopened() {
-        let body = (0..20).map(|i| format!("let x{i} = {i};")).collect::<Vec<_>>().join("\n");
+        let body = (0..20)
+            .map(|i| format!("let x{i} = {i};"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let text = format!("Here:\n```rust\n{body}\n```\ndone");
         let parts = split_message(&text, 100);
         assert!(parts.len() > 2);
@@ -100,7 +122,10 @@ mod tests {
 
     #[test]
     fn five_thousand_chars_at_two_thousand_make_three_messages() {
-        let text = (0..100).map(|i| format!("{i:04} {}", "y".repeat(44))).collect::<Vec<_>>().join("\n");
+        let text = (0..100)
+            .map(|i| format!("{i:04} {}", "y".repeat(44)))
+            .collect::<Vec<_>>()
+            .join("\n");
         assert_eq!(text.chars().count(), 4999);
         let parts = split_message(&text, 2000);
         assert_eq!(parts.len(), 3);

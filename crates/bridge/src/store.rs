@@ -107,7 +107,11 @@ impl Store {
             return Ok(Accepted::Duplicate);
         }
         let (queued, ahead) = if queue {
-            let ahead: i64 = tx.query_row("SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')", [], |r| r.get(0))?;
+            let ahead: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')",
+                [],
+                |r| r.get(0),
+            )?;
             tx.execute(
                 "INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -163,30 +167,46 @@ impl Store {
 
     /// How many messages wait for the orchestrator.
     pub fn queue_len(&self) -> Result<usize> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')", [], |r| r.get(0))?;
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(n as usize)
     }
 
     /// Marks a queued message as being delivered (committed before the paste).
     pub fn mark_delivering(&self, id: i64) -> Result<()> {
-        self.conn.execute("UPDATE inbox SET status = 'delivering' WHERE id = ?1", [id])?;
+        self.conn
+            .execute("UPDATE inbox SET status = 'delivering' WHERE id = ?1", [id])?;
         Ok(())
     }
 
     /// Marks a message delivered.
     pub fn mark_delivered(&self, id: i64) -> Result<()> {
-        self.conn.execute("UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1", params![id, now_ms()])?;
+        self.conn.execute(
+            "UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1",
+            params![id, now_ms()],
+        )?;
         Ok(())
     }
 
     /// Puts a message back in the queue (its delivery did not happen).
     pub fn mark_queued(&self, id: i64) -> Result<()> {
-        self.conn.execute("UPDATE inbox SET status = 'queued' WHERE id = ?1", [id])?;
+        self.conn
+            .execute("UPDATE inbox SET status = 'queued' WHERE id = ?1", [id])?;
         Ok(())
     }
 
     /// Adds messages for one room to the outbox, in order, in one transaction.
-    pub fn enqueue_out(&mut self, connector: &str, room: &str, thread: Option<&str>, reply_to: Option<&str>, texts: &[String]) -> Result<Vec<i64>> {
+    pub fn enqueue_out(
+        &mut self,
+        connector: &str,
+        room: &str,
+        thread: Option<&str>,
+        reply_to: Option<&str>,
+        texts: &[String],
+    ) -> Result<Vec<i64>> {
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(texts.len());
         for text in texts {
@@ -225,7 +245,10 @@ impl Store {
 
     /// Marks an outbox message posted.
     pub fn out_sent(&self, id: i64, platform_id: &str) -> Result<()> {
-        self.conn.execute("UPDATE outbox SET status = 'sent', platform_id = ?2 WHERE id = ?1", params![id, platform_id])?;
+        self.conn.execute(
+            "UPDATE outbox SET status = 'sent', platform_id = ?2 WHERE id = ?1",
+            params![id, platform_id],
+        )?;
         Ok(())
     }
 
@@ -240,19 +263,28 @@ impl Store {
 
     /// Gives up on an outbox message that can never be posted.
     pub fn out_failed(&self, id: i64, error: &str) -> Result<()> {
-        self.conn.execute("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1", params![id, error])?;
+        self.conn.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        )?;
         Ok(())
     }
 
     /// Sets a small value.
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", params![key, value])?;
+        self.conn.execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            params![key, value],
+        )?;
         Ok(())
     }
 
     /// Reads a small value.
     pub fn get(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
     }
 }
 
@@ -276,10 +308,28 @@ mod tests {
     fn accept_dedups_and_queues_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("b.db")).unwrap();
-        assert_eq!(s.accept(&msg("a"), true).unwrap(), Accepted::New { queued: Some(1), ahead: 0 });
+        assert_eq!(
+            s.accept(&msg("a"), true).unwrap(),
+            Accepted::New {
+                queued: Some(1),
+                ahead: 0
+            }
+        );
         assert_eq!(s.accept(&msg("a"), true).unwrap(), Accepted::Duplicate);
-        assert_eq!(s.accept(&msg("b"), true).unwrap(), Accepted::New { queued: Some(2), ahead: 1 });
-        assert_eq!(s.accept(&msg("c"), false).unwrap(), Accepted::New { queued: None, ahead: 0 });
+        assert_eq!(
+            s.accept(&msg("b"), true).unwrap(),
+            Accepted::New {
+                queued: Some(2),
+                ahead: 1
+            }
+        );
+        assert_eq!(
+            s.accept(&msg("c"), false).unwrap(),
+            Accepted::New {
+                queued: None,
+                ahead: 0
+            }
+        );
         let first = s.next_queued().unwrap().unwrap();
         assert_eq!(first.inbound.message_id, "a");
         s.mark_delivering(first.id).unwrap();
@@ -297,11 +347,19 @@ mod tests {
     fn outbox_retries_are_scheduled() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("b.db")).unwrap();
-        let ids = s.enqueue_out("fake", "r", None, None, &["one".into(), "two".into()]).unwrap();
+        let ids = s
+            .enqueue_out("fake", "r", None, None, &["one".into(), "two".into()])
+            .unwrap();
         assert_eq!(ids.len(), 2);
         s.out_retry(ids[0], 1, now_ms() + 60_000, "down").unwrap();
         let pending = s.pending_out(now_ms()).unwrap();
-        assert_eq!(pending.iter().map(|(p, due)| (p.text.as_str(), *due)).collect::<Vec<_>>(), [("one", false), ("two", true)]);
+        assert_eq!(
+            pending
+                .iter()
+                .map(|(p, due)| (p.text.as_str(), *due))
+                .collect::<Vec<_>>(),
+            [("one", false), ("two", true)]
+        );
         s.out_sent(ids[1], "p2").unwrap();
         s.out_failed(ids[0], "bad").unwrap();
         assert!(s.pending_out(now_ms()).unwrap().is_empty());

@@ -39,7 +39,10 @@ pub fn run(daemon: Daemon, linger: Duration) -> Result<()> {
         }
         let id = format!("chat-{pid}-{}-{n}", chrono::Utc::now().timestamp_millis());
         match daemon.post("/v1/chat", json!({ "text": line, "id": id })) {
-            Ok(v) if v["verdict"]["status"] == "queued" && interactive => println!("  (queued for the orchestrator, #{})", v["verdict"]["queue_id"]),
+            Ok(v) if v["verdict"]["status"] == "queued" && interactive => println!(
+                "  (queued for the orchestrator, #{})",
+                v["verdict"]["queue_id"]
+            ),
             Ok(_) => {}
             Err(e) => eprintln!("error: {e:#}"),
         }

@@ -20,19 +20,32 @@ pub struct Daemon {
 impl Daemon {
     /// Finds the daemon of this state directory.
     pub fn locate(paths: &Paths) -> Result<Daemon> {
-        let info = std::fs::read_to_string(paths.state_dir.join(DAEMON_FILE))
-            .map_err(|_| anyhow::anyhow!("the mosaic daemon is not running (start it with `mosaic up`)"))?;
-        let info: Value = serde_json::from_str(&info).context("daemon.json is corrupt; restart `mosaic up`")?;
-        let token = std::fs::read_to_string(paths.state_dir.join(TOKEN_FILE)).context("cannot read the API token")?;
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Ok(Daemon { url: info["url"].as_str().unwrap_or_default().to_owned(), token: token.trim().to_owned(), agent })
+        let info = std::fs::read_to_string(paths.state_dir.join(DAEMON_FILE)).map_err(|_| {
+            anyhow::anyhow!("the mosaic daemon is not running (start it with `mosaic up`)")
+        })?;
+        let info: Value =
+            serde_json::from_str(&info).context("daemon.json is corrupt; restart `mosaic up`")?;
+        let token = std::fs::read_to_string(paths.state_dir.join(TOKEN_FILE))
+            .context("cannot read the API token")?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Daemon {
+            url: info["url"].as_str().unwrap_or_default().to_owned(),
+            token: token.trim().to_owned(),
+            agent,
+        })
     }
 
     fn check(mut response: ureq::http::Response<ureq::Body>) -> Result<Value> {
         let status = response.status();
         let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = body["error"].as_str().or(body["verdict"]["error"].as_str()).unwrap_or("request failed");
+            let msg = body["error"]
+                .as_str()
+                .or(body["verdict"]["error"].as_str())
+                .unwrap_or("request failed");
             bail!("{msg} (HTTP {})", status.as_u16());
         }
         Ok(body)
@@ -45,7 +58,12 @@ impl Daemon {
             .post(format!("{}{path}", self.url))
             .header("Authorization", format!("Bearer {}", self.token))
             .send_json(&body)
-            .map_err(|e| anyhow::anyhow!("cannot reach the daemon at {}: {e} (is `mosaic up` running?)", self.url))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
+                    self.url
+                )
+            })?;
         Self::check(response)
     }
 

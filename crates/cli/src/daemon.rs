@@ -14,7 +14,9 @@ use std::time::Duration;
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.
 pub fn up(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(paths, exe, listen))
 }
 
@@ -22,7 +24,10 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
     let fleet = Fleet::open(paths.clone(), exe.clone())?;
     create_private_dir(&paths.state_dir)?;
     if let Some(pid) = running_pid(&paths.state_dir) {
-        bail!("a mosaic daemon (pid {pid}) already runs for {}", paths.state_dir.display());
+        bail!(
+            "a mosaic daemon (pid {pid}) already runs for {}",
+            paths.state_dir.display()
+        );
     }
     let outcomes = {
         let fleet = fleet.clone();
@@ -32,18 +37,42 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
     let token = ensure_token(&paths.state_dir)?;
     let connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector)];
     for c in &fleet.roster.connectors {
-        eprintln!("warning: this build of mosaic has no {} connector; its rooms are not bridged", c.kind());
+        eprintln!(
+            "warning: this build of mosaic has no {} connector; its rooms are not bridged",
+            c.kind()
+        );
     }
-    let bridge = Bridge::new(BridgeConfig { paths: paths.clone(), mosaic_exe: exe.clone(), roster: fleet.roster.clone() }, connectors)?;
+    let bridge = Bridge::new(
+        BridgeConfig {
+            paths: paths.clone(),
+            mosaic_exe: exe.clone(),
+            roster: fleet.roster.clone(),
+        },
+        connectors,
+    )?;
     let tasks = bridge.start();
     let addr = listen.unwrap_or_else(|| fleet.roster.bridge.api_listen.clone());
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let url = format!("http://{}", listener.local_addr()?);
     let info = serde_json::json!({ "url": url, "pid": std::process::id() });
     mosaic_fleet::paths::write_atomic(&paths.state_dir.join(DAEMON_FILE), &info.to_string())?;
-    let orchestrator = fleet.roster.orchestrator().map(|o| o.name.clone()).unwrap_or_default();
-    println!("mosaic up: fleet {} running; API on {url}; talk to {orchestrator} with `mosaic chat`", fleet.roster.fleet);
-    let state = ApiState { bridge: bridge.clone(), paths: paths.clone(), mosaic_exe: exe, token: Arc::new(token) };
+    let orchestrator = fleet
+        .roster
+        .orchestrator()
+        .map(|o| o.name.clone())
+        .unwrap_or_default();
+    println!(
+        "mosaic up: fleet {} running; API on {url}; talk to {orchestrator} with `mosaic chat`",
+        fleet.roster.fleet
+    );
+    let state = ApiState {
+        bridge: bridge.clone(),
+        paths: paths.clone(),
+        mosaic_exe: exe,
+        token: Arc::new(token),
+    };
     serve(listener, state, shutdown_signal()).await?;
     bridge.shutdown();
     for t in tasks {
@@ -55,7 +84,8 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -64,7 +94,8 @@ async fn shutdown_signal() {
 
 /// The pid in daemon.json, if that process is alive.
 fn running_pid(state: &Path) -> Option<u32> {
-    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state.join(DAEMON_FILE)).ok()?).ok()?;
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join(DAEMON_FILE)).ok()?).ok()?;
     let pid = info["pid"].as_u64()? as u32;
     (pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
 }
@@ -82,7 +113,12 @@ fn ensure_token(state: &Path) -> Result<String> {
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
     use std::io::Write;
     f.write_all(token.as_bytes())?;
     Ok(token)

@@ -93,10 +93,17 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         Top::Fleet(cmd) => fleet(paths, *cmd),
         Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
         Top::Up { listen } => daemon::up(paths, exe()?, listen).map(|_| ExitCode::SUCCESS),
-        Top::Chat { linger } => chat::run(client::Daemon::locate(paths)?, Duration::from_secs_f64(linger.max(0.0))).map(|_| ExitCode::SUCCESS),
+        Top::Chat { linger } => chat::run(
+            client::Daemon::locate(paths)?,
+            Duration::from_secs_f64(linger.max(0.0)),
+        )
+        .map(|_| ExitCode::SUCCESS),
         Top::Reply { room, text } => {
             let text = read_text(text)?;
-            let v = client::Daemon::locate(paths)?.post("/v1/reply", serde_json::json!({ "text": text, "room": room }))?;
+            let v = client::Daemon::locate(paths)?.post(
+                "/v1/reply",
+                serde_json::json!({ "text": text, "room": room }),
+            )?;
             println!("queued {} message(s)", v["queued_messages"]);
             Ok(ExitCode::SUCCESS)
         }
@@ -264,7 +271,9 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
 fn read_text(words: Vec<String>) -> Result<String> {
     if words == ["-"] {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the text from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the text from standard input")?;
         Ok(s)
     } else {
         Ok(words.join(" "))
@@ -282,10 +291,15 @@ fn hook(paths: &Paths, event: Option<String>) {
         }
     };
     let name = match serde_json::from_str::<serde_json::Value>(raw.trim()) {
-        Ok(v) => v["hook_event_name"].as_str().or(v["type"].as_str()).unwrap_or_default().to_owned(),
+        Ok(v) => v["hook_event_name"]
+            .as_str()
+            .or(v["type"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
         Err(_) => raw.trim().to_owned(),
     };
-    let result = client::Daemon::locate(paths).and_then(|d| d.post("/v1/hooks", serde_json::json!({ "event": name })));
+    let result = client::Daemon::locate(paths)
+        .and_then(|d| d.post("/v1/hooks", serde_json::json!({ "event": name })));
     if let Err(e) = result {
         eprintln!("mosaic hook: {e:#}");
     }
@@ -366,6 +380,28 @@ fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
         std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
         println!("completions ({shell}): {}", path.display());
     }
+    let unit_dir = config.join("systemd/user");
+    std::fs::create_dir_all(&unit_dir)
+        .with_context(|| format!("creating {}", unit_dir.display()))?;
+    let mut unit = include_str!("../../../deploy/systemd/mosaic.service")
+        .replace("@MOSAIC@", &exe()?.display().to_string());
+    for (var, dir) in [
+        ("MOSAIC_CONFIG", &paths.config_dir),
+        ("MOSAIC_STATE", &paths.state_dir),
+    ] {
+        if std::env::var_os(var).is_some() {
+            unit = unit.replace(
+                "[Install]",
+                &format!("Environment={var}={}\n\n[Install]", dir.display()),
+            );
+        }
+    }
+    let unit_path = unit_dir.join("mosaic.service");
+    std::fs::write(&unit_path, unit).with_context(|| format!("writing {}", unit_path.display()))?;
+    println!(
+        "daemon: {} (enable: systemctl --user enable --now mosaic)",
+        unit_path.display()
+    );
     if !paths.roster().exists() {
         println!("next: `mosaic fleet init` to create the roster");
     }

@@ -6,7 +6,9 @@ use crate::client::Daemon;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use rmcp::{
+    ErrorData as McpError, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -23,7 +25,9 @@ pub struct FleetTools {
 struct ReplyArgs {
     #[schemars(description = "The message; long messages are split at the platform's limit")]
     text: String,
-    #[schemars(description = "CONNECTOR:ROOM to post in; default: where the last message came from")]
+    #[schemars(
+        description = "CONNECTOR:ROOM to post in; default: where the last message came from"
+    )]
     room: Option<String>,
 }
 
@@ -75,30 +79,56 @@ impl FleetTools {
     }
 
     async fn command(&self, words: Vec<String>) -> Result<CallToolResult, McpError> {
-        answer(self.call("/v1/commands", json!({ "line": shell_words::join(words) })).await, "output")
+        answer(
+            self.call("/v1/commands", json!({ "line": shell_words::join(words) }))
+                .await,
+            "output",
+        )
     }
 }
 
 #[tool_router]
 impl FleetTools {
     fn new(daemon: Daemon) -> FleetTools {
-        FleetTools { daemon: Arc::new(daemon), tool_router: Self::tool_router() }
+        FleetTools {
+            daemon: Arc::new(daemon),
+            tool_router: Self::tool_router(),
+        }
     }
 
-    #[tool(description = "Post a message to the chat room (by default the one the last message came from).")]
-    async fn reply(&self, Parameters(args): Parameters<ReplyArgs>) -> Result<CallToolResult, McpError> {
-        answer(self.call("/v1/reply", json!({ "text": args.text, "room": args.room })).await, "queued_messages")
+    #[tool(
+        description = "Post a message to the chat room (by default the one the last message came from)."
+    )]
+    async fn reply(
+        &self,
+        Parameters(args): Parameters<ReplyArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        answer(
+            self.call("/v1/reply", json!({ "text": args.text, "room": args.room }))
+                .await,
+            "queued_messages",
+        )
     }
 
     #[tool(description = "The fleet's agents and their states, as a table.")]
-    async fn fleet_status(&self, Parameters(_): Parameters<NoArgs>) -> Result<CallToolResult, McpError> {
+    async fn fleet_status(
+        &self,
+        Parameters(_): Parameters<NoArgs>,
+    ) -> Result<CallToolResult, McpError> {
         self.command(vec!["ps".into()]).await
     }
 
     #[tool(description = "Add a worker agent to the fleet and start it.")]
-    async fn fleet_add(&self, Parameters(a): Parameters<AddArgs>) -> Result<CallToolResult, McpError> {
+    async fn fleet_add(
+        &self,
+        Parameters(a): Parameters<AddArgs>,
+    ) -> Result<CallToolResult, McpError> {
         let mut words = vec!["add".to_owned(), a.name, "--runtime".into(), a.runtime];
-        for (flag, value) in [("--model", a.model), ("--workdir", a.workdir), ("--instructions", a.instructions)] {
+        for (flag, value) in [
+            ("--model", a.model),
+            ("--workdir", a.workdir),
+            ("--instructions", a.instructions),
+        ] {
             if let Some(v) = value {
                 words.extend([flag.to_owned(), v]);
             }
@@ -107,14 +137,27 @@ impl FleetTools {
     }
 
     #[tool(description = "Stop a worker agent and remove it from the fleet.")]
-    async fn fleet_remove(&self, Parameters(a): Parameters<NameArgs>) -> Result<CallToolResult, McpError> {
+    async fn fleet_remove(
+        &self,
+        Parameters(a): Parameters<NameArgs>,
+    ) -> Result<CallToolResult, McpError> {
         self.command(vec!["remove".into(), a.name]).await
     }
 
     #[tool(description = "Type text into an agent's input and submit it.")]
-    async fn agent_send(&self, Parameters(a): Parameters<SendArgs>) -> Result<CallToolResult, McpError> {
+    async fn agent_send(
+        &self,
+        Parameters(a): Parameters<SendArgs>,
+    ) -> Result<CallToolResult, McpError> {
         // `send NAME TEXT` keeps the text exactly as given.
-        answer(self.call("/v1/commands", json!({ "line": format!("send {} {}", a.name, a.text) })).await, "output")
+        answer(
+            self.call(
+                "/v1/commands",
+                json!({ "line": format!("send {} {}", a.name, a.text) }),
+            )
+            .await,
+            "output",
+        )
     }
 }
 
@@ -128,9 +171,13 @@ impl ServerHandler for FleetTools {
 
 /// Serves the tools on stdio until the client closes it.
 pub fn serve(daemon: Daemon) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let service = FleetTools::new(daemon).serve(rmcp::transport::stdio()).await?;
+        let service = FleetTools::new(daemon)
+            .serve(rmcp::transport::stdio())
+            .await?;
         service.waiting().await?;
         Ok(())
     })

@@ -69,7 +69,9 @@ pub fn parse(text: &str) -> ChatInput {
         {
             ChatInput::Help(e.to_string())
         }
-        Err(e) => ChatInput::Invalid(ParseError { message: with_usage(&e.to_string(), &words[0]) }),
+        Err(e) => ChatInput::Invalid(ParseError {
+            message: with_usage(&e.to_string(), &words[0]),
+        }),
     }
 }
 
@@ -99,8 +101,14 @@ fn split_words(rest: &str) -> Result<Vec<String>, String> {
 fn with_usage(error: &str, verb: &str) -> String {
     let mut cmd = ChatCli::command();
     cmd.build();
-    let usage = cmd.find_subcommand_mut(verb).map(|c| c.render_usage().to_string()).unwrap_or_else(usage);
-    let body: Vec<&str> = error.lines().filter(|l| !l.starts_with("Usage:") && !l.starts_with("For more information")).collect();
+    let usage = cmd
+        .find_subcommand_mut(verb)
+        .map(|c| c.render_usage().to_string())
+        .unwrap_or_else(usage);
+    let body: Vec<&str> = error
+        .lines()
+        .filter(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
     format!(
         "{}\n\n{}\n(/fleet help {verb} explains every option)",
         body.join("\n").trim_end(),

@@ -271,7 +271,12 @@ impl ControlClient {
         for attempt in 1..=opts.submit_attempts.max(1) {
             self.command(&format!("send-keys -t {pane} Enter"))?;
             if let Some(reaction) = self.next_output(Instant::now() + opts.submit_timeout)? {
-                return Ok(SendReport { pasted, echoed, enter_presses: attempt, reaction });
+                return Ok(SendReport {
+                    pasted,
+                    echoed,
+                    enter_presses: attempt,
+                    reaction,
+                });
             }
         }
         Err(TmuxError::new(
