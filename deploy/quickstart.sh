@@ -12,9 +12,18 @@ mosaic="$CARGO_TARGET_DIR/debug/mosaic"
 "$mosaic" fleet init --preset "${MOSAIC_PRESET:-general}" --yes
 "$mosaic" fleet start
 "$mosaic" fleet ps
+state="${MOSAIC_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/mosaic}"
+if [ ! -f "$state/daemon.json" ] || ! kill -0 "$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$state/daemon.json")" 2>/dev/null; then
+  nohup "$mosaic" up >>"$state/up.log" 2>&1 &
+  for _ in $(seq 1 50); do [ -f "$state/daemon.json" ] && break; sleep 0.1; done
+fi
 echo
-echo "mosaic is at $mosaic. Try:"
-echo "  $mosaic fleet send mos 'hello'    # type into the orchestrator"
-echo "  $mosaic fleet logs mos            # read its pane"
-echo "  $mosaic fleet attach mos          # look in (detach with C-b d)"
-echo "  $mosaic fleet stop                # stop the fleet"
+echo "The daemon runs (log: $state/up.log). mosaic is at $mosaic. Also try:"
+echo "  $mosaic fleet send helper 'hello'  # type into an agent"
+echo "  $mosaic fleet attach mos           # look in (detach with C-b d)"
+echo "  $mosaic fleet stop                 # stop the fleet"
+if [ -t 0 ]; then
+  exec "$mosaic" chat
+else
+  echo "  $mosaic chat                       # talk to the orchestrator (needs a terminal)"
+fi

@@ -2,7 +2,9 @@
 //! installed. It is NOT an AI: it acknowledges each submitted message with a numbered reply.
 //!
 //! It behaves like the real harnesses where it matters to mosaic: raw-mode terminal, bracketed
-//! paste (multi-line pastes stay one message until Enter), `/exit` to quit. Each submitted
+//! paste (multi-line pastes stay one message until Enter), `/exit` to quit. As the orchestrator
+//! (`MOSAIC_ROLE=orchestrator`) with the daemon running, it also answers in chat with
+//! `mosaic reply`, as a real orchestrator is told to. Each submitted
 //! message is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` so tests can check that
 //! text arrived exactly once and byte for byte.
 
@@ -123,12 +125,34 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                             .open(path)?;
                         writeln!(f, "{line}")?;
                     }
-                    say(out, &format!("\n{}\n{PROMPT}", reply_line(count, &message)))?;
+                    let reply = reply_line(count, &message);
+                    say(out, &format!("\n{reply}\n{PROMPT}"))?;
+                    answer_in_chat(&reply);
                 }
                 _ => {}
             },
             _ => {}
         }
+    }
+}
+
+/// As the orchestrator, also answers in chat through `mosaic reply`, as a real orchestrator
+/// would (only when a daemon is running; never blocks the REPL).
+fn answer_in_chat(reply: &str) {
+    let orchestrator = std::env::var("MOSAIC_ROLE").is_ok_and(|r| r == "orchestrator");
+    let daemon_up = std::env::var_os("MOSAIC_STATE").is_some_and(|s| PathBuf::from(s).join("daemon.json").exists());
+    if !(orchestrator && daemon_up) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let child = std::process::Command::new(exe)
+        .args(["reply", reply])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Ok(mut child) = child {
+        std::thread::spawn(move || child.wait());
     }
 }
 
