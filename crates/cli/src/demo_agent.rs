@@ -140,11 +140,14 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
 /// would (only when a daemon is running; never blocks the REPL).
 fn answer_in_chat(reply: &str) {
     let orchestrator = std::env::var("MOSAIC_ROLE").is_ok_and(|r| r == "orchestrator");
-    let daemon_up = std::env::var_os("MOSAIC_STATE").is_some_and(|s| PathBuf::from(s).join("daemon.json").exists());
+    let daemon_up = std::env::var_os("MOSAIC_STATE")
+        .is_some_and(|s| PathBuf::from(s).join("daemon.json").exists());
     if !(orchestrator && daemon_up) {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else { return };
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
     let child = std::process::Command::new(exe)
         .args(["reply", reply])
         .stdin(std::process::Stdio::null())
