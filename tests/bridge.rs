@@ -424,3 +424,62 @@ fn users_over_the_rate_limit_are_told_and_audited() {
         h.audit().iter().any(|r| r["outcome"] == "rate-limited")
     });
 }
+
+#[test]
+fn agent_state_changes_are_streamed() {
+    let h = BridgeHarness::new("");
+    let mut events = h.bridge.events();
+    let pid = h.s.ps()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "scout")
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let dead = h.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(mosaic_bridge::events::Event::AgentState { name, state }) =
+                    events.recv().await
+                    && name == "scout"
+                    && state == "dead"
+                {
+                    return true;
+                }
+            }
+        })
+        .await
+    });
+    assert_eq!(dead, Ok(true), "an agent_state event reports scout dead");
+}
+
+#[test]
+fn init_from_chat_is_confirmed_and_keeps_the_chat_setup() {
+    let h = BridgeHarness::new("");
+    h.post("admin-1", "/fleet init coding");
+    let ask = h.wait_sent("cannot be undone");
+    let code = ask
+        .split("/fleet confirm ")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_owned();
+    h.post("admin-1", &format!("/fleet confirm {code}"));
+    h.wait_sent("Wrote ");
+    let out = h.sent().join("\n");
+    assert!(out.contains("+- name: coder-1"), "the diff is shown: {out}");
+    let roster = mosaic_roster::Roster::load(&h.s.roster_path()).unwrap();
+    assert!(roster.agent("coder-1").is_some());
+    assert_eq!(roster.acl.len(), 3, "the ACL the user wrote is kept");
+    assert_eq!(roster.connectors.len(), 1, "the connector is kept");
+}

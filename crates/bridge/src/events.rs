@@ -57,7 +57,8 @@ pub enum Event {
         /// Its outcome, as in the audit log.
         outcome: String,
     },
-    /// An agent changed state (`running`, `dead`, `stopped`, `busy`, `idle`).
+    /// An agent changed state: `running`, `dead`, `stopped`, `orphan`, `removed` (from the
+    /// fleet, checked every second), or `busy`, `idle` (from the orchestrator's hooks).
     AgentState {
         /// Agent name.
         name: String,

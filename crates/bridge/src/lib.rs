@@ -193,6 +193,8 @@ impl Bridge {
         }
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
+        let me = self.clone();
+        tasks.push(tokio::spawn(async move { me.watch_agents().await }));
         for connector in self.inner.connectors.values() {
             let (me, connector) = (self.clone(), connector.clone());
             tasks.push(tokio::spawn(
@@ -594,6 +596,44 @@ impl Bridge {
             command: line.to_owned(),
             outcome: outcome.to_owned(),
         });
+    }
+
+    /// Emits an `agent_state` event whenever an agent's lifecycle state changes (one tmux call a
+    /// second for the whole fleet).
+    async fn watch_agents(&self) {
+        let mut known: HashMap<String, String> = HashMap::new();
+        while !self.inner.stop.load(Ordering::Relaxed) {
+            let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
+            let status = tokio::task::spawn_blocking(move || {
+                Fleet::open(paths, exe).ok().and_then(|f| f.ps().ok())
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(status) = status {
+                let now: HashMap<String, String> = status
+                    .agents
+                    .into_iter()
+                    .map(|a| (a.name, a.state.as_str().to_owned()))
+                    .collect();
+                for (name, state) in &now {
+                    if known.get(name) != Some(state) {
+                        let _ = self.inner.events.send(Event::AgentState {
+                            name: name.clone(),
+                            state: state.clone(),
+                        });
+                    }
+                }
+                for name in known.keys().filter(|n| !now.contains_key(*n)) {
+                    let _ = self.inner.events.send(Event::AgentState {
+                        name: name.clone(),
+                        state: "removed".into(),
+                    });
+                }
+                known = now;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     async fn outbox_loop(&self) {
