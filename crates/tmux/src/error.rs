@@ -38,7 +38,12 @@ impl TmuxError {
     /// Classifies a failed command's stderr.
     pub(crate) fn from_stderr(stderr: &str) -> Self {
         let s = stderr.trim();
-        let kind = if s.starts_with("no server running") || s.starts_with("error connecting to") {
+        // "server exited unexpectedly": the server was shutting down (its last session just
+        // ended) while this command connected; for the caller it is simply gone.
+        let kind = if s.starts_with("no server running")
+            || s.starts_with("error connecting to")
+            || s.contains("server exited unexpectedly")
+        {
             ErrorKind::NoServer
         } else if s.starts_with("can't find session")
             || s.starts_with("can't find pane")
