@@ -116,6 +116,13 @@ fn with_usage(error: &str, verb: &str) -> String {
     )
 }
 
+/// The chat grammar's clap command (built), for deriving native commands.
+pub(crate) fn chat_command() -> clap::Command {
+    let mut cmd = ChatCli::command();
+    cmd.build();
+    cmd
+}
+
 /// The usage line of the whole grammar.
 pub fn usage() -> String {
     ChatCli::command()

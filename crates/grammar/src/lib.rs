@@ -2,6 +2,7 @@
 //! types (with their generated help) serve every other surface that speaks the fleet grammar.
 
 pub mod chat;
+pub mod native;
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
