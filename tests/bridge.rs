@@ -21,6 +21,8 @@ fn a_chat_message_lands_once_in_the_pane_submitted_and_acked() {
         h.fake.acks().contains(&(ROOM.to_owned(), id.clone())),
         "acked"
     );
+    // The demo orchestrator answers in the room through `mosaic reply`: the whole loop.
+    h.wait_sent("[demo reply #1] received");
     // Redelivery of the same platform message (after a reconnect) is ignored.
     let first = h.fake.sent().len();
     h.fake.redeliver(mosaic_connector::Inbound {

@@ -55,6 +55,11 @@ impl Activity {
         i.tail.clear();
     }
 
+    /// A delivery failed before the agent took anything: it is not busy because of it.
+    pub fn abandoned(&self) {
+        self.inner.lock().unwrap().busy_since = None;
+    }
+
     /// The pane printed `data`.
     pub fn output(&self, data: &[u8]) {
         let mut i = self.inner.lock().unwrap();

@@ -174,12 +174,16 @@ impl DeliveryWorker {
             settle: s.settle,
             ..SendOptions::default()
         };
-        let report = s
-            .client
-            .send_text(&envelope(q), &opts)
-            .map_err(|e| e.to_string())?;
-        store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+        // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
+        let report = match s.client.send_text(&envelope(q), &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                self.activity.abandoned();
+                return Err(e.to_string());
+            }
+        };
+        store.mark_delivered(q.id).map_err(|e| e.to_string())?;
         self.activity.output(&report.reaction);
         let origin = serde_json::json!({
             "connector": q.inbound.connector,

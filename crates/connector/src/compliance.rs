@@ -62,6 +62,16 @@ pub async fn run_suite(platform: &dyn Platform) {
         tokio::spawn(async move { c.run(tx).await })
     };
     let (room, user) = (platform.room(), platform.user());
+    // Health: Up once connected and serving (messages sent before that are the platform's to keep).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while connector.health() != Health::Up {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rule: health becomes Up once connected (got {:?})",
+            connector.health()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Inbound: what a user says arrives once, with its ids and text intact.
     let text = "hello mosaic\nsecond line with ünïcödé and `code`";

@@ -138,7 +138,7 @@ pub fn to_line(verb: &str, values: &[(String, NativeValue)]) -> String {
     for o in positional {
         if let Some(NativeValue::Text(t)) = get(&o.name) {
             if o.many && verb != "send" {
-                words.extend(t.split_whitespace().map(|w| quote(w)));
+                words.extend(t.split_whitespace().map(&quote));
             } else {
                 words.push(quote(t));
             }

@@ -1,0 +1,421 @@
+//! The Discord connector: serenity 0.12 on the gateway with the least intents it needs, messages
+//! from the configured guild's channels, the `/fleet` grammar registered as a native slash command
+//! for the guild, deferred interaction responses with follow-ups, `!fleet` in plain messages,
+//! a reaction as the acknowledgement, a typing indicator, and REST errors mapped to retry kinds
+//! (a 429 becomes a rate limit with a retry-after).
+
+#[cfg(feature = "test-util")]
+pub mod fake;
+mod slash;
+
+use async_trait::async_trait;
+use mosaic_connector::{
+    Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound,
+};
+use serenity::all::{
+    ChannelId, ClientBuilder, Command, CommandInteraction, Context,
+    CreateInteractionResponseFollowup, CreateMessage, EventHandler, GatewayIntents, GuildId, Http,
+    HttpBuilder, Interaction, Message, MessageId, Nonce, ReactionType, Ready, ResumedEvent,
+};
+use serenity::builder::Builder;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Discord's message length limit, in characters.
+pub const MAX_MESSAGE_LEN: usize = 2000;
+/// The reaction that acknowledges a received message.
+pub const ACK_EMOJI: &str = "👀";
+/// The prefix of the message ids given to slash-command invocations (`i` + interaction id).
+const INTERACTION_PREFIX: &str = "i";
+
+/// What the connector needs.
+#[derive(Debug, Clone)]
+pub struct DiscordConfig {
+    /// The bot token (from the env var or file the roster names).
+    pub token: String,
+    /// The guild (server) whose channels are bridged and where `/fleet` is registered.
+    pub guild: u64,
+    /// Also take direct messages (adds the DIRECT_MESSAGES intent).
+    pub direct_messages: bool,
+    /// Send REST calls here instead of https://discord.com (tests point it at a fake).
+    pub api_base: Option<String>,
+}
+
+/// The Discord connector.
+pub struct DiscordConnector {
+    config: DiscordConfig,
+    http: Arc<Http>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    health: Mutex<Option<Health>>,
+    bot_user: Mutex<Option<u64>>,
+    /// Interaction tokens by the message id given to the bridge, for follow-ups.
+    interactions: Mutex<HashMap<String, String>>,
+}
+
+impl DiscordConnector {
+    /// A connector for `config` (nothing connects until [`Connector::run`]).
+    pub fn new(config: DiscordConfig) -> DiscordConnector {
+        DiscordConnector {
+            http: Arc::new(make_http(&config)),
+            config,
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    /// The gateway intents: guild messages and their content, and DMs if configured.
+    pub fn intents(&self) -> GatewayIntents {
+        let mut intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
+        if self.config.direct_messages {
+            intents |= GatewayIntents::DIRECT_MESSAGES;
+        }
+        intents
+    }
+
+    fn set_health(&self, h: Health) {
+        *self.shared.health.lock().unwrap() = Some(h);
+    }
+}
+
+/// A REST client for `config`. Against Discord, serenity's rate limiter honours the buckets and,
+/// on a 429, waits the `retry-after` and retries by itself. Through a proxy base (the tests' fake
+/// Discord) serenity requires the limiter off; a 429 then reaches the bridge as
+/// [`ErrorKind::RateLimited`] and the outbox retries it.
+fn make_http(config: &DiscordConfig) -> Http {
+    let mut builder = HttpBuilder::new(&config.token);
+    if let Some(base) = &config.api_base {
+        builder = builder.proxy(base.clone()).ratelimiter_disabled(true);
+    }
+    builder.build()
+}
+
+/// Checks a bot token's shape (three dot-separated base64 parts) without contacting Discord.
+pub fn token_looks_valid(token: &str) -> bool {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        && parts[0].len() >= 17
+}
+
+/// Maps a serenity failure to how the bridge should treat it.
+fn classify(e: serenity::Error) -> ConnectorError {
+    use serenity::http::HttpError;
+    let kind = match &e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => match r.status_code.as_u16() {
+            429 => ErrorKind::RateLimited {
+                retry_after: retry_after(&r.error.message),
+            },
+            401 => ErrorKind::Auth,
+            s if s >= 500 => ErrorKind::Retryable,
+            _ => ErrorKind::Fatal,
+        },
+        serenity::Error::Http(HttpError::Request(_))
+        | serenity::Error::Io(_)
+        | serenity::Error::Tungstenite(_) => ErrorKind::Retryable,
+        serenity::Error::Gateway(serenity::gateway::GatewayError::InvalidAuthentication) => {
+            ErrorKind::Auth
+        }
+        serenity::Error::Gateway(serenity::gateway::GatewayError::DisallowedGatewayIntents) => {
+            ErrorKind::Auth
+        }
+        serenity::Error::Gateway(serenity::gateway::GatewayError::InvalidGatewayIntents) => {
+            ErrorKind::Fatal
+        }
+        serenity::Error::Gateway(_) => ErrorKind::Retryable,
+        _ => ErrorKind::Fatal,
+    };
+    let hint = match &e {
+        serenity::Error::Gateway(serenity::gateway::GatewayError::DisallowedGatewayIntents) => {
+            " - enable the MESSAGE CONTENT privileged intent for the bot (Developer Portal > Bot > Privileged Gateway Intents)"
+        }
+        serenity::Error::Gateway(serenity::gateway::GatewayError::InvalidAuthentication) => {
+            " - the bot token is wrong or was reset"
+        }
+        _ => "",
+    };
+    ConnectorError::new(kind, format!("discord: {e}{hint}"))
+}
+
+/// The wait a 429 asks for. serenity keeps only the error body's `message`, not its
+/// `retry_after`; when the value cannot be read, one second (Discord's waits are usually shorter).
+fn retry_after(message: &str) -> Duration {
+    message
+        .split("retry_after")
+        .nth(1)
+        .and_then(|rest| {
+            rest.trim_start_matches(['"', ':', ' '])
+                .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+        })
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(1))
+}
+
+struct Handler {
+    inbound: mpsc::Sender<Inbound>,
+    /// The connector's own REST client (used by `send`), which needs the application id too.
+    http: Arc<Http>,
+    guild: u64,
+    direct_messages: bool,
+    shared: Arc<Shared>,
+}
+
+impl Handler {
+    async fn forward(&self, event: Inbound) {
+        let _ = self.inbound.send(event).await;
+    }
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        *self.shared.bot_user.lock().unwrap() = Some(ready.user.id.get());
+        ctx.http.set_application_id(ready.application.id);
+        self.http.set_application_id(ready.application.id);
+        let commands = vec![slash::fleet_command()];
+        let result: Result<Vec<Command>, _> = GuildId::new(self.guild)
+            .set_commands(&ctx.http, commands)
+            .await;
+        *self.shared.health.lock().unwrap() = Some(match result {
+            Ok(_) => Health::Up,
+            Err(e) => Health::Degraded(format!("registering /fleet failed: {e}")),
+        });
+    }
+
+    async fn resume(&self, _ctx: Context, _: ResumedEvent) {
+        *self.shared.health.lock().unwrap() = Some(Health::Up);
+    }
+
+    async fn message(&self, _ctx: Context, msg: Message) {
+        let own = *self.shared.bot_user.lock().unwrap() == Some(msg.author.id.get());
+        if own || msg.author.bot {
+            return;
+        }
+        match msg.guild_id {
+            Some(g) if g.get() == self.guild => {}
+            None if self.direct_messages => {}
+            // Other guilds never reach the bridge.
+            _ => return,
+        }
+        self.forward(Inbound {
+            connector: "discord".into(),
+            message_id: msg.id.get().to_string(),
+            room: msg.channel_id.get().to_string(),
+            user: msg.author.id.get().to_string(),
+            user_name: msg.author.name.clone(),
+            text: msg.content.clone(),
+            thread: None,
+        })
+        .await;
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let Interaction::Command(command) = interaction else {
+            return;
+        };
+        if command.data.name != slash::COMMAND
+            || command.guild_id.map(|g| g.get()) != Some(self.guild)
+        {
+            return;
+        }
+        // Discord wants an answer within 3 s: defer now, follow up when the bridge replies.
+        if let Err(e) = command.defer(&ctx.http).await {
+            eprintln!("mosaic: discord: deferring /fleet failed: {e}");
+            return;
+        }
+        let id = format!("{INTERACTION_PREFIX}{}", command.id.get());
+        self.shared
+            .interactions
+            .lock()
+            .unwrap()
+            .insert(id.clone(), command.token.clone());
+        self.forward(inbound_from_interaction(&command, id)).await;
+    }
+}
+
+fn inbound_from_interaction(command: &CommandInteraction, id: String) -> Inbound {
+    let user = command
+        .member
+        .as_ref()
+        .map(|m| m.user.clone())
+        .unwrap_or_else(|| command.user.clone());
+    Inbound {
+        connector: "discord".into(),
+        message_id: id,
+        room: command.channel_id.get().to_string(),
+        user: user.id.get().to_string(),
+        user_name: user.name.clone(),
+        text: slash::to_line(&command.data),
+        thread: None,
+    }
+}
+
+fn parse_id(s: &str, what: &str) -> Result<u64, ConnectorError> {
+    s.parse().map_err(|_| {
+        ConnectorError::new(
+            ErrorKind::Fatal,
+            format!("discord: {what} {s:?} is not a numeric id"),
+        )
+    })
+}
+
+#[async_trait]
+impl Connector for DiscordConnector {
+    fn id(&self) -> &str {
+        "discord"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_message_len: MAX_MESSAGE_LEN,
+            markdown: Markdown::Discord,
+            threads: true,
+            native_commands: true,
+            reactions: true,
+        }
+    }
+
+    async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError> {
+        self.set_health(Health::Starting);
+        let handler = Handler {
+            inbound: inbound.clone(),
+            http: self.http.clone(),
+            guild: self.config.guild,
+            direct_messages: self.config.direct_messages,
+            shared: self.shared.clone(),
+        };
+        let mut client = ClientBuilder::new_with_http(make_http(&self.config), self.intents())
+            .event_handler(handler)
+            .await
+            .map_err(classify)?;
+        let shards = client.shard_manager.clone();
+        let result = tokio::select! {
+            r = client.start() => r.map_err(classify),
+            _ = inbound.closed() => {
+                shards.shutdown_all().await;
+                Ok(())
+            }
+        };
+        self.set_health(match &result {
+            Ok(()) => Health::Down("stopped".into()),
+            Err(e) => Health::Down(e.to_string()),
+        });
+        result
+    }
+
+    async fn send(&self, message: &Outbound) -> Result<String, ConnectorError> {
+        let token = message
+            .reply_to
+            .as_ref()
+            .and_then(|r| self.shared.interactions.lock().unwrap().get(r).cloned());
+        if let Some(token) = token {
+            let sent = CreateInteractionResponseFollowup::new()
+                .content(&message.text)
+                .execute(&*self.http, (None, &token))
+                .await
+                .map_err(classify)?;
+            return Ok(sent.id.get().to_string());
+        }
+        let channel = ChannelId::new(parse_id(&message.room, "channel")?);
+        let mut builder = CreateMessage::new()
+            .content(&message.text)
+            .nonce(Nonce::String(nonce(&message.key)))
+            .enforce_nonce(true);
+        if let Some(reply_to) = message
+            .reply_to
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok())
+        {
+            builder = builder.reference_message((channel, MessageId::new(reply_to)));
+        }
+        let sent = channel
+            .send_message(&*self.http, builder)
+            .await
+            .map_err(classify)?;
+        Ok(sent.id.get().to_string())
+    }
+
+    async fn ack(&self, room: &str, message_id: &str) -> Result<(), ConnectorError> {
+        if message_id.starts_with(INTERACTION_PREFIX) {
+            return Ok(()); // the deferral already showed "thinking…"
+        }
+        let channel = ChannelId::new(parse_id(room, "channel")?);
+        let message = MessageId::new(parse_id(message_id, "message")?);
+        self.http
+            .create_reaction(channel, message, &ReactionType::Unicode(ACK_EMOJI.into()))
+            .await
+            .map_err(classify)
+    }
+
+    async fn typing(&self, room: &str) -> Result<(), ConnectorError> {
+        ChannelId::new(parse_id(room, "channel")?)
+            .broadcast_typing(&*self.http)
+            .await
+            .map_err(classify)
+    }
+
+    fn health(&self) -> Health {
+        self.shared
+            .health
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or(Health::Starting)
+    }
+}
+
+/// Discord nonces are at most 25 characters.
+fn nonce(key: &str) -> String {
+    key.chars()
+        .rev()
+        .take(25)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shapes() {
+        assert!(token_looks_valid(
+            "MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+        ));
+        assert!(!token_looks_valid("not a token"));
+        assert!(!token_looks_valid("a.b"));
+        assert!(!token_looks_valid("xoxb-123-456"));
+    }
+
+    #[test]
+    fn retry_after_is_read_from_the_body() {
+        assert_eq!(
+            retry_after(
+                r#"{"message":"You are being rate limited.","retry_after":0.25,"global":false}"#
+            ),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            retry_after("You are being rate limited."),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn nonces_fit_discord() {
+        assert_eq!(nonce("mosaic-out-123"), "mosaic-out-123");
+        assert_eq!(nonce(&"x".repeat(40)).len(), 25);
+    }
+}
