@@ -32,7 +32,7 @@ fn every_shipped_preset_inits_without_a_terminal() {
 fn a_missing_answer_without_a_terminal_names_the_flag() {
     let s = Sandbox::new();
     let err = s.fails(&["fleet", "init", "--name", "f"]);
-    assert!(err.contains("no terminal to ask \"Configuration type\": pass --preset NAME (one of general, coding, research, hybrid)"), "{err}");
+    assert!(err.contains("no terminal to ask \"Configuration type\": pass --preset NAME (one of general, coding, research, hybrid, mos-discord)"), "{err}");
     let err = s.fails(&["fleet", "init", "--preset", "coding"]);
     assert!(
         err.contains("pass --name NAME (or --yes for the default)"),
@@ -117,7 +117,10 @@ fn connector_answers_reference_secrets_never_inline_them() {
     );
     let out = s
         .command(&["fleet", "verify"])
-        .env("DISCORD_TOKEN", "not-a-real-token-value")
+        .env(
+            "DISCORD_TOKEN",
+            "MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.not-a-real-token-value",
+        )
         .output()
         .unwrap();
     let report = text(&out.stdout);
@@ -128,7 +131,7 @@ fn connector_answers_reference_secrets_never_inline_them() {
         "{report}"
     );
     assert!(
-        !report.contains("not-a-real-token-value"),
+        !report.contains("MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.not-a-real-token-value"),
         "a secret is never printed"
     );
 }

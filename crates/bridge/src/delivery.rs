@@ -36,6 +36,8 @@ pub struct DeliveryWorker {
     pub stop: Arc<AtomicBool>,
     /// Signals that a message was queued.
     pub wake: Receiver<()>,
+    /// Told about each delivered message (the bridge shows "typing" in its room).
+    pub delivered: tokio::sync::mpsc::UnboundedSender<mosaic_connector::Inbound>,
 }
 
 /// The envelope that precedes a chat message in the pane; it carries the queue id.
@@ -194,6 +196,7 @@ impl DeliveryWorker {
         store
             .set(CONVERSATION_KEY, &origin.to_string())
             .map_err(|e| e.to_string())?;
+        let _ = self.delivered.send(q.inbound.clone());
         let _ = self.events.send(Event::Delivered {
             id: q.id,
             agent: s.agent.clone(),

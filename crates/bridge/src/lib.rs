@@ -177,6 +177,11 @@ impl Bridge {
     /// [`Bridge::shutdown`] to stop them.
     pub fn start(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
+        let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
+        let me = self.clone();
+        tasks.push(tokio::spawn(
+            async move { me.typing_loop(delivered_rx).await },
+        ));
         if let Some(wake) = self.inner.delivery_wake_rx.lock().unwrap().take() {
             let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
             let worker = DeliveryWorker {
@@ -188,6 +193,7 @@ impl Bridge {
                 events: self.inner.events.clone(),
                 stop: self.inner.stop.clone(),
                 wake,
+                delivered: delivered_tx,
             };
             tasks.push(tokio::task::spawn_blocking(move || worker.run()));
         }
@@ -596,6 +602,28 @@ impl Bridge {
             command: line.to_owned(),
             outcome: outcome.to_owned(),
         });
+    }
+
+    /// While the orchestrator works on a delivered message, shows "typing" in its room (every 8 s,
+    /// at most 2 minutes).
+    async fn typing_loop(&self, mut delivered: mpsc::UnboundedReceiver<Inbound>) {
+        while let Some(inbound) = delivered.recv().await {
+            let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else {
+                continue;
+            };
+            let activity = self.inner.activity.clone();
+            tokio::spawn(async move {
+                for _ in 0..15 {
+                    if connector.typing(&inbound.room).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(8)).await;
+                    if activity.is_idle() {
+                        return;
+                    }
+                }
+            });
+        }
     }
 
     /// Emits an `agent_state` event whenever an agent's lifecycle state changes (one tmux call a

@@ -67,6 +67,22 @@ impl Daemon {
         Self::check(response)
     }
 
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Result<Value> {
+        let response = self
+            .agent
+            .get(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
+                    self.url
+                )
+            })?;
+        Self::check(response)
+    }
+
     /// The event stream: calls `each` with every event until it returns false or the stream ends.
     pub fn events(&self, mut each: impl FnMut(Value) -> bool) -> Result<()> {
         let response = self

@@ -35,12 +35,19 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
     };
     print!("{}", render::outcomes(&outcomes));
     let token = ensure_token(&paths.state_dir)?;
-    let connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector)];
+    let mut connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector)];
     for c in &fleet.roster.connectors {
-        eprintln!(
-            "warning: this build of mosaic has no {} connector; its rooms are not bridged",
-            c.kind()
-        );
+        match platform_connector(c) {
+            Ok(Some(connector)) => connectors.push(connector),
+            Ok(None) => eprintln!(
+                "warning: this build of mosaic has no {} connector; its rooms are not bridged",
+                c.kind()
+            ),
+            Err(e) => eprintln!(
+                "warning: the {} connector cannot start: {e:#}; its rooms are not bridged (see `mosaic fleet verify`)",
+                c.kind()
+            ),
+        }
     }
     let bridge = Bridge::new(
         BridgeConfig {
@@ -81,6 +88,31 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
     let _ = std::fs::remove_file(paths.state_dir.join(DAEMON_FILE));
     println!("mosaic up: stopped (the fleet keeps running; `mosaic fleet stop` stops it)");
     Ok(())
+}
+
+/// The connector for a roster entry, when this build has it.
+fn platform_connector(config: &mosaic_roster::Connector) -> Result<Option<Arc<dyn Connector>>> {
+    match config {
+        #[cfg(feature = "discord")]
+        mosaic_roster::Connector::Discord { guild, token, .. } => {
+            let token = mosaic_fleet::verify::resolve_secret(token).map_err(anyhow::Error::msg)?;
+            let guild = guild.parse().context("the guild id is not numeric")?;
+            // A REST/gateway base other than discord.com: an API proxy, or the tests' fake Discord.
+            let api_base = std::env::var("MOSAIC_DISCORD_API_BASE")
+                .ok()
+                .filter(|b| !b.is_empty());
+            let config = mosaic_discord::DiscordConfig {
+                token,
+                guild,
+                direct_messages: false,
+                api_base,
+            };
+            Ok(Some(Arc::new(mosaic_discord::DiscordConnector::new(
+                config,
+            ))))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn shutdown_signal() {

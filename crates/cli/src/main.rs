@@ -8,7 +8,7 @@ mod mcp;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser, Subcommand};
-use mosaic_fleet::verify::{Level, verify};
+use mosaic_fleet::verify::{Check, Level, verify};
 use mosaic_fleet::{Fleet, Outcome, Paths, create_private_dir, render, wizard};
 use mosaic_grammar::{AddArgs, FleetCommand, InstallArgs, PresetsAction};
 use mosaic_roster::{Agent, Role, all_presets};
@@ -155,7 +155,8 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             }
         }
         FleetCommand::Verify(args) => {
-            let checks = verify(paths, &exe()?);
+            let mut checks = verify(paths, &exe()?);
+            checks.extend(daemon_checks(paths));
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&checks)?);
             } else {
@@ -265,6 +266,48 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The running daemon's view: each connector's connection (a refused intent or token shows here).
+fn daemon_checks(paths: &Paths) -> Vec<Check> {
+    let finding = |level, subject: String, detail: String, hint: Option<String>| Check {
+        level,
+        subject,
+        detail,
+        hint,
+    };
+    let health = client::Daemon::locate(paths).and_then(|d| d.get("/v1/health"));
+    let Ok(health) = health else {
+        return vec![finding(
+            Level::Warn,
+            "daemon".into(),
+            "not running".into(),
+            Some("mosaic up (or systemctl --user start mosaic)".into()),
+        )];
+    };
+    let mut out = vec![finding(
+        Level::Ok,
+        "daemon".into(),
+        format!("running; {} message(s) queued", health["queue"]),
+        None,
+    )];
+    for c in health["connectors"].as_array().into_iter().flatten() {
+        let id = c["id"].as_str().unwrap_or_default().to_owned();
+        let detail = c["health"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (level, what) = match c["health"]["state"].as_str().unwrap_or_default() {
+            "up" => (Level::Ok, "connected".to_owned()),
+            "starting" => (Level::Warn, "connecting".to_owned()),
+            "degraded" => (Level::Warn, format!("degraded: {detail}")),
+            _ => (Level::Fail, format!("down: {detail}")),
+        };
+        let hint = (level == Level::Fail)
+            .then(|| format!("see docs/connectors/{id}.md (troubleshooting)"));
+        out.push(finding(level, format!("connector {id}"), what, hint));
+    }
+    out
 }
 
 /// Words joined by spaces, or standard input for `-`.

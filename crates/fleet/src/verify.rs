@@ -3,7 +3,7 @@
 use crate::engine::Fleet;
 use crate::paths::{Paths, expand_tilde, home_dir, which};
 use crate::status::AgentState;
-use mosaic_roster::{LOCAL_HOST, SecretRef, runtime};
+use mosaic_roster::{Connector, LOCAL_HOST, SecretRef, discord_token_shape_ok, runtime};
 use mosaic_tmux::Tmux;
 use std::path::Path;
 
@@ -138,6 +138,17 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
         for (field, secret) in connector.secrets() {
             let subject = format!("connector {} ({}) {field}", i, connector.kind());
             match resolve_secret(secret) {
+                Ok(value)
+                    if matches!(connector, Connector::Discord { .. })
+                        && !discord_token_shape_ok(&value) =>
+                {
+                    out.push(check(
+                        Level::Fail,
+                        subject,
+                        format!("{} does not hold a Discord bot token (three dot-separated parts)", describe(secret)),
+                        Some("copy the token from Developer Portal > your application > Bot > Reset Token".into()),
+                    ))
+                }
                 Ok(_) => out.push(check(
                     Level::Ok,
                     subject,

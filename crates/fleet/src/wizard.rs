@@ -7,8 +7,8 @@ use crate::{Paths, init};
 use inquire::{Confirm, Select, Text};
 use mosaic_grammar::{CommsArg, ConnectorArg, InitArgs};
 use mosaic_roster::{
-    CommsMode, Connector, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers, Preset, PresetSource, Role,
-    Roster, SecretRef, all_presets, check_name, runtime,
+    AclEntry, AclRole, CommsMode, Connector, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers, Preset,
+    PresetSource, Role, Roster, SecretRef, all_presets, check_name, runtime,
 };
 use std::io::Write;
 
@@ -149,21 +149,35 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
         None
     };
 
-    let connector_kind = asker.answer(
-        args.connector,
-        Some(ConnectorArg::None),
-        "--connector TYPE",
-        "Chat connector for the orchestrator",
-        || {
-            let options = vec!["none", "discord", "telegram", "slack", "matrix"];
-            let chosen = Select::new("Chat connector for the orchestrator:", options).prompt()?;
-            Ok(<ConnectorArg as clap::ValueEnum>::from_str(chosen, true).expect("listed"))
-        },
-    )?;
-    let connectors = match connector_kind {
-        ConnectorArg::None => Vec::new(),
-        kind => vec![ask_connector(&asker, args, kind)?],
+    // A profile (a preset with its chat wiring, like mos-discord) brings its connectors; asking
+    // again is only for an explicit --connector.
+    let (connector_kind, connectors) = match (&args.connector, preset.spec.connectors.first()) {
+        (None, Some(first)) => {
+            let kind = <ConnectorArg as clap::ValueEnum>::from_str(first.kind(), true)
+                .unwrap_or(ConnectorArg::None);
+            (kind, preset.spec.connectors.clone())
+        }
+        _ => {
+            let kind = asker.answer(
+                args.connector,
+                Some(ConnectorArg::None),
+                "--connector TYPE",
+                "Chat connector for the orchestrator",
+                || {
+                    let options = vec!["none", "discord", "telegram", "slack", "matrix"];
+                    let chosen =
+                        Select::new("Chat connector for the orchestrator:", options).prompt()?;
+                    Ok(<ConnectorArg as clap::ValueEnum>::from_str(chosen, true).expect("listed"))
+                },
+            )?;
+            let connectors = match kind {
+                ConnectorArg::None => Vec::new(),
+                kind => vec![ask_connector(&asker, args, kind)?],
+            };
+            (kind, connectors)
+        }
     };
+    let acl = ask_admins(out, &asker, args, &connectors, existing.as_ref())?;
 
     let comms_default = CommsArg::Tmux;
     let comms = if connector_kind == ConnectorArg::Matrix {
@@ -202,6 +216,7 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
         comms,
         socket,
         connectors,
+        acl,
     };
     let generated = preset.instantiate(&answers);
     let plan = init::plan(paths, &generated)?;
@@ -315,6 +330,48 @@ fn choose_runtime(
         )));
     }
     Ok(chosen)
+}
+
+/// The admin user ids for the chat connector: deny by default, so without one nobody may use
+/// the orchestrator from chat (the roster's existing ACL is kept by the re-init merge anyway).
+fn ask_admins(
+    out: &mut dyn Write,
+    asker: &Asker,
+    args: &InitArgs,
+    connectors: &[Connector],
+    existing: Option<&Roster>,
+) -> Result<Vec<AclEntry>> {
+    let Some(connector) = connectors.first() else {
+        return Ok(Vec::new());
+    };
+    let kind = connector.kind();
+    let mut ids = args.admins.clone();
+    if ids.is_empty() && asker.interactive && !asker.yes {
+        let line = Text::new(&format!(
+            "Your {kind} user id (to make you admin; empty for none):"
+        ))
+        .prompt()?;
+        ids = line
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    let known = existing.is_some_and(|r| r.acl.iter().any(|e| e.connector == kind));
+    if ids.is_empty() && !known {
+        let _ = writeln!(
+            out,
+            "note: nobody may use the orchestrator from {kind} yet (deny by default); add yourself with --admin ID or an `acl:` entry in roster.yaml"
+        );
+    }
+    Ok(ids
+        .into_iter()
+        .map(|user| AclEntry {
+            connector: kind.to_owned(),
+            user,
+            role: AclRole::Admin,
+        })
+        .collect())
 }
 
 fn ask_connector(asker: &Asker, args: &InitArgs, kind: ConnectorArg) -> Result<Connector> {

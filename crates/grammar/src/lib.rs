@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum FleetCommand {
     /// Create or re-create the roster with an interactive wizard (no AI involved).
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Prepare this host: config and state directories, a tmux check, shell completions.
     Install(InstallArgs),
     /// Start agents that are not running (all when none are named).
@@ -77,8 +77,14 @@ pub struct InitArgs {
     #[arg(value_name = "PRESET", conflicts_with = "preset")]
     pub preset_name: Option<String>,
     /// The same as PRESET, as a flag.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "profile")]
     pub preset: Option<String>,
+    /// A ready profile: a preset with its chat wiring (e.g. `mos-discord`).
+    #[arg(long, value_name = "NAME", conflicts_with = "preset_name")]
+    pub profile: Option<String>,
+    /// Platform user id to make admin of the chat connector (repeatable).
+    #[arg(long = "admin", value_name = "ID")]
+    pub admins: Vec<String>,
     /// Fleet name.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -130,7 +136,10 @@ pub struct InitArgs {
 impl InitArgs {
     /// The preset asked for, positionally or with `--preset`.
     pub fn chosen_preset(&self) -> Option<&str> {
-        self.preset_name.as_deref().or(self.preset.as_deref())
+        self.preset_name
+            .as_deref()
+            .or(self.preset.as_deref())
+            .or(self.profile.as_deref())
     }
 }
 

@@ -12,7 +12,7 @@ mod validate;
 pub use model::{
     AclEntry, AclRole, Agent, BridgeSettings, CommsMode, Connector, DEFAULT_API_LISTEN,
     DEFAULT_SOCKET, LOCAL_HOST, RestartPolicy, Role, Roster, SCHEMA_VERSION, SecretRef,
-    TmuxSettings,
+    TmuxSettings, discord_token_shape_ok,
 };
 pub use preset::{InitAnswers, Preset, PresetSource, PresetSpec, SHIPPED, all_presets};
 pub use runtime::{DEMO_RUNTIME, RUNTIMES, Runtime, runtime, runtime_names};

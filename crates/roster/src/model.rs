@@ -335,6 +335,19 @@ impl Connector {
     }
 }
 
+/// Whether `token` has the shape of a Discord bot token (three dot-separated base64url parts),
+/// checked without contacting Discord.
+pub fn discord_token_shape_ok(token: &str) -> bool {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        && parts[0].len() >= 17
+}
+
 /// Where a secret lives: the name of an environment variable, or a file path. Exactly one is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "SecretRefWire")]

@@ -1,6 +1,8 @@
 //! Presets: recommended agent sets for a kind of work, shipped in the binary or added by the user.
 
-use crate::model::{Agent, CommsMode, Connector, Role, Roster, SCHEMA_VERSION, TmuxSettings};
+use crate::model::{
+    AclEntry, Agent, CommsMode, Connector, Role, Roster, SCHEMA_VERSION, TmuxSettings,
+};
 use crate::validate::{RosterError, deserialize};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -11,6 +13,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("coding", include_str!("../../../presets/coding.yaml")),
     ("research", include_str!("../../../presets/research.yaml")),
     ("hybrid", include_str!("../../../presets/hybrid.yaml")),
+    (
+        "mos-discord",
+        include_str!("../../../presets/mos-discord.yaml"),
+    ),
 ];
 
 /// Where a preset came from.
@@ -32,6 +38,9 @@ pub struct PresetSpec {
     pub description: String,
     /// The recommended agents.
     pub agents: Vec<Agent>,
+    /// Chat connectors the preset wires the orchestrator to (profiles such as `mos-discord`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<Connector>,
 }
 
 /// A named preset.
@@ -62,6 +71,8 @@ pub struct InitAnswers {
     pub socket: String,
     /// Chat connectors for the orchestrator.
     pub connectors: Vec<Connector>,
+    /// Chat permissions (the admin given at init).
+    pub acl: Vec<AclEntry>,
 }
 
 impl Preset {
@@ -80,7 +91,7 @@ impl Preset {
             comms: CommsMode::Tmux,
             tmux: TmuxSettings::default(),
             agents: spec.agents.clone(),
-            connectors: Vec::new(),
+            connectors: spec.connectors.clone(),
             acl: Vec::new(),
             bridge: Default::default(),
         };
@@ -119,8 +130,12 @@ impl Preset {
                 socket: answers.socket.clone(),
             },
             agents,
-            connectors: answers.connectors.clone(),
-            acl: Vec::new(),
+            connectors: if answers.connectors.is_empty() {
+                self.spec.connectors.clone()
+            } else {
+                answers.connectors.clone()
+            },
+            acl: answers.acl.clone(),
             bridge: Default::default(),
         }
     }

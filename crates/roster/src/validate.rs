@@ -530,6 +530,16 @@ mod tests {
     }
 
     #[test]
+    fn discord_token_shapes() {
+        assert!(crate::discord_token_shape_ok(
+            "MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+        ));
+        assert!(!crate::discord_token_shape_ok("not a token"));
+        assert!(!crate::discord_token_shape_ok("a.b"));
+        assert!(!crate::discord_token_shape_ok("xoxb-123-456"));
+    }
+
+    #[test]
     fn names_follow_the_pattern() {
         assert!(check_name("a").is_ok());
         assert!(check_name("coder-2").is_ok());

@@ -14,6 +14,11 @@ fn answers() -> InitAnswers {
             channels: vec!["1517622518662434996".into()],
             token: SecretRef::env("DISCORD_TOKEN"),
         }],
+        acl: vec![AclEntry {
+            connector: "discord".into(),
+            user: "42".into(),
+            role: AclRole::Admin,
+        }],
     }
 }
 
@@ -22,7 +27,10 @@ fn shipped_presets_are_the_four_types_and_each_has_one_orchestrator() {
     let (presets, errors) = all_presets(None);
     assert!(errors.is_empty());
     let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["general", "coding", "research", "hybrid"]);
+    assert_eq!(
+        names,
+        ["general", "coding", "research", "hybrid", "mos-discord"]
+    );
     for p in &presets {
         assert_eq!(
             p.spec
@@ -65,6 +73,40 @@ fn every_preset_round_trips_through_yaml() {
         assert_eq!(back, roster, "{}", preset.name);
         assert_eq!(back.to_yaml(), text);
     }
+}
+
+#[test]
+fn the_mos_profile_wires_mos_to_its_discord_channel() {
+    let (presets, _) = all_presets(None);
+    let mos = presets.iter().find(|p| p.name == "mos-discord").unwrap();
+    assert_eq!(mos.spec.agents[0].name, "mos");
+    assert_eq!(mos.spec.agents[0].role, Role::Orchestrator);
+    let Connector::Discord {
+        guild,
+        channels,
+        token,
+    } = &mos.spec.connectors[0]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (guild.as_str(), channels.as_slice()),
+        (
+            "1112631390438166618",
+            &["1517622518662434996".to_owned()][..]
+        )
+    );
+    assert_eq!(token, &SecretRef::env("DISCORD_TOKEN"));
+    let answers = InitAnswers {
+        connectors: vec![],
+        ..answers()
+    };
+    let roster = mos.instantiate(&answers);
+    assert_eq!(
+        roster.connectors, mos.spec.connectors,
+        "a profile brings its connectors"
+    );
+    assert!(roster.validate().is_empty());
 }
 
 #[test]

@@ -1,0 +1,293 @@
+//! "Mos on Discord" end to end: `mosaic up` (the real daemon and serenity) against the fake
+//! Discord, the Mos profile, real tmux and the demo agent as Mos.
+
+mod support;
+use mosaic_discord::fake::{BOT_ID, FakeDiscord};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+use support::*;
+
+const GUILD: u64 = 1112631390438166618;
+const CHANNEL: u64 = 1517622518662434996;
+const ADMIN: u64 = 1_200_000_000_000_000_001;
+const VIEWER: u64 = 1_200_000_000_000_000_002;
+const STRANGER: u64 = 1_200_000_000_000_000_003;
+const TOKEN: &str = "MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.fake-token-for-tests-only_0123456789";
+
+struct Mos {
+    s: Sandbox,
+    fake: FakeDiscord,
+    daemon: Child,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Drop for Mos {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+fn mos() -> Mos {
+    let s = Sandbox::new();
+    let out = s.ok(&[
+        "fleet",
+        "init",
+        "--profile",
+        "mos-discord",
+        "--admin",
+        &ADMIN.to_string(),
+        "--yes",
+        "--socket",
+        &s.socket,
+        "--orchestrator-runtime",
+        "demo",
+        "--worker-runtime",
+        "demo",
+    ]);
+    assert!(
+        out.contains("type: discord") && out.contains("1517622518662434996"),
+        "{out}"
+    );
+    let mut roster = read(&s.roster_path());
+    roster = roster.replace(
+        "acl:\n",
+        &format!("acl:\n- connector: discord\n  user: '{VIEWER}'\n  role: viewer\n"),
+    );
+    std::fs::write(s.roster_path(), roster).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeDiscord::start());
+    let verify = s
+        .command(&["fleet", "verify"])
+        .env("DISCORD_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        text(&verify.stdout).contains("ok    connector 0 (discord) token"),
+        "{}",
+        text(&verify.stdout)
+    );
+    let bad = s
+        .command(&["fleet", "verify"])
+        .env("DISCORD_TOKEN", "not-a-token")
+        .output()
+        .unwrap();
+    assert!(
+        text(&bad.stdout).contains("does not hold a Discord bot token"),
+        "{}",
+        text(&bad.stdout)
+    );
+    let daemon = s
+        .command(&["up", "--listen", "127.0.0.1:0"])
+        .env("DISCORD_TOKEN", TOKEN)
+        .env("MOSAIC_DISCORD_API_BASE", &fake.base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = Mos {
+        s,
+        fake,
+        daemon,
+        _rt: rt,
+    };
+    wait_for("the daemon", || m.s.state().join("daemon.json").exists());
+    wait_for("/fleet registered for the guild", || {
+        m.fake
+            .calls()
+            .iter()
+            .any(|c| c.method == "PUT" && c.path.ends_with(&format!("/guilds/{GUILD}/commands")))
+    });
+    m
+}
+
+#[test]
+fn mos_answers_in_the_channel() {
+    let m = mos();
+    // A message from the admin reaches Mos's pane once and is acknowledged with a reaction.
+    let id = m.fake.message(
+        GUILD,
+        CHANNEL,
+        ADMIN,
+        "owner",
+        false,
+        "hello Mos, status of the build?",
+    );
+    wait_for("the message in Mos's pane", || {
+        !m.s.transcript("mos").is_empty()
+    });
+    assert_eq!(
+        m.s.transcript("mos"),
+        ["[chat #1 from owner on discord/1517622518662434996] hello Mos, status of the build?"]
+    );
+    wait_for("the reaction", || {
+        m.fake.calls().iter().any(|c| {
+            c.method == "PUT"
+                && c.path.starts_with(&format!(
+                    "/api/v10/channels/{CHANNEL}/messages/{id}/reactions/"
+                ))
+        })
+    });
+    wait_for("typing while Mos works", || {
+        m.fake
+            .calls()
+            .iter()
+            .any(|c| c.path == format!("/api/v10/channels/{CHANNEL}/typing"))
+    });
+    // Mos (the demo agent) answers with `mosaic reply`: it arrives in the channel.
+    wait_for("Mos's answer", || {
+        m.fake
+            .posted(CHANNEL)
+            .iter()
+            .any(|t| t.starts_with("[demo reply #1]"))
+    });
+
+    // A 5,000-character reply arrives as three messages, in order.
+    let long: String = (0..100)
+        .map(|i| format!("{i:04} {}\n", "y".repeat(44)))
+        .collect();
+    let out = m.s.run_with_stdin(&["reply", "-"], long.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("three parts", || {
+        m.fake
+            .posted(CHANNEL)
+            .iter()
+            .filter(|t| t.starts_with('0'))
+            .count()
+            >= 3
+    });
+    let parts: Vec<String> = m
+        .fake
+        .posted(CHANNEL)
+        .into_iter()
+        .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|p| p.chars().count() <= 2000));
+    assert_eq!(parts.join("\n"), long.trim_end());
+
+    // `/fleet status` as a slash command: deferred at once, then a follow-up with the table.
+    let interaction = m
+        .fake
+        .slash(GUILD, CHANNEL, VIEWER, "watcher", "status", &[]);
+    wait_for("the follow-up", || !m.fake.followups().is_empty());
+    let callback = m
+        .fake
+        .calls()
+        .into_iter()
+        .find(|c| {
+            c.path
+                .starts_with(&format!("/api/v10/interactions/{interaction}/"))
+        })
+        .unwrap();
+    assert_eq!(callback.body["type"], 5, "deferred");
+    let (token, table) = m.fake.followups().remove(0);
+    assert_eq!(token, format!("itoken-{interaction}"));
+    assert!(
+        table.contains("mos") && table.contains("orchestrator") && table.contains("running"),
+        "{table}"
+    );
+
+    // `!fleet` in a plain message works too, and a viewer cannot add agents.
+    m.fake.message(
+        GUILD,
+        CHANNEL,
+        VIEWER,
+        "watcher",
+        false,
+        "!fleet add intruder --runtime demo",
+    );
+    wait_for("the refusal", || {
+        m.fake
+            .posted(CHANNEL)
+            .iter()
+            .any(|t| t.contains("refused: `add` needs role admin"))
+    });
+
+    // Strangers, other channels, other guilds and bots get nothing.
+    let before = (m.s.transcript("mos").len(), m.fake.posted(CHANNEL).len());
+    m.fake
+        .message(GUILD, CHANNEL, STRANGER, "stranger", false, "let me in");
+    m.fake
+        .message(GUILD, 42, ADMIN, "owner", false, "wrong channel");
+    m.fake
+        .message(7, CHANNEL, ADMIN, "owner", false, "wrong guild");
+    m.fake.message(GUILD, CHANNEL, 99, "somebot", true, "beep");
+    m.fake
+        .message(GUILD, CHANNEL, BOT_ID, "mos", true, "my own words");
+    let audit = || read(&m.s.state().join("audit.jsonl"));
+    wait_for("the audit", || {
+        m.s.state().join("audit.jsonl").exists() && audit().contains(&STRANGER.to_string())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        (m.s.transcript("mos").len(), m.fake.posted(CHANNEL).len()),
+        before
+    );
+    let audit = audit();
+    assert!(
+        audit.contains(&format!("\"user\":\"{STRANGER}\""))
+            && audit.contains("refused: user not in the acl"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("\"room\":\"42\"") && audit.contains("ignored: room not bridged"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn outages_lose_nothing_and_double_nothing() {
+    let m = mos();
+    // REST 429: the reply is retried after the delay and posted once.
+    m.fake.fail_next_posts(1, 429, 0.25);
+    m.s.ok(&[
+        "reply",
+        "--room",
+        &format!("discord:{CHANNEL}"),
+        "after a rate limit",
+    ]);
+    wait_for_secs("the retried reply", 20, || {
+        m.fake
+            .posted(CHANNEL)
+            .contains(&"after a rate limit".to_owned())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        m.fake
+            .posted(CHANNEL)
+            .iter()
+            .filter(|t| *t == "after a rate limit")
+            .count(),
+        1
+    );
+
+    // The gateway drops; a message sent meanwhile arrives once after the resume.
+    m.fake
+        .message(GUILD, CHANNEL, ADMIN, "owner", false, "before the drop");
+    wait_for("the first message", || m.s.transcript("mos").len() == 1);
+    m.fake.drop_gateway();
+    m.fake
+        .message(GUILD, CHANNEL, ADMIN, "owner", false, "during the drop");
+    wait_for_secs("the resumed message", 20, || {
+        m.s.transcript("mos").len() == 2
+    });
+    m.fake
+        .message(GUILD, CHANNEL, ADMIN, "owner", false, "after the drop");
+    wait_for("the last message", || m.s.transcript("mos").len() == 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let got: Vec<String> =
+        m.s.transcript("mos")
+            .iter()
+            .map(|t| t.rsplit("] ").next().unwrap().to_owned())
+            .collect();
+    assert_eq!(
+        got,
+        ["before the drop", "during the drop", "after the drop"]
+    );
+    assert_eq!(m.fake.sessions(), (1, 1), "resumed, not re-identified");
+}
