@@ -29,6 +29,18 @@ impl Drop for Mos {
 }
 
 fn mos() -> Mos {
+    let m = mos_with(|_| {});
+    wait_for("/fleet registered for the guild", || {
+        m.fake
+            .calls()
+            .iter()
+            .any(|c| c.method == "PUT" && c.path.ends_with(&format!("/guilds/{GUILD}/commands")))
+    });
+    m
+}
+
+/// The Mos profile and `mosaic up` against a fake Discord prepared by `prepare`.
+fn mos_with(prepare: impl FnOnce(&FakeDiscord)) -> Mos {
     let s = Sandbox::new();
     let out = s.ok(&[
         "fleet",
@@ -61,6 +73,7 @@ fn mos() -> Mos {
         .build()
         .unwrap();
     let fake = rt.block_on(FakeDiscord::start());
+    prepare(&fake);
     let verify = s
         .command(&["fleet", "verify"])
         .env("DISCORD_TOKEN", TOKEN)
@@ -96,12 +109,6 @@ fn mos() -> Mos {
         _rt: rt,
     };
     wait_for("the daemon", || m.s.state().join("daemon.json").exists());
-    wait_for("/fleet registered for the guild", || {
-        m.fake
-            .calls()
-            .iter()
-            .any(|c| c.method == "PUT" && c.path.ends_with(&format!("/guilds/{GUILD}/commands")))
-    });
     m
 }
 
@@ -290,4 +297,29 @@ fn outages_lose_nothing_and_double_nothing() {
         ["before the drop", "during the drop", "after the drop"]
     );
     assert_eq!(m.fake.sessions(), (1, 1), "resumed, not re-identified");
+}
+
+#[test]
+fn verify_names_the_intent_the_gateway_refused() {
+    let m = mos_with(|fake| fake.require_intents(1 << 20));
+    wait_for("the connector to give up", || {
+        let out =
+            m.s.command(&["fleet", "verify"])
+                .env("DISCORD_TOKEN", TOKEN)
+                .output()
+                .unwrap();
+        text(&out.stdout).contains("FAIL  connector discord: down")
+    });
+    let out =
+        m.s.command(&["fleet", "verify"])
+            .env("DISCORD_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+    assert!(!out.status.success());
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("MESSAGE CONTENT privileged intent"),
+        "{report}"
+    );
+    assert!(report.contains("docs/connectors/discord.md"), "{report}");
 }

@@ -328,3 +328,48 @@ fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
     );
     assert!(roster.agents.iter().all(|a| a.runtime == "demo"));
 }
+
+#[test]
+fn the_mos_profile_without_an_admin_says_nobody_may_use_it_yet() {
+    let s = Sandbox::new();
+    let out = s.ok(&[
+        "fleet",
+        "init",
+        "--profile",
+        "mos-discord",
+        "--yes",
+        "--socket",
+        &s.socket,
+        "--orchestrator-runtime",
+        "demo",
+        "--worker-runtime",
+        "demo",
+    ]);
+    assert!(
+        out.contains("nobody may use the orchestrator from discord yet"),
+        "{out}"
+    );
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert!(roster.acl.is_empty(), "deny by default");
+    assert_eq!(roster.orchestrator().unwrap().name, "mos");
+    assert!(
+        matches!(&roster.connectors[0], mosaic_roster::Connector::Discord { guild, .. } if guild == "1112631390438166618")
+    );
+    // Re-running with an admin adds it and keeps everything else.
+    s.ok(&[
+        "fleet",
+        "init",
+        "--profile",
+        "mos-discord",
+        "--yes",
+        "--admin",
+        "123456789012345678",
+        "--orchestrator-runtime",
+        "demo",
+        "--worker-runtime",
+        "demo",
+    ]);
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert_eq!(roster.acl.len(), 1);
+    assert_eq!(roster.acl[0].user, "123456789012345678");
+}
