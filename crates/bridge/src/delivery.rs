@@ -176,6 +176,16 @@ impl DeliveryWorker {
             settle: s.settle,
             ..SendOptions::default()
         };
+        // Where replies go: set before the paste, since the orchestrator may answer at once.
+        let origin = serde_json::json!({
+            "connector": q.inbound.connector,
+            "room": q.inbound.room,
+            "thread": q.inbound.thread,
+            "message_id": q.inbound.message_id,
+        });
+        store
+            .set(CONVERSATION_KEY, &origin.to_string())
+            .map_err(|e| e.to_string())?;
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
         let report = match s.client.send_text(&envelope(q), &opts) {
@@ -187,15 +197,6 @@ impl DeliveryWorker {
         };
         store.mark_delivered(q.id).map_err(|e| e.to_string())?;
         self.activity.output(&report.reaction);
-        let origin = serde_json::json!({
-            "connector": q.inbound.connector,
-            "room": q.inbound.room,
-            "thread": q.inbound.thread,
-            "message_id": q.inbound.message_id,
-        });
-        store
-            .set(CONVERSATION_KEY, &origin.to_string())
-            .map_err(|e| e.to_string())?;
         let _ = self.delivered.send(q.inbound.clone());
         let _ = self.events.send(Event::Delivered {
             id: q.id,
