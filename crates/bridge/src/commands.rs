@@ -1,9 +1,9 @@
 //! Running a fleet command asked for in chat (or by the orchestrator's tools) and rendering its
 //! answer as chat text.
 
-use mosaic_fleet::{Fleet, Paths, render, wizard};
+use mosaic_fleet::{Fleet, Paths, render, wizard, worker_from};
 use mosaic_grammar::{FleetCommand, PresetsAction};
-use mosaic_roster::{Agent, LOCAL_HOST, Role, all_presets};
+use mosaic_roster::all_presets;
 use std::path::Path;
 use std::time::Duration;
 
@@ -78,28 +78,7 @@ pub fn execute(paths: &Paths, mosaic_exe: &Path, command: &FleetCommand) -> Resu
         }
         FleetCommand::Add(args) => {
             let mut fleet = open()?;
-            let env = args
-                .env
-                .iter()
-                .map(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .ok_or_else(|| format!("--env {kv:?}: expected KEY=VALUE"))
-                })
-                .collect::<Result<_, _>>()?;
-            fleet
-                .add(Agent {
-                    name: args.name.clone(),
-                    role: Role::Worker,
-                    runtime: args.runtime.clone(),
-                    model: args.model.clone(),
-                    workdir: args.workdir.clone(),
-                    instructions: args.instructions.clone(),
-                    env,
-                    restart: Default::default(),
-                    host: LOCAL_HOST.into(),
-                })
-                .map_err(err)?;
+            fleet.add(worker_from(args).map_err(err)?).map_err(err)?;
             let mut reply = format!("added {} to the roster", args.name);
             if !args.no_start {
                 reply.push('\n');

@@ -10,40 +10,20 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     if text.chars().count() <= limit {
         return vec![text.to_owned()];
     }
-    let mut chunks = Vec::new();
-    let mut current = String::new();
-    let mut open_fence: Option<String> = None; // the opening fence line while inside a block
-    let len = |s: &str| s.chars().count();
+    let mut parts = Parts {
+        chunks: Vec::new(),
+        current: String::new(),
+        open_fence: None,
+    };
     for line in text.split('\n') {
-        let closer = if open_fence.is_some() {
-            FENCE.len() + 1
-        } else {
-            0
-        };
-        let needed = len(&current) + usize::from(!current.is_empty()) + len(line) + closer;
-        if needed > limit && !current.is_empty() {
-            if open_fence.is_some() {
-                current.push('\n');
-                current.push_str(FENCE);
-            }
-            chunks.push(std::mem::take(&mut current));
-            if let Some(f) = &open_fence {
-                current.push_str(f);
-            }
+        if parts.len_with(line) > limit && !parts.current.is_empty() {
+            parts.flush();
         }
         // A single line longer than a message is cut by characters.
         let mut rest: &str = line;
         loop {
-            let room = limit.saturating_sub(
-                len(&current)
-                    + usize::from(!current.is_empty())
-                    + if open_fence.is_some() {
-                        FENCE.len() + 1
-                    } else {
-                        0
-                    },
-            );
-            if len(rest) <= room {
+            let room = limit.saturating_sub(parts.len_with(""));
+            if rest.chars().count() <= room {
                 break;
             }
             let cut = rest
@@ -51,35 +31,61 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
                 .nth(room.max(1))
                 .map(|(i, _)| i)
                 .unwrap_or(rest.len());
-            if !current.is_empty() {
-                current.push('\n');
-            }
-            current.push_str(&rest[..cut]);
-            if open_fence.is_some() {
-                current.push('\n');
-                current.push_str(FENCE);
-            }
-            chunks.push(std::mem::take(&mut current));
-            if let Some(f) = &open_fence {
-                current.push_str(f);
-            }
+            parts.push_line(&rest[..cut]);
+            parts.flush();
             rest = &rest[cut..];
         }
-        if !current.is_empty() {
-            current.push('\n');
-        }
-        current.push_str(rest);
+        parts.push_line(rest);
         if line.trim_start().starts_with(FENCE) {
-            open_fence = match open_fence {
+            parts.open_fence = match parts.open_fence {
                 Some(_) => None,
                 None => Some(line.trim_start().to_owned()),
             };
         }
     }
-    if !current.is_empty() {
-        chunks.push(current);
+    if !parts.current.is_empty() {
+        parts.chunks.push(parts.current);
     }
-    chunks
+    parts.chunks
+}
+
+/// The messages built so far, the one being filled, and the code block it is inside, if any.
+struct Parts {
+    chunks: Vec<String>,
+    current: String,
+    open_fence: Option<String>,
+}
+
+impl Parts {
+    /// The length of the current message once `line` and the closing fence (if needed) are added.
+    fn len_with(&self, line: &str) -> usize {
+        let newline = usize::from(!self.current.is_empty());
+        let closer = if self.open_fence.is_some() {
+            FENCE.len() + 1
+        } else {
+            0
+        };
+        self.current.chars().count() + newline + line.chars().count() + closer
+    }
+
+    fn push_line(&mut self, line: &str) {
+        if !self.current.is_empty() {
+            self.current.push('\n');
+        }
+        self.current.push_str(line);
+    }
+
+    /// Ends the current message (closing an open code block) and starts the next (reopening it).
+    fn flush(&mut self) {
+        if self.open_fence.is_some() {
+            self.current.push('\n');
+            self.current.push_str(FENCE);
+        }
+        self.chunks.push(std::mem::take(&mut self.current));
+        if let Some(f) = &self.open_fence {
+            self.current.push_str(f);
+        }
+    }
 }
 
 #[cfg(test)]

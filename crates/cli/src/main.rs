@@ -10,8 +10,8 @@ use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser, Subcommand};
 use mosaic_fleet::verify::{Check, Level, verify};
 use mosaic_fleet::{Fleet, Outcome, Paths, create_private_dir, render, wizard};
-use mosaic_grammar::{AddArgs, FleetCommand, InstallArgs, PresetsAction};
-use mosaic_roster::{Agent, Role, all_presets};
+use mosaic_grammar::{FleetCommand, InstallArgs, PresetsAction};
+use mosaic_roster::all_presets;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,7 +191,7 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             let mut fleet = open(paths)?;
             let name = args.name.clone();
             let start = !args.no_start;
-            fleet.add(agent_from(args)?)?;
+            fleet.add(mosaic_fleet::worker_from(&args)?)?;
             println!("added {name} to {}", paths.roster().display());
             if start {
                 return Ok(print_outcomes(
@@ -346,29 +346,6 @@ fn hook(paths: &Paths, event: Option<String>) {
     if let Err(e) = result {
         eprintln!("mosaic hook: {e:#}");
     }
-}
-
-fn agent_from(args: AddArgs) -> Result<Agent> {
-    let env = args
-        .env
-        .iter()
-        .map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .with_context(|| format!("--env {kv:?}: expected KEY=VALUE"))
-        })
-        .collect::<Result<_>>()?;
-    Ok(Agent {
-        name: args.name,
-        role: Role::Worker,
-        runtime: args.runtime,
-        model: args.model,
-        workdir: args.workdir,
-        instructions: args.instructions,
-        env,
-        restart: Default::default(),
-        host: mosaic_roster::LOCAL_HOST.into(),
-    })
 }
 
 fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {

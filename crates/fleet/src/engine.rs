@@ -480,6 +480,30 @@ impl Fleet {
     }
 }
 
+/// The worker `mosaic fleet add` (or `/fleet add`) describes.
+pub fn worker_from(args: &mosaic_grammar::AddArgs) -> Result<Agent, FleetError> {
+    let env = args
+        .env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| FleetError::Refused(format!("--env {kv:?}: expected KEY=VALUE")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Agent {
+        name: args.name.clone(),
+        role: Role::Worker,
+        runtime: args.runtime.clone(),
+        model: args.model.clone(),
+        workdir: args.workdir.clone(),
+        instructions: args.instructions.clone(),
+        env,
+        restart: Default::default(),
+        host: LOCAL_HOST.into(),
+    })
+}
+
 /// The comment block at the top of a YAML file, kept when mosaic rewrites it.
 pub fn leading_comments(text: &str) -> String {
     text.lines()
