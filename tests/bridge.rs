@@ -485,3 +485,32 @@ fn init_from_chat_is_confirmed_and_keeps_the_chat_setup() {
     assert_eq!(roster.acl.len(), 3, "the ACL the user wrote is kept");
     assert_eq!(roster.connectors.len(), 1, "the connector is kept");
 }
+
+#[test]
+fn a_dead_agent_is_restarted_by_its_policy() {
+    let h = BridgeHarness::new("");
+    let pid = |name: &str| {
+        h.s.ps()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()["pid"]
+            .as_u64()
+    };
+    let before = pid("scout").unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &before.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for("scout to be restarted (on-failure is the default)", || {
+        pid("scout").is_some_and(|p| p != before)
+    });
+    assert!(
+        h.s.states()
+            .contains(&("scout".to_owned(), "running".to_owned()))
+    );
+}

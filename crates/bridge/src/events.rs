@@ -58,7 +58,8 @@ pub enum Event {
         outcome: String,
     },
     /// An agent changed state: `running`, `dead`, `stopped`, `orphan`, `removed` (from the
-    /// fleet, checked every second), or `busy`, `idle` (from the orchestrator's hooks).
+    /// fleet, checked every second), `restarted` or `crash-looping` (its restart policy), or
+    /// `busy`, `idle` (from the orchestrator's hooks).
     AgentState {
         /// Agent name.
         name: String,

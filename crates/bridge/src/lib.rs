@@ -630,27 +630,36 @@ impl Bridge {
     /// second for the whole fleet).
     async fn watch_agents(&self) {
         let mut known: HashMap<String, String> = HashMap::new();
+        let mut restarts: HashMap<String, Vec<Instant>> = HashMap::new();
         while !self.inner.stop.load(Ordering::Relaxed) {
             let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
-            let status = tokio::task::spawn_blocking(move || {
-                Fleet::open(paths, exe).ok().and_then(|f| f.ps().ok())
+            let seen = tokio::task::spawn_blocking(move || {
+                Fleet::open(paths, exe)
+                    .ok()
+                    .and_then(|f| f.ps().ok().map(|s| (f, s)))
             })
             .await
             .ok()
             .flatten();
-            if let Some(status) = status {
-                let now: HashMap<String, String> = status
-                    .agents
-                    .into_iter()
-                    .map(|a| (a.name, a.state.as_str().to_owned()))
-                    .collect();
-                for (name, state) in &now {
-                    if known.get(name) != Some(state) {
+            if let Some((fleet, status)) = seen {
+                let mut now: HashMap<String, String> = HashMap::new();
+                for agent in status.agents {
+                    let state = agent.state.as_str().to_owned();
+                    if known.get(&agent.name) != Some(&state) {
                         let _ = self.inner.events.send(Event::AgentState {
-                            name: name.clone(),
+                            name: agent.name.clone(),
                             state: state.clone(),
                         });
+                        if agent.state == mosaic_fleet::AgentState::Dead {
+                            self.apply_restart_policy(
+                                &fleet,
+                                &agent,
+                                restarts.entry(agent.name.clone()).or_default(),
+                            )
+                            .await;
+                        }
                     }
+                    now.insert(agent.name, state);
                 }
                 for name in known.keys().filter(|n| !now.contains_key(*n)) {
                     let _ = self.inner.events.send(Event::AgentState {
@@ -661,6 +670,53 @@ impl Bridge {
                 known = now;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Restarts an agent that died, as its `restart` policy says: `always`, `on-failure`
+    /// (anything but exit status 0), or `never`. More than five restarts in five minutes is a
+    /// crash loop: the agent is left dead and reported.
+    async fn apply_restart_policy(
+        &self,
+        fleet: &Fleet,
+        agent: &mosaic_fleet::AgentStatus,
+        history: &mut Vec<Instant>,
+    ) {
+        use mosaic_roster::RestartPolicy;
+        let Some(policy) = fleet.roster.agent(&agent.name).map(|a| a.restart) else {
+            return;
+        };
+        let wanted = match policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => agent.exit_status != Some(0),
+            RestartPolicy::Never => false,
+        };
+        if !wanted {
+            return;
+        }
+        history.retain(|t| t.elapsed() < Duration::from_secs(300));
+        if history.len() >= 5 {
+            eprintln!(
+                "mosaic: {} keeps dying (5 restarts in 5 minutes); leaving it dead (see `mosaic fleet logs {}`)",
+                agent.name, agent.name
+            );
+            let _ = self.inner.events.send(Event::AgentState {
+                name: agent.name.clone(),
+                state: "crash-looping".into(),
+            });
+            return;
+        }
+        history.push(Instant::now());
+        let (fleet, name) = (fleet.clone(), agent.name.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            fleet.start(std::slice::from_ref(&name), Duration::from_secs(20))
+        })
+        .await;
+        if let Ok(Ok(_)) = started {
+            let _ = self.inner.events.send(Event::AgentState {
+                name: agent.name.clone(),
+                state: "restarted".into(),
+            });
         }
     }
 
