@@ -37,8 +37,6 @@ pub struct DiscordConfig {
     pub token: String,
     /// The guild (server) whose channels are bridged and where `/fleet` is registered.
     pub guild: u64,
-    /// Also take direct messages (adds the DIRECT_MESSAGES intent).
-    pub direct_messages: bool,
     /// Send REST calls here instead of https://discord.com (tests point it at a fake).
     pub api_base: Option<String>,
 }
@@ -68,13 +66,9 @@ impl DiscordConnector {
         }
     }
 
-    /// The gateway intents: guild messages and their content, and DMs if configured.
+    /// The gateway intents: guild messages and their content, nothing more.
     pub fn intents(&self) -> GatewayIntents {
-        let mut intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
-        if self.config.direct_messages {
-            intents |= GatewayIntents::DIRECT_MESSAGES;
-        }
-        intents
+        GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT
     }
 
     fn set_health(&self, h: Health) {
@@ -154,7 +148,6 @@ struct Handler {
     /// The connector's own REST client (used by `send`), which needs the application id too.
     http: Arc<Http>,
     guild: u64,
-    direct_messages: bool,
     shared: Arc<Shared>,
 }
 
@@ -191,8 +184,7 @@ impl EventHandler for Handler {
         }
         match msg.guild_id {
             Some(g) if g.get() == self.guild => {}
-            None if self.direct_messages => {}
-            // Other guilds never reach the bridge.
+            // Other guilds and direct messages never reach the bridge.
             _ => return,
         }
         self.forward(Inbound {
@@ -279,7 +271,6 @@ impl Connector for DiscordConnector {
             inbound: inbound.clone(),
             http: self.http.clone(),
             guild: self.config.guild,
-            direct_messages: self.config.direct_messages,
             shared: self.shared.clone(),
         };
         let mut client = ClientBuilder::new_with_http(make_http(&self.config), self.intents())

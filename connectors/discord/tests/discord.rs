@@ -19,7 +19,6 @@ fn connector(fake: &FakeDiscord) -> Arc<DiscordConnector> {
     Arc::new(DiscordConnector::new(DiscordConfig {
         token: TOKEN.into(),
         guild: GUILD,
-        direct_messages: false,
         api_base: Some(fake.base.clone()),
     }))
 }
@@ -75,7 +74,7 @@ async fn the_discord_connector_is_compliant() {
         fake,
     };
     run_suite(&platform).await;
-    // The minimal intents: guild messages and message content, no DMs unless asked.
+    // The minimal intents: guild messages and message content, nothing more.
     assert_eq!(
         platform.fake.identified_intents(),
         Some((1 << 9) | (1 << 15))

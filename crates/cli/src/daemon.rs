@@ -104,7 +104,6 @@ fn platform_connector(config: &mosaic_roster::Connector) -> Result<Option<Arc<dy
             let config = mosaic_discord::DiscordConfig {
                 token,
                 guild,
-                direct_messages: false,
                 api_base,
             };
             Ok(Some(Arc::new(mosaic_discord::DiscordConnector::new(
