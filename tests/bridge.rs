@@ -33,6 +33,7 @@ fn a_chat_message_lands_once_in_the_pane_submitted_and_acked() {
         user_name: "op-1".into(),
         text: "please review PR 42; thanks".into(),
         thread: None,
+        native_command: false,
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
@@ -372,6 +373,7 @@ fn seed_in_delivery(s: &Sandbox, text: &str) {
         user_name: "op-1".into(),
         text: text.into(),
         thread: None,
+        native_command: false,
     };
     let mosaic_bridge::store::Accepted::New {
         queued: Some(id), ..

@@ -235,6 +235,15 @@ fn mos_answers_in_the_channel() {
         (m.s.transcript("mos").len(), m.fake.posted(CHANNEL).len()),
         before
     );
+    // A stranger's slash command is answered with a refusal (Discord would show "thinking…" forever).
+    m.fake
+        .slash(GUILD, CHANNEL, STRANGER, "stranger", "status", &[]);
+    wait_for("the refusal follow-up", || {
+        m.fake
+            .followups()
+            .iter()
+            .any(|(_, t)| t.contains("not allowed to command this fleet"))
+    });
     let audit = audit();
     assert!(
         audit.contains(&format!("\"user\":\"{STRANGER}\""))

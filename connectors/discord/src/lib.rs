@@ -195,6 +195,7 @@ impl EventHandler for Handler {
             user_name: msg.author.name.clone(),
             text: msg.content.clone(),
             thread: None,
+            native_command: false,
         })
         .await;
     }
@@ -237,6 +238,7 @@ fn inbound_from_interaction(command: &CommandInteraction, id: String) -> Inbound
         user_name: user.name.clone(),
         text: slash::to_line(&command.data),
         thread: None,
+        native_command: true,
     }
 }
 

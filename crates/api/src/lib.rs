@@ -242,6 +242,7 @@ async fn chat(State(state): State<ApiState>, Json(body): Json<ChatBody>) -> Resp
         user_name: whoami(),
         text: body.text,
         thread: None,
+        native_command: false,
     };
     let (status, verdict) = match state.bridge.accept(inbound).await {
         Verdict::Queued { id: q, ahead } => (

@@ -318,10 +318,14 @@ impl Bridge {
         let role = inner.acl.role(&conn, &user);
         let is_talk = matches!(input, ChatInput::Talk);
         let Some(role) = role else {
-            // Deny by default; strangers get no answer.
+            // Deny by default; strangers get no answer, except to a native command, whose
+            // platform shows "thinking" until one comes.
             let why = "refused: user not in the acl".to_owned();
             inner.audit.record(&conn, &user, &room, &line, &why);
             self.event_command(&inbound, &line, &why);
+            if inbound.native_command {
+                self.respond(&inbound, "you are not allowed to command this fleet (ask its admin to add you to the acl)");
+            }
             return Verdict::Refused(why);
         };
         // The local user (an authenticated API client on this machine) is not rate limited.

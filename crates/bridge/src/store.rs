@@ -148,6 +148,7 @@ impl Store {
                     user: r.get(4)?,
                     user_name: r.get(5)?,
                     thread: r.get(6)?,
+                    native_command: false,
                     text: r.get(7)?,
                 },
             })
@@ -301,6 +302,7 @@ mod tests {
             user_name: "U".into(),
             text: format!("text {id}"),
             thread: None,
+            native_command: false,
         }
     }
 

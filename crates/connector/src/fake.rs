@@ -58,6 +58,7 @@ impl FakeConnector {
             user_name: user.to_owned(),
             text: text.to_owned(),
             thread: None,
+            native_command: false,
         });
         drop(st);
         self.changed.notify_waiters();

@@ -35,6 +35,10 @@ pub struct Inbound {
     pub text: String,
     /// The thread it belongs to, on platforms with threads.
     pub thread: Option<String>,
+    /// A native command (a Discord slash command, …) rather than a typed message: the platform
+    /// waits for an answer, so even a refusal is answered.
+    #[serde(default)]
+    pub native_command: bool,
 }
 
 /// Something the bridge asks the connector to post.
@@ -143,6 +147,7 @@ mod tests {
             user_name: "Ann".into(),
             text: "hi\nthere".into(),
             thread: Some("t".into()),
+            native_command: false,
         };
         let json = serde_json::to_string(&inbound).unwrap();
         assert_eq!(serde_json::from_str::<Inbound>(&json).unwrap(), inbound);
