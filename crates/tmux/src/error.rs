@@ -46,6 +46,7 @@ impl TmuxError {
         {
             ErrorKind::NoServer
         } else if s.starts_with("can't find session")
+            || s.starts_with("no current target")
             || s.starts_with("can't find pane")
             || s.starts_with("can't find window")
         {

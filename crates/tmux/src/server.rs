@@ -147,7 +147,10 @@ impl Tmux {
         .join(&SEP.to_string());
         match self.run(&["list-panes", "-a", "-F", &format]) {
             Ok(out) => Ok(out.lines().filter_map(parse_pane).collect()),
-            Err(e) if e.kind == ErrorKind::NoServer => Ok(Vec::new()),
+            // With no server, or one whose last session is just going away, there is nothing.
+            Err(e) if matches!(e.kind, ErrorKind::NoServer | ErrorKind::NoSession) => {
+                Ok(Vec::new())
+            }
             Err(e) => Err(e),
         }
     }
