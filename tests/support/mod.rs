@@ -160,8 +160,10 @@ impl Sandbox {
             .join("agents")
             .join(agent)
             .join("demo-transcript.jsonl");
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Only whole lines: the demo agent may be writing the next one right now.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        complete
             .lines()
             .map(|l| {
                 serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]

@@ -123,7 +123,8 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                             .create(true)
                             .append(true)
                             .open(path)?;
-                        writeln!(f, "{line}")?;
+                        // One write per message, so readers never see half of one.
+                        f.write_all(format!("{line}\n").as_bytes())?;
                     }
                     let reply = reply_line(count, &message);
                     say(out, &format!("\n{reply}\n{PROMPT}"))?;
