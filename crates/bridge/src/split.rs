@@ -16,8 +16,15 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
         open_fence: None,
     };
     for line in text.split('\n') {
-        if parts.len_with(line) > limit && !parts.current.is_empty() {
+        let fence = line.trim_start().starts_with(FENCE);
+        let opens = fence && parts.open_fence.is_none();
+        // An opening fence needs room for the closer its message may need.
+        let closer = if opens { FENCE.len() + 1 } else { 0 };
+        if parts.len_with(line) + closer > limit && !parts.current.is_empty() {
             parts.flush();
+        }
+        if opens {
+            parts.open_fence = Some(reopener(line, limit));
         }
         // A single line longer than a message is cut by characters.
         let mut rest: &str = line;
@@ -36,17 +43,34 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
             rest = &rest[cut..];
         }
         parts.push_line(rest);
-        if line.trim_start().starts_with(FENCE) {
-            parts.open_fence = match parts.open_fence {
-                Some(_) => None,
-                None => Some(line.trim_start().to_owned()),
-            };
+        if fence && !opens {
+            parts.open_fence = None;
         }
     }
     if !parts.current.is_empty() {
         parts.chunks.push(parts.current);
     }
     parts.chunks
+}
+
+/// What reopens a code block in the next message: the fence and its language, short enough to
+/// leave room in a message.
+fn reopener(opening: &str, limit: usize) -> String {
+    let lang: String = opening
+        .trim_start()
+        .trim_start_matches('`')
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(limit / 4)
+        .collect();
+    let fence = format!("{FENCE}{lang}");
+    if fence.len() + FENCE.len() + 2 > limit / 2 {
+        FENCE.to_owned()
+    } else {
+        fence
+    }
 }
 
 /// The messages built so far, the one being filled, and the code block it is inside, if any.
