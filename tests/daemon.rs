@@ -158,6 +158,13 @@ fn mosaic_chat_talks_to_the_orchestrator_and_runs_commands() {
         "the local user is admin: {printed}"
     );
     wait_for("the talk", || s.transcript("mos").len() == 1);
+    let status = s.ok(&["fleet", "status"]);
+    assert!(
+        status.contains(
+            "daemon: running; 0 message(s) queued for the orchestrator; connectors: local up"
+        ),
+        "{status}"
+    );
     assert!(s.transcript("mos")[0].ends_with("] hello mos"));
 }
 

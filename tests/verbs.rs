@@ -24,6 +24,10 @@ fn status_summarizes_the_fleet_on_one_screen() {
         "{out}"
     );
     assert!(out.contains("chat: no connector"), "{out}");
+    assert!(
+        out.contains("daemon: not running (start it with `mosaic up`)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -145,6 +145,7 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
         FleetCommand::Status => {
             let fleet = open(paths)?;
             print!("{}", render::status(&fleet.roster, &fleet.ps()?));
+            println!("{}", daemon_line(paths));
         }
         FleetCommand::Ps(args) => {
             let status = open(paths)?.ps()?;
@@ -266,6 +267,30 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line about the daemon for `fleet status`: running or not, its queue, its connectors.
+fn daemon_line(paths: &Paths) -> String {
+    let Ok(health) = client::Daemon::locate(paths).and_then(|d| d.get("/v1/health")) else {
+        return "daemon: not running (start it with `mosaic up`)".into();
+    };
+    let connectors: Vec<String> = health["connectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["id"].as_str().unwrap_or_default(),
+                c["health"]["state"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "daemon: running; {} message(s) queued for the orchestrator; connectors: {}",
+        health["queue"],
+        connectors.join(", ")
+    )
 }
 
 /// The running daemon's view: each connector's connection (a refused intent or token shows here).
