@@ -83,7 +83,7 @@ impl Preset {
         source: PresetSource,
         source_name: &str,
     ) -> Result<Preset, RosterError> {
-        let (spec, spans): (PresetSpec, _) = deserialize(text, source_name)?;
+        let spec: PresetSpec = deserialize(text, source_name)?;
         // A preset obeys the roster's agent invariants; check them through a stand-in roster.
         let probe = Roster {
             version: spec.version,
@@ -95,7 +95,7 @@ impl Preset {
             acl: Vec::new(),
             bridge: Default::default(),
         };
-        probe.checked(&spans, source_name)?;
+        probe.checked(text, source_name)?;
         Ok(Preset {
             name: name.to_owned(),
             source,

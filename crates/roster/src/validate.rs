@@ -89,25 +89,20 @@ impl Roster {
 
     /// Parses and validates roster text; `source_name` prefixes error positions.
     pub fn parse(text: &str, source_name: &str) -> Result<Roster, RosterError> {
-        let (roster, spans): (Roster, _) = deserialize(text, source_name)?;
-        roster.checked(&spans, source_name)
+        let roster: Roster = deserialize(text, source_name)?;
+        roster.checked(text, source_name)
     }
 
-    /// Returns the roster when it has no problems, else every problem positioned with `spans`.
-    pub(crate) fn checked(
-        self,
-        spans: &SpanIndex,
-        source_name: &str,
-    ) -> Result<Roster, RosterError> {
-        let problems = self.problems(spans);
-        if problems.is_empty() {
-            Ok(self)
-        } else {
-            Err(RosterError::Invalid(Problems {
-                source_name: source_name.to_owned(),
-                problems,
-            }))
+    /// Returns the roster when it has no problems, else every problem positioned in `text`
+    /// (which is indexed only then: a valid roster costs one parse).
+    pub(crate) fn checked(self, text: &str, source_name: &str) -> Result<Roster, RosterError> {
+        if self.problems(&SpanIndex::default()).is_empty() {
+            return Ok(self);
         }
+        Err(RosterError::Invalid(Problems {
+            source_name: source_name.to_owned(),
+            problems: self.problems(&SpanIndex::new(text)),
+        }))
     }
 
     /// Checks the invariants serde cannot: returns every problem found, empty when valid.
@@ -322,16 +317,16 @@ impl Roster {
     }
 }
 
-/// Deserializes YAML text into `T` straight from the text (positions intact), with the field
-/// path of the first error and an index of positions for later semantic checks.
+/// Deserializes YAML text into `T` straight from the text (positions intact), reporting the first
+/// error with its field path and position.
 pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
     text: &str,
     source_name: &str,
-) -> Result<(T, SpanIndex), RosterError> {
-    let spans = SpanIndex::new(text);
+) -> Result<T, RosterError> {
     match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)) {
-        Ok(value) => Ok((value, spans)),
+        Ok(value) => Ok(value),
         Err(e) => {
+            let spans = SpanIndex::new(text);
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             let position = e
