@@ -3,7 +3,8 @@
 //! Run with `cargo bench -p mosaic --bench fleet`. It starts a private tmux server with 200 demo
 //! agents and measures whole commands as a user runs them:
 //! - `mosaic fleet ps --json` against one raw `tmux list-panes -a` (goal: at most 3x the floor);
-//! - `mosaic fleet send` against a raw `tmux send-keys -l` (goal: at most 1.5x the floor).
+//! - `mosaic fleet send` against a raw `tmux send-keys -l` (goal: at most 1.5x the floor), on the
+//!   200-agent server and again on an everyday 3-agent fleet.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,6 +103,30 @@ fn main() {
         1.5,
     );
 
+    let _ = mosaic(&["fleet", "stop", "--timeout", "5"]).status();
+    let _ = tmux(&["kill-server"]).status();
+
+    // The same send on an everyday fleet (3 agents): the roster and the server are small.
+    std::fs::write(
+        config.join("roster.yaml"),
+        format!(
+            "version: 1\nfleet: bench\ntmux:\n  socket: {socket}\nagents:\n- {{name: mos, role: orchestrator, runtime: demo}}\n- {{name: w001, runtime: demo}}\n- {{name: w002, runtime: demo}}\n"
+        ),
+    )
+    .unwrap();
+    assert!(
+        mosaic(&["fleet", "start"]).status().unwrap().success(),
+        "fleet start failed"
+    );
+    let floor = measure(|| run(tmux(&["send-keys", "-t", "=w001:", "-l", text])));
+    let ours = measure(|| run(mosaic(&["fleet", "send", "mos", text])));
+    report(
+        "fleet send, 3 agents",
+        "tmux send-keys -l",
+        floor,
+        ours,
+        1.5,
+    );
     let _ = mosaic(&["fleet", "stop", "--timeout", "5"]).status();
     let _ = tmux(&["kill-server"]).status();
 }

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 pub const PS_SCHEMA: &str = "mosaic.fleet.ps/v1";
 
 /// The whole fleet at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetStatus {
-    /// Always [`PS_SCHEMA`].
+    /// Always `mosaic.fleet.ps/v1` ([`PS_SCHEMA`]).
     pub schema: String,
     /// Fleet name.
     pub fleet: String,
@@ -22,7 +22,7 @@ pub struct FleetStatus {
 }
 
 /// One agent's state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentStatus {
     /// Agent name.
@@ -54,7 +54,7 @@ pub struct AgentStatus {
 }
 
 /// An agent's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentState {
     /// The harness process is alive in its pane.
