@@ -219,12 +219,37 @@ impl Tmux {
         self.run(&args)
     }
 
-    /// Stops the whole server (every session on this socket).
+    /// Stops the whole server (every session on this socket) and makes sure it is gone: a
+    /// server that is still there after two seconds (one can wait forever on a control client
+    /// whose owner died) is killed, and its socket file removed.
     pub fn kill_server(&self) -> Result<(), TmuxError> {
+        let info = self
+            .run(&["display-message", "-p", "#{pid} #{socket_path}"])
+            .ok();
         match self.run(&["kill-server"]) {
-            Err(e) if e.kind == ErrorKind::NoServer => Ok(()),
-            other => other.map(drop),
+            Err(e) if e.kind == ErrorKind::NoServer => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
+        let Some((pid, socket)) = info.as_deref().and_then(|i| i.trim().split_once(' ')) else {
+            return Ok(());
+        };
+        // Gone, or a zombie nobody has reaped yet (the server is a daemon: init reaps it).
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|st| {
+                st.lines()
+                    .any(|l| l.starts_with("State:") && !l.contains("Z (zombie)"))
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if alive() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        let _ = std::fs::remove_file(socket);
+        Ok(())
     }
 
     /// A command that attaches the caller's terminal to `session`.
