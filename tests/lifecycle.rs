@@ -292,3 +292,68 @@ fn a_harness_that_ignores_its_exit_is_killed_after_the_timeout_and_orphans_are_s
     );
     assert!(s.tmux().list_panes().unwrap().is_empty());
 }
+
+#[test]
+fn a_claude_orchestrator_is_launched_with_the_fleet_tools() {
+    let s = Sandbox::new();
+    // A stand-in `claude` (a script, not Claude) that records how it was launched.
+    let bin = s.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("claude"), "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$MOSAIC_AGENT_STATE/argv\"\necho 'stand-in claude'\nexec cat\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("claude"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let init = s
+        .command(&[
+            "fleet",
+            "init",
+            "--preset",
+            "general",
+            "--yes",
+            "--socket",
+            &s.socket,
+            "--orchestrator-runtime",
+            "claude",
+            "--worker-runtime",
+            "demo",
+        ])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let out = s
+        .command(&["fleet", "start", "mos"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).contains("mos: started"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let argv_file = s.state().join("agents/mos/argv");
+    wait_for("the recorded argv", || argv_file.exists());
+    let argv: Vec<String> = read(&argv_file).lines().map(str::to_owned).collect();
+    let i = argv
+        .iter()
+        .position(|a| a == "--mcp-config")
+        .expect("--mcp-config");
+    let config: serde_json::Value =
+        serde_json::from_str(&read(std::path::Path::new(&argv[i + 1]))).unwrap();
+    assert_eq!(config["mcpServers"]["mosaic"]["command"], MOSAIC);
+    assert_eq!(config["mcpServers"]["mosaic"]["args"][0], "mcp");
+    assert!(
+        argv.contains(&"mcp__mosaic".to_owned())
+            && argv.contains(&"Bash(mosaic reply:*)".to_owned()),
+        "{argv:?}"
+    );
+    assert!(
+        argv.contains(&"--append-system-prompt".to_owned()),
+        "{argv:?}"
+    );
+}

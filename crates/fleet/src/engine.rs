@@ -1,7 +1,7 @@
 //! The fleet engine: lifecycle of the roster's agents over one private tmux server.
 
 use crate::error::FleetError;
-use crate::harness::{launch_argv, paste_settle};
+use crate::harness::{launch_argv, orchestrator_mcp_config, paste_settle};
 use crate::paths::{Paths, expand_tilde, home_dir, write_atomic};
 use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
 use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, runtime};
@@ -180,7 +180,17 @@ impl Fleet {
     }
 
     fn session_spec(&self, agent: &Agent) -> Result<SessionSpec, FleetError> {
-        let argv = launch_argv(agent, &self.mosaic_exe).map_err(FleetError::Refused)?;
+        let state = self.paths.agent_state(&agent.name);
+        create_private_dir(&state)?;
+        // A Claude Code orchestrator gets mosaic's MCP tools (see harness::launch_argv).
+        let mcp_config = (agent.role == Role::Orchestrator && agent.runtime == "claude")
+            .then(|| state.join("mcp.json"));
+        if let Some(path) = &mcp_config {
+            std::fs::write(path, orchestrator_mcp_config(&self.mosaic_exe))
+                .map_err(|e| FleetError::io(path, e))?;
+        }
+        let argv = launch_argv(agent, &self.mosaic_exe, mcp_config.as_deref())
+            .map_err(FleetError::Refused)?;
         let workdir = agent
             .workdir
             .as_deref()
@@ -194,8 +204,6 @@ impl Fleet {
                 self.paths.roster().display()
             )));
         }
-        let state = self.paths.agent_state(&agent.name);
-        create_private_dir(&state)?;
         let mut env: Vec<(String, String)> = vec![
             ("MOSAIC_AGENT".into(), agent.name.clone()),
             ("MOSAIC_FLEET".into(), self.roster.fleet.clone()),

@@ -1,7 +1,7 @@
 //! How each runtime is launched, found and told to exit.
 
 use crate::paths::which;
-use mosaic_roster::{Agent, RUNTIMES, Runtime};
+use mosaic_roster::{Agent, RUNTIMES, Role, Runtime};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,9 +62,28 @@ fn version_of(path: &Path) -> Option<String> {
         .filter(|l| !l.is_empty())
 }
 
-/// The command line that runs `agent` in its pane. `mosaic_exe` runs the demo agent.
-pub fn launch_argv(agent: &Agent, mosaic_exe: &Path) -> Result<Vec<String>, String> {
-    let mut argv: Vec<String> = match agent.runtime.as_str() {
+/// The MCP configuration that gives a Claude Code orchestrator mosaic's tools (`mosaic mcp`).
+pub fn orchestrator_mcp_config(mosaic_exe: &Path) -> String {
+    serde_json::json!({ "mcpServers": { "mosaic": { "command": mosaic_exe.display().to_string(), "args": ["mcp"] } } }).to_string()
+}
+
+/// What a Claude Code orchestrator may run without asking (nobody is at its terminal to
+/// approve): mosaic's MCP tools and the `mosaic reply` / `mosaic fleet` commands.
+pub const ORCHESTRATOR_ALLOWED_TOOLS: [&str; 3] = [
+    "mcp__mosaic",
+    "Bash(mosaic reply:*)",
+    "Bash(mosaic fleet:*)",
+];
+
+/// The command line that runs `agent` in its pane. `mosaic_exe` runs the demo agent;
+/// `mcp_config` (a file holding [`orchestrator_mcp_config`]) is given to a Claude Code
+/// orchestrator together with [`ORCHESTRATOR_ALLOWED_TOOLS`].
+pub fn launch_argv(
+    agent: &Agent,
+    mosaic_exe: &Path,
+    mcp_config: Option<&Path>,
+) -> Result<Vec<String>, String> {
+    let program: Vec<String> = match agent.runtime.as_str() {
         "demo" => vec![
             mosaic_exe.display().to_string(),
             "demo-agent".into(),
@@ -84,8 +103,23 @@ pub fn launch_argv(agent: &Agent, mosaic_exe: &Path) -> Result<Vec<String>, Stri
             vec![path.display().to_string()]
         }
     };
+    Ok(command_line(agent, program, mcp_config))
+}
+
+/// The command line for `agent` once its program (and the demo agent's subcommand) is known.
+fn command_line(agent: &Agent, mut argv: Vec<String>, mcp_config: Option<&Path>) -> Vec<String> {
     if let Some(model) = &agent.model {
         argv.extend(["--model".into(), model.clone()]);
+    }
+    if let (Some(config), "claude", Role::Orchestrator) =
+        (mcp_config, agent.runtime.as_str(), agent.role)
+    {
+        argv.extend([
+            "--mcp-config".into(),
+            config.display().to_string(),
+            "--allowedTools".into(),
+        ]);
+        argv.extend(ORCHESTRATOR_ALLOWED_TOOLS.iter().map(|t| t.to_string()));
     }
     if let Some(instructions) = agent
         .instructions
@@ -106,7 +140,7 @@ pub fn launch_argv(agent: &Agent, mosaic_exe: &Path) -> Result<Vec<String>, Stri
             _ => argv.extend(["--instructions".into(), instructions.to_owned()]),
         }
     }
-    Ok(argv)
+    argv
 }
 
 /// How long a pane must be quiet after a paste before Enter: harnesses with rich TUIs debounce
@@ -155,7 +189,7 @@ mod tests {
 
     #[test]
     fn demo_runs_through_mosaic() {
-        let argv = launch_argv(&agent("demo"), Path::new("/bin/mosaic")).unwrap();
+        let argv = launch_argv(&agent("demo"), Path::new("/bin/mosaic"), None).unwrap();
         assert_eq!(
             argv,
             [
@@ -176,11 +210,38 @@ mod tests {
         if which("claude").is_some() {
             return; // this machine has Claude Code; the launch line is then valid
         }
-        let err = launch_argv(&agent("claude"), Path::new("/bin/mosaic")).unwrap_err();
+        let err = launch_argv(&agent("claude"), Path::new("/bin/mosaic"), None).unwrap_err();
         assert!(
             err.contains("`claude` (Claude Code (Anthropic)) is not on PATH"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_claude_orchestrator_gets_the_fleet_tools_without_prompts() {
+        let mut mos = agent("claude");
+        mos.role = Role::Orchestrator;
+        let config = Path::new("/state/agents/mos/mcp.json");
+        let argv = command_line(&mos, vec!["claude".into()], Some(config));
+        let i = argv.iter().position(|a| a == "--mcp-config").unwrap();
+        assert_eq!(argv[i + 1], "/state/agents/mos/mcp.json");
+        assert_eq!(
+            &argv[i + 2..i + 6],
+            [
+                "--allowedTools",
+                "mcp__mosaic",
+                "Bash(mosaic reply:*)",
+                "Bash(mosaic fleet:*)"
+            ]
+        );
+        let worker = command_line(&agent("claude"), vec!["claude".into()], Some(config));
+        assert!(
+            !worker.contains(&"--mcp-config".to_owned()),
+            "only the orchestrator"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&orchestrator_mcp_config(Path::new("/bin/mosaic"))).unwrap();
+        assert_eq!(json["mcpServers"]["mosaic"]["args"][0], "mcp");
     }
 
     #[test]
