@@ -262,64 +262,90 @@ fn user_presets_show_up_like_shipped_ones() {
     );
 }
 
-/// Drives the real wizard in a real terminal: a tmux pane on the sandbox's own server.
+/// The real wizard in a real terminal: a tmux pane on the sandbox's own server, with no harness
+/// on PATH (so the demo agent is offered).
+struct Wizard<'a> {
+    s: &'a Sandbox,
+    tmux: mosaic_tmux::Tmux,
+}
+
+impl<'a> Wizard<'a> {
+    fn start(s: &'a Sandbox, socket: &str) -> Wizard<'a> {
+        let tmux = s.tmux();
+        let empty_path = s.dir.path().join("bin");
+        std::fs::create_dir_all(&empty_path).unwrap();
+        let mut env: Vec<(String, String)> = s
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.push(("PATH".into(), empty_path.display().to_string()));
+        env.push(("TERM".into(), "xterm-256color".into()));
+        tmux.new_session(&SessionSpec {
+            name: "wizard".into(),
+            fleet: "wizard-test".into(),
+            workdir: Some(s.home()),
+            env,
+            argv: vec![
+                MOSAIC.into(),
+                "fleet".into(),
+                "init".into(),
+                "--socket".into(),
+                socket.into(),
+            ],
+            size: (120, 40),
+        })
+        .unwrap();
+        Wizard { s, tmux }
+    }
+
+    fn screen(&self) -> String {
+        self.tmux.capture("wizard", false).unwrap_or_default()
+    }
+
+    fn wait(&self, what: &str, needle: &str) {
+        wait_for(what, || self.screen().contains(needle));
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "=wizard:"];
+        args.extend_from_slice(keys);
+        self.tmux.run(&args).unwrap();
+    }
+
+    fn type_line(&self, text: &str) {
+        if !text.is_empty() {
+            self.keys(&["-l", text]);
+        }
+        self.keys(&["Enter"]);
+    }
+
+    fn roster(&self) -> Roster {
+        Roster::load(&self.s.roster_path()).unwrap()
+    }
+}
+
 #[test]
 fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
     let s = Sandbox::new();
-    let tmux = s.tmux();
-    let empty_path = s.dir.path().join("bin");
-    std::fs::create_dir_all(&empty_path).unwrap();
-    let mut env: Vec<(String, String)> = s
-        .env()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    // No harness on PATH: the wizard must offer the demo agent.
-    env.push(("PATH".into(), empty_path.display().to_string()));
-    env.push(("TERM".into(), "xterm-256color".into()));
-    tmux.new_session(&SessionSpec {
-        name: "wizard".into(),
-        fleet: "wizard-test".into(),
-        workdir: Some(s.home()),
-        env,
-        argv: vec![
-            MOSAIC.into(),
-            "fleet".into(),
-            "init".into(),
-            "--socket".into(),
-            "wiz-sock".into(),
-        ],
-        size: (120, 40),
-    })
-    .unwrap();
-    let screen = || tmux.capture("wizard", false).unwrap_or_default();
-    let keys = |k: &[&str]| {
-        let mut args = vec!["send-keys", "-t", "=wizard:"];
-        args.extend_from_slice(k);
-        tmux.run(&args).unwrap();
-    };
-    wait_for("the name question", || screen().contains("Fleet name:"));
-    keys(&["-l", "wizfleet"]);
-    keys(&["Enter"]);
-    wait_for("the type question", || {
-        screen().contains("Configuration type:")
-    });
-    assert!(screen().contains("general") && screen().contains("hybrid"));
-    keys(&["Down"]); // general -> coding
-    keys(&["Enter"]);
-    wait_for("the note about the demo agent", || {
-        screen().contains("uses the demo agent")
-    });
-    wait_for("the connector question", || {
-        screen().contains("Chat connector for the orchestrator:")
-    });
-    keys(&["Enter"]); // none
-    wait_for("the confirmation", || screen().contains("Write "));
-    assert!(screen().contains("+fleet: wizfleet"), "{}", screen());
-    keys(&["y"]);
-    keys(&["Enter"]);
-    wait_for("the roster", || screen().contains("Wrote "));
-    let roster = Roster::load(&s.roster_path()).unwrap();
+    let w = Wizard::start(&s, "wiz-sock");
+    w.wait("the name question", "Fleet name:");
+    w.type_line("wizfleet");
+    w.wait("the type question", "Configuration type:");
+    assert!(w.screen().contains("general") && w.screen().contains("hybrid"));
+    w.keys(&["Down"]); // general -> coding
+    w.keys(&["Enter"]);
+    w.wait("the note about the demo agent", "uses the demo agent");
+    w.wait(
+        "the connector question",
+        "Chat connector for the orchestrator:",
+    );
+    w.keys(&["Enter"]); // none
+    w.wait("the confirmation", "Write ");
+    assert!(w.screen().contains("+fleet: wizfleet"), "{}", w.screen());
+    w.type_line("y");
+    w.wait("the roster", "Wrote ");
+    let roster = w.roster();
     assert_eq!(roster.fleet, "wizfleet");
     assert_eq!(roster.tmux.socket, "wiz-sock");
     assert!(
@@ -327,6 +353,52 @@ fn the_interactive_wizard_picks_a_type_in_a_real_terminal() {
         "the coding preset was picked"
     );
     assert!(roster.agents.iter().all(|a| a.runtime == "demo"));
+}
+
+#[test]
+fn the_wizards_discord_branch_asks_for_the_ids_and_the_admin() {
+    let s = Sandbox::new();
+    let w = Wizard::start(&s, "wiz-discord");
+    w.wait("the name question", "Fleet name:");
+    w.type_line("mosfleet");
+    w.wait("the type question", "Configuration type:");
+    w.keys(&["Enter"]); // general
+    w.wait(
+        "the connector question",
+        "Chat connector for the orchestrator:",
+    );
+    w.keys(&["Down"]); // none -> discord
+    w.keys(&["Enter"]);
+    w.wait("the guild question", "Discord server (guild) id:");
+    w.type_line("1112631390438166618");
+    w.wait("the channel question", "Discord channel ids");
+    w.type_line("1517622518662434996");
+    w.wait("the token question", "name of the environment variable");
+    w.type_line(""); // the default, DISCORD_TOKEN
+    w.wait("the admin question", "Your discord user id");
+    w.type_line("123456789012345678");
+    w.wait("the confirmation", "Write ");
+    w.type_line("y");
+    w.wait("the roster", "Wrote ");
+    let roster = w.roster();
+    let mosaic_roster::Connector::Discord {
+        guild,
+        channels,
+        token,
+    } = &roster.connectors[0]
+    else {
+        panic!("{:?}", roster.connectors)
+    };
+    assert_eq!(guild, "1112631390438166618");
+    assert_eq!(channels, &["1517622518662434996".to_owned()]);
+    assert_eq!(token.env.as_deref(), Some("DISCORD_TOKEN"));
+    assert_eq!(
+        (
+            roster.acl[0].connector.as_str(),
+            roster.acl[0].user.as_str()
+        ),
+        ("discord", "123456789012345678")
+    );
 }
 
 #[test]
