@@ -78,8 +78,19 @@ impl ControlClient {
         if read_only {
             cmd.arg("-r");
         }
+        // The attach and the question about its pane in one go: two replies, no extra round trip.
+        let info_format = "#{pane_id} #{pane_dead}";
         let mut child = cmd
-            .args(["-t", &exact(session)])
+            .args([
+                "-t",
+                &exact(session),
+                ";",
+                "display-message",
+                "-p",
+                "-t",
+                &pane_target(session),
+                info_format,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -147,10 +158,7 @@ impl ControlClient {
             _ => e,
         })?;
         client.stdin = client.child.stdin.take();
-        let info = client.command(&format!(
-            "display-message -p -t {} '#{{pane_id}} #{{pane_dead}}'",
-            pane_target(session)
-        ))?;
+        let info = client.reply()?;
         let (pane, dead) = info.trim().split_once(' ').unwrap_or((info.trim(), "0"));
         client.pane = pane.to_owned();
         client.pane_dead = dead == "1";
@@ -256,13 +264,14 @@ impl ControlClient {
             std::process::id(),
             BUFFER_SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        self.command(&format!(
-            "set-buffer -b {buffer} -- {}",
-            quote_argument(&pasted)
-        ))?;
         self.outputs.clear();
         let pane = self.pane.clone();
-        self.command(&format!("paste-buffer -p -d -b {buffer} -t {pane}"))?;
+        // Load and paste in one line: two replies (tmux skips the paste if the load failed).
+        self.command(&format!(
+            "set-buffer -b {buffer} -- {} ; paste-buffer -p -d -b {buffer} -t {pane}",
+            quote_argument(&pasted)
+        ))?;
+        self.reply()?;
         let paste_deadline = Instant::now() + opts.paste_timeout;
         let echoed = self.next_output(paste_deadline)?.is_some();
         if echoed && !opts.settle.is_zero() {
