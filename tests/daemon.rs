@@ -214,3 +214,50 @@ fn a_sigkill_mid_burst_loses_nothing_and_doubles_nothing() {
     let want: Vec<String> = (0..200).map(|i| format!("burst message {i:03}")).collect();
     assert_eq!(got, want, "every message exactly once, in order");
 }
+
+#[test]
+fn harness_hooks_in_their_own_payload_shapes_pace_the_queue() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, _url, _token) = up(&s);
+    // Claude Code's UserPromptSubmit hook, as Claude sends it on stdin: the orchestrator is busy.
+    let claude_busy = serde_json::json!({
+        "session_id": "abc123", "transcript_path": "/tmp/t.jsonl", "cwd": "/tmp",
+        "hook_event_name": "UserPromptSubmit", "prompt": "do the thing"
+    });
+    let out = s.run_with_stdin(&["hook"], claude_busy.to_string().as_bytes());
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = s.run_with_stdin(
+        &["chat", "--linger", "0"],
+        b"first while busy\nsecond while busy\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        s.transcript("mos").is_empty(),
+        "nothing is typed while a hook says busy"
+    );
+    // Codex's notify program gets its JSON as an argument: the turn is complete.
+    let codex_done = serde_json::json!({
+        "type": "agent-turn-complete", "turn-id": "t1", "input-messages": ["do the thing"],
+        "last-assistant-message": "done"
+    });
+    s.ok(&["hook", &codex_done.to_string()]);
+    wait_for("the first message", || s.transcript("mos").len() == 1);
+    // Claude Code's Stop hook: idle again, the next one goes.
+    let claude_stop = serde_json::json!({ "session_id": "abc123", "transcript_path": "/tmp/t.jsonl", "hook_event_name": "Stop", "stop_hook_active": false });
+    s.run_with_stdin(&["hook"], claude_stop.to_string().as_bytes());
+    wait_for("the second message", || s.transcript("mos").len() == 2);
+    assert!(s.transcript("mos")[1].ends_with("] second while busy"));
+    // A hook never fails its harness, even with the daemon gone or an unknown event.
+    let out = s.run(&["hook", "SomethingElse"]);
+    assert!(
+        out.status.success() && text(&out.stderr).contains("unknown hook event"),
+        "{}",
+        text(&out.stderr)
+    );
+}
