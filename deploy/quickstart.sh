@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mosaic-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/tmp}/.cache/mosaic-target}"
 cargo build --quiet --bin mosaic
 mosaic="$CARGO_TARGET_DIR/debug/mosaic"
 "$mosaic" fleet install --completions-dir "${XDG_DATA_HOME:-$HOME/.local/share}/mosaic/completions" >/dev/null
