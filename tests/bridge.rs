@@ -106,14 +106,7 @@ fn destructive_commands_wait_for_a_confirmation_from_the_same_user() {
     let h = BridgeHarness::new("");
     h.post("admin-1", "/fleet remove scout");
     let ask = h.wait_sent("cannot be undone");
-    let code = ask
-        .split("/fleet confirm ")
-        .nth(1)
-        .unwrap()
-        .split('`')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = confirm_code(&ask);
     assert!(
         h.s.states().iter().any(|(n, _)| n == "scout"),
         "nothing happened yet"
@@ -433,21 +426,7 @@ fn users_over_the_rate_limit_are_told_and_audited() {
 fn agent_state_changes_are_streamed() {
     let h = BridgeHarness::new("");
     let mut events = h.bridge.events();
-    let pid = h.s.ps()["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "scout")
-        .unwrap()["pid"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    h.s.kill_agent("scout");
     let dead = h.rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
@@ -470,14 +449,7 @@ fn init_from_chat_is_confirmed_and_keeps_the_chat_setup() {
     let h = BridgeHarness::new("");
     h.post("admin-1", "/fleet init coding");
     let ask = h.wait_sent("cannot be undone");
-    let code = ask
-        .split("/fleet confirm ")
-        .nth(1)
-        .unwrap()
-        .split('`')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = confirm_code(&ask);
     h.post("admin-1", &format!("/fleet confirm {code}"));
     h.wait_sent("Wrote ");
     let out = h.sent().join("\n");
@@ -491,25 +463,9 @@ fn init_from_chat_is_confirmed_and_keeps_the_chat_setup() {
 #[test]
 fn a_dead_agent_is_restarted_by_its_policy() {
     let h = BridgeHarness::new("");
-    let pid = |name: &str| {
-        h.s.ps()["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .unwrap()["pid"]
-            .as_u64()
-    };
-    let before = pid("scout").unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &before.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let before = h.s.kill_agent("scout");
     wait_for("scout to be restarted (on-failure is the default)", || {
-        pid("scout").is_some_and(|p| p != before)
+        h.s.pid("scout").is_some_and(|p| p != before)
     });
     assert!(
         h.s.states()

@@ -42,21 +42,7 @@ fn mos() -> Mos {
 /// The Mos profile and `mosaic up` against a fake Discord prepared by `prepare`.
 fn mos_with(prepare: impl FnOnce(&FakeDiscord)) -> Mos {
     let s = Sandbox::new();
-    let out = s.ok(&[
-        "fleet",
-        "init",
-        "--profile",
-        "mos-discord",
-        "--admin",
-        &ADMIN.to_string(),
-        "--yes",
-        "--socket",
-        &s.socket,
-        "--orchestrator-runtime",
-        "demo",
-        "--worker-runtime",
-        "demo",
-    ]);
+    let out = s.ok(&s.init_args(&["--profile", "mos-discord", "--admin", &ADMIN.to_string()]));
     assert!(
         out.contains("type: discord") && out.contains("1517622518662434996"),
         "{out}"

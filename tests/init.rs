@@ -56,18 +56,7 @@ fn a_missing_answer_without_a_terminal_names_the_flag() {
 #[test]
 fn dry_run_shows_the_roster_and_writes_nothing() {
     let s = Sandbox::new();
-    let out = s.ok(&[
-        "fleet",
-        "init",
-        "--preset",
-        "research",
-        "--yes",
-        "--dry-run",
-        "--worker-runtime",
-        "demo",
-        "--orchestrator-runtime",
-        "demo",
-    ]);
+    let out = s.ok(&s.init_args(&["--preset", "research", "--dry-run"]));
     assert!(
         out.contains("+- name: researcher-1") && out.contains("dry run: nothing written"),
         "{out}"
@@ -78,25 +67,16 @@ fn dry_run_shows_the_roster_and_writes_nothing() {
 #[test]
 fn connector_answers_reference_secrets_never_inline_them() {
     let s = Sandbox::new();
-    s.ok(&[
-        "fleet",
-        "init",
+    s.ok(&s.init_args(&[
         "--preset",
         "general",
-        "--yes",
-        "--socket",
-        &s.socket,
-        "--orchestrator-runtime",
-        "demo",
-        "--worker-runtime",
-        "demo",
         "--connector",
         "discord",
         "--guild",
         "1112631390438166618",
         "--target",
         "1517622518662434996",
-    ]);
+    ]));
     let roster = read(&s.roster_path());
     assert!(
         roster.contains("type: discord") && roster.contains("env: DISCORD_TOKEN"),
@@ -404,19 +384,7 @@ fn the_wizards_discord_branch_asks_for_the_ids_and_the_admin() {
 #[test]
 fn the_mos_profile_without_an_admin_says_nobody_may_use_it_yet() {
     let s = Sandbox::new();
-    let out = s.ok(&[
-        "fleet",
-        "init",
-        "--profile",
-        "mos-discord",
-        "--yes",
-        "--socket",
-        &s.socket,
-        "--orchestrator-runtime",
-        "demo",
-        "--worker-runtime",
-        "demo",
-    ]);
+    let out = s.ok(&s.init_args(&["--profile", "mos-discord"]));
     assert!(
         out.contains("nobody may use the orchestrator from discord yet"),
         "{out}"
@@ -428,19 +396,7 @@ fn the_mos_profile_without_an_admin_says_nobody_may_use_it_yet() {
         matches!(&roster.connectors[0], mosaic_roster::Connector::Discord { guild, .. } if guild == "1112631390438166618")
     );
     // Re-running with an admin adds it and keeps everything else.
-    s.ok(&[
-        "fleet",
-        "init",
-        "--profile",
-        "mos-discord",
-        "--yes",
-        "--admin",
-        "123456789012345678",
-        "--orchestrator-runtime",
-        "demo",
-        "--worker-runtime",
-        "demo",
-    ]);
+    s.ok(&s.init_args(&["--profile", "mos-discord", "--admin", "123456789012345678"]));
     let roster = Roster::load(&s.roster_path()).unwrap();
     assert_eq!(roster.acl.len(), 1);
     assert_eq!(roster.acl[0].user, "123456789012345678");

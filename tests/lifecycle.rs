@@ -88,21 +88,7 @@ fn agent_killed_from_outside_shows_dead_and_restarts() {
     let s = Sandbox::new();
     s.init("general");
     s.ok(&["fleet", "start"]);
-    let ps = s.ps();
-    let scout = ps["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "scout")
-        .unwrap();
-    let pid = scout["pid"].as_u64().unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.kill_agent("scout");
     let scout = || {
         s.ps()["agents"]
             .as_array()

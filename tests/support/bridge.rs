@@ -140,3 +140,12 @@ impl Drop for BridgeHarness {
         }
     }
 }
+
+/// The code in a "send `/fleet confirm CODE`" answer.
+pub fn confirm_code(ask: &str) -> String {
+    ask.split("/fleet confirm ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("a confirmation code")
+        .to_owned()
+}

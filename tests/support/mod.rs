@@ -117,13 +117,12 @@ impl Sandbox {
         text(&out.stderr)
     }
 
-    /// Inits a fleet from `preset` with every agent on the demo runtime.
-    pub fn init(&self, preset: &str) -> String {
-        self.ok(&[
+    /// The arguments of a non-interactive init on this sandbox's socket, every agent on the demo
+    /// runtime, followed by `extra`.
+    pub fn init_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
             "fleet",
             "init",
-            "--preset",
-            preset,
             "--yes",
             "--socket",
             &self.socket,
@@ -131,7 +130,37 @@ impl Sandbox {
             "demo",
             "--worker-runtime",
             "demo",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// Inits a fleet from `preset` with every agent on the demo runtime.
+    pub fn init(&self, preset: &str) -> String {
+        self.ok(&self.init_args(&["--preset", preset]))
+    }
+
+    /// The process id of a running agent.
+    pub fn pid(&self, agent: &str) -> Option<u64> {
+        self.ps()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == agent)
+            .and_then(|a| a["pid"].as_u64())
+    }
+
+    /// Kills an agent's harness from outside (SIGKILL); returns its pid.
+    pub fn kill_agent(&self, agent: &str) -> u64 {
+        let pid = self.pid(agent).expect("the agent runs");
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        pid
     }
 
     pub fn ps(&self) -> serde_json::Value {

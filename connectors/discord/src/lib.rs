@@ -20,13 +20,15 @@ use serenity::all::{
 use serenity::builder::Builder;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Discord's message length limit, in characters.
 pub const MAX_MESSAGE_LEN: usize = 2000;
 /// The reaction that acknowledges a received message.
 pub const ACK_EMOJI: &str = "👀";
+/// How long Discord accepts follow-ups with an interaction's token.
+const INTERACTION_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 /// The prefix of the message ids given to slash-command invocations (`i` + interaction id).
 const INTERACTION_PREFIX: &str = "i";
 
@@ -52,8 +54,9 @@ pub struct DiscordConnector {
 struct Shared {
     health: Mutex<Option<Health>>,
     bot_user: Mutex<Option<u64>>,
-    /// Interaction tokens by the message id given to the bridge, for follow-ups.
-    interactions: Mutex<HashMap<String, String>>,
+    /// Interaction tokens (and when they came) by the message id given to the bridge, for
+    /// follow-ups. Discord honours a token for 15 minutes; older ones are dropped.
+    interactions: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl DiscordConnector {
@@ -215,11 +218,11 @@ impl EventHandler for Handler {
             return;
         }
         let id = format!("{INTERACTION_PREFIX}{}", command.id.get());
-        self.shared
-            .interactions
-            .lock()
-            .unwrap()
-            .insert(id.clone(), command.token.clone());
+        {
+            let mut tokens = self.shared.interactions.lock().unwrap();
+            tokens.retain(|_, (_, at)| at.elapsed() < INTERACTION_TOKEN_TTL);
+            tokens.insert(id.clone(), (command.token.clone(), Instant::now()));
+        }
         self.forward(inbound_from_interaction(&command, id)).await;
     }
 }
@@ -295,10 +298,14 @@ impl Connector for DiscordConnector {
     }
 
     async fn send(&self, message: &Outbound) -> Result<String, ConnectorError> {
-        let token = message
-            .reply_to
-            .as_ref()
-            .and_then(|r| self.shared.interactions.lock().unwrap().get(r).cloned());
+        let token = message.reply_to.as_ref().and_then(|r| {
+            self.shared
+                .interactions
+                .lock()
+                .unwrap()
+                .get(r)
+                .map(|(token, _)| token.clone())
+        });
         if let Some(token) = token {
             let sent = CreateInteractionResponseFollowup::new()
                 .content(&message.text)

@@ -207,18 +207,22 @@ async fn bots_itself_and_other_guilds_are_not_forwarded() {
     );
 }
 
-#[tokio::test]
-async fn a_429_is_a_rate_limit_to_retry_after_a_delay() {
-    let fake = FakeDiscord::start().await;
-    let c = connector(&fake);
-    fake.fail_next_posts(1, 429, 0.25);
-    let out = Outbound {
+fn hi_in_the_channel() -> Outbound {
+    Outbound {
         room: CHANNEL.to_string(),
         text: "hi".into(),
         reply_to: None,
         thread: None,
         key: "k".into(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_429_is_a_rate_limit_to_retry_after_a_delay() {
+    let fake = FakeDiscord::start().await;
+    let c = connector(&fake);
+    fake.fail_next_posts(1, 429, 0.25);
+    let out = hi_in_the_channel();
     let err = c.send(&out).await.unwrap_err();
     let ErrorKind::RateLimited { retry_after } = err.kind else {
         panic!("{err}")
@@ -234,13 +238,7 @@ async fn a_server_error_is_retryable() {
     let fake = FakeDiscord::start().await;
     let c = connector(&fake);
     fake.fail_next_posts(1, 502, 0.0);
-    let out = Outbound {
-        room: CHANNEL.to_string(),
-        text: "hi".into(),
-        reply_to: None,
-        thread: None,
-        key: "k".into(),
-    };
+    let out = hi_in_the_channel();
     assert_eq!(c.send(&out).await.unwrap_err().kind, ErrorKind::Retryable);
 }
 

@@ -263,6 +263,11 @@ async fn chat(State(state): State<ApiState>, Json(body): Json<ChatBody>) -> Resp
             StatusCode::FORBIDDEN,
             json!({ "status": "ignored", "error": why }),
         ),
+        // Not stored: the client should send it again (same id), later.
+        Verdict::Failed(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "failed", "error": why }),
+        ),
     };
     (status, Json(json!({ "id": id, "verdict": verdict }))).into_response()
 }

@@ -81,6 +81,8 @@ pub enum Verdict {
     Refused(String),
     /// Not from a bridged room (audited, not answered).
     Ignored(String),
+    /// Could not be stored (the database failed): not accepted, so it must be sent again.
+    Failed(String),
 }
 
 /// What the bridge needs to know.
@@ -348,7 +350,11 @@ impl Bridge {
             .accept(&inbound, is_talk && role >= TALK_ROLE)
         {
             Ok(a) => a,
-            Err(e) => return Verdict::Refused(format!("error: {e}")),
+            Err(e) => {
+                // Not stored, so not accepted: the platform (or API client) must deliver it again.
+                eprintln!("mosaic: cannot store a message from {conn}/{room}: {e}");
+                return Verdict::Failed(e.to_string());
+            }
         };
         let Accepted::New { queued, ahead } = accepted else {
             return Verdict::Duplicate;
@@ -443,7 +449,9 @@ impl Bridge {
             }
             command if needs_confirmation(&command) && conn != LOCAL => {
                 let code = confirmation_code();
-                inner.confirmations.lock().unwrap().insert(
+                let mut pending = inner.confirmations.lock().unwrap();
+                pending.retain(|_, p| p.expires > Instant::now());
+                pending.insert(
                     code.clone(),
                     PendingConfirm {
                         command,
@@ -452,6 +460,7 @@ impl Bridge {
                         expires: Instant::now() + CONFIRM_TTL,
                     },
                 );
+                drop(pending);
                 inner
                     .audit
                     .record(&conn, &user, &room, &line, "awaiting confirmation");

@@ -38,7 +38,16 @@ pub fn run(daemon: Daemon, linger: Duration) -> Result<()> {
             continue;
         }
         let id = format!("chat-{pid}-{}-{n}", chrono::Utc::now().timestamp_millis());
-        match daemon.post("/v1/chat", json!({ "text": line, "id": id })) {
+        // The same id on every attempt: the daemon takes a message at most once.
+        let mut result = daemon.post("/v1/chat", json!({ "text": line, "id": id }));
+        for _ in 0..3 {
+            if result.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            result = daemon.post("/v1/chat", json!({ "text": line, "id": id }));
+        }
+        match result {
             Ok(v) if v["verdict"]["status"] == "queued" && interactive => println!(
                 "  (queued for the orchestrator, #{})",
                 v["verdict"]["queue_id"]

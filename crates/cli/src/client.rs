@@ -51,36 +51,33 @@ impl Daemon {
         Ok(body)
     }
 
+    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
+            self.url
+        )
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: Value) -> Result<Value> {
-        let response = self
+        let request = self
             .agent
             .post(format!("{}{path}", self.url))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .send_json(&body)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
-                    self.url
-                )
-            })?;
-        Self::check(response)
+            .header("Authorization", self.auth());
+        Self::check(request.send_json(&body).map_err(|e| self.unreachable(e))?)
     }
 
     /// `GET path`.
     pub fn get(&self, path: &str) -> Result<Value> {
-        let response = self
+        let request = self
             .agent
             .get(format!("{}{path}", self.url))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .call()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
-                    self.url
-                )
-            })?;
-        Self::check(response)
+            .header("Authorization", self.auth());
+        Self::check(request.call().map_err(|e| self.unreachable(e))?)
     }
 
     /// The event stream: calls `each` with every event until it returns false or the stream ends.
@@ -88,9 +85,9 @@ impl Daemon {
         let response = self
             .agent
             .get(format!("{}/v1/events", self.url))
-            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Authorization", self.auth())
             .call()
-            .map_err(|e| anyhow::anyhow!("cannot reach the daemon at {}: {e}", self.url))?;
+            .map_err(|e| self.unreachable(e))?;
         let reader = std::io::BufReader::new(response.into_body().into_reader());
         for line in reader.lines() {
             let line = line?;

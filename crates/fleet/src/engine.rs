@@ -2,7 +2,7 @@
 
 use crate::error::FleetError;
 use crate::harness::{launch_argv, orchestrator_mcp_config, paste_settle};
-use crate::paths::{Paths, expand_tilde, home_dir, write_atomic};
+use crate::paths::{Paths, agent_workdir, write_atomic};
 use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
 use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, runtime};
 use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
@@ -191,11 +191,7 @@ impl Fleet {
         }
         let argv = launch_argv(agent, &self.mosaic_exe, mcp_config.as_deref())
             .map_err(FleetError::Refused)?;
-        let workdir = agent
-            .workdir
-            .as_deref()
-            .map(expand_tilde)
-            .unwrap_or_else(home_dir);
+        let workdir = agent_workdir(agent);
         if !workdir.is_dir() {
             return Err(FleetError::Refused(format!(
                 "agent {}: working directory {} does not exist; create it or change `workdir` in {}",

@@ -68,6 +68,15 @@ pub fn expand_tilde(path: &str) -> PathBuf {
     }
 }
 
+/// Where `agent` works: its `workdir` with `~` expanded, else the home directory.
+pub fn agent_workdir(agent: &mosaic_roster::Agent) -> PathBuf {
+    agent
+        .workdir
+        .as_deref()
+        .map(expand_tilde)
+        .unwrap_or_else(home_dir)
+}
+
 /// Writes `contents` to `path` atomically (a sibling temp file renamed over it), creating parents.
 pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -1,7 +1,7 @@
 //! `mosaic fleet verify`: is this host ready to run the fleet, and does it match the roster?
 
 use crate::engine::Fleet;
-use crate::paths::{Paths, expand_tilde, home_dir, which};
+use crate::paths::{Paths, agent_workdir, expand_tilde, which};
 use crate::status::AgentState;
 use mosaic_roster::{Connector, LOCAL_HOST, SecretRef, discord_token_shape_ok, runtime};
 use mosaic_tmux::Tmux;
@@ -112,11 +112,7 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
                 )),
             },
         }
-        let dir = agent
-            .workdir
-            .as_deref()
-            .map(expand_tilde)
-            .unwrap_or_else(home_dir);
+        let dir = agent_workdir(agent);
         if !dir.is_dir() {
             out.push(check(
                 Level::Fail,
