@@ -25,5 +25,5 @@ echo "  $mosaic fleet stop                 # stop the fleet"
 if [ -t 0 ]; then
   exec "$mosaic" chat
 else
-  echo "  $mosaic chat                       # talk to the orchestrator (needs a terminal)"
+  echo "  $mosaic chat                       # talk to the orchestrator"
 fi
