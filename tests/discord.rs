@@ -39,6 +39,18 @@ fn mos() -> Mos {
     m
 }
 
+/// `mosaic up` for the sandbox, talking to the fake Discord.
+fn start_daemon(s: &Sandbox, fake: &FakeDiscord) -> Child {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+    s.command(&["up", "--listen", "127.0.0.1:0"])
+        .env("DISCORD_TOKEN", TOKEN)
+        .env("MOSAIC_DISCORD_API_BASE", &fake.base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// The Mos profile and `mosaic up` against a fake Discord prepared by `prepare`.
 fn mos_with(prepare: impl FnOnce(&FakeDiscord)) -> Mos {
     let s = Sandbox::new();
@@ -80,14 +92,7 @@ fn mos_with(prepare: impl FnOnce(&FakeDiscord)) -> Mos {
         "{}",
         text(&bad.stdout)
     );
-    let daemon = s
-        .command(&["up", "--listen", "127.0.0.1:0"])
-        .env("DISCORD_TOKEN", TOKEN)
-        .env("MOSAIC_DISCORD_API_BASE", &fake.base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let daemon = start_daemon(&s, &fake);
     let m = Mos {
         s,
         fake,
@@ -317,4 +322,43 @@ fn verify_names_the_intent_the_gateway_refused() {
         "{report}"
     );
     assert!(report.contains("docs/connectors/discord.md"), "{report}");
+}
+
+#[test]
+fn messages_sent_while_the_daemon_was_down_are_fetched_once_it_is_back() {
+    let mut m = mos();
+    m.fake
+        .message(GUILD, CHANNEL, ADMIN, "owner", false, "before the crash");
+    wait_for("the first message", || m.s.transcript("mos").len() == 1);
+    // The daemon dies without a chance to say goodbye; people keep talking meanwhile.
+    let _ = m.daemon.kill();
+    let _ = m.daemon.wait();
+    m.fake
+        .message(GUILD, CHANNEL, ADMIN, "owner", false, "while it was down 1");
+    m.fake
+        .message(GUILD, CHANNEL, ADMIN, "owner", false, "while it was down 2");
+    m.daemon = start_daemon(&m.s, &m.fake);
+    wait_for_secs("the missed messages", 20, || {
+        m.s.transcript("mos").len() == 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let got: Vec<String> =
+        m.s.transcript("mos")
+            .iter()
+            .map(|t| t.rsplit("] ").next().unwrap().to_owned())
+            .collect();
+    assert_eq!(
+        got,
+        [
+            "before the crash",
+            "while it was down 1",
+            "while it was down 2"
+        ],
+        "each once, in order"
+    );
+    assert_eq!(
+        m.fake.sessions().0,
+        2,
+        "a new session, so the history was fetched"
+    );
 }

@@ -1,7 +1,7 @@
 //! A fake Discord for tests (feature `test-util`): the REST API and the gateway on 127.0.0.1,
 //! enough of both for serenity's real code paths: `GET /gateway`, a websocket gateway (Hello,
 //! Identify, READY, heartbeats, RESUME with replay), MESSAGE_CREATE and INTERACTION_CREATE
-//! dispatches, and the REST calls the connector makes, all recorded. Outages are injectable: REST
+//! dispatches, channel history, and the REST calls the connector makes, all recorded. Outages are injectable: REST
 //! failures (429 with retry-after, 5xx) and dropped gateway connections.
 
 use axum::Router;
@@ -243,6 +243,14 @@ async fn upgrade(State((state, base)): State<(Shared, String)>, ws: WebSocketUpg
 async fn handle(State((state, base)): State<(Shared, String)>, request: Request) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
+    let after: u64 = request
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("after="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
@@ -298,6 +306,24 @@ async fn handle(State((state, base)): State<(Shared, String)>, request: Request)
             "session_start_limit": { "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1 }
         }))
         .into_response(),
+        // Channel history, newest first, as Discord answers it (without guild_id).
+        ("GET", ["channels", channel, "messages"]) => {
+            let history: Vec<Value> = state
+                .lock()
+                .unwrap()
+                .dispatched
+                .iter()
+                .filter(|(_, p)| p["t"] == "MESSAGE_CREATE" && p["d"]["channel_id"] == *channel)
+                .map(|(_, p)| {
+                    let mut m = p["d"].clone();
+                    m.as_object_mut().expect("an object").remove("guild_id");
+                    m
+                })
+                .filter(|m| m["id"].as_str().and_then(|id| id.parse::<u64>().ok()).is_some_and(|id| id > after))
+                .rev()
+                .collect();
+            axum::Json(Value::Array(history)).into_response()
+        }
         ("POST", ["channels", channel, "messages"]) => axum::Json(message_json(next_id(), channel, body["content"].as_str().unwrap_or_default())).into_response(),
         ("PUT", ["channels", _, "messages", _, "reactions", _, "@me"]) => StatusCode::NO_CONTENT.into_response(),
         ("POST", ["channels", _, "typing"]) => StatusCode::NO_CONTENT.into_response(),

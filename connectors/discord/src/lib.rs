@@ -14,8 +14,9 @@ use mosaic_connector::{
 };
 use serenity::all::{
     ChannelId, ClientBuilder, Command, CommandInteraction, Context,
-    CreateInteractionResponseFollowup, CreateMessage, EventHandler, GatewayIntents, GuildId, Http,
-    HttpBuilder, Interaction, Message, MessageId, Nonce, ReactionType, Ready, ResumedEvent,
+    CreateInteractionResponseFollowup, CreateMessage, EventHandler, GatewayIntents, GetMessages,
+    GuildId, Http, HttpBuilder, Interaction, Message, MessageId, Nonce, ReactionType, Ready,
+    ResumedEvent,
 };
 use serenity::builder::Builder;
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct DiscordConnector {
 struct Shared {
     health: Mutex<Option<Health>>,
     bot_user: Mutex<Option<u64>>,
+    /// `(channel, last message taken)` to fetch history from after a restart.
+    resume_after: Mutex<Vec<(u64, u64)>>,
     /// Interaction tokens (and when they came) by the message id given to the bridge, for
     /// follow-ups. Discord honours a token for 15 minutes; older ones are dropped.
     interactions: Mutex<HashMap<String, (String, Instant)>>,
@@ -158,6 +161,43 @@ impl Handler {
     async fn forward(&self, event: Inbound) {
         let _ = self.inbound.send(event).await;
     }
+
+    /// A user's message as the bridge sees it; `None` for the bot's own and other bots'.
+    fn inbound_from(&self, msg: &Message) -> Option<Inbound> {
+        let own = *self.shared.bot_user.lock().unwrap() == Some(msg.author.id.get());
+        (!own && !msg.author.bot).then(|| Inbound {
+            connector: "discord".into(),
+            message_id: msg.id.get().to_string(),
+            room: msg.channel_id.get().to_string(),
+            user: msg.author.id.get().to_string(),
+            user_name: msg.author.name.clone(),
+            text: msg.content.clone(),
+            thread: None,
+            native_command: false,
+        })
+    }
+
+    /// After a fresh session (not a resume, where the gateway replays), fetches what was said in
+    /// each room since the last message the bridge took, oldest first.
+    async fn backfill(&self, ctx: &Context) {
+        let points = self.shared.resume_after.lock().unwrap().clone();
+        for (channel, after) in points {
+            let request = GetMessages::new().after(MessageId::new(after)).limit(100);
+            match ChannelId::new(channel).messages(&ctx.http, request).await {
+                Ok(mut missed) => {
+                    missed.sort_by_key(|m| m.id);
+                    for msg in &missed {
+                        if let Some(inbound) = self.inbound_from(msg) {
+                            self.forward(inbound).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("mosaic: discord: cannot fetch the messages missed in {channel}: {e}")
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -174,6 +214,7 @@ impl EventHandler for Handler {
             Ok(_) => Health::Up,
             Err(e) => Health::Degraded(format!("registering /fleet failed: {e}")),
         });
+        self.backfill(&ctx).await;
     }
 
     async fn resume(&self, _ctx: Context, _: ResumedEvent) {
@@ -181,26 +222,13 @@ impl EventHandler for Handler {
     }
 
     async fn message(&self, _ctx: Context, msg: Message) {
-        let own = *self.shared.bot_user.lock().unwrap() == Some(msg.author.id.get());
-        if own || msg.author.bot {
+        // Other guilds and direct messages never reach the bridge.
+        if msg.guild_id.map(|g| g.get()) != Some(self.guild) {
             return;
         }
-        match msg.guild_id {
-            Some(g) if g.get() == self.guild => {}
-            // Other guilds and direct messages never reach the bridge.
-            _ => return,
+        if let Some(inbound) = self.inbound_from(&msg) {
+            self.forward(inbound).await;
         }
-        self.forward(Inbound {
-            connector: "discord".into(),
-            message_id: msg.id.get().to_string(),
-            room: msg.channel_id.get().to_string(),
-            user: msg.author.id.get().to_string(),
-            user_name: msg.author.name.clone(),
-            text: msg.content.clone(),
-            thread: None,
-            native_command: false,
-        })
-        .await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
@@ -268,6 +296,14 @@ impl Connector for DiscordConnector {
             native_commands: true,
             reactions: true,
         }
+    }
+
+    fn resume_after(&self, last_taken: &[(String, String)]) {
+        let points = last_taken
+            .iter()
+            .filter_map(|(room, id)| Some((room.parse().ok()?, id.parse().ok()?)))
+            .collect();
+        *self.shared.resume_after.lock().unwrap() = points;
     }
 
     async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError> {

@@ -204,6 +204,10 @@ impl Bridge {
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.watch_agents().await }));
         for connector in self.inner.connectors.values() {
+            match self.inner.store.lock().unwrap().cursors(connector.id()) {
+                Ok(last_taken) => connector.resume_after(&last_taken),
+                Err(e) => eprintln!("mosaic: cannot read where {} stopped: {e}", connector.id()),
+            }
             let (me, connector) = (self.clone(), connector.clone());
             tasks.push(tokio::spawn(
                 async move { me.connector_loop(connector).await },

@@ -90,7 +90,10 @@ impl Store {
                  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,
                  created INTEGER NOT NULL, platform_id TEXT);
              CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, id);
-             CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS cursor (
+                 connector TEXT NOT NULL, room TEXT NOT NULL, message_id TEXT NOT NULL,
+                 PRIMARY KEY (connector, room));",
         )?;
         Ok(Store { conn })
     }
@@ -105,6 +108,14 @@ impl Store {
         )?;
         if fresh == 0 {
             return Ok(Accepted::Duplicate);
+        }
+        if !inbound.native_command {
+            // Where to pick up in this room after a restart (see Connector::resume_after).
+            tx.execute(
+                "INSERT INTO cursor (connector, room, message_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(connector, room) DO UPDATE SET message_id = ?3",
+                params![inbound.connector, inbound.room, inbound.message_id],
+            )?;
         }
         let (queued, ahead) = if queue {
             let ahead: i64 = tx.query_row(
@@ -280,6 +291,15 @@ impl Store {
         Ok(())
     }
 
+    /// The last message taken in each room of `connector`, as `(room, message id)`.
+    pub fn cursors(&self, connector: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT room, message_id FROM cursor WHERE connector = ?1 ORDER BY room")?;
+        let rows = stmt.query_map([connector], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Reads a small value.
     pub fn get(&self, key: &str) -> Result<Option<String>> {
         Ok(self
@@ -341,6 +361,11 @@ mod tests {
         let s = Store::open(&dir.path().join("b.db")).unwrap();
         assert_eq!(s.in_delivery().unwrap().len(), 1);
         assert_eq!(s.queue_len().unwrap(), 2);
+        assert_eq!(
+            s.cursors("fake").unwrap(),
+            [("r".to_owned(), "c".to_owned())],
+            "the last message taken in the room"
+        );
         s.mark_delivered(1).unwrap();
         assert_eq!(s.queue_len().unwrap(), 1);
     }

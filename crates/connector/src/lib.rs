@@ -113,6 +113,11 @@ pub trait Connector: Send + Sync + 'static {
     /// What the platform can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// Where to pick up after a restart: the last message the bridge took in each room, as
+    /// `(room, message id)`. Called before [`Connector::run`]; a platform with message history
+    /// fetches what was said since (the bridge drops anything it has already seen).
+    fn resume_after(&self, _last_taken: &[(String, String)]) {}
+
     /// Connects and forwards every message from the connector's rooms to `inbound` until the
     /// receiver is dropped or the connection fails. The bridge calls it again after a failure,
     /// with backoff, when the error is retryable.
