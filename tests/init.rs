@@ -361,14 +361,11 @@ fn the_wizards_discord_branch_asks_for_the_ids_and_the_admin() {
     w.type_line("y");
     w.wait("the roster", "Wrote ");
     let roster = w.roster();
-    let mosaic_roster::Connector::Discord {
+    let mosaic_discord::DiscordSettings {
         guild,
         channels,
         token,
-    } = &roster.connectors[0]
-    else {
-        panic!("{:?}", roster.connectors)
-    };
+    } = &discord_settings(&roster.connectors[0]);
     assert_eq!(guild, "1112631390438166618");
     assert_eq!(channels, &["1517622518662434996".to_owned()]);
     assert_eq!(token.env.as_deref(), Some("DISCORD_TOKEN"));
@@ -393,11 +390,18 @@ fn the_mos_profile_without_an_admin_says_nobody_may_use_it_yet() {
     assert!(roster.acl.is_empty(), "deny by default");
     assert_eq!(roster.orchestrator().unwrap().name, "mos");
     assert!(
-        matches!(&roster.connectors[0], mosaic_roster::Connector::Discord { guild, .. } if guild == "1112631390438166618")
+        roster.connectors[0].kind == "discord"
+            && discord_settings(&roster.connectors[0]).guild == "1112631390438166618"
     );
     // Re-running with an admin adds it and keeps everything else.
     s.ok(&s.init_args(&["--profile", "mos-discord", "--admin", "123456789012345678"]));
     let roster = Roster::load(&s.roster_path()).unwrap();
     assert_eq!(roster.acl.len(), 1);
     assert_eq!(roster.acl[0].user, "123456789012345678");
+}
+
+/// A Discord entry's typed settings.
+fn discord_settings(entry: &mosaic_roster::ConnectorEntry) -> mosaic_discord::DiscordSettings {
+    serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(entry.settings.clone()))
+        .expect("a discord entry")
 }

@@ -37,7 +37,7 @@ impl BridgeHarness {
         s.init("general");
         let mut roster = std::fs::read_to_string(s.roster_path()).unwrap();
         roster.push_str(&format!(
-            "connectors:\n- type: telegram\n  chats: [\"{ROOM}\"]\n  token: {{env: FAKE_TELEGRAM_TOKEN}}\nacl:\n- {{connector: telegram, user: admin-1, role: admin}}\n- {{connector: telegram, user: op-1, role: operator}}\n- {{connector: telegram, user: viewer-1, role: viewer}}\n{extra_bridge_settings}"
+            "connectors:\n- type: testchat\n  id: telegram\n  dir: /nonexistent\n  rooms: [\"{ROOM}\"]\n  token: {{env: FAKE_TELEGRAM_TOKEN}}\nacl:\n- {{connector: telegram, user: admin-1, role: admin}}\n- {{connector: telegram, user: op-1, role: operator}}\n- {{connector: telegram, user: viewer-1, role: viewer}}\n{extra_bridge_settings}"
         ));
         std::fs::write(s.roster_path(), roster).unwrap();
         s.ok(&["fleet", "start"]);

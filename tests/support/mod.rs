@@ -13,6 +13,12 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// The `mosaic` binary under test.
 pub const MOSAIC: &str = env!("CARGO_BIN_EXE_mosaic");
 
+/// Registers the connector types the binary has, so the tests read its rosters as it does.
+pub fn register_connectors() {
+    mosaic_connector::registry::register(&mosaic_discord::TYPE);
+    mosaic_connector::registry::register(&mosaic_testchat::TYPE);
+}
+
 /// An isolated mosaic installation; its tmux server is killed on drop.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -21,6 +27,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
+        register_connectors();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         let socket = format!(

@@ -9,9 +9,13 @@ pub mod fake;
 mod slash;
 
 use async_trait::async_trait;
+use mosaic_connector::registry::{ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
-    Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound,
+    Capabilities, Connector, ConnectorError, Cursors, ErrorKind, Health, HealthReporter, Inbound,
+    Markdown, Outbound, ReplyTo, RunContext,
 };
+use mosaic_roster::{SecretRef, SettingProblem};
+use serde::{Deserialize, Serialize};
 use serenity::all::{
     ChannelId, ClientBuilder, Command, CommandInteraction, Context,
     CreateInteractionResponseFollowup, CreateMessage, EventHandler, GatewayIntents, GetMessages,
@@ -33,9 +37,136 @@ const INTERACTION_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 /// The prefix of the message ids given to slash-command invocations (`i` + interaction id).
 const INTERACTION_PREFIX: &str = "i";
 
+/// The Discord connector type, registered by the binary.
+pub static TYPE: Typed<DiscordSettings> = Typed::new();
+
+/// A Discord entry of the roster (`type: discord`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSettings {
+    /// The server (guild) id.
+    pub guild: String,
+    /// Channel ids the orchestrator listens and answers in.
+    pub channels: Vec<String>,
+    /// Where the bot token is.
+    pub token: SecretRef,
+}
+
+impl ConnectorConfig for DiscordSettings {
+    const TYPE: &'static str = "discord";
+    const SUMMARY: &'static str = "Discord (a bot in your server; serenity)";
+
+    fn questions() -> Vec<Question> {
+        vec![
+            Question {
+                field: "guild",
+                flag: "guild",
+                value_name: "ID",
+                prompt: "Discord server (guild) id",
+                kind: QuestionKind::Text { default: None },
+            },
+            Question {
+                field: "channels",
+                flag: "target",
+                value_name: "ID",
+                prompt: "Discord channel ids",
+                kind: QuestionKind::List,
+            },
+            Question {
+                field: "token",
+                flag: "secret-env",
+                value_name: "VAR",
+                prompt: "Discord bot token",
+                kind: QuestionKind::Secret {
+                    default_env: "DISCORD_TOKEN",
+                    file_flag: Some("secret-file"),
+                },
+            },
+        ]
+    }
+
+    fn rooms(&self) -> (&'static str, Vec<String>) {
+        ("channels", self.channels.clone())
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("token", &self.token)]
+    }
+
+    fn validate(&self) -> Vec<SettingProblem> {
+        let mut out = Vec::new();
+        if !is_snowflake(&self.guild) {
+            out.push(SettingProblem::new(
+                "guild",
+                format!("Discord guild id {:?} must be numeric", self.guild),
+            ));
+        }
+        for (j, c) in self.channels.iter().enumerate() {
+            if !is_snowflake(c) {
+                out.push(SettingProblem::new(
+                    format!("channels[{j}]"),
+                    format!("Discord channel id {c:?} must be numeric"),
+                ));
+            }
+        }
+        out
+    }
+
+    fn check_secret(&self, _field: &str, value: &str) -> Result<(), (String, String)> {
+        if token_shape_ok(value) {
+            Ok(())
+        } else {
+            Err((
+                "does not hold a Discord bot token (three dot-separated parts)".into(),
+                "copy the token from Developer Portal > your application > Bot > Reset Token"
+                    .into(),
+            ))
+        }
+    }
+
+    fn build(&self, id: &str) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let token = self
+            .token
+            .resolve()
+            .map_err(|e| ConnectorError::new(ErrorKind::Auth, format!("discord token: {e}")))?;
+        let guild = self.guild.parse().map_err(|_| {
+            ConnectorError::new(ErrorKind::Fatal, "discord: the guild id is not numeric")
+        })?;
+        // A REST/gateway base other than discord.com: an API proxy, or the tests' fake Discord.
+        let api_base = std::env::var("MOSAIC_DISCORD_API_BASE")
+            .ok()
+            .filter(|b| !b.is_empty());
+        Ok(Arc::new(DiscordConnector::new(DiscordConfig {
+            id: id.to_owned(),
+            token,
+            guild,
+            api_base,
+        })))
+    }
+}
+
+fn is_snowflake(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `token` has the shape of a Discord bot token (three dot-separated base64url parts),
+/// checked without contacting Discord.
+pub fn token_shape_ok(token: &str) -> bool {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        && parts[0].len() >= 17
+}
+
 /// What the connector needs.
 #[derive(Debug, Clone)]
 pub struct DiscordConfig {
+    /// The instance id (the roster entry's `id`, by default `discord`).
+    pub id: String,
     /// The bot token (from the env var or file the roster names).
     pub token: String,
     /// The guild (server) whose channels are bridged and where `/fleet` is registered.
@@ -53,10 +184,7 @@ pub struct DiscordConnector {
 
 #[derive(Default)]
 struct Shared {
-    health: Mutex<Option<Health>>,
     bot_user: Mutex<Option<u64>>,
-    /// `(channel, last message taken)` to fetch history from after a restart.
-    resume_after: Mutex<Vec<(u64, u64)>>,
     /// Interaction tokens (and when they came) by the message id given to the bridge, for
     /// follow-ups. Discord honours a token for 15 minutes; older ones are dropped.
     interactions: Mutex<HashMap<String, (String, Instant)>>,
@@ -75,10 +203,6 @@ impl DiscordConnector {
     /// The gateway intents: guild messages and their content, nothing more.
     pub fn intents(&self) -> GatewayIntents {
         GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT
-    }
-
-    fn set_health(&self, h: Health) {
-        *self.shared.health.lock().unwrap() = Some(h);
     }
 }
 
@@ -150,7 +274,10 @@ fn retry_after(message: &str) -> Duration {
 }
 
 struct Handler {
+    id: String,
     inbound: mpsc::Sender<Inbound>,
+    cursors: Cursors,
+    health: HealthReporter,
     /// The connector's own REST client (used by `send`), which needs the application id too.
     http: Arc<Http>,
     guild: u64,
@@ -166,7 +293,7 @@ impl Handler {
     fn inbound_from(&self, msg: &Message) -> Option<Inbound> {
         let own = *self.shared.bot_user.lock().unwrap() == Some(msg.author.id.get());
         (!own && !msg.author.bot).then(|| Inbound {
-            connector: "discord".into(),
+            connector: self.id.clone(),
             message_id: msg.id.get().to_string(),
             room: msg.channel_id.get().to_string(),
             user: msg.author.id.get().to_string(),
@@ -180,7 +307,10 @@ impl Handler {
     /// After a fresh session (not a resume, where the gateway replays), fetches what was said in
     /// each room since the last message the bridge took, oldest first.
     async fn backfill(&self, ctx: &Context) {
-        let points = self.shared.resume_after.lock().unwrap().clone();
+        let points =
+            self.cursors.current().into_iter().filter_map(|(room, id)| {
+                Some((room.parse::<u64>().ok()?, id.parse::<u64>().ok()?))
+            });
         for (channel, after) in points {
             let request = GetMessages::new().after(MessageId::new(after)).limit(100);
             match ChannelId::new(channel).messages(&ctx.http, request).await {
@@ -210,7 +340,7 @@ impl EventHandler for Handler {
         let result: Result<Vec<Command>, _> = GuildId::new(self.guild)
             .set_commands(&ctx.http, commands)
             .await;
-        *self.shared.health.lock().unwrap() = Some(match result {
+        self.health.set(match result {
             Ok(_) => Health::Up,
             Err(e) => Health::Degraded(format!("registering /fleet failed: {e}")),
         });
@@ -218,7 +348,7 @@ impl EventHandler for Handler {
     }
 
     async fn resume(&self, _ctx: Context, _: ResumedEvent) {
-        *self.shared.health.lock().unwrap() = Some(Health::Up);
+        self.health.set(Health::Up);
     }
 
     async fn message(&self, _ctx: Context, msg: Message) {
@@ -251,18 +381,19 @@ impl EventHandler for Handler {
             tokens.retain(|_, (_, at)| at.elapsed() < INTERACTION_TOKEN_TTL);
             tokens.insert(id.clone(), (command.token.clone(), Instant::now()));
         }
-        self.forward(inbound_from_interaction(&command, id)).await;
+        self.forward(inbound_from_interaction(&self.id, &command, id))
+            .await;
     }
 }
 
-fn inbound_from_interaction(command: &CommandInteraction, id: String) -> Inbound {
+fn inbound_from_interaction(connector: &str, command: &CommandInteraction, id: String) -> Inbound {
     let user = command
         .member
         .as_ref()
         .map(|m| m.user.clone())
         .unwrap_or_else(|| command.user.clone());
     Inbound {
-        connector: "discord".into(),
+        connector: connector.to_owned(),
         message_id: id,
         room: command.channel_id.get().to_string(),
         user: user.id.get().to_string(),
@@ -285,7 +416,7 @@ fn parse_id(s: &str, what: &str) -> Result<u64, ConnectorError> {
 #[async_trait]
 impl Connector for DiscordConnector {
     fn id(&self) -> &str {
-        "discord"
+        &self.config.id
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -298,18 +429,19 @@ impl Connector for DiscordConnector {
         }
     }
 
-    fn resume_after(&self, last_taken: &[(String, String)]) {
-        let points = last_taken
-            .iter()
-            .filter_map(|(room, id)| Some((room.parse().ok()?, id.parse().ok()?)))
-            .collect();
-        *self.shared.resume_after.lock().unwrap() = points;
-    }
-
-    async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError> {
-        self.set_health(Health::Starting);
+    async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
+        let RunContext {
+            inbound,
+            cursors,
+            health,
+            mut shutdown,
+        } = ctx;
+        health.set(Health::Starting);
         let handler = Handler {
+            id: self.config.id.clone(),
             inbound: inbound.clone(),
+            cursors,
+            health: health.clone(),
             http: self.http.clone(),
             guild: self.config.guild,
             shared: self.shared.clone(),
@@ -319,14 +451,19 @@ impl Connector for DiscordConnector {
             .await
             .map_err(classify)?;
         let shards = client.shard_manager.clone();
+        // On shutdown the shard manager closes the gateway with a close frame.
         let result = tokio::select! {
             r = client.start() => r.map_err(classify),
             _ = inbound.closed() => {
                 shards.shutdown_all().await;
                 Ok(())
             }
+            _ = shutdown.wait() => {
+                shards.shutdown_all().await;
+                Ok(())
+            }
         };
-        self.set_health(match &result {
+        health.set(match &result {
             Ok(()) => Health::Down("stopped".into()),
             Err(e) => Health::Down(e.to_string()),
         });
@@ -334,15 +471,20 @@ impl Connector for DiscordConnector {
     }
 
     async fn send(&self, message: &Outbound) -> Result<String, ConnectorError> {
-        let token = message.reply_to.as_ref().and_then(|r| {
-            self.shared
+        if let Some(ReplyTo::Native(id)) = &message.reply_to {
+            let token = self
+                .shared
                 .interactions
                 .lock()
                 .unwrap()
-                .get(r)
+                .get(id)
                 .map(|(token, _)| token.clone())
-        });
-        if let Some(token) = token {
+                .ok_or_else(|| {
+                    ConnectorError::new(
+                        ErrorKind::Fatal,
+                        "discord: the interaction expired (Discord takes follow-ups for 15 minutes)",
+                    )
+                })?;
             let sent = CreateInteractionResponseFollowup::new()
                 .content(&message.text)
                 .execute(&*self.http, (None, &token))
@@ -357,8 +499,8 @@ impl Connector for DiscordConnector {
             .enforce_nonce(true);
         if let Some(reply_to) = message
             .reply_to
-            .as_deref()
-            .and_then(|r| r.parse::<u64>().ok())
+            .as_ref()
+            .and_then(|r| r.id().parse::<u64>().ok())
         {
             builder = builder.reference_message((channel, MessageId::new(reply_to)));
         }
@@ -386,15 +528,6 @@ impl Connector for DiscordConnector {
             .broadcast_typing(&*self.http)
             .await
             .map_err(classify)
-    }
-
-    fn health(&self) -> Health {
-        self.shared
-            .health
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or(Health::Starting)
     }
 }
 
@@ -425,6 +558,16 @@ mod tests {
             retry_after("You are being rate limited."),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn discord_token_shapes() {
+        assert!(token_shape_ok(
+            "MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+        ));
+        assert!(!token_shape_ok("not a token"));
+        assert!(!token_shape_ok("a.b"));
+        assert!(!token_shape_ok("xoxb-123-456"));
     }
 
     #[test]

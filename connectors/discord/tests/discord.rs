@@ -2,8 +2,8 @@
 //! intents, rate limits and a dropped gateway — all through serenity's real code paths.
 
 use async_trait::async_trait;
-use mosaic_connector::compliance::{Platform, run_suite};
-use mosaic_connector::{Connector, ErrorKind, Outbound};
+use mosaic_connector::compliance::{Platform, context, run_suite};
+use mosaic_connector::{Connector, ErrorKind, Outbound, ReplyTo};
 use mosaic_discord::fake::FakeDiscord;
 use mosaic_discord::{DiscordConfig, DiscordConnector};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ const TOKEN: &str = "MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.fake-token-for-tests-only
 
 fn connector(fake: &FakeDiscord) -> Arc<DiscordConnector> {
     Arc::new(DiscordConnector::new(DiscordConfig {
+        id: "discord".into(),
         token: TOKEN.into(),
         guild: GUILD,
         api_base: Some(fake.base.clone()),
@@ -97,13 +98,17 @@ async fn started(
     let c = connector(fake);
     let (tx, rx) = mpsc::channel(64);
     let runner = c.clone();
-    tokio::spawn(async move { runner.run(tx).await });
+    let (ctx, health, stop) = context(tx, Vec::new());
+    tokio::spawn(async move {
+        let _stop = stop; // dropped with the test's runtime: the connector stops
+        runner.run(ctx).await
+    });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.health() != mosaic_connector::Health::Up {
+    while *health.borrow() != mosaic_connector::Health::Up {
         assert!(
             tokio::time::Instant::now() < deadline,
             "connected: {:?}",
-            c.health()
+            health.borrow()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -169,7 +174,8 @@ async fn fleet_is_registered_for_the_guild_and_interactions_are_deferred_then_fo
     let reply = Outbound {
         room: CHANNEL.to_string(),
         text: "added w2".into(),
-        reply_to: Some(ev.message_id.clone()),
+        html: None,
+        reply_to: Some(ReplyTo::Native(ev.message_id.clone())),
         thread: None,
         key: "k1".into(),
     };
@@ -211,6 +217,7 @@ fn hi_in_the_channel() -> Outbound {
     Outbound {
         room: CHANNEL.to_string(),
         text: "hi".into(),
+        html: None,
         reply_to: None,
         thread: None,
         key: "k".into(),
@@ -270,7 +277,8 @@ async fn a_refused_intent_is_named() {
     fake.require_intents(1 << 20); // an intent the connector does not ask for
     let c = connector(&fake);
     let (tx, _rx) = mpsc::channel(4);
-    let err = tokio::time::timeout(Duration::from_secs(10), c.run(tx))
+    let (ctx, _health, _stop) = context(tx, Vec::new());
+    let err = tokio::time::timeout(Duration::from_secs(10), c.run(ctx))
         .await
         .expect("fails fast")
         .unwrap_err();

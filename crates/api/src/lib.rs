@@ -290,7 +290,7 @@ async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyBody>) -> Re
             connector: connector.into(),
             room: room.into(),
             thread: None,
-            message_id: None,
+            reply_to: None,
         }),
         Some(None) => {
             return error(

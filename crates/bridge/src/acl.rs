@@ -27,9 +27,9 @@ impl Acl {
         }
         for c in &roster.connectors {
             acl.rooms
-                .entry(c.kind().to_owned())
+                .entry(c.id().to_owned())
                 .or_default()
-                .extend(c.targets().1.iter().cloned());
+                .extend(c.rooms());
         }
         acl.roles
             .insert((LOCAL.into(), LOCAL.into()), AclRole::Admin);
@@ -154,8 +154,9 @@ mod tests {
 
     #[test]
     fn deny_by_default() {
+        mosaic_connector::registry::register(&mosaic_testchat::TYPE);
         let roster = mosaic_roster::Roster::parse(
-            "version: 1\nfleet: f\nagents:\n- {name: mos, role: orchestrator, runtime: demo}\nconnectors:\n- {type: telegram, chats: ['42'], token: {env: T}}\nacl:\n- {connector: telegram, user: '7', role: viewer}\n",
+            "version: 1\nfleet: f\nagents:\n- {name: mos, role: orchestrator, runtime: demo}\nconnectors:\n- {type: testchat, id: telegram, dir: /x, rooms: ['42'], token: {env: T}}\nacl:\n- {connector: telegram, user: '7', role: viewer}\n",
             "r",
         )
         .unwrap();

@@ -177,14 +177,10 @@ impl DeliveryWorker {
             ..SendOptions::default()
         };
         // Where replies go: set before the paste, since the orchestrator may answer at once.
-        let origin = serde_json::json!({
-            "connector": q.inbound.connector,
-            "room": q.inbound.room,
-            "thread": q.inbound.thread,
-            "message_id": q.inbound.message_id,
-        });
+        let origin = serde_json::to_string(&crate::Target::answering(&q.inbound))
+            .expect("a target serializes");
         store
-            .set(CONVERSATION_KEY, &origin.to_string())
+            .set(CONVERSATION_KEY, &origin)
             .map_err(|e| e.to_string())?;
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();

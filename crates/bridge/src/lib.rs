@@ -24,7 +24,9 @@ use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
 use crate::events::Event;
 use crate::split::split_message;
 use crate::store::{Accepted, Store, now_ms};
-use mosaic_connector::{Connector, Health, Inbound, Outbound};
+use mosaic_connector::{
+    Connector, Cursors, Health, HealthReporter, Inbound, Outbound, ReplyTo, RunContext, Shutdown,
+};
 use mosaic_fleet::{Fleet, Paths};
 use mosaic_grammar::FleetCommand;
 use mosaic_grammar::chat::{ChatInput, parse};
@@ -34,7 +36,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Why the bridge could not start.
@@ -57,8 +59,27 @@ pub struct Target {
     pub room: String,
     /// Thread, if any.
     pub thread: Option<String>,
-    /// Message replied to, if any.
-    pub message_id: Option<String>,
+    /// What the reply answers, if anything.
+    #[serde(default)]
+    pub reply_to: Option<ReplyTo>,
+}
+
+impl Target {
+    /// The room of `inbound`, answering it (through the platform's own channel for a native
+    /// command).
+    pub fn answering(inbound: &Inbound) -> Target {
+        let id = inbound.message_id.clone();
+        Target {
+            connector: inbound.connector.clone(),
+            room: inbound.room.clone(),
+            thread: inbound.thread.clone(),
+            reply_to: Some(if inbound.native_command {
+                ReplyTo::Native(id)
+            } else {
+                ReplyTo::Message(id)
+            }),
+        }
+    }
 }
 
 /// What happened to an inbound message.
@@ -118,6 +139,12 @@ struct Inner {
     db: PathBuf,
     store: Mutex<Store>,
     connectors: HashMap<String, Arc<dyn Connector>>,
+    /// Each connector's health, as it reports it.
+    health: HashMap<String, HealthReporter>,
+    /// Each connector's live cursors (the last message taken per room).
+    cursors: HashMap<String, watch::Sender<Vec<(String, String)>>>,
+    /// Set to stop the connectors.
+    shutdown: watch::Sender<bool>,
     events: broadcast::Sender<Event>,
     wake_delivery: Mutex<std::sync::mpsc::Sender<()>>,
     delivery_wake_rx: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
@@ -139,6 +166,10 @@ impl Bridge {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let db = config.paths.state_dir.join("bridge.db");
         let store = Store::open(&db)?;
+        let mut cursors = HashMap::new();
+        for c in &connectors {
+            cursors.insert(c.id().to_owned(), watch::channel(store.cursors(c.id())?).0);
+        }
         let audit = AuditLog::open(&config.paths.state_dir.join("audit.jsonl"))?;
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
         let idle_prompt = config
@@ -161,6 +192,12 @@ impl Bridge {
                 audit,
                 db,
                 store: Mutex::new(store),
+                health: connectors
+                    .iter()
+                    .map(|c| (c.id().to_owned(), HealthReporter::new().0))
+                    .collect(),
+                cursors,
+                shutdown: watch::channel(false).0,
                 connectors: connectors
                     .into_iter()
                     .map(|c| (c.id().to_owned(), c))
@@ -204,10 +241,6 @@ impl Bridge {
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.watch_agents().await }));
         for connector in self.inner.connectors.values() {
-            match self.inner.store.lock().unwrap().cursors(connector.id()) {
-                Ok(last_taken) => connector.resume_after(&last_taken),
-                Err(e) => eprintln!("mosaic: cannot read where {} stopped: {e}", connector.id()),
-            }
             let (me, connector) = (self.clone(), connector.clone());
             tasks.push(tokio::spawn(
                 async move { me.connector_loop(connector).await },
@@ -219,6 +252,7 @@ impl Bridge {
     /// Asks every task to stop.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.shutdown.send_replace(true);
         self.inner.wake_outbox.notify_waiters();
         let _ = self.inner.wake_delivery.lock().unwrap().send(());
     }
@@ -254,9 +288,9 @@ impl Bridge {
     pub fn health(&self) -> Vec<(String, Health)> {
         let mut h: Vec<_> = self
             .inner
-            .connectors
+            .health
             .iter()
-            .map(|(id, c)| (id.clone(), c.health()))
+            .map(|(id, h)| (id.clone(), h.get()))
             .collect();
         h.sort_by(|a, b| a.0.cmp(&b.0));
         h
@@ -277,8 +311,19 @@ impl Bridge {
                     me.accept(ev).await;
                 }
             });
-            let result = connector.run(tx).await;
+            let id = connector.id().to_owned();
+            let health = self.inner.health[&id].clone();
+            let ctx = RunContext {
+                inbound: tx,
+                cursors: Cursors::new(self.inner.cursors[&id].subscribe()),
+                health: health.clone(),
+                shutdown: Shutdown::from_receiver(self.inner.shutdown.subscribe()),
+            };
+            let result = connector.run(ctx).await;
             let _ = forward.await;
+            if let Err(e) = &result {
+                health.set(Health::Down(e.to_string()));
+            }
             let delay = match result {
                 Ok(()) => {
                     failures = 0;
@@ -363,6 +408,14 @@ impl Bridge {
         let Accepted::New { queued, ahead } = accepted else {
             return Verdict::Duplicate;
         };
+        if !inbound.native_command
+            && let Some(cursors) = inner.cursors.get(&conn)
+        {
+            cursors.send_modify(|points| match points.iter_mut().find(|(r, _)| *r == room) {
+                Some(point) => point.1 = inbound.message_id.clone(),
+                None => points.push((room.clone(), inbound.message_id.clone())),
+            });
+        }
         match input {
             ChatInput::Talk => {
                 let Some(id) = queued else {
@@ -563,7 +616,7 @@ impl Bridge {
                 &target.connector,
                 &target.room,
                 target.thread.as_deref(),
-                target.message_id.as_deref(),
+                target.reply_to.as_ref(),
                 &parts,
             )
             .map_err(|e| e.to_string())?;
@@ -573,13 +626,7 @@ impl Bridge {
 
     /// Answers an inbound message in its room and thread.
     fn respond(&self, inbound: &Inbound, text: &str) {
-        let target = Target {
-            connector: inbound.connector.clone(),
-            room: inbound.room.clone(),
-            thread: inbound.thread.clone(),
-            message_id: Some(inbound.message_id.clone()),
-        };
-        if let Err(e) = self.reply(text, Some(target)) {
+        if let Err(e) = self.reply(text, Some(Target::answering(inbound))) {
             eprintln!(
                 "mosaic: cannot answer in {}/{}: {e}",
                 inbound.connector, inbound.room
@@ -768,6 +815,7 @@ impl Bridge {
                 let out = Outbound {
                     room: p.room.clone(),
                     text: p.text.clone(),
+                    html: None,
                     reply_to: p.reply_to.clone(),
                     thread: p.thread.clone(),
                     key: format!("mosaic-out-{}", p.id),

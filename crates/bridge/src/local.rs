@@ -6,9 +6,8 @@
 use crate::acl::LOCAL;
 use async_trait::async_trait;
 use mosaic_connector::{
-    Capabilities, Connector, ConnectorError, Health, Inbound, Markdown, Outbound,
+    Capabilities, Connector, ConnectorError, Health, Markdown, Outbound, RunContext,
 };
-use tokio::sync::mpsc;
 
 /// The local connector.
 #[derive(Debug, Default)]
@@ -30,9 +29,13 @@ impl Connector for LocalConnector {
         }
     }
 
-    async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError> {
+    async fn run(&self, mut ctx: RunContext) -> Result<(), ConnectorError> {
         // Inbound arrives through the API; this only lives as long as the bridge listens.
-        inbound.closed().await;
+        ctx.health.set(Health::Up);
+        tokio::select! {
+            _ = ctx.inbound.closed() => {}
+            _ = ctx.shutdown.wait() => {}
+        }
         Ok(())
     }
 
@@ -43,9 +46,5 @@ impl Connector for LocalConnector {
 
     async fn ack(&self, _room: &str, _message_id: &str) -> Result<(), ConnectorError> {
         Ok(())
-    }
-
-    fn health(&self) -> Health {
-        Health::Up
     }
 }

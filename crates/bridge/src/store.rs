@@ -5,7 +5,7 @@
 //! moment leaves each message either not accepted, queued, being delivered (resolved at the next
 //! start, see the delivery worker), or delivered.
 
-use mosaic_connector::Inbound;
+use mosaic_connector::{Inbound, ReplyTo};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
@@ -55,12 +55,17 @@ pub struct Pending {
     pub room: String,
     /// Thread, if any.
     pub thread: Option<String>,
-    /// Message replied to, if any.
-    pub reply_to: Option<String>,
+    /// What it answers, if anything.
+    pub reply_to: Option<ReplyTo>,
     /// Text (already split to the platform's limit).
     pub text: String,
     /// Failed attempts so far.
     pub attempts: u32,
+}
+
+/// A stored `reply_to`: JSON, or a bare message id (rows written before replies were typed).
+fn reply_to_from_column(raw: &str) -> ReplyTo {
+    serde_json::from_str(raw).unwrap_or_else(|_| ReplyTo::Message(raw.to_owned()))
 }
 
 /// Milliseconds since the epoch.
@@ -216,9 +221,10 @@ impl Store {
         connector: &str,
         room: &str,
         thread: Option<&str>,
-        reply_to: Option<&str>,
+        reply_to: Option<&ReplyTo>,
         texts: &[String],
     ) -> Result<Vec<i64>> {
+        let reply_to = reply_to.map(|r| serde_json::to_string(r).expect("serializes"));
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(texts.len());
         for text in texts {
@@ -245,7 +251,9 @@ impl Store {
                     connector: r.get(1)?,
                     room: r.get(2)?,
                     thread: r.get(3)?,
-                    reply_to: r.get(4)?,
+                    reply_to: r
+                        .get::<_, Option<String>>(4)?
+                        .map(|raw| reply_to_from_column(&raw)),
                     text: r.get(5)?,
                     attempts: r.get(6)?,
                 },

@@ -29,7 +29,7 @@ fn main() {
     std::fs::write(
         paths.roster(),
         format!(
-            "version: 1\nfleet: bench\ntmux:\n  socket: {socket}\nagents:\n- {{name: mos, role: orchestrator, runtime: demo}}\n- {{name: floor, runtime: demo}}\nconnectors:\n- {{type: telegram, chats: [room], token: {{env: T}}}}\nacl:\n- {{connector: telegram, user: u, role: operator}}\nbridge:\n  rate_per_minute: 1000000\n"
+            "version: 1\nfleet: bench\ntmux:\n  socket: {socket}\nagents:\n- {{name: mos, role: orchestrator, runtime: demo}}\n- {{name: floor, runtime: demo}}\nconnectors:\n- {{type: testchat, id: telegram, dir: /nonexistent, rooms: [room], token: {{env: T}}}}\nacl:\n- {{connector: telegram, user: u, role: operator}}\nbridge:\n  rate_per_minute: 1000000\n"
         ),
     )
     .unwrap();
@@ -78,7 +78,10 @@ fn main() {
         BridgeConfig {
             paths: paths.clone(),
             mosaic_exe: MOSAIC.into(),
-            roster: Roster::load(&paths.roster()).unwrap(),
+            roster: {
+                mosaic_connector::registry::register(&mosaic_testchat::TYPE);
+                Roster::load(&paths.roster()).unwrap()
+            },
         },
         vec![fake.clone()],
     )

@@ -7,6 +7,7 @@ use mosaic_api::{ApiState, serve};
 use mosaic_bridge::local::LocalConnector;
 use mosaic_bridge::{Bridge, BridgeConfig};
 use mosaic_connector::Connector;
+use mosaic_connector::registry::connector_type;
 use mosaic_fleet::{Fleet, Paths, create_private_dir, render};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,16 +37,16 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
     print!("{}", render::outcomes(&outcomes));
     let token = ensure_token(&paths.state_dir)?;
     let mut connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector)];
-    for c in &fleet.roster.connectors {
-        match platform_connector(c) {
-            Ok(Some(connector)) => connectors.push(connector),
-            Ok(None) => eprintln!(
-                "warning: this build of mosaic has no {} connector; its rooms are not bridged",
-                c.kind()
-            ),
+    for entry in &fleet.roster.connectors {
+        // Roster validation has refused a type this build lacks.
+        let Some(connector_type) = connector_type(&entry.kind) else {
+            continue;
+        };
+        match connector_type.build(entry) {
+            Ok(connector) => connectors.push(connector),
             Err(e) => eprintln!(
-                "warning: the {} connector cannot start: {e:#}; its rooms are not bridged (see `mosaic fleet verify`)",
-                c.kind()
+                "warning: the {} connector cannot start: {e}; its rooms are not bridged (see `mosaic fleet verify`)",
+                entry.id()
             ),
         }
     }
@@ -88,30 +89,6 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
     let _ = std::fs::remove_file(paths.state_dir.join(DAEMON_FILE));
     println!("mosaic up: stopped (the fleet keeps running; `mosaic fleet stop` stops it)");
     Ok(())
-}
-
-/// The connector for a roster entry, when this build has it.
-fn platform_connector(config: &mosaic_roster::Connector) -> Result<Option<Arc<dyn Connector>>> {
-    match config {
-        #[cfg(feature = "discord")]
-        mosaic_roster::Connector::Discord { guild, token, .. } => {
-            let token = mosaic_fleet::verify::resolve_secret(token).map_err(anyhow::Error::msg)?;
-            let guild = guild.parse().context("the guild id is not numeric")?;
-            // A REST/gateway base other than discord.com: an API proxy, or the tests' fake Discord.
-            let api_base = std::env::var("MOSAIC_DISCORD_API_BASE")
-                .ok()
-                .filter(|b| !b.is_empty());
-            let config = mosaic_discord::DiscordConfig {
-                token,
-                guild,
-                api_base,
-            };
-            Ok(Some(Arc::new(mosaic_discord::DiscordConnector::new(
-                config,
-            ))))
-        }
-        _ => Ok(None),
-    }
 }
 
 async fn shutdown_signal() {

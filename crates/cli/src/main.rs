@@ -2,12 +2,13 @@
 
 mod chat;
 mod client;
+mod connectors;
 mod daemon;
 mod demo_agent;
 mod mcp;
 
 use anyhow::{Context, Result, bail};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use mosaic_fleet::verify::{Check, Level, verify};
 use mosaic_fleet::{Fleet, Outcome, Paths, create_private_dir, render, wizard};
 use mosaic_grammar::{FleetCommand, InstallArgs, PresetsAction};
@@ -77,7 +78,17 @@ enum Top {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    connectors::register_all();
+    let matches = cli_command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Top::Fleet(command) = &mut cli.command
+        && let FleetCommand::Init(args) = command.as_mut()
+    {
+        args.connector_answers = connectors::init_answers(&matches);
+    }
     let paths = Paths::resolve(cli.config, cli.state);
     match run(&paths, cli.command) {
         Ok(code) => code,
@@ -86,6 +97,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The whole command line: the derived tree plus each connector type's `fleet init` flags.
+fn cli_command() -> clap::Command {
+    connectors::with_init_flags(Cli::command())
 }
 
 fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
@@ -113,7 +129,7 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         }
         Top::Mcp => mcp::serve(client::Daemon::locate(paths)?).map(|_| ExitCode::SUCCESS),
         Top::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut cli_command(), "mosaic", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -420,7 +436,7 @@ fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
         let dir = args.completions_dir.clone().unwrap_or(dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut buf);
+        clap_complete::generate(shell, &mut cli_command(), "mosaic", &mut buf);
         let path = dir.join(file);
         std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
         println!("completions ({shell}): {}", path.display());

@@ -3,11 +3,11 @@
 //! A connector crate implements [`Platform`] for its fake server and calls [`run_suite`] from a
 //! test. The suite drives the real connector code through the platform's own API.
 
-use crate::{Connector, Health, Inbound, Outbound};
+use crate::{Connector, Cursors, Health, HealthReporter, Inbound, Outbound, RunContext, Shutdown};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// The platform side of a connector under test.
 #[async_trait]
@@ -28,6 +28,23 @@ pub trait Platform: Send + Sync {
     async fn fail_next_posts(&self, n: usize);
 }
 
+/// A [`RunContext`] for a connector run outside the bridge: with `cursors` fixed, the receiver
+/// of its health, and the trigger of its shutdown.
+pub fn context(
+    inbound: mpsc::Sender<Inbound>,
+    cursors: Vec<(String, String)>,
+) -> (RunContext, watch::Receiver<Health>, watch::Sender<bool>) {
+    let (health, health_rx) = HealthReporter::new();
+    let (stop, shutdown) = Shutdown::new();
+    let ctx = RunContext {
+        inbound,
+        cursors: Cursors::fixed(cursors),
+        health,
+        shutdown,
+    };
+    (ctx, health_rx, stop)
+}
+
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
@@ -41,6 +58,7 @@ fn outbound(room: &str, text: &str, key: &str) -> Outbound {
     Outbound {
         room: room.to_owned(),
         text: text.to_owned(),
+        html: None,
         reply_to: None,
         thread: None,
         key: key.to_owned(),
@@ -57,18 +75,20 @@ pub async fn run_suite(platform: &dyn Platform) {
         caps.max_message_len
     );
     let (tx, mut rx) = mpsc::channel(64);
+    let (ctx, health_rx, stop) = context(tx, Vec::new());
     let runner = {
         let c = connector.clone();
-        tokio::spawn(async move { c.run(tx).await })
+        tokio::spawn(async move { c.run(ctx).await })
     };
+    let current = || health_rx.borrow().clone();
     let (room, user) = (platform.room(), platform.user());
     // Health: Up once connected and serving (messages sent before that are the platform's to keep).
     let deadline = tokio::time::Instant::now() + WAIT;
-    while connector.health() != Health::Up {
+    while current() != Health::Up {
         assert!(
             tokio::time::Instant::now() < deadline,
             "rule: health becomes Up once connected (got {:?})",
-            connector.health()
+            current()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -88,11 +108,11 @@ pub async fn run_suite(platform: &dyn Platform) {
         "rule: inbound fields"
     );
     let deadline = tokio::time::Instant::now() + WAIT;
-    while connector.health() != Health::Up {
+    while current() != Health::Up {
         assert!(
             tokio::time::Instant::now() < deadline,
             "rule: health is Up while serving (got {:?})",
-            connector.health()
+            current()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -155,8 +175,14 @@ pub async fn run_suite(platform: &dyn Platform) {
         "rule: every message arrives"
     );
 
-    drop(rx);
-    let _ = tokio::time::timeout(WAIT, runner)
+    stop.send_replace(true);
+    let result = tokio::time::timeout(WAIT, runner)
         .await
-        .expect("rule: run returns once the bridge stops listening");
+        .expect("rule: run returns once shutdown is asked for")
+        .expect("run does not panic");
+    assert!(
+        result.is_ok(),
+        "rule: a shutdown is not an error ({result:?})"
+    );
+    drop(rx);
 }

@@ -3,6 +3,7 @@
 
 use crate::{
     Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound,
+    RunContext,
 };
 use async_trait::async_trait;
 use std::collections::VecDeque;
@@ -80,6 +81,11 @@ impl FakeConnector {
             .extend(std::iter::repeat_n(kind, n));
     }
 
+    /// Whether `run` is serving.
+    pub fn is_running(&self) -> bool {
+        self.state.lock().unwrap().running
+    }
+
     /// Everything posted so far, oldest first.
     pub fn sent(&self) -> Vec<Outbound> {
         self.state.lock().unwrap().sent.clone()
@@ -110,26 +116,29 @@ impl Connector for FakeConnector {
         self.capabilities.clone()
     }
 
-    async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError> {
+    async fn run(&self, mut ctx: RunContext) -> Result<(), ConnectorError> {
         self.state.lock().unwrap().running = true;
+        ctx.health.set(Health::Up);
         loop {
             let notified = self.changed.notified();
             let next = self.state.lock().unwrap().pending.pop_front();
             match next {
                 Some(ev) => {
-                    if inbound.send(ev).await.is_err() {
+                    if ctx.inbound.send(ev).await.is_err() {
                         break;
                     }
                 }
                 None => tokio::select! {
                     _ = notified => {}
-                    _ = inbound.closed() => break,
+                    _ = ctx.inbound.closed() => break,
+                    _ = ctx.shutdown.wait() => break,
                 },
             }
         }
         let mut st = self.state.lock().unwrap();
         st.running = false;
         st.sender = None;
+        ctx.health.set(Health::Down("stopped".into()));
         Ok(())
     }
 
@@ -152,13 +161,5 @@ impl Connector for FakeConnector {
             .acks
             .push((room.to_owned(), message_id.to_owned()));
         Ok(())
-    }
-
-    fn health(&self) -> Health {
-        if self.state.lock().unwrap().running {
-            Health::Up
-        } else {
-            Health::Starting
-        }
     }
 }

@@ -11,12 +11,14 @@ pub mod compliance;
 mod error;
 #[cfg(feature = "test-util")]
 pub mod fake;
+pub mod registry;
 
 pub use error::{ConnectorError, ErrorKind};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
 
 /// Something a user said in a bridged room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,15 +48,41 @@ pub struct Inbound {
 pub struct Outbound {
     /// Room to post in.
     pub room: String,
-    /// The text, at most [`Capabilities::max_message_len`] characters (the bridge splits).
+    /// The text, rendered for the platform's [`Markdown`] dialect and at most
+    /// [`Capabilities::max_message_len`] characters (the bridge renders and splits).
     pub text: String,
-    /// A message to reply to, where the platform supports replies.
-    pub reply_to: Option<String>,
+    /// The same message as HTML, for platforms whose dialect is [`Markdown::MatrixHtml`]
+    /// (`text` is then the plain-text body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// What this message answers, where the platform supports replies.
+    pub reply_to: Option<ReplyTo>,
     /// A thread to post in, where the platform supports threads.
     pub thread: Option<String>,
     /// A key unique to this message, stable across retries (platforms with a nonce use it to
     /// drop duplicates).
     pub key: String,
+}
+
+/// What an outbound message answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "kebab-case")]
+pub enum ReplyTo {
+    /// A message a user typed (its platform id).
+    Message(String),
+    /// A native command (an [`Inbound`] with `native_command`, by its `message_id`): the platform
+    /// waits for this answer through its own channel (a Discord interaction follow-up, a Slack
+    /// `response_url`).
+    Native(String),
+}
+
+impl ReplyTo {
+    /// The id of what is answered.
+    pub fn id(&self) -> &str {
+        match self {
+            ReplyTo::Message(id) | ReplyTo::Native(id) => id,
+        }
+    }
 }
 
 /// Markdown dialects, so replies can be rendered for the platform.
@@ -104,24 +132,109 @@ pub enum Health {
     Down(String),
 }
 
+/// Sets a connector's health; the bridge owns the receiving side and shows it in `status`.
+#[derive(Debug, Clone)]
+pub struct HealthReporter(Arc<watch::Sender<Health>>);
+
+impl HealthReporter {
+    /// A reporter and the receiver that reads it, starting at [`Health::Starting`].
+    pub fn new() -> (HealthReporter, watch::Receiver<Health>) {
+        let (tx, rx) = watch::channel(Health::Starting);
+        (HealthReporter(Arc::new(tx)), rx)
+    }
+
+    /// Reports `health`.
+    pub fn set(&self, health: Health) {
+        self.0.send_replace(health);
+    }
+
+    /// The health last reported.
+    pub fn get(&self) -> Health {
+        self.0.borrow().clone()
+    }
+}
+
+/// Where each room stopped: the last message the bridge took there, as `(room, message id)`.
+/// Live: it moves as the bridge takes messages, so a connector that reconnects reads where the
+/// bridge is now, not where it was at start.
+#[derive(Debug, Clone)]
+pub struct Cursors(watch::Receiver<Vec<(String, String)>>);
+
+impl Cursors {
+    /// Cursors read from `receiver`.
+    pub fn new(receiver: watch::Receiver<Vec<(String, String)>>) -> Cursors {
+        Cursors(receiver)
+    }
+
+    /// Fixed cursors (tests, or a connector run outside the bridge).
+    pub fn fixed(points: Vec<(String, String)>) -> Cursors {
+        let (tx, rx) = watch::channel(points);
+        // A receiver keeps its last value once the sender is gone.
+        drop(tx);
+        Cursors(rx)
+    }
+
+    /// The current `(room, last message taken)` points.
+    pub fn current(&self) -> Vec<(String, String)> {
+        self.0.borrow().clone()
+    }
+}
+
+/// Tells a running connector to stop.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A trigger and the signal it sets.
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// The signal `receiver` carries (the bridge keeps one trigger for all its connectors).
+    pub fn from_receiver(receiver: watch::Receiver<bool>) -> Shutdown {
+        Shutdown(receiver)
+    }
+
+    /// Whether stopping was asked for.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once stopping is asked for (or the trigger is dropped).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// What [`Connector::run`] works with.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Where every message from the connector's rooms goes.
+    pub inbound: mpsc::Sender<Inbound>,
+    /// Where each room stopped; a platform with message history fetches what was said since
+    /// after every fresh session (the bridge drops anything it has already seen).
+    pub cursors: Cursors,
+    /// Where the connector reports its health.
+    pub health: HealthReporter,
+    /// Set when the bridge stops: close the connection cleanly and return `Ok`.
+    pub shutdown: Shutdown,
+}
+
 /// The interface between the bridge and one chat platform.
 #[async_trait]
 pub trait Connector: Send + Sync + 'static {
-    /// This connector's id: the `connector` of its [`Inbound`] events.
+    /// This connector's instance id (the roster entry's `id`): the `connector` of its
+    /// [`Inbound`] events, the key of its rooms in the ACL.
     fn id(&self) -> &str;
 
     /// What the platform can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Where to pick up after a restart: the last message the bridge took in each room, as
-    /// `(room, message id)`. Called before [`Connector::run`]; a platform with message history
-    /// fetches what was said since (the bridge drops anything it has already seen).
-    fn resume_after(&self, _last_taken: &[(String, String)]) {}
-
-    /// Connects and forwards every message from the connector's rooms to `inbound` until the
-    /// receiver is dropped or the connection fails. The bridge calls it again after a failure,
-    /// with backoff, when the error is retryable.
-    async fn run(&self, inbound: mpsc::Sender<Inbound>) -> Result<(), ConnectorError>;
+    /// Connects and forwards every message from the connector's rooms to `ctx.inbound` until
+    /// `ctx.shutdown` is set (then returns `Ok`) or the connection fails. The bridge calls it
+    /// again after a failure, with backoff, when the error is retryable.
+    async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError>;
 
     /// Posts one message; returns the platform's id for it.
     async fn send(&self, message: &Outbound) -> Result<String, ConnectorError>;
@@ -133,9 +246,6 @@ pub trait Connector: Send + Sync + 'static {
     async fn typing(&self, _room: &str) -> Result<(), ConnectorError> {
         Ok(())
     }
-
-    /// The connection's current health.
-    fn health(&self) -> Health;
 }
 
 #[cfg(test)]
@@ -159,7 +269,8 @@ mod tests {
         let out = Outbound {
             room: "r".into(),
             text: "x".into(),
-            reply_to: None,
+            html: Some("<b>x</b>".into()),
+            reply_to: Some(ReplyTo::Native("i1".into())),
             thread: None,
             key: "k".into(),
         };

@@ -130,8 +130,14 @@ pub fn status(roster: &Roster, status: &FleetStatus) -> String {
         );
     }
     for c in &roster.connectors {
-        let (field, targets) = c.targets();
-        let _ = writeln!(out, "chat: {} ({} {field})", c.kind(), targets.len());
+        let rooms = c.rooms().len();
+        let noun = if rooms == 1 { "room" } else { "rooms" };
+        let id = if c.id() == c.kind {
+            String::new()
+        } else {
+            format!(" as {}", c.id())
+        };
+        let _ = writeln!(out, "chat: {}{id} ({rooms} {noun})", c.kind);
     }
     out
 }

@@ -1,36 +1,14 @@
 //! `mosaic fleet verify`: is this host ready to run the fleet, and does it match the roster?
 
 use crate::engine::Fleet;
-use crate::paths::{Paths, agent_workdir, expand_tilde, which};
+use crate::paths::{Paths, agent_workdir, which};
 use crate::status::AgentState;
-use mosaic_roster::{Connector, LOCAL_HOST, SecretRef, discord_token_shape_ok, runtime};
+use mosaic_connector::registry::connector_type;
+use mosaic_roster::{LOCAL_HOST, runtime};
 use mosaic_tmux::Tmux;
 use std::path::Path;
 
-/// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Fine.
-    Ok,
-    /// Worth knowing; does not fail verify.
-    Warn,
-    /// Must be fixed; verify exits non-zero.
-    Fail,
-}
-
-/// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Check {
-    /// How serious.
-    pub level: Level,
-    /// What was checked.
-    pub subject: String,
-    /// What was found.
-    pub detail: String,
-    /// How to fix it.
-    pub hint: Option<String>,
-}
+pub use mosaic_connector::registry::{Check, Level};
 
 fn check(
     level: Level,
@@ -130,37 +108,10 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
             ));
         }
     }
-    for (i, connector) in fleet.roster.connectors.iter().enumerate() {
-        for (field, secret) in connector.secrets() {
-            let subject = format!("connector {} ({}) {field}", i, connector.kind());
-            match resolve_secret(secret) {
-                Ok(value)
-                    if matches!(connector, Connector::Discord { .. })
-                        && !discord_token_shape_ok(&value) =>
-                {
-                    out.push(check(
-                        Level::Fail,
-                        subject,
-                        format!("{} does not hold a Discord bot token (three dot-separated parts)", describe(secret)),
-                        Some("copy the token from Developer Portal > your application > Bot > Reset Token".into()),
-                    ))
-                }
-                Ok(_) => out.push(check(
-                    Level::Ok,
-                    subject,
-                    format!("{} is set", describe(secret)),
-                    None,
-                )),
-                Err(why) => out.push(check(
-                    Level::Fail,
-                    subject,
-                    why,
-                    Some(format!(
-                        "export the variable or create the file; see docs/connectors/{}.md",
-                        connector.kind()
-                    )),
-                )),
-            }
+    for (i, entry) in fleet.roster.connectors.iter().enumerate() {
+        // Roster validation already refused a type this build lacks.
+        if let Some(connector_type) = connector_type(&entry.kind) {
+            out.extend(connector_type.verify(i, entry));
         }
     }
     match fleet.ps() {
@@ -198,34 +149,6 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
     out
 }
 
-/// Reads a secret's value without ever printing it.
-pub fn resolve_secret(secret: &SecretRef) -> Result<String, String> {
-    if let Some(var) = &secret.env {
-        return match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
-            Ok(_) => Err(format!("environment variable {var} is empty")),
-            Err(_) => Err(format!("environment variable {var} is not set")),
-        };
-    }
-    if let Some(file) = &secret.file {
-        let path = expand_tilde(file);
-        return match std::fs::read_to_string(&path) {
-            Ok(v) if !v.trim().is_empty() => Ok(v.lines().next().unwrap_or("").trim().to_owned()),
-            Ok(_) => Err(format!("file {} is empty", path.display())),
-            Err(e) => Err(format!("file {}: {e}", path.display())),
-        };
-    }
-    Err("no env or file given".into())
-}
-
-fn describe(secret: &SecretRef) -> String {
-    match (&secret.env, &secret.file) {
-        (Some(v), _) => format!("environment variable {v}"),
-        (_, Some(f)) => format!("file {f}"),
-        _ => "nothing".into(),
-    }
-}
-
 /// Whether `tmux -V` output is 3.2 or newer (`tmux 3.3a`, `tmux next-3.4`).
 fn tmux_version_ok(v: &str) -> bool {
     let num = v.rsplit([' ', '-']).next().unwrap_or("");
@@ -250,21 +173,5 @@ mod tests {
         assert!(tmux_version_ok("tmux next-3.6"));
         assert!(!tmux_version_ok("tmux 3.1c"));
         assert!(!tmux_version_ok("tmux 2.9"));
-    }
-
-    #[test]
-    fn secrets_resolve_from_files_and_name_what_is_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("tok");
-        std::fs::write(&f, "s3cret\n").unwrap();
-        assert_eq!(
-            resolve_secret(&SecretRef::file(f.display().to_string())).unwrap(),
-            "s3cret"
-        );
-        let err = resolve_secret(&SecretRef::env("MOSAIC_SURELY_UNSET_VAR")).unwrap_err();
-        assert_eq!(
-            err,
-            "environment variable MOSAIC_SURELY_UNSET_VAR is not set"
-        );
     }
 }

@@ -5,12 +5,17 @@ use crate::error::FleetError;
 use crate::harness::{Installed, detect_installed};
 use crate::{Paths, init};
 use inquire::{Confirm, Select, Text};
-use mosaic_grammar::{CommsArg, ConnectorArg, InitArgs};
+use mosaic_connector::registry::{ConnectorType, QuestionKind, connector_type, connector_types};
+use mosaic_grammar::{CommsArg, InitArgs};
 use mosaic_roster::{
-    AclEntry, AclRole, CommsMode, Connector, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers, Preset,
-    PresetSource, Role, Roster, SecretRef, all_presets, check_name, runtime,
+    AclEntry, AclRole, CommsMode, ConnectorEntry, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers,
+    Preset, PresetSource, Role, Roster, SecretRef, all_presets, check_name, runtime,
 };
+use serde_yaml_ng::Value;
 use std::io::Write;
+
+/// The `--connector` answer for no chat connector.
+const NO_CONNECTOR: &str = "none";
 
 type Result<T> = std::result::Result<T, FleetError>;
 
@@ -152,35 +157,54 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
     // A profile (a preset with its chat wiring, like mos-discord) brings its connectors; asking
     // again is only for an explicit --connector.
     let (connector_kind, connectors) = match (&args.connector, preset.spec.connectors.first()) {
-        (None, Some(first)) => {
-            let kind = <ConnectorArg as clap::ValueEnum>::from_str(first.kind(), true)
-                .unwrap_or(ConnectorArg::None);
-            (kind, preset.spec.connectors.clone())
-        }
+        (None, Some(first)) => (Some(first.kind.clone()), preset.spec.connectors.clone()),
         _ => {
+            let types = connector_types();
             let kind = asker.answer(
-                args.connector,
-                Some(ConnectorArg::None),
+                args.connector.clone(),
+                Some(NO_CONNECTOR.to_owned()),
                 "--connector TYPE",
                 "Chat connector for the orchestrator",
                 || {
-                    let options = vec!["none", "discord", "telegram", "slack", "matrix"];
+                    let mut options = vec![format!(
+                        "{NO_CONNECTOR:<9} chat only from this machine (`mosaic chat`)"
+                    )];
+                    options.extend(
+                        types
+                            .iter()
+                            .map(|t| format!("{:<9} {}", t.type_name(), t.summary())),
+                    );
                     let chosen =
                         Select::new("Chat connector for the orchestrator:", options).prompt()?;
-                    Ok(<ConnectorArg as clap::ValueEnum>::from_str(chosen, true).expect("listed"))
+                    Ok(chosen
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned())
                 },
             )?;
-            let connectors = match kind {
-                ConnectorArg::None => Vec::new(),
-                kind => vec![ask_connector(&asker, args, kind)?],
-            };
-            (kind, connectors)
+            if kind == NO_CONNECTOR {
+                (None, Vec::new())
+            } else {
+                let Some(connector_type) = connector_type(&kind) else {
+                    let mut known = vec![NO_CONNECTOR];
+                    known.extend(types.iter().map(|t| t.type_name()));
+                    return Err(refuse(format!(
+                        "unknown connector type {kind:?} for --connector; this build of mosaic has: {}",
+                        known.join(", ")
+                    )));
+                };
+                (
+                    Some(kind),
+                    vec![ask_connector(&asker, args, connector_type)?],
+                )
+            }
         }
     };
     let acl = ask_admins(out, &asker, args, &connectors, existing.as_ref())?;
 
     let comms_default = CommsArg::Tmux;
-    let comms = if connector_kind == ConnectorArg::Matrix {
+    let comms = if connector_kind.as_deref() == Some("matrix") {
         asker.answer(
             args.comms,
             Some(comms_default),
@@ -338,13 +362,13 @@ fn ask_admins(
     out: &mut dyn Write,
     asker: &Asker,
     args: &InitArgs,
-    connectors: &[Connector],
+    connectors: &[ConnectorEntry],
     existing: Option<&Roster>,
 ) -> Result<Vec<AclEntry>> {
     let Some(connector) = connectors.first() else {
         return Ok(Vec::new());
     };
-    let kind = connector.kind();
+    let kind = connector.id();
     let mut ids = args.admins.clone();
     if ids.is_empty() && asker.interactive && !asker.yes {
         let line = Text::new(&format!(
@@ -374,121 +398,87 @@ fn ask_admins(
         .collect())
 }
 
-fn ask_connector(asker: &Asker, args: &InitArgs, kind: ConnectorArg) -> Result<Connector> {
-    let ids = |what: &str| -> Result<Vec<String>> {
-        let given = (!args.targets.is_empty()).then(|| args.targets.clone());
-        asker.answer(
-            given,
-            None,
-            "--target ID (repeat for several)",
-            what,
-            || {
-                let line = Text::new(&format!("{what} (comma-separated):")).prompt()?;
-                Ok(line
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect())
-            },
-        )
-    };
-    let secret = |default_var: &str,
-                  flag: Option<String>,
-                  flag_name: &str,
-                  what: &str|
-     -> Result<SecretRef> {
-        if let (Some(file), "--secret-env VAR") = (&args.secret_file, flag_name) {
-            return Ok(SecretRef::file(file.clone()));
-        }
-        let var = asker.answer(flag, Some(default_var.to_owned()), flag_name, what, || {
-            Ok(Text::new(&format!(
-                "{what} - name of the environment variable that holds it:"
-            ))
-            .with_default(default_var)
-            .prompt()?)
-        })?;
-        Ok(SecretRef::env(var))
-    };
-    Ok(match kind {
-        ConnectorArg::Discord => {
-            let guild = asker.answer(
-                args.guild.clone(),
-                None,
-                "--guild ID",
-                "Discord server (guild) id",
-                || {
-                    Ok(Text::new("Discord server (guild) id:")
-                        .prompt()?
-                        .trim()
-                        .to_owned())
-                },
-            )?;
-            Connector::Discord {
-                guild,
-                channels: ids("Discord channel ids")?,
-                token: secret(
-                    "DISCORD_TOKEN",
-                    args.secret_env.clone(),
-                    "--secret-env VAR",
-                    "Discord bot token",
-                )?,
+/// Asks a connector type's own questions (from its flags, the terminal or defaults) and checks
+/// the answers with the type before anything is written.
+fn ask_connector(
+    asker: &Asker,
+    args: &InitArgs,
+    connector_type: &dyn ConnectorType,
+) -> Result<ConnectorEntry> {
+    let given = |flag: &str| args.connector_answers.get(flag).filter(|v| !v.is_empty());
+    let mut settings = serde_yaml_ng::Mapping::new();
+    for q in connector_type.questions() {
+        let value = match q.kind {
+            QuestionKind::Text { default } => {
+                let answer = asker.answer(
+                    given(q.flag).and_then(|v| v.last().cloned()),
+                    default.map(str::to_owned),
+                    &q.usage(),
+                    q.prompt,
+                    || {
+                        let prompt = format!("{}:", q.prompt);
+                        let mut text = Text::new(&prompt);
+                        if let Some(d) = default {
+                            text = text.with_default(d);
+                        }
+                        Ok(text.prompt()?.trim().to_owned())
+                    },
+                )?;
+                Value::String(answer)
             }
-        }
-        ConnectorArg::Telegram => Connector::Telegram {
-            chats: ids("Telegram chat ids")?,
-            token: secret(
-                "TELEGRAM_BOT_TOKEN",
-                args.secret_env.clone(),
-                "--secret-env VAR",
-                "Telegram bot token",
-            )?,
-        },
-        ConnectorArg::Slack => Connector::Slack {
-            channels: ids("Slack channel ids")?,
-            bot_token: secret(
-                "SLACK_BOT_TOKEN",
-                args.secret_env.clone(),
-                "--secret-env VAR",
-                "Slack bot token (xoxb-)",
-            )?,
-            app_token: secret(
-                "SLACK_APP_TOKEN",
-                args.app_secret_env.clone(),
-                "--app-secret-env VAR",
-                "Slack app-level token (xapp-)",
-            )?,
-        },
-        ConnectorArg::Matrix => {
-            let homeserver = asker.answer(
-                args.homeserver.clone(),
-                Some("http://127.0.0.1:8008".into()),
-                "--homeserver URL",
-                "Matrix homeserver URL",
-                || {
-                    Ok(Text::new("Matrix homeserver URL:")
-                        .with_default("http://127.0.0.1:8008")
-                        .prompt()?)
-                },
-            )?;
-            let user = asker.answer(
-                args.matrix_user.clone(),
-                None,
-                "--matrix-user USER",
-                "Matrix bot user id",
-                || Ok(Text::new("Matrix bot user id (@mos:example.org):").prompt()?),
-            )?;
-            Connector::Matrix {
-                homeserver,
-                user,
-                rooms: ids("Matrix room ids")?,
-                access_token: secret(
-                    "MATRIX_ACCESS_TOKEN",
-                    args.secret_env.clone(),
-                    "--secret-env VAR",
-                    "Matrix access token",
-                )?,
+            QuestionKind::List => {
+                let answer =
+                    asker.answer(given(q.flag).cloned(), None, &q.usage(), q.prompt, || {
+                        let line =
+                            Text::new(&format!("{} (comma-separated):", q.prompt)).prompt()?;
+                        Ok(line
+                            .split(',')
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect())
+                    })?;
+                Value::Sequence(answer.into_iter().map(Value::String).collect())
             }
-        }
-        ConnectorArg::None => unreachable!("no connector asked for"),
-    })
+            QuestionKind::Secret {
+                default_env,
+                file_flag,
+            } => {
+                let secret = match file_flag.and_then(given).and_then(|v| v.last()) {
+                    Some(file) => SecretRef::file(file.clone()),
+                    None => {
+                        let var = asker.answer(
+                            given(q.flag).and_then(|v| v.last().cloned()),
+                            Some(default_env.to_owned()),
+                            &q.usage(),
+                            q.prompt,
+                            || {
+                                Ok(Text::new(&format!(
+                                    "{} - name of the environment variable that holds it:",
+                                    q.prompt
+                                ))
+                                .with_default(default_env)
+                                .prompt()?)
+                            },
+                        )?;
+                        SecretRef::env(var)
+                    }
+                };
+                serde_yaml_ng::to_value(&secret).expect("a secret reference serializes")
+            }
+        };
+        settings.insert(Value::String(q.field.to_owned()), value);
+    }
+    let problems = connector_type.check(&settings);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|p| format!("  {}: {}", p.path, p.message))
+            .collect();
+        return Err(refuse(format!(
+            "the {} answers are not valid; nothing was written:\n{}",
+            connector_type.type_name(),
+            list.join("\n")
+        )));
+    }
+    Ok(ConnectorEntry::new(connector_type.type_name(), settings))
 }

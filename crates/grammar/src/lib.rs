@@ -100,31 +100,15 @@ pub struct InitArgs {
     /// tmux socket name for the fleet's private server.
     #[arg(long, value_name = "NAME")]
     pub socket: Option<String>,
-    /// Chat connector for the orchestrator.
-    #[arg(long, value_enum)]
-    pub connector: Option<ConnectorArg>,
-    /// Discord server (guild) id.
-    #[arg(long, value_name = "ID")]
-    pub guild: Option<String>,
-    /// A room the orchestrator answers in: Discord/Slack channel id, Telegram chat id, Matrix
-    /// room id. Repeat for several.
-    #[arg(long = "target", value_name = "ID")]
-    pub targets: Vec<String>,
-    /// Environment variable holding the connector's token.
-    #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
-    pub secret_env: Option<String>,
-    /// File holding the connector's token.
-    #[arg(long, value_name = "PATH")]
-    pub secret_file: Option<String>,
-    /// Slack only: environment variable holding the app-level token (xapp-…).
-    #[arg(long, value_name = "VAR")]
-    pub app_secret_env: Option<String>,
-    /// Matrix only: homeserver URL.
-    #[arg(long, value_name = "URL")]
-    pub homeserver: Option<String>,
-    /// Matrix only: the bot's user id.
-    #[arg(long, value_name = "USER")]
-    pub matrix_user: Option<String>,
+    /// Chat connector for the orchestrator: `none` or a connector type this build has (see
+    /// `mosaic fleet init --help` for each type's own flags).
+    #[arg(long, value_name = "TYPE")]
+    pub connector: Option<String>,
+    /// Answers to the connector's own questions, by flag name (`guild` → values). Filled by the
+    /// `mosaic` binary from the flags each registered connector type adds to `fleet init`; no
+    /// other surface sets them.
+    #[arg(skip)]
+    pub connector_answers: std::collections::BTreeMap<String, Vec<String>>,
     /// Take the default for every question not answered by a flag, and write without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -149,21 +133,6 @@ pub enum CommsArg {
     /// Paste into tmux panes.
     Tmux,
     /// Through Matrix rooms (needs a Matrix connector).
-    Matrix,
-}
-
-/// Connector types on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ConnectorArg {
-    /// No chat connector.
-    None,
-    /// Discord.
-    Discord,
-    /// Telegram.
-    Telegram,
-    /// Slack.
-    Slack,
-    /// Matrix.
     Matrix,
 }
 
@@ -335,14 +304,27 @@ mod tests {
     #[test]
     fn init_flags_parse() {
         let FleetCommand::Init(i) = parse(&[
-            "init", "--preset", "coding", "--yes", "--target", "1", "--target", "2",
+            "init",
+            "--preset",
+            "coding",
+            "--yes",
+            "--connector",
+            "discord",
         ])
         .unwrap() else {
             panic!()
         };
         assert_eq!(i.chosen_preset(), Some("coding"));
         assert!(i.yes);
-        assert_eq!(i.targets, ["1", "2"]);
+        assert_eq!(i.connector.as_deref(), Some("discord"));
+        // A platform's own flags belong to its connector type (the binary adds them to
+        // `mosaic fleet init`); the shared grammar, and so chat, has none.
+        for platform_flag in ["--guild", "--target", "--homeserver", "--secret-env"] {
+            assert!(
+                parse(&["init", platform_flag, "1"]).is_err(),
+                "{platform_flag}"
+            );
+        }
         let FleetCommand::Init(i) = parse(&["init", "research"]).unwrap() else {
             panic!()
         };

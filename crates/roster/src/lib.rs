@@ -2,6 +2,7 @@
 //! reports every problem with its file:line:column and field path, and the merge that lets
 //! `mosaic fleet init` run again without losing the user's own changes.
 
+mod connector;
 pub mod merge;
 mod model;
 mod preset;
@@ -9,10 +10,13 @@ mod runtime;
 mod spans;
 mod validate;
 
+pub use connector::{
+    ConnectorEntry, ConnectorSchema, SettingProblem, check_secret_ref, connector_schema,
+    connector_type_names, is_variable_name, register_connector_schema,
+};
 pub use model::{
-    AclEntry, AclRole, Agent, BridgeSettings, CommsMode, Connector, DEFAULT_API_LISTEN,
-    DEFAULT_SOCKET, LOCAL_HOST, RestartPolicy, Role, Roster, SCHEMA_VERSION, SecretRef,
-    TmuxSettings, discord_token_shape_ok,
+    AclEntry, AclRole, Agent, BridgeSettings, CommsMode, DEFAULT_API_LISTEN, DEFAULT_SOCKET,
+    LOCAL_HOST, RestartPolicy, Role, Roster, SCHEMA_VERSION, SecretError, SecretRef, TmuxSettings,
 };
 pub use preset::{InitAnswers, Preset, PresetSource, PresetSpec, SHIPPED, all_presets};
 pub use runtime::{DEMO_RUNTIME, RUNTIMES, Runtime, runtime, runtime_names};

@@ -1,5 +1,6 @@
 //! The roster's wire types: what `roster.yaml` may contain.
 
+use crate::connector::ConnectorEntry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -25,9 +26,9 @@ pub struct Roster {
     pub tmux: TmuxSettings,
     /// The agents; exactly one has role `orchestrator`.
     pub agents: Vec<Agent>,
-    /// Chat connectors bridged to the orchestrator.
+    /// Chat connectors bridged to the orchestrator; each entry's settings belong to its type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub connectors: Vec<Connector>,
+    pub connectors: Vec<ConnectorEntry>,
     /// Who may do what from chat; anyone not listed is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<AclEntry>,
@@ -40,7 +41,8 @@ pub struct Roster {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AclEntry {
-    /// The connector type the user id belongs to (`discord`, `telegram`, `slack`, `matrix`).
+    /// The connector instance the user id belongs to: its `id`, which defaults to its type
+    /// (`discord`, `telegram`, …).
     pub connector: String,
     /// The platform's user id.
     pub user: String,
@@ -253,101 +255,6 @@ impl RestartPolicy {
     }
 }
 
-/// A chat connector bridged to the orchestrator. Secrets are referenced, never inlined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Connector {
-    /// Discord (serenity).
-    Discord {
-        /// The server (guild) id.
-        guild: String,
-        /// Channel ids the orchestrator listens and answers in.
-        channels: Vec<String>,
-        /// Where the bot token is.
-        token: SecretRef,
-    },
-    /// Telegram (teloxide).
-    Telegram {
-        /// Chat ids the orchestrator listens and answers in.
-        chats: Vec<String>,
-        /// Where the bot token is.
-        token: SecretRef,
-    },
-    /// Slack (slack-morphism, Socket Mode).
-    Slack {
-        /// Channel ids the orchestrator listens and answers in.
-        channels: Vec<String>,
-        /// Where the bot token (`xoxb-…`) is.
-        bot_token: SecretRef,
-        /// Where the app-level token (`xapp-…`) is.
-        app_token: SecretRef,
-    },
-    /// Matrix (matrix-sdk).
-    Matrix {
-        /// Homeserver URL.
-        homeserver: String,
-        /// The bot's user id (`@mos:example.org`).
-        user: String,
-        /// Room ids or aliases the orchestrator listens and answers in.
-        rooms: Vec<String>,
-        /// Where the access token is.
-        access_token: SecretRef,
-    },
-}
-
-impl Connector {
-    /// The connector's type name as written in YAML.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Connector::Discord { .. } => "discord",
-            Connector::Telegram { .. } => "telegram",
-            Connector::Slack { .. } => "slack",
-            Connector::Matrix { .. } => "matrix",
-        }
-    }
-
-    /// Every secret this connector needs, with the field that names it.
-    pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
-        match self {
-            Connector::Discord { token, .. } | Connector::Telegram { token, .. } => {
-                vec![("token", token)]
-            }
-            Connector::Slack {
-                bot_token,
-                app_token,
-                ..
-            } => {
-                vec![("bot_token", bot_token), ("app_token", app_token)]
-            }
-            Connector::Matrix { access_token, .. } => vec![("access_token", access_token)],
-        }
-    }
-
-    /// The room-like targets (channels, chats, rooms) with the field that holds them.
-    pub fn targets(&self) -> (&'static str, &[String]) {
-        match self {
-            Connector::Discord { channels, .. } | Connector::Slack { channels, .. } => {
-                ("channels", channels)
-            }
-            Connector::Telegram { chats, .. } => ("chats", chats),
-            Connector::Matrix { rooms, .. } => ("rooms", rooms),
-        }
-    }
-}
-
-/// Whether `token` has the shape of a Discord bot token (three dot-separated base64url parts),
-/// checked without contacting Discord.
-pub fn discord_token_shape_ok(token: &str) -> bool {
-    let parts: Vec<&str> = token.trim().split('.').collect();
-    parts.len() == 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
-        && parts[0].len() >= 17
-}
-
 /// Where a secret lives: the name of an environment variable, or a file path. Exactly one is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "SecretRefWire")]
@@ -376,6 +283,63 @@ impl SecretRef {
             file: Some(path.into()),
         }
     }
+
+    /// Reads the secret's value (a file's first line), trimmed. Errors name where it was looked
+    /// for, never the value.
+    pub fn resolve(&self) -> Result<String, SecretError> {
+        if let Some(var) = &self.env {
+            return match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+                Ok(_) => Err(SecretError::Empty(format!("environment variable {var}"))),
+                Err(_) => Err(SecretError::Missing(format!("environment variable {var}"))),
+            };
+        }
+        if let Some(file) = &self.file {
+            let path = match file.strip_prefix("~/") {
+                Some(rest) => {
+                    std::path::Path::new(&std::env::var("HOME").unwrap_or_default()).join(rest)
+                }
+                None => std::path::PathBuf::from(file),
+            };
+            return match std::fs::read_to_string(&path) {
+                Ok(v) if !v.trim().is_empty() => {
+                    Ok(v.lines().next().unwrap_or("").trim().to_owned())
+                }
+                Ok(_) => Err(SecretError::Empty(format!("file {}", path.display()))),
+                Err(e) => Err(SecretError::Unreadable(
+                    format!("file {}", path.display()),
+                    e,
+                )),
+            };
+        }
+        Err(SecretError::Unnamed)
+    }
+
+    /// Where the secret is, for messages (`environment variable X`, `file F`).
+    pub fn describe(&self) -> String {
+        match (&self.env, &self.file) {
+            (Some(v), _) => format!("environment variable {v}"),
+            (_, Some(f)) => format!("file {f}"),
+            _ => "nothing".into(),
+        }
+    }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The variable is not set.
+    #[error("{0} is not set")]
+    Missing(String),
+    /// The variable or file is empty.
+    #[error("{0} is empty")]
+    Empty(String),
+    /// The file cannot be read.
+    #[error("{0}: {1}")]
+    Unreadable(String, #[source] std::io::Error),
+    /// The reference names neither a variable nor a file.
+    #[error("no env or file given")]
+    Unnamed,
 }
 
 /// The accepted YAML shapes of a [`SecretRef`]: a map, never an inline string.

@@ -1,8 +1,7 @@
 //! Presets: recommended agent sets for a kind of work, shipped in the binary or added by the user.
 
-use crate::model::{
-    AclEntry, Agent, CommsMode, Connector, Role, Roster, SCHEMA_VERSION, TmuxSettings,
-};
+use crate::connector::ConnectorEntry;
+use crate::model::{AclEntry, Agent, CommsMode, Role, Roster, SCHEMA_VERSION, TmuxSettings};
 use crate::validate::{RosterError, deserialize};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -40,7 +39,7 @@ pub struct PresetSpec {
     pub agents: Vec<Agent>,
     /// Chat connectors the preset wires the orchestrator to (profiles such as `mos-discord`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub connectors: Vec<Connector>,
+    pub connectors: Vec<ConnectorEntry>,
 }
 
 /// A named preset.
@@ -70,7 +69,7 @@ pub struct InitAnswers {
     /// tmux socket name.
     pub socket: String,
     /// Chat connectors for the orchestrator.
-    pub connectors: Vec<Connector>,
+    pub connectors: Vec<ConnectorEntry>,
     /// Chat permissions (the admin given at init).
     pub acl: Vec<AclEntry>,
 }

@@ -1,6 +1,20 @@
-//! Every shipped preset is valid and round-trips through roster.yaml unchanged.
+//! Every shipped preset is valid and round-trips through roster.yaml unchanged. (Here, where the
+//! Discord connector type is registered, since the `mos-discord` profile wires one.)
 
+use mosaic_discord::DiscordSettings;
 use mosaic_roster::*;
+
+fn discord(settings: &DiscordSettings) -> ConnectorEntry {
+    mosaic_connector::registry::register(&mosaic_discord::TYPE);
+    match serde_yaml_ng::to_value(settings).unwrap() {
+        serde_yaml_ng::Value::Mapping(m) => ConnectorEntry::new("discord", m),
+        _ => unreachable!(),
+    }
+}
+
+fn discord_settings(entry: &ConnectorEntry) -> DiscordSettings {
+    serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(entry.settings.clone())).unwrap()
+}
 
 fn answers() -> InitAnswers {
     InitAnswers {
@@ -9,11 +23,11 @@ fn answers() -> InitAnswers {
         worker_runtime: Some("demo".into()),
         comms: CommsMode::Tmux,
         socket: "sock".into(),
-        connectors: vec![Connector::Discord {
+        connectors: vec![discord(&DiscordSettings {
             guild: "1112631390438166618".into(),
             channels: vec!["1517622518662434996".into()],
             token: SecretRef::env("DISCORD_TOKEN"),
-        }],
+        })],
         acl: vec![AclEntry {
             connector: "discord".into(),
             user: "42".into(),
@@ -24,6 +38,7 @@ fn answers() -> InitAnswers {
 
 #[test]
 fn shipped_presets_are_the_four_types_and_each_has_one_orchestrator() {
+    mosaic_connector::registry::register(&mosaic_discord::TYPE);
     let (presets, errors) = all_presets(None);
     assert!(errors.is_empty());
     let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
@@ -52,6 +67,7 @@ fn shipped_presets_are_the_four_types_and_each_has_one_orchestrator() {
 
 #[test]
 fn every_preset_round_trips_through_yaml() {
+    mosaic_connector::registry::register(&mosaic_discord::TYPE);
     for preset in all_presets(None).0 {
         let roster = preset.instantiate(&answers());
         assert!(
@@ -77,18 +93,16 @@ fn every_preset_round_trips_through_yaml() {
 
 #[test]
 fn the_mos_profile_wires_mos_to_its_discord_channel() {
+    mosaic_connector::registry::register(&mosaic_discord::TYPE);
     let (presets, _) = all_presets(None);
     let mos = presets.iter().find(|p| p.name == "mos-discord").unwrap();
     assert_eq!(mos.spec.agents[0].name, "mos");
     assert_eq!(mos.spec.agents[0].role, Role::Orchestrator);
-    let Connector::Discord {
+    let DiscordSettings {
         guild,
         channels,
         token,
-    } = &mos.spec.connectors[0]
-    else {
-        panic!()
-    };
+    } = &discord_settings(&mos.spec.connectors[0]);
     assert_eq!(
         (guild.as_str(), channels.as_slice()),
         (
@@ -111,6 +125,7 @@ fn the_mos_profile_wires_mos_to_its_discord_channel() {
 
 #[test]
 fn user_presets_replace_shipped_ones_by_name_and_bad_ones_are_reported() {
+    mosaic_connector::registry::register(&mosaic_discord::TYPE);
     let dir = tempfile::tempdir().unwrap();
     let coding = SHIPPED.iter().find(|(n, _)| *n == "coding").unwrap().1;
     std::fs::write(
@@ -138,4 +153,79 @@ fn user_presets_replace_shipped_ones_by_name_and_bad_ones_are_reported() {
         "{}",
         errors[0]
     );
+}
+
+const GOOD: &str =
+    "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n";
+
+fn problems(text: &str) -> Vec<String> {
+    mosaic_connector::registry::register(&mosaic_discord::TYPE);
+    match Roster::parse(text, "roster.yaml") {
+        Ok(_) => vec![],
+        Err(e) => e
+            .problems()
+            .unwrap()
+            .problems
+            .iter()
+            .map(|p| {
+                let pos = p.position.map(|p| format!("{}:{}", p.line, p.column));
+                format!("{} {} {}", pos.unwrap_or_default(), p.path, p.message)
+            })
+            .collect(),
+    }
+}
+
+/// Moved from the roster crate: the Discord entry's own checks, positioned in the file.
+#[test]
+fn inline_secrets_are_rejected() {
+    let text = format!(
+        "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"x\"]\n    token: {{}}\n"
+    );
+    let p = problems(&text);
+    assert_eq!(
+        p,
+        vec![
+            "10:16 connectors[0].channels[0] Discord channel id \"x\" must be numeric",
+            "11:12 connectors[0].token name where the secret is: `{env: VAR}` or `{file: PATH}`",
+        ]
+    );
+    let text = format!(
+        "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"2\"]\n    token: \"123:abc\"\n"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            "11:12 connectors[0].token a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`"
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_types_and_duplicate_ids_are_positioned() {
+    let text = format!(
+        "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"2\"]\n    token: {{env: T}}\n    colour: red\n  - type: telegrm\n    chats: [1]\n"
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].starts_with("12:13 connectors[0].colour unknown field `colour`, expected one of `guild`, `channels`, `token`"), "{p:?}");
+    assert!(
+        p[1].starts_with(
+            "13:11 connectors[1].type unknown connector type \"telegrm\"; this build of mosaic has:"
+        ) && p[1].contains("discord"),
+        "{p:?}"
+    );
+    let two = format!(
+        "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"2\"]\n    token: {{env: T}}\n  - type: discord\n    guild: \"3\"\n    channels: [\"4\"]\n    token: {{env: U}}\n"
+    );
+    let p = problems(&two);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("connectors[1].id connector id \"discord\" is already used by connectors[0]"),
+        "{p:?}"
+    );
+    let fixed = two.replace(
+        "  - type: discord\n    guild: \"3\"",
+        "  - type: discord\n    id: second-bot\n    guild: \"3\"",
+    );
+    assert_eq!(problems(&fixed), Vec::<String>::new());
 }
