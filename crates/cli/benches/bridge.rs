@@ -10,8 +10,7 @@
 use mosaic_bridge::events::Event;
 use mosaic_bridge::{Bridge, BridgeConfig};
 use mosaic_connector::fake::FakeConnector;
-use mosaic_fleet::Paths;
-use mosaic_roster::Roster;
+use mosaic_fleet::{LiveRoster, Paths};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,7 +77,7 @@ fn main() {
         BridgeConfig {
             paths: paths.clone(),
             mosaic_exe: MOSAIC.into(),
-            roster: Roster::load(&paths.roster()).unwrap(),
+            roster: LiveRoster::open(paths.clone()).unwrap(),
         },
         vec![fake.clone()],
     )

@@ -5,13 +5,16 @@ mod engine;
 mod error;
 pub mod harness;
 pub mod init;
+mod live;
 pub mod paths;
 pub mod render;
 pub mod status;
 pub mod verify;
 pub mod wizard;
 
-pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, worker_from};
+pub use engine::{
+    Fleet, Outcome, create_private_dir, leading_comments, lock_roster, worker_from,
+};
 
 impl Outcome {
     /// Whether this outcome means the operation failed for that agent.
@@ -20,5 +23,6 @@ impl Outcome {
     }
 }
 pub use error::FleetError;
+pub use live::{LiveRoster, Reload};
 pub use paths::Paths;
 pub use status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA};
