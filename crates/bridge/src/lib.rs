@@ -308,8 +308,7 @@ impl Bridge {
                 });
             }
             Reload::Invalid(e) => {
-                eprintln!("mosaic: {e}
-mosaic: keeping the last good roster until it is fixed");
+                eprintln!("mosaic: {e}\nmosaic: keeping the last good roster until it is fixed");
                 let _ = self.inner.events.send(Event::RosterInvalid {
                     problems: problem_lines(&e),
                 });
@@ -626,7 +625,8 @@ mosaic: keeping the last good roster until it is fixed");
         let Some(connector) = self.inner.connectors.get(&target.connector) else {
             return Err(format!("no connector {:?} is running", target.connector));
         };
-        if !self.view().acl.room_allowed(&target.connector, &target.room) {
+        let view = self.view();
+        if !view.acl.room_allowed(&target.connector, &target.room) {
             return Err(format!(
                 "room {:?} of {} is not bridged",
                 target.room, target.connector
@@ -729,9 +729,9 @@ mosaic: keeping the last good roster until it is fixed");
         while !self.inner.stop.load(Ordering::Relaxed) {
             let fleet = self.fleet();
             let seen = tokio::task::spawn_blocking(move || fleet.ps().ok().map(|s| (fleet, s)))
-            .await
-            .ok()
-            .flatten();
+                .await
+                .ok()
+                .flatten();
             if let Some((fleet, status)) = seen {
                 let mut now: HashMap<String, String> = HashMap::new();
                 for agent in status.agents {
@@ -886,9 +886,12 @@ mosaic: keeping the last good roster until it is fixed");
 /// Where a roster is wrong, one line each (`file:line:column: field: message`).
 fn problem_lines(e: &FleetError) -> Vec<String> {
     match e {
-        FleetError::Roster(r) if r.problems().is_some() => {
-            r.to_string().lines().skip(1).map(|l| l.trim().to_owned()).collect()
-        }
+        FleetError::Roster(r) if r.problems().is_some() => r
+            .to_string()
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_owned())
+            .collect(),
         e => vec![e.to_string()],
     }
 }
