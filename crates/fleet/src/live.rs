@@ -137,3 +137,73 @@ impl LiveRoster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str =
+        "version: 1\nfleet: f\nagents:\n- {name: mos, role: orchestrator, runtime: demo}\n";
+
+    fn setup() -> (tempfile::TempDir, Paths, LiveRoster) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            config_dir: dir.path().join("config"),
+            state_dir: dir.path().join("state"),
+        };
+        std::fs::create_dir_all(&paths.config_dir).unwrap();
+        std::fs::write(paths.roster(), GOOD).unwrap();
+        let live = LiveRoster::open(paths.clone()).unwrap();
+        (dir, paths, live)
+    }
+
+    #[test]
+    fn a_valid_change_is_swapped_in_and_kept_as_the_last_good_copy() {
+        let (_dir, paths, live) = setup();
+        assert!(matches!(live.reload(), Reload::Unchanged));
+        let more = format!("{GOOD}- {{name: helper, runtime: demo}}\n");
+        std::fs::write(paths.roster(), &more).unwrap();
+        let Reload::Changed(roster) = live.reload() else {
+            panic!("the change is seen")
+        };
+        assert!(roster.agent("helper").is_some());
+        assert!(live.get().agent("helper").is_some());
+        assert_eq!(
+            std::fs::read_to_string(paths.last_good_roster()).unwrap(),
+            more
+        );
+        assert!(matches!(live.reload(), Reload::Unchanged));
+    }
+
+    #[test]
+    fn an_invalid_change_is_reported_once_and_the_old_roster_stays() {
+        let (_dir, paths, live) = setup();
+        std::fs::write(paths.roster(), GOOD.replace("mos", "Mos")).unwrap();
+        let Reload::Invalid(e) = live.reload() else {
+            panic!("the problem is reported")
+        };
+        assert!(e.to_string().contains("roster.yaml:4:"), "{e}");
+        assert!(matches!(live.reload(), Reload::Unchanged), "once");
+        assert!(live.get().agent("mos").is_some(), "the last good roster");
+        assert_eq!(
+            std::fs::read_to_string(paths.last_good_roster()).unwrap(),
+            GOOD
+        );
+        // Back to the same good text: announced, since the last report was a problem.
+        std::fs::write(paths.roster(), GOOD).unwrap();
+        assert!(matches!(live.reload(), Reload::Changed(_)));
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_once() {
+        let (_dir, paths, live) = setup();
+        std::fs::remove_file(paths.roster()).unwrap();
+        assert!(matches!(
+            live.reload(),
+            Reload::Invalid(FleetError::NoRoster { .. })
+        ));
+        assert!(matches!(live.reload(), Reload::Unchanged));
+        std::fs::write(paths.roster(), GOOD).unwrap();
+        assert!(matches!(live.reload(), Reload::Changed(_)));
+    }
+}
