@@ -532,7 +532,7 @@ impl Fleet {
 }
 
 /// Takes the roster lock (`roster.yaml.lock`), held until the guard is dropped.
-pub fn lock_roster(paths: &Paths) -> Result<crate::paths::FileLock, FleetError> {
+pub(crate) fn lock_roster(paths: &Paths) -> Result<crate::paths::FileLock, FleetError> {
     let path = paths.roster_lock();
     lock_exclusive(&path).map_err(|e| FleetError::io(&path, e))
 }

@@ -12,7 +12,7 @@ pub mod status;
 pub mod verify;
 pub mod wizard;
 
-pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, lock_roster, worker_from};
+pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, worker_from};
 
 impl Outcome {
     /// Whether this outcome means the operation failed for that agent.

@@ -97,11 +97,6 @@ impl LiveRoster {
             .clone()
     }
 
-    /// Where the roster lives.
-    pub fn paths(&self) -> &Paths {
-        &self.inner.paths
-    }
-
     /// Looks at `roster.yaml` (one `stat` when it did not change) and, when it changed, reads,
     /// validates and swaps it in. Blocking (small file I/O).
     pub fn reload(&self) -> Reload {
