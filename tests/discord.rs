@@ -362,3 +362,105 @@ fn messages_sent_while_the_daemon_was_down_are_fetched_once_it_is_back() {
         "a new session, so the history was fetched"
     );
 }
+
+/// The daemon's event stream (`GET /v1/events`), one JSON event per item, read on a thread.
+fn event_stream(s: &Sandbox) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    let info: serde_json::Value =
+        serde_json::from_str(&read(&s.state().join("daemon.json"))).unwrap();
+    let url = format!("{}/v1/events", info["url"].as_str().unwrap());
+    let token = read(&s.state().join("api.token"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let response = agent
+        .get(&url)
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(event) = serde_json::from_str(data.trim())
+                && tx.send(event).is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (10 s at most) for an event of type `kind`.
+fn next_event(
+    events: &std::sync::mpsc::Receiver<serde_json::Value>,
+    kind: &str,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Ok(e) if e["type"] == kind => return e,
+            Ok(_) => {}
+            Err(_) => panic!("timed out waiting for a {kind} event"),
+        }
+    }
+}
+
+/// Runs `/fleet status` as `user`; returns the follow-up text.
+fn slash_status(m: &Mos, user: u64) -> String {
+    let id = m.fake.slash(GUILD, CHANNEL, user, "someone", "status", &[]);
+    let token = format!("itoken-{id}");
+    wait_for("the follow-up", || {
+        m.fake.followups().iter().any(|(t, _)| *t == token)
+    });
+    m.fake
+        .followups()
+        .into_iter()
+        .find(|(t, _)| *t == token)
+        .unwrap()
+        .1
+}
+
+#[test]
+fn the_running_daemon_follows_hand_edits_of_the_acl() {
+    let m = mos();
+    assert!(slash_status(&m, STRANGER).contains("not allowed to command this fleet"));
+    let events = event_stream(&m.s);
+
+    // The owner lets the stranger watch, by hand, while the daemon runs.
+    let entry = format!("acl:\n- connector: discord\n  user: '{STRANGER}'\n  role: viewer\n");
+    let good = read(&m.s.roster_path()).replacen("acl:\n", &entry, 1);
+    std::fs::write(m.s.roster_path(), &good).unwrap();
+    let changed = next_event(&events, "roster_changed");
+    assert_eq!(
+        changed["agents"],
+        serde_json::json!(["mos", "coder", "reviewer"])
+    );
+    let table = slash_status(&m, STRANGER);
+    assert!(table.contains("orchestrator"), "{table}");
+
+    // An invalid edit (that would also drop the stranger) is reported where it is wrong, and the
+    // last good roster stays in use.
+    let broken = good
+        .replacen(&entry, "acl:\n", 1)
+        .replace("- name: mos\n", "- name: Mos\n");
+    let line = broken.lines().position(|l| l == "- name: Mos").unwrap() + 1;
+    std::fs::write(m.s.roster_path(), &broken).unwrap();
+    let invalid = next_event(&events, "roster_invalid");
+    let at = format!("{}:{line}:", m.s.roster_path().display());
+    assert!(
+        invalid["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with(&at)),
+        "{invalid} should point at {at}"
+    );
+    let answer = slash_status(&m, STRANGER);
+    assert!(!answer.contains("not allowed"), "{answer}");
+}

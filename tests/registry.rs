@@ -79,7 +79,10 @@ fn init_offers_the_connectors_own_flags_asks_its_questions_and_checks_its_answer
             && roster.contains("connector: testchat"),
         "{roster}"
     );
-    assert!(s.ok(&["fleet", "status"]).contains("chat: testchat (1 room)"));
+    assert!(
+        s.ok(&["fleet", "status"])
+            .contains("chat: testchat (1 room)")
+    );
 }
 
 #[test]
@@ -112,7 +115,9 @@ fn verify_checks_the_connectors_secret_with_its_own_rules() {
     assert!(!report.contains("not-a-testchat-token"), "never the secret");
     let (_, report) = verify(Some("tc-good"));
     assert!(
-        report.contains("ok    connector 0 (testchat) token: environment variable TESTCHAT_TOKEN is set"),
+        report.contains(
+            "ok    connector 0 (testchat) token: environment variable TESTCHAT_TOKEN is set"
+        ),
         "{report}"
     );
 }
@@ -155,10 +160,13 @@ fn the_daemon_builds_the_connector_and_the_acl_keys_its_rooms_by_instance_id() {
     post(dir, "elsewhere", "ann", "wrong room");
     wait_for("both audited", || {
         let audit = read_opt(&s.state().join("audit.jsonl"));
-        audit.contains("refused: user not in the acl") && audit.contains("ignored: room not bridged")
+        audit.contains("refused: user not in the acl")
+            && audit.contains("ignored: room not bridged")
     });
     assert!(
-        !s.transcript("mos").iter().any(|l| l.contains("let me in") || l.contains("wrong room")),
+        !s.transcript("mos")
+            .iter()
+            .any(|l| l.contains("let me in") || l.contains("wrong room")),
         "{:?}",
         s.transcript("mos")
     );

@@ -6,8 +6,7 @@ use super::{MOSAIC, Sandbox, wait_for};
 use mosaic_bridge::local::LocalConnector;
 use mosaic_bridge::{Bridge, BridgeConfig};
 use mosaic_connector::fake::FakeConnector;
-use mosaic_fleet::Paths;
-use mosaic_roster::Roster;
+use mosaic_fleet::{LiveRoster, Paths};
 use std::sync::Arc;
 
 pub const ROOM: &str = "room-1";
@@ -42,11 +41,11 @@ impl BridgeHarness {
         std::fs::write(s.roster_path(), roster).unwrap();
         s.ok(&["fleet", "start"]);
         seed(&s);
-        let roster = Roster::load(&s.roster_path()).unwrap();
         let paths = Paths {
             config_dir: s.config(),
             state_dir: s.state(),
         };
+        let roster = LiveRoster::open(paths.clone()).unwrap();
         let fake = Arc::new(FakeConnector::new("telegram", LIMIT));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -66,6 +66,16 @@ pub enum Event {
         /// New state.
         state: String,
     },
+    /// `roster.yaml` changed and the new roster is in use (the ACL, rooms and settings too).
+    RosterChanged {
+        /// The agents of the new roster.
+        agents: Vec<String>,
+    },
+    /// `roster.yaml` changed but is missing or invalid; the last good roster stays in use.
+    RosterInvalid {
+        /// What is wrong, one line each, as `file:line:column: field: message` where known.
+        problems: Vec<String>,
+    },
 }
 
 #[cfg(test)]
@@ -106,6 +116,12 @@ mod tests {
             Event::AgentState {
                 name: "mos".into(),
                 state: "idle".into(),
+            },
+            Event::RosterChanged {
+                agents: vec!["mos".into()],
+            },
+            Event::RosterInvalid {
+                problems: vec!["roster.yaml:3:1: agents: expected a list".into()],
             },
         ];
         for e in events {

@@ -27,14 +27,14 @@ use crate::store::{Accepted, Store, now_ms};
 use mosaic_connector::{
     Connector, Cursors, Health, HealthReporter, Inbound, Outbound, ReplyTo, RunContext, Shutdown,
 };
-use mosaic_fleet::{Fleet, Paths};
+use mosaic_fleet::{Fleet, FleetError, LiveRoster, Paths, Reload};
 use mosaic_grammar::FleetCommand;
 use mosaic_grammar::chat::{ChatInput, parse};
 use mosaic_roster::{AclRole, BridgeSettings, Roster, runtime};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -112,8 +112,31 @@ pub struct BridgeConfig {
     pub paths: Paths,
     /// The `mosaic` executable (runs the demo agent).
     pub mosaic_exe: PathBuf,
-    /// The roster, for the ACL and settings.
-    pub roster: Roster,
+    /// The daemon's live roster: the ACL, rooms and settings follow it as it changes.
+    pub roster: LiveRoster,
+}
+
+/// What the bridge takes from the roster in use, rebuilt on each change.
+struct View {
+    acl: Acl,
+    settings: BridgeSettings,
+    rate: Arc<RateLimiter>,
+}
+
+impl View {
+    /// The view of `roster`, keeping `old`'s rate counts while the rate is unchanged.
+    fn of(roster: &Roster, old: Option<&View>) -> View {
+        let settings = roster.bridge.clone();
+        let rate = match old {
+            Some(v) if v.settings.rate_per_minute == settings.rate_per_minute => v.rate.clone(),
+            _ => Arc::new(RateLimiter::new(settings.rate_per_minute)),
+        };
+        View {
+            acl: Acl::from_roster(roster),
+            settings,
+            rate,
+        }
+    }
 }
 
 struct PendingConfirm {
@@ -132,9 +155,8 @@ pub struct Bridge {
 struct Inner {
     paths: Paths,
     exe: PathBuf,
-    settings: BridgeSettings,
-    acl: Acl,
-    rate: RateLimiter,
+    roster: LiveRoster,
+    view: RwLock<Arc<View>>,
     audit: AuditLog,
     db: PathBuf,
     store: Mutex<Store>,
@@ -172,21 +194,20 @@ impl Bridge {
         }
         let audit = AuditLog::open(&config.paths.state_dir.join("audit.jsonl"))?;
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
-        let idle_prompt = config
-            .roster
+        let roster = config.roster.get();
+        let idle_prompt = roster
             .orchestrator()
             .and_then(|o| runtime(&o.runtime))
             .and_then(|r| r.idle_prompt);
-        let settings = config.roster.bridge.clone();
+        let view = View::of(&roster, None);
         Ok(Bridge {
             inner: Arc::new(Inner {
-                acl: Acl::from_roster(&config.roster),
-                rate: RateLimiter::new(settings.rate_per_minute),
                 activity: Arc::new(Activity::new(
                     idle_prompt,
-                    Duration::from_secs(settings.busy_timeout_secs),
+                    Duration::from_secs(view.settings.busy_timeout_secs),
                 )),
-                settings,
+                view: RwLock::new(Arc::new(view)),
+                roster: config.roster,
                 paths: config.paths,
                 exe: config.mosaic_exe,
                 audit,
@@ -222,12 +243,10 @@ impl Bridge {
             async move { me.typing_loop(delivered_rx).await },
         ));
         if let Some(wake) = self.inner.delivery_wake_rx.lock().unwrap().take() {
-            let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
+            let me = self.clone();
             let worker = DeliveryWorker {
                 db: self.inner.db.clone(),
-                open_fleet: Box::new(move || {
-                    Fleet::open(paths.clone(), exe.clone()).map_err(|e| e.to_string())
-                }),
+                open_fleet: Box::new(move || Ok(me.fleet())),
                 activity: self.inner.activity.clone(),
                 events: self.inner.events.clone(),
                 stop: self.inner.stop.clone(),
@@ -240,6 +259,8 @@ impl Bridge {
         tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.watch_agents().await }));
+        let me = self.clone();
+        tasks.push(tokio::spawn(async move { me.watch_roster().await }));
         for connector in self.inner.connectors.values() {
             let (me, connector) = (self.clone(), connector.clone());
             tasks.push(tokio::spawn(
@@ -278,10 +299,63 @@ impl Bridge {
     }
 
     fn orchestrator_name(&self) -> String {
-        Fleet::open(self.inner.paths.clone(), self.inner.exe.clone())
-            .ok()
-            .and_then(|f| f.roster.orchestrator().map(|o| o.name.clone()))
+        self.inner
+            .roster
+            .get()
+            .orchestrator()
+            .map(|o| o.name.clone())
             .unwrap_or_default()
+    }
+
+    /// The fleet of the roster in use.
+    fn fleet(&self) -> Fleet {
+        Fleet::new(
+            self.inner.paths.clone(),
+            (*self.inner.roster.get()).clone(),
+            self.inner.exe.clone(),
+        )
+    }
+
+    /// What the bridge takes from the roster in use.
+    fn view(&self) -> Arc<View> {
+        self.inner
+            .view
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads `roster.yaml` if it changed: a valid roster is swapped in (ACL, rooms and
+    /// settings with it) and announced; an invalid one is reported and the old one kept.
+    async fn refresh_roster(&self) {
+        let live = self.inner.roster.clone();
+        let Ok(reload) = tokio::task::spawn_blocking(move || live.reload()).await else {
+            return;
+        };
+        match reload {
+            Reload::Unchanged => {}
+            Reload::Changed(roster) => {
+                let view = View::of(&roster, Some(&self.view()));
+                *self.inner.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+                let _ = self.inner.events.send(Event::RosterChanged {
+                    agents: roster.agents.iter().map(|a| a.name.clone()).collect(),
+                });
+            }
+            Reload::Invalid(e) => {
+                eprintln!("mosaic: {e}\nmosaic: keeping the last good roster until it is fixed");
+                let _ = self.inner.events.send(Event::RosterInvalid {
+                    problems: problem_lines(&e),
+                });
+            }
+        }
+    }
+
+    /// Follows `roster.yaml`: one `stat` a second, a re-read when it changed.
+    async fn watch_roster(&self) {
+        while !self.inner.stop.load(Ordering::Relaxed) {
+            self.refresh_roster().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Each connector's health.
@@ -357,16 +431,17 @@ impl Bridge {
             inbound.room.clone(),
         );
         let input = parse(&inbound.text);
+        let view = self.view();
         let line = match &input {
             ChatInput::Talk => "(talk)".to_owned(),
             _ => inbound.text.trim().to_owned(),
         };
-        if !inner.acl.room_allowed(&conn, &room) {
+        if !view.acl.room_allowed(&conn, &room) {
             let why = "ignored: room not bridged".to_owned();
             inner.audit.record(&conn, &user, &room, &line, &why);
             return Verdict::Ignored(why);
         }
-        let role = inner.acl.role(&conn, &user);
+        let role = view.acl.role(&conn, &user);
         let is_talk = matches!(input, ChatInput::Talk);
         let Some(role) = role else {
             // Deny by default; strangers get no answer, except to a native command, whose
@@ -380,14 +455,14 @@ impl Bridge {
             return Verdict::Refused(why);
         };
         // The local user (an authenticated API client on this machine) is not rate limited.
-        if conn != LOCAL && !inner.rate.allow(&conn, &user) {
+        if conn != LOCAL && !view.rate.allow(&conn, &user) {
             let why = "rate-limited".to_owned();
             inner.audit.record(&conn, &user, &room, &line, &why);
             self.respond(
                 &inbound,
                 &format!(
                     "slow down: at most {} messages a minute; this one was not taken",
-                    inner.settings.rate_per_minute
+                    view.settings.rate_per_minute
                 ),
             );
             return Verdict::Refused(why);
@@ -436,7 +511,7 @@ impl Bridge {
                     text: inbound.text.clone(),
                 });
                 self.ack(&inbound);
-                if ahead >= inner.settings.queue_notice {
+                if ahead >= view.settings.queue_notice {
                     self.respond(&inbound, &format!("the orchestrator is busy: your message is queued behind {ahead} others and will be delivered in order"));
                 }
                 Verdict::Queued { id, ahead }
@@ -530,6 +605,7 @@ impl Bridge {
         let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
             .await
             .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        self.refresh_roster().await;
         let (reply, outcome) = match result {
             Ok(text) => (text, "ok".to_owned()),
             Err(e) => (format!("error: {e}"), format!("error: {e}")),
@@ -542,7 +618,7 @@ impl Bridge {
 
     /// Runs a command line for the orchestrator's own tools, under its configured role.
     pub async fn orchestrator_command(&self, line: &str) -> Result<String, String> {
-        let role = self.inner.settings.orchestrator_role;
+        let role = self.view().settings.orchestrator_role;
         let command = match parse(line) {
             ChatInput::Command(c) => *c,
             ChatInput::Help(h) => return Ok(h),
@@ -567,6 +643,7 @@ impl Bridge {
         let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
             .await
             .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        self.refresh_roster().await;
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("error: {e}"),
@@ -601,7 +678,8 @@ impl Bridge {
         let Some(connector) = self.inner.connectors.get(&target.connector) else {
             return Err(format!("no connector {:?} is running", target.connector));
         };
-        if !self.inner.acl.room_allowed(&target.connector, &target.room) {
+        let view = self.view();
+        if !view.acl.room_allowed(&target.connector, &target.room) {
             return Err(format!(
                 "room {:?} of {} is not bridged",
                 target.room, target.connector
@@ -696,15 +774,11 @@ impl Bridge {
         let mut known: HashMap<String, String> = HashMap::new();
         let mut restarts: HashMap<String, Vec<Instant>> = HashMap::new();
         while !self.inner.stop.load(Ordering::Relaxed) {
-            let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
-            let seen = tokio::task::spawn_blocking(move || {
-                Fleet::open(paths, exe)
-                    .ok()
-                    .and_then(|f| f.ps().ok().map(|s| (f, s)))
-            })
-            .await
-            .ok()
-            .flatten();
+            let fleet = self.fleet();
+            let seen = tokio::task::spawn_blocking(move || fleet.ps().ok().map(|s| (fleet, s)))
+                .await
+                .ok()
+                .flatten();
             if let Some((fleet, status)) = seen {
                 let mut now: HashMap<String, String> = HashMap::new();
                 for agent in status.agents {
@@ -854,6 +928,19 @@ impl Bridge {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
+    }
+}
+
+/// Where a roster is wrong, one line each (`file:line:column: field: message`).
+fn problem_lines(e: &FleetError) -> Vec<String> {
+    match e {
+        FleetError::Roster(r) if r.problems().is_some() => r
+            .to_string()
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_owned())
+            .collect(),
+        e => vec![e.to_string()],
     }
 }
 

@@ -10,8 +10,7 @@
 use mosaic_bridge::events::Event;
 use mosaic_bridge::{Bridge, BridgeConfig};
 use mosaic_connector::fake::FakeConnector;
-use mosaic_fleet::Paths;
-use mosaic_roster::Roster;
+use mosaic_fleet::{LiveRoster, Paths};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +79,7 @@ fn main() {
             mosaic_exe: MOSAIC.into(),
             roster: {
                 mosaic_connector::registry::register(&mosaic_testchat::TYPE);
-                Roster::load(&paths.roster()).unwrap()
+                LiveRoster::open(paths.clone()).unwrap()
             },
         },
         vec![fake.clone()],

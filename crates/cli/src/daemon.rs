@@ -8,7 +8,7 @@ use mosaic_bridge::local::LocalConnector;
 use mosaic_bridge::{Bridge, BridgeConfig};
 use mosaic_connector::Connector;
 use mosaic_connector::registry::connector_type;
-use mosaic_fleet::{Fleet, Paths, create_private_dir, render};
+use mosaic_fleet::{Fleet, LiveRoster, Paths, create_private_dir, render};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,8 @@ pub fn up(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
 }
 
 async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
-    let fleet = Fleet::open(paths.clone(), exe.clone())?;
+    let live = LiveRoster::open(paths.clone())?;
+    let fleet = Fleet::new(paths.clone(), (*live.get()).clone(), exe.clone());
     create_private_dir(&paths.state_dir)?;
     if let Some(pid) = running_pid(&paths.state_dir) {
         bail!(
@@ -54,7 +55,7 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
         BridgeConfig {
             paths: paths.clone(),
             mosaic_exe: exe.clone(),
-            roster: fleet.roster.clone(),
+            roster: live,
         },
         connectors,
     )?;

@@ -155,7 +155,15 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             return Ok(print_outcomes(&outcomes));
         }
         FleetCommand::Stop(args) => {
-            let outcomes = open(paths)?.stop(&args.agents, Duration::from_secs(args.timeout))?;
+            // Stopping what runs must work even when roster.yaml is broken or gone.
+            let (fleet, fallback) = Fleet::open_or_last_good(paths.clone(), exe()?)?;
+            if let Some(why) = fallback {
+                eprintln!(
+                    "warning: {why}\nstopping with the last good roster, {}",
+                    paths.last_good_roster().display()
+                );
+            }
+            let outcomes = fleet.stop(&args.agents, Duration::from_secs(args.timeout))?;
             return Ok(print_outcomes(&outcomes));
         }
         FleetCommand::Status => {

@@ -2,9 +2,9 @@
 
 use crate::error::FleetError;
 use crate::harness::{launch_argv, orchestrator_mcp_config, paste_settle};
-use crate::paths::{Paths, agent_workdir, write_atomic};
+use crate::paths::{Paths, agent_workdir, lock_exclusive, write_atomic};
 use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
-use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, runtime};
+use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError, runtime};
 use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
@@ -53,20 +53,38 @@ pub enum Outcome {
 impl Fleet {
     /// Loads the roster from `paths`; `mosaic_exe` is the program that runs the demo agent.
     pub fn open(paths: Paths, mosaic_exe: PathBuf) -> Result<Fleet, FleetError> {
-        let path = paths.roster();
-        if !path.exists() {
-            return Err(FleetError::NoRoster {
-                path: path.display().to_string(),
-            });
-        }
-        let roster = Roster::load(&path)?;
+        let roster = load_roster(&paths)?;
+        Ok(Fleet::new(paths, roster, mosaic_exe))
+    }
+
+    /// Binds an already loaded roster (the daemon's live one) to its tmux server.
+    pub fn new(paths: Paths, roster: Roster, mosaic_exe: PathBuf) -> Fleet {
         let tmux = Tmux::new(roster.tmux.socket.clone());
-        Ok(Fleet {
+        Fleet {
             paths,
             roster,
             tmux,
             mosaic_exe,
-        })
+        }
+    }
+
+    /// Like [`Fleet::open`], but when `roster.yaml` is missing or invalid falls back to the last
+    /// good roster saved in the state directory, so what runs can always be stopped. The error
+    /// that forced the fallback is returned beside the fleet.
+    pub fn open_or_last_good(
+        paths: Paths,
+        mosaic_exe: PathBuf,
+    ) -> Result<(Fleet, Option<FleetError>), FleetError> {
+        let why = match Fleet::open(paths.clone(), mosaic_exe.clone()) {
+            Ok(fleet) => return Ok((fleet, None)),
+            Err(e @ (FleetError::Roster(_) | FleetError::NoRoster { .. })) => e,
+            Err(e) => return Err(e),
+        };
+        let copy = paths.last_good_roster();
+        match Roster::load(&copy) {
+            Ok(roster) => Ok((Fleet::new(paths, roster, mosaic_exe), Some(why))),
+            Err(_) => Err(why),
+        }
     }
 
     /// The agent called `name`, or an error listing the known names.
@@ -191,15 +209,7 @@ impl Fleet {
         }
         let argv = launch_argv(agent, &self.mosaic_exe, mcp_config.as_deref())
             .map_err(FleetError::Refused)?;
-        let workdir = agent_workdir(agent);
-        if !workdir.is_dir() {
-            return Err(FleetError::Refused(format!(
-                "agent {}: working directory {} does not exist; create it or change `workdir` in {}",
-                agent.name,
-                workdir.display(),
-                self.paths.roster().display()
-            )));
-        }
+        let workdir = self.workdir_of(agent)?;
         let mut env: Vec<(String, String)> = vec![
             ("MOSAIC_AGENT".into(), agent.name.clone()),
             ("MOSAIC_FLEET".into(), self.roster.fleet.clone()),
@@ -224,6 +234,20 @@ impl Fleet {
             argv,
             size: WINDOW_SIZE,
         })
+    }
+
+    /// The agent's working directory, which must exist.
+    fn workdir_of(&self, agent: &Agent) -> Result<PathBuf, FleetError> {
+        let workdir = agent_workdir(agent);
+        if !workdir.is_dir() {
+            return Err(FleetError::Refused(format!(
+                "agent {}: working directory {} does not exist; create it or change `workdir` in {}",
+                agent.name,
+                workdir.display(),
+                self.paths.roster().display()
+            )));
+        }
+        Ok(workdir)
     }
 
     fn await_first_screen(
@@ -295,10 +319,17 @@ impl Fleet {
             all.extend(orphans);
             all
         } else {
-            self.select(names)?
-                .into_iter()
-                .map(|a| a.name.clone())
-                .collect()
+            // A session of this fleet whose agent left the roster (an orphan) is stopped by name too.
+            names
+                .iter()
+                .map(|n| {
+                    if panes.contains_key(n) {
+                        Ok(n.clone())
+                    } else {
+                        self.agent(n).map(|a| a.name.clone())
+                    }
+                })
+                .collect::<Result<_, _>>()?
         };
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         for name in &targets {
@@ -418,7 +449,9 @@ impl Fleet {
         }
     }
 
-    /// Adds `agent` to the roster file (validated as a whole before writing).
+    /// Adds `agent` to the roster file (validated as a whole before writing). Checks first that
+    /// it could start (its harness is installed, its working directory exists), so a failed add
+    /// writes nothing and can simply be retried.
     pub fn add(&mut self, agent: Agent) -> Result<(), FleetError> {
         if agent.role == Role::Orchestrator {
             return Err(FleetError::Refused(
@@ -434,14 +467,19 @@ impl Fleet {
                 mosaic_roster::runtime_names().join(", ")
             )));
         }
-        if self.roster.agent(&agent.name).is_some() {
-            return Err(FleetError::Refused(format!(
-                "an agent named {} already exists",
-                agent.name
-            )));
-        }
+        launch_argv(&agent, &self.mosaic_exe, None).map_err(FleetError::Refused)?;
+        self.workdir_of(&agent)?;
         let value = serde_yaml_ng::to_value(&agent).expect("agents serialize");
-        self.edit_roster(|agents| agents.push(value))
+        self.edit_roster(|current, agents| {
+            if current.agent(&agent.name).is_some() {
+                return Err(FleetError::Refused(format!(
+                    "an agent named {} already exists",
+                    agent.name
+                )));
+            }
+            agents.push(value);
+            Ok(())
+        })
     }
 
     /// Stops `name` and removes it from the roster. The orchestrator cannot be removed.
@@ -452,17 +490,25 @@ impl Fleet {
             )));
         }
         let outcome = self.stop(&[name.to_owned()], timeout)?.remove(0).1;
-        self.edit_roster(|agents| {
-            agents.retain(|a| a.get("name").and_then(Value::as_str) != Some(name))
+        self.edit_roster(|_, agents| {
+            agents.retain(|a| a.get("name").and_then(Value::as_str) != Some(name));
+            Ok(())
         })?;
         Ok(outcome)
     }
 
-    /// Applies `change` to the roster file's agent list, keeping the file's leading comments,
-    /// and reloads; nothing is written if the result is invalid.
-    fn edit_roster(&mut self, change: impl FnOnce(&mut Vec<Value>)) -> Result<(), FleetError> {
+    /// Applies `change` (given the roster as it is now) to the roster file's agent list,
+    /// keeping the file's leading comments, and reloads; nothing is written if `change` refuses
+    /// or the result is invalid. Holds the roster lock throughout, so concurrent edits (other
+    /// processes included) never lose each other's changes.
+    fn edit_roster(
+        &mut self,
+        change: impl FnOnce(&Roster, &mut Vec<Value>) -> Result<(), FleetError>,
+    ) -> Result<(), FleetError> {
         let path = self.paths.roster();
+        let _lock = lock_roster(&self.paths)?;
         let text = std::fs::read_to_string(&path).map_err(|e| FleetError::io(&path, e))?;
+        let current = Roster::parse(&text, &path.display().to_string())?;
         let mut doc: Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| FleetError::Refused(format!("{}: {e}", path.display())))?;
         let agents = doc
@@ -471,7 +517,7 @@ impl Fleet {
             .ok_or_else(|| {
                 FleetError::Refused(format!("{}: `agents` is not a list", path.display()))
             })?;
-        change(agents);
+        change(&current, agents)?;
         let new_text = format!(
             "{}{}",
             leading_comments(&text),
@@ -479,8 +525,54 @@ impl Fleet {
         );
         let roster = Roster::parse(&new_text, &path.display().to_string())?;
         write_atomic(&path, &new_text).map_err(|e| FleetError::io(&path, e))?;
+        remember_good(&self.paths, &new_text);
         self.roster = roster;
         Ok(())
+    }
+}
+
+/// Takes the roster lock (`roster.yaml.lock`), held until the guard is dropped.
+pub(crate) fn lock_roster(paths: &Paths) -> Result<crate::paths::FileLock, FleetError> {
+    let path = paths.roster_lock();
+    lock_exclusive(&path).map_err(|e| FleetError::io(&path, e))
+}
+
+/// Reads and validates `roster.yaml`, keeping a copy of it as the last good roster.
+pub(crate) fn load_roster(paths: &Paths) -> Result<Roster, FleetError> {
+    let (roster, text) = read_roster(paths)?;
+    remember_good(paths, &text);
+    Ok(roster)
+}
+
+/// Reads and validates `roster.yaml`, returning its text too.
+pub(crate) fn read_roster(paths: &Paths) -> Result<(Roster, String), FleetError> {
+    let path = paths.roster();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FleetError::NoRoster {
+                path: path.display().to_string(),
+            });
+        }
+        Err(source) => {
+            return Err(RosterError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+            .into());
+        }
+    };
+    let roster = Roster::parse(&text, &path.display().to_string())?;
+    Ok((roster, text))
+}
+
+/// Saves `text` (a roster that validated) as the last good roster. Best effort: the copy only
+/// matters for stopping the fleet while `roster.yaml` is broken, and an unwritable state
+/// directory shows up in every other command anyway.
+pub(crate) fn remember_good(paths: &Paths, text: &str) {
+    let copy = paths.last_good_roster();
+    if std::fs::read_to_string(&copy).ok().as_deref() != Some(text) {
+        let _ = create_private_dir(&paths.state_dir).map(|_| write_atomic(&copy, text));
     }
 }
 

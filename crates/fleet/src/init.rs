@@ -5,7 +5,7 @@
 //! generation is merged three-way with them ([`mosaic_roster::merge::three_way`]): fields the
 //! user changed keep the user's value, untouched fields follow the new preset.
 
-use crate::engine::leading_comments;
+use crate::engine::{leading_comments, lock_roster, remember_good};
 use crate::error::FleetError;
 use crate::paths::{Paths, write_atomic};
 use mosaic_roster::{Roster, merge::three_way};
@@ -41,6 +41,8 @@ pub struct InitPlan {
     /// Whether a previous generation was found (without one, existing values all count as the
     /// user's and win).
     pub had_base: bool,
+    /// Where it is written (the lock and the last good copy live there too).
+    paths: Paths,
 }
 
 /// Plans writing `generated` (init's output for the current answers) into `paths`.
@@ -65,6 +67,7 @@ pub fn plan(paths: &Paths, generated: &Roster) -> Result<InitPlan, FleetError> {
             generated: generated_text,
             changes_roster: true,
             had_base: base_text.is_some(),
+            paths: paths.clone(),
         });
     };
     let ours: Value = serde_yaml_ng::from_str(&current_text).map_err(|e| {
@@ -100,6 +103,7 @@ pub fn plan(paths: &Paths, generated: &Roster) -> Result<InitPlan, FleetError> {
         generated: generated_text,
         changes_roster,
         had_base: base_text.is_some(),
+        paths: paths.clone(),
     })
 }
 
@@ -121,11 +125,26 @@ impl InitPlan {
             .to_string()
     }
 
-    /// Writes the proposed roster (when it changes) and the new generation base.
+    /// Writes the proposed roster (when it changes) and the new generation base, under the
+    /// roster lock; refuses when `roster.yaml` changed since the plan was made (nothing is lost:
+    /// run init again to merge with the new content).
     pub fn write(&self) -> Result<(), FleetError> {
+        let _lock = lock_roster(&self.paths)?;
+        let now = match std::fs::read_to_string(&self.roster_path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(FleetError::io(&self.roster_path, e)),
+        };
+        if now != self.current {
+            return Err(FleetError::Refused(format!(
+                "{} changed while init was planning; nothing was written, run init again",
+                self.roster_path.display()
+            )));
+        }
         if self.changes_roster {
             write_atomic(&self.roster_path, &self.proposed)
                 .map_err(|e| FleetError::io(&self.roster_path, e))?;
+            remember_good(&self.paths, &self.proposed);
         }
         let stale = std::fs::read_to_string(&self.generated_path)
             .ok()

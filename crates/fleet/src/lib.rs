@@ -5,6 +5,7 @@ mod engine;
 mod error;
 pub mod harness;
 pub mod init;
+mod live;
 pub mod paths;
 pub mod render;
 pub mod status;
@@ -20,5 +21,6 @@ impl Outcome {
     }
 }
 pub use error::FleetError;
+pub use live::{LiveRoster, Reload};
 pub use paths::Paths;
 pub use status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA};

@@ -40,6 +40,18 @@ impl Paths {
         self.config_dir.join("roster.generated.yaml")
     }
 
+    /// The lock file beside `roster.yaml` that every roster writer holds while it reads,
+    /// changes and writes the roster.
+    pub fn roster_lock(&self) -> PathBuf {
+        self.config_dir.join("roster.yaml.lock")
+    }
+
+    /// A copy of the last roster that loaded without problems, so what runs can still be stopped
+    /// when `roster.yaml` is broken or gone.
+    pub fn last_good_roster(&self) -> PathBuf {
+        self.state_dir.join("roster.last-good.yaml")
+    }
+
     /// The user's own presets.
     pub fn presets_dir(&self) -> PathBuf {
         self.config_dir.join("presets")
@@ -77,17 +89,48 @@ pub fn agent_workdir(agent: &mosaic_roster::Agent) -> PathBuf {
         .unwrap_or_else(home_dir)
 }
 
-/// Writes `contents` to `path` atomically (a sibling temp file renamed over it), creating parents.
+/// Writes `contents` to `path` atomically, creating parents: a uniquely named sibling temp file
+/// (mode 0600) renamed over it, so concurrent writers never share a temp file.
 pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.tmp-",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ))
+        .tempfile_in(dir)?;
+    tmp.write_all(contents.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An exclusive lock on a file, held until dropped (`flock`, so it is released when the process
+/// dies too).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+/// Waits for the exclusive lock on `path` (created, mode 0600, if missing).
+pub fn lock_exclusive(path: &Path) -> std::io::Result<FileLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(FileLock { _file: file })
 }
 
 /// Finds `program` on `PATH`.

@@ -1,0 +1,283 @@
+//! The roster as the one source of truth: concurrent writers lose nothing, a failed add writes
+//! nothing, stopping works with a broken roster, and the running bridge follows every change.
+
+mod support;
+use mosaic_bridge::events::Event;
+use std::time::Duration;
+use support::bridge::*;
+use support::*;
+
+#[test]
+fn twenty_parallel_adds_keep_every_agent() {
+    let s = Sandbox::new();
+    s.init("general");
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            s.command(&[
+                "fleet",
+                "add",
+                &format!("w{i:02}"),
+                "--runtime",
+                "demo",
+                "--no-start",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let roster = mosaic_roster::Roster::load(&s.roster_path()).unwrap();
+    let workers = roster
+        .agents
+        .iter()
+        .filter(|a| a.name.starts_with('w'))
+        .count();
+    assert_eq!(workers, 20, "{}", read(&s.roster_path()));
+    assert_eq!(roster.agents.len(), 23);
+    assert!(
+        read(&s.roster_path()).starts_with("# mosaic roster"),
+        "the header comment survives"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.roster_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the roster is private to its user");
+    let leftovers: Vec<_> = std::fs::read_dir(s.config())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn an_add_that_cannot_start_writes_nothing_and_can_be_retried() {
+    let s = Sandbox::new();
+    s.init("general");
+    let before = read(&s.roster_path());
+    let workdir = s.home().join("project");
+    let workdir_arg = workdir.display().to_string();
+    let add = [
+        "fleet",
+        "add",
+        "extra",
+        "--runtime",
+        "demo",
+        "--workdir",
+        &workdir_arg,
+    ];
+    let err = s.fails(&add);
+    assert!(
+        err.contains(&format!("working directory {workdir_arg} does not exist")),
+        "{err}"
+    );
+    assert_eq!(read(&s.roster_path()), before, "nothing written");
+
+    // A harness that is not installed: refused before writing, even without starting.
+    let empty = tempfile::tempdir().unwrap();
+    let out = s
+        .command(&["fleet", "add", "coder", "--runtime", "claude", "--no-start"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("`claude` (Claude Code (Anthropic)) is not on PATH"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(read(&s.roster_path()), before, "nothing written");
+
+    // Fixed, the same command simply works.
+    std::fs::create_dir_all(&workdir).unwrap();
+    let out = s.ok(&add);
+    assert!(out.contains("extra: started"), "{out}");
+}
+
+/// Replaces the roster with one that does not validate.
+fn break_roster(s: &Sandbox) {
+    let broken = read(&s.roster_path()).replace("- name: helper\n", "- name: Helper\n");
+    assert_ne!(broken, read(&s.roster_path()));
+    std::fs::write(s.roster_path(), broken).unwrap();
+}
+
+#[test]
+fn stop_works_with_a_broken_or_missing_roster() {
+    let s = Sandbox::new();
+    s.init("general");
+    s.ok(&["fleet", "start"]);
+    break_roster(&s);
+    assert!(s.fails(&["fleet", "ps"]).contains("problem"));
+
+    let out = s.run(&["fleet", "stop", "helper", "--timeout", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("roster.yaml:") && err.contains("stopping with the last good roster"),
+        "says why and what it does: {err}"
+    );
+    assert!(text(&out.stdout).contains("helper: stopped"));
+    let sessions: Vec<String> = s
+        .tmux()
+        .list_panes()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.session)
+        .collect();
+    assert_eq!(sessions, ["mos", "scout"]);
+
+    std::fs::remove_file(s.roster_path()).unwrap();
+    let out = s.run(&["fleet", "stop", "--timeout", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no roster at"),
+        "{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("mos: stopped") && stdout.contains("scout: stopped"),
+        "{stdout}"
+    );
+    assert!(s.tmux().list_panes().unwrap_or_default().is_empty());
+}
+
+#[test]
+fn an_orphan_session_is_stopped_by_name() {
+    let s = Sandbox::new();
+    s.init("general");
+    s.ok(&["fleet", "start", "mos"]);
+    s.tmux()
+        .new_session(&mosaic_tmux::SessionSpec {
+            name: "stray".into(),
+            fleet: "fleet".into(),
+            workdir: None,
+            env: vec![],
+            argv: vec!["sleep".into(), "1000".into()],
+            size: (80, 24),
+        })
+        .unwrap();
+    let out = s.ok(&["fleet", "stop", "stray", "--timeout", "1"]);
+    assert!(out.contains("stray: killed"), "{out}");
+    assert_eq!(
+        s.states()
+            .into_iter()
+            .filter(|(_, st)| st == "running")
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        ["mos"],
+        "the rest of the fleet is untouched"
+    );
+    // A name that is neither in the roster nor running is still an error.
+    assert!(
+        s.fails(&["fleet", "stop", "ghost"])
+            .contains("no agent named \"ghost\"")
+    );
+}
+
+/// Waits (10 s at most) for an event that `pick` accepts.
+fn wait_event<T>(
+    h: &BridgeHarness,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    what: &str,
+    pick: impl Fn(Event) -> Option<T>,
+) -> T {
+    h.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(e) = events.recv().await
+                    && let Some(t) = pick(e)
+                {
+                    return t;
+                }
+            }
+        })
+        .await
+    })
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Whether the audit log has a record of `user` running `line` with `outcome`.
+fn audited(h: &BridgeHarness, user: &str, line: &str, outcome: &str) -> bool {
+    h.audit()
+        .iter()
+        .any(|r| r["user"] == user && r["command"] == line && r["outcome"] == outcome)
+}
+
+const NEWBIE: &str = "- {connector: telegram, user: newbie-1, role: viewer}\n";
+
+#[test]
+fn a_hand_edit_of_the_acl_takes_effect_without_a_restart() {
+    let h = BridgeHarness::new("");
+    let mut events = h.bridge.events();
+    h.post("newbie-1", "/fleet ps");
+    wait_for("the refusal", || {
+        audited(&h, "newbie-1", "/fleet ps", "refused: user not in the acl")
+    });
+
+    let roster = read(&h.s.roster_path()).replace("acl:\n", &format!("acl:\n{NEWBIE}"));
+    std::fs::write(h.s.roster_path(), roster).unwrap();
+    let agents = wait_event(&h, &mut events, "roster_changed", |e| match e {
+        Event::RosterChanged { agents } => Some(agents),
+        _ => None,
+    });
+    assert_eq!(agents, ["mos", "helper", "scout"]);
+
+    h.post("newbie-1", "/fleet status");
+    wait_for("the new viewer's command to run", || {
+        audited(&h, "newbie-1", "/fleet status", "ok")
+    });
+    h.wait_sent("3 agents");
+}
+
+#[test]
+fn an_invalid_edit_keeps_the_last_good_roster_and_says_where_it_is_wrong() {
+    let h = BridgeHarness::new("");
+    let mut events = h.bridge.events();
+    let good = read(&h.s.roster_path()).replace("acl:\n", &format!("acl:\n{NEWBIE}"));
+    std::fs::write(h.s.roster_path(), &good).unwrap();
+    wait_event(&h, &mut events, "roster_changed", |e| {
+        matches!(e, Event::RosterChanged { .. }).then_some(())
+    });
+
+    // Broken: newbie-1 is dropped from the ACL, and an agent name is invalid.
+    let broken = good
+        .replace(NEWBIE, "")
+        .replace("- name: helper\n", "- name: Helper\n");
+    let line = broken.lines().position(|l| l == "- name: Helper").unwrap() + 1;
+    std::fs::write(h.s.roster_path(), &broken).unwrap();
+    let problems = wait_event(&h, &mut events, "roster_invalid", |e| match e {
+        Event::RosterInvalid { problems } => Some(problems),
+        _ => None,
+    });
+    let at = format!("{}:{line}:", h.s.roster_path().display());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&at) && p.contains("agents[1].name")),
+        "{problems:?} should point at {at}"
+    );
+
+    // The last good roster is still in use: newbie-1 may still look.
+    h.post("newbie-1", "/fleet presets");
+    wait_for("the command under the last good roster", || {
+        audited(&h, "newbie-1", "/fleet presets", "ok")
+    });
+
+    // Fixed: the fix is what counts now.
+    std::fs::write(h.s.roster_path(), broken.replace("Helper", "helper")).unwrap();
+    wait_event(&h, &mut events, "roster_changed", |e| {
+        matches!(e, Event::RosterChanged { .. }).then_some(())
+    });
+    h.post("newbie-1", "/fleet ps");
+    wait_for("the refusal", || {
+        audited(&h, "newbie-1", "/fleet ps", "refused: user not in the acl")
+    });
+}
