@@ -22,8 +22,9 @@ use crate::activity::{Activity, HookState};
 use crate::audit::AuditLog;
 use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
 use crate::events::Event;
-use crate::split::split_message;
+use crate::split::split_for;
 use crate::store::{Accepted, Store, now_ms};
+use mosaic_connector::render::render;
 use mosaic_connector::{
     Connector, Cursors, Health, HealthReporter, Inbound, Outbound, ReplyTo, RunContext, Shutdown,
 };
@@ -685,7 +686,7 @@ impl Bridge {
                 target.room, target.connector
             ));
         }
-        let parts = split_message(text, connector.capabilities().max_message_len);
+        let parts = split_for(text, &connector.capabilities());
         self.inner
             .store
             .lock()
@@ -886,10 +887,11 @@ impl Bridge {
                         .out_failed(p.id, "connector not running");
                     continue;
                 };
+                let rendered = render(&p.text, connector.capabilities().markdown);
                 let out = Outbound {
                     room: p.room.clone(),
-                    text: p.text.clone(),
-                    html: None,
+                    text: rendered.text,
+                    html: rendered.html,
                     reply_to: p.reply_to.clone(),
                     thread: p.thread.clone(),
                     key: format!("mosaic-out-{}", p.id),

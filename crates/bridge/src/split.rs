@@ -1,6 +1,33 @@
 //! Splitting long replies at a platform's limit on line and code-block boundaries.
 
+use mosaic_connector::Capabilities;
+use mosaic_connector::render::render;
+
 const FENCE: &str = "```";
+
+/// Splits CommonMark `text` into messages that each fit the platform's limit once rendered for
+/// its dialect (escaping can make a message longer than its source, e.g. Telegram's
+/// MarkdownV2): split at the limit, and where a rendered part is still too long, split again with
+/// a budget shrunk by the overshoot.
+pub fn split_for(text: &str, caps: &Capabilities) -> Vec<String> {
+    let max = caps.max_message_len;
+    let mut budget = max;
+    loop {
+        let parts = split_message(text, budget);
+        let longest = parts
+            .iter()
+            .map(|p| render(p, caps.markdown).len())
+            .max()
+            .unwrap_or(0);
+        if longest <= max || budget <= MIN_BUDGET {
+            return parts;
+        }
+        budget = (budget * max / longest).min(budget - 1).max(MIN_BUDGET);
+    }
+}
+
+/// The smallest budget [`split_for`] tries (a code block needs room for its fences).
+const MIN_BUDGET: usize = 64;
 
 /// Splits `text` into messages of at most `limit` characters, breaking between lines where it
 /// can; a code block cut in two is closed at the end of one message and reopened (with its
@@ -116,6 +143,25 @@ impl Parts {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn parts_fit_the_limit_once_rendered_for_telegram() {
+        let caps = Capabilities {
+            max_message_len: 200,
+            markdown: mosaic_connector::Markdown::TelegramV2,
+            threads: false,
+            native_commands: false,
+            reactions: true,
+        };
+        // Every character doubles when escaped.
+        let text = "a.b-c!".repeat(100);
+        let parts = split_for(&text, &caps);
+        assert!(parts.len() > 3, "{}", parts.len());
+        for p in &parts {
+            assert!(render(p, caps.markdown).len() <= 200, "{p}");
+        }
+        assert_eq!(parts.concat(), text, "nothing lost");
+    }
 
     #[test]
     fn short_text_is_one_message() {

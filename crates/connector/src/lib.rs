@@ -12,6 +12,7 @@ mod error;
 #[cfg(feature = "test-util")]
 pub mod fake;
 pub mod registry;
+pub mod render;
 
 pub use error::{ConnectorError, ErrorKind};
 
