@@ -257,11 +257,7 @@ impl Writer {
             TagEnd::Strong => self.marker("*", "*"),
             TagEnd::Emphasis => self.marker("_", "_"),
             TagEnd::Strikethrough => self.marker("~", "~"),
-            TagEnd::Paragraph => {
-                if self.lists.is_empty() {
-                    self.block_end();
-                }
-            }
+            TagEnd::Paragraph if self.lists.is_empty() => self.block_end(),
             TagEnd::BlockQuote(_) => {
                 self.quote = self.quote.saturating_sub(1);
                 self.block_end();
@@ -283,11 +279,7 @@ impl Writer {
                     self.block_end();
                 }
             }
-            TagEnd::Item => {
-                if !self.line_start {
-                    self.newline();
-                }
-            }
+            TagEnd::Item if !self.line_start => self.newline(),
             TagEnd::Link => {
                 let url = self.links.pop().unwrap_or_default();
                 match self.style {
