@@ -10,21 +10,21 @@
 pub mod acl;
 pub mod activity;
 pub mod audit;
-mod commands;
 pub mod delivery;
 pub mod events;
 pub mod local;
 pub mod split;
 pub mod store;
 
-use crate::acl::{Acl, LOCAL, RateLimiter, TALK_ROLE, needs_confirmation, required_role};
+use crate::acl::{Acl, LOCAL, RateLimiter, TALK_ROLE, needs_confirmation};
 use crate::activity::{Activity, HookState};
 use crate::audit::AuditLog;
 use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
 use crate::events::Event;
 use crate::split::split_message;
 use crate::store::{Accepted, Store, now_ms};
-use mosaic_connector::{Connector, Health, Inbound, Outbound};
+use mosaic_connector::{Connector, Health, Inbound, Markdown, Outbound};
+use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface, authorize, render};
 use mosaic_fleet::{Fleet, Paths};
 use mosaic_grammar::FleetCommand;
 use mosaic_grammar::chat::{ChatInput, parse};
@@ -111,6 +111,7 @@ pub struct Bridge {
 struct Inner {
     paths: Paths,
     exe: PathBuf,
+    executor: Executor,
     settings: BridgeSettings,
     acl: Acl,
     rate: RateLimiter,
@@ -156,6 +157,7 @@ impl Bridge {
                     Duration::from_secs(settings.busy_timeout_secs),
                 )),
                 settings,
+                executor: Executor::new(config.paths.clone(), config.mosaic_exe.clone()),
                 paths: config.paths,
                 exe: config.mosaic_exe,
                 audit,
@@ -417,13 +419,16 @@ impl Bridge {
             inbound.user.clone(),
             inbound.room.clone(),
         );
-        let needed = required_role(&command);
-        if role < needed {
-            let why = format!(
-                "refused: `{}` needs role {}",
-                command.verb(),
-                needed.as_str()
-            );
+        let actor = Actor {
+            surface: Surface::Chat {
+                connector: conn.clone(),
+                user: user.clone(),
+            },
+            role,
+        };
+        // Checked before any confirmation is asked for; the executor checks again.
+        if let Err(refusal) = authorize(&command, &actor) {
+            let why = refusal.to_string();
             inner.audit.record(&conn, &user, &room, &line, &why);
             self.event_command(&inbound, &line, &why);
             self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
@@ -473,12 +478,10 @@ impl Bridge {
             }
             command => (command, line),
         };
-        let (paths, exe) = (inner.paths.clone(), inner.exe.clone());
-        let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
-            .await
-            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
-        let (reply, outcome) = match result {
-            Ok(text) => (text, "ok".to_owned()),
+        let json = render::wants_json(&command);
+        let markdown = self.markdown(&conn);
+        let (reply, outcome) = match self.exec(command, actor).await {
+            Ok(done) => (render::chat(&done, markdown, json), "ok".to_owned()),
             Err(e) => (format!("error: {e}"), format!("error: {e}")),
         };
         inner.audit.record(&conn, &user, &room, &line, &outcome);
@@ -487,35 +490,38 @@ impl Bridge {
         Verdict::Answered
     }
 
-    /// Runs a command line for the orchestrator's own tools, under its configured role.
-    pub async fn orchestrator_command(&self, line: &str) -> Result<String, String> {
-        let role = self.inner.settings.orchestrator_role;
-        let command = match parse(line) {
-            ChatInput::Command(c) => *c,
-            ChatInput::Help(h) => return Ok(h),
-            ChatInput::Invalid(e) => return Err(e.message),
-            ChatInput::Talk => return Err("not a /fleet command".into()),
-        };
-        let needed = required_role(&command);
-        let name = self.orchestrator_name();
-        if role < needed {
-            let why = format!(
-                "refused: `{}` needs role {}, the orchestrator has {}",
-                command.verb(),
-                needed.as_str(),
-                role.as_str()
-            );
-            self.inner
-                .audit
-                .record("orchestrator", &name, "-", line, &why);
-            return Err(why);
-        }
-        let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
-        let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
+    /// Runs `command` through the executor on a blocking thread.
+    async fn exec(&self, command: FleetCommand, actor: Actor) -> Result<Outcome, ExecError> {
+        let executor = self.inner.executor.clone();
+        tokio::task::spawn_blocking(move || executor.exec(&command, &actor))
             .await
-            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+            .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
+    }
+
+    /// The markdown dialect of a connector's platform (CommonMark when it is unknown).
+    fn markdown(&self, connector: &str) -> Markdown {
+        self.inner
+            .connectors
+            .get(connector)
+            .map_or(Markdown::CommonMark, |c| c.capabilities().markdown)
+    }
+
+    /// Runs a command for the orchestrator's own tools (`surface` is [`Surface::Orchestrator`]
+    /// or [`Surface::Mcp`]) under its configured role, and audits it as `line`.
+    pub async fn orchestrator_command(
+        &self,
+        command: FleetCommand,
+        line: &str,
+        surface: Surface,
+    ) -> Result<Outcome, ExecError> {
+        let role = self.inner.settings.orchestrator_role;
+        let name = self.orchestrator_name();
+        let result = self.exec(command, Actor { surface, role }).await;
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
+            Err(e @ ExecError::Forbidden { .. }) => {
+                format!("{e}, the orchestrator has {}", role.as_str())
+            }
             Err(e) => format!("error: {e}"),
         };
         self.inner

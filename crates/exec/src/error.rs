@@ -74,6 +74,9 @@ pub enum ExecError {
     /// The fleet engine failed.
     #[error(transparent)]
     Fleet(#[from] FleetError),
+    /// The command's thread failed (a bug).
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ExecError {
@@ -87,6 +90,7 @@ impl ExecError {
             | ExecError::BadCommand(_) => ErrorKind::Invalid,
             ExecError::NoPreset { .. } => ErrorKind::NotFound,
             ExecError::Fleet(e) => fleet_kind(e),
+            ExecError::Internal(_) => ErrorKind::Internal,
         }
     }
 

@@ -72,6 +72,19 @@ impl FleetCommand {
         }
     }
 
+    /// The command as a chat line, `/fleet VERB …`, quoted like a shell would (the text of
+    /// `send` as is: chat keeps it literally).
+    pub fn to_line(&self) -> String {
+        match self {
+            FleetCommand::Send(a) => format!(
+                "/fleet send {} {}",
+                shell_words::quote(&a.name),
+                a.text.join(" ")
+            ),
+            _ => format!("/fleet {}", shell_words::join(self.to_args())),
+        }
+    }
+
     /// The words that parse back to this very command, verb first: how a typed command is shown
     /// (audit logs, `/fleet …` lines). Options at their defaults are left out.
     pub fn to_args(&self) -> Vec<String> {
@@ -624,6 +637,18 @@ mod tests {
             ["stop", "w"],
             "defaults are left out"
         );
+    }
+
+    #[test]
+    fn to_line_parses_back_in_chat() {
+        use crate::chat::{ChatInput, parse as chat};
+        for sample in SAMPLES {
+            let cmd = parse(sample).unwrap();
+            let line = cmd.to_line();
+            assert_eq!(chat(&line), ChatInput::Command(Box::new(cmd)), "{line}");
+        }
+        let send = parse(&["send", "w", "it's 'quoted'", "and; more"]).unwrap();
+        assert_eq!(send.to_line(), "/fleet send w it's 'quoted' and; more");
     }
 
     #[test]
