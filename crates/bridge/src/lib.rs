@@ -391,7 +391,8 @@ impl Bridge {
                 Verdict::Queued { id, ahead }
             }
             ChatInput::Help(text) => {
-                self.respond(&inbound, &format!("```\n{text}\n```"));
+                let help = render::chat(&Outcome::Help { text }, self.markdown(&conn), false);
+                self.respond(&inbound, &help);
                 inner.audit.record(&conn, &user, &room, &line, "ok");
                 Verdict::Answered
             }
@@ -732,7 +733,7 @@ impl Bridge {
         history.push(Instant::now());
         let (fleet, name) = (fleet.clone(), agent.name.clone());
         let started = tokio::task::spawn_blocking(move || {
-            fleet.start(std::slice::from_ref(&name), Duration::from_secs(20))
+            fleet.start(std::slice::from_ref(&name), mosaic_exec::START_WAIT)
         })
         .await;
         if let Ok(Ok(_)) = started {
