@@ -156,13 +156,16 @@ fn lifecycle(agents: &[crate::AgentOutcome]) -> String {
 /// How many lines of an agent's pane a chat answer shows.
 const CHAT_LOG_LINES: usize = 30;
 
+/// A code block in `markdown`. Every dialect gets a CommonMark fence for now; rendering per
+/// dialect belongs to `mosaic-connector`.
+fn code_block(_markdown: Markdown, lang: &str, text: &str) -> String {
+    format!("```{lang}\n{}\n```", text.trim_end())
+}
+
 /// The answer posted in chat, for a platform speaking `markdown`; `json` for the `--json` form.
-/// Tables and logs go in code blocks (plain text where the platform has no markup).
+/// Tables and logs go in code blocks.
 pub fn chat(outcome: &Outcome, markdown: Markdown, json: bool) -> String {
-    let block = |lang: &str, text: &str| match markdown {
-        Markdown::Plain => text.trim_end().to_owned(),
-        _ => format!("```{lang}\n{}\n```", text.trim_end()),
-    };
+    let block = |lang: &str, text: &str| code_block(markdown, lang, text);
     if json {
         return block("json", &payload(outcome));
     }

@@ -390,7 +390,7 @@ fn chat_fences_tables_and_keeps_its_short_forms() {
     );
     assert_eq!(chat(&all[12], md, false), "```\nline 1\nline 2\n```");
     assert_eq!(
-        chat(&all[6], Markdown::Plain, false),
-        "mos: stopped\nw: not running\nx: killed"
+        chat(&all[6], Markdown::Discord, false),
+        "```\nmos: stopped\nw: not running\nx: killed\n```"
     );
 }
