@@ -21,6 +21,11 @@ fn ask(h: &BridgeHarness, user: &str, text: &str) -> String {
 
 /// Runs a typed command through the API: the HTTP status and the body.
 fn api(h: &BridgeHarness, command: serde_json::Value) -> (u16, serde_json::Value) {
+    post(h, serde_json::json!({ "command": command }))
+}
+
+/// `POST /v1/commands` with `body`: the HTTP status and the answer.
+fn post(h: &BridgeHarness, body: serde_json::Value) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -29,7 +34,7 @@ fn api(h: &BridgeHarness, command: serde_json::Value) -> (u16, serde_json::Value
     let mut r = agent
         .post(format!("{}/v1/commands", h.url))
         .header("Authorization", format!("Bearer {}", h.token))
-        .send_json(serde_json::json!({ "command": command }))
+        .send_json(body)
         .unwrap();
     (r.status().as_u16(), r.body_mut().read_json().unwrap())
 }
@@ -122,7 +127,8 @@ fn the_cli_chat_and_the_api_give_the_same_answer() {
     assert_eq!(body["outcome"]["outcome"], "ps");
     assert_eq!(states(&cli), states(&chat));
     assert_eq!(states(&cli), states(&body["outcome"]["status"]));
-    assert_eq!(states(&cli).len(), 3);
+    let ps_states = states(&cli);
+    assert_eq!(ps_states.len(), 3);
 
     // An unknown agent: the same error everywhere, typed on the API.
     let cli = h.s.fails(&["fleet", "send", "nobody", "x"]);
@@ -148,4 +154,24 @@ fn the_cli_chat_and_the_api_give_the_same_answer() {
         "{body}"
     );
     assert_eq!(body["error"], "refused: `add` needs role admin");
+
+    // The chat grammar as a line works too; a bad line is invalid, typed.
+    let (status, body) = post(&h, serde_json::json!({ "line": "ps" }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ps_states, states(&body["outcome"]["status"]));
+    let (status, body) = post(&h, serde_json::json!({ "line": "frobnicate" }));
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (422, Some("invalid")),
+        "{body}"
+    );
+    let (status, _) = post(
+        &h,
+        serde_json::json!({ "line": "ps", "command": { "verb": "ps" } }),
+    );
+    assert_eq!(status, 400, "one of the two, not both");
+    // The orchestrator's commands are audited with their line.
+    assert!(h.audit().iter().any(|r| r["platform"] == "orchestrator"
+        && r["command"] == "/fleet restart helper"
+        && r["outcome"] == "ok"));
 }
