@@ -17,9 +17,6 @@ use mosaic_roster::{AclRole, all_presets};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Identifies the JSON form of an [`Outcome`] and its version (docs/schema/outcome.v1.json).
-pub const OUTCOME_SCHEMA: &str = "mosaic.outcome/v1";
-
 /// How long `add` and `restart` wait for a harness's first screen (the default of `start --wait`).
 pub const START_WAIT: Duration = Duration::from_secs(mosaic_grammar::START_WAIT_SECS);
 
@@ -115,11 +112,6 @@ impl Executor {
     /// An executor for the fleet in `paths`; `mosaic_exe` runs the demo agent and `mosaic mcp`.
     pub fn new(paths: Paths, mosaic_exe: PathBuf) -> Executor {
         Executor { paths, mosaic_exe }
-    }
-
-    /// Where config and state live.
-    pub fn paths(&self) -> &Paths {
-        &self.paths
     }
 
     fn open(&self) -> Result<Fleet, ExecError> {

@@ -85,6 +85,46 @@ fn the_executor_refuses_a_command_above_the_actors_role() {
 }
 
 #[test]
+fn fleet_errors_have_kinds() {
+    use mosaic_fleet::FleetError;
+    let kind = |e: FleetError| ExecError::from(e).kind();
+    assert_eq!(kind(FleetError::SecondOrchestrator), ErrorKind::Refused);
+    assert_eq!(
+        kind(FleetError::RemoveOrchestrator { name: "mos".into() }),
+        ErrorKind::Refused
+    );
+    assert_eq!(
+        kind(FleetError::AgentExists { name: "w".into() }),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        kind(FleetError::BadEnv { entry: "X".into() }),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        kind(FleetError::UnknownAgent {
+            name: "x".into(),
+            known: "mos".into()
+        }),
+        ErrorKind::NotFound
+    );
+    let io = ExecError::from(FleetError::Io {
+        path: "/r".into(),
+        source: std::io::Error::other("disk"),
+    });
+    assert_eq!(io.kind(), ErrorKind::Internal);
+    assert!(!io.is_retryable());
+    assert!(
+        std::error::Error::source(&io).is_some(),
+        "the cause is kept"
+    );
+    assert_eq!(
+        serde_json::to_value(ErrorKind::NotFound).unwrap(),
+        ErrorKind::NotFound.as_str()
+    );
+}
+
+#[test]
 fn terminal_verbs_are_refused_with_a_typed_error_off_the_terminal() {
     let (_dir, exec) = empty();
     for line in [
