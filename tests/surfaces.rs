@@ -86,9 +86,22 @@ fn the_cli_chat_and_the_api_give_the_same_answer() {
     wait_for("three messages", || {
         h.s.transcript("helper") == ["one", "two", "six"]
     });
-    assert_eq!(cli, "sent 3 chars to helper, submitted\n");
-    assert_eq!(chat, cli.trim_end());
-    assert_eq!(render::terminal(&outcome(&body), false).stdout, cli);
+    // (A busy machine may need a second Enter; the report says so, on any surface.)
+    let sent = "sent 3 chars to helper, submitted";
+    assert!(cli.starts_with(sent), "{cli}");
+    assert!(chat.starts_with(sent), "{chat}");
+    let api_sent = outcome(&body);
+    assert!(
+        matches!(
+            api_sent,
+            Outcome::Sent {
+                pasted_chars: 3,
+                ..
+            }
+        ),
+        "{body}"
+    );
+    assert!(render::terminal(&api_sent, false).stdout.starts_with(sent));
 
     // ps --json: the same agents in the same states.
     let states = |status: &serde_json::Value| -> Vec<(String, String, u64)> {
