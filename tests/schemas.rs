@@ -34,3 +34,11 @@ fn the_event_schema_is_published() {
         schemars::schema_for!(mosaic_bridge::events::Event),
     );
 }
+
+#[test]
+fn the_outcome_schema_is_published() {
+    check(
+        "outcome.v1.json",
+        schemars::schema_for!(mosaic_exec::Outcome),
+    );
+}

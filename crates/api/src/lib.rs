@@ -11,8 +11,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mosaic_bridge::activity::HookState;
 use mosaic_bridge::{Bridge, Target, Verdict};
-use mosaic_connector::Inbound;
-use mosaic_fleet::{Fleet, Paths};
+use mosaic_connector::{Inbound, Markdown};
+use mosaic_exec::{Actor, ErrorKind, ExecError, Executor, Outcome, Surface, render};
+use mosaic_fleet::Paths;
+use mosaic_grammar::chat::{ChatInput, ParseError, parse};
+use mosaic_grammar::{FleetCommand, LogsArgs, PsArgs, STOP_TIMEOUT_SECS, SendArgs, StopArgs};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -98,18 +101,29 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn blocking<T: Send + 'static>(
-    state: &ApiState,
-    f: impl FnOnce(Fleet) -> Result<T, String> + Send + 'static,
-) -> Result<T, Response> {
-    let (paths, exe) = (state.paths.clone(), state.mosaic_exe.clone());
-    tokio::task::spawn_blocking(move || {
-        let fleet = Fleet::open(paths, exe).map_err(|e| e.to_string())?;
-        f(fleet)
-    })
-    .await
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))
+/// The HTTP status of a failed command: refused 403, not found or invalid 422, transient 503
+/// (retry), internal 500; the body says the kind.
+fn exec_error(e: &ExecError) -> Response {
+    let status = match e.kind() {
+        ErrorKind::Refused => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound | ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Transient => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (
+        status,
+        Json(json!({ "error": e.to_string(), "kind": e.kind().as_str() })),
+    )
+        .into_response()
+}
+
+/// Runs `command` through the executor as an API client.
+async fn run(state: &ApiState, command: FleetCommand) -> Result<Outcome, Response> {
+    let executor = Executor::new(state.paths.clone(), state.mosaic_exe.clone());
+    tokio::task::spawn_blocking(move || executor.exec(&command, &Actor::api()))
+        .await
+        .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
+        .map_err(|e| exec_error(&e))
 }
 
 async fn health(State(state): State<ApiState>) -> Json<Value> {
@@ -123,8 +137,9 @@ async fn health(State(state): State<ApiState>) -> Json<Value> {
 }
 
 async fn fleet(State(state): State<ApiState>) -> Response {
-    match blocking(&state, |f| f.ps().map_err(|e| e.to_string())).await {
-        Ok(status) => Json(status).into_response(),
+    match run(&state, FleetCommand::Ps(PsArgs { json: true })).await {
+        Ok(Outcome::Ps { status }) => Json(status).into_response(),
+        Ok(other) => Json(other).into_response(),
         Err(r) => r,
     }
 }
@@ -155,15 +170,12 @@ async fn send(
     Path(name): Path<String>,
     Json(body): Json<TextBody>,
 ) -> Response {
-    match blocking(&state, move |f| {
-        f.send(&name, &body.text).map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(r) => Json(
-            json!({ "pasted_chars": r.pasted.chars().count(), "enter_presses": r.enter_presses }),
-        )
-        .into_response(),
+    let command = FleetCommand::Send(SendArgs {
+        name,
+        text: vec![body.text],
+    });
+    match run(&state, command).await {
+        Ok(outcome) => Json(outcome).into_response(),
         Err(r) => r,
     }
 }
@@ -175,7 +187,7 @@ struct TerminateBody {
 }
 
 fn default_timeout() -> u64 {
-    10
+    STOP_TIMEOUT_SECS
 }
 
 async fn terminate(
@@ -184,14 +196,17 @@ async fn terminate(
     body: Option<Json<TerminateBody>>,
 ) -> Response {
     let timeout = body.map(|b| b.timeout_secs).unwrap_or_else(default_timeout);
-    match blocking(&state, move |f| {
-        f.stop(&[name], Duration::from_secs(timeout))
-            .map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(outcomes) => Json(json!({ "outcome": format!("{:?}", outcomes[0].1).to_lowercase() }))
-            .into_response(),
+    let command = FleetCommand::Stop(StopArgs {
+        agents: vec![name],
+        timeout,
+    });
+    match run(&state, command).await {
+        Ok(Outcome::Stopped { agents, .. }) => {
+            let result = agents.first().map(|a| &a.result);
+            let tag = serde_json::to_value(result).unwrap_or_default()["result"].clone();
+            Json(json!({ "outcome": tag })).into_response()
+        }
+        Ok(other) => Json(other).into_response(),
         Err(r) => r,
     }
 }
@@ -207,12 +222,14 @@ async fn capture(
     Path(name): Path<String>,
     Query(q): Query<CaptureQuery>,
 ) -> Response {
-    match blocking(&state, move |f| {
-        f.capture(&name, q.history).map_err(|e| e.to_string())
-    })
-    .await
-    {
-        Ok(text) => Json(json!({ "text": text })).into_response(),
+    let command = FleetCommand::Logs(LogsArgs {
+        name,
+        follow: false,
+        screen: !q.history,
+    });
+    match run(&state, command).await {
+        Ok(Outcome::Logs { text, .. }) => Json(json!({ "text": text })).into_response(),
+        Ok(other) => Json(other).into_response(),
         Err(r) => r,
     }
 }
@@ -309,21 +326,68 @@ async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyBody>) -> Re
     }
 }
 
+/// A command for `POST /v1/commands`: a typed `command` (a [`FleetCommand`] as JSON), or a
+/// `line` in the chat grammar (`/fleet` optional).
 #[derive(Deserialize)]
 struct CommandBody {
-    line: String,
+    command: Option<FleetCommand>,
+    line: Option<String>,
+    /// `mcp` when the orchestrator's MCP tools send it (for the audit log).
+    #[serde(default)]
+    via: Option<String>,
 }
 
 async fn command(State(state): State<ApiState>, Json(body): Json<CommandBody>) -> Response {
-    let line = if body.line.trim_start().starts_with("/fleet") {
-        body.line
-    } else {
-        format!("/fleet {}", body.line)
+    let (command, line) = match (body.command, body.line) {
+        (Some(command), None) => {
+            let line = command.to_line();
+            (command, line)
+        }
+        (None, Some(line)) => {
+            let line = if line.trim_start().starts_with("/fleet") {
+                line
+            } else {
+                format!("/fleet {line}")
+            };
+            match parse(&line) {
+                ChatInput::Command(c) => (*c, line),
+                ChatInput::Help(text) => return commanded(&Outcome::Help { text }),
+                ChatInput::Invalid(e) => return exec_error(&ExecError::BadCommand(e)),
+                ChatInput::Talk => {
+                    return exec_error(&ExecError::BadCommand(ParseError {
+                        message: "not a /fleet command".into(),
+                    }));
+                }
+            }
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "send either `command` (a typed command) or `line` (a /fleet command line)",
+            );
+        }
     };
-    match state.bridge.orchestrator_command(&line).await {
-        Ok(output) => Json(json!({ "output": output })).into_response(),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    let surface = match body.via.as_deref() {
+        Some("mcp") => Surface::Mcp,
+        _ => Surface::Orchestrator,
+    };
+    match state
+        .bridge
+        .orchestrator_command(command, &line, surface)
+        .await
+    {
+        Ok(outcome) => commanded(&outcome),
+        Err(e) => exec_error(&e),
     }
+}
+
+/// The answer to a command: the outcome, and its chat rendering as `output`.
+fn commanded(outcome: &Outcome) -> Response {
+    Json(json!({
+        "outcome": outcome,
+        "output": render::chat(outcome, Markdown::CommonMark, false),
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]

@@ -53,26 +53,7 @@ impl Acl {
     }
 }
 
-/// The role a command needs.
-pub fn required_role(command: &FleetCommand) -> AclRole {
-    match command {
-        FleetCommand::Status
-        | FleetCommand::Ps(_)
-        | FleetCommand::Verify(_)
-        | FleetCommand::Presets(_)
-        | FleetCommand::Logs(_) => AclRole::Viewer,
-        FleetCommand::Send(_)
-        | FleetCommand::Start(_)
-        | FleetCommand::Stop(_)
-        | FleetCommand::Restart(_)
-        | FleetCommand::Attach(_)
-        | FleetCommand::Confirm { .. } => AclRole::Operator,
-        FleetCommand::Init(_)
-        | FleetCommand::Install(_)
-        | FleetCommand::Add(_)
-        | FleetCommand::Remove(_) => AclRole::Admin,
-    }
-}
+pub use mosaic_exec::required_role;
 
 /// The role needed to talk to the orchestrator (it can act on everything it is told).
 pub const TALK_ROLE: AclRole = AclRole::Operator;

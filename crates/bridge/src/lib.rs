@@ -10,24 +10,24 @@
 pub mod acl;
 pub mod activity;
 pub mod audit;
-mod commands;
 pub mod delivery;
 pub mod events;
 pub mod local;
 pub mod split;
 pub mod store;
 
-use crate::acl::{Acl, LOCAL, RateLimiter, TALK_ROLE, needs_confirmation, required_role};
+use crate::acl::{Acl, LOCAL, RateLimiter, TALK_ROLE, needs_confirmation};
 use crate::activity::{Activity, HookState};
 use crate::audit::AuditLog;
 use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
 use crate::events::Event;
 use crate::split::split_for;
 use crate::store::{Accepted, Store, now_ms};
-use mosaic_connector::render::render;
 use mosaic_connector::{
-    Connector, Cursors, Health, HealthReporter, Inbound, Outbound, ReplyTo, RunContext, Shutdown,
+    Connector, Cursors, Health, HealthReporter, Inbound, Markdown, Outbound, ReplyTo, RunContext,
+    Shutdown,
 };
+use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface, authorize, render};
 use mosaic_fleet::{Fleet, FleetError, LiveRoster, Paths, Reload};
 use mosaic_grammar::FleetCommand;
 use mosaic_grammar::chat::{ChatInput, parse};
@@ -158,6 +158,7 @@ struct Inner {
     exe: PathBuf,
     roster: LiveRoster,
     view: RwLock<Arc<View>>,
+    executor: Executor,
     audit: AuditLog,
     db: PathBuf,
     store: Mutex<Store>,
@@ -209,6 +210,7 @@ impl Bridge {
                 )),
                 view: RwLock::new(Arc::new(view)),
                 roster: config.roster,
+                executor: Executor::new(config.paths.clone(), config.mosaic_exe.clone()),
                 paths: config.paths,
                 exe: config.mosaic_exe,
                 audit,
@@ -518,7 +520,8 @@ impl Bridge {
                 Verdict::Queued { id, ahead }
             }
             ChatInput::Help(text) => {
-                self.respond(&inbound, &format!("```\n{text}\n```"));
+                let help = render::chat(&Outcome::Help { text }, self.markdown(&conn), false);
+                self.respond(&inbound, &help);
                 inner.audit.record(&conn, &user, &room, &line, "ok");
                 Verdict::Answered
             }
@@ -546,13 +549,16 @@ impl Bridge {
             inbound.user.clone(),
             inbound.room.clone(),
         );
-        let needed = required_role(&command);
-        if role < needed {
-            let why = format!(
-                "refused: `{}` needs role {}",
-                command.verb(),
-                needed.as_str()
-            );
+        let actor = Actor {
+            surface: Surface::Chat {
+                connector: conn.clone(),
+                user: user.clone(),
+            },
+            role,
+        };
+        // Checked before any confirmation is asked for; the executor checks again.
+        if let Err(refusal) = authorize(&command, &actor) {
+            let why = refusal.to_string();
             inner.audit.record(&conn, &user, &room, &line, &why);
             self.event_command(&inbound, &line, &why);
             self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
@@ -602,13 +608,12 @@ impl Bridge {
             }
             command => (command, line),
         };
-        let (paths, exe) = (inner.paths.clone(), inner.exe.clone());
-        let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
-            .await
-            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        let json = render::wants_json(&command);
+        let markdown = self.markdown(&conn);
+        let result = self.exec(command, actor).await;
         self.refresh_roster().await;
         let (reply, outcome) = match result {
-            Ok(text) => (text, "ok".to_owned()),
+            Ok(done) => (render::chat(&done, markdown, json), "ok".to_owned()),
             Err(e) => (format!("error: {e}"), format!("error: {e}")),
         };
         inner.audit.record(&conn, &user, &room, &line, &outcome);
@@ -617,36 +622,39 @@ impl Bridge {
         Verdict::Answered
     }
 
-    /// Runs a command line for the orchestrator's own tools, under its configured role.
-    pub async fn orchestrator_command(&self, line: &str) -> Result<String, String> {
-        let role = self.view().settings.orchestrator_role;
-        let command = match parse(line) {
-            ChatInput::Command(c) => *c,
-            ChatInput::Help(h) => return Ok(h),
-            ChatInput::Invalid(e) => return Err(e.message),
-            ChatInput::Talk => return Err("not a /fleet command".into()),
-        };
-        let needed = required_role(&command);
-        let name = self.orchestrator_name();
-        if role < needed {
-            let why = format!(
-                "refused: `{}` needs role {}, the orchestrator has {}",
-                command.verb(),
-                needed.as_str(),
-                role.as_str()
-            );
-            self.inner
-                .audit
-                .record("orchestrator", &name, "-", line, &why);
-            return Err(why);
-        }
-        let (paths, exe) = (self.inner.paths.clone(), self.inner.exe.clone());
-        let result = tokio::task::spawn_blocking(move || commands::execute(&paths, &exe, &command))
+    /// Runs `command` through the executor on a blocking thread.
+    async fn exec(&self, command: FleetCommand, actor: Actor) -> Result<Outcome, ExecError> {
+        let executor = self.inner.executor.clone();
+        tokio::task::spawn_blocking(move || executor.exec(&command, &actor))
             .await
-            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+            .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
+    }
+
+    /// The markdown dialect of a connector's platform (CommonMark when it is unknown).
+    fn markdown(&self, connector: &str) -> Markdown {
+        self.inner
+            .connectors
+            .get(connector)
+            .map_or(Markdown::CommonMark, |c| c.capabilities().markdown)
+    }
+
+    /// Runs a command for the orchestrator's own tools (`surface` is [`Surface::Orchestrator`]
+    /// or [`Surface::Mcp`]) under its configured role, and audits it as `line`.
+    pub async fn orchestrator_command(
+        &self,
+        command: FleetCommand,
+        line: &str,
+        surface: Surface,
+    ) -> Result<Outcome, ExecError> {
+        let role = self.view().settings.orchestrator_role;
+        let name = self.orchestrator_name();
+        let result = self.exec(command, Actor { surface, role }).await;
         self.refresh_roster().await;
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
+            Err(e @ ExecError::Forbidden { .. }) => {
+                format!("{e}, the orchestrator has {}", role.as_str())
+            }
             Err(e) => format!("error: {e}"),
         };
         self.inner
@@ -848,7 +856,7 @@ impl Bridge {
         history.push(Instant::now());
         let (fleet, name) = (fleet.clone(), agent.name.clone());
         let started = tokio::task::spawn_blocking(move || {
-            fleet.start(std::slice::from_ref(&name), Duration::from_secs(20))
+            fleet.start(std::slice::from_ref(&name), mosaic_exec::START_WAIT)
         })
         .await;
         if let Ok(Ok(_)) = started {
@@ -887,7 +895,8 @@ impl Bridge {
                         .out_failed(p.id, "connector not running");
                     continue;
                 };
-                let rendered = render(&p.text, connector.capabilities().markdown);
+                let rendered =
+                    mosaic_connector::render::render(&p.text, connector.capabilities().markdown);
                 let out = Outbound {
                     room: p.room.clone(),
                     text: rendered.text,

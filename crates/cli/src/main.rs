@@ -9,10 +9,10 @@ mod mcp;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use mosaic_fleet::verify::{Check, Level, verify};
-use mosaic_fleet::{Fleet, Outcome, Paths, create_private_dir, render, wizard};
-use mosaic_grammar::{FleetCommand, InstallArgs, PresetsAction};
-use mosaic_roster::all_presets;
+use mosaic_exec::{Actor, Executor, Outcome, render};
+use mosaic_fleet::verify::{Check, Level};
+use mosaic_fleet::{Fleet, Paths, create_private_dir, wizard};
+use mosaic_grammar::{FleetCommand, InstallArgs};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -143,121 +143,17 @@ fn open(paths: &Paths) -> Result<Fleet> {
     Ok(Fleet::open(paths.clone(), exe()?)?)
 }
 
-fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
-    match cmd {
+/// `mosaic fleet …`: the terminal-only verbs here, everything else through the executor.
+fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
+    match &mut cmd {
         FleetCommand::Init(args) => {
             let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-            wizard::run(paths, &args, interactive, &mut std::io::stdout())?
+            wizard::run(paths, args, interactive, &mut std::io::stdout())?;
+            return Ok(ExitCode::SUCCESS);
         }
-        FleetCommand::Install(args) => install(paths, &args)?,
-        FleetCommand::Start(args) => {
-            let outcomes = open(paths)?.start(&args.agents, Duration::from_secs(args.wait))?;
-            return Ok(print_outcomes(&outcomes));
-        }
-        FleetCommand::Stop(args) => {
-            // Stopping what runs must work even when roster.yaml is broken or gone.
-            let (fleet, fallback) = Fleet::open_or_last_good(paths.clone(), exe()?)?;
-            if let Some(why) = fallback {
-                eprintln!(
-                    "warning: {why}\nstopping with the last good roster, {}",
-                    paths.last_good_roster().display()
-                );
-            }
-            let outcomes = fleet.stop(&args.agents, Duration::from_secs(args.timeout))?;
-            return Ok(print_outcomes(&outcomes));
-        }
-        FleetCommand::Status => {
-            let fleet = open(paths)?;
-            print!("{}", render::status(&fleet.roster, &fleet.ps()?));
-            println!("{}", daemon_line(paths));
-        }
-        FleetCommand::Ps(args) => {
-            let status = open(paths)?.ps()?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print!("{}", render::ps_table(&status));
-            }
-        }
-        FleetCommand::Verify(args) => {
-            let mut checks = verify(paths, &exe()?);
-            checks.extend(daemon_checks(paths));
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&checks)?);
-            } else {
-                print!("{}", render::checks(&checks));
-            }
-            if checks.iter().any(|c| c.level == Level::Fail) {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        FleetCommand::Presets(args) => {
-            let (presets, errors) = all_presets(Some(&paths.presets_dir()));
-            for e in &errors {
-                eprintln!("warning: skipping an invalid user preset:\n{e}");
-            }
-            match args.action {
-                None => print!("{}", render::presets(&presets, &paths.presets_dir())),
-                Some(PresetsAction::Show { name }) => match presets.iter().find(|p| p.name == name)
-                {
-                    Some(p) => print!("{}", p.text),
-                    None => bail!(
-                        "no preset named {name:?}; presets: {}",
-                        presets
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                },
-            }
-        }
-        FleetCommand::Add(args) => {
-            let mut fleet = open(paths)?;
-            let name = args.name.clone();
-            let start = !args.no_start;
-            fleet.add(mosaic_fleet::worker_from(&args)?)?;
-            println!("added {name} to {}", paths.roster().display());
-            if start {
-                return Ok(print_outcomes(
-                    &fleet.start(&[name], Duration::from_secs(20))?,
-                ));
-            }
-        }
-        FleetCommand::Remove(args) => {
-            let mut fleet = open(paths)?;
-            let outcome = fleet.remove(&args.name, Duration::from_secs(args.timeout))?;
-            print_outcomes(&[(args.name.clone(), outcome)]);
-            println!("removed {} from {}", args.name, paths.roster().display());
-        }
-        FleetCommand::Restart(args) => {
-            let fleet = open(paths)?;
-            let name = vec![args.name];
-            let mut outcomes = fleet.stop(&name, Duration::from_secs(args.timeout))?;
-            outcomes.extend(fleet.start(&name, Duration::from_secs(20))?);
-            return Ok(print_outcomes(&outcomes));
-        }
-        FleetCommand::Send(args) => {
-            let text = if args.text == ["-"] {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("reading the text from standard input")?;
-                s
-            } else {
-                args.text.join(" ")
-            };
-            let report = open(paths)?.send(&args.name, &text)?;
-            let retries = if report.enter_presses > 1 {
-                format!(" (Enter pressed {} times)", report.enter_presses)
-            } else {
-                String::new()
-            };
-            println!(
-                "sent {} chars to {}, submitted{retries}",
-                report.pasted.chars().count(),
-                args.name
-            );
+        FleetCommand::Install(args) => {
+            install(paths, args)?;
+            return Ok(ExitCode::SUCCESS);
         }
         FleetCommand::Attach(args) => {
             let fleet = open(paths)?;
@@ -272,25 +168,28 @@ fn fleet(paths: &Paths, cmd: FleetCommand) -> Result<ExitCode> {
             let err = fleet.tmux.attach_command(&args.name).exec();
             bail!("could not run tmux attach: {err}");
         }
-        FleetCommand::Confirm { .. } => {
-            bail!(
-                "`confirm` answers a destructive command asked for in chat; from the CLI, commands run at once"
-            )
+        FleetCommand::Logs(args) if args.follow => {
+            open(paths)?.follow(&args.name, &mut std::io::stdout())?;
+            return Ok(ExitCode::SUCCESS);
         }
-        FleetCommand::Logs(args) => {
-            let fleet = open(paths)?;
-            if args.follow {
-                fleet.follow(&args.name, &mut std::io::stdout())?;
-            } else {
-                print!(
-                    "{}",
-                    fleet.capture(&args.name, true)?.trim_end_matches('\n')
-                );
-                println!();
-            }
-        }
+        FleetCommand::Send(args) => args.text = vec![read_text(std::mem::take(&mut args.text))?],
+        _ => {}
     }
-    Ok(ExitCode::SUCCESS)
+    let mut outcome = Executor::new(paths.clone(), exe()?).exec(&cmd, &Actor::cli())?;
+    if let Outcome::Verify { checks } = &mut outcome {
+        checks.extend(daemon_checks(paths));
+    }
+    let shown = render::terminal(&outcome, render::wants_json(&cmd));
+    eprint!("{}", shown.stderr);
+    print!("{}", shown.stdout);
+    if let Outcome::Status { .. } = outcome {
+        println!("{}", daemon_line(paths));
+    }
+    Ok(if shown.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// One line about the daemon for `fleet status`: running or not, its queue, its connectors.
@@ -475,14 +374,4 @@ fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
         println!("next: `mosaic fleet init` to create the roster");
     }
     Ok(())
-}
-
-/// Prints start/stop outcomes; failure if any agent failed.
-fn print_outcomes(outcomes: &[(String, Outcome)]) -> ExitCode {
-    print!("{}", render::outcomes(outcomes));
-    if outcomes.iter().any(|(_, o)| o.is_failure()) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
 }

@@ -3,6 +3,8 @@
 //! as a human (the roster's `bridge.orchestrator_role`).
 
 use crate::client::Daemon;
+use mosaic_exec::{Outcome, render};
+use mosaic_grammar::{self as grammar, FleetCommand, PsArgs, RemoveArgs, STOP_TIMEOUT_SECS};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -78,12 +80,20 @@ impl FleetTools {
         tokio::task::spawn_blocking(move || daemon.post(path, body)).await?
     }
 
-    async fn command(&self, words: Vec<String>) -> Result<CallToolResult, McpError> {
-        answer(
-            self.call("/v1/commands", json!({ "line": shell_words::join(words) }))
-                .await,
-            "output",
-        )
+    /// Runs a typed command in the daemon (as the orchestrator) and answers with the outcome as
+    /// the terminal shows it.
+    async fn command(&self, command: FleetCommand) -> Result<CallToolResult, McpError> {
+        let result = self
+            .call("/v1/commands", json!({ "command": command, "via": "mcp" }))
+            .await
+            .and_then(|v| {
+                let outcome: Outcome = serde_json::from_value(v["outcome"].clone())?;
+                Ok(render::terminal(&outcome, false).stdout)
+            });
+        Ok(match result {
+            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(format!("{e:#}"))]),
+        })
     }
 }
 
@@ -115,7 +125,7 @@ impl FleetTools {
         &self,
         Parameters(_): Parameters<NoArgs>,
     ) -> Result<CallToolResult, McpError> {
-        self.command(vec!["ps".into()]).await
+        self.command(FleetCommand::Ps(PsArgs { json: false })).await
     }
 
     #[tool(description = "Add a worker agent to the fleet and start it.")]
@@ -123,17 +133,16 @@ impl FleetTools {
         &self,
         Parameters(a): Parameters<AddArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let mut words = vec!["add".to_owned(), a.name, "--runtime".into(), a.runtime];
-        for (flag, value) in [
-            ("--model", a.model),
-            ("--workdir", a.workdir),
-            ("--instructions", a.instructions),
-        ] {
-            if let Some(v) = value {
-                words.extend([flag.to_owned(), v]);
-            }
-        }
-        self.command(words).await
+        self.command(FleetCommand::Add(grammar::AddArgs {
+            name: a.name,
+            runtime: a.runtime,
+            model: a.model,
+            workdir: a.workdir,
+            instructions: a.instructions,
+            env: Vec::new(),
+            no_start: false,
+        }))
+        .await
     }
 
     #[tool(description = "Stop a worker agent and remove it from the fleet.")]
@@ -141,7 +150,11 @@ impl FleetTools {
         &self,
         Parameters(a): Parameters<NameArgs>,
     ) -> Result<CallToolResult, McpError> {
-        self.command(vec!["remove".into(), a.name]).await
+        self.command(FleetCommand::Remove(RemoveArgs {
+            name: a.name,
+            timeout: STOP_TIMEOUT_SECS,
+        }))
+        .await
     }
 
     #[tool(description = "Type text into an agent's input and submit it.")]
@@ -149,15 +162,11 @@ impl FleetTools {
         &self,
         Parameters(a): Parameters<SendArgs>,
     ) -> Result<CallToolResult, McpError> {
-        // `send NAME TEXT` keeps the text exactly as given.
-        answer(
-            self.call(
-                "/v1/commands",
-                json!({ "line": format!("send {} {}", a.name, a.text) }),
-            )
-            .await,
-            "output",
-        )
+        self.command(FleetCommand::Send(grammar::SendArgs {
+            name: a.name,
+            text: vec![a.text],
+        }))
+        .await
     }
 }
 

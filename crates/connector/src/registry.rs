@@ -19,7 +19,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
 
 /// How serious a verify finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Fine.
@@ -31,7 +33,9 @@ pub enum Level {
 }
 
 /// One verify finding.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Check {
     /// How serious.
     pub level: Level,

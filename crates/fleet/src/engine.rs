@@ -26,8 +26,13 @@ pub struct Fleet {
     mosaic_exe: PathBuf,
 }
 
-/// What happened to one agent during start or stop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What happened to one agent during start or stop. In JSON, an object tagged by `result`
+/// (`started`, `exited_at_start`, …).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(tag = "result", rename_all = "snake_case")]
+#[schemars(rename = "Lifecycle")]
 pub enum Outcome {
     /// Started and drew its first screen.
     Started,
@@ -177,10 +182,10 @@ impl Fleet {
         let mut started = Vec::new();
         for agent in agents {
             if agent.host != LOCAL_HOST {
-                return Err(FleetError::Refused(format!(
-                    "agent {} runs on host {:?}; this version of mosaic runs agents on the local host only",
-                    agent.name, agent.host
-                )));
+                return Err(FleetError::RemoteHost {
+                    name: agent.name.clone(),
+                    host: agent.host.clone(),
+                });
             }
             match panes.get(&agent.name) {
                 Some(p) if !p.dead => {
@@ -398,6 +403,20 @@ impl Fleet {
             .collect())
     }
 
+    /// Stops `name` (waiting up to `timeout` for a graceful exit) and starts it again (waiting up
+    /// to `wait` for its first screen): the outcomes of both, in order.
+    pub fn restart(
+        &self,
+        name: &str,
+        timeout: Duration,
+        wait: Duration,
+    ) -> Result<Vec<(String, Outcome)>, FleetError> {
+        let name = [name.to_owned()];
+        let mut outcomes = self.stop(&name, timeout)?;
+        outcomes.extend(self.start(&name, wait)?);
+        Ok(outcomes)
+    }
+
     /// Types `text` into a running agent and submits it once.
     pub fn send(&self, name: &str, text: &str) -> Result<SendReport, FleetError> {
         let agent = self.agent(name)?;
@@ -454,28 +473,31 @@ impl Fleet {
     /// writes nothing and can simply be retried.
     pub fn add(&mut self, agent: Agent) -> Result<(), FleetError> {
         if agent.role == Role::Orchestrator {
-            return Err(FleetError::Refused(
-                "the fleet already has its one orchestrator; add workers only".into(),
-            ));
+            return Err(FleetError::SecondOrchestrator);
         }
-        mosaic_roster::check_name(&agent.name)
-            .map_err(|why| FleetError::Refused(format!("agent name {:?} {why}", agent.name)))?;
+        mosaic_roster::check_name(&agent.name).map_err(|why| FleetError::BadName {
+            name: agent.name.clone(),
+            why: why.to_string(),
+        })?;
         if runtime(&agent.runtime).is_none() {
-            return Err(FleetError::Refused(format!(
-                "unknown runtime {:?}; expected one of {}",
-                agent.runtime,
-                mosaic_roster::runtime_names().join(", ")
-            )));
+            return Err(FleetError::UnknownRuntime {
+                runtime: agent.runtime.clone(),
+                known: mosaic_roster::runtime_names().join(", "),
+            });
         }
         launch_argv(&agent, &self.mosaic_exe, None).map_err(FleetError::Refused)?;
         self.workdir_of(&agent)?;
+        if self.roster.agent(&agent.name).is_some() {
+            return Err(FleetError::AgentExists {
+                name: agent.name.clone(),
+            });
+        }
         let value = serde_yaml_ng::to_value(&agent).expect("agents serialize");
         self.edit_roster(|current, agents| {
             if current.agent(&agent.name).is_some() {
-                return Err(FleetError::Refused(format!(
-                    "an agent named {} already exists",
-                    agent.name
-                )));
+                return Err(FleetError::AgentExists {
+                    name: agent.name.clone(),
+                });
             }
             agents.push(value);
             Ok(())
@@ -485,9 +507,9 @@ impl Fleet {
     /// Stops `name` and removes it from the roster. The orchestrator cannot be removed.
     pub fn remove(&mut self, name: &str, timeout: Duration) -> Result<Outcome, FleetError> {
         if self.agent(name)?.role == Role::Orchestrator {
-            return Err(FleetError::Refused(format!(
-                "{name} is the orchestrator; a fleet always has exactly one (re-run `mosaic fleet init` to change it)"
-            )));
+            return Err(FleetError::RemoveOrchestrator {
+                name: name.to_owned(),
+            });
         }
         let outcome = self.stop(&[name.to_owned()], timeout)?.remove(0).1;
         self.edit_roster(|_, agents| {
@@ -584,7 +606,7 @@ pub fn worker_from(args: &mosaic_grammar::AddArgs) -> Result<Agent, FleetError> 
         .map(|kv| {
             kv.split_once('=')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| FleetError::Refused(format!("--env {kv:?}: expected KEY=VALUE")))
+                .ok_or_else(|| FleetError::BadEnv { entry: kv.clone() })
         })
         .collect::<Result<_, _>>()?;
     Ok(Agent {

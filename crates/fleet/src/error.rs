@@ -34,6 +34,55 @@ pub enum FleetError {
         /// Its state.
         state: &'static str,
     },
+    /// The agent runs on another host, which this version cannot drive.
+    #[error(
+        "agent {name} runs on host {host:?}; this version of mosaic runs agents on the local host only"
+    )]
+    RemoteHost {
+        /// Agent name.
+        name: String,
+        /// Its host.
+        host: String,
+    },
+    /// `add` was given an orchestrator: a fleet has exactly one.
+    #[error("the fleet already has its one orchestrator; add workers only")]
+    SecondOrchestrator,
+    /// `remove` was asked to remove the orchestrator.
+    #[error(
+        "{name} is the orchestrator; a fleet always has exactly one (re-run `mosaic fleet init` to change it)"
+    )]
+    RemoveOrchestrator {
+        /// The orchestrator's name.
+        name: String,
+    },
+    /// The new agent's name is not a valid name.
+    #[error("agent name {name:?} {why}")]
+    BadName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The runtime is not one mosaic knows.
+    #[error("unknown runtime {runtime:?}; expected one of {known}")]
+    UnknownRuntime {
+        /// The runtime given.
+        runtime: String,
+        /// The known runtimes, comma-separated.
+        known: String,
+    },
+    /// An agent of that name is already in the roster.
+    #[error("an agent named {name} already exists")]
+    AgentExists {
+        /// The name.
+        name: String,
+    },
+    /// An `--env` entry is not `KEY=VALUE`.
+    #[error("--env {entry:?}: expected KEY=VALUE")]
+    BadEnv {
+        /// The entry as given.
+        entry: String,
+    },
     /// The operation is not allowed.
     #[error("{0}")]
     Refused(String),

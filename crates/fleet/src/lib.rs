@@ -23,4 +23,4 @@ impl Outcome {
 pub use error::FleetError;
 pub use live::{LiveRoster, Reload};
 pub use paths::Paths;
-pub use status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA};
+pub use status::{AgentState, AgentStatus, ChatLink, FleetStatus, PS_SCHEMA, StatusReport};

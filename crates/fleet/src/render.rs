@@ -1,10 +1,8 @@
 //! Human-readable renderings shared by the CLI and chat.
 
 use crate::verify::{Check, Level};
-use crate::{AgentState, FleetStatus, Outcome};
-use mosaic_roster::{Preset, PresetSource, Roster};
+use crate::{AgentState, FleetStatus, Outcome, StatusReport};
 use std::fmt::Write;
-use std::path::Path;
 
 /// Start/stop outcomes, one line per agent.
 pub fn outcomes(outcomes: &[(String, Outcome)]) -> String {
@@ -80,7 +78,8 @@ pub fn ps_table(status: &FleetStatus) -> String {
 }
 
 /// `fleet status`: one screen.
-pub fn status(roster: &Roster, status: &FleetStatus) -> String {
+pub fn status(report: &StatusReport) -> String {
+    let status = &report.fleet;
     let count = |s: AgentState| status.agents.iter().filter(|a| a.state == s).count();
     let mut out = String::new();
     let _ = writeln!(
@@ -88,8 +87,8 @@ pub fn status(roster: &Roster, status: &FleetStatus) -> String {
         "fleet {} (tmux -L {}, comms {}): {} agents, {} running, {} dead, {} stopped{}",
         status.fleet,
         status.socket,
-        roster.comms.as_str(),
-        roster.agents.len(),
+        report.comms,
+        status.agents.len() - count(AgentState::Orphan),
         count(AgentState::Running),
         count(AgentState::Dead),
         count(AgentState::Stopped),
@@ -123,21 +122,20 @@ pub fn status(roster: &Roster, status: &FleetStatus) -> String {
             a.name, a.role, a.runtime
         );
     }
-    if roster.connectors.is_empty() {
+    if report.chat.is_empty() {
         let _ = writeln!(
             out,
             "chat: no connector (add one with `mosaic fleet init --connector …`)"
         );
     }
-    for c in &roster.connectors {
-        let rooms = c.rooms().len();
-        let noun = if rooms == 1 { "room" } else { "rooms" };
-        let id = if c.id() == c.kind {
+    for c in &report.chat {
+        let noun = if c.rooms == 1 { "room" } else { "rooms" };
+        let id = if c.id == c.connector {
             String::new()
         } else {
-            format!(" as {}", c.id())
+            format!(" as {}", c.id)
         };
-        let _ = writeln!(out, "chat: {}{id} ({rooms} {noun})", c.kind);
+        let _ = writeln!(out, "chat: {}{id} ({} {noun})", c.connector, c.rooms);
     }
     out
 }
@@ -165,36 +163,6 @@ pub fn checks(checks: &[Check]) -> String {
         } else {
             format!("verify: {fails} problem(s) to fix")
         }
-    );
-    out
-}
-
-/// `fleet presets`.
-pub fn presets(presets: &[Preset], user_dir: &Path) -> String {
-    let mut out = String::new();
-    for p in presets {
-        let origin = match &p.source {
-            PresetSource::Shipped => "shipped".to_owned(),
-            PresetSource::User(path) => format!("yours ({path})"),
-        };
-        let agents: Vec<String> = p
-            .spec
-            .agents
-            .iter()
-            .map(|a| format!("{}:{}", a.name, a.runtime))
-            .collect();
-        let _ = writeln!(
-            out,
-            "{:<10} {}\n           agents: {}\n           source: {origin}",
-            p.name,
-            p.spec.description,
-            agents.join(", ")
-        );
-    }
-    let _ = writeln!(
-        out,
-        "Make your own: mosaic fleet presets show coding > {}/mine.yaml, then edit it.",
-        user_dir.display()
     );
     out
 }

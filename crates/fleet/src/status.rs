@@ -79,6 +79,47 @@ impl AgentState {
     }
 }
 
+/// `fleet status`: the fleet's state with the roster's settings a summary shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StatusReport {
+    /// The state of every agent (as `ps`).
+    pub fleet: FleetStatus,
+    /// How agents talk to each other (`tmux` or `matrix`).
+    pub comms: String,
+    /// The chat connectors the roster wires the orchestrator to.
+    pub chat: Vec<ChatLink>,
+}
+
+/// One chat connector of the roster, as `fleet status` summarizes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChatLink {
+    /// Connector type (`discord`, `telegram`, …).
+    pub connector: String,
+    /// Its instance id (the ACL's key; the type unless the roster names another).
+    pub id: String,
+    /// How many rooms it bridges.
+    pub rooms: usize,
+}
+
+impl StatusReport {
+    /// The summary of `fleet` under `roster`.
+    pub fn new(roster: &mosaic_roster::Roster, fleet: FleetStatus) -> StatusReport {
+        StatusReport {
+            fleet,
+            comms: roster.comms.as_str().to_owned(),
+            chat: roster
+                .connectors
+                .iter()
+                .map(|c| ChatLink {
+                    connector: c.kind.clone(),
+                    id: c.id().to_owned(),
+                    rooms: c.rooms().len(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Formats seconds since the epoch as RFC 3339 UTC; `None` for zero.
 pub(crate) fn timestamp(secs: i64) -> Option<String> {
     (secs > 0)

@@ -5,10 +5,14 @@ pub mod chat;
 pub mod native;
 
 use clap::{Args, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Every `fleet` verb.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+/// Every `fleet` verb. In JSON (the API's typed commands) a command is an object tagged by its
+/// verb, e.g. `{"verb": "add", "name": "w", "runtime": "demo"}`; omitted options take the same
+/// defaults as on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "snake_case")]
 pub enum FleetCommand {
     /// Create or re-create the roster with an interactive wizard (no AI involved).
     Init(Box<InitArgs>),
@@ -67,11 +71,118 @@ impl FleetCommand {
             FleetCommand::Confirm { .. } => "confirm",
         }
     }
+
+    /// The command as a chat line, `/fleet VERB …`, quoted like a shell would (the text of
+    /// `send` as is: chat keeps it literally).
+    pub fn to_line(&self) -> String {
+        match self {
+            FleetCommand::Send(a) => format!(
+                "/fleet send {} {}",
+                shell_words::quote(&a.name),
+                a.text.join(" ")
+            ),
+            _ => format!("/fleet {}", shell_words::join(self.to_args())),
+        }
+    }
+
+    /// The words that parse back to this very command, verb first: how a typed command is shown
+    /// (audit logs, `/fleet …` lines). Options at their defaults are left out.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut w = Words(vec![self.verb().to_owned()]);
+        match self {
+            FleetCommand::Init(args) => {
+                let InitArgs {
+                    preset_name,
+                    preset,
+                    profile,
+                    admins,
+                    name,
+                    orchestrator_runtime,
+                    worker_runtime,
+                    comms,
+                    socket,
+                    connector,
+                    connector_answers,
+                    yes,
+                    dry_run,
+                } = &**args;
+                w.opt(None, preset_name.as_deref());
+                w.opt(Some("--preset"), preset.as_deref());
+                w.opt(Some("--profile"), profile.as_deref());
+                w.many("--admin", admins);
+                w.opt(Some("--name"), name.as_deref());
+                w.opt(
+                    Some("--orchestrator-runtime"),
+                    orchestrator_runtime.as_deref(),
+                );
+                w.opt(Some("--worker-runtime"), worker_runtime.as_deref());
+                w.value(comms.as_ref().map(|c| ("--comms", c.to_possible_value())));
+                w.opt(Some("--socket"), socket.as_deref());
+                w.opt(Some("--connector"), connector.as_deref());
+                // The connector's own flags (the `mosaic` binary's; never secret values).
+                for (flag, values) in connector_answers {
+                    w.many(&format!("--{flag}"), values);
+                }
+                w.flag("--yes", *yes);
+                w.flag("--dry-run", *dry_run);
+            }
+            FleetCommand::Install(a) => {
+                let dir = a.completions_dir.as_ref().map(|d| d.display().to_string());
+                w.opt(Some("--completions-dir"), dir.as_deref());
+            }
+            FleetCommand::Start(a) => {
+                w.0.extend(a.agents.iter().cloned());
+                w.number("--wait", a.wait, START_WAIT_SECS);
+            }
+            FleetCommand::Stop(a) => {
+                w.0.extend(a.agents.iter().cloned());
+                w.number("--timeout", a.timeout, STOP_TIMEOUT_SECS);
+            }
+            FleetCommand::Status => {}
+            FleetCommand::Ps(a) => w.flag("--json", a.json),
+            FleetCommand::Verify(a) => w.flag("--json", a.json),
+            FleetCommand::Presets(a) => match &a.action {
+                None => {}
+                Some(PresetsAction::Show { name }) => w.0.extend(["show".into(), name.clone()]),
+            },
+            FleetCommand::Add(a) => {
+                w.0.push(a.name.clone());
+                w.opt(Some("--runtime"), Some(&a.runtime));
+                w.opt(Some("--model"), a.model.as_deref());
+                w.opt(Some("--workdir"), a.workdir.as_deref());
+                w.opt(Some("--instructions"), a.instructions.as_deref());
+                w.many("--env", &a.env);
+                w.flag("--no-start", a.no_start);
+            }
+            FleetCommand::Remove(a) => {
+                w.0.push(a.name.clone());
+                w.number("--timeout", a.timeout, STOP_TIMEOUT_SECS);
+            }
+            FleetCommand::Restart(a) => {
+                w.0.push(a.name.clone());
+                w.number("--timeout", a.timeout, STOP_TIMEOUT_SECS);
+            }
+            // The text is last: everything after the name is text, dashes included.
+            FleetCommand::Send(a) => {
+                w.0.push(a.name.clone());
+                w.0.extend(a.text.iter().cloned());
+            }
+            FleetCommand::Attach(a) => w.0.push(a.name.clone()),
+            FleetCommand::Logs(a) => {
+                w.0.push(a.name.clone());
+                w.flag("--follow", a.follow);
+                w.flag("--screen", a.screen);
+            }
+            FleetCommand::Confirm { code } => w.0.push(code.clone()),
+        }
+        w.0
+    }
 }
 
 /// Answers for `fleet init`; any answer not given is asked for (or, without a terminal, is an
 /// error naming its flag).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Args, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InitArgs {
     /// Configuration type: a preset name (general, coding, research, hybrid, or your own).
     #[arg(value_name = "PRESET", conflicts_with = "preset")]
@@ -128,7 +239,8 @@ impl InitArgs {
 }
 
 /// Comms modes on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CommsArg {
     /// Paste into tmux panes.
     Tmux,
@@ -137,7 +249,7 @@ pub enum CommsArg {
 }
 
 /// `fleet install`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct InstallArgs {
     /// Directory for shell completions (default: the XDG data dirs of bash, zsh and fish).
     #[arg(long, value_name = "DIR")]
@@ -145,51 +257,59 @@ pub struct InstallArgs {
 }
 
 /// `fleet start`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct StartArgs {
     /// Agents to start (default: all).
+    #[serde(default)]
     pub agents: Vec<String>,
     /// Seconds to wait for each harness to draw its first screen.
-    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    #[arg(long, default_value_t = START_WAIT_SECS, value_name = "SECS")]
+    #[serde(default = "start_wait")]
     pub wait: u64,
 }
 
 /// `fleet stop`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct StopArgs {
     /// Agents to stop (default: all).
+    #[serde(default)]
     pub agents: Vec<String>,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS")]
+    #[serde(default = "stop_timeout")]
     pub timeout: u64,
 }
 
 /// `fleet ps`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct PsArgs {
     /// Print JSON (schema mosaic.fleet.ps/v1, see docs/use.md).
     #[arg(long)]
+    #[serde(default)]
     pub json: bool,
 }
 
 /// `fleet verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct VerifyArgs {
     /// Print the findings as JSON.
     #[arg(long)]
+    #[serde(default)]
     pub json: bool,
 }
 
 /// `fleet presets`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct PresetsArgs {
     /// `show NAME` prints one preset's YAML.
     #[command(subcommand)]
+    #[serde(default)]
     pub action: Option<PresetsAction>,
 }
 
 /// `fleet presets` actions.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum PresetsAction {
     /// Print a preset's YAML (copy it into ~/.config/mosaic/presets/ to adapt it).
     Show {
@@ -199,7 +319,7 @@ pub enum PresetsAction {
 }
 
 /// `fleet add`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct AddArgs {
     /// New agent's name ([a-z][a-z0-9-]{0,31}).
     pub name: String,
@@ -217,34 +337,38 @@ pub struct AddArgs {
     pub instructions: Option<String>,
     /// Extra environment variable KEY=VALUE (repeatable; not for secrets).
     #[arg(long = "env", value_name = "KEY=VALUE")]
+    #[serde(default)]
     pub env: Vec<String>,
     /// Only change the roster; do not start the agent.
     #[arg(long)]
+    #[serde(default)]
     pub no_start: bool,
 }
 
 /// `fleet remove`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct RemoveArgs {
     /// Agent to remove.
     pub name: String,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS")]
+    #[serde(default = "stop_timeout")]
     pub timeout: u64,
 }
 
 /// `fleet restart`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct RestartArgs {
     /// Agent to restart.
     pub name: String,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS")]
+    #[serde(default = "stop_timeout")]
     pub timeout: u64,
 }
 
 /// `fleet send`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct SendArgs {
     /// Agent to type into.
     pub name: String,
@@ -254,20 +378,81 @@ pub struct SendArgs {
 }
 
 /// A single agent name.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct AgentArg {
     /// Agent name.
     pub name: String,
 }
 
 /// `fleet logs`.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct LogsArgs {
     /// Agent name.
     pub name: String,
     /// Stream the pane's output live until the agent stops (Ctrl-C to quit).
-    #[arg(long, short = 'f')]
+    #[arg(long, short = 'f', conflicts_with = "screen")]
+    #[serde(default)]
     pub follow: bool,
+    /// Only the visible screen, not the scrollback.
+    #[arg(long)]
+    #[serde(default)]
+    pub screen: bool,
+}
+
+/// Builds an argument list option by option.
+struct Words(Vec<String>);
+
+impl Words {
+    fn opt(&mut self, flag: Option<&str>, value: Option<&str>) {
+        if let Some(v) = value {
+            self.0.extend(flag.map(str::to_owned));
+            // A value that looks like a flag is attached with `=`, so it stays a value.
+            match flag {
+                Some(f) if v.starts_with('-') => {
+                    self.0.pop();
+                    self.0.push(format!("{f}={v}"));
+                }
+                _ => self.0.push(v.to_owned()),
+            }
+        }
+    }
+
+    fn many(&mut self, flag: &str, values: &[String]) {
+        for v in values {
+            self.opt(Some(flag), Some(v));
+        }
+    }
+
+    fn value(&mut self, v: Option<(&str, Option<clap::builder::PossibleValue>)>) {
+        if let Some((flag, Some(v))) = v {
+            self.0.extend([flag.to_owned(), v.get_name().to_owned()]);
+        }
+    }
+
+    fn flag(&mut self, flag: &str, on: bool) {
+        if on {
+            self.0.push(flag.to_owned());
+        }
+    }
+
+    fn number(&mut self, flag: &str, n: u64, default: u64) {
+        if n != default {
+            self.0.extend([flag.to_owned(), n.to_string()]);
+        }
+    }
+}
+
+/// Default of `start --wait`: seconds for each harness to draw its first screen.
+pub const START_WAIT_SECS: u64 = 20;
+/// Default of `--timeout` (stop, remove, restart): seconds for a graceful exit before killing.
+pub const STOP_TIMEOUT_SECS: u64 = 10;
+
+fn start_wait() -> u64 {
+    START_WAIT_SECS
+}
+
+fn stop_timeout() -> u64 {
+    STOP_TIMEOUT_SECS
 }
 
 #[cfg(test)]
@@ -330,6 +515,116 @@ mod tests {
         };
         assert_eq!(i.chosen_preset(), Some("research"));
         assert!(parse(&["init", "research", "--preset", "coding"]).is_err());
+    }
+
+    const SAMPLES: &[&[&str]] = &[
+        &["status"],
+        &["ps", "--json"],
+        &["verify"],
+        &["presets"],
+        &["presets", "show", "coding"],
+        &["start"],
+        &["start", "a", "b", "--wait", "5"],
+        &["stop", "--timeout", "3"],
+        &[
+            "add",
+            "w",
+            "--runtime",
+            "demo",
+            "--model",
+            "m",
+            "--workdir",
+            "/tmp",
+            "--instructions=-be brief",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--no-start",
+        ],
+        &["remove", "w"],
+        &["restart", "w", "--timeout", "1"],
+        &["send", "w", "--not-a-flag", "; kill-server"],
+        &["attach", "w"],
+        &["logs", "w", "--screen"],
+        &["logs", "w", "-f"],
+        &["install", "--completions-dir", "/tmp/c"],
+        &["confirm", "abc"],
+        &[
+            "init",
+            "coding",
+            "--admin",
+            "1",
+            "--name",
+            "f",
+            "--orchestrator-runtime",
+            "demo",
+            "--worker-runtime",
+            "pi",
+            "--comms",
+            "matrix",
+            "--socket",
+            "s",
+            "--connector",
+            "matrix",
+            "--yes",
+            "--dry-run",
+        ],
+        &["init", "--profile", "mos-discord"],
+    ];
+
+    #[test]
+    fn to_args_parses_back_to_the_same_command() {
+        for sample in SAMPLES {
+            let cmd = parse(sample).unwrap();
+            let args = cmd.to_args();
+            let again = parse(&args.iter().map(String::as_str).collect::<Vec<_>>())
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(again, cmd, "{sample:?} -> {args:?}");
+        }
+        assert_eq!(
+            parse(&["stop", "w"]).unwrap().to_args(),
+            ["stop", "w"],
+            "defaults are left out"
+        );
+    }
+
+    #[test]
+    fn to_line_parses_back_in_chat() {
+        use crate::chat::{ChatInput, parse as chat};
+        for sample in SAMPLES {
+            let mut cmd = parse(sample).unwrap();
+            let line = cmd.to_line();
+            // Chat keeps the text of `send` as one literal string.
+            if let FleetCommand::Send(s) = &mut cmd {
+                s.text = vec![s.text.join(" ")];
+            }
+            assert_eq!(chat(&line), ChatInput::Command(Box::new(cmd)), "{line}");
+        }
+        let send = parse(&["send", "w", "it's 'quoted'", "and; more"]).unwrap();
+        assert_eq!(send.to_line(), "/fleet send w it's 'quoted' and; more");
+    }
+
+    #[test]
+    fn commands_round_trip_through_json_with_the_cli_defaults() {
+        for sample in SAMPLES {
+            let cmd = parse(sample).unwrap();
+            let json = serde_json::to_string(&cmd).unwrap();
+            assert_eq!(
+                serde_json::from_str::<FleetCommand>(&json).unwrap(),
+                cmd,
+                "{json}"
+            );
+        }
+        let typed: FleetCommand =
+            serde_json::from_str(r#"{"verb": "add", "name": "w", "runtime": "demo"}"#).unwrap();
+        assert_eq!(typed, parse(&["add", "w", "--runtime", "demo"]).unwrap());
+        let typed: FleetCommand = serde_json::from_str(r#"{"verb": "stop"}"#).unwrap();
+        assert_eq!(typed, parse(&["stop"]).unwrap());
+        let typed: FleetCommand = serde_json::from_str(r#"{"verb": "status"}"#).unwrap();
+        assert_eq!(typed, FleetCommand::Status);
+        assert!(serde_json::from_str::<FleetCommand>(r#"{"verb": "frobnicate"}"#).is_err());
+        assert!(serde_json::from_str::<FleetCommand>(r#"{"verb": "add", "name": "w"}"#).is_err());
     }
 
     #[test]

@@ -143,19 +143,21 @@ impl Preset {
 /// Every preset: shipped ones, then the user's `*.yaml` files in `user_dir` (a user preset with a
 /// shipped name replaces it). Invalid user presets are returned as errors beside the valid ones.
 pub fn all_presets(user_dir: Option<&Path>) -> (Vec<Preset>, Vec<RosterError>) {
-    let mut presets: Vec<Preset> = SHIPPED
-        .iter()
-        .map(|(name, text)| {
-            Preset::parse(
-                name,
-                text,
-                PresetSource::Shipped,
-                &format!("presets/{name}.yaml"),
-            )
-            .unwrap_or_else(|e| panic!("shipped preset {name} is invalid: {e}"))
-        })
-        .collect();
+    // A shipped preset can only fail where this build lacks what it needs (a profile whose
+    // connector type is not built in); it is skipped and reported, like a bad user preset.
+    let mut presets = Vec::new();
     let mut errors = Vec::new();
+    for (name, text) in SHIPPED {
+        match Preset::parse(
+            name,
+            text,
+            PresetSource::Shipped,
+            &format!("presets/{name}.yaml"),
+        ) {
+            Ok(p) => presets.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
     let Some(dir) = user_dir else {
         return (presets, errors);
     };

@@ -1,0 +1,256 @@
+//! The one executor of fleet commands. Every surface — the CLI (`mosaic fleet …`), chat (the
+//! bridge), the HTTP API and the orchestrator's MCP tools — parses or builds a typed
+//! [`FleetCommand`], runs it here as an [`Actor`], and gets a typed [`Outcome`] or [`ExecError`]
+//! that it renders its own way ([`render`]). Role checks happen here, with the one rule table
+//! ([`required_role`]); confirmations of destructive commands are chat's concern (the bridge).
+
+mod error;
+mod outcome;
+pub mod render;
+
+pub use error::{ErrorKind, ExecError};
+pub use outcome::{AgentOutcome, Outcome, PresetAgent, PresetInfo, PresetOrigin};
+
+use mosaic_fleet::{Fleet, Paths, StatusReport, wizard, worker_from};
+use mosaic_grammar::{FleetCommand, PresetsAction};
+use mosaic_roster::{AclRole, all_presets};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long `add` and `restart` wait for a harness's first screen (the default of `start --wait`).
+pub const START_WAIT: Duration = Duration::from_secs(mosaic_grammar::START_WAIT_SECS);
+
+/// Where a command comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Surface {
+    /// `mosaic fleet …` in a terminal on the host.
+    Cli,
+    /// A chat message.
+    Chat {
+        /// Connector id.
+        connector: String,
+        /// The platform's user id.
+        user: String,
+    },
+    /// The HTTP API (its bearer token).
+    Api,
+    /// The orchestrator's own tools (`POST /v1/commands`).
+    Orchestrator,
+    /// The orchestrator's MCP tools (`mosaic mcp`, through `POST /v1/commands`).
+    Mcp,
+}
+
+/// Who asks: the surface and the role it acts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// Where the command comes from.
+    pub surface: Surface,
+    /// What it may do.
+    pub role: AclRole,
+}
+
+impl Actor {
+    /// The owner at a terminal on the host: admin.
+    pub fn cli() -> Actor {
+        Actor {
+            surface: Surface::Cli,
+            role: AclRole::Admin,
+        }
+    }
+
+    /// A client of the HTTP API, which holds the owner's token: admin.
+    pub fn api() -> Actor {
+        Actor {
+            surface: Surface::Api,
+            role: AclRole::Admin,
+        }
+    }
+}
+
+/// The role a command needs.
+pub fn required_role(command: &FleetCommand) -> AclRole {
+    match command {
+        FleetCommand::Status
+        | FleetCommand::Ps(_)
+        | FleetCommand::Verify(_)
+        | FleetCommand::Presets(_)
+        | FleetCommand::Logs(_) => AclRole::Viewer,
+        FleetCommand::Send(_)
+        | FleetCommand::Start(_)
+        | FleetCommand::Stop(_)
+        | FleetCommand::Restart(_)
+        | FleetCommand::Attach(_)
+        | FleetCommand::Confirm { .. } => AclRole::Operator,
+        FleetCommand::Init(_)
+        | FleetCommand::Install(_)
+        | FleetCommand::Add(_)
+        | FleetCommand::Remove(_) => AclRole::Admin,
+    }
+}
+
+/// Whether `actor` may run `command`: [`ExecError::Forbidden`] when its role is too low.
+pub fn authorize(command: &FleetCommand, actor: &Actor) -> Result<(), ExecError> {
+    let needed = required_role(command);
+    if actor.role < needed {
+        return Err(ExecError::Forbidden {
+            verb: command.verb(),
+            needed,
+            role: actor.role,
+        });
+    }
+    Ok(())
+}
+
+/// Runs fleet commands against the fleet of one config and state directory.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    paths: Paths,
+    mosaic_exe: PathBuf,
+}
+
+impl Executor {
+    /// An executor for the fleet in `paths`; `mosaic_exe` runs the demo agent and `mosaic mcp`.
+    pub fn new(paths: Paths, mosaic_exe: PathBuf) -> Executor {
+        Executor { paths, mosaic_exe }
+    }
+
+    fn open(&self) -> Result<Fleet, ExecError> {
+        Ok(Fleet::open(self.paths.clone(), self.mosaic_exe.clone())?)
+    }
+
+    /// Runs `command` for `actor`: refused when the actor's role is too low, and for verbs that
+    /// need a terminal on the host (the CLI runs those itself). Blocking: async callers use
+    /// `spawn_blocking`.
+    pub fn exec(&self, command: &FleetCommand, actor: &Actor) -> Result<Outcome, ExecError> {
+        authorize(command, actor)?;
+        let secs = Duration::from_secs;
+        Ok(match command {
+            FleetCommand::Status => {
+                let fleet = self.open()?;
+                Outcome::Status {
+                    report: StatusReport::new(&fleet.roster, fleet.ps()?),
+                }
+            }
+            FleetCommand::Ps(_) => Outcome::Ps {
+                status: self.open()?.ps()?,
+            },
+            FleetCommand::Verify(_) => Outcome::Verify {
+                checks: mosaic_fleet::verify::verify(&self.paths, &self.mosaic_exe),
+            },
+            FleetCommand::Presets(args) => {
+                let user_dir = self.paths.presets_dir();
+                let (presets, errors) = all_presets(Some(&user_dir));
+                match &args.action {
+                    None => Outcome::Presets {
+                        presets: presets.iter().map(PresetInfo::from).collect(),
+                        user_dir: user_dir.display().to_string(),
+                        skipped: errors.iter().map(ToString::to_string).collect(),
+                    },
+                    Some(PresetsAction::Show { name }) => {
+                        let known: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+                        let Some(p) = presets.iter().find(|p| &p.name == name) else {
+                            return Err(ExecError::NoPreset {
+                                name: name.clone(),
+                                known: known.join(", "),
+                            });
+                        };
+                        Outcome::Preset {
+                            name: p.name.clone(),
+                            text: p.text.clone(),
+                        }
+                    }
+                }
+            }
+            FleetCommand::Start(args) => Outcome::Started {
+                agents: AgentOutcome::from_pairs(
+                    self.open()?.start(&args.agents, secs(args.wait))?,
+                ),
+            },
+            FleetCommand::Stop(args) => {
+                // Stopping what runs must work even when roster.yaml is broken or gone.
+                let (fleet, fallback) =
+                    Fleet::open_or_last_good(self.paths.clone(), self.mosaic_exe.clone())?;
+                let fallback = fallback.map(|why| {
+                    format!(
+                        "{why}\nstopping with the last good roster, {}",
+                        self.paths.last_good_roster().display()
+                    )
+                });
+                Outcome::Stopped {
+                    agents: AgentOutcome::from_pairs(fleet.stop(&args.agents, secs(args.timeout))?),
+                    fallback,
+                }
+            }
+            FleetCommand::Restart(args) => Outcome::Restarted {
+                agents: AgentOutcome::from_pairs(self.open()?.restart(
+                    &args.name,
+                    secs(args.timeout),
+                    START_WAIT,
+                )?),
+            },
+            FleetCommand::Send(args) => {
+                let report = self.open()?.send(&args.name, &args.text.join(" "))?;
+                Outcome::Sent {
+                    agent: args.name.clone(),
+                    pasted_chars: report.pasted.chars().count(),
+                    enter_presses: report.enter_presses,
+                }
+            }
+            FleetCommand::Add(args) => {
+                let mut fleet = self.open()?;
+                fleet.add(worker_from(args)?)?;
+                let started = if args.no_start {
+                    None
+                } else {
+                    Some(AgentOutcome::from_pairs(
+                        fleet.start(std::slice::from_ref(&args.name), START_WAIT)?,
+                    ))
+                };
+                Outcome::Added {
+                    agent: args.name.clone(),
+                    roster: self.paths.roster().display().to_string(),
+                    started,
+                }
+            }
+            FleetCommand::Remove(args) => {
+                let result = self.open()?.remove(&args.name, secs(args.timeout))?;
+                Outcome::Removed {
+                    agent: args.name.clone(),
+                    roster: self.paths.roster().display().to_string(),
+                    stopped: AgentOutcome {
+                        agent: args.name.clone(),
+                        result,
+                    },
+                }
+            }
+            // Without a terminal the wizard asks nothing: flags, else defaults.
+            FleetCommand::Init(args) => {
+                let mut args = args.clone();
+                args.yes = true;
+                let mut report = Vec::new();
+                wizard::run(&self.paths, &args, false, &mut report)?;
+                Outcome::Init {
+                    report: String::from_utf8_lossy(&report).into_owned(),
+                }
+            }
+            FleetCommand::Logs(args) if !args.follow => Outcome::Logs {
+                agent: args.name.clone(),
+                text: self.open()?.capture(&args.name, !args.screen)?,
+            },
+            FleetCommand::Logs(_) | FleetCommand::Attach(_) | FleetCommand::Install(_) => {
+                return Err(ExecError::NeedsTerminal {
+                    verb: command.verb(),
+                });
+            }
+            FleetCommand::Confirm { .. } => {
+                return Err(match actor.surface {
+                    Surface::Cli => ExecError::ConfirmOutsideChat,
+                    _ => ExecError::NothingToConfirm,
+                });
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
