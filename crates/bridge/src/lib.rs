@@ -421,8 +421,19 @@ impl Bridge {
     /// Logs each change of a connector's health until the bridge stops.
     async fn log_health(&self, id: String, mut health: watch::Receiver<Health>) {
         let mut shutdown = self.inner.shutdown.subscribe();
-        let mut last = health.borrow_and_update().clone();
+        let mut last = Health::Starting;
         loop {
+            let now = health.borrow_and_update().clone();
+            if now != last {
+                let (state, detail) = match &now {
+                    Health::Starting => ("starting", ""),
+                    Health::Up => ("up", ""),
+                    Health::Degraded(d) => ("degraded", d.as_str()),
+                    Health::Down(d) => ("down", d.as_str()),
+                };
+                tracing::info!(connector = %id, state, detail, "connector state changed");
+                last = now;
+            }
             tokio::select! {
                 changed = health.changed() => {
                     if changed.is_err() {
@@ -431,18 +442,6 @@ impl Bridge {
                 }
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            let now = health.borrow_and_update().clone();
-            if now == last {
-                continue;
-            }
-            let (state, detail) = match &now {
-                Health::Starting => ("starting", ""),
-                Health::Up => ("up", ""),
-                Health::Degraded(d) => ("degraded", d.as_str()),
-                Health::Down(d) => ("down", d.as_str()),
-            };
-            tracing::info!(connector = %id, state, detail, "connector state changed");
-            last = now;
         }
     }
 
