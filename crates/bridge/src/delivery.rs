@@ -180,11 +180,19 @@ impl DeliveryWorker {
             let history = fleet.capture(&orchestrator.name, true)?;
             for q in cut_off {
                 if history.contains(&marker(q.id)) {
-                    tracing::info!(queue_id = q.id, agent = %orchestrator.name, "a cut-off delivery was pasted; submitting it");
+                    tracing::info!(
+                        queue_id = q.id,
+                        agent = %orchestrator.name,
+                        "a cut-off delivery was pasted; submitting it"
+                    );
                     client.command(&format!("send-keys -t {} Enter", client.pane()))?;
                     store.mark_delivered(q.id)?;
                 } else {
-                    tracing::info!(queue_id = q.id, agent = %orchestrator.name, "a cut-off delivery was not pasted; queued again");
+                    tracing::info!(
+                        queue_id = q.id,
+                        agent = %orchestrator.name,
+                        "a cut-off delivery was not pasted; queued again"
+                    );
                     store.mark_queued(q.id)?;
                 }
             }

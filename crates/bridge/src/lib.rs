@@ -385,7 +385,10 @@ impl Bridge {
                 });
             }
             Reload::Invalid(e) => {
-                tracing::warn!(error = %e, "roster.yaml is invalid; keeping the last good roster until it is fixed");
+                tracing::warn!(
+                    error = %e,
+                    "roster.yaml is invalid; keeping the last good roster until it is fixed"
+                );
                 let _ = self.inner.events.send(Event::RosterInvalid {
                     problems: problem_lines(&e),
                 });
