@@ -261,3 +261,42 @@ fn harness_hooks_in_their_own_payload_shapes_pace_the_queue() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_reply_that_cannot_be_queued_says_why_with_its_own_status() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let reply = |body: serde_json::Value| {
+        let mut r = agent()
+            .post(format!("{url}/v1/reply"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .send_json(body)
+            .unwrap();
+        let error: serde_json::Value = r.body_mut().read_json().unwrap();
+        (
+            r.status().as_u16(),
+            error["error"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let (status, error) = reply(serde_json::json!({ "text": "  " }));
+    assert_eq!(status, 400, "{error}");
+    assert!(error.contains("nothing to send"), "{error}");
+    let (status, error) = reply(serde_json::json!({ "text": "hi" }));
+    assert_eq!(status, 409, "{error}");
+    assert!(error.contains("no conversation yet"), "{error}");
+    let (status, error) = reply(serde_json::json!({ "text": "hi", "room": "telegram:1" }));
+    assert_eq!(status, 404, "{error}");
+    assert!(
+        error.contains("no connector \"telegram\" is running"),
+        "{error}"
+    );
+    let (status, error) = reply(serde_json::json!({ "text": "hi", "room": "local:elsewhere" }));
+    assert_eq!(status, 403, "{error}");
+    assert!(
+        error.contains("room \"elsewhere\" of local is not bridged"),
+        "{error}"
+    );
+    let (status, _) = reply(serde_json::json!({ "text": "hi", "room": "local:local" }));
+    assert_eq!(status, 202);
+}

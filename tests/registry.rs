@@ -178,3 +178,98 @@ fn the_daemon_builds_the_connector_and_the_acl_keys_its_rooms_by_instance_id() {
 fn read_opt(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+#[test]
+fn the_daemons_json_log_at_the_highest_verbosity_never_shows_the_connectors_token() {
+    let s = Sandbox::new();
+    let platform = tempfile::tempdir().unwrap();
+    let dir = platform.path();
+    init_testchat(&s, &dir.display().to_string());
+    let secret = format!("tc-hush-{}", std::process::id());
+    std::fs::write(dir.join("token"), format!("{secret}\n")).unwrap();
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+    let log_path = dir.join("daemon.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut up = Up(s
+        .command(&[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "-vv",
+            "--log-format",
+            "json",
+        ])
+        .env("TESTCHAT_TOKEN", &secret)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap());
+    wait_for("the daemon to listen", || {
+        read_opt(&s.state().join("daemon.json")).contains("url")
+    });
+    // Talk, a reply whose first post fails (logged, retried), a stranger and a wrong room.
+    std::fs::write(dir.join("fail-next-post"), "").unwrap();
+    post(dir, "lobby", "ann", "hello from testchat");
+    wait_for_secs("the orchestrator's reply in the room", 30, || {
+        posted(dir, "lobby")
+            .iter()
+            .any(|t| t.starts_with("[demo reply #1]"))
+    });
+    post(dir, "lobby", "bob", "let me in");
+    post(dir, "elsewhere", "ann", "wrong room");
+    wait_for("both audited", || {
+        let audit = read_opt(&s.state().join("audit.jsonl"));
+        audit.contains("refused: user not in the acl")
+            && audit.contains("ignored: room not bridged")
+    });
+    // A clean stop logs the shutdown too.
+    std::process::Command::new("kill")
+        .args(["-TERM", &up.0.id().to_string()])
+        .status()
+        .unwrap();
+    wait_for("the daemon to stop", || up.0.try_wait().unwrap().is_some());
+    let stderr = read_opt(&log_path);
+    assert!(!stderr.contains(&secret), "the token leaked:\n{stderr}");
+    assert!(
+        !stderr.contains("hello from testchat"),
+        "message text in the log:\n{stderr}"
+    );
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let has = |level: &str, message: &str, fields: &[(&str, serde_json::Value)]| {
+        lines.iter().any(|l| {
+            l["level"] == level
+                && l["fields"]["message"] == message
+                && fields.iter().all(|(k, v)| l["fields"][k] == *v)
+        })
+    };
+    assert!(has("INFO", "daemon started", &[]), "{stderr}");
+    assert!(
+        has(
+            "INFO",
+            "connector state changed",
+            &[("connector", "testchat".into()), ("state", "up".into())]
+        ),
+        "{stderr}"
+    );
+    assert!(
+        has(
+            "DEBUG",
+            "sending a message failed; retrying",
+            &[("outbox_id", 1.into())]
+        ) && stderr.contains("testchat: 503"),
+        "{stderr}"
+    );
+    assert!(
+        has(
+            "INFO",
+            "delivered a chat message",
+            &[("agent", "mos".into()), ("connector", "testchat".into())]
+        ),
+        "{stderr}"
+    );
+    assert!(has("INFO", "daemon stopped", &[]), "{stderr}");
+}

@@ -322,9 +322,12 @@ impl Handler {
                         }
                     }
                 }
-                Err(e) => {
-                    eprintln!("mosaic: discord: cannot fetch the messages missed in {channel}: {e}")
-                }
+                Err(e) => tracing::warn!(
+                    connector = %self.id,
+                    room = channel,
+                    error = %e,
+                    "discord: cannot fetch the messages missed in a room"
+                ),
             }
         }
     }
@@ -372,7 +375,7 @@ impl EventHandler for Handler {
         }
         // Discord wants an answer within 3 s: defer now, follow up when the bridge replies.
         if let Err(e) = command.defer(&ctx.http).await {
-            eprintln!("mosaic: discord: deferring /fleet failed: {e}");
+            tracing::warn!(connector = %self.id, error = %e, "discord: deferring /fleet failed");
             return;
         }
         let id = format!("{INTERACTION_PREFIX}{}", command.id.get());

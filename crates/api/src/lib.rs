@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mosaic_bridge::activity::HookState;
-use mosaic_bridge::{Bridge, Target, Verdict};
+use mosaic_bridge::{Bridge, ReplyError, Target, Verdict};
 use mosaic_connector::{Inbound, Markdown};
 use mosaic_exec::{Actor, ErrorKind, ExecError, Executor, Outcome, Surface, render};
 use mosaic_fleet::Paths;
@@ -322,7 +322,20 @@ async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyBody>) -> Re
             Json(json!({ "queued_messages": parts })),
         )
             .into_response(),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => error(reply_status(&e), e.to_string()),
+    }
+}
+
+/// The status of a reply that could not be queued.
+fn reply_status(e: &ReplyError) -> StatusCode {
+    match e {
+        ReplyError::Empty => StatusCode::BAD_REQUEST,
+        ReplyError::NoConversation => StatusCode::CONFLICT,
+        ReplyError::UnknownConnector(_) => StatusCode::NOT_FOUND,
+        ReplyError::RoomNotBridged { .. } => StatusCode::FORBIDDEN,
+        ReplyError::Conversation(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // The database failed: the client may send it again later.
+        ReplyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -55,9 +55,9 @@ impl AuditLog {
         let mut line = serde_json::to_string(&rec).expect("records serialize");
         line.push('\n');
         let mut f = self.file.lock().unwrap();
-        // An audit write failure must not stop the bridge; it is reported on stderr.
+        // An audit write failure must not stop the bridge; it is logged.
         if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
-            eprintln!("mosaic: cannot write the audit log: {e}");
+            tracing::error!(error = %e, "cannot write the audit log");
         }
     }
 }

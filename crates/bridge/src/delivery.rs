@@ -9,10 +9,10 @@
 
 use crate::activity::Activity;
 use crate::events::Event;
-use crate::store::{Queued, Store};
-use mosaic_fleet::Fleet;
+use crate::store::{Queued, Store, StoreError};
 use mosaic_fleet::harness::paste_settle;
-use mosaic_tmux::{ControlClient, SendOptions};
+use mosaic_fleet::{Fleet, FleetError};
+use mosaic_tmux::{ControlClient, SendOptions, TmuxError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -22,12 +22,33 @@ use tokio::sync::broadcast;
 /// The key under which the last delivered message's origin is kept (where replies go).
 pub const CONVERSATION_KEY: &str = "conversation";
 
+/// Why the worker could not reach the orchestrator or type a message into its pane. Every kind
+/// is retried: the worker reconnects and the message stays queued.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The fleet (roster) could not be opened.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The roster has no orchestrator.
+    #[error("the roster has no orchestrator")]
+    NoOrchestrator,
+    /// The orchestrator's pane is dead.
+    #[error("{0} is dead")]
+    Dead(String),
+    /// tmux failed.
+    #[error(transparent)]
+    Tmux(#[from] TmuxError),
+    /// The bridge database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// What the worker needs.
 pub struct DeliveryWorker {
     /// The bridge database.
     pub db: std::path::PathBuf,
     /// Opens the fleet (roster, tmux) afresh on each (re)connect.
-    pub open_fleet: Box<dyn Fn() -> Result<Fleet, String> + Send>,
+    pub open_fleet: Box<dyn Fn() -> Result<Fleet, FleetError> + Send>,
     /// The orchestrator's activity.
     pub activity: Arc<Activity>,
     /// Where events go.
@@ -68,7 +89,7 @@ impl DeliveryWorker {
         let store = match Store::open(&self.db) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("mosaic: delivery worker cannot open its database: {e}");
+                tracing::error!(error = %e, "the delivery worker cannot open its database");
                 return;
             }
         };
@@ -76,15 +97,21 @@ impl DeliveryWorker {
         while !self.stop.load(Ordering::Relaxed) {
             let Some(s) = session.as_mut() else {
                 match self.connect(&store) {
-                    Ok(s) => session = Some(s),
-                    Err(_) => self.wait_for_wake(Duration::from_millis(500)),
+                    Ok(s) => {
+                        tracing::debug!(agent = %s.agent, "delivery worker attached");
+                        session = Some(s)
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "delivery worker cannot attach; retrying");
+                        self.wait_for_wake(Duration::from_millis(500))
+                    }
                 }
                 continue;
             };
             let next = match store.next_queued() {
                 Ok(n) => n,
                 Err(e) => {
-                    eprintln!("mosaic: {e}");
+                    tracing::error!(error = %e, "cannot read the delivery queue");
                     self.wait_for_wake(Duration::from_millis(500));
                     continue;
                 }
@@ -109,9 +136,11 @@ impl DeliveryWorker {
                 continue;
             }
             if let Err(e) = self.deliver(&store, s, &message) {
-                eprintln!(
-                    "mosaic: delivering chat message #{} failed ({e}); it stays queued",
-                    message.id
+                tracing::warn!(
+                    queue_id = message.id,
+                    agent = %s.agent,
+                    error = %e,
+                    "delivering a chat message failed; it stays queued"
                 );
                 let _ = store.mark_queued(message.id);
                 session = None;
@@ -134,32 +163,37 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    fn connect(&self, store: &Store) -> Result<Session, String> {
+    fn connect(&self, store: &Store) -> Result<Session, DeliveryError> {
         let fleet = (self.open_fleet)()?;
         let orchestrator = fleet
             .roster
             .orchestrator()
-            .ok_or("the roster has no orchestrator")?
+            .ok_or(DeliveryError::NoOrchestrator)?
             .clone();
-        let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false)
-            .map_err(|e| e.to_string())?;
+        let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false)?;
         if client.pane_dead() {
-            return Err(format!("{} is dead", orchestrator.name));
+            return Err(DeliveryError::Dead(orchestrator.name));
         }
         // Resolve deliveries a crash cut off (see the module docs).
-        let cut_off = store.in_delivery().map_err(|e| e.to_string())?;
+        let cut_off = store.in_delivery()?;
         if !cut_off.is_empty() {
-            let history = fleet
-                .capture(&orchestrator.name, true)
-                .map_err(|e| e.to_string())?;
+            let history = fleet.capture(&orchestrator.name, true)?;
             for q in cut_off {
                 if history.contains(&marker(q.id)) {
-                    client
-                        .command(&format!("send-keys -t {} Enter", client.pane()))
-                        .map_err(|e| e.to_string())?;
-                    store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+                    tracing::info!(
+                        queue_id = q.id,
+                        agent = %orchestrator.name,
+                        "a cut-off delivery was pasted; submitting it"
+                    );
+                    client.command(&format!("send-keys -t {} Enter", client.pane()))?;
+                    store.mark_delivered(q.id)?;
                 } else {
-                    store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                    tracing::info!(
+                        queue_id = q.id,
+                        agent = %orchestrator.name,
+                        "a cut-off delivery was not pasted; queued again"
+                    );
+                    store.mark_queued(q.id)?;
                 }
             }
         }
@@ -170,8 +204,8 @@ impl DeliveryWorker {
         })
     }
 
-    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), String> {
-        store.mark_delivering(q.id).map_err(|e| e.to_string())?;
+    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), DeliveryError> {
+        store.mark_delivering(q.id)?;
         let opts = SendOptions {
             settle: s.settle,
             ..SendOptions::default()
@@ -179,19 +213,24 @@ impl DeliveryWorker {
         // Where replies go: set before the paste, since the orchestrator may answer at once.
         let origin = serde_json::to_string(&crate::Target::answering(&q.inbound))
             .expect("a target serializes");
-        store
-            .set(CONVERSATION_KEY, &origin)
-            .map_err(|e| e.to_string())?;
+        store.set(CONVERSATION_KEY, &origin)?;
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
         let report = match s.client.send_text(&envelope(q), &opts) {
             Ok(r) => r,
             Err(e) => {
                 self.activity.abandoned();
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
-        store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+        store.mark_delivered(q.id)?;
+        tracing::info!(
+            queue_id = q.id,
+            agent = %s.agent,
+            connector = %q.inbound.connector,
+            room = %q.inbound.room,
+            "delivered a chat message"
+        );
         self.activity.output(&report.reaction);
         let _ = self.delivered.send(q.inbound.clone());
         let _ = self.events.send(Event::Delivered {

@@ -51,6 +51,36 @@ pub enum BridgeError {
     Io(#[from] std::io::Error),
 }
 
+/// Why a reply could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    /// The text is empty.
+    #[error("nothing to send: the text is empty")]
+    Empty,
+    /// No target was given and nobody has written to the orchestrator yet.
+    #[error(
+        "no conversation yet: nobody has written to the orchestrator; pass --room CONNECTOR:ROOM"
+    )]
+    NoConversation,
+    /// The target's connector is not running.
+    #[error("no connector {0:?} is running")]
+    UnknownConnector(String),
+    /// The target's room is not bridged.
+    #[error("room {room:?} of {connector} is not bridged")]
+    RoomNotBridged {
+        /// Connector id.
+        connector: String,
+        /// Room.
+        room: String,
+    },
+    /// The stored conversation could not be read.
+    #[error("the stored conversation is unreadable: {0}")]
+    Conversation(#[source] serde_json::Error),
+    /// The database failed (retryable).
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
 /// Where a reply goes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
@@ -165,6 +195,8 @@ struct Inner {
     connectors: HashMap<String, Arc<dyn Connector>>,
     /// Each connector's health, as it reports it.
     health: HashMap<String, HealthReporter>,
+    /// Reads each connector's health as it changes (to log it).
+    health_rx: HashMap<String, watch::Receiver<Health>>,
     /// Each connector's live cursors (the last message taken per room).
     cursors: HashMap<String, watch::Sender<Vec<(String, String)>>>,
     /// Set to stop the connectors.
@@ -202,6 +234,13 @@ impl Bridge {
             .and_then(|o| runtime(&o.runtime))
             .and_then(|r| r.idle_prompt);
         let view = View::of(&roster, None);
+        let (health, health_rx) = connectors
+            .iter()
+            .map(|c| {
+                let (tx, rx) = HealthReporter::new();
+                ((c.id().to_owned(), tx), (c.id().to_owned(), rx))
+            })
+            .unzip();
         Ok(Bridge {
             inner: Arc::new(Inner {
                 activity: Arc::new(Activity::new(
@@ -216,10 +255,8 @@ impl Bridge {
                 audit,
                 db,
                 store: Mutex::new(store),
-                health: connectors
-                    .iter()
-                    .map(|c| (c.id().to_owned(), HealthReporter::new().0))
-                    .collect(),
+                health,
+                health_rx,
                 cursors,
                 shutdown: watch::channel(false).0,
                 connectors: connectors
@@ -270,11 +307,17 @@ impl Bridge {
                 async move { me.connector_loop(connector).await },
             ));
         }
+        for (id, health) in &self.inner.health_rx {
+            let (me, id, health) = (self.clone(), id.clone(), health.clone());
+            tasks.push(tokio::spawn(async move { me.log_health(id, health).await }));
+        }
+        tracing::debug!(connectors = self.inner.connectors.len(), "bridge started");
         tasks
     }
 
     /// Asks every task to stop.
     pub fn shutdown(&self) {
+        tracing::debug!("bridge stopping");
         self.inner.stop.store(true, Ordering::Relaxed);
         self.inner.shutdown.send_replace(true);
         self.inner.wake_outbox.notify_waiters();
@@ -345,7 +388,10 @@ impl Bridge {
                 });
             }
             Reload::Invalid(e) => {
-                eprintln!("mosaic: {e}\nmosaic: keeping the last good roster until it is fixed");
+                tracing::warn!(
+                    error = %e,
+                    "roster.yaml is invalid; keeping the last good roster until it is fixed"
+                );
                 let _ = self.inner.events.send(Event::RosterInvalid {
                     problems: problem_lines(&e),
                 });
@@ -378,6 +424,33 @@ impl Bridge {
         self.inner.store.lock().unwrap().queue_len().unwrap_or(0)
     }
 
+    /// Logs each change of a connector's health until the bridge stops.
+    async fn log_health(&self, id: String, mut health: watch::Receiver<Health>) {
+        let mut shutdown = self.inner.shutdown.subscribe();
+        let mut last = Health::Starting;
+        loop {
+            let now = health.borrow_and_update().clone();
+            if now != last {
+                let (state, detail) = match &now {
+                    Health::Starting => ("starting", ""),
+                    Health::Up => ("up", ""),
+                    Health::Degraded(d) => ("degraded", d.as_str()),
+                    Health::Down(d) => ("down", d.as_str()),
+                };
+                tracing::info!(connector = %id, state, detail, "connector state changed");
+                last = now;
+            }
+            tokio::select! {
+                changed = health.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
     async fn connector_loop(&self, connector: Arc<dyn Connector>) {
         let mut failures = 0u32;
         while !self.inner.stop.load(Ordering::Relaxed) {
@@ -408,12 +481,20 @@ impl Bridge {
                 }
                 Err(e) if e.is_retryable() => {
                     failures += 1;
-                    e.retry_after().unwrap_or_else(|| backoff(failures))
+                    let delay = e.retry_after().unwrap_or_else(|| backoff(failures));
+                    tracing::warn!(
+                        connector = %id,
+                        error = %e,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "connector failed; retrying"
+                    );
+                    delay
                 }
                 Err(e) => {
-                    eprintln!(
-                        "mosaic: connector {} stopped: {e} (fix its configuration and restart `mosaic up`)",
-                        connector.id()
+                    tracing::error!(
+                        connector = %id,
+                        error = %e,
+                        "connector stopped (fix its configuration and restart `mosaic up`)"
                     );
                     return;
                 }
@@ -479,7 +560,7 @@ impl Bridge {
             Ok(a) => a,
             Err(e) => {
                 // Not stored, so not accepted: the platform (or API client) must deliver it again.
-                eprintln!("mosaic: cannot store a message from {conn}/{room}: {e}");
+                tracing::error!(connector = %conn, room = %room, error = %e, "cannot store a message");
                 return Verdict::Failed(e.to_string());
             }
         };
@@ -665,48 +746,37 @@ impl Bridge {
 
     /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
     /// message came from. Split at the platform's limit. Returns how many messages were queued.
-    pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, String> {
+    pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, ReplyError> {
         let text = text.trim_end();
         if text.is_empty() {
-            return Err("nothing to send: the text is empty".into());
+            return Err(ReplyError::Empty);
         }
         let target = match target {
             Some(t) => t,
             None => {
-                let stored = self
-                    .inner
-                    .store
-                    .lock()
-                    .unwrap()
-                    .get(CONVERSATION_KEY)
-                    .map_err(|e| e.to_string())?;
-                let stored = stored.ok_or("no conversation yet: nobody has written to the orchestrator; pass --room CONNECTOR:ROOM")?;
-                serde_json::from_str(&stored).map_err(|e| e.to_string())?
+                let stored = self.inner.store.lock().unwrap().get(CONVERSATION_KEY)?;
+                let stored = stored.ok_or(ReplyError::NoConversation)?;
+                serde_json::from_str(&stored).map_err(ReplyError::Conversation)?
             }
         };
         let Some(connector) = self.inner.connectors.get(&target.connector) else {
-            return Err(format!("no connector {:?} is running", target.connector));
+            return Err(ReplyError::UnknownConnector(target.connector));
         };
         let view = self.view();
         if !view.acl.room_allowed(&target.connector, &target.room) {
-            return Err(format!(
-                "room {:?} of {} is not bridged",
-                target.room, target.connector
-            ));
+            return Err(ReplyError::RoomNotBridged {
+                connector: target.connector,
+                room: target.room,
+            });
         }
         let parts = split_for(text, &connector.capabilities());
-        self.inner
-            .store
-            .lock()
-            .unwrap()
-            .enqueue_out(
-                &target.connector,
-                &target.room,
-                target.thread.as_deref(),
-                target.reply_to.as_ref(),
-                &parts,
-            )
-            .map_err(|e| e.to_string())?;
+        self.inner.store.lock().unwrap().enqueue_out(
+            &target.connector,
+            &target.room,
+            target.thread.as_deref(),
+            target.reply_to.as_ref(),
+            &parts,
+        )?;
         self.inner.wake_outbox.notify_one();
         Ok(parts.len())
     }
@@ -714,9 +784,11 @@ impl Bridge {
     /// Answers an inbound message in its room and thread.
     fn respond(&self, inbound: &Inbound, text: &str) {
         if let Err(e) = self.reply(text, Some(Target::answering(inbound))) {
-            eprintln!(
-                "mosaic: cannot answer in {}/{}: {e}",
-                inbound.connector, inbound.room
+            tracing::warn!(
+                connector = %inbound.connector,
+                room = %inbound.room,
+                error = %e,
+                "cannot answer in the room"
             );
         }
     }
@@ -793,6 +865,7 @@ impl Bridge {
                 for agent in status.agents {
                     let state = agent.state.as_str().to_owned();
                     if known.get(&agent.name) != Some(&state) {
+                        tracing::info!(agent = %agent.name, state = %state, "agent state changed");
                         let _ = self.inner.events.send(Event::AgentState {
                             name: agent.name.clone(),
                             state: state.clone(),
@@ -843,9 +916,9 @@ impl Bridge {
         }
         history.retain(|t| t.elapsed() < Duration::from_secs(300));
         if history.len() >= 5 {
-            eprintln!(
-                "mosaic: {} keeps dying (5 restarts in 5 minutes); leaving it dead (see `mosaic fleet logs {}`)",
-                agent.name, agent.name
+            tracing::warn!(
+                agent = %agent.name,
+                "the agent keeps dying (5 restarts in 5 minutes); leaving it dead (see `mosaic fleet logs`)"
             );
             let _ = self.inner.events.send(Event::AgentState {
                 name: agent.name.clone(),
@@ -860,6 +933,7 @@ impl Bridge {
         })
         .await;
         if let Ok(Ok(_)) = started {
+            tracing::info!(agent = %agent.name, policy = ?policy, "restarted a dead agent");
             let _ = self.inner.events.send(Event::AgentState {
                 name: agent.name.clone(),
                 state: "restarted".into(),
@@ -917,6 +991,14 @@ impl Bridge {
                     }
                     Err(e) if e.is_retryable() => {
                         let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
+                        tracing::debug!(
+                            connector = %p.connector,
+                            room = %p.room,
+                            outbox_id = p.id,
+                            attempt = p.attempts + 1,
+                            error = %e,
+                            "sending a message failed; retrying"
+                        );
                         let _ = inner.store.lock().unwrap().out_retry(
                             p.id,
                             p.attempts + 1,
@@ -926,9 +1008,12 @@ impl Bridge {
                         blocked.insert(p.connector);
                     }
                     Err(e) => {
-                        eprintln!(
-                            "mosaic: giving up on a message to {}/{}: {e}",
-                            p.connector, p.room
+                        tracing::error!(
+                            connector = %p.connector,
+                            room = %p.room,
+                            outbox_id = p.id,
+                            error = %e,
+                            "giving up on a message"
                         );
                         let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
                     }

@@ -45,9 +45,10 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
         };
         match connector_type.build(entry) {
             Ok(connector) => connectors.push(connector),
-            Err(e) => eprintln!(
-                "warning: the {} connector cannot start: {e}; its rooms are not bridged (see `mosaic fleet verify`)",
-                entry.id()
+            Err(e) => tracing::warn!(
+                connector = %entry.id(),
+                error = %e,
+                "the connector cannot start; its rooms are not bridged (see `mosaic fleet verify`)"
             ),
         }
     }
@@ -76,6 +77,13 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
         "mosaic up: fleet {} running; API on {url}; talk to {orchestrator} with `mosaic chat`",
         fleet.roster.fleet
     );
+    tracing::info!(
+        fleet = %fleet.roster.fleet,
+        url = %url,
+        pid = std::process::id(),
+        agent = %orchestrator,
+        "daemon started"
+    );
     let state = ApiState {
         bridge: bridge.clone(),
         paths: paths.clone(),
@@ -83,11 +91,13 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
         token: Arc::new(token),
     };
     serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("daemon stopping");
     bridge.shutdown();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
     }
     let _ = std::fs::remove_file(paths.state_dir.join(DAEMON_FILE));
+    tracing::info!("daemon stopped");
     println!("mosaic up: stopped (the fleet keeps running; `mosaic fleet stop` stops it)");
     Ok(())
 }

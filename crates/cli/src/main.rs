@@ -5,6 +5,7 @@ mod client;
 mod connectors;
 mod daemon;
 mod demo_agent;
+mod logging;
 mod mcp;
 
 use anyhow::{Context, Result, bail};
@@ -28,6 +29,10 @@ struct Cli {
     /// State directory [default: $XDG_STATE_HOME/mosaic]
     #[arg(long, global = true, env = "MOSAIC_STATE", value_name = "DIR")]
     state: Option<PathBuf>,
+    /// More diagnostics on stderr, once per level: warn (info for `mosaic up`), then info, debug,
+    /// trace. RUST_LOG, when set, overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Top,
 }
@@ -46,6 +51,9 @@ enum Top {
         /// Address for the API [default: the roster's bridge.api_listen, 127.0.0.1:7317].
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// How log lines on stderr look: text, or json (one JSON object per line).
+        #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+        log_format: logging::LogFormat,
     },
     /// Chat with the orchestrator from this terminal (through the daemon).
     Chat {
@@ -89,6 +97,10 @@ fn main() -> ExitCode {
     {
         args.connector_answers = connectors::init_answers(&matches);
     }
+    match &cli.command {
+        Top::Up { log_format, .. } => logging::init(1, cli.verbose, *log_format),
+        _ => logging::init(0, cli.verbose, logging::LogFormat::Text),
+    }
     let paths = Paths::resolve(cli.config, cli.state);
     match run(&paths, cli.command) {
         Ok(code) => code,
@@ -108,7 +120,7 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
     match command {
         Top::Fleet(cmd) => fleet(paths, *cmd),
         Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
-        Top::Up { listen } => daemon::up(paths, exe()?, listen).map(|_| ExitCode::SUCCESS),
+        Top::Up { listen, .. } => daemon::up(paths, exe()?, listen).map(|_| ExitCode::SUCCESS),
         Top::Chat { linger } => chat::run(
             client::Daemon::locate(paths)?,
             Duration::from_secs_f64(linger.max(0.0)),
