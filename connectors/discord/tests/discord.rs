@@ -285,3 +285,56 @@ async fn a_refused_intent_is_named() {
     assert!(err.to_string().contains("MESSAGE CONTENT"), "{err}");
     assert_eq!(err.kind, ErrorKind::Auth);
 }
+
+const STRANGER: u64 = 1_200_000_000_000_000_099;
+
+#[async_trait]
+impl mosaic_bridge::compliance::BridgedPlatform for FakePlatform {
+    fn register(&self) {
+        mosaic_connector::registry::register(&mosaic_discord::TYPE);
+    }
+    fn roster_entry(&self) -> String {
+        format!(
+            "{{type: discord, guild: '{GUILD}', channels: ['{CHANNEL}'], token: {{env: DISCORD_TOKEN}}}}"
+        )
+    }
+    fn stranger(&self) -> String {
+        STRANGER.to_string()
+    }
+    async fn refuse_next_post(&self, refusal: mosaic_bridge::compliance::Refusal) {
+        use mosaic_bridge::compliance::Refusal;
+        match refusal {
+            Refusal::RateLimited(d) => self.fake.fail_next_posts(1, 429, d.as_secs_f64()),
+            Refusal::Rejected => self.fake.fail_next_posts(1, 400, 0.0),
+        }
+    }
+    async fn post_native(&self, room: &str, user: &str, line: &str) -> Option<String> {
+        let sub = line.strip_prefix("/fleet ")?.trim();
+        let id = self.fake.slash(
+            GUILD,
+            room.parse().unwrap(),
+            user.parse().unwrap(),
+            "alice",
+            sub,
+            &[],
+        );
+        Some(format!("i{id}"))
+    }
+    async fn native_answers(&self, _room: &str) -> Vec<String> {
+        self.fake
+            .followups()
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_discord_connector_is_compliant_under_the_bridge() {
+    let fake = FakeDiscord::start().await;
+    let platform = FakePlatform {
+        connector: connector(&fake),
+        fake,
+    };
+    mosaic_bridge::compliance::run_bridged_suite(&platform).await;
+}

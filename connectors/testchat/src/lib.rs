@@ -7,8 +7,9 @@
 //! (ids grow); the bot's posts are appended to `DIR/outbox.jsonl` as `{"room", "text",
 //! "reply_to", "key"}`, its acks to `DIR/acks.jsonl`. The platform's credential is the first line
 //! of `DIR/token`: every call checks the bot's token against it (a wrong one is
-//! [`ErrorKind::Auth`]). A file `DIR/fail-next-post` makes the next post fail with a 5xx-like
-//! error (it is removed).
+//! [`ErrorKind::Auth`]). A file `DIR/fail-next-post` makes the next post fail (it is removed):
+//! empty, with a 5xx-like error; `429 SECS`, with a rate limit asking to wait SECS; `400`, with
+//! a rejection.
 
 use async_trait::async_trait;
 use mosaic_connector::registry::{ConnectorConfig, Question, QuestionKind, Typed};
@@ -251,8 +252,21 @@ impl Connector for TestchatConnector {
 
     async fn send(&self, message: &Outbound) -> Result<String, ConnectorError> {
         self.authorize()?;
-        if std::fs::remove_file(self.dir.join("fail-next-post")).is_ok() {
-            return Err(ConnectorError::new(ErrorKind::Retryable, "testchat: 503"));
+        let fail = self.dir.join("fail-next-post");
+        if let Ok(how) = std::fs::read_to_string(&fail)
+            && std::fs::remove_file(&fail).is_ok()
+        {
+            let mut words = how.split_whitespace();
+            return Err(match (words.next(), words.next().map(str::parse::<f64>)) {
+                (Some("429"), Some(Ok(secs))) => ConnectorError::new(
+                    ErrorKind::RateLimited {
+                        retry_after: Duration::from_secs_f64(secs),
+                    },
+                    "testchat: 429",
+                ),
+                (Some("400"), _) => ConnectorError::new(ErrorKind::Fatal, "testchat: 400"),
+                _ => ConnectorError::new(ErrorKind::Retryable, "testchat: 503"),
+            });
         }
         self.append(
             "outbox.jsonl",

@@ -10,6 +10,8 @@
 pub mod acl;
 pub mod activity;
 pub mod audit;
+#[cfg(feature = "test-util")]
+pub mod compliance;
 pub mod delivery;
 pub mod events;
 pub mod local;

@@ -46,6 +46,12 @@ impl FakeConnector {
         }
     }
 
+    /// The same fake speaking another markdown dialect.
+    pub fn with_markdown(mut self, markdown: Markdown) -> FakeConnector {
+        self.capabilities.markdown = markdown;
+        self
+    }
+
     /// A user posts `text` in `room`; returns the new message's id.
     pub fn post(&self, room: &str, user: &str, text: &str) -> String {
         let mut st = self.state.lock().unwrap();
