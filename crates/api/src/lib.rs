@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
 /// Identifies the API and its version in `GET /v1/health`.
 pub const API_VERSION: &str = "mosaic.api/v1";
@@ -147,8 +147,16 @@ async fn fleet(State(state): State<ApiState>) -> Response {
 async fn events(
     State(state): State<ApiState>,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
+    // Ends when the bridge shuts down, so an open stream never holds up the daemon's exit.
+    let end = WatchStream::new(state.bridge.closing())
+        .filter(|closing| *closing)
+        .map(|_| None);
     let stream = BroadcastStream::new(state.bridge.events())
         .filter_map(|e| e.ok())
+        .map(Some)
+        .merge(end)
+        .take_while(Option::is_some)
+        .filter_map(|e| e)
         .map(|e| {
             let data = serde_json::to_string(&e).expect("events serialize");
             let kind = serde_json::from_str::<Value>(&data)

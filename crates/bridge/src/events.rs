@@ -78,6 +78,20 @@ pub enum Event {
     },
 }
 
+impl From<mosaic_fleet::Change> for Event {
+    /// The supervisor's report as an `agent_state` event.
+    fn from(change: mosaic_fleet::Change) -> Event {
+        use mosaic_fleet::Change;
+        let (name, state) = match change {
+            Change::State { name, state } => (name, state.as_str().to_owned()),
+            Change::Removed(name) => (name, "removed".to_owned()),
+            Change::Restarted(name) => (name, "restarted".to_owned()),
+            Change::CrashLooping(name) => (name, "crash-looping".to_owned()),
+        };
+        Event::AgentState { name, state }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,42 +1,43 @@
 //! The mosaic bridge: chat rooms on one side, the orchestrator's tmux pane on the other.
 //!
 //! Every inbound message is deduplicated by `(connector, message id)` and checked against the
-//! [`acl`]. Commands in the fleet grammar (`/fleet …`, `!fleet …`) run through the fleet engine
-//! and are answered in the same room; anything else from an allowed user is acknowledged at once,
-//! queued durably, and typed into the orchestrator's pane in order when it is idle
-//! ([`delivery`]). Replies go through a durable outbox retried with backoff while a connector is
-//! down. Every command and refusal is written to the audit log.
+//! [`acl`] by the [`inbound`] pipeline, which decides once and applies the decision's effects in
+//! one place. Commands in the fleet grammar (`/fleet …`, `!fleet …`) run through the executor and
+//! are answered in the same room (destructive ones after a [`confirm`]ation kept in the
+//! database); anything else from an allowed user is acknowledged at once, queued durably, and
+//! typed into the orchestrator's pane in order when it is idle ([`delivery`]). Replies go
+//! through a durable [`outbox`] retried with backoff while a connector is down. Every command and
+//! refusal is written to the audit log.
 
 pub mod acl;
 pub mod activity;
 pub mod audit;
+pub mod confirm;
+mod connectors;
 pub mod delivery;
 pub mod events;
+mod inbound;
 pub mod local;
+mod outbox;
 pub mod split;
 pub mod store;
 
-use crate::acl::{Acl, LOCAL, RateLimiter, TALK_ROLE, needs_confirmation};
+use crate::acl::{Acl, RateLimiter};
 use crate::activity::{Activity, HookState};
 use crate::audit::AuditLog;
-use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
+use crate::delivery::DeliveryWorker;
 use crate::events::Event;
-use crate::split::split_for;
-use crate::store::{Accepted, Store, now_ms};
-use mosaic_connector::{
-    Connector, Cursors, Health, HealthReporter, Inbound, Markdown, Outbound, ReplyTo, RunContext,
-    Shutdown,
-};
-use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface, authorize, render};
+use crate::store::Store;
+use mosaic_connector::{Connector, Health, HealthReporter, Inbound, Markdown, ReplyTo};
+use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface};
 use mosaic_fleet::{Fleet, FleetError, LiveRoster, Paths, Reload};
 use mosaic_grammar::FleetCommand;
-use mosaic_grammar::chat::{ChatInput, parse};
-use mosaic_roster::{AclRole, BridgeSettings, Roster, runtime};
-use std::collections::{HashMap, HashSet};
+use mosaic_roster::{BridgeSettings, Roster, runtime};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -140,13 +141,6 @@ impl View {
     }
 }
 
-struct PendingConfirm {
-    command: FleetCommand,
-    line: String,
-    inbound: Inbound,
-    expires: Instant,
-}
-
 /// The running bridge. Cheap to clone.
 #[derive(Clone)]
 pub struct Bridge {
@@ -174,11 +168,8 @@ struct Inner {
     delivery_wake_rx: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     wake_outbox: Notify,
     activity: Arc<Activity>,
-    confirmations: Mutex<HashMap<String, PendingConfirm>>,
     stop: Arc<AtomicBool>,
 }
-
-const CONFIRM_TTL: Duration = Duration::from_secs(120);
 
 impl Bridge {
     /// Opens the bridge's database and audit log in the state directory.
@@ -230,14 +221,14 @@ impl Bridge {
                 wake_delivery: Mutex::new(wake_tx),
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),
                 wake_outbox: Notify::new(),
-                confirmations: Mutex::new(HashMap::new()),
                 stop: Arc::new(AtomicBool::new(false)),
             }),
         })
     }
 
     /// Starts the delivery worker, the outbox and every connector. Returns the tasks; call
-    /// [`Bridge::shutdown`] to stop them.
+    /// [`Bridge::shutdown`] to stop them. The roster watcher ([`Bridge::watch_roster`]) and the
+    /// fleet supervisor (`mosaic_fleet::Supervisor`) are separate components.
     pub fn start(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
@@ -260,10 +251,6 @@ impl Bridge {
         }
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
-        let me = self.clone();
-        tasks.push(tokio::spawn(async move { me.watch_agents().await }));
-        let me = self.clone();
-        tasks.push(tokio::spawn(async move { me.watch_roster().await }));
         for connector in self.inner.connectors.values() {
             let (me, connector) = (self.clone(), connector.clone());
             tasks.push(tokio::spawn(
@@ -278,12 +265,42 @@ impl Bridge {
         self.inner.stop.store(true, Ordering::Relaxed);
         self.inner.shutdown.send_replace(true);
         self.inner.wake_outbox.notify_waiters();
-        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+        self.wake_delivery();
+    }
+
+    /// Turns true when [`Bridge::shutdown`] is called: event streams end with it, so no client
+    /// keeps a stopping daemon alive.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
     /// The event stream.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// Publishes an event from another component (the fleet supervisor's agent states).
+    pub fn announce(&self, event: Event) {
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Tells the delivery worker to look at the queue now.
+    pub(crate) fn wake_delivery(&self) {
+        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+    }
+
+    /// Messages whose paste the orchestrator's pane never confirmed: they wait for a person's
+    /// decision ([`Bridge::resolve_held`]) and hold the queue behind them.
+    pub fn held(&self) -> Result<Vec<store::Queued>, store::StoreError> {
+        self.inner.store.lock().unwrap().held()
+    }
+
+    /// A person's decision on a held message: `retry` pastes it once more, otherwise it is
+    /// dropped. False when `id` is not held.
+    pub fn resolve_held(&self, id: i64, retry: bool) -> Result<bool, store::StoreError> {
+        let done = self.inner.store.lock().unwrap().resolve_held(id, retry)?;
+        self.wake_delivery();
+        Ok(done)
     }
 
     /// Records a harness hook for the orchestrator.
@@ -298,7 +315,7 @@ impl Bridge {
             name,
             state: label.into(),
         });
-        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+        self.wake_delivery();
     }
 
     fn orchestrator_name(&self) -> String {
@@ -353,11 +370,15 @@ impl Bridge {
         }
     }
 
-    /// Follows `roster.yaml`: one `stat` a second, a re-read when it changed.
-    async fn watch_roster(&self) {
-        while !self.inner.stop.load(Ordering::Relaxed) {
+    /// The roster watcher: follows `roster.yaml` (one `stat` a second, a re-read when it
+    /// changed) until `stop` turns true.
+    pub async fn watch_roster(&self, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
             self.refresh_roster().await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
 
@@ -376,250 +397,6 @@ impl Bridge {
     /// Messages waiting for the orchestrator.
     pub fn queue_len(&self) -> usize {
         self.inner.store.lock().unwrap().queue_len().unwrap_or(0)
-    }
-
-    async fn connector_loop(&self, connector: Arc<dyn Connector>) {
-        let mut failures = 0u32;
-        while !self.inner.stop.load(Ordering::Relaxed) {
-            let (tx, mut rx) = mpsc::channel::<Inbound>(256);
-            let me = self.clone();
-            let forward = tokio::spawn(async move {
-                while let Some(ev) = rx.recv().await {
-                    me.accept(ev).await;
-                }
-            });
-            let id = connector.id().to_owned();
-            let health = self.inner.health[&id].clone();
-            let ctx = RunContext {
-                inbound: tx,
-                cursors: Cursors::new(self.inner.cursors[&id].subscribe()),
-                health: health.clone(),
-                shutdown: Shutdown::from_receiver(self.inner.shutdown.subscribe()),
-            };
-            let result = connector.run(ctx).await;
-            let _ = forward.await;
-            if let Err(e) = &result {
-                health.set(Health::Down(e.to_string()));
-            }
-            let delay = match result {
-                Ok(()) => {
-                    failures = 0;
-                    Duration::from_millis(500)
-                }
-                Err(e) if e.is_retryable() => {
-                    failures += 1;
-                    e.retry_after().unwrap_or_else(|| backoff(failures))
-                }
-                Err(e) => {
-                    eprintln!(
-                        "mosaic: connector {} stopped: {e} (fix its configuration and restart `mosaic up`)",
-                        connector.id()
-                    );
-                    return;
-                }
-            };
-            if self.inner.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// Handles one inbound message: dedup, ACL, grammar, queue or answer.
-    pub async fn accept(&self, inbound: Inbound) -> Verdict {
-        let inner = &self.inner;
-        let (conn, user, room) = (
-            inbound.connector.clone(),
-            inbound.user.clone(),
-            inbound.room.clone(),
-        );
-        let input = parse(&inbound.text);
-        let view = self.view();
-        let line = match &input {
-            ChatInput::Talk => "(talk)".to_owned(),
-            _ => inbound.text.trim().to_owned(),
-        };
-        if !view.acl.room_allowed(&conn, &room) {
-            let why = "ignored: room not bridged".to_owned();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            return Verdict::Ignored(why);
-        }
-        let role = view.acl.role(&conn, &user);
-        let is_talk = matches!(input, ChatInput::Talk);
-        let Some(role) = role else {
-            // Deny by default; strangers get no answer, except to a native command, whose
-            // platform shows "thinking" until one comes.
-            let why = "refused: user not in the acl".to_owned();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            self.event_command(&inbound, &line, &why);
-            if inbound.native_command {
-                self.respond(&inbound, "you are not allowed to command this fleet (ask its admin to add you to the acl)");
-            }
-            return Verdict::Refused(why);
-        };
-        // The local user (an authenticated API client on this machine) is not rate limited.
-        if conn != LOCAL && !view.rate.allow(&conn, &user) {
-            let why = "rate-limited".to_owned();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            self.respond(
-                &inbound,
-                &format!(
-                    "slow down: at most {} messages a minute; this one was not taken",
-                    view.settings.rate_per_minute
-                ),
-            );
-            return Verdict::Refused(why);
-        }
-        let accepted = match inner
-            .store
-            .lock()
-            .unwrap()
-            .accept(&inbound, is_talk && role >= TALK_ROLE)
-        {
-            Ok(a) => a,
-            Err(e) => {
-                // Not stored, so not accepted: the platform (or API client) must deliver it again.
-                eprintln!("mosaic: cannot store a message from {conn}/{room}: {e}");
-                return Verdict::Failed(e.to_string());
-            }
-        };
-        let Accepted::New { queued, ahead } = accepted else {
-            return Verdict::Duplicate;
-        };
-        if !inbound.native_command
-            && let Some(cursors) = inner.cursors.get(&conn)
-        {
-            cursors.send_modify(|points| match points.iter_mut().find(|(r, _)| *r == room) {
-                Some(point) => point.1 = inbound.message_id.clone(),
-                None => points.push((room.clone(), inbound.message_id.clone())),
-            });
-        }
-        match input {
-            ChatInput::Talk => {
-                let Some(id) = queued else {
-                    let why = format!(
-                        "refused: talking to the orchestrator needs role {}",
-                        TALK_ROLE.as_str()
-                    );
-                    inner.audit.record(&conn, &user, &room, &line, &why);
-                    self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
-                    return Verdict::Refused(why);
-                };
-                let _ = inner.wake_delivery.lock().unwrap().send(());
-                let _ = inner.events.send(Event::MessageIn {
-                    id,
-                    connector: conn.clone(),
-                    room: room.clone(),
-                    user: user.clone(),
-                    text: inbound.text.clone(),
-                });
-                self.ack(&inbound);
-                if ahead >= view.settings.queue_notice {
-                    self.respond(&inbound, &format!("the orchestrator is busy: your message is queued behind {ahead} others and will be delivered in order"));
-                }
-                Verdict::Queued { id, ahead }
-            }
-            ChatInput::Help(text) => {
-                let help = render::chat(&Outcome::Help { text }, self.markdown(&conn), false);
-                self.respond(&inbound, &help);
-                inner.audit.record(&conn, &user, &room, &line, "ok");
-                Verdict::Answered
-            }
-            ChatInput::Invalid(e) => {
-                self.respond(&inbound, &format!("```\n{}\n```", e.message));
-                inner
-                    .audit
-                    .record(&conn, &user, &room, &line, "error: invalid command");
-                Verdict::Answered
-            }
-            ChatInput::Command(command) => self.command(inbound, role, *command, line).await,
-        }
-    }
-
-    async fn command(
-        &self,
-        inbound: Inbound,
-        role: AclRole,
-        command: FleetCommand,
-        line: String,
-    ) -> Verdict {
-        let inner = &self.inner;
-        let (conn, user, room) = (
-            inbound.connector.clone(),
-            inbound.user.clone(),
-            inbound.room.clone(),
-        );
-        let actor = Actor {
-            surface: Surface::Chat {
-                connector: conn.clone(),
-                user: user.clone(),
-            },
-            role,
-        };
-        // Checked before any confirmation is asked for; the executor checks again.
-        if let Err(refusal) = authorize(&command, &actor) {
-            let why = refusal.to_string();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            self.event_command(&inbound, &line, &why);
-            self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
-            return Verdict::Refused(why);
-        }
-        let (command, line) = match command {
-            FleetCommand::Confirm { code } => {
-                let pending = {
-                    let mut map = inner.confirmations.lock().unwrap();
-                    map.retain(|_, p| p.expires > Instant::now());
-                    match map.get(&code) {
-                        Some(p) if p.inbound.connector == conn && p.inbound.user == user => {
-                            map.remove(&code)
-                        }
-                        _ => None,
-                    }
-                };
-                let Some(p) = pending else {
-                    let why =
-                        "error: no such confirmation (wrong code, someone else's, or expired)"
-                            .to_owned();
-                    inner.audit.record(&conn, &user, &room, &line, &why);
-                    self.respond(&inbound, &why);
-                    return Verdict::Answered;
-                };
-                (p.command, p.line)
-            }
-            command if needs_confirmation(&command) && conn != LOCAL => {
-                let code = confirmation_code();
-                let mut pending = inner.confirmations.lock().unwrap();
-                pending.retain(|_, p| p.expires > Instant::now());
-                pending.insert(
-                    code.clone(),
-                    PendingConfirm {
-                        command,
-                        line: line.clone(),
-                        inbound: inbound.clone(),
-                        expires: Instant::now() + CONFIRM_TTL,
-                    },
-                );
-                drop(pending);
-                inner
-                    .audit
-                    .record(&conn, &user, &room, &line, "awaiting confirmation");
-                self.respond(&inbound, &format!("`{line}` cannot be undone. To go ahead, send `/fleet confirm {code}` within 2 minutes."));
-                return Verdict::AwaitingConfirmation(code);
-            }
-            command => (command, line),
-        };
-        let json = render::wants_json(&command);
-        let markdown = self.markdown(&conn);
-        let result = self.exec(command, actor).await;
-        self.refresh_roster().await;
-        let (reply, outcome) = match result {
-            Ok(done) => (render::chat(&done, markdown, json), "ok".to_owned()),
-            Err(e) => (format!("error: {e}"), format!("error: {e}")),
-        };
-        inner.audit.record(&conn, &user, &room, &line, &outcome);
-        self.event_command(&inbound, &line, &outcome);
-        self.respond(&inbound, &reply);
-        Verdict::Answered
     }
 
     /// Runs `command` through the executor on a blocking thread.
@@ -662,284 +439,6 @@ impl Bridge {
             .record("orchestrator", &name, "-", line, &outcome);
         result
     }
-
-    /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
-    /// message came from. Split at the platform's limit. Returns how many messages were queued.
-    pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, String> {
-        let text = text.trim_end();
-        if text.is_empty() {
-            return Err("nothing to send: the text is empty".into());
-        }
-        let target = match target {
-            Some(t) => t,
-            None => {
-                let stored = self
-                    .inner
-                    .store
-                    .lock()
-                    .unwrap()
-                    .get(CONVERSATION_KEY)
-                    .map_err(|e| e.to_string())?;
-                let stored = stored.ok_or("no conversation yet: nobody has written to the orchestrator; pass --room CONNECTOR:ROOM")?;
-                serde_json::from_str(&stored).map_err(|e| e.to_string())?
-            }
-        };
-        let Some(connector) = self.inner.connectors.get(&target.connector) else {
-            return Err(format!("no connector {:?} is running", target.connector));
-        };
-        let view = self.view();
-        if !view.acl.room_allowed(&target.connector, &target.room) {
-            return Err(format!(
-                "room {:?} of {} is not bridged",
-                target.room, target.connector
-            ));
-        }
-        let parts = split_for(text, &connector.capabilities());
-        self.inner
-            .store
-            .lock()
-            .unwrap()
-            .enqueue_out(
-                &target.connector,
-                &target.room,
-                target.thread.as_deref(),
-                target.reply_to.as_ref(),
-                &parts,
-            )
-            .map_err(|e| e.to_string())?;
-        self.inner.wake_outbox.notify_one();
-        Ok(parts.len())
-    }
-
-    /// Answers an inbound message in its room and thread.
-    fn respond(&self, inbound: &Inbound, text: &str) {
-        if let Err(e) = self.reply(text, Some(Target::answering(inbound))) {
-            eprintln!(
-                "mosaic: cannot answer in {}/{}: {e}",
-                inbound.connector, inbound.room
-            );
-        }
-    }
-
-    fn ack(&self, inbound: &Inbound) {
-        let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else {
-            return;
-        };
-        let (events, inbound) = (self.inner.events.clone(), inbound.clone());
-        tokio::spawn(async move {
-            for attempt in 1..=3u32 {
-                match connector.ack(&inbound.room, &inbound.message_id).await {
-                    Ok(()) => {
-                        let _ = events.send(Event::Acked {
-                            connector: inbound.connector,
-                            room: inbound.room,
-                            message_id: inbound.message_id,
-                        });
-                        return;
-                    }
-                    Err(e) if e.is_retryable() && attempt < 3 => {
-                        tokio::time::sleep(e.retry_after().unwrap_or(backoff(attempt))).await
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
-    }
-
-    fn event_command(&self, inbound: &Inbound, line: &str, outcome: &str) {
-        let _ = self.inner.events.send(Event::Command {
-            connector: inbound.connector.clone(),
-            user: inbound.user.clone(),
-            command: line.to_owned(),
-            outcome: outcome.to_owned(),
-        });
-    }
-
-    /// While the orchestrator works on a delivered message, shows "typing" in its room (every 8 s,
-    /// at most 2 minutes).
-    async fn typing_loop(&self, mut delivered: mpsc::UnboundedReceiver<Inbound>) {
-        while let Some(inbound) = delivered.recv().await {
-            let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else {
-                continue;
-            };
-            let activity = self.inner.activity.clone();
-            tokio::spawn(async move {
-                for _ in 0..15 {
-                    if connector.typing(&inbound.room).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(8)).await;
-                    if activity.is_idle() {
-                        return;
-                    }
-                }
-            });
-        }
-    }
-
-    /// Emits an `agent_state` event whenever an agent's lifecycle state changes (one tmux call a
-    /// second for the whole fleet).
-    async fn watch_agents(&self) {
-        let mut known: HashMap<String, String> = HashMap::new();
-        let mut restarts: HashMap<String, Vec<Instant>> = HashMap::new();
-        while !self.inner.stop.load(Ordering::Relaxed) {
-            let fleet = self.fleet();
-            let seen = tokio::task::spawn_blocking(move || fleet.ps().ok().map(|s| (fleet, s)))
-                .await
-                .ok()
-                .flatten();
-            if let Some((fleet, status)) = seen {
-                let mut now: HashMap<String, String> = HashMap::new();
-                for agent in status.agents {
-                    let state = agent.state.as_str().to_owned();
-                    if known.get(&agent.name) != Some(&state) {
-                        let _ = self.inner.events.send(Event::AgentState {
-                            name: agent.name.clone(),
-                            state: state.clone(),
-                        });
-                        if agent.state == mosaic_fleet::AgentState::Dead {
-                            self.apply_restart_policy(
-                                &fleet,
-                                &agent,
-                                restarts.entry(agent.name.clone()).or_default(),
-                            )
-                            .await;
-                        }
-                    }
-                    now.insert(agent.name, state);
-                }
-                for name in known.keys().filter(|n| !now.contains_key(*n)) {
-                    let _ = self.inner.events.send(Event::AgentState {
-                        name: name.clone(),
-                        state: "removed".into(),
-                    });
-                }
-                known = now;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    /// Restarts an agent that died, as its `restart` policy says: `always`, `on-failure`
-    /// (anything but exit status 0), or `never`. More than five restarts in five minutes is a
-    /// crash loop: the agent is left dead and reported.
-    async fn apply_restart_policy(
-        &self,
-        fleet: &Fleet,
-        agent: &mosaic_fleet::AgentStatus,
-        history: &mut Vec<Instant>,
-    ) {
-        use mosaic_roster::RestartPolicy;
-        let Some(policy) = fleet.roster.agent(&agent.name).map(|a| a.restart) else {
-            return;
-        };
-        let wanted = match policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => agent.exit_status != Some(0),
-            RestartPolicy::Never => false,
-        };
-        if !wanted {
-            return;
-        }
-        history.retain(|t| t.elapsed() < Duration::from_secs(300));
-        if history.len() >= 5 {
-            eprintln!(
-                "mosaic: {} keeps dying (5 restarts in 5 minutes); leaving it dead (see `mosaic fleet logs {}`)",
-                agent.name, agent.name
-            );
-            let _ = self.inner.events.send(Event::AgentState {
-                name: agent.name.clone(),
-                state: "crash-looping".into(),
-            });
-            return;
-        }
-        history.push(Instant::now());
-        let (fleet, name) = (fleet.clone(), agent.name.clone());
-        let started = tokio::task::spawn_blocking(move || {
-            fleet.start(std::slice::from_ref(&name), mosaic_exec::START_WAIT)
-        })
-        .await;
-        if let Ok(Ok(_)) = started {
-            let _ = self.inner.events.send(Event::AgentState {
-                name: agent.name.clone(),
-                state: "restarted".into(),
-            });
-        }
-    }
-
-    async fn outbox_loop(&self) {
-        let inner = &self.inner;
-        while !inner.stop.load(Ordering::Relaxed) {
-            let notified = inner.wake_outbox.notified();
-            let pending = inner
-                .store
-                .lock()
-                .unwrap()
-                .pending_out(now_ms())
-                .unwrap_or_default();
-            let mut blocked: HashSet<String> = HashSet::new();
-            for (p, due) in pending {
-                if blocked.contains(&p.connector) {
-                    continue;
-                }
-                if !due {
-                    // Keep order per connector: later messages wait for this one.
-                    blocked.insert(p.connector.clone());
-                    continue;
-                }
-                let Some(connector) = inner.connectors.get(&p.connector).cloned() else {
-                    let _ = inner
-                        .store
-                        .lock()
-                        .unwrap()
-                        .out_failed(p.id, "connector not running");
-                    continue;
-                };
-                let rendered =
-                    mosaic_connector::render::render(&p.text, connector.capabilities().markdown);
-                let out = Outbound {
-                    room: p.room.clone(),
-                    text: rendered.text,
-                    html: rendered.html,
-                    reply_to: p.reply_to.clone(),
-                    thread: p.thread.clone(),
-                    key: format!("mosaic-out-{}", p.id),
-                };
-                match connector.send(&out).await {
-                    Ok(platform_id) => {
-                        let _ = inner.store.lock().unwrap().out_sent(p.id, &platform_id);
-                        let _ = inner.events.send(Event::MessageOut {
-                            id: p.id,
-                            connector: p.connector,
-                            room: p.room,
-                            text: p.text,
-                        });
-                    }
-                    Err(e) if e.is_retryable() => {
-                        let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
-                        let _ = inner.store.lock().unwrap().out_retry(
-                            p.id,
-                            p.attempts + 1,
-                            now_ms() + delay.as_millis() as i64,
-                            &e.to_string(),
-                        );
-                        blocked.insert(p.connector);
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "mosaic: giving up on a message to {}/{}: {e}",
-                            p.connector, p.room
-                        );
-                        let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
-                    }
-                }
-            }
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-    }
 }
 
 /// Where a roster is wrong, one line each (`file:line:column: field: message`).
@@ -958,18 +457,4 @@ fn problem_lines(e: &FleetError) -> Vec<String> {
 /// Exponential backoff: 100 ms doubling, at most 30 s.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(30))
-}
-
-fn confirmation_code() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    format!("{:06x}", h.finish() & 0xff_ffff)
 }

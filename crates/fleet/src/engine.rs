@@ -205,6 +205,7 @@ impl Fleet {
     fn session_spec(&self, agent: &Agent) -> Result<SessionSpec, FleetError> {
         let state = self.paths.agent_state(&agent.name);
         create_private_dir(&state)?;
+        let _ = std::fs::remove_file(self.paths.stop_requested(&agent.name));
         // A Claude Code orchestrator gets mosaic's MCP tools (see harness::launch_argv).
         let mcp_config = (agent.role == Role::Orchestrator && agent.runtime == "claude")
             .then(|| state.join("mcp.json"));
@@ -336,6 +337,12 @@ impl Fleet {
                 })
                 .collect::<Result<_, _>>()?
         };
+        // On purpose: the supervisor leaves an agent stopped this way alone.
+        for name in targets.iter().filter(|n| self.roster.agent(n).is_some()) {
+            create_private_dir(&self.paths.agent_state(name))?;
+            let marker = self.paths.stop_requested(name);
+            std::fs::write(&marker, b"").map_err(|e| FleetError::io(&marker, e))?;
+        }
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         for name in &targets {
             match panes.get(name) {

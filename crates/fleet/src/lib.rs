@@ -9,6 +9,7 @@ mod live;
 pub mod paths;
 pub mod render;
 pub mod status;
+pub mod supervisor;
 pub mod verify;
 pub mod wizard;
 
@@ -24,3 +25,4 @@ pub use error::FleetError;
 pub use live::{LiveRoster, Reload};
 pub use paths::Paths;
 pub use status::{AgentState, AgentStatus, ChatLink, FleetStatus, PS_SCHEMA, StatusReport};
+pub use supervisor::{Change, Supervisor};
