@@ -261,3 +261,183 @@ fn harness_hooks_in_their_own_payload_shapes_pace_the_queue() {
         text(&out.stderr)
     );
 }
+
+/// Waits up to `secs` for `child` to exit; kills it and fails the test if it does not.
+fn exits_within(child: &mut Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+#[test]
+fn up_that_cannot_bind_says_why_exits_nonzero_and_leaves_the_fleet_alone() {
+    let s = Sandbox::new();
+    s.init("general");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let in_use = taken.local_addr().unwrap().to_string();
+    for listen in ["abc", in_use.as_str()] {
+        let mut child = s
+            .command(&["up", "--listen", listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = exits_within(&mut child, 15, &format!("mosaic up --listen {listen}"));
+        let err = stderr_of(&mut child);
+        assert!(!status.success(), "--listen {listen}");
+        assert!(err.contains("cannot listen on"), "--listen {listen}: {err}");
+        assert!(!s.state().join("daemon.json").exists());
+        assert!(
+            s.states().iter().all(|(_, state)| state == "stopped"),
+            "bind first: the fleet was not started ({:?})",
+            s.states()
+        );
+    }
+}
+
+#[test]
+fn one_daemon_per_state_dir_and_a_stale_daemon_json_never_blocks() {
+    let s = Sandbox::new();
+    s.init("general");
+    std::fs::create_dir_all(s.state()).unwrap();
+    // Left by a daemon that died; its pid now belongs to a live process (this test).
+    std::fs::write(
+        s.state().join("daemon.json"),
+        serde_json::json!({ "url": "http://127.0.0.1:9", "pid": std::process::id() }).to_string(),
+    )
+    .unwrap();
+    let spawn = || {
+        s.command(&["up", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Two started together: exactly one runs.
+    let mut both = [Daemon { child: spawn() }, Daemon { child: spawn() }];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let loser = loop {
+        if let Some(i) = (0..2).find(|&i| both[i].child.try_wait().unwrap().is_some()) {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "neither daemon refused to run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = both[loser].child.wait().unwrap();
+    assert!(!status.success());
+    assert!(stderr_of(&mut both[loser].child).contains("already runs"));
+    let winner = &mut both[1 - loser].child;
+    let pid = winner.id();
+    wait_for("the running daemon's daemon.json", || {
+        std::fs::read_to_string(s.state().join("daemon.json"))
+            .is_ok_and(|t| t.contains(&format!("\"pid\":{pid}")))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        winner.try_wait().unwrap().is_none(),
+        "the winner keeps running"
+    );
+}
+
+#[test]
+fn sigterm_with_an_open_event_stream_exits_within_five_seconds() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (mut d, url, token) = up(&s);
+    let (opened, opened_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let client: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let response = client
+            .get(format!("{url}/v1/events"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call();
+        let _ = opened.send(());
+        // Reads until the daemon closes the stream.
+        if let Ok(r) = response {
+            let _ = std::io::copy(&mut r.into_body().into_reader(), &mut std::io::sink());
+        }
+    });
+    opened_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the event stream opens");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &d.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = exits_within(
+        &mut d.child,
+        5,
+        "mosaic up after SIGTERM with a stream open",
+    );
+    assert!(status.success(), "a clean stop: {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    reader.join().unwrap();
+}
+
+#[test]
+fn after_the_tmux_server_dies_the_fleet_comes_back_and_a_queued_message_is_delivered_once() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let server = s
+        .tmux()
+        .run(&["display-message", "-p", "#{pid}"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &server])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = agent()
+        .post(format!("{url}/v1/chat"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "id": "after-the-loss", "text": "are you back?" }))
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait_for_secs("the supervisor to restart the fleet", 30, || {
+        s.states().iter().all(|(_, state)| state == "running")
+    });
+    wait_for_secs("the queued message in the new orchestrator", 30, || {
+        !s.transcript("mos").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let got = s.transcript("mos");
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+    assert!(got[0].ends_with("] are you back?"), "{got:?}");
+}
