@@ -441,3 +441,127 @@ fn after_the_tmux_server_dies_the_fleet_comes_back_and_a_queued_message_is_deliv
     assert_eq!(got.len(), 1, "delivered once: {got:?}");
     assert!(got[0].ends_with("] are you back?"), "{got:?}");
 }
+
+#[test]
+fn direct_sends_and_queued_deliveries_never_merge_in_one_pane() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let auth = format!("Bearer {token}");
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..30 {
+                let r = agent()
+                    .post(format!("{url}/v1/chat"))
+                    .header("Authorization", &auth)
+                    .send_json(serde_json::json!({ "id": format!("c{i}"), "text": format!("chat {i:03}") }))
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        });
+        scope.spawn(|| {
+            for i in 0..15 {
+                let r = agent()
+                    .post(format!("{url}/v1/agents/mos/send"))
+                    .header("Authorization", &auth)
+                    .send_json(serde_json::json!({ "text": format!("direct {i:03}") }))
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        });
+        scope.spawn(|| {
+            // The CLI goes through the running daemon too.
+            for i in 0..5 {
+                s.ok(&["fleet", "send", "mos", &format!("cli {i:03}")]);
+            }
+        });
+    });
+    wait_for_secs("every submission in the pane", 60, || {
+        s.transcript("mos").len() >= 50
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let got = s.transcript("mos");
+    let mut chats = Vec::new();
+    let (mut directs, mut clis) = (0, 0);
+    for t in &got {
+        if t.starts_with("[chat #") {
+            let (_, text) = t.split_once("] ").unwrap();
+            assert!(
+                text.starts_with("chat ") && text.len() == 8,
+                "merged: {t:?}"
+            );
+            chats.push(text.to_owned());
+        } else if t.starts_with("direct ") && t.len() == 10 {
+            directs += 1;
+        } else if t.starts_with("cli ") && t.len() == 7 {
+            clis += 1;
+        } else {
+            panic!("a merged or mangled submission: {t:?}");
+        }
+    }
+    let want: Vec<String> = (0..30).map(|i| format!("chat {i:03}")).collect();
+    assert_eq!(chats, want, "chat messages once each, in order");
+    assert_eq!((directs, clis, got.len()), (15, 5, 50));
+}
+
+#[test]
+fn a_paste_the_frozen_orchestrator_never_confirms_is_held_not_pasted_again() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let auth = format!("Bearer {token}");
+    let chat = |id: &str, text: &str| {
+        let mut r = agent()
+            .post(format!("{url}/v1/chat"))
+            .header("Authorization", &auth)
+            .send_json(serde_json::json!({ "id": id, "text": text }))
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.body_mut().read_json::<serde_json::Value>().unwrap()["verdict"]["queue_id"]
+            .as_i64()
+            .unwrap()
+    };
+    let health = || {
+        agent()
+            .get(format!("{url}/v1/health"))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json::<serde_json::Value>()
+            .unwrap()
+    };
+    // Frozen: for 20 s the harness takes nothing and draws nothing.
+    s.ok(&["fleet", "send", "mos", "/freeze 20"]);
+    let first = chat("frozen-1", "first while frozen");
+    chat("frozen-2", "second while frozen");
+    wait_for_secs("the unconfirmed paste to be held", 30, || {
+        health()["held"] == serde_json::json!([first])
+    });
+    // When it thaws it takes what was typed: the one paste, submitted once; nothing was pasted
+    // again while it was frozen.
+    wait_for_secs("the one paste to be submitted", 30, || {
+        !s.transcript("mos").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        s.transcript("mos").len(),
+        1,
+        "pasted once, and the queue waits behind the held message: {:?}",
+        s.transcript("mos")
+    );
+    // A person looks: it did arrive, so they drop it; the queue moves on.
+    let r = agent()
+        .post(format!("{url}/v1/queue/{first}/drop"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({}))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for("the second message", || s.transcript("mos").len() == 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = s.transcript("mos");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].ends_with("] first while frozen"), "{got:?}");
+    assert!(got[1].ends_with("] second while frozen"), "{got:?}");
+    assert_eq!(health()["held"], serde_json::json!([]));
+}

@@ -2,20 +2,26 @@
 //! in order, when it is idle, over one long-lived tmux control client.
 //!
 //! Exactly once across crashes: a message is marked `delivering` (committed) before it is pasted
-//! and `delivered` after the pane reacted. A message found `delivering` at start-up was cut off
-//! mid-way: if its envelope is in the pane's scrollback it was pasted, so Enter is pressed once
-//! more (harmless if it was already submitted) and it is marked delivered; otherwise it goes back
-//! to the queue. The text is never pasted twice.
+//! and `delivered` after the pane reacted. A message found `delivering` when the worker
+//! (re)connects was cut off mid-way (a crash, a lost tmux connection): if its envelope is in the
+//! pane's scrollback it was pasted, so Enter is pressed once more (harmless if it was already
+//! submitted) and it is marked delivered; otherwise it goes back to the queue. A paste the pane
+//! never reacted to (a frozen orchestrator) is `held`: reported, never pasted again on its own,
+//! and the queue waits behind it until a person retries or drops it. The text is never pasted
+//! twice without a person asking.
+//!
+//! One writer per pane: the worker takes the pane's writer turn
+//! ([`mosaic_fleet::pane_writer`]) for each paste and its Enter, as every other write does.
 
 use crate::activity::Activity;
 use crate::events::Event;
 use crate::store::{Queued, Store};
-use mosaic_fleet::Fleet;
 use mosaic_fleet::harness::paste_settle;
-use mosaic_tmux::{ControlClient, SendOptions};
-use std::sync::Arc;
+use mosaic_fleet::{Fleet, pane_writer};
+use mosaic_tmux::{ControlClient, ErrorKind, SendOptions, TmuxError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -60,6 +66,19 @@ struct Session {
     agent: String,
     client: ControlClient,
     settle: Duration,
+    /// The pane's writer turn.
+    writer: Arc<Mutex<()>>,
+}
+
+/// Why a delivery did not complete.
+#[derive(Debug, thiserror::Error)]
+enum Undelivered {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// tmux failed (or the pane never reacted: [`ErrorKind::Timeout`]).
+    #[error(transparent)]
+    Tmux(#[from] TmuxError),
 }
 
 impl DeliveryWorker {
@@ -81,6 +100,15 @@ impl DeliveryWorker {
                 }
                 continue;
             };
+            // A held message keeps its place: nothing behind it goes first.
+            if store.held().is_ok_and(|held| !held.is_empty()) {
+                if self.drain_output(s).is_err() {
+                    session = None;
+                    continue;
+                }
+                self.wait_for_wake(Duration::from_millis(200));
+                continue;
+            }
             let next = match store.next_queued() {
                 Ok(n) => n,
                 Err(e) => {
@@ -97,6 +125,11 @@ impl DeliveryWorker {
                 self.wait_for_wake(Duration::from_millis(200));
                 continue;
             };
+            // What the pane drew so far tells the activity, and is not a reaction to the paste.
+            if self.drain_output(s).is_err() {
+                session = None;
+                continue;
+            }
             if !self.activity.is_idle() {
                 match s
                     .client
@@ -108,14 +141,29 @@ impl DeliveryWorker {
                 }
                 continue;
             }
-            if let Err(e) = self.deliver(&store, s, &message) {
-                eprintln!(
-                    "mosaic: delivering chat message #{} failed ({e}); it stays queued",
-                    message.id
-                );
-                let _ = store.mark_queued(message.id);
-                session = None;
-                std::thread::sleep(Duration::from_millis(200));
+            match self.deliver(&store, s, &message) {
+                Ok(()) => {}
+                Err(Undelivered::Tmux(e)) if e.kind == ErrorKind::Timeout => {
+                    eprintln!(
+                        "mosaic: chat message #{} was pasted into {} but it never reacted ({e}); it is held: retry or drop it (POST /v1/queue/{}/retry or /drop)",
+                        message.id, s.agent, message.id
+                    );
+                    let _ = store.mark_held(message.id);
+                    let _ = self.events.send(Event::Held {
+                        id: message.id,
+                        agent: s.agent.clone(),
+                        error: e.to_string(),
+                    });
+                }
+                Err(e) => {
+                    // Whether it was pasted is resolved from the pane when the worker reconnects.
+                    eprintln!(
+                        "mosaic: delivering chat message #{} failed ({e}); it is resolved from the pane on reconnect",
+                        message.id
+                    );
+                    session = None;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
             }
         }
     }
@@ -152,6 +200,8 @@ impl DeliveryWorker {
             let history = fleet
                 .capture(&orchestrator.name, true)
                 .map_err(|e| e.to_string())?;
+            let writer = pane_writer(fleet.tmux.socket(), &orchestrator.name);
+            let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
             for q in cut_off {
                 if history.contains(&marker(q.id)) {
                     client
@@ -165,13 +215,14 @@ impl DeliveryWorker {
         }
         Ok(Session {
             settle: paste_settle(&orchestrator.runtime),
+            writer: pane_writer(fleet.tmux.socket(), &orchestrator.name),
             agent: orchestrator.name,
             client,
         })
     }
 
-    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), String> {
-        store.mark_delivering(q.id).map_err(|e| e.to_string())?;
+    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), Undelivered> {
+        store.mark_delivering(q.id)?;
         let opts = SendOptions {
             settle: s.settle,
             ..SendOptions::default()
@@ -179,19 +230,21 @@ impl DeliveryWorker {
         // Where replies go: set before the paste, since the orchestrator may answer at once.
         let origin = serde_json::to_string(&crate::Target::answering(&q.inbound))
             .expect("a target serializes");
-        store
-            .set(CONVERSATION_KEY, &origin)
-            .map_err(|e| e.to_string())?;
+        store.set(CONVERSATION_KEY, &origin)?;
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
-        let report = match s.client.send_text(&envelope(q), &opts) {
+        let sent = {
+            let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
+            s.client.send_text(&envelope(q), &opts)
+        };
+        let report = match sent {
             Ok(r) => r,
             Err(e) => {
                 self.activity.abandoned();
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
-        store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+        store.mark_delivered(q.id)?;
         self.activity.output(&report.reaction);
         let _ = self.delivered.send(q.inbound.clone());
         let _ = self.events.send(Event::Delivered {

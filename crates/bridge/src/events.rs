@@ -35,6 +35,17 @@ pub enum Event {
         /// The orchestrator's name.
         agent: String,
     },
+    /// A queued message was pasted into the orchestrator's pane but the pane never showed a
+    /// reaction (a frozen orchestrator). It is not pasted again: it waits, and the queue behind
+    /// it, until a person retries or drops it (`POST /v1/queue/{id}/retry` or `/drop`).
+    Held {
+        /// Queue id.
+        id: i64,
+        /// The orchestrator's name.
+        agent: String,
+        /// What went wrong.
+        error: String,
+    },
     /// A message was posted to a chat room.
     MessageOut {
         /// Outbox id.

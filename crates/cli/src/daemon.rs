@@ -4,7 +4,7 @@
 //! `daemon.lock`), then the API address is bound; only then is the fleet started, so a daemon
 //! that cannot run never touches the fleet, prints why and exits non-zero.
 
-use crate::client::{DAEMON_FILE, TOKEN_FILE};
+use crate::client::{DAEMON_FILE, LOCK_FILE, TOKEN_FILE};
 use anyhow::{Context, Result, bail};
 use mosaic_api::{ApiState, serve};
 use mosaic_bridge::local::LocalConnector;
@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// The lock file that makes a daemon the only one of its state directory.
-pub const LOCK_FILE: &str = "daemon.lock";
 /// How long each component may take to stop before it is abandoned (the whole daemon stops
 /// well within 5 s).
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -137,7 +135,18 @@ fn lock(state: &Path) -> Result<File> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+    // A client checking whether a daemon runs holds the lock for an instant: try for a while.
+    let mut tries = 0;
+    let locked = loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Err(rustix::io::Errno::WOULDBLOCK) if tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    match locked {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => {
             let pid = std::fs::read_to_string(state.join(DAEMON_FILE))

@@ -362,6 +362,8 @@ impl Fleet {
                             submit_timeout: Duration::from_millis(300),
                             submit_attempts: 1,
                         };
+                        let writer = pane_writer(self.tmux.socket(), name);
+                        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
                         let _ = ControlClient::attach(&self.tmux, name, false)
                             .and_then(|mut c| c.send_text(exit_text, &quick));
                     }
@@ -424,9 +426,12 @@ impl Fleet {
         Ok(outcomes)
     }
 
-    /// Types `text` into a running agent and submits it once.
+    /// Types `text` into a running agent and submits it once (holding the pane's writer turn,
+    /// see [`pane_writer`]).
     pub fn send(&self, name: &str, text: &str) -> Result<SendReport, FleetError> {
         let agent = self.agent(name)?;
+        let writer = pane_writer(self.tmux.socket(), name);
+        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
         let not_running = |state: AgentState| FleetError::NotRunning {
             name: name.to_owned(),
             state: state.as_str(),
@@ -672,6 +677,22 @@ fn status_of(
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The turn every write to the pane of `agent` on tmux socket `socket` takes in this process,
+/// so a pane has one writer at a time: a paste and its Enter are never interleaved with another
+/// write (with the daemon running, every write to a pane goes through it).
+pub fn pane_writer(socket: &str, agent: &str) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Writers = Mutex<HashMap<(String, String), Arc<Mutex<()>>>>;
+    static WRITERS: OnceLock<Writers> = OnceLock::new();
+    WRITERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((socket.to_owned(), agent.to_owned()))
+        .or_default()
+        .clone()
 }
 
 /// Creates a directory readable only by the user.

@@ -13,7 +13,7 @@ pub mod supervisor;
 pub mod verify;
 pub mod wizard;
 
-pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, worker_from};
+pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, pane_writer, worker_from};
 
 impl Outcome {
     /// Whether this outcome means the operation failed for that agent.
