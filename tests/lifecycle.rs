@@ -366,11 +366,25 @@ fn tmux_servers(socket: &str) -> Vec<u32> {
     pids
 }
 
+/// Kills every server of a socket on drop, reachable or not (so a failing run leaks none).
+struct KillServers(String);
+
+impl Drop for KillServers {
+    fn drop(&mut self) {
+        for pid in tmux_servers(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 #[test]
 fn start_racing_stop_never_leaks_a_tmux_server() {
     let s = Sandbox::new();
+    let _cleanup = KillServers(s.socket.clone());
     s.init("general");
-    for _ in 0..12 {
+    for _ in 0..30 {
         let quiet = |args: &[&str]| {
             s.command(args)
                 .stdout(std::process::Stdio::null())

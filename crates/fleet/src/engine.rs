@@ -177,6 +177,7 @@ impl Fleet {
         wait: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
         let agents = self.select(names)?;
+        let _lifecycle = self.lifecycle_lock()?;
         let panes = self.panes()?;
         let mut outcomes = Vec::new();
         let mut started = Vec::new();
@@ -306,6 +307,25 @@ impl Fleet {
         Ok(outcomes)
     }
 
+    /// Waits for, then holds, the fleet's lifecycle lock (an flock in the state directory, so
+    /// across processes): a start and a stop of one fleet never interleave, and never leave two
+    /// tmux servers behind one socket. Released when the returned file is dropped.
+    fn lifecycle_lock(&self) -> Result<std::fs::File, FleetError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        create_private_dir(&self.paths.state_dir)?;
+        let path = self.paths.state_dir.join("lifecycle.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| FleetError::io(&path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| FleetError::io(&path, e.into()))?;
+        Ok(file)
+    }
+
     /// Stops the named agents (all sessions of the fleet when empty, orphans included): each
     /// harness is asked to exit, and whatever still runs after `timeout` is killed.
     pub fn stop(
@@ -313,6 +333,7 @@ impl Fleet {
         names: &[String],
         timeout: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
+        let _lifecycle = self.lifecycle_lock()?;
         let panes = self.panes()?;
         let targets: Vec<String> = if names.is_empty() {
             let mut all: Vec<String> = self.roster.agents.iter().map(|a| a.name.clone()).collect();
