@@ -9,7 +9,8 @@ use crate::acl::{LOCAL, TALK_ROLE, needs_confirmation};
 use crate::confirm;
 use crate::events::Event;
 use crate::store::{Accepted, StoreError};
-use crate::{Bridge, Verdict, View};
+use crate::view::View;
+use crate::{Bridge, Verdict};
 use mosaic_connector::{Inbound, Markdown};
 use mosaic_exec::{Actor, Outcome, Surface, authorize, render};
 use mosaic_grammar::FleetCommand;
@@ -356,5 +357,130 @@ impl Bridge {
                 .event()
                 .answer(reply)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> View {
+        mosaic_connector::registry::register(&mosaic_testchat::TYPE);
+        let roster = mosaic_roster::Roster::parse(
+            "version: 1\nfleet: f\nagents:\n- {name: mos, role: orchestrator, runtime: demo}\nconnectors:\n- {type: testchat, id: tg, dir: /x, rooms: ['42'], token: {env: T}}\nacl:\n- {connector: tg, user: op, role: operator}\n- {connector: tg, user: viewer, role: viewer}\nbridge: {queue_notice: 2}\n",
+            "r",
+        )
+        .unwrap();
+        View::of(&roster, None)
+    }
+
+    fn msg(connector: &str, room: &str, user: &str, text: &str) -> Inbound {
+        Inbound {
+            connector: connector.into(),
+            message_id: "m1".into(),
+            room: room.into(),
+            user: user.into(),
+            user_name: user.into(),
+            text: text.into(),
+            thread: None,
+            native_command: false,
+        }
+    }
+
+    fn admitted(m: &Inbound, rate_ok: bool) -> Result<Admitted, Decision> {
+        admit(m, parse(&m.text), &view(), || rate_ok)
+    }
+
+    fn decided(m: &Inbound, stored: Result<Accepted, &StoreError>) -> Decision {
+        let a = admitted(m, true).unwrap();
+        match decide(m, a, stored, &view().settings, Markdown::CommonMark) {
+            Next::Done(d) => d,
+            Next::Command(..) => panic!("a command"),
+        }
+    }
+
+    #[test]
+    fn the_view_refuses_before_the_store_is_asked() {
+        let d = admitted(&msg("tg", "43", "op", "hi"), true).unwrap_err();
+        assert_eq!(
+            (d.verdict, d.audit.as_deref(), d.answer, d.event),
+            (
+                Verdict::Ignored("ignored: room not bridged".into()),
+                Some("ignored: room not bridged"),
+                None,
+                false
+            ),
+            "another room: audited, never answered"
+        );
+        let stranger = msg("tg", "42", "eve", "/fleet ps");
+        let d = admitted(&stranger, true).unwrap_err();
+        assert!(d.event && d.answer.is_none(), "a stranger gets no answer");
+        let native = Inbound {
+            native_command: true,
+            ..stranger
+        };
+        assert!(
+            admitted(&native, true).unwrap_err().answer.is_some(),
+            "except to a native command, which waits for one"
+        );
+        let d = admitted(&msg("tg", "42", "op", "hi"), false).unwrap_err();
+        assert_eq!(d.verdict, Verdict::Refused("rate-limited".into()));
+        assert!(d.answer.unwrap().contains("slow down"));
+        let local = msg(LOCAL, LOCAL, LOCAL, "hi");
+        let a = admit(&local, parse("hi"), &view(), || {
+            panic!("the local user is not limited")
+        });
+        assert!(a.unwrap().queue);
+    }
+
+    #[test]
+    fn the_store_answer_decides_the_rest() {
+        let talk = msg("tg", "42", "op", "hi");
+        assert_eq!(
+            decided(&talk, Ok(Accepted::Duplicate)),
+            Decision::new(Verdict::Duplicate),
+            "a redelivery does nothing"
+        );
+        let d = decided(&talk, Err(&StoreError::from(rusqlite::Error::InvalidQuery)));
+        assert!(matches!(d.verdict, Verdict::Failed(_)) && d.audit.is_none() && !d.cursor);
+        let d = decided(
+            &talk,
+            Ok(Accepted::New {
+                queued: Some(7),
+                ahead: 1,
+            }),
+        );
+        assert_eq!(d.verdict, Verdict::Queued { id: 7, ahead: 1 });
+        assert!(d.cursor && d.answer.is_none() && d.audit.is_none());
+        let d = decided(
+            &talk,
+            Ok(Accepted::New {
+                queued: Some(8),
+                ahead: 2,
+            }),
+        );
+        assert!(d.answer.unwrap().contains("queued behind 2 others"));
+        let viewer = msg("tg", "42", "viewer", "hi");
+        let d = decided(
+            &viewer,
+            Ok(Accepted::New {
+                queued: None,
+                ahead: 0,
+            }),
+        );
+        assert!(matches!(d.verdict, Verdict::Refused(_)));
+        assert!(d.answer.unwrap().ends_with("you are viewer"));
+        let help = msg("tg", "42", "viewer", "/fleet help");
+        let d = decided(
+            &help,
+            Ok(Accepted::New {
+                queued: None,
+                ahead: 0,
+            }),
+        );
+        assert_eq!(
+            (d.verdict, d.audit.as_deref()),
+            (Verdict::Answered, Some("ok"))
+        );
     }
 }

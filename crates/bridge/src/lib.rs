@@ -21,18 +21,19 @@ pub mod local;
 mod outbox;
 pub mod split;
 pub mod store;
+mod view;
 
-use crate::acl::{Acl, RateLimiter};
 use crate::activity::{Activity, HookState};
 use crate::audit::AuditLog;
 use crate::delivery::DeliveryWorker;
 use crate::events::Event;
 use crate::store::Store;
+use crate::view::View;
 use mosaic_connector::{Connector, Health, HealthReporter, Inbound, Markdown, ReplyTo};
 use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface};
-use mosaic_fleet::{Fleet, FleetError, LiveRoster, Paths, Reload};
+use mosaic_fleet::{Fleet, LiveRoster, Paths};
 use mosaic_grammar::FleetCommand;
-use mosaic_roster::{BridgeSettings, Roster, runtime};
+use mosaic_roster::runtime;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,29 +117,6 @@ pub struct BridgeConfig {
     pub mosaic_exe: PathBuf,
     /// The daemon's live roster: the ACL, rooms and settings follow it as it changes.
     pub roster: LiveRoster,
-}
-
-/// What the bridge takes from the roster in use, rebuilt on each change.
-struct View {
-    acl: Acl,
-    settings: BridgeSettings,
-    rate: Arc<RateLimiter>,
-}
-
-impl View {
-    /// The view of `roster`, keeping `old`'s rate counts while the rate is unchanged.
-    fn of(roster: &Roster, old: Option<&View>) -> View {
-        let settings = roster.bridge.clone();
-        let rate = match old {
-            Some(v) if v.settings.rate_per_minute == settings.rate_per_minute => v.rate.clone(),
-            _ => Arc::new(RateLimiter::new(settings.rate_per_minute)),
-        };
-        View {
-            acl: Acl::from_roster(roster),
-            settings,
-            rate,
-        }
-    }
 }
 
 /// The running bridge. Cheap to clone.
@@ -336,52 +314,6 @@ impl Bridge {
         )
     }
 
-    /// What the bridge takes from the roster in use.
-    fn view(&self) -> Arc<View> {
-        self.inner
-            .view
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Re-reads `roster.yaml` if it changed: a valid roster is swapped in (ACL, rooms and
-    /// settings with it) and announced; an invalid one is reported and the old one kept.
-    async fn refresh_roster(&self) {
-        let live = self.inner.roster.clone();
-        let Ok(reload) = tokio::task::spawn_blocking(move || live.reload()).await else {
-            return;
-        };
-        match reload {
-            Reload::Unchanged => {}
-            Reload::Changed(roster) => {
-                let view = View::of(&roster, Some(&self.view()));
-                *self.inner.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
-                let _ = self.inner.events.send(Event::RosterChanged {
-                    agents: roster.agents.iter().map(|a| a.name.clone()).collect(),
-                });
-            }
-            Reload::Invalid(e) => {
-                eprintln!("mosaic: {e}\nmosaic: keeping the last good roster until it is fixed");
-                let _ = self.inner.events.send(Event::RosterInvalid {
-                    problems: problem_lines(&e),
-                });
-            }
-        }
-    }
-
-    /// The roster watcher: follows `roster.yaml` (one `stat` a second, a re-read when it
-    /// changed) until `stop` turns true.
-    pub async fn watch_roster(&self, mut stop: watch::Receiver<bool>) {
-        while !*stop.borrow() {
-            self.refresh_roster().await;
-            tokio::select! {
-                _ = stop.changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
-
     /// Each connector's health.
     pub fn health(&self) -> Vec<(String, Health)> {
         let mut h: Vec<_> = self
@@ -438,19 +370,6 @@ impl Bridge {
             .audit
             .record("orchestrator", &name, "-", line, &outcome);
         result
-    }
-}
-
-/// Where a roster is wrong, one line each (`file:line:column: field: message`).
-fn problem_lines(e: &FleetError) -> Vec<String> {
-    match e {
-        FleetError::Roster(r) if r.problems().is_some() => r
-            .to_string()
-            .lines()
-            .skip(1)
-            .map(|l| l.trim().to_owned())
-            .collect(),
-        e => vec![e.to_string()],
     }
 }
 
