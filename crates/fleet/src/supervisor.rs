@@ -141,8 +141,9 @@ impl Supervisor {
             return;
         }
         history.push(Instant::now());
+        // Someone else may have started it meanwhile (`already running`): not a restart.
         if let Ok(outcomes) = fleet.start(std::slice::from_ref(&agent.name), START_WAIT)
-            && outcomes.iter().all(|(_, o)| !o.is_failure())
+            && outcomes.iter().any(|(_, o)| *o == crate::Outcome::Started)
         {
             report(Change::Restarted(agent.name.clone()));
         }
