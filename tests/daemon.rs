@@ -262,6 +262,310 @@ fn harness_hooks_in_their_own_payload_shapes_pace_the_queue() {
     );
 }
 
+/// Waits up to `secs` for `child` to exit; kills it and fails the test if it does not.
+fn exits_within(child: &mut Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+#[test]
+fn up_that_cannot_bind_says_why_exits_nonzero_and_leaves_the_fleet_alone() {
+    let s = Sandbox::new();
+    s.init("general");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let in_use = taken.local_addr().unwrap().to_string();
+    for listen in ["abc", in_use.as_str()] {
+        let mut child = s
+            .command(&["up", "--listen", listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = exits_within(&mut child, 15, &format!("mosaic up --listen {listen}"));
+        let err = stderr_of(&mut child);
+        assert!(!status.success(), "--listen {listen}");
+        assert!(err.contains("cannot listen on"), "--listen {listen}: {err}");
+        assert!(!s.state().join("daemon.json").exists());
+        assert!(
+            s.states().iter().all(|(_, state)| state == "stopped"),
+            "bind first: the fleet was not started ({:?})",
+            s.states()
+        );
+    }
+}
+
+#[test]
+fn one_daemon_per_state_dir_and_a_stale_daemon_json_never_blocks() {
+    let s = Sandbox::new();
+    s.init("general");
+    std::fs::create_dir_all(s.state()).unwrap();
+    // Left by a daemon that died; its pid now belongs to a live process (this test).
+    std::fs::write(
+        s.state().join("daemon.json"),
+        serde_json::json!({ "url": "http://127.0.0.1:9", "pid": std::process::id() }).to_string(),
+    )
+    .unwrap();
+    let spawn = || {
+        s.command(&["up", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Two started together: exactly one runs.
+    let mut both = [Daemon { child: spawn() }, Daemon { child: spawn() }];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let loser = loop {
+        if let Some(i) = (0..2).find(|&i| both[i].child.try_wait().unwrap().is_some()) {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "neither daemon refused to run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = both[loser].child.wait().unwrap();
+    assert!(!status.success());
+    assert!(stderr_of(&mut both[loser].child).contains("already runs"));
+    let winner = &mut both[1 - loser].child;
+    let pid = winner.id();
+    wait_for("the running daemon's daemon.json", || {
+        std::fs::read_to_string(s.state().join("daemon.json"))
+            .is_ok_and(|t| t.contains(&format!("\"pid\":{pid}")))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        winner.try_wait().unwrap().is_none(),
+        "the winner keeps running"
+    );
+}
+
+#[test]
+fn sigterm_with_an_open_event_stream_exits_within_five_seconds() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (mut d, url, token) = up(&s);
+    let (opened, opened_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let client: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let response = client
+            .get(format!("{url}/v1/events"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call();
+        let _ = opened.send(());
+        // Reads until the daemon closes the stream.
+        if let Ok(r) = response {
+            let _ = std::io::copy(&mut r.into_body().into_reader(), &mut std::io::sink());
+        }
+    });
+    opened_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the event stream opens");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &d.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = exits_within(
+        &mut d.child,
+        5,
+        "mosaic up after SIGTERM with a stream open",
+    );
+    assert!(status.success(), "a clean stop: {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    reader.join().unwrap();
+}
+
+#[test]
+fn after_the_tmux_server_dies_the_fleet_comes_back_and_a_queued_message_is_delivered_once() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let server = s
+        .tmux()
+        .run(&["display-message", "-p", "#{pid}"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &server])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = agent()
+        .post(format!("{url}/v1/chat"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "id": "after-the-loss", "text": "are you back?" }))
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait_for_secs("the supervisor to restart the fleet", 30, || {
+        s.states().iter().all(|(_, state)| state == "running")
+    });
+    wait_for_secs("the queued message in the new orchestrator", 30, || {
+        !s.transcript("mos").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let got = s.transcript("mos");
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+    assert!(got[0].ends_with("] are you back?"), "{got:?}");
+}
+
+#[test]
+fn direct_sends_and_queued_deliveries_never_merge_in_one_pane() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let auth = format!("Bearer {token}");
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..30 {
+                let r = agent()
+                    .post(format!("{url}/v1/chat"))
+                    .header("Authorization", &auth)
+                    .send_json(serde_json::json!({ "id": format!("c{i}"), "text": format!("chat {i:03}") }))
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        });
+        scope.spawn(|| {
+            for i in 0..15 {
+                let r = agent()
+                    .post(format!("{url}/v1/agents/mos/send"))
+                    .header("Authorization", &auth)
+                    .send_json(serde_json::json!({ "text": format!("direct {i:03}") }))
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        });
+        scope.spawn(|| {
+            // The CLI goes through the running daemon too.
+            for i in 0..5 {
+                s.ok(&["fleet", "send", "mos", &format!("cli {i:03}")]);
+            }
+        });
+    });
+    wait_for_secs("every submission in the pane", 60, || {
+        s.transcript("mos").len() >= 50
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let got = s.transcript("mos");
+    let mut chats = Vec::new();
+    let (mut directs, mut clis) = (0, 0);
+    for t in &got {
+        if t.starts_with("[chat #") {
+            let (_, text) = t.split_once("] ").unwrap();
+            assert!(
+                text.starts_with("chat ") && text.len() == 8,
+                "merged: {t:?}"
+            );
+            chats.push(text.to_owned());
+        } else if t.starts_with("direct ") && t.len() == 10 {
+            directs += 1;
+        } else if t.starts_with("cli ") && t.len() == 7 {
+            clis += 1;
+        } else {
+            panic!("a merged or mangled submission: {t:?}");
+        }
+    }
+    let want: Vec<String> = (0..30).map(|i| format!("chat {i:03}")).collect();
+    assert_eq!(chats, want, "chat messages once each, in order");
+    assert_eq!((directs, clis, got.len()), (15, 5, 50));
+}
+
+#[test]
+fn a_paste_the_frozen_orchestrator_never_confirms_is_held_not_pasted_again() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let auth = format!("Bearer {token}");
+    let chat = |id: &str, text: &str| {
+        let mut r = agent()
+            .post(format!("{url}/v1/chat"))
+            .header("Authorization", &auth)
+            .send_json(serde_json::json!({ "id": id, "text": text }))
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.body_mut().read_json::<serde_json::Value>().unwrap()["verdict"]["queue_id"]
+            .as_i64()
+            .unwrap()
+    };
+    let health = || {
+        agent()
+            .get(format!("{url}/v1/health"))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json::<serde_json::Value>()
+            .unwrap()
+    };
+    // Frozen: for 20 s the harness takes nothing and draws nothing.
+    s.ok(&["fleet", "send", "mos", "/freeze 20"]);
+    let first = chat("frozen-1", "first while frozen");
+    chat("frozen-2", "second while frozen");
+    wait_for_secs("the unconfirmed paste to be held", 30, || {
+        health()["held"] == serde_json::json!([first])
+    });
+    // When it thaws it takes what was typed: the one paste, submitted once; nothing was pasted
+    // again while it was frozen.
+    wait_for_secs("the one paste to be submitted", 30, || {
+        !s.transcript("mos").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        s.transcript("mos").len(),
+        1,
+        "pasted once, and the queue waits behind the held message: {:?}",
+        s.transcript("mos")
+    );
+    // A person looks: it did arrive, so they drop it; the queue moves on.
+    let r = agent()
+        .post(format!("{url}/v1/queue/{first}/drop"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({}))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for("the second message", || s.transcript("mos").len() == 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = s.transcript("mos");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].ends_with("] first while frozen"), "{got:?}");
+    assert!(got[1].ends_with("] second while frozen"), "{got:?}");
+    assert_eq!(health()["held"], serde_json::json!([]));
+}
+
 #[test]
 fn a_reply_that_cannot_be_queued_says_why_with_its_own_status() {
     let s = Sandbox::new();

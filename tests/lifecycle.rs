@@ -343,3 +343,77 @@ fn a_claude_orchestrator_is_launched_with_the_fleet_tools() {
         "{argv:?}"
     );
 }
+
+/// The tmux servers of `socket` that are running (a server keeps its client's command line).
+fn tmux_servers(socket: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args
+            .windows(2)
+            .any(|w| w[0] == b"-L" && w[1] == socket.as_bytes());
+        let zombie = std::fs::read_to_string(entry.path().join("status"))
+            .is_ok_and(|st| st.contains("Z (zombie)"));
+        if comm.trim() == "tmux: server" && ours && !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills every server of a socket on drop, reachable or not (so a failing run leaks none).
+struct KillServers(String);
+
+impl Drop for KillServers {
+    fn drop(&mut self) {
+        for pid in tmux_servers(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn start_racing_stop_never_leaks_a_tmux_server() {
+    let s = Sandbox::new();
+    let _cleanup = KillServers(s.socket.clone());
+    s.init("general");
+    for _ in 0..30 {
+        let quiet = |args: &[&str]| {
+            s.command(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut start = quiet(&["fleet", "start"]);
+        let mut stop = quiet(&["fleet", "stop", "--timeout", "1"]);
+        start.wait().unwrap();
+        stop.wait().unwrap();
+    }
+    let servers = tmux_servers(&s.socket);
+    assert!(
+        servers.len() <= 1,
+        "one server per socket at most: {servers:?}"
+    );
+    if let [pid] = servers[..] {
+        let reachable = s.tmux().run(&["display-message", "-p", "#{pid}"]);
+        assert_eq!(
+            reachable.ok().map(|p| p.trim().to_owned()),
+            Some(pid.to_string()),
+            "the running server is the one its socket reaches"
+        );
+    }
+    s.ok(&["fleet", "stop"]);
+    assert_eq!(
+        tmux_servers(&s.socket),
+        Vec::<u32>::new(),
+        "stop leaves none"
+    );
+}

@@ -180,6 +180,60 @@ fn read_opt(path: &std::path::Path) -> String {
 }
 
 #[test]
+fn a_pending_confirmation_survives_a_daemon_restart() {
+    let s = Sandbox::new();
+    let platform = tempfile::tempdir().unwrap();
+    let dir = platform.path();
+    init_testchat(&s, &dir.display().to_string());
+    std::fs::write(dir.join("token"), "tc-secret\n").unwrap();
+    let up = || {
+        let _ = std::fs::remove_file(s.state().join("daemon.json"));
+        let up = Up(s
+            .command(&["up", "--listen", "127.0.0.1:0"])
+            .env("TESTCHAT_TOKEN", "tc-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap());
+        wait_for("the daemon to listen", || {
+            read_opt(&s.state().join("daemon.json")).contains("url")
+        });
+        up
+    };
+    let first = up();
+    post(dir, "lobby", "ann", "/fleet remove helper");
+    wait_for_secs("the confirmation request", 30, || {
+        posted(dir, "lobby")
+            .iter()
+            .any(|t| t.contains("/fleet confirm "))
+    });
+    let ask = posted(dir, "lobby")
+        .into_iter()
+        .find(|t| t.contains("/fleet confirm "))
+        .unwrap();
+    let code: String = ask
+        .split("/fleet confirm ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    drop(first);
+    let _second = up();
+    post(dir, "lobby", "ann", &format!("/fleet confirm {code}"));
+    wait_for_secs("the confirmed removal", 30, || {
+        !read_opt(&s.roster_path()).contains("name: helper")
+    });
+    assert!(
+        !posted(dir, "lobby")
+            .iter()
+            .any(|t| t.contains("no such confirmation")),
+        "{:?}",
+        posted(dir, "lobby")
+    );
+}
+
+#[test]
 fn the_daemons_json_log_at_the_highest_verbosity_never_shows_the_connectors_token() {
     let s = Sandbox::new();
     let platform = tempfile::tempdir().unwrap();

@@ -14,6 +14,9 @@ pub const LIMIT: usize = 300;
 
 pub struct BridgeHarness {
     pub s: Sandbox,
+    /// Stops the supervisor and the roster watcher.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop_roster: tokio::sync::watch::Sender<bool>,
     pub fake: Arc<FakeConnector>,
     pub bridge: Bridge,
     pub url: String,
@@ -46,6 +49,7 @@ impl BridgeHarness {
             state_dir: s.state(),
         };
         let roster = LiveRoster::open(paths.clone()).unwrap();
+        let supervisor = mosaic_fleet::Supervisor::new(roster.clone(), MOSAIC.into());
         let fake = Arc::new(FakeConnector::new("telegram", LIMIT));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -63,8 +67,15 @@ impl BridgeHarness {
         .unwrap();
         let token = format!("test-token-{}", std::process::id());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // The daemon's components: the bridge, the fleet supervisor and the roster watcher.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop_roster, roster_stopped) = tokio::sync::watch::channel(false);
         let url = rt.block_on(async {
             bridge.start();
+            let (b, stopped) = (bridge.clone(), stop.clone());
+            tokio::task::spawn_blocking(move || supervisor.run(&stopped, |c| b.announce(c.into())));
+            let b = bridge.clone();
+            tokio::spawn(async move { b.watch_roster(roster_stopped).await });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
             let state = mosaic_api::ApiState {
@@ -86,6 +97,8 @@ impl BridgeHarness {
         std::fs::write(s.state().join("api.token"), &token).unwrap();
         BridgeHarness {
             s,
+            stop,
+            stop_roster,
             fake,
             bridge,
             url,
@@ -134,6 +147,8 @@ impl BridgeHarness {
 impl Drop for BridgeHarness {
     fn drop(&mut self) {
         self.bridge.shutdown();
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop_roster.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

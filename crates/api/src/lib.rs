@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
 /// Identifies the API and its version in `GET /v1/health`.
 pub const API_VERSION: &str = "mosaic.api/v1";
@@ -66,6 +66,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/reply", post(reply))
         .route("/v1/commands", post(command))
         .route("/v1/hooks", post(hook))
+        .route("/v1/queue/{id}/{decision}", post(held_decision))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -133,7 +134,42 @@ async fn health(State(state): State<ApiState>) -> Json<Value> {
         .into_iter()
         .map(|(id, h)| json!({ "id": id, "health": h }))
         .collect();
-    Json(json!({ "api": API_VERSION, "connectors": connectors, "queue": state.bridge.queue_len() }))
+    let held: Vec<i64> = state
+        .bridge
+        .held()
+        .unwrap_or_default()
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    Json(
+        json!({ "api": API_VERSION, "connectors": connectors, "queue": state.bridge.queue_len(), "held": held }),
+    )
+}
+
+/// A person's decision on a held message (pasted, never confirmed): `retry` or `drop`.
+async fn held_decision(
+    State(state): State<ApiState>,
+    Path((id, decision)): Path<(i64, String)>,
+) -> Response {
+    let retry = match decision.as_str() {
+        "retry" => true,
+        "drop" => false,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "use /v1/queue/ID/retry or /v1/queue/ID/drop",
+            );
+        }
+    };
+    match state.bridge.resolve_held(id, retry) {
+        Ok(true) => Json(json!({ "id": id, "status": if retry { "queued" } else { "dropped" } }))
+            .into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("message #{id} is not held (see `held` in GET /v1/health)"),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 async fn fleet(State(state): State<ApiState>) -> Response {
@@ -147,8 +183,16 @@ async fn fleet(State(state): State<ApiState>) -> Response {
 async fn events(
     State(state): State<ApiState>,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
+    // Ends when the bridge shuts down, so an open stream never holds up the daemon's exit.
+    let end = WatchStream::new(state.bridge.closing())
+        .filter(|closing| *closing)
+        .map(|_| None);
     let stream = BroadcastStream::new(state.bridge.events())
         .filter_map(|e| e.ok())
+        .map(Some)
+        .merge(end)
+        .take_while(Option::is_some)
+        .filter_map(|e| e)
         .map(|e| {
             let data = serde_json::to_string(&e).expect("events serialize");
             let kind = serde_json::from_str::<Value>(&data)

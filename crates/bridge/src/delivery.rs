@@ -2,53 +2,38 @@
 //! in order, when it is idle, over one long-lived tmux control client.
 //!
 //! Exactly once across crashes: a message is marked `delivering` (committed) before it is pasted
-//! and `delivered` after the pane reacted. A message found `delivering` at start-up was cut off
-//! mid-way: if its envelope is in the pane's scrollback it was pasted, so Enter is pressed once
-//! more (harmless if it was already submitted) and it is marked delivered; otherwise it goes back
-//! to the queue. The text is never pasted twice.
+//! and `delivered` after the pane reacted. A message found `delivering` when the worker
+//! (re)connects was cut off mid-way (a crash, a lost tmux connection): if its envelope is in the
+//! pane's scrollback it was pasted, so Enter is pressed once more (harmless if it was already
+//! submitted) and it is marked delivered; otherwise it goes back to the queue. A paste the pane
+//! never reacted to (a frozen orchestrator) is `held`: reported, never pasted again on its own,
+//! and the queue waits behind it until a person retries or drops it. The text is never pasted
+//! twice without a person asking.
+//!
+//! One writer per pane: the worker takes the pane's writer turn
+//! ([`mosaic_fleet::pane_writer`]) for each paste and its Enter, as every other write does.
 
 use crate::activity::Activity;
 use crate::events::Event;
-use crate::store::{Queued, Store, StoreError};
+use crate::store::{Queued, Store};
 use mosaic_fleet::harness::paste_settle;
-use mosaic_fleet::{Fleet, FleetError};
-use mosaic_tmux::{ControlClient, SendOptions, TmuxError};
-use std::sync::Arc;
+use mosaic_fleet::{Fleet, pane_writer};
+use mosaic_tmux::{ControlClient, ErrorKind, SendOptions, TmuxError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// The key under which the last delivered message's origin is kept (where replies go).
 pub const CONVERSATION_KEY: &str = "conversation";
 
-/// Why the worker could not reach the orchestrator or type a message into its pane. Every kind
-/// is retried: the worker reconnects and the message stays queued.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    /// The fleet (roster) could not be opened.
-    #[error(transparent)]
-    Fleet(#[from] FleetError),
-    /// The roster has no orchestrator.
-    #[error("the roster has no orchestrator")]
-    NoOrchestrator,
-    /// The orchestrator's pane is dead.
-    #[error("{0} is dead")]
-    Dead(String),
-    /// tmux failed.
-    #[error(transparent)]
-    Tmux(#[from] TmuxError),
-    /// The bridge database failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// What the worker needs.
 pub struct DeliveryWorker {
     /// The bridge database.
     pub db: std::path::PathBuf,
     /// Opens the fleet (roster, tmux) afresh on each (re)connect.
-    pub open_fleet: Box<dyn Fn() -> Result<Fleet, FleetError> + Send>,
+    pub open_fleet: Box<dyn Fn() -> Result<Fleet, String> + Send>,
     /// The orchestrator's activity.
     pub activity: Arc<Activity>,
     /// Where events go.
@@ -81,6 +66,19 @@ struct Session {
     agent: String,
     client: ControlClient,
     settle: Duration,
+    /// The pane's writer turn.
+    writer: Arc<Mutex<()>>,
+}
+
+/// Why a delivery did not complete.
+#[derive(Debug, thiserror::Error)]
+enum Undelivered {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// tmux failed (or the pane never reacted: [`ErrorKind::Timeout`]).
+    #[error(transparent)]
+    Tmux(#[from] TmuxError),
 }
 
 impl DeliveryWorker {
@@ -97,21 +95,24 @@ impl DeliveryWorker {
         while !self.stop.load(Ordering::Relaxed) {
             let Some(s) = session.as_mut() else {
                 match self.connect(&store) {
-                    Ok(s) => {
-                        tracing::debug!(agent = %s.agent, "delivery worker attached");
-                        session = Some(s)
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "delivery worker cannot attach; retrying");
-                        self.wait_for_wake(Duration::from_millis(500))
-                    }
+                    Ok(s) => session = Some(s),
+                    Err(_) => self.wait_for_wake(Duration::from_millis(500)),
                 }
                 continue;
             };
+            // A held message keeps its place: nothing behind it goes first.
+            if store.held().is_ok_and(|held| !held.is_empty()) {
+                if self.drain_output(s).is_err() {
+                    session = None;
+                    continue;
+                }
+                self.wait_for_wake(Duration::from_millis(200));
+                continue;
+            }
             let next = match store.next_queued() {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot read the delivery queue");
+                    tracing::error!(error = %e, "cannot read the queue");
                     self.wait_for_wake(Duration::from_millis(500));
                     continue;
                 }
@@ -124,6 +125,11 @@ impl DeliveryWorker {
                 self.wait_for_wake(Duration::from_millis(200));
                 continue;
             };
+            // What the pane drew so far tells the activity, and is not a reaction to the paste.
+            if self.drain_output(s).is_err() {
+                session = None;
+                continue;
+            }
             if !self.activity.is_idle() {
                 match s
                     .client
@@ -135,16 +141,33 @@ impl DeliveryWorker {
                 }
                 continue;
             }
-            if let Err(e) = self.deliver(&store, s, &message) {
-                tracing::warn!(
-                    queue_id = message.id,
-                    agent = %s.agent,
-                    error = %e,
-                    "delivering a chat message failed; it stays queued"
-                );
-                let _ = store.mark_queued(message.id);
-                session = None;
-                std::thread::sleep(Duration::from_millis(200));
+            match self.deliver(&store, s, &message) {
+                Ok(()) => {}
+                Err(Undelivered::Tmux(e)) if e.kind == ErrorKind::Timeout => {
+                    tracing::warn!(
+                        queue_id = message.id,
+                        agent = %s.agent,
+                        error = %e,
+                        "a chat message was pasted but the agent never reacted; it is held: retry or drop it (POST /v1/queue/ID/retry or /drop)"
+                    );
+                    let _ = store.mark_held(message.id);
+                    let _ = self.events.send(Event::Held {
+                        id: message.id,
+                        agent: s.agent.clone(),
+                        error: e.to_string(),
+                    });
+                }
+                Err(e) => {
+                    // Whether it was pasted is resolved from the pane when the worker reconnects.
+                    tracing::warn!(
+                        queue_id = message.id,
+                        agent = %s.agent,
+                        error = %e,
+                        "delivering a chat message failed; it is resolved from the pane on reconnect"
+                    );
+                    session = None;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
             }
         }
     }
@@ -163,48 +186,46 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    fn connect(&self, store: &Store) -> Result<Session, DeliveryError> {
+    fn connect(&self, store: &Store) -> Result<Session, String> {
         let fleet = (self.open_fleet)()?;
         let orchestrator = fleet
             .roster
             .orchestrator()
-            .ok_or(DeliveryError::NoOrchestrator)?
+            .ok_or("the roster has no orchestrator")?
             .clone();
-        let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false)?;
+        let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false)
+            .map_err(|e| e.to_string())?;
         if client.pane_dead() {
-            return Err(DeliveryError::Dead(orchestrator.name));
+            return Err(format!("{} is dead", orchestrator.name));
         }
         // Resolve deliveries a crash cut off (see the module docs).
-        let cut_off = store.in_delivery()?;
+        let cut_off = store.in_delivery().map_err(|e| e.to_string())?;
         if !cut_off.is_empty() {
-            let history = fleet.capture(&orchestrator.name, true)?;
+            let history = fleet
+                .capture(&orchestrator.name, true)
+                .map_err(|e| e.to_string())?;
+            let writer = pane_writer(fleet.tmux.socket(), &orchestrator.name);
+            let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
             for q in cut_off {
                 if history.contains(&marker(q.id)) {
-                    tracing::info!(
-                        queue_id = q.id,
-                        agent = %orchestrator.name,
-                        "a cut-off delivery was pasted; submitting it"
-                    );
-                    client.command(&format!("send-keys -t {} Enter", client.pane()))?;
-                    store.mark_delivered(q.id)?;
+                    client
+                        .command(&format!("send-keys -t {} Enter", client.pane()))
+                        .map_err(|e| e.to_string())?;
+                    store.mark_delivered(q.id).map_err(|e| e.to_string())?;
                 } else {
-                    tracing::info!(
-                        queue_id = q.id,
-                        agent = %orchestrator.name,
-                        "a cut-off delivery was not pasted; queued again"
-                    );
-                    store.mark_queued(q.id)?;
+                    store.mark_queued(q.id).map_err(|e| e.to_string())?;
                 }
             }
         }
         Ok(Session {
             settle: paste_settle(&orchestrator.runtime),
+            writer: pane_writer(fleet.tmux.socket(), &orchestrator.name),
             agent: orchestrator.name,
             client,
         })
     }
 
-    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), DeliveryError> {
+    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), Undelivered> {
         store.mark_delivering(q.id)?;
         let opts = SendOptions {
             settle: s.settle,
@@ -216,7 +237,11 @@ impl DeliveryWorker {
         store.set(CONVERSATION_KEY, &origin)?;
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
-        let report = match s.client.send_text(&envelope(q), &opts) {
+        let sent = {
+            let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
+            s.client.send_text(&envelope(q), &opts)
+        };
+        let report = match sent {
             Ok(r) => r,
             Err(e) => {
                 self.activity.abandoned();

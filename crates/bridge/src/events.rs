@@ -35,6 +35,17 @@ pub enum Event {
         /// The orchestrator's name.
         agent: String,
     },
+    /// A queued message was pasted into the orchestrator's pane but the pane never showed a
+    /// reaction (a frozen orchestrator). It is not pasted again: it waits, and the queue behind
+    /// it, until a person retries or drops it (`POST /v1/queue/{id}/retry` or `/drop`).
+    Held {
+        /// Queue id.
+        id: i64,
+        /// The orchestrator's name.
+        agent: String,
+        /// What went wrong.
+        error: String,
+    },
     /// A message was posted to a chat room.
     MessageOut {
         /// Outbox id.
@@ -76,6 +87,20 @@ pub enum Event {
         /// What is wrong, one line each, as `file:line:column: field: message` where known.
         problems: Vec<String>,
     },
+}
+
+impl From<mosaic_fleet::Change> for Event {
+    /// The supervisor's report as an `agent_state` event.
+    fn from(change: mosaic_fleet::Change) -> Event {
+        use mosaic_fleet::Change;
+        let (name, state) = match change {
+            Change::State { name, state } => (name, state.as_str().to_owned()),
+            Change::Removed(name) => (name, "removed".to_owned()),
+            Change::Restarted(name) => (name, "restarted".to_owned()),
+            Change::CrashLooping(name) => (name, "crash-looping".to_owned()),
+        };
+        Event::AgentState { name, state }
+    }
 }
 
 #[cfg(test)]

@@ -1,44 +1,47 @@
 //! The mosaic bridge: chat rooms on one side, the orchestrator's tmux pane on the other.
 //!
 //! Every inbound message is deduplicated by `(connector, message id)` and checked against the
-//! [`acl`]. Commands in the fleet grammar (`/fleet …`, `!fleet …`) run through the fleet engine
-//! and are answered in the same room; anything else from an allowed user is acknowledged at once,
-//! queued durably, and typed into the orchestrator's pane in order when it is idle
-//! ([`delivery`]). Replies go through a durable outbox retried with backoff while a connector is
-//! down. Every command and refusal is written to the audit log.
+//! [`acl`] by the [`inbound`] pipeline, which decides once and applies the decision's effects in
+//! one place. Commands in the fleet grammar (`/fleet …`, `!fleet …`) run through the executor and
+//! are answered in the same room (destructive ones after a [`confirm`]ation kept in the
+//! database); anything else from an allowed user is acknowledged at once, queued durably, and
+//! typed into the orchestrator's pane in order when it is idle ([`delivery`]). Replies go
+//! through a durable [`outbox`] retried with backoff while a connector is down. Every command and
+//! refusal is written to the audit log.
 
 pub mod acl;
 pub mod activity;
 pub mod audit;
 #[cfg(feature = "test-util")]
 pub mod compliance;
+pub mod confirm;
+mod connectors;
 pub mod delivery;
 pub mod events;
+mod inbound;
 pub mod local;
+mod outbox;
+pub use outbox::ReplyError;
 pub mod split;
 pub mod store;
+mod view;
 
-use crate::acl::{Acl, LOCAL, RateLimiter, TALK_ROLE, needs_confirmation};
 use crate::activity::{Activity, HookState};
 use crate::audit::AuditLog;
-use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
+use crate::delivery::DeliveryWorker;
 use crate::events::Event;
-use crate::split::split_for;
-use crate::store::{Accepted, Store, now_ms};
-use mosaic_connector::{
-    Connector, Cursors, Health, HealthReporter, Inbound, Markdown, Outbound, ReplyTo, RunContext,
-    Shutdown,
-};
-use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface, authorize, render};
-use mosaic_fleet::{Fleet, FleetError, LiveRoster, Paths, Reload};
+use crate::store::Store;
+use crate::view::View;
+use mosaic_connector::{Connector, Health, HealthReporter, Inbound, Markdown, ReplyTo};
+use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface};
+use mosaic_fleet::{Fleet, LiveRoster, Paths};
 use mosaic_grammar::FleetCommand;
-use mosaic_grammar::chat::{ChatInput, parse};
-use mosaic_roster::{AclRole, BridgeSettings, Roster, runtime};
-use std::collections::{HashMap, HashSet};
+use mosaic_roster::runtime;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -51,36 +54,6 @@ pub enum BridgeError {
     /// A file (audit log) could not be opened.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Why a reply could not be queued.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplyError {
-    /// The text is empty.
-    #[error("nothing to send: the text is empty")]
-    Empty,
-    /// No target was given and nobody has written to the orchestrator yet.
-    #[error(
-        "no conversation yet: nobody has written to the orchestrator; pass --room CONNECTOR:ROOM"
-    )]
-    NoConversation,
-    /// The target's connector is not running.
-    #[error("no connector {0:?} is running")]
-    UnknownConnector(String),
-    /// The target's room is not bridged.
-    #[error("room {room:?} of {connector} is not bridged")]
-    RoomNotBridged {
-        /// Connector id.
-        connector: String,
-        /// Room.
-        room: String,
-    },
-    /// The stored conversation could not be read.
-    #[error("the stored conversation is unreadable: {0}")]
-    Conversation(#[source] serde_json::Error),
-    /// The database failed (retryable).
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
 }
 
 /// Where a reply goes.
@@ -149,36 +122,6 @@ pub struct BridgeConfig {
     pub roster: LiveRoster,
 }
 
-/// What the bridge takes from the roster in use, rebuilt on each change.
-struct View {
-    acl: Acl,
-    settings: BridgeSettings,
-    rate: Arc<RateLimiter>,
-}
-
-impl View {
-    /// The view of `roster`, keeping `old`'s rate counts while the rate is unchanged.
-    fn of(roster: &Roster, old: Option<&View>) -> View {
-        let settings = roster.bridge.clone();
-        let rate = match old {
-            Some(v) if v.settings.rate_per_minute == settings.rate_per_minute => v.rate.clone(),
-            _ => Arc::new(RateLimiter::new(settings.rate_per_minute)),
-        };
-        View {
-            acl: Acl::from_roster(roster),
-            settings,
-            rate,
-        }
-    }
-}
-
-struct PendingConfirm {
-    command: FleetCommand,
-    line: String,
-    inbound: Inbound,
-    expires: Instant,
-}
-
 /// The running bridge. Cheap to clone.
 #[derive(Clone)]
 pub struct Bridge {
@@ -197,8 +140,6 @@ struct Inner {
     connectors: HashMap<String, Arc<dyn Connector>>,
     /// Each connector's health, as it reports it.
     health: HashMap<String, HealthReporter>,
-    /// Reads each connector's health as it changes (to log it).
-    health_rx: HashMap<String, watch::Receiver<Health>>,
     /// Each connector's live cursors (the last message taken per room).
     cursors: HashMap<String, watch::Sender<Vec<(String, String)>>>,
     /// Set to stop the connectors.
@@ -208,11 +149,8 @@ struct Inner {
     delivery_wake_rx: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     wake_outbox: Notify,
     activity: Arc<Activity>,
-    confirmations: Mutex<HashMap<String, PendingConfirm>>,
     stop: Arc<AtomicBool>,
 }
-
-const CONFIRM_TTL: Duration = Duration::from_secs(120);
 
 impl Bridge {
     /// Opens the bridge's database and audit log in the state directory.
@@ -236,13 +174,6 @@ impl Bridge {
             .and_then(|o| runtime(&o.runtime))
             .and_then(|r| r.idle_prompt);
         let view = View::of(&roster, None);
-        let (health, health_rx) = connectors
-            .iter()
-            .map(|c| {
-                let (tx, rx) = HealthReporter::new();
-                ((c.id().to_owned(), tx), (c.id().to_owned(), rx))
-            })
-            .unzip();
         Ok(Bridge {
             inner: Arc::new(Inner {
                 activity: Arc::new(Activity::new(
@@ -257,8 +188,10 @@ impl Bridge {
                 audit,
                 db,
                 store: Mutex::new(store),
-                health,
-                health_rx,
+                health: connectors
+                    .iter()
+                    .map(|c| (c.id().to_owned(), HealthReporter::new().0))
+                    .collect(),
                 cursors,
                 shutdown: watch::channel(false).0,
                 connectors: connectors
@@ -269,14 +202,14 @@ impl Bridge {
                 wake_delivery: Mutex::new(wake_tx),
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),
                 wake_outbox: Notify::new(),
-                confirmations: Mutex::new(HashMap::new()),
                 stop: Arc::new(AtomicBool::new(false)),
             }),
         })
     }
 
     /// Starts the delivery worker, the outbox and every connector. Returns the tasks; call
-    /// [`Bridge::shutdown`] to stop them.
+    /// [`Bridge::shutdown`] to stop them. The roster watcher ([`Bridge::watch_roster`]) and the
+    /// fleet supervisor (`mosaic_fleet::Supervisor`) are separate components.
     pub fn start(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
@@ -299,36 +232,58 @@ impl Bridge {
         }
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
-        let me = self.clone();
-        tasks.push(tokio::spawn(async move { me.watch_agents().await }));
-        let me = self.clone();
-        tasks.push(tokio::spawn(async move { me.watch_roster().await }));
         for connector in self.inner.connectors.values() {
+            let (me, id) = (self.clone(), connector.id().to_owned());
+            tasks.push(tokio::spawn(async move { me.log_health(id).await }));
             let (me, connector) = (self.clone(), connector.clone());
             tasks.push(tokio::spawn(
                 async move { me.connector_loop(connector).await },
             ));
         }
-        for (id, health) in &self.inner.health_rx {
-            let (me, id, health) = (self.clone(), id.clone(), health.clone());
-            tasks.push(tokio::spawn(async move { me.log_health(id, health).await }));
-        }
-        tracing::debug!(connectors = self.inner.connectors.len(), "bridge started");
         tasks
     }
 
     /// Asks every task to stop.
     pub fn shutdown(&self) {
-        tracing::debug!("bridge stopping");
         self.inner.stop.store(true, Ordering::Relaxed);
         self.inner.shutdown.send_replace(true);
         self.inner.wake_outbox.notify_waiters();
-        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+        self.wake_delivery();
+    }
+
+    /// Turns true when [`Bridge::shutdown`] is called: event streams end with it, so no client
+    /// keeps a stopping daemon alive.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
     /// The event stream.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// Publishes an event from another component (the fleet supervisor's agent states).
+    pub fn announce(&self, event: Event) {
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Tells the delivery worker to look at the queue now.
+    pub(crate) fn wake_delivery(&self) {
+        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+    }
+
+    /// Messages whose paste the orchestrator's pane never confirmed: they wait for a person's
+    /// decision ([`Bridge::resolve_held`]) and hold the queue behind them.
+    pub fn held(&self) -> Result<Vec<store::Queued>, store::StoreError> {
+        self.inner.store.lock().unwrap().held()
+    }
+
+    /// A person's decision on a held message: `retry` pastes it once more, otherwise it is
+    /// dropped. False when `id` is not held.
+    pub fn resolve_held(&self, id: i64, retry: bool) -> Result<bool, store::StoreError> {
+        let done = self.inner.store.lock().unwrap().resolve_held(id, retry)?;
+        self.wake_delivery();
+        Ok(done)
     }
 
     /// Records a harness hook for the orchestrator.
@@ -343,7 +298,7 @@ impl Bridge {
             name,
             state: label.into(),
         });
-        let _ = self.inner.wake_delivery.lock().unwrap().send(());
+        self.wake_delivery();
     }
 
     fn orchestrator_name(&self) -> String {
@@ -364,51 +319,6 @@ impl Bridge {
         )
     }
 
-    /// What the bridge takes from the roster in use.
-    fn view(&self) -> Arc<View> {
-        self.inner
-            .view
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Re-reads `roster.yaml` if it changed: a valid roster is swapped in (ACL, rooms and
-    /// settings with it) and announced; an invalid one is reported and the old one kept.
-    async fn refresh_roster(&self) {
-        let live = self.inner.roster.clone();
-        let Ok(reload) = tokio::task::spawn_blocking(move || live.reload()).await else {
-            return;
-        };
-        match reload {
-            Reload::Unchanged => {}
-            Reload::Changed(roster) => {
-                let view = View::of(&roster, Some(&self.view()));
-                *self.inner.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
-                let _ = self.inner.events.send(Event::RosterChanged {
-                    agents: roster.agents.iter().map(|a| a.name.clone()).collect(),
-                });
-            }
-            Reload::Invalid(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "roster.yaml is invalid; keeping the last good roster until it is fixed"
-                );
-                let _ = self.inner.events.send(Event::RosterInvalid {
-                    problems: problem_lines(&e),
-                });
-            }
-        }
-    }
-
-    /// Follows `roster.yaml`: one `stat` a second, a re-read when it changed.
-    async fn watch_roster(&self) {
-        while !self.inner.stop.load(Ordering::Relaxed) {
-            self.refresh_roster().await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
     /// Each connector's health.
     pub fn health(&self) -> Vec<(String, Health)> {
         let mut h: Vec<_> = self
@@ -424,285 +334,6 @@ impl Bridge {
     /// Messages waiting for the orchestrator.
     pub fn queue_len(&self) -> usize {
         self.inner.store.lock().unwrap().queue_len().unwrap_or(0)
-    }
-
-    /// Logs each change of a connector's health until the bridge stops.
-    async fn log_health(&self, id: String, mut health: watch::Receiver<Health>) {
-        let mut shutdown = self.inner.shutdown.subscribe();
-        let mut last = Health::Starting;
-        loop {
-            let now = health.borrow_and_update().clone();
-            if now != last {
-                let (state, detail) = match &now {
-                    Health::Starting => ("starting", ""),
-                    Health::Up => ("up", ""),
-                    Health::Degraded(d) => ("degraded", d.as_str()),
-                    Health::Down(d) => ("down", d.as_str()),
-                };
-                tracing::info!(connector = %id, state, detail, "connector state changed");
-                last = now;
-            }
-            tokio::select! {
-                changed = health.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
-        }
-    }
-
-    async fn connector_loop(&self, connector: Arc<dyn Connector>) {
-        let mut failures = 0u32;
-        while !self.inner.stop.load(Ordering::Relaxed) {
-            let (tx, mut rx) = mpsc::channel::<Inbound>(256);
-            let me = self.clone();
-            let forward = tokio::spawn(async move {
-                while let Some(ev) = rx.recv().await {
-                    me.accept(ev).await;
-                }
-            });
-            let id = connector.id().to_owned();
-            let health = self.inner.health[&id].clone();
-            let ctx = RunContext {
-                inbound: tx,
-                cursors: Cursors::new(self.inner.cursors[&id].subscribe()),
-                health: health.clone(),
-                shutdown: Shutdown::from_receiver(self.inner.shutdown.subscribe()),
-            };
-            let result = connector.run(ctx).await;
-            let _ = forward.await;
-            if let Err(e) = &result {
-                health.set(Health::Down(e.to_string()));
-            }
-            let delay = match result {
-                Ok(()) => {
-                    failures = 0;
-                    Duration::from_millis(500)
-                }
-                Err(e) if e.is_retryable() => {
-                    failures += 1;
-                    let delay = e.retry_after().unwrap_or_else(|| backoff(failures));
-                    tracing::warn!(
-                        connector = %id,
-                        error = %e,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "connector failed; retrying"
-                    );
-                    delay
-                }
-                Err(e) => {
-                    tracing::error!(
-                        connector = %id,
-                        error = %e,
-                        "connector stopped (fix its configuration and restart `mosaic up`)"
-                    );
-                    return;
-                }
-            };
-            if self.inner.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// Handles one inbound message: dedup, ACL, grammar, queue or answer.
-    pub async fn accept(&self, inbound: Inbound) -> Verdict {
-        let inner = &self.inner;
-        let (conn, user, room) = (
-            inbound.connector.clone(),
-            inbound.user.clone(),
-            inbound.room.clone(),
-        );
-        let input = parse(&inbound.text);
-        let view = self.view();
-        let line = match &input {
-            ChatInput::Talk => "(talk)".to_owned(),
-            _ => inbound.text.trim().to_owned(),
-        };
-        if !view.acl.room_allowed(&conn, &room) {
-            let why = "ignored: room not bridged".to_owned();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            return Verdict::Ignored(why);
-        }
-        let role = view.acl.role(&conn, &user);
-        let is_talk = matches!(input, ChatInput::Talk);
-        let Some(role) = role else {
-            // Deny by default; strangers get no answer, except to a native command, whose
-            // platform shows "thinking" until one comes.
-            let why = "refused: user not in the acl".to_owned();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            self.event_command(&inbound, &line, &why);
-            if inbound.native_command {
-                self.respond(&inbound, "you are not allowed to command this fleet (ask its admin to add you to the acl)");
-            }
-            return Verdict::Refused(why);
-        };
-        // The local user (an authenticated API client on this machine) is not rate limited.
-        if conn != LOCAL && !view.rate.allow(&conn, &user) {
-            let why = "rate-limited".to_owned();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            self.respond(
-                &inbound,
-                &format!(
-                    "slow down: at most {} messages a minute; this one was not taken",
-                    view.settings.rate_per_minute
-                ),
-            );
-            return Verdict::Refused(why);
-        }
-        let accepted = match inner
-            .store
-            .lock()
-            .unwrap()
-            .accept(&inbound, is_talk && role >= TALK_ROLE)
-        {
-            Ok(a) => a,
-            Err(e) => {
-                // Not stored, so not accepted: the platform (or API client) must deliver it again.
-                tracing::error!(connector = %conn, room = %room, error = %e, "cannot store a message");
-                return Verdict::Failed(e.to_string());
-            }
-        };
-        let Accepted::New { queued, ahead } = accepted else {
-            return Verdict::Duplicate;
-        };
-        if !inbound.native_command
-            && let Some(cursors) = inner.cursors.get(&conn)
-        {
-            cursors.send_modify(|points| match points.iter_mut().find(|(r, _)| *r == room) {
-                Some(point) => point.1 = inbound.message_id.clone(),
-                None => points.push((room.clone(), inbound.message_id.clone())),
-            });
-        }
-        match input {
-            ChatInput::Talk => {
-                let Some(id) = queued else {
-                    let why = format!(
-                        "refused: talking to the orchestrator needs role {}",
-                        TALK_ROLE.as_str()
-                    );
-                    inner.audit.record(&conn, &user, &room, &line, &why);
-                    self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
-                    return Verdict::Refused(why);
-                };
-                let _ = inner.wake_delivery.lock().unwrap().send(());
-                let _ = inner.events.send(Event::MessageIn {
-                    id,
-                    connector: conn.clone(),
-                    room: room.clone(),
-                    user: user.clone(),
-                    text: inbound.text.clone(),
-                });
-                self.ack(&inbound);
-                if ahead >= view.settings.queue_notice {
-                    self.respond(&inbound, &format!("the orchestrator is busy: your message is queued behind {ahead} others and will be delivered in order"));
-                }
-                Verdict::Queued { id, ahead }
-            }
-            ChatInput::Help(text) => {
-                let help = render::chat(&Outcome::Help { text }, self.markdown(&conn), false);
-                self.respond(&inbound, &help);
-                inner.audit.record(&conn, &user, &room, &line, "ok");
-                Verdict::Answered
-            }
-            ChatInput::Invalid(e) => {
-                self.respond(&inbound, &format!("```\n{}\n```", e.message));
-                inner
-                    .audit
-                    .record(&conn, &user, &room, &line, "error: invalid command");
-                Verdict::Answered
-            }
-            ChatInput::Command(command) => self.command(inbound, role, *command, line).await,
-        }
-    }
-
-    async fn command(
-        &self,
-        inbound: Inbound,
-        role: AclRole,
-        command: FleetCommand,
-        line: String,
-    ) -> Verdict {
-        let inner = &self.inner;
-        let (conn, user, room) = (
-            inbound.connector.clone(),
-            inbound.user.clone(),
-            inbound.room.clone(),
-        );
-        let actor = Actor {
-            surface: Surface::Chat {
-                connector: conn.clone(),
-                user: user.clone(),
-            },
-            role,
-        };
-        // Checked before any confirmation is asked for; the executor checks again.
-        if let Err(refusal) = authorize(&command, &actor) {
-            let why = refusal.to_string();
-            inner.audit.record(&conn, &user, &room, &line, &why);
-            self.event_command(&inbound, &line, &why);
-            self.respond(&inbound, &format!("{why}; you are {}", role.as_str()));
-            return Verdict::Refused(why);
-        }
-        let (command, line) = match command {
-            FleetCommand::Confirm { code } => {
-                let pending = {
-                    let mut map = inner.confirmations.lock().unwrap();
-                    map.retain(|_, p| p.expires > Instant::now());
-                    match map.get(&code) {
-                        Some(p) if p.inbound.connector == conn && p.inbound.user == user => {
-                            map.remove(&code)
-                        }
-                        _ => None,
-                    }
-                };
-                let Some(p) = pending else {
-                    let why =
-                        "error: no such confirmation (wrong code, someone else's, or expired)"
-                            .to_owned();
-                    inner.audit.record(&conn, &user, &room, &line, &why);
-                    self.respond(&inbound, &why);
-                    return Verdict::Answered;
-                };
-                (p.command, p.line)
-            }
-            command if needs_confirmation(&command) && conn != LOCAL => {
-                let code = confirmation_code();
-                let mut pending = inner.confirmations.lock().unwrap();
-                pending.retain(|_, p| p.expires > Instant::now());
-                pending.insert(
-                    code.clone(),
-                    PendingConfirm {
-                        command,
-                        line: line.clone(),
-                        inbound: inbound.clone(),
-                        expires: Instant::now() + CONFIRM_TTL,
-                    },
-                );
-                drop(pending);
-                inner
-                    .audit
-                    .record(&conn, &user, &room, &line, "awaiting confirmation");
-                self.respond(&inbound, &format!("`{line}` cannot be undone. To go ahead, send `/fleet confirm {code}` within 2 minutes."));
-                return Verdict::AwaitingConfirmation(code);
-            }
-            command => (command, line),
-        };
-        let json = render::wants_json(&command);
-        let markdown = self.markdown(&conn);
-        let result = self.exec(command, actor).await;
-        self.refresh_roster().await;
-        let (reply, outcome) = match result {
-            Ok(done) => (render::chat(&done, markdown, json), "ok".to_owned()),
-            Err(e) => (format!("error: {e}"), format!("error: {e}")),
-        };
-        inner.audit.record(&conn, &user, &room, &line, &outcome);
-        self.event_command(&inbound, &line, &outcome);
-        self.respond(&inbound, &reply);
-        Verdict::Answered
     }
 
     /// Runs `command` through the executor on a blocking thread.
@@ -745,318 +376,9 @@ impl Bridge {
             .record("orchestrator", &name, "-", line, &outcome);
         result
     }
-
-    /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
-    /// message came from. Split at the platform's limit. Returns how many messages were queued.
-    pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, ReplyError> {
-        let text = text.trim_end();
-        if text.is_empty() {
-            return Err(ReplyError::Empty);
-        }
-        let target = match target {
-            Some(t) => t,
-            None => {
-                let stored = self.inner.store.lock().unwrap().get(CONVERSATION_KEY)?;
-                let stored = stored.ok_or(ReplyError::NoConversation)?;
-                serde_json::from_str(&stored).map_err(ReplyError::Conversation)?
-            }
-        };
-        let Some(connector) = self.inner.connectors.get(&target.connector) else {
-            return Err(ReplyError::UnknownConnector(target.connector));
-        };
-        let view = self.view();
-        if !view.acl.room_allowed(&target.connector, &target.room) {
-            return Err(ReplyError::RoomNotBridged {
-                connector: target.connector,
-                room: target.room,
-            });
-        }
-        let parts = split_for(text, &connector.capabilities());
-        self.inner.store.lock().unwrap().enqueue_out(
-            &target.connector,
-            &target.room,
-            target.thread.as_deref(),
-            target.reply_to.as_ref(),
-            &parts,
-        )?;
-        self.inner.wake_outbox.notify_one();
-        Ok(parts.len())
-    }
-
-    /// Answers an inbound message in its room and thread.
-    fn respond(&self, inbound: &Inbound, text: &str) {
-        if let Err(e) = self.reply(text, Some(Target::answering(inbound))) {
-            tracing::warn!(
-                connector = %inbound.connector,
-                room = %inbound.room,
-                error = %e,
-                "cannot answer in the room"
-            );
-        }
-    }
-
-    fn ack(&self, inbound: &Inbound) {
-        let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else {
-            return;
-        };
-        let (events, inbound) = (self.inner.events.clone(), inbound.clone());
-        tokio::spawn(async move {
-            for attempt in 1..=3u32 {
-                match connector.ack(&inbound.room, &inbound.message_id).await {
-                    Ok(()) => {
-                        let _ = events.send(Event::Acked {
-                            connector: inbound.connector,
-                            room: inbound.room,
-                            message_id: inbound.message_id,
-                        });
-                        return;
-                    }
-                    Err(e) if e.is_retryable() && attempt < 3 => {
-                        tokio::time::sleep(e.retry_after().unwrap_or(backoff(attempt))).await
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
-    }
-
-    fn event_command(&self, inbound: &Inbound, line: &str, outcome: &str) {
-        let _ = self.inner.events.send(Event::Command {
-            connector: inbound.connector.clone(),
-            user: inbound.user.clone(),
-            command: line.to_owned(),
-            outcome: outcome.to_owned(),
-        });
-    }
-
-    /// While the orchestrator works on a delivered message, shows "typing" in its room (every 8 s,
-    /// at most 2 minutes).
-    async fn typing_loop(&self, mut delivered: mpsc::UnboundedReceiver<Inbound>) {
-        while let Some(inbound) = delivered.recv().await {
-            let Some(connector) = self.inner.connectors.get(&inbound.connector).cloned() else {
-                continue;
-            };
-            let activity = self.inner.activity.clone();
-            tokio::spawn(async move {
-                for _ in 0..15 {
-                    if connector.typing(&inbound.room).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(8)).await;
-                    if activity.is_idle() {
-                        return;
-                    }
-                }
-            });
-        }
-    }
-
-    /// Emits an `agent_state` event whenever an agent's lifecycle state changes (one tmux call a
-    /// second for the whole fleet).
-    async fn watch_agents(&self) {
-        let mut known: HashMap<String, String> = HashMap::new();
-        let mut restarts: HashMap<String, Vec<Instant>> = HashMap::new();
-        while !self.inner.stop.load(Ordering::Relaxed) {
-            let fleet = self.fleet();
-            let seen = tokio::task::spawn_blocking(move || fleet.ps().ok().map(|s| (fleet, s)))
-                .await
-                .ok()
-                .flatten();
-            if let Some((fleet, status)) = seen {
-                let mut now: HashMap<String, String> = HashMap::new();
-                for agent in status.agents {
-                    let state = agent.state.as_str().to_owned();
-                    if known.get(&agent.name) != Some(&state) {
-                        tracing::info!(agent = %agent.name, state = %state, "agent state changed");
-                        let _ = self.inner.events.send(Event::AgentState {
-                            name: agent.name.clone(),
-                            state: state.clone(),
-                        });
-                        if agent.state == mosaic_fleet::AgentState::Dead {
-                            self.apply_restart_policy(
-                                &fleet,
-                                &agent,
-                                restarts.entry(agent.name.clone()).or_default(),
-                            )
-                            .await;
-                        }
-                    }
-                    now.insert(agent.name, state);
-                }
-                for name in known.keys().filter(|n| !now.contains_key(*n)) {
-                    let _ = self.inner.events.send(Event::AgentState {
-                        name: name.clone(),
-                        state: "removed".into(),
-                    });
-                }
-                known = now;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    /// Restarts an agent that died, as its `restart` policy says: `always`, `on-failure`
-    /// (anything but exit status 0), or `never`. More than five restarts in five minutes is a
-    /// crash loop: the agent is left dead and reported.
-    async fn apply_restart_policy(
-        &self,
-        fleet: &Fleet,
-        agent: &mosaic_fleet::AgentStatus,
-        history: &mut Vec<Instant>,
-    ) {
-        use mosaic_roster::RestartPolicy;
-        let Some(policy) = fleet.roster.agent(&agent.name).map(|a| a.restart) else {
-            return;
-        };
-        let wanted = match policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => agent.exit_status != Some(0),
-            RestartPolicy::Never => false,
-        };
-        if !wanted {
-            return;
-        }
-        history.retain(|t| t.elapsed() < Duration::from_secs(300));
-        if history.len() >= 5 {
-            tracing::warn!(
-                agent = %agent.name,
-                "the agent keeps dying (5 restarts in 5 minutes); leaving it dead (see `mosaic fleet logs`)"
-            );
-            let _ = self.inner.events.send(Event::AgentState {
-                name: agent.name.clone(),
-                state: "crash-looping".into(),
-            });
-            return;
-        }
-        history.push(Instant::now());
-        let (fleet, name) = (fleet.clone(), agent.name.clone());
-        let started = tokio::task::spawn_blocking(move || {
-            fleet.start(std::slice::from_ref(&name), mosaic_exec::START_WAIT)
-        })
-        .await;
-        if let Ok(Ok(_)) = started {
-            tracing::info!(agent = %agent.name, policy = ?policy, "restarted a dead agent");
-            let _ = self.inner.events.send(Event::AgentState {
-                name: agent.name.clone(),
-                state: "restarted".into(),
-            });
-        }
-    }
-
-    async fn outbox_loop(&self) {
-        let inner = &self.inner;
-        while !inner.stop.load(Ordering::Relaxed) {
-            let notified = inner.wake_outbox.notified();
-            let pending = inner
-                .store
-                .lock()
-                .unwrap()
-                .pending_out(now_ms())
-                .unwrap_or_default();
-            let mut blocked: HashSet<String> = HashSet::new();
-            for (p, due) in pending {
-                if blocked.contains(&p.connector) {
-                    continue;
-                }
-                if !due {
-                    // Keep order per connector: later messages wait for this one.
-                    blocked.insert(p.connector.clone());
-                    continue;
-                }
-                let Some(connector) = inner.connectors.get(&p.connector).cloned() else {
-                    let _ = inner
-                        .store
-                        .lock()
-                        .unwrap()
-                        .out_failed(p.id, "connector not running");
-                    continue;
-                };
-                let rendered =
-                    mosaic_connector::render::render(&p.text, connector.capabilities().markdown);
-                let out = Outbound {
-                    room: p.room.clone(),
-                    text: rendered.text,
-                    html: rendered.html,
-                    reply_to: p.reply_to.clone(),
-                    thread: p.thread.clone(),
-                    key: format!("mosaic-out-{}", p.id),
-                };
-                match connector.send(&out).await {
-                    Ok(platform_id) => {
-                        let _ = inner.store.lock().unwrap().out_sent(p.id, &platform_id);
-                        let _ = inner.events.send(Event::MessageOut {
-                            id: p.id,
-                            connector: p.connector,
-                            room: p.room,
-                            text: p.text,
-                        });
-                    }
-                    Err(e) if e.is_retryable() => {
-                        let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
-                        tracing::debug!(
-                            connector = %p.connector,
-                            room = %p.room,
-                            outbox_id = p.id,
-                            attempt = p.attempts + 1,
-                            error = %e,
-                            "sending a message failed; retrying"
-                        );
-                        let _ = inner.store.lock().unwrap().out_retry(
-                            p.id,
-                            p.attempts + 1,
-                            now_ms() + delay.as_millis() as i64,
-                            &e.to_string(),
-                        );
-                        blocked.insert(p.connector);
-                    }
-                    Err(e) => {
-                        tracing::error!(
-                            connector = %p.connector,
-                            room = %p.room,
-                            outbox_id = p.id,
-                            error = %e,
-                            "giving up on a message"
-                        );
-                        let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
-                    }
-                }
-            }
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-    }
-}
-
-/// Where a roster is wrong, one line each (`file:line:column: field: message`).
-fn problem_lines(e: &FleetError) -> Vec<String> {
-    match e {
-        FleetError::Roster(r) if r.problems().is_some() => r
-            .to_string()
-            .lines()
-            .skip(1)
-            .map(|l| l.trim().to_owned())
-            .collect(),
-        e => vec![e.to_string()],
-    }
 }
 
 /// Exponential backoff: 100 ms doubling, at most 30 s.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(30))
-}
-
-fn confirmation_code() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    format!("{:06x}", h.finish() & 0xff_ffff)
 }

@@ -1,10 +1,15 @@
 //! The bridge's durable state in SQLite (WAL, synchronous=FULL): which inbound messages were
-//! seen, the queue for the orchestrator, the outbox, and small key/values.
+//! seen, the queue for the orchestrator, the outbox, pending confirmations, and small key/values.
+//!
+//! A queued message's `status` goes `queued` → `delivering` (committed before the paste) →
+//! `delivered`; a paste the pane never confirmed goes to `held` and stays there until a person
+//! says `retry` (back to `queued`) or `drop` (`dropped`): it is never pasted again on its own.
 //!
 //! Every state change a crash must not lose is one committed transaction, so a `kill -9` at any
 //! moment leaves each message either not accepted, queued, being delivered (resolved at the next
 //! start, see the delivery worker), or delivered.
 
+use crate::confirm::Pending as PendingConfirmation;
 use mosaic_connector::{Inbound, ReplyTo};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -98,7 +103,10 @@ impl Store {
              CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS cursor (
                  connector TEXT NOT NULL, room TEXT NOT NULL, message_id TEXT NOT NULL,
-                 PRIMARY KEY (connector, room));",
+                 PRIMARY KEY (connector, room));
+             CREATE TABLE IF NOT EXISTS confirmation (
+                 code TEXT PRIMARY KEY, connector TEXT NOT NULL, user TEXT NOT NULL,
+                 command TEXT NOT NULL, line TEXT NOT NULL, expires INTEGER NOT NULL);",
         )?;
         Ok(Store { conn })
     }
@@ -124,7 +132,7 @@ impl Store {
         }
         let (queued, ahead) = if queue {
             let ahead: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')",
+                "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','held')",
                 [],
                 |r| r.get(0),
             )?;
@@ -185,7 +193,7 @@ impl Store {
     /// How many messages wait for the orchestrator.
     pub fn queue_len(&self) -> Result<usize> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')",
+            "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','held')",
             [],
             |r| r.get(0),
         )?;
@@ -213,6 +221,81 @@ impl Store {
         self.conn
             .execute("UPDATE inbox SET status = 'queued' WHERE id = ?1", [id])?;
         Ok(())
+    }
+
+    /// Holds a message whose paste the pane never confirmed: it is not delivered again until a
+    /// person decides ([`Store::resolve_held`]).
+    pub fn mark_held(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE inbox SET status = 'held' WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Messages held after an unconfirmed paste, oldest first.
+    pub fn held(&self) -> Result<Vec<Queued>> {
+        self.queued_with("held")
+    }
+
+    /// A person's decision on a held message: `retry` queues it again (it is pasted once more),
+    /// otherwise it is dropped. False when `id` is not held.
+    pub fn resolve_held(&self, id: i64, retry: bool) -> Result<bool> {
+        let status = if retry { "queued" } else { "dropped" };
+        let n = self.conn.execute(
+            "UPDATE inbox SET status = ?2 WHERE id = ?1 AND status = 'held'",
+            params![id, status],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Keeps a command waiting for `/fleet confirm CODE` (expired ones are removed).
+    pub fn put_confirmation(&self, p: &PendingConfirmation) -> Result<()> {
+        let command = serde_json::to_string(&p.command).expect("a command serializes");
+        self.conn
+            .execute("DELETE FROM confirmation WHERE expires <= ?1", [now_ms()])?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO confirmation (code, connector, user, command, line, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![p.code, p.connector, p.user, command, p.line, p.expires_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Takes (removes and returns) the unexpired confirmation `code` asked for by `user` of
+    /// `connector`; someone else's code, an expired one or an unknown one is `None`.
+    pub fn take_confirmation(
+        &mut self,
+        code: &str,
+        connector: &str,
+        user: &str,
+        now: i64,
+    ) -> Result<Option<PendingConfirmation>> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM confirmation WHERE expires <= ?1", [now])?;
+        let row: Option<(String, String, i64)> = tx
+            .query_row(
+                "SELECT command, line, expires FROM confirmation
+                 WHERE code = ?1 AND connector = ?2 AND user = ?3",
+                params![code, connector, user],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((command, line, expires_ms)) = row else {
+            tx.commit()?;
+            return Ok(None);
+        };
+        tx.execute("DELETE FROM confirmation WHERE code = ?1", [code])?;
+        tx.commit()?;
+        // A row this build cannot read (written by another version) is as good as expired.
+        Ok(serde_json::from_str(&command)
+            .ok()
+            .map(|command| PendingConfirmation {
+                code: code.to_owned(),
+                connector: connector.to_owned(),
+                user: user.to_owned(),
+                command,
+                line,
+                expires_ms,
+            }))
     }
 
     /// Adds messages for one room to the outbox, in order, in one transaction.

@@ -9,6 +9,8 @@ use std::io::BufRead;
 pub const DAEMON_FILE: &str = "daemon.json";
 /// The API token file (mode 0600).
 pub const TOKEN_FILE: &str = "api.token";
+/// The lock file a running daemon holds (an flock): one daemon per state directory.
+pub const LOCK_FILE: &str = "daemon.lock";
 
 /// A running daemon's API.
 pub struct Daemon {
@@ -18,6 +20,16 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The daemon of this state directory if one runs (it holds the lock), else `None`. A
+    /// stale `daemon.json` is not a running daemon.
+    pub fn running(paths: &Paths) -> Option<Result<Daemon>> {
+        let file = std::fs::File::open(paths.state_dir.join(LOCK_FILE)).ok()?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Err(rustix::io::Errno::WOULDBLOCK) => Some(Daemon::locate(paths)),
+            _ => None,
+        }
+    }
+
     /// Finds the daemon of this state directory.
     pub fn locate(paths: &Paths) -> Result<Daemon> {
         let info = std::fs::read_to_string(paths.state_dir.join(DAEMON_FILE)).map_err(|_| {

@@ -1,71 +1,99 @@
-//! `mosaic up`: the daemon. Starts the fleet if needed, runs the bridge and its connectors, and
-//! serves the API on loopback.
+//! `mosaic up`: the daemon, a set of components started in order and stopped in reverse: the
+//! bridge (connectors, outbox, delivery), the fleet supervisor, the roster watcher and the API
+//! server. Start-up checks come first: one daemon per state directory (an flock on
+//! `daemon.lock`), then the API address is bound; only then is the fleet started, so a daemon
+//! that cannot run never touches the fleet, prints why and exits non-zero.
 
-use crate::client::{DAEMON_FILE, TOKEN_FILE};
+use crate::client::{DAEMON_FILE, LOCK_FILE, TOKEN_FILE};
 use anyhow::{Context, Result, bail};
 use mosaic_api::{ApiState, serve};
 use mosaic_bridge::local::LocalConnector;
 use mosaic_bridge::{Bridge, BridgeConfig};
 use mosaic_connector::Connector;
 use mosaic_connector::registry::connector_type;
-use mosaic_fleet::{Fleet, LiveRoster, Paths, create_private_dir, render};
+use mosaic_fleet::{Fleet, LiveRoster, Paths, Supervisor, create_private_dir, render};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How long each component may take to stop before it is abandoned (the whole daemon stops
+/// well within 5 s).
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.
 pub fn up(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(paths, exe, listen))
+    let result = runtime.block_on(run(paths, exe, listen));
+    // Blocking work still under way (a fleet start, a tmux call) must not keep the process.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+/// A running part of the daemon: how to ask it to stop, and its tasks.
+struct Component {
+    name: &'static str,
+    stop: Box<dyn FnOnce() + Send>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Component {
+    /// Asks it to stop and waits for its tasks ([`STOP_GRACE`] at most).
+    async fn stop(self) {
+        (self.stop)();
+        let all = async {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(STOP_GRACE, all).await.is_err() {
+            tracing::warn!(component = self.name, "did not stop in time; leaving it");
+        }
+    }
 }
 
 async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
+    create_private_dir(&paths.state_dir)?;
+    let _lock = lock(&paths.state_dir)?;
     let live = LiveRoster::open(paths.clone())?;
     let fleet = Fleet::new(paths.clone(), (*live.get()).clone(), exe.clone());
-    create_private_dir(&paths.state_dir)?;
-    if let Some(pid) = running_pid(&paths.state_dir) {
-        bail!(
-            "a mosaic daemon (pid {pid}) already runs for {}",
-            paths.state_dir.display()
-        );
-    }
+    let addr = listen.unwrap_or_else(|| fleet.roster.bridge.api_listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr:?}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let token = ensure_token(&paths.state_dir)?;
     let outcomes = {
         let fleet = fleet.clone();
         tokio::task::spawn_blocking(move || fleet.start(&[], Duration::from_secs(30))).await??
     };
     print!("{}", render::outcomes(&outcomes));
-    let token = ensure_token(&paths.state_dir)?;
-    let mut connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector)];
-    for entry in &fleet.roster.connectors {
-        // Roster validation has refused a type this build lacks.
-        let Some(connector_type) = connector_type(&entry.kind) else {
-            continue;
-        };
-        match connector_type.build(entry) {
-            Ok(connector) => connectors.push(connector),
-            Err(e) => tracing::warn!(
-                connector = %entry.id(),
-                error = %e,
-                "the connector cannot start; its rooms are not bridged (see `mosaic fleet verify`)"
-            ),
-        }
-    }
     let bridge = Bridge::new(
         BridgeConfig {
             paths: paths.clone(),
             mosaic_exe: exe.clone(),
-            roster: live,
+            roster: live.clone(),
         },
-        connectors,
+        connectors(&fleet),
     )?;
-    let tasks = bridge.start();
-    let addr = listen.unwrap_or_else(|| fleet.roster.bridge.api_listen.clone());
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    // Started in this order, stopped in the reverse one.
+    let mut components = vec![
+        bridge_component(&bridge),
+        supervisor_component(&bridge, &live, &exe),
+        roster_component(&bridge),
+    ];
+    let state = ApiState {
+        bridge: bridge.clone(),
+        paths: paths.clone(),
+        mosaic_exe: exe,
+        token: Arc::new(token),
+    };
+    let (api, api_stop) = api_component(listener, state);
+    components.push(api);
     let info = serde_json::json!({ "url": url, "pid": std::process::id() });
     mosaic_fleet::paths::write_atomic(&paths.state_dir.join(DAEMON_FILE), &info.to_string())?;
     let orchestrator = fleet
@@ -84,22 +112,151 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
         agent = %orchestrator,
         "daemon started"
     );
-    let state = ApiState {
-        bridge: bridge.clone(),
-        paths: paths.clone(),
-        mosaic_exe: exe,
-        token: Arc::new(token),
-    };
-    serve(listener, state, shutdown_signal()).await?;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        // The API server failed: stop everything.
+        _ = api_stop => {}
+    }
     tracing::info!("daemon stopping");
+    // Event streams end with the bridge: no client keeps the API server (or the daemon) alive.
     bridge.shutdown();
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
+    while let Some(c) = components.pop() {
+        c.stop().await;
     }
     let _ = std::fs::remove_file(paths.state_dir.join(DAEMON_FILE));
     tracing::info!("daemon stopped");
     println!("mosaic up: stopped (the fleet keeps running; `mosaic fleet stop` stops it)");
     Ok(())
+}
+
+/// Takes the state directory's daemon lock (an flock, released by the kernel when this process
+/// ends, however it ends), or says which daemon holds it.
+fn lock(state: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // A client checking whether a daemon runs holds the lock for an instant: try for a while.
+    let mut tries = 0;
+    let locked = loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Err(rustix::io::Errno::WOULDBLOCK) if tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    match locked {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let pid = std::fs::read_to_string(state.join(DAEMON_FILE))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["pid"].as_u64())
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default();
+            bail!(
+                "a mosaic daemon{pid} already runs for {}; stop it first",
+                state.display()
+            )
+        }
+        Err(e) => {
+            Err(std::io::Error::from(e)).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// The local connector and every roster connector this build can start.
+fn connectors(fleet: &Fleet) -> Vec<Arc<dyn Connector>> {
+    let mut connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector)];
+    for entry in &fleet.roster.connectors {
+        // Roster validation has refused a type this build lacks.
+        let Some(connector_type) = connector_type(&entry.kind) else {
+            continue;
+        };
+        match connector_type.build(entry) {
+            Ok(connector) => connectors.push(connector),
+            Err(e) => tracing::warn!(
+                connector = %entry.id(),
+                error = %e,
+                "the connector cannot start; its rooms are not bridged (see `mosaic fleet verify`)"
+            ),
+        }
+    }
+    connectors
+}
+
+/// The bridge: connectors, outbox, delivery.
+fn bridge_component(bridge: &Bridge) -> Component {
+    let tasks = bridge.start();
+    let bridge = bridge.clone();
+    Component {
+        name: "bridge",
+        stop: Box::new(move || bridge.shutdown()),
+        tasks,
+    }
+}
+
+/// The fleet supervisor, reporting through the bridge's event stream.
+fn supervisor_component(bridge: &Bridge, live: &LiveRoster, exe: &Path) -> Component {
+    let supervisor = Supervisor::new(live.clone(), exe.to_owned());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (bridge, stopped) = (bridge.clone(), stop.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        supervisor.run(&stopped, |change| bridge.announce(change.into()))
+    });
+    Component {
+        name: "supervisor",
+        stop: Box::new(move || stop.store(true, Ordering::Relaxed)),
+        tasks: vec![task],
+    }
+}
+
+/// The roster watcher: `roster.yaml` changes reach the bridge's ACL and settings.
+fn roster_component(bridge: &Bridge) -> Component {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let bridge = bridge.clone();
+    let task = tokio::spawn(async move { bridge.watch_roster(stopped).await });
+    Component {
+        name: "roster watcher",
+        stop: Box::new(move || {
+            stop.send_replace(true);
+        }),
+        tasks: vec![task],
+    }
+}
+
+/// The API server, and a future that resolves if it stops on its own (it failed).
+fn api_component(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+) -> (Component, tokio::sync::oneshot::Receiver<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ended, ended_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        if let Err(e) = serve(listener, state, async move {
+            let _ = stopped.await;
+        })
+        .await
+        {
+            tracing::error!(error = %e, "the API server failed");
+        }
+        let _ = ended.send(());
+    });
+    let component = Component {
+        name: "API server",
+        stop: Box::new(move || {
+            let _ = stop.send(());
+        }),
+        tasks: vec![task],
+    };
+    (component, ended_rx)
 }
 
 async fn shutdown_signal() {
@@ -109,14 +266,6 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-/// The pid in daemon.json, if that process is alive.
-fn running_pid(state: &Path) -> Option<u32> {
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state.join(DAEMON_FILE)).ok()?).ok()?;
-    let pid = info["pid"].as_u64()? as u32;
-    (pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
 }
 
 /// Reads the API token, creating a random one (mode 0600) the first time.

@@ -2,7 +2,8 @@
 //! installed. It is NOT an AI: it acknowledges each submitted message with a numbered reply.
 //!
 //! It behaves like the real harnesses where it matters to mosaic: raw-mode terminal, bracketed
-//! paste (multi-line pastes stay one message until Enter), `/exit` to quit. As the orchestrator
+//! paste (multi-line pastes stay one message until Enter), `/exit` to quit, and `/freeze SECS`
+//! plays a frozen harness (it reads and draws nothing for that long). As the orchestrator
 //! (`MOSAIC_ROLE=orchestrator`) with the daemon running, it also answers in chat with
 //! `mosaic reply`, as a real orchestrator is told to. Each submitted
 //! message is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` so tests can check that
@@ -114,6 +115,14 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                     }
                     if message.trim().is_empty() {
                         say(out, &format!("\n{PROMPT}"))?;
+                        continue;
+                    }
+                    // Plays a frozen harness (for fault tests): reads and draws nothing for a
+                    // while (60 s at most).
+                    if let Some(secs) = message.trim().strip_prefix("/freeze ") {
+                        let secs = secs.trim().parse::<u64>().unwrap_or(5).min(60);
+                        say(out, &format!("\nfrozen for {secs} s\n{PROMPT}"))?;
+                        std::thread::sleep(std::time::Duration::from_secs(secs));
                         continue;
                     }
                     count += 1;

@@ -187,7 +187,17 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
         FleetCommand::Send(args) => args.text = vec![read_text(std::mem::take(&mut args.text))?],
         _ => {}
     }
-    let mut outcome = Executor::new(paths.clone(), exe()?).exec(&cmd, &Actor::cli())?;
+    let mut outcome = match (&cmd, client::Daemon::running(paths)) {
+        // One writer per pane: with the daemon running, the daemon types it.
+        (FleetCommand::Send(args), Some(daemon)) => {
+            let sent = daemon?.post(
+                &format!("/v1/agents/{}/send", args.name),
+                serde_json::json!({ "text": args.text.join(" ") }),
+            )?;
+            serde_json::from_value(sent).context("the daemon's answer to send")?
+        }
+        _ => Executor::new(paths.clone(), exe()?).exec(&cmd, &Actor::cli())?,
+    };
     if let Outcome::Verify { checks } = &mut outcome {
         checks.extend(daemon_checks(paths));
     }

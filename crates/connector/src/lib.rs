@@ -149,6 +149,11 @@ impl HealthReporter {
         self.0.send_replace(health);
     }
 
+    /// A receiver that sees every later report.
+    pub fn subscribe(&self) -> watch::Receiver<Health> {
+        self.0.subscribe()
+    }
+
     /// The health last reported.
     pub fn get(&self) -> Health {
         self.0.borrow().clone()

@@ -177,6 +177,7 @@ impl Fleet {
         wait: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
         let agents = self.select(names)?;
+        let _lifecycle = self.lifecycle_lock()?;
         let panes = self.panes()?;
         let mut outcomes = Vec::new();
         let mut started = Vec::new();
@@ -205,6 +206,7 @@ impl Fleet {
     fn session_spec(&self, agent: &Agent) -> Result<SessionSpec, FleetError> {
         let state = self.paths.agent_state(&agent.name);
         create_private_dir(&state)?;
+        let _ = std::fs::remove_file(self.paths.stop_requested(&agent.name));
         // A Claude Code orchestrator gets mosaic's MCP tools (see harness::launch_argv).
         let mcp_config = (agent.role == Role::Orchestrator && agent.runtime == "claude")
             .then(|| state.join("mcp.json"));
@@ -305,6 +307,25 @@ impl Fleet {
         Ok(outcomes)
     }
 
+    /// Waits for, then holds, the fleet's lifecycle lock (an flock in the state directory, so
+    /// across processes): a start and a stop of one fleet never interleave, and never leave two
+    /// tmux servers behind one socket. Released when the returned file is dropped.
+    fn lifecycle_lock(&self) -> Result<std::fs::File, FleetError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        create_private_dir(&self.paths.state_dir)?;
+        let path = self.paths.state_dir.join("lifecycle.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| FleetError::io(&path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| FleetError::io(&path, e.into()))?;
+        Ok(file)
+    }
+
     /// Stops the named agents (all sessions of the fleet when empty, orphans included): each
     /// harness is asked to exit, and whatever still runs after `timeout` is killed.
     pub fn stop(
@@ -312,6 +333,7 @@ impl Fleet {
         names: &[String],
         timeout: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
+        let _lifecycle = self.lifecycle_lock()?;
         let panes = self.panes()?;
         let targets: Vec<String> = if names.is_empty() {
             let mut all: Vec<String> = self.roster.agents.iter().map(|a| a.name.clone()).collect();
@@ -336,6 +358,12 @@ impl Fleet {
                 })
                 .collect::<Result<_, _>>()?
         };
+        // On purpose: the supervisor leaves an agent stopped this way alone.
+        for name in targets.iter().filter(|n| self.roster.agent(n).is_some()) {
+            create_private_dir(&self.paths.agent_state(name))?;
+            let marker = self.paths.stop_requested(name);
+            std::fs::write(&marker, b"").map_err(|e| FleetError::io(&marker, e))?;
+        }
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         for name in &targets {
             match panes.get(name) {
@@ -355,6 +383,8 @@ impl Fleet {
                             submit_timeout: Duration::from_millis(300),
                             submit_attempts: 1,
                         };
+                        let writer = pane_writer(self.tmux.socket(), name);
+                        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
                         let _ = ControlClient::attach(&self.tmux, name, false)
                             .and_then(|mut c| c.send_text(exit_text, &quick));
                     }
@@ -417,9 +447,12 @@ impl Fleet {
         Ok(outcomes)
     }
 
-    /// Types `text` into a running agent and submits it once.
+    /// Types `text` into a running agent and submits it once (holding the pane's writer turn,
+    /// see [`pane_writer`]).
     pub fn send(&self, name: &str, text: &str) -> Result<SendReport, FleetError> {
         let agent = self.agent(name)?;
+        let writer = pane_writer(self.tmux.socket(), name);
+        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
         let not_running = |state: AgentState| FleetError::NotRunning {
             name: name.to_owned(),
             state: state.as_str(),
@@ -665,6 +698,22 @@ fn status_of(
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The turn every write to the pane of `agent` on tmux socket `socket` takes in this process,
+/// so a pane has one writer at a time: a paste and its Enter are never interleaved with another
+/// write (with the daemon running, every write to a pane goes through it).
+pub fn pane_writer(socket: &str, agent: &str) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Writers = Mutex<HashMap<(String, String), Arc<Mutex<()>>>>;
+    static WRITERS: OnceLock<Writers> = OnceLock::new();
+    WRITERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((socket.to_owned(), agent.to_owned()))
+        .or_default()
+        .clone()
 }
 
 /// Creates a directory readable only by the user.

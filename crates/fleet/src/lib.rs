@@ -9,10 +9,11 @@ mod live;
 pub mod paths;
 pub mod render;
 pub mod status;
+pub mod supervisor;
 pub mod verify;
 pub mod wizard;
 
-pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, worker_from};
+pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, pane_writer, worker_from};
 
 impl Outcome {
     /// Whether this outcome means the operation failed for that agent.
@@ -24,3 +25,4 @@ pub use error::FleetError;
 pub use live::{LiveRoster, Reload};
 pub use paths::Paths;
 pub use status::{AgentState, AgentStatus, ChatLink, FleetStatus, PS_SCHEMA, StatusReport};
+pub use supervisor::{Change, Supervisor};

@@ -88,6 +88,11 @@ impl LiveRoster {
         })
     }
 
+    /// The directories this roster belongs to.
+    pub fn paths(&self) -> &Paths {
+        &self.inner.paths
+    }
+
     /// The roster in use.
     pub fn get(&self) -> Arc<Roster> {
         self.inner

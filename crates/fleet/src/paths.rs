@@ -61,6 +61,12 @@ impl Paths {
     pub fn agent_state(&self, agent: &str) -> PathBuf {
         self.state_dir.join("agents").join(agent)
     }
+
+    /// The marker `fleet stop` leaves for an agent it stopped on purpose (removed when the
+    /// agent starts again): the supervisor restarts an agent that stopped without one.
+    pub fn stop_requested(&self, agent: &str) -> PathBuf {
+        self.agent_state(agent).join("stop-requested")
+    }
 }
 
 /// The user's home directory (`$HOME`, else `/`).

@@ -264,6 +264,8 @@ impl ControlClient {
             std::process::id(),
             BUFFER_SEQ.fetch_add(1, Ordering::Relaxed)
         );
+        // Output the pane drew before this send is not its reaction to it.
+        while self.next_output(Instant::now())?.is_some() {}
         self.outputs.clear();
         let pane = self.pane.clone();
         // Load and paste in one line: two replies (tmux skips the paste if the load failed).

@@ -2,6 +2,7 @@
 
 use crate::error::{ErrorKind, TmuxError};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -221,17 +222,24 @@ impl Tmux {
 
     /// Stops the whole server (every session on this socket) and makes sure it is gone: a
     /// server that is still there after two seconds (one can wait forever on a control client
-    /// whose owner died) is killed, and its socket file removed.
+    /// whose owner died) is killed. The socket file is removed only when it is still the killed
+    /// server's own and nobody listens on it: a server started meanwhile (a `fleet start` racing
+    /// this stop) keeps its socket, so it is never left running out of reach.
     pub fn kill_server(&self) -> Result<(), TmuxError> {
         let info = self
             .run(&["display-message", "-p", "#{pid} #{socket_path}"])
             .ok();
+        let target = info.as_deref().and_then(|i| {
+            let (pid, socket) = i.trim().split_once(' ')?;
+            let inode = std::fs::symlink_metadata(socket).ok()?.ino();
+            Some((pid.to_owned(), socket.to_owned(), inode))
+        });
         match self.run(&["kill-server"]) {
             Err(e) if e.kind == ErrorKind::NoServer => {}
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        let Some((pid, socket)) = info.as_deref().and_then(|i| i.trim().split_once(' ')) else {
+        let Some((pid, socket, inode)) = target else {
             return Ok(());
         };
         // Gone, or a zombie nobody has reaped yet (the server is a daemon: init reaps it).
@@ -246,9 +254,14 @@ impl Tmux {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         if alive() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
+            let _ = Command::new("kill").args(["-9", &pid]).status();
         }
-        let _ = std::fs::remove_file(socket);
+        // A server that exits removes its own socket; one killed leaves it behind.
+        let stale = std::fs::symlink_metadata(&socket).is_ok_and(|m| m.ino() == inode)
+            && std::os::unix::net::UnixStream::connect(&socket).is_err();
+        if stale {
+            let _ = std::fs::remove_file(&socket);
+        }
         Ok(())
     }
 

@@ -1,0 +1,179 @@
+//! The outbox: replies are stored first (split at the platform's limit), then posted in order per
+//! connector, retried with backoff while a connector is down, given up only on a fatal error.
+
+use crate::delivery::CONVERSATION_KEY;
+use crate::events::Event;
+use crate::split::split_for;
+use crate::store::{StoreError, now_ms};
+use crate::{Bridge, Target, backoff};
+use mosaic_connector::{Inbound, Outbound};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Why a reply could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    /// The text is empty.
+    #[error("nothing to send: the text is empty")]
+    Empty,
+    /// No target was given and nobody has written to the orchestrator yet.
+    #[error(
+        "no conversation yet: nobody has written to the orchestrator; pass --room CONNECTOR:ROOM"
+    )]
+    NoConversation,
+    /// The target's connector is not running.
+    #[error("no connector {0:?} is running")]
+    UnknownConnector(String),
+    /// The target's room is not bridged.
+    #[error("room {room:?} of {connector} is not bridged")]
+    RoomNotBridged {
+        /// Connector id.
+        connector: String,
+        /// Room.
+        room: String,
+    },
+    /// The stored conversation could not be read.
+    #[error("the stored conversation is unreadable: {0}")]
+    Conversation(#[source] serde_json::Error),
+    /// The database failed (retryable).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Bridge {
+    /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
+    /// message came from. Split at the platform's limit. Returns how many messages were queued.
+    pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, ReplyError> {
+        let text = text.trim_end();
+        if text.is_empty() {
+            return Err(ReplyError::Empty);
+        }
+        let target = match target {
+            Some(t) => t,
+            None => {
+                let stored = self.inner.store.lock().unwrap().get(CONVERSATION_KEY)?;
+                let stored = stored.ok_or(ReplyError::NoConversation)?;
+                serde_json::from_str(&stored).map_err(ReplyError::Conversation)?
+            }
+        };
+        let Some(connector) = self.inner.connectors.get(&target.connector) else {
+            return Err(ReplyError::UnknownConnector(target.connector));
+        };
+        let view = self.view();
+        if !view.acl.room_allowed(&target.connector, &target.room) {
+            return Err(ReplyError::RoomNotBridged {
+                connector: target.connector,
+                room: target.room,
+            });
+        }
+        let parts = split_for(text, &connector.capabilities());
+        self.inner.store.lock().unwrap().enqueue_out(
+            &target.connector,
+            &target.room,
+            target.thread.as_deref(),
+            target.reply_to.as_ref(),
+            &parts,
+        )?;
+        self.inner.wake_outbox.notify_one();
+        Ok(parts.len())
+    }
+
+    /// Answers an inbound message in its room and thread.
+    pub(crate) fn respond(&self, inbound: &Inbound, text: &str) {
+        if let Err(e) = self.reply(text, Some(Target::answering(inbound))) {
+            tracing::warn!(
+                connector = %inbound.connector,
+                room = %inbound.room,
+                error = %e,
+                "cannot answer in the room"
+            );
+        }
+    }
+
+    /// Posts what the outbox holds, until the bridge stops.
+    pub(crate) async fn outbox_loop(&self) {
+        let inner = &self.inner;
+        while !inner.stop.load(Ordering::Relaxed) {
+            let notified = inner.wake_outbox.notified();
+            let pending = inner
+                .store
+                .lock()
+                .unwrap()
+                .pending_out(now_ms())
+                .unwrap_or_default();
+            let mut blocked: HashSet<String> = HashSet::new();
+            for (p, due) in pending {
+                if blocked.contains(&p.connector) {
+                    continue;
+                }
+                if !due {
+                    // Keep order per connector: later messages wait for this one.
+                    blocked.insert(p.connector.clone());
+                    continue;
+                }
+                let Some(connector) = inner.connectors.get(&p.connector).cloned() else {
+                    let _ = inner
+                        .store
+                        .lock()
+                        .unwrap()
+                        .out_failed(p.id, "connector not running");
+                    continue;
+                };
+                let rendered =
+                    mosaic_connector::render::render(&p.text, connector.capabilities().markdown);
+                let out = Outbound {
+                    room: p.room.clone(),
+                    text: rendered.text,
+                    html: rendered.html,
+                    reply_to: p.reply_to.clone(),
+                    thread: p.thread.clone(),
+                    key: format!("mosaic-out-{}", p.id),
+                };
+                match connector.send(&out).await {
+                    Ok(platform_id) => {
+                        let _ = inner.store.lock().unwrap().out_sent(p.id, &platform_id);
+                        let _ = inner.events.send(Event::MessageOut {
+                            id: p.id,
+                            connector: p.connector,
+                            room: p.room,
+                            text: p.text,
+                        });
+                    }
+                    Err(e) if e.is_retryable() => {
+                        let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
+                        tracing::debug!(
+                            connector = %p.connector,
+                            room = %p.room,
+                            outbox_id = p.id,
+                            attempt = p.attempts + 1,
+                            error = %e,
+                            "sending a message failed; retrying"
+                        );
+                        let _ = inner.store.lock().unwrap().out_retry(
+                            p.id,
+                            p.attempts + 1,
+                            now_ms() + delay.as_millis() as i64,
+                            &e.to_string(),
+                        );
+                        blocked.insert(p.connector);
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            connector = %p.connector,
+                            room = %p.room,
+                            outbox_id = p.id,
+                            error = %e,
+                            "giving up on a message"
+                        );
+                        let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
+                    }
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+}
