@@ -254,16 +254,7 @@ fn a_harness_that_ignores_its_exit_is_killed_after_the_timeout_and_orphans_are_s
     s.init("general");
     s.ok(&["fleet", "start", "mos"]);
     // A session of this fleet that the roster does not know, running a program that never exits.
-    s.tmux()
-        .new_session(&mosaic_tmux::SessionSpec {
-            name: "stray".into(),
-            fleet: "fleet".into(),
-            workdir: None,
-            env: vec![],
-            argv: vec!["sleep".into(), "1000".into()],
-            size: (80, 24),
-        })
-        .unwrap();
+    s.stray_session("stray");
     assert!(
         s.states()
             .contains(&("stray".to_owned(), "orphan".to_owned()))

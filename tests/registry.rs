@@ -125,21 +125,9 @@ fn verify_checks_the_connectors_secret_with_its_own_rules() {
 #[test]
 fn the_daemon_builds_the_connector_and_the_acl_keys_its_rooms_by_instance_id() {
     let s = Sandbox::new();
-    let platform = tempfile::tempdir().unwrap();
+    let platform = testchat_fleet(&s);
     let dir = platform.path();
-    init_testchat(&s, &dir.display().to_string());
-    std::fs::write(dir.join("token"), "tc-secret\n").unwrap();
-    let _ = std::fs::remove_file(s.state().join("daemon.json"));
-    let _up = Up(s
-        .command(&["up", "--listen", "127.0.0.1:0"])
-        .env("TESTCHAT_TOKEN", "tc-secret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
-    wait_for("the daemon to listen", || {
-        read_opt(&s.state().join("daemon.json")).contains("url")
-    });
+    let _up = up_testchat(&s);
     // The admin (acl `connector: testchat`) talks to the orchestrator; its reply comes back in
     // the same room through the connector.
     post(dir, "lobby", "ann", "hello from testchat");
@@ -156,13 +144,7 @@ fn the_daemon_builds_the_connector_and_the_acl_keys_its_rooms_by_instance_id() {
         s.transcript("mos")
     );
     // A stranger is refused and audited; a room that is not bridged is ignored.
-    post(dir, "lobby", "bob", "let me in");
-    post(dir, "elsewhere", "ann", "wrong room");
-    wait_for("both audited", || {
-        let audit = read_opt(&s.state().join("audit.jsonl"));
-        audit.contains("refused: user not in the acl")
-            && audit.contains("ignored: room not bridged")
-    });
+    stranger_and_wrong_room_are_audited(&s, dir);
     assert!(
         !s.transcript("mos")
             .iter()
@@ -175,6 +157,43 @@ fn the_daemon_builds_the_connector_and_the_acl_keys_its_rooms_by_instance_id() {
     assert!(status.contains("testchat up"), "{status}");
 }
 
+/// A stranger in the bridged room and the admin in another room: both audited (refused,
+/// ignored).
+fn stranger_and_wrong_room_are_audited(s: &Sandbox, dir: &std::path::Path) {
+    post(dir, "lobby", "bob", "let me in");
+    post(dir, "elsewhere", "ann", "wrong room");
+    wait_for("both audited", || {
+        let audit = read_opt(&s.state().join("audit.jsonl"));
+        audit.contains("refused: user not in the acl")
+            && audit.contains("ignored: room not bridged")
+    });
+}
+
+/// A testchat platform directory (its token file holds `tc-secret`) and a fleet bridged to its
+/// `lobby`, `ann` admin.
+fn testchat_fleet(s: &Sandbox) -> tempfile::TempDir {
+    let platform = tempfile::tempdir().unwrap();
+    init_testchat(s, &platform.path().display().to_string());
+    std::fs::write(platform.path().join("token"), "tc-secret\n").unwrap();
+    platform
+}
+
+/// `mosaic up` for the sandbox with the testchat token in its environment, once it listens.
+fn up_testchat(s: &Sandbox) -> Up {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+    let up = Up(s
+        .command(&["up", "--listen", "127.0.0.1:0"])
+        .env("TESTCHAT_TOKEN", "tc-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    wait_for("the daemon to listen", || {
+        read_opt(&s.state().join("daemon.json")).contains("url")
+    });
+    up
+}
+
 fn read_opt(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -182,24 +201,9 @@ fn read_opt(path: &std::path::Path) -> String {
 #[test]
 fn a_pending_confirmation_survives_a_daemon_restart() {
     let s = Sandbox::new();
-    let platform = tempfile::tempdir().unwrap();
+    let platform = testchat_fleet(&s);
     let dir = platform.path();
-    init_testchat(&s, &dir.display().to_string());
-    std::fs::write(dir.join("token"), "tc-secret\n").unwrap();
-    let up = || {
-        let _ = std::fs::remove_file(s.state().join("daemon.json"));
-        let up = Up(s
-            .command(&["up", "--listen", "127.0.0.1:0"])
-            .env("TESTCHAT_TOKEN", "tc-secret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap());
-        wait_for("the daemon to listen", || {
-            read_opt(&s.state().join("daemon.json")).contains("url")
-        });
-        up
-    };
+    let up = || up_testchat(&s);
     let first = up();
     post(dir, "lobby", "ann", "/fleet remove helper");
     wait_for_secs("the confirmation request", 30, || {
@@ -270,13 +274,7 @@ fn the_daemons_json_log_at_the_highest_verbosity_never_shows_the_connectors_toke
             .iter()
             .any(|t| t.starts_with("[demo reply #1]"))
     });
-    post(dir, "lobby", "bob", "let me in");
-    post(dir, "elsewhere", "ann", "wrong room");
-    wait_for("both audited", || {
-        let audit = read_opt(&s.state().join("audit.jsonl"));
-        audit.contains("refused: user not in the acl")
-            && audit.contains("ignored: room not bridged")
-    });
+    stranger_and_wrong_room_are_audited(&s, dir);
     // A clean stop logs the shutdown too.
     std::process::Command::new("kill")
         .args(["-TERM", &up.0.id().to_string()])
@@ -300,30 +298,28 @@ fn the_daemons_json_log_at_the_highest_verbosity_never_shows_the_connectors_toke
                 && fields.iter().all(|(k, v)| l["fields"][k] == *v)
         })
     };
-    assert!(has("INFO", "daemon started", &[]), "{stderr}");
-    assert!(
-        has(
+    type Fields<'a> = &'a [(&'a str, serde_json::Value)];
+    let expected: [(&str, &str, Fields); 5] = [
+        ("INFO", "daemon started", &[]),
+        (
             "INFO",
             "connector state changed",
-            &[("connector", "testchat".into()), ("state", "up".into())]
+            &[("connector", "testchat".into()), ("state", "up".into())],
         ),
-        "{stderr}"
-    );
-    assert!(
-        has(
+        (
             "DEBUG",
             "sending a message failed; retrying",
-            &[("outbox_id", 1.into())]
-        ) && stderr.contains("testchat: 503"),
-        "{stderr}"
-    );
-    assert!(
-        has(
+            &[("outbox_id", 1.into())],
+        ),
+        (
             "INFO",
             "delivered a chat message",
-            &[("agent", "mos".into()), ("connector", "testchat".into())]
+            &[("agent", "mos".into()), ("connector", "testchat".into())],
         ),
-        "{stderr}"
-    );
-    assert!(has("INFO", "daemon stopped", &[]), "{stderr}");
+        ("INFO", "daemon stopped", &[]),
+    ];
+    for (level, message, fields) in expected {
+        assert!(has(level, message, fields), "{level} {message}: {stderr}");
+    }
+    assert!(stderr.contains("testchat: 503"), "{stderr}");
 }

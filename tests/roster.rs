@@ -154,16 +154,7 @@ fn an_orphan_session_is_stopped_by_name() {
     let s = Sandbox::new();
     s.init("general");
     s.ok(&["fleet", "start", "mos"]);
-    s.tmux()
-        .new_session(&mosaic_tmux::SessionSpec {
-            name: "stray".into(),
-            fleet: "fleet".into(),
-            workdir: None,
-            env: vec![],
-            argv: vec!["sleep".into(), "1000".into()],
-            size: (80, 24),
-        })
-        .unwrap();
+    s.stray_session("stray");
     let out = s.ok(&["fleet", "stop", "stray", "--timeout", "1"]);
     assert!(out.contains("stray: killed"), "{out}");
     assert_eq!(

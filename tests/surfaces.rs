@@ -104,20 +104,7 @@ fn the_cli_chat_and_the_api_give_the_same_answer() {
     assert!(render::terminal(&api_sent, false).stdout.starts_with(sent));
 
     // ps --json: the same agents in the same states.
-    let states = |status: &serde_json::Value| -> Vec<(String, String, u64)> {
-        status["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["name"].as_str().unwrap().to_owned(),
-                    a["state"].as_str().unwrap().to_owned(),
-                    a["pid"].as_u64().unwrap_or_default(),
-                )
-            })
-            .collect()
-    };
+    let states = agent_rows;
     let cli: serde_json::Value = serde_json::from_str(&h.s.ok(&["fleet", "ps", "--json"])).unwrap();
     // Longer than a message of the fake platform: split into json blocks, joined back here.
     let before = h.sent().len();

@@ -19,6 +19,22 @@ pub fn register_connectors() {
     mosaic_connector::registry::register(&mosaic_testchat::TYPE);
 }
 
+/// `(name, state, pid)` of each agent in a `ps --json` document (pid 0 when none).
+pub fn agent_rows(status: &serde_json::Value) -> Vec<(String, String, u64)> {
+    status["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["state"].as_str().unwrap().to_owned(),
+                a["pid"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// An isolated mosaic installation; its tmux server is killed on drop.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -52,6 +68,21 @@ impl Sandbox {
 
     pub fn roster_path(&self) -> PathBuf {
         self.config().join("roster.yaml")
+    }
+
+    /// Starts a session of this fleet that the roster does not know (an orphan), running a
+    /// program that never exits.
+    pub fn stray_session(&self, name: &str) {
+        self.tmux()
+            .new_session(&mosaic_tmux::SessionSpec {
+                name: name.into(),
+                fleet: "fleet".into(),
+                workdir: None,
+                env: vec![],
+                argv: vec!["sleep".into(), "1000".into()],
+                size: (80, 24),
+            })
+            .unwrap();
     }
 
     pub fn tmux(&self) -> Tmux {
@@ -176,16 +207,9 @@ impl Sandbox {
 
     /// `name -> state` from `ps --json`.
     pub fn states(&self) -> Vec<(String, String)> {
-        self.ps()["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["name"].as_str().unwrap().to_owned(),
-                    a["state"].as_str().unwrap().to_owned(),
-                )
-            })
+        agent_rows(&self.ps())
+            .into_iter()
+            .map(|(name, state, _)| (name, state))
             .collect()
     }
 

@@ -160,19 +160,10 @@ const GOOD: &str =
 
 fn problems(text: &str) -> Vec<String> {
     mosaic_connector::registry::register(&mosaic_discord::TYPE);
-    match Roster::parse(text, "roster.yaml") {
-        Ok(_) => vec![],
-        Err(e) => e
-            .problems()
-            .unwrap()
-            .problems
-            .iter()
-            .map(|p| {
-                let pos = p.position.map(|p| format!("{}:{}", p.line, p.column));
-                format!("{} {} {}", pos.unwrap_or_default(), p.path, p.message)
-            })
-            .collect(),
-    }
+    Roster::parse(text, "roster.yaml")
+        .err()
+        .map(|e| e.briefs())
+        .unwrap_or_default()
 }
 
 /// Moved from the roster crate: the Discord entry's own checks, positioned in the file.

@@ -289,52 +289,111 @@ impl Connector for TestchatConnector {
     }
 }
 
+/// The platform side of a testchat directory for the compliance suites: room `lobby`, user
+/// `ann`, a token file `tc-secret`.
+pub struct TestchatPlatform {
+    dir: tempfile::TempDir,
+    connector: Arc<dyn Connector>,
+}
+
+impl TestchatPlatform {
+    /// A fresh platform directory and its connector.
+    pub fn new() -> TestchatPlatform {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("token"), "tc-secret\n").expect("token written");
+        let connector = Arc::new(TestchatConnector {
+            id: "testchat".into(),
+            dir: dir.path().to_owned(),
+            token: "tc-secret".into(),
+        });
+        TestchatPlatform { dir, connector }
+    }
+
+    /// The platform's directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Makes the next post fail: `""` transient, `"429 SECS"` rate limited, `"400"` rejected.
+    pub fn fail_next_post(&self, how: &str) {
+        std::fs::write(self.dir().join("fail-next-post"), how).expect("written");
+    }
+}
+
+impl Default for TestchatPlatform {
+    fn default() -> Self {
+        TestchatPlatform::new()
+    }
+}
+
+#[async_trait]
+impl mosaic_connector::compliance::Platform for TestchatPlatform {
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.connector.clone()
+    }
+    fn room(&self) -> String {
+        "lobby".into()
+    }
+    fn user(&self) -> String {
+        "ann".into()
+    }
+    async fn post(&self, room: &str, user: &str, text: &str) -> String {
+        post(self.dir(), room, user, text).to_string()
+    }
+    async fn posted(&self, room: &str) -> Vec<String> {
+        posted(self.dir(), room)
+    }
+    async fn acked(&self, room: &str, message_id: &str) -> bool {
+        std::fs::read_to_string(self.dir().join("acks.jsonl"))
+            .unwrap_or_default()
+            .contains(&format!(r#""message_id":"{message_id}","room":"{room}""#))
+    }
+    async fn fail_next_posts(&self, _n: usize) {
+        self.fail_next_post("");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mosaic_connector::compliance::{Platform, run_suite};
-
-    struct Files {
-        dir: tempfile::TempDir,
-        connector: Arc<dyn Connector>,
-    }
+    use mosaic_bridge::compliance::{BridgedPlatform, Refusal, run_bridged_suite};
+    use mosaic_connector::compliance::run_suite;
 
     #[async_trait]
-    impl Platform for Files {
-        fn connector(&self) -> Arc<dyn Connector> {
-            self.connector.clone()
+    impl BridgedPlatform for TestchatPlatform {
+        fn register(&self) {
+            mosaic_connector::registry::register(&TYPE);
         }
-        fn room(&self) -> String {
-            "lobby".into()
+        fn roster_entry(&self) -> String {
+            format!(
+                "{{type: testchat, dir: '{}', rooms: [lobby], token: {{env: TESTCHAT_TOKEN}}}}",
+                self.dir().display()
+            )
         }
-        fn user(&self) -> String {
-            "ann".into()
+        fn stranger(&self) -> String {
+            "mallory".into()
         }
-        async fn post(&self, room: &str, user: &str, text: &str) -> String {
-            post(self.dir.path(), room, user, text).to_string()
+        async fn refuse_next_post(&self, refusal: Refusal) {
+            self.fail_next_post(&match refusal {
+                Refusal::RateLimited(d) => format!("429 {}", d.as_secs_f64()),
+                Refusal::Rejected => "400".into(),
+            });
         }
-        async fn posted(&self, room: &str) -> Vec<String> {
-            posted(self.dir.path(), room)
+        async fn post_native(&self, _room: &str, _user: &str, _line: &str) -> Option<String> {
+            None
         }
-        async fn acked(&self, room: &str, message_id: &str) -> bool {
-            std::fs::read_to_string(self.dir.path().join("acks.jsonl"))
-                .unwrap_or_default()
-                .contains(&format!(r#""message_id":"{message_id}","room":"{room}""#))
-        }
-        async fn fail_next_posts(&self, _n: usize) {
-            std::fs::write(self.dir.path().join("fail-next-post"), "").unwrap();
+        async fn native_answers(&self, _room: &str) -> Vec<String> {
+            Vec::new()
         }
     }
 
     #[tokio::test]
     async fn testchat_passes_the_compliance_suite() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("token"), "tc-secret\n").unwrap();
-        let connector: Arc<dyn Connector> = Arc::new(TestchatConnector {
-            id: "testchat".into(),
-            dir: dir.path().to_owned(),
-            token: "tc-secret".into(),
-        });
-        run_suite(&Files { dir, connector }).await;
+        run_suite(&TestchatPlatform::new()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn testchat_passes_the_bridged_compliance_suite() {
+        run_bridged_suite(&TestchatPlatform::new()).await;
     }
 }

@@ -13,8 +13,9 @@ use crate::split::split_for;
 use crate::{Bridge, BridgeConfig, Target};
 use async_trait::async_trait;
 use mosaic_connector::compliance::Platform;
+use mosaic_connector::fake::FakePlatform;
 use mosaic_connector::render::render;
-use mosaic_connector::{Connector, ReplyTo};
+use mosaic_connector::{Connector, ErrorKind, ReplyTo};
 use mosaic_fleet::{LiveRoster, Paths};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,6 +48,32 @@ pub trait BridgedPlatform: Platform {
     async fn post_native(&self, room: &str, user: &str, line: &str) -> Option<String>;
     /// The answers to native commands given in `room`, oldest first.
     async fn native_answers(&self, room: &str) -> Vec<String>;
+}
+
+#[async_trait]
+impl BridgedPlatform for FakePlatform {
+    fn register(&self) {
+        mosaic_connector::registry::register(&mosaic_connector::fake::TYPE);
+    }
+    fn roster_entry(&self) -> String {
+        format!("{{type: fake, id: {}, rooms: [room-1]}}", self.0.id())
+    }
+    fn stranger(&self) -> String {
+        "stranger-1".into()
+    }
+    async fn refuse_next_post(&self, refusal: Refusal) {
+        let kind = match refusal {
+            Refusal::RateLimited(retry_after) => ErrorKind::RateLimited { retry_after },
+            Refusal::Rejected => ErrorKind::Fatal,
+        };
+        self.0.fail_next_sends(1, kind);
+    }
+    async fn post_native(&self, _room: &str, _user: &str, _line: &str) -> Option<String> {
+        None
+    }
+    async fn native_answers(&self, _room: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 const WAIT: Duration = Duration::from_secs(15);

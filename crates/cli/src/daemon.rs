@@ -11,8 +11,8 @@ use mosaic_bridge::local::LocalConnector;
 use mosaic_bridge::{Bridge, BridgeConfig};
 use mosaic_connector::Connector;
 use mosaic_connector::registry::connector_type;
+use mosaic_fleet::paths::{FileLock, try_lock_exclusive};
 use mosaic_fleet::{Fleet, LiveRoster, Paths, Supervisor, create_private_dir, render};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,30 +131,14 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
 
 /// Takes the state directory's daemon lock (an flock, released by the kernel when this process
 /// ends, however it ends), or says which daemon holds it.
-fn lock(state: &Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn lock(state: &Path) -> Result<FileLock> {
     let path = state.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
     // A client checking whether a daemon runs holds the lock for an instant: try for a while.
-    let mut tries = 0;
-    let locked = loop {
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Err(rustix::io::Errno::WOULDBLOCK) if tries < 10 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            other => break other,
-        }
-    };
-    match locked {
-        Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => {
+    match try_lock_exclusive(&path, Duration::from_millis(500))
+        .with_context(|| format!("cannot lock {}", path.display()))?
+    {
+        Some(lock) => Ok(lock),
+        None => {
             let pid = std::fs::read_to_string(state.join(DAEMON_FILE))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -165,9 +149,6 @@ fn lock(state: &Path) -> Result<File> {
                 "a mosaic daemon{pid} already runs for {}; stop it first",
                 state.display()
             )
-        }
-        Err(e) => {
-            Err(std::io::Error::from(e)).with_context(|| format!("cannot lock {}", path.display()))
         }
     }
 }

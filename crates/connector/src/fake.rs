@@ -1,12 +1,16 @@
 //! An in-memory connector for tests of the bridge (feature `test-util`): tests play the
 //! platform's side (users posting, outages) and read what the bridge posted.
 
+use crate::compliance::Platform;
+use crate::registry::{ConnectorConfig, Question, QuestionKind, Typed};
 use crate::{
     Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound,
     RunContext,
 };
 use async_trait::async_trait;
+use mosaic_roster::SecretRef;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::sync::{Notify, mpsc};
 
@@ -167,5 +171,75 @@ impl Connector for FakeConnector {
             .acks
             .push((room.to_owned(), message_id.to_owned()));
         Ok(())
+    }
+}
+
+/// The `fake` connector type, so a roster can name a fake's rooms (`{type: fake, id: ID,
+/// rooms: [...]}`); its build makes a new [`FakeConnector`].
+pub static TYPE: Typed<FakeSettings> = Typed::new();
+
+/// A `fake` roster entry.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FakeSettings {
+    /// The rooms it bridges.
+    pub rooms: Vec<String>,
+}
+
+impl ConnectorConfig for FakeSettings {
+    const TYPE: &'static str = "fake";
+    const SUMMARY: &'static str = "TEST SUPPORT: an in-memory chat platform";
+
+    fn questions() -> Vec<Question> {
+        vec![Question {
+            field: "rooms",
+            flag: "target",
+            value_name: "ID",
+            prompt: "fake rooms",
+            kind: QuestionKind::List,
+        }]
+    }
+
+    fn rooms(&self) -> (&'static str, Vec<String>) {
+        ("rooms", self.rooms.clone())
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        Vec::new()
+    }
+
+    fn build(&self, id: &str) -> Result<Arc<dyn Connector>, ConnectorError> {
+        Ok(Arc::new(FakeConnector::new(id, 2000)))
+    }
+}
+
+/// The platform side of a [`FakeConnector`] for the compliance suite: room `room-1`, user
+/// `user-1`.
+pub struct FakePlatform(pub Arc<FakeConnector>);
+
+#[async_trait]
+impl Platform for FakePlatform {
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.0.clone()
+    }
+    fn room(&self) -> String {
+        "room-1".into()
+    }
+    fn user(&self) -> String {
+        "user-1".into()
+    }
+    async fn post(&self, room: &str, user: &str, text: &str) -> String {
+        self.0.post(room, user, text)
+    }
+    async fn posted(&self, room: &str) -> Vec<String> {
+        let sent = self.0.sent().into_iter().filter(|m| m.room == room);
+        sent.map(|m| m.text).collect()
+    }
+    async fn acked(&self, room: &str, message_id: &str) -> bool {
+        let ack = (room.to_owned(), message_id.to_owned());
+        self.0.acks().contains(&ack)
+    }
+    async fn fail_next_posts(&self, n: usize) {
+        self.0.fail_next_sends(n, ErrorKind::Retryable);
     }
 }

@@ -34,17 +34,6 @@ fn empty() -> (tempfile::TempDir, Executor) {
 }
 
 #[test]
-fn roles_grow_with_power() {
-    assert_eq!(required_role(&cmd("/fleet status")), AclRole::Viewer);
-    assert_eq!(required_role(&cmd("/fleet send mos hi")), AclRole::Operator);
-    assert_eq!(
-        required_role(&cmd("/fleet add x --runtime demo")),
-        AclRole::Admin
-    );
-    assert!(AclRole::Viewer < AclRole::Operator && AclRole::Operator < AclRole::Admin);
-}
-
-#[test]
 fn the_executor_refuses_a_command_above_the_actors_role() {
     let (_dir, exec) = empty();
     let err = exec

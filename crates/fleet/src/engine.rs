@@ -310,20 +310,10 @@ impl Fleet {
     /// Waits for, then holds, the fleet's lifecycle lock (an flock in the state directory, so
     /// across processes): a start and a stop of one fleet never interleave, and never leave two
     /// tmux servers behind one socket. Released when the returned file is dropped.
-    fn lifecycle_lock(&self) -> Result<std::fs::File, FleetError> {
-        use std::os::unix::fs::OpenOptionsExt;
+    fn lifecycle_lock(&self) -> Result<crate::paths::FileLock, FleetError> {
         create_private_dir(&self.paths.state_dir)?;
         let path = self.paths.state_dir.join("lifecycle.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| FleetError::io(&path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| FleetError::io(&path, e.into()))?;
-        Ok(file)
+        crate::paths::lock_exclusive(&path).map_err(|e| FleetError::io(&path, e))
     }
 
     /// Stops the named agents (all sessions of the fleet when empty, orphans included): each

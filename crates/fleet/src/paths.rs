@@ -1,6 +1,7 @@
 //! Where mosaic keeps configuration and state (XDG by default, overridable).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The config and state directories of one mosaic installation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,19 +125,40 @@ pub struct FileLock {
 
 /// Waits for the exclusive lock on `path` (created, mode 0600, if missing).
 pub fn lock_exclusive(path: &Path) -> std::io::Result<FileLock> {
+    let file = open_lock_file(path)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(FileLock { _file: file })
+}
+
+/// Takes the exclusive lock on `path` if it comes within `patience` (a holder that only checks
+/// for a moment lets go); `None` while another process keeps it.
+pub fn try_lock_exclusive(path: &Path, patience: Duration) -> std::io::Result<Option<FileLock>> {
+    let file = open_lock_file(path)?;
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Some(FileLock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(path)?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
-    Ok(FileLock { _file: file })
+        .open(path)
 }
 
 /// Finds `program` on `PATH`.

@@ -10,34 +10,20 @@ use std::path::Path;
 
 pub use mosaic_connector::registry::{Check, Level};
 
-fn check(
-    level: Level,
-    subject: impl Into<String>,
-    detail: impl Into<String>,
-    hint: Option<String>,
-) -> Check {
-    Check {
-        level,
-        subject: subject.into(),
-        detail: detail.into(),
-        hint,
-    }
-}
-
 /// Runs every check; never stops at the first failure.
 pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     match Tmux::version() {
         Ok(v) => {
             let ok = tmux_version_ok(&v);
-            out.push(check(
+            out.push(Check::new(
                 if ok { Level::Ok } else { Level::Fail },
                 "tmux",
                 v,
                 (!ok).then(|| "install tmux 3.2 or newer (e.g. `apt install tmux`)".into()),
             ));
         }
-        Err(e) => out.push(check(
+        Err(e) => out.push(Check::new(
             Level::Fail,
             "tmux",
             e.to_string(),
@@ -46,7 +32,7 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
     }
     let fleet = match Fleet::open(paths.clone(), mosaic_exe.to_owned()) {
         Ok(f) => {
-            out.push(check(
+            out.push(Check::new(
                 Level::Ok,
                 "roster",
                 format!(
@@ -59,27 +45,27 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
             f
         }
         Err(e) => {
-            out.push(check(Level::Fail, "roster", e.to_string(), Some("fix the roster (each problem names its line and field), or run `mosaic fleet init`".into())));
+            out.push(Check::new(Level::Fail, "roster", e.to_string(), Some("fix the roster (each problem names its line and field), or run `mosaic fleet init`".into())));
             return out;
         }
     };
     for agent in &fleet.roster.agents {
         let rt = runtime(&agent.runtime).expect("validated");
         match rt.binary {
-            None => out.push(check(
+            None => out.push(Check::new(
                 Level::Ok,
                 format!("agent {}", agent.name),
                 "runs the built-in demo agent (not an AI)",
                 None,
             )),
             Some(bin) => match which(bin) {
-                Some(p) => out.push(check(
+                Some(p) => out.push(Check::new(
                     Level::Ok,
                     format!("agent {}", agent.name),
                     format!("{} at {}", rt.description, p.display()),
                     None,
                 )),
-                None => out.push(check(
+                None => out.push(Check::new(
                     Level::Fail,
                     format!("agent {}", agent.name),
                     format!("`{bin}` ({}) is not on PATH", rt.description),
@@ -92,7 +78,7 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
         }
         let dir = agent_workdir(agent);
         if !dir.is_dir() {
-            out.push(check(
+            out.push(Check::new(
                 Level::Fail,
                 format!("agent {}", agent.name),
                 format!("working directory {} does not exist", dir.display()),
@@ -100,7 +86,7 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
             ));
         }
         if agent.host != LOCAL_HOST {
-            out.push(check(
+            out.push(Check::new(
                 Level::Fail,
                 format!("agent {}", agent.name),
                 format!("host {:?} is not supported by this version", agent.host),
@@ -141,10 +127,15 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
                     Some(code) => format!("{} (exit status {code})", a.state.as_str()),
                     None => a.state.as_str().to_owned(),
                 };
-                out.push(check(level, format!("session {}", a.name), detail, hint));
+                out.push(Check::new(
+                    level,
+                    format!("session {}", a.name),
+                    detail,
+                    hint,
+                ));
             }
         }
-        Err(e) => out.push(check(Level::Fail, "sessions", e.to_string(), None)),
+        Err(e) => out.push(Check::new(Level::Fail, "sessions", e.to_string(), None)),
     }
     out
 }

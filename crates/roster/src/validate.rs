@@ -19,6 +19,17 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// `LINE:COLUMN PATH MESSAGE` in one line (the position empty when unknown).
+    pub fn brief(&self) -> String {
+        let pos = self
+            .position
+            .map(|p| format!("{}:{}", p.line, p.column))
+            .unwrap_or_default();
+        format!("{pos} {} {}", self.path, self.message)
+    }
+}
+
 /// Every problem of one roster source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problems {
@@ -69,6 +80,13 @@ pub enum RosterError {
 }
 
 impl RosterError {
+    /// Each problem as [`Problem::brief`] (nothing for an I/O error).
+    pub fn briefs(&self) -> Vec<String> {
+        self.problems()
+            .map(|p| p.problems.iter().map(Problem::brief).collect())
+            .unwrap_or_default()
+    }
+
     /// The problems, when the roster was readable but invalid.
     pub fn problems(&self) -> Option<&Problems> {
         match self {
@@ -398,22 +416,10 @@ mod tests {
         "version: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n";
 
     fn problems(text: &str) -> Vec<String> {
-        match Roster::parse(text, "r.yaml") {
-            Ok(_) => vec![],
-            Err(e) => e
-                .problems()
-                .unwrap()
-                .problems
-                .iter()
-                .map(|p| {
-                    let pos = p
-                        .position
-                        .map(|p| format!("{}:{}", p.line, p.column))
-                        .unwrap_or_default();
-                    format!("{pos} {} {}", p.path, p.message)
-                })
-                .collect(),
-        }
+        Roster::parse(text, "r.yaml")
+            .err()
+            .map(|e| e.briefs())
+            .unwrap_or_default()
     }
 
     #[test]
