@@ -241,6 +241,15 @@ fn mos_answers_in_the_channel() {
             && audit.contains("refused: user not in the acl"),
         "{audit}"
     );
+    // `/fleet` in a channel of the guild that is not bridged is answered too, not left
+    // "thinking" for 15 minutes.
+    m.fake.slash(GUILD, 555, ADMIN, "admin", "status", &[]);
+    wait_for("the not-bridged follow-up", || {
+        m.fake
+            .followups()
+            .iter()
+            .any(|(_, t)| t.contains("not bridged to the fleet"))
+    });
     assert!(
         audit.contains("\"room\":\"42\"") && audit.contains("ignored: room not bridged"),
         "{audit}"

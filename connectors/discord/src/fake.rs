@@ -40,6 +40,8 @@ struct State_ {
     seq: u64,
     /// Every dispatch with its sequence number, for RESUME replay.
     dispatched: Vec<(u64, Value)>,
+    /// Messages users deleted (by id): gone from history, unknown as reply targets.
+    deleted: Vec<String>,
     connection: Option<mpsc::UnboundedSender<Outgoing>>,
     sessions: u32,
     identifies: Vec<Value>,
@@ -152,6 +154,11 @@ impl FakeDiscord {
         id
     }
 
+    /// A user deletes message `id`.
+    pub fn delete_message(&self, id: u64) {
+        self.state.lock().unwrap().deleted.push(id.to_string());
+    }
+
     /// Drops the gateway connection abruptly (the client should resume).
     pub fn drop_gateway(&self) {
         let conn = self.state.lock().unwrap().connection.take();
@@ -243,14 +250,16 @@ async fn upgrade(State((state, base)): State<(Shared, String)>, ws: WebSocketUpg
 async fn handle(State((state, base)): State<(Shared, String)>, request: Request) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
-    let after: u64 = request
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("after="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let param = |key: &str| -> Option<u64> {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+    };
+    let after = param("after").unwrap_or(0);
+    // Discord: `limit` 1-100, default 50.
+    let limit = param("limit").unwrap_or(50).clamp(1, 100) as usize;
     let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
@@ -307,24 +316,46 @@ async fn handle(State((state, base)): State<(Shared, String)>, request: Request)
         }))
         .into_response(),
         // Channel history, newest first, as Discord answers it (without guild_id).
+        // With `after`: the `limit` messages right after it, answered newest first.
         ("GET", ["channels", channel, "messages"]) => {
-            let history: Vec<Value> = state
-                .lock()
-                .unwrap()
+            let s = state.lock().unwrap();
+            let mut history: Vec<Value> = s
                 .dispatched
                 .iter()
                 .filter(|(_, p)| p["t"] == "MESSAGE_CREATE" && p["d"]["channel_id"] == *channel)
+                .filter(|(_, p)| !s.deleted.iter().any(|d| p["d"]["id"] == *d))
                 .map(|(_, p)| {
                     let mut m = p["d"].clone();
                     m.as_object_mut().expect("an object").remove("guild_id");
                     m
                 })
                 .filter(|m| m["id"].as_str().and_then(|id| id.parse::<u64>().ok()).is_some_and(|id| id > after))
-                .rev()
+                .take(limit)
                 .collect();
+            history.reverse();
             axum::Json(Value::Array(history)).into_response()
         }
-        ("POST", ["channels", channel, "messages"]) => axum::Json(message_json(next_id(), channel, body["content"].as_str().unwrap_or_default())).into_response(),
+        ("POST", ["channels", channel, "messages"]) => {
+            // A reply to a message that is not there is refused unless the request says
+            // `fail_if_not_exists: false` (then it is posted as a plain message).
+            let reference = &body["message_reference"];
+            if let Some(id) = reference["message_id"].as_str() {
+                let mut s = state.lock().unwrap();
+                let known = s.dispatched.iter().any(|(_, p)| p["t"] == "MESSAGE_CREATE" && p["d"]["id"] == id)
+                    && !s.deleted.iter().any(|d| d == id);
+                if !known && reference["fail_if_not_exists"] != json!(false) {
+                    if let Some(call) = s.calls.last_mut() {
+                        call.body["__status"] = json!(400);
+                    }
+                    let error = json!({
+                        "message": "Invalid Form Body", "code": 50035,
+                        "errors": { "message_reference": { "_errors": [{ "code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message" }] } }
+                    });
+                    return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+                }
+            }
+            axum::Json(message_json(next_id(), channel, body["content"].as_str().unwrap_or_default())).into_response()
+        }
         ("PUT", ["channels", _, "messages", _, "reactions", _, "@me"]) => StatusCode::NO_CONTENT.into_response(),
         ("POST", ["channels", _, "typing"]) => StatusCode::NO_CONTENT.into_response(),
         ("PUT", ["applications", app, "guilds", guild, "commands"]) => {

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serenity::all::{
     ChannelId, ClientBuilder, Command, CommandInteraction, Context,
     CreateInteractionResponseFollowup, CreateMessage, EventHandler, GatewayIntents, GetMessages,
-    GuildId, Http, HttpBuilder, Interaction, Message, MessageId, Nonce, ReactionType, Ready,
-    ResumedEvent,
+    GuildId, Http, HttpBuilder, Interaction, Message, MessageId, MessageReference,
+    MessageReferenceKind, Nonce, ReactionType, Ready, ResumedEvent,
 };
 use serenity::builder::Builder;
 use std::collections::HashMap;
@@ -34,6 +34,8 @@ pub const MAX_MESSAGE_LEN: usize = 2000;
 pub const ACK_EMOJI: &str = "👀";
 /// How long Discord accepts follow-ups with an interaction's token.
 const INTERACTION_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// The most messages Discord returns in one page of channel history.
+const HISTORY_PAGE: u8 = 100;
 /// The prefix of the message ids given to slash-command invocations (`i` + interaction id).
 const INTERACTION_PREFIX: &str = "i";
 
@@ -311,23 +313,37 @@ impl Handler {
             self.cursors.current().into_iter().filter_map(|(room, id)| {
                 Some((room.parse::<u64>().ok()?, id.parse::<u64>().ok()?))
             });
-        for (channel, after) in points {
-            let request = GetMessages::new().after(MessageId::new(after)).limit(100);
-            match ChannelId::new(channel).messages(&ctx.http, request).await {
-                Ok(mut missed) => {
-                    missed.sort_by_key(|m| m.id);
-                    for msg in &missed {
-                        if let Some(inbound) = self.inbound_from(msg) {
-                            self.forward(inbound).await;
+        for (channel, mut after) in points {
+            // Discord answers at most 100 messages a page: page until a short one.
+            loop {
+                let request = GetMessages::new()
+                    .after(MessageId::new(after))
+                    .limit(HISTORY_PAGE);
+                match ChannelId::new(channel).messages(&ctx.http, request).await {
+                    Ok(mut missed) => {
+                        missed.sort_by_key(|m| m.id);
+                        for msg in &missed {
+                            if let Some(inbound) = self.inbound_from(msg) {
+                                self.forward(inbound).await;
+                            }
+                        }
+                        match missed.last() {
+                            Some(last) if missed.len() == usize::from(HISTORY_PAGE) => {
+                                after = last.id.get();
+                            }
+                            _ => break,
                         }
                     }
+                    Err(e) => {
+                        tracing::warn!(
+                            connector = %self.id,
+                            room = channel,
+                            error = %e,
+                            "discord: cannot fetch the messages missed in a room"
+                        );
+                        break;
+                    }
                 }
-                Err(e) => tracing::warn!(
-                    connector = %self.id,
-                    room = channel,
-                    error = %e,
-                    "discord: cannot fetch the messages missed in a room"
-                ),
             }
         }
     }
@@ -505,7 +521,12 @@ impl Connector for DiscordConnector {
             .as_ref()
             .and_then(|r| r.id().parse::<u64>().ok())
         {
-            builder = builder.reference_message((channel, MessageId::new(reply_to)));
+            // A reply to a message deleted meanwhile is posted as a plain message, not refused.
+            builder = builder.reference_message(
+                MessageReference::new(MessageReferenceKind::Default, channel)
+                    .message_id(MessageId::new(reply_to))
+                    .fail_if_not_exists(false),
+            );
         }
         let sent = channel
             .send_message(&*self.http, builder)

@@ -338,3 +338,60 @@ async fn the_discord_connector_is_compliant_under_the_bridge() {
     };
     mosaic_bridge::compliance::run_bridged_suite(&platform).await;
 }
+
+#[tokio::test]
+async fn a_reply_to_a_deleted_message_is_still_posted() {
+    let fake = FakeDiscord::start().await;
+    let (c, mut rx) = started(&fake).await;
+    let id = fake.message(GUILD, CHANNEL, USER, "alice", false, "question");
+    let ev = next(&mut rx).await;
+    fake.delete_message(id);
+    let reply = Outbound {
+        reply_to: Some(ReplyTo::Message(ev.message_id.clone())),
+        ..hi_in_the_channel()
+    };
+    c.send(&reply).await.expect("posted as a plain message");
+    assert_eq!(fake.posted(CHANNEL), ["hi"]);
+    let call = fake
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|c| c.method == "POST")
+        .unwrap();
+    assert_eq!(call.body["message_reference"]["fail_if_not_exists"], false);
+}
+
+#[tokio::test]
+async fn after_a_fresh_session_more_than_a_page_of_missed_messages_is_fetched() {
+    let fake = FakeDiscord::start().await;
+    // Said before the connector connects (the bridge was down): 150, more than one page.
+    let first = fake.message(
+        GUILD,
+        CHANNEL,
+        USER,
+        "alice",
+        false,
+        "seen before the restart",
+    );
+    for i in 0..150 {
+        fake.message(GUILD, CHANNEL, USER, "alice", false, &format!("missed {i}"));
+    }
+    let c = connector(&fake);
+    let (tx, mut rx) = mpsc::channel(512);
+    let (ctx, _health, _stop) = context(tx, vec![(CHANNEL.to_string(), first.to_string())]);
+    let runner = c.clone();
+    tokio::spawn(async move { runner.run(ctx).await });
+    for i in 0..150 {
+        assert_eq!(
+            next(&mut rx).await.text,
+            format!("missed {i}"),
+            "in order, none lost"
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "nothing twice"
+    );
+}

@@ -109,7 +109,13 @@ pub(crate) fn admit(
 ) -> Result<Admitted, Decision> {
     if !view.acl.room_allowed(&inbound.connector, &inbound.room) {
         let why = "ignored: room not bridged".to_owned();
-        return Err(Decision::new(Verdict::Ignored(why.clone())).audit(why));
+        let d = Decision::new(Verdict::Ignored(why.clone())).audit(why);
+        // A native command waits for an answer (Discord shows "thinking" for 15 minutes).
+        return Err(if inbound.native_command {
+            d.answer("this channel is not bridged to the fleet: use /fleet where the orchestrator listens")
+        } else {
+            d
+        });
     }
     let Some(role) = view.acl.role(&inbound.connector, &inbound.user) else {
         // Deny by default; strangers get no answer, except to a native command, whose platform
@@ -413,6 +419,15 @@ mod tests {
                 false
             ),
             "another room: audited, never answered"
+        );
+        let native_elsewhere = Inbound {
+            native_command: true,
+            ..msg("tg", "43", "op", "/fleet ps")
+        };
+        let d = admitted(&native_elsewhere, true).unwrap_err();
+        assert!(
+            d.answer.is_some_and(|a| a.contains("not bridged")),
+            "a native command in another room is answered (its platform waits for one)"
         );
         let stranger = msg("tg", "42", "eve", "/fleet ps");
         let d = admitted(&stranger, true).unwrap_err();

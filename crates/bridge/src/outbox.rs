@@ -6,7 +6,7 @@ use crate::events::Event;
 use crate::split::split_for;
 use crate::store::{StoreError, now_ms};
 use crate::{Bridge, Target, backoff};
-use mosaic_connector::{Inbound, Outbound};
+use mosaic_connector::{Inbound, Outbound, ReplyTo};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -61,7 +61,10 @@ impl Bridge {
             return Err(ReplyError::UnknownConnector(target.connector));
         };
         let view = self.view();
-        if !view.acl.room_allowed(&target.connector, &target.room) {
+        // A native command's answer goes to the user who ran it, through the platform's own
+        // channel, wherever they ran it.
+        let native = matches!(target.reply_to, Some(ReplyTo::Native(_)));
+        if !native && !view.acl.room_allowed(&target.connector, &target.room) {
             return Err(ReplyError::RoomNotBridged {
                 connector: target.connector,
                 room: target.room,
