@@ -601,6 +601,9 @@ fn a_reply_that_cannot_be_queued_says_why_with_its_own_status() {
         error.contains("room \"elsewhere\" of local is not bridged"),
         "{error}"
     );
+    let (status, error) = reply(serde_json::json!({ "text": "hi", "to": 999 }));
+    assert_eq!(status, 404, "{error}");
+    assert!(error.contains("no chat message #999"), "{error}");
     let (status, _) = reply(serde_json::json!({ "text": "hi", "room": "local:local" }));
     assert_eq!(status, 202);
 }

@@ -18,18 +18,16 @@ impl Drop for Up {
 }
 
 fn init_testchat(s: &Sandbox, dir: &str) -> String {
-    s.ok(&s.init_args(&[
-        "--preset",
-        "general",
-        "--connector",
-        "testchat",
-        "--testchat-dir",
-        dir,
-        "--target",
-        "lobby",
-        "--admin",
-        "ann",
-    ]))
+    init_testchat_rooms(s, dir, &["lobby"])
+}
+
+fn init_testchat_rooms(s: &Sandbox, dir: &str, rooms: &[&str]) -> String {
+    let mut args = vec!["--preset", "general", "--connector", "testchat"];
+    args.extend(["--testchat-dir", dir, "--admin", "ann"]);
+    for room in rooms {
+        args.extend(["--target", room]);
+    }
+    s.ok(&s.init_args(&args))
 }
 
 #[test]
@@ -322,4 +320,39 @@ fn the_daemons_json_log_at_the_highest_verbosity_never_shows_the_connectors_toke
         assert!(has(level, message, fields), "{level} {message}: {stderr}");
     }
     assert!(stderr.contains("testchat: 503"), "{stderr}");
+}
+
+/// Hardening issue, item 1: two rooms writing back to back; each answer lands in the room of the
+/// message it answers (the orchestrator answers `--to N`), never in the other room.
+#[test]
+fn answers_land_in_the_room_of_the_message_they_answer() {
+    let s = Sandbox::new();
+    let platform = tempfile::tempdir().unwrap();
+    let dir = platform.path();
+    init_testchat_rooms(&s, &dir.display().to_string(), &["lobby", "annex"]);
+    std::fs::write(dir.join("token"), "tc-secret\n").unwrap();
+    let _up = up_testchat(&s);
+    for i in 0..6 {
+        post(dir, "lobby", "ann", &format!("lobby says {i}"));
+        post(dir, "annex", "ann", &format!("annex says {i}"));
+    }
+    let replies = |room: &str| -> Vec<String> {
+        posted(dir, room)
+            .into_iter()
+            .filter(|t| t.starts_with("[demo reply #"))
+            .collect()
+    };
+    wait_for_secs("12 answers", 60, || {
+        replies("lobby").len() + replies("annex").len() >= 12
+    });
+    for (room, other) in [("lobby", "annex"), ("annex", "lobby")] {
+        let got = replies(room);
+        assert_eq!(got.len(), 6, "{room}: {got:?}");
+        assert!(
+            got.iter()
+                .all(|t| t.contains(&format!("{room} says"))
+                    && !t.contains(&format!("{other} says"))),
+            "an answer in the wrong room: {room}: {got:?}"
+        );
+    }
 }

@@ -342,18 +342,31 @@ struct ReplyBody {
     text: String,
     /// `CONNECTOR:ROOM`; the room of the last delivered message when absent.
     room: Option<String>,
+    /// The queue id of the chat message answered (the N of `[chat #N from …]`): the answer goes
+    /// to that message's room, whatever was delivered since.
+    to: Option<i64>,
 }
 
 async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyBody>) -> Response {
-    let target = match body.room.as_deref().map(|r| r.split_once(':')) {
-        None => None,
-        Some(Some((connector, room))) => Some(Target {
+    let target = match (body.to, body.room.as_deref().map(|r| r.split_once(':'))) {
+        (Some(_), Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give either `to` or `room`, not both",
+            );
+        }
+        (Some(id), None) => match state.bridge.target_of(id) {
+            Ok(t) => Some(t),
+            Err(e) => return error(reply_status(&e), e.to_string()),
+        },
+        (None, None) => None,
+        (None, Some(Some((connector, room)))) => Some(Target {
             connector: connector.into(),
             room: room.into(),
             thread: None,
             reply_to: None,
         }),
-        Some(None) => {
+        (None, Some(None)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "room must be CONNECTOR:ROOM, e.g. discord:1517622518662434996",
@@ -375,6 +388,7 @@ fn reply_status(e: &ReplyError) -> StatusCode {
     match e {
         ReplyError::Empty => StatusCode::BAD_REQUEST,
         ReplyError::NoConversation => StatusCode::CONFLICT,
+        ReplyError::UnknownMessage(_) => StatusCode::NOT_FOUND,
         ReplyError::UnknownConnector(_) => StatusCode::NOT_FOUND,
         ReplyError::RoomNotBridged { .. } => StatusCode::FORBIDDEN,
         ReplyError::Conversation(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -33,6 +33,9 @@ pub enum ReplyError {
         /// Room.
         room: String,
     },
+    /// No chat message has this queue id.
+    #[error("no chat message #{0}: answer a message by the number in its `[chat #N from …]`")]
+    UnknownMessage(i64),
     /// The stored conversation could not be read.
     #[error("the stored conversation is unreadable: {0}")]
     Conversation(#[source] serde_json::Error),
@@ -42,6 +45,13 @@ pub enum ReplyError {
 }
 
 impl Bridge {
+    /// Where an answer to chat message `queue_id` goes: its room and thread, as a reply to it.
+    pub fn target_of(&self, queue_id: i64) -> Result<Target, ReplyError> {
+        let queued = self.inner.store.lock().unwrap().queued(queue_id)?;
+        let queued = queued.ok_or(ReplyError::UnknownMessage(queue_id))?;
+        Ok(Target::answering(&queued.inbound))
+    }
+
     /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
     /// message came from. Split at the platform's limit. Returns how many messages were queued.
     pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, ReplyError> {

@@ -180,6 +180,33 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// The chat message with queue id `id` (as in its envelope `[chat #ID from …`), whatever its
+    /// status.
+    pub fn queued(&self, id: i64) -> Result<Option<Queued>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, connector, message_id, room, user, user_name, thread, text FROM inbox WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(Queued {
+                        id: r.get(0)?,
+                        inbound: Inbound {
+                            connector: r.get(1)?,
+                            message_id: r.get(2)?,
+                            room: r.get(3)?,
+                            user: r.get(4)?,
+                            user_name: r.get(5)?,
+                            thread: r.get(6)?,
+                            native_command: false,
+                            text: r.get(7)?,
+                        },
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// The oldest message waiting for the orchestrator.
     pub fn next_queued(&self) -> Result<Option<Queued>> {
         Ok(self.queued_with("queued")?.into_iter().next())

@@ -137,7 +137,7 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                     }
                     let reply = reply_line(count, &message);
                     say(out, &format!("\n{reply}\n{PROMPT}"))?;
-                    answer_in_chat(&reply);
+                    answer_in_chat(&reply, envelope_id(&message));
                 }
                 _ => {}
             },
@@ -148,7 +148,7 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
 
 /// As the orchestrator, also answers in chat through `mosaic reply`, as a real orchestrator
 /// would (only when a daemon is running; never blocks the REPL).
-fn answer_in_chat(reply: &str) {
+fn answer_in_chat(reply: &str, to: Option<u64>) {
     let orchestrator = std::env::var("MOSAIC_ROLE").is_ok_and(|r| r == "orchestrator");
     let daemon_up = std::env::var_os("MOSAIC_STATE")
         .is_some_and(|s| PathBuf::from(s).join("daemon.json").exists());
@@ -158,8 +158,14 @@ fn answer_in_chat(reply: &str) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let child = std::process::Command::new(exe)
-        .args(["reply", reply])
+    let mut command = std::process::Command::new(exe);
+    command.arg("reply");
+    // Answer the message it was given, in its room, whatever arrives meanwhile.
+    if let Some(id) = to {
+        command.args(["--to", &id.to_string()]);
+    }
+    let child = command
+        .arg(reply)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -167,6 +173,16 @@ fn answer_in_chat(reply: &str) {
     if let Ok(mut child) = child {
         std::thread::spawn(move || child.wait());
     }
+}
+
+/// The chat message id in a delivered envelope (`[chat #N from …`), if the message is one.
+fn envelope_id(message: &str) -> Option<u64> {
+    let rest = message.trim_start().strip_prefix("[chat #")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    rest[digits.len()..]
+        .starts_with(" from ")
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// The demo agent's reply to message number `n`.

@@ -64,8 +64,11 @@ enum Top {
     /// Post a message to chat as the orchestrator (for any harness).
     Reply {
         /// CONNECTOR:ROOM [default: where the last message came from].
-        #[arg(long, value_name = "CONNECTOR:ROOM")]
+        #[arg(long, value_name = "CONNECTOR:ROOM", conflicts_with = "to")]
         room: Option<String>,
+        /// Answer chat message N (the N of `[chat #N from …]`): in its room, as a reply to it.
+        #[arg(long, value_name = "N")]
+        to: Option<i64>,
         /// The text; `-` reads it from standard input.
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
         text: Vec<String>,
@@ -126,11 +129,11 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
             Duration::from_secs_f64(linger.max(0.0)),
         )
         .map(|_| ExitCode::SUCCESS),
-        Top::Reply { room, text } => {
+        Top::Reply { room, to, text } => {
             let text = read_text(text)?;
             let v = client::Daemon::locate(paths)?.post(
                 "/v1/reply",
-                serde_json::json!({ "text": text, "room": room }),
+                serde_json::json!({ "text": text, "room": room, "to": to }),
             )?;
             println!("queued {} message(s)", v["queued_messages"]);
             Ok(ExitCode::SUCCESS)

@@ -31,6 +31,10 @@ struct ReplyArgs {
         description = "CONNECTOR:ROOM to post in; default: where the last message came from"
     )]
     room: Option<String>,
+    #[schemars(
+        description = "The N of the `[chat #N from …]` message this answers: the reply goes to that message's room"
+    )]
+    to: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -114,8 +118,11 @@ impl FleetTools {
         Parameters(args): Parameters<ReplyArgs>,
     ) -> Result<CallToolResult, McpError> {
         answer(
-            self.call("/v1/reply", json!({ "text": args.text, "room": args.room }))
-                .await,
+            self.call(
+                "/v1/reply",
+                json!({ "text": args.text, "room": args.room, "to": args.to }),
+            )
+            .await,
             "queued_messages",
         )
     }
