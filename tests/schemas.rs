@@ -42,3 +42,15 @@ fn the_outcome_schema_is_published() {
         schemars::schema_for!(mosaic_exec::Outcome),
     );
 }
+
+#[test]
+fn the_api_wire_schemas_are_published() {
+    check(
+        "api-health.v1.json",
+        schemars::schema_for!(mosaic_api::wire::HealthReport),
+    );
+    check(
+        "api-reply.v1.json",
+        schemars::schema_for!(mosaic_api::wire::ReplyRequest),
+    );
+}

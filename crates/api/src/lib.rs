@@ -3,6 +3,8 @@
 //! wherever the caller chose (loopback by default; tests bind port 0) and stops on a signal.
 //! The routes are documented in docs/api.md.
 
+pub mod wire;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -25,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+use wire::{ConnectorHealth, HealthReport, ReplyAccepted, ReplyRequest};
 
 /// Identifies the API and its version in `GET /v1/health`.
 pub const API_VERSION: &str = "mosaic.api/v1";
@@ -127,23 +130,26 @@ async fn run(state: &ApiState, command: FleetCommand) -> Result<Outcome, Respons
         .map_err(|e| exec_error(&e))
 }
 
-async fn health(State(state): State<ApiState>) -> Json<Value> {
-    let connectors: Vec<Value> = state
+async fn health(State(state): State<ApiState>) -> Json<HealthReport> {
+    let connectors = state
         .bridge
         .health()
         .into_iter()
-        .map(|(id, h)| json!({ "id": id, "health": h }))
+        .map(|(id, health)| ConnectorHealth { id, health })
         .collect();
-    let held: Vec<i64> = state
+    let held = state
         .bridge
         .held()
         .unwrap_or_default()
         .iter()
         .map(|q| q.id)
         .collect();
-    Json(
-        json!({ "api": API_VERSION, "connectors": connectors, "queue": state.bridge.queue_len(), "held": held }),
-    )
+    Json(HealthReport {
+        api: API_VERSION.to_owned(),
+        connectors,
+        queue: state.bridge.queue_len(),
+        held,
+    })
 }
 
 /// A person's decision on a held message (pasted, never confirmed): `retry` or `drop`.
@@ -337,17 +343,7 @@ fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "local".into())
 }
 
-#[derive(Deserialize)]
-struct ReplyBody {
-    text: String,
-    /// `CONNECTOR:ROOM`; the room of the last delivered message when absent.
-    room: Option<String>,
-    /// The queue id of the chat message answered (the N of `[chat #N from …]`): the answer goes
-    /// to that message's room, whatever was delivered since.
-    to: Option<i64>,
-}
-
-async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyBody>) -> Response {
+async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyRequest>) -> Response {
     let target = match (body.to, body.room.as_deref().map(|r| r.split_once(':'))) {
         (Some(_), Some(_)) => {
             return error(
@@ -376,7 +372,9 @@ async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyBody>) -> Re
     match state.bridge.reply(&body.text, target) {
         Ok(parts) => (
             StatusCode::ACCEPTED,
-            Json(json!({ "queued_messages": parts })),
+            Json(ReplyAccepted {
+                queued_messages: parts,
+            }),
         )
             .into_response(),
         Err(e) => error(reply_status(&e), e.to_string()),

@@ -10,6 +10,8 @@ mod mcp;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use mosaic_api::wire::{HealthReport, ReplyAccepted, ReplyRequest};
+use mosaic_connector::Health;
 use mosaic_exec::{Actor, Executor, Outcome, render};
 use mosaic_fleet::verify::{Check, Level};
 use mosaic_fleet::{Fleet, Paths, create_private_dir, wizard};
@@ -131,11 +133,12 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         .map(|_| ExitCode::SUCCESS),
         Top::Reply { room, to, text } => {
             let text = read_text(text)?;
-            let v = client::Daemon::locate(paths)?.post(
-                "/v1/reply",
-                serde_json::json!({ "text": text, "room": room, "to": to }),
-            )?;
-            println!("queued {} message(s)", v["queued_messages"]);
+            let request = ReplyRequest { text, room, to };
+            let accepted: ReplyAccepted = serde_json::from_value(
+                client::Daemon::locate(paths)?.post("/v1/reply", serde_json::to_value(request)?)?,
+            )
+            .context("the daemon's answer to a reply")?;
+            println!("queued {} message(s)", accepted.queued_messages);
             Ok(ExitCode::SUCCESS)
         }
         Top::Hook { event } => {
@@ -217,68 +220,68 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
     })
 }
 
+/// The running daemon's health, if one runs.
+fn daemon_health(paths: &Paths) -> Option<HealthReport> {
+    let health = client::Daemon::locate(paths)
+        .and_then(|d| d.get("/v1/health"))
+        .ok()?;
+    serde_json::from_value(health).ok()
+}
+
+/// A connector's health as a word and its detail.
+fn health_words(health: &Health) -> (&'static str, &str) {
+    match health {
+        Health::Starting => ("starting", ""),
+        Health::Up => ("up", ""),
+        Health::Degraded(d) => ("degraded", d),
+        Health::Down(d) => ("down", d),
+    }
+}
+
 /// One line about the daemon for `fleet status`: running or not, its queue, its connectors.
 fn daemon_line(paths: &Paths) -> String {
-    let Ok(health) = client::Daemon::locate(paths).and_then(|d| d.get("/v1/health")) else {
+    let Some(health) = daemon_health(paths) else {
         return "daemon: not running (start it with `mosaic up`)".into();
     };
-    let connectors: Vec<String> = health["connectors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["id"].as_str().unwrap_or_default(),
-                c["health"]["state"].as_str().unwrap_or_default()
-            )
-        })
+    let connectors: Vec<String> = health
+        .connectors
+        .iter()
+        .map(|c| format!("{} {}", c.id, health_words(&c.health).0))
         .collect();
     format!(
         "daemon: running; {} message(s) queued for the orchestrator; connectors: {}",
-        health["queue"],
+        health.queue,
         connectors.join(", ")
     )
 }
 
 /// The running daemon's view: each connector's connection (a refused intent or token shows here).
 fn daemon_checks(paths: &Paths) -> Vec<Check> {
-    let finding = |level, subject: String, detail: String, hint: Option<String>| Check {
-        level,
-        subject,
-        detail,
-        hint,
-    };
-    let health = client::Daemon::locate(paths).and_then(|d| d.get("/v1/health"));
-    let Ok(health) = health else {
-        return vec![finding(
+    let Some(health) = daemon_health(paths) else {
+        return vec![Check::new(
             Level::Warn,
-            "daemon".into(),
-            "not running".into(),
+            "daemon",
+            "not running",
             Some("mosaic up (or systemctl --user start mosaic)".into()),
         )];
     };
-    let mut out = vec![finding(
+    let mut out = vec![Check::new(
         Level::Ok,
-        "daemon".into(),
-        format!("running; {} message(s) queued", health["queue"]),
+        "daemon",
+        format!("running; {} message(s) queued", health.queue),
         None,
     )];
-    for c in health["connectors"].as_array().into_iter().flatten() {
-        let id = c["id"].as_str().unwrap_or_default().to_owned();
-        let detail = c["health"]["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let (level, what) = match c["health"]["state"].as_str().unwrap_or_default() {
+    for c in &health.connectors {
+        let (state, detail) = health_words(&c.health);
+        let (level, what) = match state {
             "up" => (Level::Ok, "connected".to_owned()),
             "starting" => (Level::Warn, "connecting".to_owned()),
             "degraded" => (Level::Warn, format!("degraded: {detail}")),
             _ => (Level::Fail, format!("down: {detail}")),
         };
         let hint = (level == Level::Fail)
-            .then(|| format!("see docs/connectors/{id}.md (troubleshooting)"));
-        out.push(finding(level, format!("connector {id}"), what, hint));
+            .then(|| format!("see docs/connectors/{}.md (troubleshooting)", c.id));
+        out.push(Check::new(level, format!("connector {}", c.id), what, hint));
     }
     out
 }

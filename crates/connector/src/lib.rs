@@ -120,7 +120,7 @@ pub struct Capabilities {
 }
 
 /// A connector's health, as the daemon reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", content = "detail", rename_all = "lowercase")]
 pub enum Health {
     /// Not connected yet.
