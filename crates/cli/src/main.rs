@@ -324,8 +324,8 @@ fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
     create_private_dir(&paths.state_dir)?;
     println!("config: {}", paths.config_dir.display());
     println!("state:  {}", paths.state_dir.display());
-    let version =
-        mosaic_tmux::Tmux::version().context("tmux is required: install tmux 3.2 or newer")?;
+    let version = mosaic_tmux::Tmux::version()
+        .context("tmux is required: install tmux 3.5 or newer (deploy/install-deps.sh)")?;
     let probe = mosaic_tmux::Tmux::new(format!("mosaic-install-check-{}", std::process::id()));
     probe
         .new_session(&mosaic_tmux::SessionSpec {

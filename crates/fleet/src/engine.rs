@@ -193,10 +193,10 @@ impl Fleet {
                     outcomes.push((agent.name.clone(), Outcome::AlreadyRunning));
                     continue;
                 }
-                Some(_) => self.tmux.kill_session(&agent.name)?,
-                None => {}
+                // A dead harness is started again in its own pane: no session is killed.
+                Some(_) => self.tmux.respawn_pane(&self.session_spec(agent)?)?,
+                None => self.tmux.new_session(&self.session_spec(agent)?)?,
             }
-            self.tmux.new_session(&self.session_spec(agent)?)?;
             started.push(agent.name.clone());
         }
         outcomes.extend(self.await_first_screen(started, wait)?);
@@ -358,11 +358,8 @@ impl Fleet {
                 })
                 .collect::<Result<_, _>>()?
         };
-        // On purpose: the supervisor leaves an agent stopped this way alone.
         for name in targets.iter().filter(|n| self.roster.agent(n).is_some()) {
-            create_private_dir(&self.paths.agent_state(name))?;
-            let marker = self.paths.stop_requested(name);
-            std::fs::write(&marker, b"").map_err(|e| FleetError::io(&marker, e))?;
+            self.request_stop(name)?;
         }
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         for name in &targets {
@@ -374,20 +371,8 @@ impl Fleet {
                     outcomes.insert(name.clone(), Outcome::Stopped);
                 }
                 Some(_) => match self.roster.agent(name) {
-                    Some(agent) => {
-                        // Best effort: a harness that ignores its exit command is killed below.
-                        let exit_text = runtime(&agent.runtime).expect("validated").exit_text;
-                        let quick = SendOptions {
-                            paste_timeout: Duration::from_millis(500),
-                            settle: paste_settle(&agent.runtime),
-                            submit_timeout: Duration::from_millis(300),
-                            submit_attempts: 1,
-                        };
-                        let writer = pane_writer(self.tmux.socket(), name);
-                        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
-                        let _ = ControlClient::attach(&self.tmux, name, false)
-                            .and_then(|mut c| c.send_text(exit_text, &quick));
-                    }
+                    // Best effort: a harness that ignores its exit command is killed below.
+                    Some(agent) => self.ask_to_exit(agent),
                     // Not in the roster: no known way to ask it to exit.
                     None => {
                         outcomes.insert(name.clone(), Outcome::Killed);
@@ -433,17 +418,81 @@ impl Fleet {
             .collect())
     }
 
+    /// Marks `name` as stopped on purpose: the supervisor leaves it alone until it is started.
+    fn request_stop(&self, name: &str) -> Result<(), FleetError> {
+        create_private_dir(&self.paths.agent_state(name))?;
+        let marker = self.paths.stop_requested(name);
+        std::fs::write(&marker, b"").map_err(|e| FleetError::io(&marker, e))
+    }
+
+    /// Types the harness's exit command into `agent`'s pane, best effort (nothing is typed into
+    /// a dead pane; a harness that ignores it is killed by the caller).
+    fn ask_to_exit(&self, agent: &Agent) {
+        let exit_text = runtime(&agent.runtime).expect("validated").exit_text;
+        let quick = SendOptions {
+            paste_timeout: Duration::from_millis(500),
+            settle: paste_settle(&agent.runtime),
+            submit_timeout: Duration::from_millis(300),
+            submit_attempts: 1,
+        };
+        let writer = pane_writer(self.tmux.socket(), &agent.name);
+        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = ControlClient::attach(&self.tmux, &agent.name, false)
+            .and_then(|mut c| c.send_text(exit_text, &quick));
+    }
+
     /// Stops `name` (waiting up to `timeout` for a graceful exit) and starts it again (waiting up
-    /// to `wait` for its first screen): the outcomes of both, in order.
+    /// to `wait` for its first screen): the outcomes of both, in order. A running agent is
+    /// restarted in its own pane (`respawn-pane -k`): its session, and any client attached to
+    /// it, stay; nothing is killed under a control client.
     pub fn restart(
         &self,
         name: &str,
         timeout: Duration,
         wait: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
-        let name = [name.to_owned()];
-        let mut outcomes = self.stop(&name, timeout)?;
-        outcomes.extend(self.start(&name, wait)?);
+        let agent = self.agent(name)?;
+        if agent.host != LOCAL_HOST {
+            return Err(FleetError::RemoteHost {
+                name: agent.name.clone(),
+                host: agent.host.clone(),
+            });
+        }
+        let lifecycle = self.lifecycle_lock()?;
+        let stopped = match self.panes()?.get(name) {
+            None => {
+                drop(lifecycle);
+                let name = [name.to_owned()];
+                let mut outcomes = vec![(name[0].clone(), Outcome::NotRunning)];
+                outcomes.extend(self.start(&name, wait)?);
+                return Ok(outcomes);
+            }
+            Some(p) if p.dead => Outcome::Stopped,
+            Some(_) => {
+                self.request_stop(name)?;
+                self.ask_to_exit(agent);
+                let deadline = Instant::now() + timeout;
+                loop {
+                    if self.panes()?.get(name).is_none_or(|p| p.dead) {
+                        break Outcome::Stopped;
+                    }
+                    if Instant::now() >= deadline {
+                        break Outcome::Killed;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        let spec = self.session_spec(agent)?;
+        match self.tmux.respawn_pane(&spec) {
+            // The session went away meanwhile (its program exited with the server's last pane).
+            Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => {
+                self.tmux.new_session(&spec)?
+            }
+            other => other?,
+        }
+        let mut outcomes = vec![(name.to_owned(), stopped)];
+        outcomes.extend(self.await_first_screen(vec![name.to_owned()], wait)?);
         Ok(outcomes)
     }
 
@@ -469,7 +518,10 @@ impl Fleet {
             settle: paste_settle(&agent.runtime),
             ..SendOptions::default()
         };
-        Ok(client.send_text(text, &opts)?)
+        client.send_text(text, &opts).map_err(|e| match e.kind {
+            ErrorKind::PaneDead => not_running(AgentState::Dead),
+            _ => e.into(),
+        })
     }
 
     /// The agent's pane text: the screen, or all scrollback with `history`.
