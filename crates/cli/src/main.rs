@@ -102,6 +102,11 @@ fn main() -> ExitCode {
         _ => logging::init(0, cli.verbose, logging::LogFormat::Text),
     }
     let paths = Paths::resolve(cli.config, cli.state);
+    // The user's own harness manifests join the shipped ones; a broken one is left out (and
+    // `mosaic fleet verify` fails on it).
+    for problem in mosaic_roster::load_harness_dir(&paths.harnesses_dir()) {
+        eprintln!("warning: harness manifest ignored: {problem}");
+    }
     match run(&paths, cli.command) {
         Ok(code) => code,
         Err(e) => {

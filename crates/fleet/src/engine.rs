@@ -1,10 +1,10 @@
 //! The fleet engine: lifecycle of the roster's agents over one private tmux server.
 
 use crate::error::FleetError;
-use crate::harness::{launch_argv, orchestrator_mcp_config, paste_settle};
+use crate::harness::{harness_of, launch_argv, orchestrator_mcp_config, paste_settle};
 use crate::paths::{Paths, agent_workdir, lock_exclusive, write_atomic};
 use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
-use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError, runtime};
+use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError};
 use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
@@ -207,8 +207,9 @@ impl Fleet {
         let state = self.paths.agent_state(&agent.name);
         create_private_dir(&state)?;
         let _ = std::fs::remove_file(self.paths.stop_requested(&agent.name));
-        // A Claude Code orchestrator gets mosaic's MCP tools (see harness::launch_argv).
-        let mcp_config = (agent.role == Role::Orchestrator && agent.runtime == "claude")
+        // An orchestrator whose harness takes an MCP config file gets mosaic's tools that way.
+        let harness = harness_of(agent).map_err(FleetError::Refused)?;
+        let mcp_config = (agent.role == Role::Orchestrator && harness.wants_mcp_config())
             .then(|| state.join("mcp.json"));
         if let Some(path) = &mcp_config {
             std::fs::write(path, orchestrator_mcp_config(&self.mosaic_exe))
@@ -232,6 +233,7 @@ impl Fleet {
             ("MOSAIC_SOCKET".into(), self.tmux.socket().to_owned()),
             ("MOSAIC_AGENT_STATE".into(), state.display().to_string()),
         ];
+        env.extend(harness.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(SessionSpec {
             name: agent.name.clone(),
@@ -282,7 +284,7 @@ impl Fleet {
                     ));
                     false
                 }
-                Some(p) if p.cursor != (0, 0) => {
+                Some(p) if p.cursor != (0, 0) && self.shows_ready(name) => {
                     outcomes.push((name.clone(), Outcome::Started));
                     false
                 }
@@ -305,6 +307,23 @@ impl Fleet {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Whether the agent's screen shows its harness's ready text (its manifest's `ready.screen`);
+    /// a harness without one is ready once it has drawn anything.
+    fn shows_ready(&self, name: &str) -> bool {
+        let text = self
+            .roster
+            .agent(name)
+            .and_then(|a| mosaic_roster::harness(&a.runtime))
+            .and_then(|h| h.ready.screen.clone());
+        match text {
+            None => true,
+            Some(text) => self
+                .tmux
+                .capture(name, false)
+                .is_ok_and(|screen| screen.contains(&text)),
+        }
     }
 
     /// Waits for, then holds, the fleet's lifecycle lock (an flock in the state directory, so
@@ -428,7 +447,10 @@ impl Fleet {
     /// Types the harness's exit command into `agent`'s pane, best effort (nothing is typed into
     /// a dead pane; a harness that ignores it is killed by the caller).
     fn ask_to_exit(&self, agent: &Agent) {
-        let exit_text = runtime(&agent.runtime).expect("validated").exit_text;
+        let Ok(harness) = harness_of(agent) else {
+            return;
+        };
+        let exit_text = harness.exit.text.as_str();
         let quick = SendOptions {
             paste_timeout: Duration::from_millis(500),
             settle: paste_settle(&agent.runtime),
@@ -564,10 +586,10 @@ impl Fleet {
             name: agent.name.clone(),
             why: why.to_string(),
         })?;
-        if runtime(&agent.runtime).is_none() {
+        if mosaic_roster::harness(&agent.runtime).is_none() {
             return Err(FleetError::UnknownRuntime {
                 runtime: agent.runtime.clone(),
-                known: mosaic_roster::runtime_names().join(", "),
+                known: mosaic_roster::harness_names().join(", "),
             });
         }
         launch_argv(&agent, &self.mosaic_exe, None).map_err(FleetError::Refused)?;

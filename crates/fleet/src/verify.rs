@@ -1,10 +1,11 @@
 //! `mosaic fleet verify`: is this host ready to run the fleet, and does it match the roster?
 
 use crate::engine::Fleet;
-use crate::paths::{Paths, agent_workdir, which};
+use crate::harness::{detect_installed, program_path};
+use crate::paths::{Paths, agent_workdir};
 use crate::status::AgentState;
 use mosaic_connector::registry::connector_type;
-use mosaic_roster::{LOCAL_HOST, runtime};
+use mosaic_roster::{LOCAL_HOST, harness, load_harness_dir};
 use mosaic_tmux::{MIN_VERSION, Tmux, parse_version};
 use std::path::Path;
 
@@ -50,32 +51,58 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
             return out;
         }
     };
+    for problem in load_harness_dir(&paths.harnesses_dir()) {
+        out.push(check(
+            Level::Fail,
+            "harness manifest",
+            problem.to_string(),
+            Some("fix or remove the file (docs/harnesses.md describes the format)".into()),
+        ));
+    }
+    for installed in detect_installed() {
+        let h = &installed.harness;
+        out.push(check(
+            Level::Ok,
+            format!("harness {}", h.name),
+            format!(
+                "{} {} at {}",
+                h.description,
+                installed.version.as_deref().unwrap_or("(version unknown)"),
+                installed.path.display()
+            ),
+            None,
+        ));
+    }
     for agent in &fleet.roster.agents {
-        let rt = runtime(&agent.runtime).expect("validated");
-        match rt.binary {
-            None => out.push(check(
+        // Roster validation already refused an unknown runtime.
+        let Some(h) = harness(&agent.runtime) else {
+            continue;
+        };
+        if h.is_builtin() {
+            out.push(check(
                 Level::Ok,
                 format!("agent {}", agent.name),
                 "runs the built-in demo agent (not an AI)",
                 None,
-            )),
-            Some(bin) => match which(bin) {
+            ));
+        } else {
+            match program_path(&h) {
                 Some(p) => out.push(check(
                     Level::Ok,
                     format!("agent {}", agent.name),
-                    format!("{} at {}", rt.description, p.display()),
+                    format!("{} at {}", h.description, p.display()),
                     None,
                 )),
                 None => out.push(check(
                     Level::Fail,
                     format!("agent {}", agent.name),
-                    format!("`{bin}` ({}) is not on PATH", rt.description),
+                    format!("`{}` ({}) is not on PATH", h.program(), h.description),
                     Some(format!(
                         "install {} or set another runtime for {} in roster.yaml",
-                        rt.description, agent.name
+                        h.description, agent.name
                     )),
                 )),
-            },
+            }
         }
         let dir = agent_workdir(agent);
         if !dir.is_dir() {
