@@ -408,3 +408,33 @@ fn start_racing_stop_never_leaks_a_tmux_server() {
         "stop leaves none"
     );
 }
+
+#[test]
+fn restart_respawns_in_place_under_an_attached_control_client() {
+    let s = Sandbox::new();
+    s.init("general");
+    s.ok(&["fleet", "start"]);
+    let before = s.pid("helper").unwrap();
+    // A control client on the agent, as the daemon's delivery worker holds on the orchestrator.
+    let mut client = mosaic_tmux::ControlClient::attach(&s.tmux(), "helper", false).unwrap();
+    let pane = client.pane().to_owned();
+    let out = s.ok(&["fleet", "restart", "helper"]);
+    assert!(
+        out.contains("helper: stopped") && out.contains("helper: started"),
+        "{out}"
+    );
+    assert_ne!(s.pid("helper").unwrap(), before, "a new process");
+    // The session was never killed: the client is still attached to the same pane and sees
+    // the new demo agent draw its prompt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("demo> ") {
+        match client.next_output(deadline) {
+            Ok(Some(d)) => seen.extend(d),
+            other => panic!("the client lost the pane: {other:?}"),
+        }
+    }
+    assert_eq!(client.pane(), pane);
+    assert_eq!(s.states().len(), 3);
+    assert!(s.states().iter().all(|(_, st)| st == "running"));
+}

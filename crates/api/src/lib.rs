@@ -465,15 +465,10 @@ struct HookBody {
     event: String,
 }
 
-/// Maps a hook event name to a state: mosaic's own names and the harnesses' event names.
+/// Maps a hook event name to a state: mosaic's own names and the harnesses' event names
+/// (from their manifests, see [`HookState::of_event`]).
 pub fn hook_state(event: &str) -> Option<HookState> {
-    match event {
-        "busy" | "UserPromptSubmit" | "PreToolUse" | "PostToolUse" => Some(HookState::Busy),
-        "idle" | "Stop" | "SessionStart" | "agent-turn-complete" | "agent_end" => {
-            Some(HookState::Idle)
-        }
-        _ => None,
-    }
+    HookState::of_event(event)
 }
 
 async fn hook(State(state): State<ApiState>, Json(body): Json<HookBody>) -> Response {

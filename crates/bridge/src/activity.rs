@@ -16,6 +16,23 @@ pub enum HookState {
     Idle,
 }
 
+impl HookState {
+    /// What hook event `event` says: `busy` and `idle` by name, a harness's own event as its
+    /// manifest maps it. Waiting on a person (a permission dialog) counts as busy: no chat
+    /// message is typed into a dialog.
+    pub fn of_event(event: &str) -> Option<HookState> {
+        use mosaic_roster::harness::{HookEffect, hook_effect};
+        match event {
+            "busy" => Some(HookState::Busy),
+            "idle" => Some(HookState::Idle),
+            _ => hook_effect(event).map(|effect| match effect {
+                HookEffect::Idle => HookState::Idle,
+                HookEffect::Busy | HookEffect::WaitingForInput => HookState::Busy,
+            }),
+        }
+    }
+}
+
 /// The orchestrator's activity, shared by the delivery worker and the hook endpoint.
 pub struct Activity {
     inner: Mutex<Inner>,
@@ -129,6 +146,27 @@ mod tests {
         assert!(!a.is_idle());
         a.output(b"demo> ");
         assert!(a.is_idle());
+    }
+
+    #[test]
+    fn hook_events_come_from_the_manifests() {
+        assert_eq!(HookState::of_event("busy"), Some(HookState::Busy));
+        assert_eq!(HookState::of_event("Stop"), Some(HookState::Idle));
+        assert_eq!(
+            HookState::of_event("UserPromptSubmit"),
+            Some(HookState::Busy)
+        );
+        assert_eq!(
+            HookState::of_event("PermissionRequest"),
+            Some(HookState::Busy)
+        );
+        assert_eq!(
+            HookState::of_event("agent-turn-complete"),
+            Some(HookState::Idle)
+        );
+        assert_eq!(HookState::of_event("agent_start"), Some(HookState::Busy));
+        assert_eq!(HookState::of_event("agent_end"), Some(HookState::Idle));
+        assert_eq!(HookState::of_event("Sneeze"), None);
     }
 
     #[test]

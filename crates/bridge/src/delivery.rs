@@ -208,9 +208,7 @@ impl DeliveryWorker {
             let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
             for q in cut_off {
                 if history.contains(&marker(q.id)) {
-                    client
-                        .command(&format!("send-keys -t {} Enter", client.pane()))
-                        .map_err(|e| e.to_string())?;
+                    client.press_enter().map_err(|e| e.to_string())?;
                     store.mark_delivered(q.id).map_err(|e| e.to_string())?;
                 } else {
                     store.mark_queued(q.id).map_err(|e| e.to_string())?;

@@ -36,7 +36,6 @@ use mosaic_connector::{Connector, Health, HealthReporter, Inbound, Markdown, Rep
 use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface};
 use mosaic_fleet::{Fleet, LiveRoster, Paths};
 use mosaic_grammar::FleetCommand;
-use mosaic_roster::runtime;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,13 +170,13 @@ impl Bridge {
         let roster = config.roster.get();
         let idle_prompt = roster
             .orchestrator()
-            .and_then(|o| runtime(&o.runtime))
-            .and_then(|r| r.idle_prompt);
+            .and_then(|o| mosaic_roster::harness(&o.runtime))
+            .and_then(|h| h.screen.idle_prompt.clone());
         let view = View::of(&roster, None);
         Ok(Bridge {
             inner: Arc::new(Inner {
                 activity: Arc::new(Activity::new(
-                    idle_prompt,
+                    idle_prompt.as_deref(),
                     Duration::from_secs(view.settings.busy_timeout_secs),
                 )),
                 view: RwLock::new(Arc::new(view)),

@@ -107,6 +107,11 @@ fn main() -> ExitCode {
         _ => logging::init(0, cli.verbose, logging::LogFormat::Text),
     }
     let paths = Paths::resolve(cli.config, cli.state);
+    // The user's own harness manifests join the shipped ones; a broken one is left out (and
+    // `mosaic fleet verify` fails on it).
+    for problem in mosaic_roster::load_harness_dir(&paths.harnesses_dir()) {
+        eprintln!("warning: harness manifest ignored: {problem}");
+    }
     match run(&paths, cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -330,8 +335,8 @@ fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
     create_private_dir(&paths.state_dir)?;
     println!("config: {}", paths.config_dir.display());
     println!("state:  {}", paths.state_dir.display());
-    let version =
-        mosaic_tmux::Tmux::version().context("tmux is required: install tmux 3.2 or newer")?;
+    let version = mosaic_tmux::Tmux::version()
+        .context("tmux is required: install tmux 3.5 or newer (deploy/install-deps.sh)")?;
     let probe = mosaic_tmux::Tmux::new(format!("mosaic-install-check-{}", std::process::id()));
     probe
         .new_session(&mosaic_tmux::SessionSpec {

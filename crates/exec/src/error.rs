@@ -117,6 +117,7 @@ fn fleet_kind(e: &FleetError) -> ErrorKind {
         FleetError::Tmux(t) => match t.kind {
             Tmux::Timeout | Tmux::Io => ErrorKind::Transient,
             Tmux::NoServer | Tmux::NoSession => ErrorKind::NotFound,
+            Tmux::PaneDead => ErrorKind::Invalid,
             Tmux::NotInstalled | Tmux::Failed => ErrorKind::Internal,
         },
         FleetError::Io { .. } => ErrorKind::Internal,

@@ -1,10 +1,10 @@
 //! The fleet engine: lifecycle of the roster's agents over one private tmux server.
 
 use crate::error::FleetError;
-use crate::harness::{launch_argv, orchestrator_mcp_config, paste_settle};
+use crate::harness::{harness_of, launch_argv, orchestrator_mcp_config, paste_settle};
 use crate::paths::{Paths, agent_workdir, lock_exclusive, write_atomic};
 use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
-use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError, runtime};
+use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError};
 use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
@@ -193,10 +193,10 @@ impl Fleet {
                     outcomes.push((agent.name.clone(), Outcome::AlreadyRunning));
                     continue;
                 }
-                Some(_) => self.tmux.kill_session(&agent.name)?,
-                None => {}
+                // A dead harness is started again in its own pane: no session is killed.
+                Some(_) => self.tmux.respawn_pane(&self.session_spec(agent)?)?,
+                None => self.tmux.new_session(&self.session_spec(agent)?)?,
             }
-            self.tmux.new_session(&self.session_spec(agent)?)?;
             started.push(agent.name.clone());
         }
         outcomes.extend(self.await_first_screen(started, wait)?);
@@ -207,8 +207,9 @@ impl Fleet {
         let state = self.paths.agent_state(&agent.name);
         create_private_dir(&state)?;
         let _ = std::fs::remove_file(self.paths.stop_requested(&agent.name));
-        // A Claude Code orchestrator gets mosaic's MCP tools (see harness::launch_argv).
-        let mcp_config = (agent.role == Role::Orchestrator && agent.runtime == "claude")
+        // An orchestrator whose harness takes an MCP config file gets mosaic's tools that way.
+        let harness = harness_of(agent).map_err(FleetError::Refused)?;
+        let mcp_config = (agent.role == Role::Orchestrator && harness.wants_mcp_config())
             .then(|| state.join("mcp.json"));
         if let Some(path) = &mcp_config {
             std::fs::write(path, orchestrator_mcp_config(&self.mosaic_exe))
@@ -232,6 +233,7 @@ impl Fleet {
             ("MOSAIC_SOCKET".into(), self.tmux.socket().to_owned()),
             ("MOSAIC_AGENT_STATE".into(), state.display().to_string()),
         ];
+        env.extend(harness.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(SessionSpec {
             name: agent.name.clone(),
@@ -282,7 +284,7 @@ impl Fleet {
                     ));
                     false
                 }
-                Some(p) if p.cursor != (0, 0) => {
+                Some(p) if p.cursor != (0, 0) && self.shows_ready(name) => {
                     outcomes.push((name.clone(), Outcome::Started));
                     false
                 }
@@ -305,6 +307,23 @@ impl Fleet {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Whether the agent's screen shows its harness's ready text (its manifest's `ready.screen`);
+    /// a harness without one is ready once it has drawn anything.
+    fn shows_ready(&self, name: &str) -> bool {
+        let text = self
+            .roster
+            .agent(name)
+            .and_then(|a| mosaic_roster::harness(&a.runtime))
+            .and_then(|h| h.ready.screen.clone());
+        match text {
+            None => true,
+            Some(text) => self
+                .tmux
+                .capture(name, false)
+                .is_ok_and(|screen| screen.contains(&text)),
+        }
     }
 
     /// Waits for, then holds, the fleet's lifecycle lock (an flock in the state directory, so
@@ -348,11 +367,8 @@ impl Fleet {
                 })
                 .collect::<Result<_, _>>()?
         };
-        // On purpose: the supervisor leaves an agent stopped this way alone.
         for name in targets.iter().filter(|n| self.roster.agent(n).is_some()) {
-            create_private_dir(&self.paths.agent_state(name))?;
-            let marker = self.paths.stop_requested(name);
-            std::fs::write(&marker, b"").map_err(|e| FleetError::io(&marker, e))?;
+            self.request_stop(name)?;
         }
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         for name in &targets {
@@ -364,20 +380,8 @@ impl Fleet {
                     outcomes.insert(name.clone(), Outcome::Stopped);
                 }
                 Some(_) => match self.roster.agent(name) {
-                    Some(agent) => {
-                        // Best effort: a harness that ignores its exit command is killed below.
-                        let exit_text = runtime(&agent.runtime).expect("validated").exit_text;
-                        let quick = SendOptions {
-                            paste_timeout: Duration::from_millis(500),
-                            settle: paste_settle(&agent.runtime),
-                            submit_timeout: Duration::from_millis(300),
-                            submit_attempts: 1,
-                        };
-                        let writer = pane_writer(self.tmux.socket(), name);
-                        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
-                        let _ = ControlClient::attach(&self.tmux, name, false)
-                            .and_then(|mut c| c.send_text(exit_text, &quick));
-                    }
+                    // Best effort: a harness that ignores its exit command is killed below.
+                    Some(agent) => self.ask_to_exit(agent),
                     // Not in the roster: no known way to ask it to exit.
                     None => {
                         outcomes.insert(name.clone(), Outcome::Killed);
@@ -423,17 +427,84 @@ impl Fleet {
             .collect())
     }
 
+    /// Marks `name` as stopped on purpose: the supervisor leaves it alone until it is started.
+    fn request_stop(&self, name: &str) -> Result<(), FleetError> {
+        create_private_dir(&self.paths.agent_state(name))?;
+        let marker = self.paths.stop_requested(name);
+        std::fs::write(&marker, b"").map_err(|e| FleetError::io(&marker, e))
+    }
+
+    /// Types the harness's exit command into `agent`'s pane, best effort (nothing is typed into
+    /// a dead pane; a harness that ignores it is killed by the caller).
+    fn ask_to_exit(&self, agent: &Agent) {
+        let Ok(harness) = harness_of(agent) else {
+            return;
+        };
+        let exit_text = harness.exit.text.as_str();
+        let quick = SendOptions {
+            paste_timeout: Duration::from_millis(500),
+            settle: paste_settle(&agent.runtime),
+            submit_timeout: Duration::from_millis(300),
+            submit_attempts: 1,
+        };
+        let writer = pane_writer(self.tmux.socket(), &agent.name);
+        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = ControlClient::attach(&self.tmux, &agent.name, false)
+            .and_then(|mut c| c.send_text(exit_text, &quick));
+    }
+
     /// Stops `name` (waiting up to `timeout` for a graceful exit) and starts it again (waiting up
-    /// to `wait` for its first screen): the outcomes of both, in order.
+    /// to `wait` for its first screen): the outcomes of both, in order. A running agent is
+    /// restarted in its own pane (`respawn-pane -k`): its session, and any client attached to
+    /// it, stay; nothing is killed under a control client.
     pub fn restart(
         &self,
         name: &str,
         timeout: Duration,
         wait: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
-        let name = [name.to_owned()];
-        let mut outcomes = self.stop(&name, timeout)?;
-        outcomes.extend(self.start(&name, wait)?);
+        let agent = self.agent(name)?;
+        if agent.host != LOCAL_HOST {
+            return Err(FleetError::RemoteHost {
+                name: agent.name.clone(),
+                host: agent.host.clone(),
+            });
+        }
+        let lifecycle = self.lifecycle_lock()?;
+        let stopped = match self.panes()?.get(name) {
+            None => {
+                drop(lifecycle);
+                let name = [name.to_owned()];
+                let mut outcomes = vec![(name[0].clone(), Outcome::NotRunning)];
+                outcomes.extend(self.start(&name, wait)?);
+                return Ok(outcomes);
+            }
+            Some(p) if p.dead => Outcome::Stopped,
+            Some(_) => {
+                self.request_stop(name)?;
+                self.ask_to_exit(agent);
+                let deadline = Instant::now() + timeout;
+                loop {
+                    if self.panes()?.get(name).is_none_or(|p| p.dead) {
+                        break Outcome::Stopped;
+                    }
+                    if Instant::now() >= deadline {
+                        break Outcome::Killed;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        let spec = self.session_spec(agent)?;
+        match self.tmux.respawn_pane(&spec) {
+            // The session went away meanwhile (its program exited with the server's last pane).
+            Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => {
+                self.tmux.new_session(&spec)?
+            }
+            other => other?,
+        }
+        let mut outcomes = vec![(name.to_owned(), stopped)];
+        outcomes.extend(self.await_first_screen(vec![name.to_owned()], wait)?);
         Ok(outcomes)
     }
 
@@ -459,7 +530,10 @@ impl Fleet {
             settle: paste_settle(&agent.runtime),
             ..SendOptions::default()
         };
-        Ok(client.send_text(text, &opts)?)
+        client.send_text(text, &opts).map_err(|e| match e.kind {
+            ErrorKind::PaneDead => not_running(AgentState::Dead),
+            _ => e.into(),
+        })
     }
 
     /// The agent's pane text: the screen, or all scrollback with `history`.
@@ -502,10 +576,10 @@ impl Fleet {
             name: agent.name.clone(),
             why: why.to_string(),
         })?;
-        if runtime(&agent.runtime).is_none() {
+        if mosaic_roster::harness(&agent.runtime).is_none() {
             return Err(FleetError::UnknownRuntime {
                 runtime: agent.runtime.clone(),
-                known: mosaic_roster::runtime_names().join(", "),
+                known: mosaic_roster::harness_names().join(", "),
             });
         }
         launch_argv(&agent, &self.mosaic_exe, None).map_err(FleetError::Refused)?;

@@ -1,31 +1,36 @@
-//! How each runtime is launched, found and told to exit.
+//! How a harness is launched, found and told to exit, from its manifest
+//! ([`mosaic_roster::harness`]): nothing here names a harness.
 
 use crate::paths::which;
-use mosaic_roster::{Agent, RUNTIMES, Role, Runtime};
+use mosaic_roster::harness::{Stream, expand};
+use mosaic_roster::{Agent, Harness, Role, harnesses};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A runtime found on this machine.
+/// A harness found on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
-    /// The runtime.
-    pub runtime: &'static Runtime,
+    /// The harness.
+    pub harness: Arc<Harness>,
     /// Where its program is.
     pub path: PathBuf,
-    /// What `--version` printed (first line), if it answered in time.
+    /// Its version (the first line it printed where its manifest says), if it answered in time.
     pub version: Option<String>,
 }
 
-/// Every real harness found on `PATH` (the demo agent is not listed: it is always available).
+/// Every harness whose program is found (the built-in demo agent is not listed: it is always
+/// available).
 pub fn detect_installed() -> Vec<Installed> {
-    RUNTIMES
-        .iter()
-        .filter_map(|rt| {
-            let path = which(rt.binary?)?;
-            let version = version_of(&path);
+    harnesses()
+        .into_iter()
+        .filter(|h| !h.is_builtin())
+        .filter_map(|harness| {
+            let path = program_path(&harness)?;
+            let version = version_of(&harness, &path);
             Some(Installed {
-                runtime: rt,
+                harness,
                 path,
                 version,
             })
@@ -33,13 +38,29 @@ pub fn detect_installed() -> Vec<Installed> {
         .collect()
 }
 
-/// First line of `PROGRAM --version`, waiting at most two seconds.
-fn version_of(path: &Path) -> Option<String> {
+/// Where the harness's program is: a path as given, a bare name looked up on `PATH`.
+pub fn program_path(harness: &Harness) -> Option<PathBuf> {
+    let program = harness.program();
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return path.is_file().then_some(path);
+    }
+    which(program)
+}
+
+/// The first line the harness's version probe printed (on the stream its manifest names),
+/// waiting at most two seconds.
+pub fn version_of(harness: &Harness, path: &Path) -> Option<String> {
+    let probe = harness.version.as_ref()?;
+    let (stdout, stderr) = match probe.stream {
+        Stream::Stdout => (Stdio::piped(), Stdio::null()),
+        Stream::Stderr => (Stdio::null(), Stdio::piped()),
+    };
     let mut child = Command::new(path)
-        .arg("--version")
+        .args(&probe.args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .ok()?;
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -55,101 +76,119 @@ fn version_of(path: &Path) -> Option<String> {
         }
     }
     let out = child.wait_with_output().ok()?;
-    String::from_utf8_lossy(&out.stdout)
+    let printed = match probe.stream {
+        Stream::Stdout => out.stdout,
+        Stream::Stderr => out.stderr,
+    };
+    String::from_utf8_lossy(&printed)
         .lines()
-        .next()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
 }
 
-/// The MCP configuration that gives a Claude Code orchestrator mosaic's tools (`mosaic mcp`).
+/// The MCP configuration (the `mcpServers` JSON form) that gives an orchestrator mosaic's tools
+/// (`mosaic mcp`); written to the file a manifest's `{mcp_config}` names.
 pub fn orchestrator_mcp_config(mosaic_exe: &Path) -> String {
     serde_json::json!({ "mcpServers": { "mosaic": { "command": mosaic_exe.display().to_string(), "args": ["mcp"] } } }).to_string()
 }
 
-/// What a Claude Code orchestrator may run without asking (nobody is at its terminal to
-/// approve): mosaic's MCP tools and the `mosaic reply` / `mosaic fleet` commands.
-pub const ORCHESTRATOR_ALLOWED_TOOLS: [&str; 3] = [
-    "mcp__mosaic",
-    "Bash(mosaic reply:*)",
-    "Bash(mosaic fleet:*)",
-];
+/// The harness `agent` runs in, or why not.
+pub fn harness_of(agent: &Agent) -> Result<Arc<Harness>, String> {
+    mosaic_roster::harness(&agent.runtime).ok_or_else(|| {
+        format!(
+            "unknown runtime {:?}; expected one of {}",
+            agent.runtime,
+            mosaic_roster::harness_names().join(", ")
+        )
+    })
+}
 
-/// The command line that runs `agent` in its pane. `mosaic_exe` runs the demo agent;
-/// `mcp_config` (a file holding [`orchestrator_mcp_config`]) is given to a Claude Code
-/// orchestrator together with [`ORCHESTRATOR_ALLOWED_TOOLS`].
+/// The command line that runs `agent` in its pane, from its harness's manifest. `mosaic_exe`
+/// is `{mosaic}` (the demo agent); `mcp_config` is the file `{mcp_config}` names for an
+/// orchestrator (holding [`orchestrator_mcp_config`]).
 pub fn launch_argv(
     agent: &Agent,
     mosaic_exe: &Path,
     mcp_config: Option<&Path>,
 ) -> Result<Vec<String>, String> {
-    let program: Vec<String> = match agent.runtime.as_str() {
-        "demo" => vec![
-            mosaic_exe.display().to_string(),
-            "demo-agent".into(),
-            "--name".into(),
-            agent.name.clone(),
-        ],
-        other => {
-            let rt = mosaic_roster::runtime(other)
-                .ok_or_else(|| format!("unknown runtime {other:?}"))?;
-            let binary = rt.binary.expect("real runtimes have a binary");
-            let path = which(binary).ok_or_else(|| {
-                format!(
-                    "`{binary}` ({}) is not on PATH; install it or give agent {} another runtime",
-                    rt.description, agent.name
-                )
-            })?;
-            vec![path.display().to_string()]
-        }
-    };
-    Ok(command_line(agent, program, mcp_config))
+    let harness = harness_of(agent)?;
+    let mut program = harness.launch.command.clone();
+    if !harness.is_builtin() {
+        let path = program_path(&harness).ok_or_else(|| {
+            format!(
+                "`{}` ({}) is not on PATH; install it or give agent {} another runtime",
+                harness.program(),
+                harness.description,
+                agent.name
+            )
+        })?;
+        program[0] = path.display().to_string();
+    }
+    command_line(&harness, agent, program, mosaic_exe, mcp_config)
 }
 
-/// The command line for `agent` once its program (and the demo agent's subcommand) is known.
-fn command_line(agent: &Agent, mut argv: Vec<String>, mcp_config: Option<&Path>) -> Vec<String> {
-    if let Some(model) = &agent.model {
-        argv.extend(["--model".into(), model.clone()]);
-    }
-    if let (Some(config), "claude", Role::Orchestrator) =
-        (mcp_config, agent.runtime.as_str(), agent.role)
-    {
-        argv.extend([
-            "--mcp-config".into(),
-            config.display().to_string(),
-            "--allowedTools".into(),
-        ]);
-        argv.extend(ORCHESTRATOR_ALLOWED_TOOLS.iter().map(|t| t.to_string()));
-    }
-    if let Some(instructions) = agent
+/// The command line for `agent` once its program is known: the manifest's launch parts with
+/// their placeholders filled in.
+fn command_line(
+    harness: &Harness,
+    agent: &Agent,
+    command: Vec<String>,
+    mosaic_exe: &Path,
+    mcp_config: Option<&Path>,
+) -> Result<Vec<String>, String> {
+    let instructions = agent
         .instructions
         .as_deref()
         .map(str::trim)
-        .filter(|i| !i.is_empty())
-    {
-        match agent.runtime.as_str() {
-            // Claude Code and pi append to their system prompt.
-            "claude" | "pi" => {
-                argv.extend(["--append-system-prompt".into(), instructions.to_owned()])
-            }
-            // Codex takes developer instructions as a config override (a TOML string).
-            "codex" => argv.extend([
-                "-c".into(),
-                format!("developer_instructions={}", toml_string(instructions)),
-            ]),
-            _ => argv.extend(["--instructions".into(), instructions.to_owned()]),
-        }
+        .filter(|i| !i.is_empty());
+    let launch = &harness.launch;
+    let mut parts: Vec<&[String]> = vec![&command];
+    if agent.model.is_some() {
+        parts.push(&launch.model);
     }
-    argv
+    if agent.role == Role::Orchestrator && (mcp_config.is_some() || !harness.wants_mcp_config()) {
+        parts.push(&launch.orchestrator);
+    }
+    if instructions.is_some() {
+        parts.push(&launch.instructions);
+    }
+    let mosaic = mosaic_exe.display().to_string();
+    let mcp = mcp_config.map(|p| p.display().to_string());
+    let toml = instructions.map(toml_string);
+    let value = |name: &str| -> Option<&str> {
+        match name {
+            "mosaic" => Some(&mosaic),
+            "agent" => Some(&agent.name),
+            "model" => agent.model.as_deref(),
+            "instructions" => instructions,
+            "instructions_toml" => toml.as_deref(),
+            "mcp_config" => mcp.as_deref(),
+            _ => None,
+        }
+    };
+    parts
+        .concat()
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            // The program path found on PATH is taken as is.
+            if i == 0 && !harness.is_builtin() {
+                return Ok(arg.clone());
+            }
+            expand(arg, value).map_err(|name| {
+                format!(
+                    "harness {}: placeholder {{{name}}} has no value for agent {}",
+                    harness.name, agent.name
+                )
+            })
+        })
+        .collect()
 }
 
-/// How long a pane must be quiet after a paste before Enter: harnesses with rich TUIs debounce
-/// pastes (an Enter inside the debounce window becomes a newline); the demo agent does not.
+/// How long a pane must be quiet after a paste before Enter (its manifest's `paste_settle_ms`).
 pub fn paste_settle(runtime: &str) -> Duration {
-    match runtime {
-        "demo" => Duration::ZERO,
-        _ => Duration::from_millis(150),
-    }
+    Duration::from_millis(mosaic_roster::harness(runtime).map_or(150, |h| h.paste_settle_ms))
 }
 
 /// A TOML basic string.
@@ -217,12 +256,24 @@ mod tests {
         );
     }
 
+    fn claude_line(agent: &Agent, mcp_config: Option<&Path>) -> Vec<String> {
+        let claude = mosaic_roster::harness("claude").unwrap();
+        command_line(
+            &claude,
+            agent,
+            vec!["claude".into()],
+            Path::new("/bin/mosaic"),
+            mcp_config,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_claude_orchestrator_gets_the_fleet_tools_without_prompts() {
         let mut mos = agent("claude");
         mos.role = Role::Orchestrator;
         let config = Path::new("/state/agents/mos/mcp.json");
-        let argv = command_line(&mos, vec!["claude".into()], Some(config));
+        let argv = claude_line(&mos, Some(config));
         let i = argv.iter().position(|a| a == "--mcp-config").unwrap();
         assert_eq!(argv[i + 1], "/state/agents/mos/mcp.json");
         assert_eq!(
@@ -234,7 +285,7 @@ mod tests {
                 "Bash(mosaic fleet:*)"
             ]
         );
-        let worker = command_line(&agent("claude"), vec!["claude".into()], Some(config));
+        let worker = claude_line(&agent("claude"), Some(config));
         assert!(
             !worker.contains(&"--mcp-config".to_owned()),
             "only the orchestrator"
@@ -247,5 +298,46 @@ mod tests {
     #[test]
     fn codex_instructions_are_a_toml_string() {
         assert_eq!(toml_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+    }
+
+    #[test]
+    fn each_harness_gets_its_own_flags_from_its_manifest() {
+        let line = |runtime: &str| {
+            let h = mosaic_roster::harness(runtime).unwrap();
+            command_line(
+                &h,
+                &agent(runtime),
+                vec![runtime.into()],
+                Path::new("/bin/mosaic"),
+                None,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            line("codex"),
+            [
+                "codex",
+                "--model",
+                "m",
+                "-c",
+                "developer_instructions=\"be \\\"good\\\"\\nok\""
+            ]
+        );
+        assert_eq!(
+            line("pi"),
+            [
+                "pi",
+                "--model",
+                "m",
+                "--append-system-prompt",
+                "be \"good\"\nok"
+            ]
+        );
+        // An orchestrator without an MCP config file gets no half-filled MCP flags.
+        let mut mos = agent("claude");
+        mos.role = Role::Orchestrator;
+        assert!(!claude_line(&mos, None).contains(&"--mcp-config".to_owned()));
+        assert_eq!(paste_settle("demo"), Duration::ZERO);
+        assert_eq!(paste_settle("claude"), Duration::from_millis(150));
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// The config and state directories of one mosaic installation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
-    /// Holds `roster.yaml`, `roster.generated.yaml` and `presets/`.
+    /// Holds `roster.yaml`, `roster.generated.yaml`, `presets/` and `harnesses/`.
     pub config_dir: PathBuf,
     /// Holds per-agent state (demo transcripts, paste staging) and, later, the daemon's database.
     pub state_dir: PathBuf,
@@ -56,6 +56,11 @@ impl Paths {
     /// The user's own presets.
     pub fn presets_dir(&self) -> PathBuf {
         self.config_dir.join("presets")
+    }
+
+    /// The user's own harness manifests (`*.yaml`, see [`mosaic_roster::harness`]).
+    pub fn harnesses_dir(&self) -> PathBuf {
+        self.config_dir.join("harnesses")
     }
 
     /// One agent's state directory.

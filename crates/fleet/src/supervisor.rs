@@ -99,14 +99,13 @@ impl Supervisor {
     }
 
     /// Whether `agent` went away without anyone asking: its harness died, or it was running and
-    /// its session is gone (the tmux server died) with no stop request.
+    /// its session is gone (the tmux server died), with no stop request (a stop or restart in
+    /// progress leaves the harness dead for a moment on purpose).
     fn lost(&self, fleet: &Fleet, agent: &AgentStatus, before: Option<AgentState>) -> bool {
+        let asked = || fleet.paths.stop_requested(&agent.name).exists();
         match agent.state {
-            AgentState::Dead => true,
-            AgentState::Stopped => {
-                before == Some(AgentState::Running)
-                    && !fleet.paths.stop_requested(&agent.name).exists()
-            }
+            AgentState::Dead => !asked(),
+            AgentState::Stopped => before == Some(AgentState::Running) && !asked(),
             _ => false,
         }
     }

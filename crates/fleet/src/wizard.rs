@@ -9,7 +9,7 @@ use mosaic_connector::registry::{ConnectorType, QuestionKind, connector_type, co
 use mosaic_grammar::{CommsArg, InitArgs};
 use mosaic_roster::{
     AclEntry, AclRole, CommsMode, ConnectorEntry, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers,
-    Preset, PresetSource, Role, Roster, SecretRef, all_presets, check_name, runtime,
+    Preset, PresetSource, Role, Roster, SecretRef, all_presets, check_name, harness, harnesses,
 };
 use serde_yaml_ng::Value;
 use std::io::Write;
@@ -313,15 +313,15 @@ fn choose_runtime(
                 .clone()
                 .unwrap_or_else(|| "version unknown".into());
             (
-                i.runtime.name.to_owned(),
+                i.harness.name.clone(),
                 format!(
                     "{:<7} {} ({version})",
-                    i.runtime.name, i.runtime.description
+                    i.harness.name, i.harness.description
                 ),
             )
         })
         .collect();
-    let demo = runtime(DEMO_RUNTIME).expect("demo exists");
+    let demo = harness(DEMO_RUNTIME).expect("the demo harness is built in");
     options.push((
         DEMO_RUNTIME.to_owned(),
         format!("{:<7} {}", DEMO_RUNTIME, demo.description),
@@ -337,20 +337,41 @@ fn choose_runtime(
         .unwrap_or_else(|| options[0].0.clone());
     let role_name = role.as_str();
     let flag_name = format!("--{role_name}-runtime RUNTIME");
-    let chosen = asker.answer(flag, Some(default.clone()), &flag_name, &format!("Harness for the {role_name}"), || {
-        if options.len() == 1 {
-            let _ = writeln!(out, "No agent harness (claude, codex, pi) found on PATH: the {role_name} uses the demo agent.");
-            return Ok(DEMO_RUNTIME.to_owned());
-        }
-        let labels: Vec<String> = options.iter().map(|(_, l)| l.clone()).collect();
-        let start = options.iter().position(|(n, _)| *n == default).unwrap_or(0);
-        let chosen = Select::new(&format!("Harness for the {role_name}:"), labels.clone()).with_starting_cursor(start).prompt()?;
-        Ok(options[labels.iter().position(|l| *l == chosen).expect("listed")].0.clone())
-    })?;
-    if runtime(&chosen).is_none() {
+    let chosen = asker.answer(
+        flag,
+        Some(default.clone()),
+        &flag_name,
+        &format!("Harness for the {role_name}"),
+        || {
+            if options.len() == 1 {
+                let real: Vec<String> = harnesses()
+                    .iter()
+                    .filter(|h| !h.is_builtin())
+                    .map(|h| h.name.clone())
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "No agent harness ({}) found on PATH: the {role_name} uses the demo agent.",
+                    real.join(", ")
+                );
+                return Ok(DEMO_RUNTIME.to_owned());
+            }
+            let labels: Vec<String> = options.iter().map(|(_, l)| l.clone()).collect();
+            let start = options.iter().position(|(n, _)| *n == default).unwrap_or(0);
+            let chosen = Select::new(&format!("Harness for the {role_name}:"), labels.clone())
+                .with_starting_cursor(start)
+                .prompt()?;
+            Ok(
+                options[labels.iter().position(|l| *l == chosen).expect("listed")]
+                    .0
+                    .clone(),
+            )
+        },
+    )?;
+    if harness(&chosen).is_none() {
         return Err(refuse(format!(
             "unknown runtime {chosen:?} for {flag_name}; expected one of {}",
-            mosaic_roster::runtime_names().join(", ")
+            mosaic_roster::harness_names().join(", ")
         )));
     }
     Ok(chosen)

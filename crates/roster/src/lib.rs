@@ -3,10 +3,10 @@
 //! `mosaic fleet init` run again without losing the user's own changes.
 
 mod connector;
+pub mod harness;
 pub mod merge;
 mod model;
 mod preset;
-mod runtime;
 mod spans;
 mod validate;
 
@@ -14,12 +14,12 @@ pub use connector::{
     ConnectorEntry, ConnectorSchema, SettingProblem, check_secret_ref, connector_schema,
     connector_type_names, is_variable_name, register_connector_schema,
 };
+pub use harness::{DEMO_RUNTIME, Harness, harness, harness_names, harnesses, load_harness_dir};
 pub use model::{
     AclEntry, AclRole, Agent, BridgeSettings, CommsMode, DEFAULT_API_LISTEN, DEFAULT_SOCKET,
     LOCAL_HOST, RestartPolicy, Role, Roster, SCHEMA_VERSION, SecretError, SecretRef, TmuxSettings,
 };
 pub use preset::{InitAnswers, Preset, PresetSource, PresetSpec, SHIPPED, all_presets};
-pub use runtime::{DEMO_RUNTIME, RUNTIMES, Runtime, runtime, runtime_names};
 pub use spans::{Position, SpanIndex};
 pub use validate::{Problem, Problems, RosterError, check_name};
 

@@ -1,8 +1,8 @@
 //! Parsing `roster.yaml` from text and checking every invariant at once.
 
 use crate::connector::connector_type_names;
+use crate::harness::{harness, harness_names};
 use crate::model::{CommsMode, Role, Roster, SCHEMA_VERSION};
-use crate::runtime::{runtime, runtime_names};
 use crate::spans::{Position, SpanIndex};
 use std::collections::HashMap;
 use std::fmt;
@@ -201,13 +201,13 @@ impl Roster {
                 );
                 seen.insert(&agent.name, first);
             }
-            if runtime(&agent.runtime).is_none() {
+            if harness(&agent.runtime).is_none() {
                 push(
                     format!("agents[{i}].runtime"),
                     format!(
                         "unknown runtime {:?}; expected one of {}",
                         agent.runtime,
-                        runtime_names().join(", ")
+                        harness_names().join(", ")
                     ),
                 );
             }

@@ -237,6 +237,30 @@ impl ControlClient {
         }
     }
 
+    /// Fails with [`ErrorKind::PaneDead`] when the pane's program has exited. Asked before every
+    /// write: tmux before 3.5 crashes when a control client writes to a dead pane.
+    fn ensure_alive(&mut self) -> Result<(), TmuxError> {
+        let dead = self.command(&format!(
+            "display-message -p -t {} '#{{pane_dead}}'",
+            self.pane
+        ))?;
+        if dead.trim() == "1" {
+            self.pane_dead = true;
+            return Err(TmuxError::new(
+                ErrorKind::PaneDead,
+                "the agent's program has exited; nothing was typed into its pane",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Presses Enter in the pane, unless its program has exited ([`ErrorKind::PaneDead`]).
+    pub fn press_enter(&mut self) -> Result<(), TmuxError> {
+        self.ensure_alive()?;
+        self.command(&format!("send-keys -t {} Enter", self.pane))
+            .map(drop)
+    }
+
     /// Waits until the pane has been quiet for `quiet`, at most until `deadline`.
     fn settle(&mut self, quiet: Duration, deadline: Instant) -> Result<(), TmuxError> {
         while Instant::now() < deadline {
@@ -268,6 +292,7 @@ impl ControlClient {
         while self.next_output(Instant::now())?.is_some() {}
         self.outputs.clear();
         let pane = self.pane.clone();
+        self.ensure_alive()?;
         // Load and paste in one line: two replies (tmux skips the paste if the load failed).
         self.command(&format!(
             "set-buffer -b {buffer} -- {} ; paste-buffer -p -d -b {buffer} -t {pane}",
@@ -280,7 +305,7 @@ impl ControlClient {
             self.settle(opts.settle, paste_deadline)?;
         }
         for attempt in 1..=opts.submit_attempts.max(1) {
-            self.command(&format!("send-keys -t {pane} Enter"))?;
+            self.press_enter()?;
             if let Some(reaction) = self.next_output(Instant::now() + opts.submit_timeout)? {
                 return Ok(SendReport {
                     pasted,

@@ -9,6 +9,8 @@ pub enum ErrorKind {
     NoServer,
     /// The named session does not exist.
     NoSession,
+    /// The pane's program has exited: nothing is written to a dead pane.
+    PaneDead,
     /// The agent did not react to input in time; retrying may help.
     Timeout,
     /// tmux refused the command.
@@ -61,7 +63,7 @@ impl TmuxError {
         if e.kind() == std::io::ErrorKind::NotFound {
             TmuxError::new(
                 ErrorKind::NotInstalled,
-                "tmux is not installed or not on PATH (install tmux 3.2 or newer)",
+                "tmux is not installed or not on PATH (install tmux 3.5 or newer: deploy/install-deps.sh)",
             )
         } else {
             TmuxError::new(ErrorKind::Io, format!("{what}: {e}"))

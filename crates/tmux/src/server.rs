@@ -120,7 +120,7 @@ impl Tmux {
         )
     }
 
-    /// The installed tmux version (`tmux 3.3a`).
+    /// The installed tmux version (`tmux 3.3a`); see [`parse_version`] and [`MIN_VERSION`].
     pub fn version() -> Result<String, TmuxError> {
         let out = Command::new("tmux")
             .arg("-V")
@@ -201,12 +201,37 @@ impl Tmux {
         self.run(&args).map(drop)
     }
 
-    /// Kills a session; a session that is already gone is not an error.
+    /// Kills a session; a session that is already gone is not an error. Its clients (a control
+    /// client of the daemon's delivery worker) are detached first: tmux before 3.5 crashes when a
+    /// session whose pane turned on focus reporting is killed under an attached control client.
     pub fn kill_session(&self, name: &str) -> Result<(), TmuxError> {
+        // Fails with "no current client" when none is attached: nothing to detach.
+        let _ = self.run(&["detach-client", "-s", &exact(name)]);
         match self.run(&["kill-session", "-t", &exact(name)]) {
             Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => Ok(()),
             other => other.map(drop),
         }
+    }
+
+    /// Starts `spec.argv` afresh in the existing session `spec.name` (`respawn-pane -k`: a program
+    /// still running there is killed first), with `spec`'s working directory and environment. The
+    /// session, its pane id and any attached client stay; nothing is killed under a client.
+    pub fn respawn_pane(&self, spec: &SessionSpec) -> Result<(), TmuxError> {
+        let mut args: Vec<String> = vec![
+            "respawn-pane".into(),
+            "-k".into(),
+            "-t".into(),
+            pane_target(&spec.name),
+        ];
+        if let Some(dir) = &spec.workdir {
+            args.extend(["-c".into(), dir.display().to_string()]);
+        }
+        for (k, v) in &spec.env {
+            args.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        args.push("--".into());
+        args.extend(spec.argv.iter().cloned());
+        self.run(&args).map(drop)
     }
 
     /// The pane's text: the visible screen, or the whole scrollback with `history`.
@@ -273,6 +298,19 @@ impl Tmux {
     }
 }
 
+/// The oldest tmux mosaic runs on: tmux 3.3a crashes (SIGSEGV, every agent lost) when a pane
+/// whose program turned on focus reporting (Claude Code, Codex do) dies while a control client is
+/// attached and its session is killed, or when a control client writes to a dead pane; 3.5a does not.
+pub const MIN_VERSION: (u32, u32) = (3, 5);
+
+/// `(major, minor)` of `tmux -V` output (`tmux 3.3a`, `tmux next-3.6`), ignoring letter suffixes.
+pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let num = v.trim().rsplit([' ', '-']).next()?;
+    let (major, minor) = num.split_once('.')?;
+    let minor = minor.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// An exact-match session target (`=name`), so `ab` never matches session `abc`.
 pub(crate) fn exact(session: &str) -> String {
     format!("={session}")
@@ -325,4 +363,20 @@ fn parse_pane(line: &str) -> Option<PaneInfo> {
         attached: attached.parse().unwrap_or(0),
         cursor: (cx.parse().unwrap_or(0), cy.parse().unwrap_or(0)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("tmux 3.3a"), Some((3, 3)));
+        assert_eq!(parse_version("tmux 3.5a\n"), Some((3, 5)));
+        assert_eq!(parse_version("tmux next-3.6"), Some((3, 6)));
+        assert_eq!(parse_version("tmux 10.12"), Some((10, 12)));
+        assert_eq!(parse_version("tmux master"), None);
+        assert!(parse_version("tmux 3.3a").unwrap() < MIN_VERSION);
+        assert!(parse_version("tmux 3.5a").unwrap() >= MIN_VERSION);
+    }
 }

@@ -117,3 +117,119 @@ fn attach_to_a_missing_session_is_no_session() {
     let err = ControlClient::attach(&s.tmux, "gone", false).err().unwrap();
     assert_eq!(err.kind, ErrorKind::NoSession, "{err}");
 }
+
+/// A program that turns on focus reporting (as Claude Code and Codex do) and then echoes.
+const FOCUS_CAT: &[&str] = &["sh", "-c", "printf '\\033[?1004hready\\n'; exec cat"];
+
+fn pane_pid(s: &ScratchServer, session: &str) -> u32 {
+    let panes = s.tmux.list_panes().unwrap();
+    panes.iter().find(|p| p.session == session).unwrap().pid
+}
+
+fn wait_dead(s: &ScratchServer, session: &str) {
+    wait_for("the pane to die", || {
+        s.tmux
+            .list_panes()
+            .unwrap()
+            .iter()
+            .any(|p| p.session == session && p.dead)
+    });
+}
+
+#[test]
+fn nothing_is_written_to_a_dead_pane() {
+    let s = ScratchServer::new();
+    s.tmux.new_session(&spec("bystander", &["cat"])).unwrap();
+    s.tmux.new_session(&spec("agent", FOCUS_CAT)).unwrap();
+    let mut client = ControlClient::attach(&s.tmux, "agent", false).unwrap();
+    assert!(!client.pane_dead());
+    std::process::Command::new("kill")
+        .args(["-9", &pane_pid(&s, "agent").to_string()])
+        .status()
+        .unwrap();
+    wait_dead(&s, "agent");
+    let err = client
+        .send_text("hello", &SendOptions::default())
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::PaneDead, "{err}");
+    assert_eq!(client.press_enter().unwrap_err().kind, ErrorKind::PaneDead);
+    drop(client);
+    // The server and the other agent are untouched.
+    let panes = s.tmux.list_panes().unwrap();
+    assert!(panes.iter().any(|p| p.session == "bystander" && !p.dead));
+    assert!(panes.iter().any(|p| p.session == "agent" && p.dead));
+}
+
+#[test]
+fn respawn_restarts_in_the_same_pane_under_an_attached_client() {
+    let s = ScratchServer::new();
+    s.tmux.new_session(&spec("bystander", &["cat"])).unwrap();
+    s.tmux.new_session(&spec("agent", FOCUS_CAT)).unwrap();
+    let mut client = ControlClient::attach(&s.tmux, "agent", false).unwrap();
+    let pane = client.pane().to_owned();
+    let first = pane_pid(&s, "agent");
+    let dir = tempfile::tempdir().unwrap();
+    let mut again = spec(
+        "agent",
+        &["sh", "-c", "echo \"again $MOSAIC_TEST $PWD\"; exec cat"],
+    );
+    again.env = vec![("MOSAIC_TEST".into(), "two".into())];
+    again.workdir = Some(dir.path().to_owned());
+    s.tmux.respawn_pane(&again).unwrap();
+    assert_ne!(pane_pid(&s, "agent"), first, "a new program");
+    // The client stays attached to the same pane and sees the new program's output.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&seen).contains("again two") {
+        match client.next_output(deadline).unwrap() {
+            Some(d) => seen.extend(d),
+            None => panic!(
+                "no output after respawn: {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    assert_eq!(client.pane(), pane);
+    wait_for("the workdir to show", || {
+        s.tmux
+            .capture("agent", false)
+            .unwrap()
+            .contains(&dir.path().display().to_string())
+    });
+    let report = client
+        .send_text("still here", &SendOptions::default())
+        .unwrap();
+    assert_eq!(report.enter_presses, 1);
+    assert!(
+        s.tmux
+            .list_panes()
+            .unwrap()
+            .iter()
+            .any(|p| p.session == "bystander")
+    );
+}
+
+#[test]
+fn killing_a_session_detaches_its_clients_and_spares_the_server() {
+    let s = ScratchServer::new();
+    s.tmux.new_session(&spec("bystander", &["cat"])).unwrap();
+    s.tmux.new_session(&spec("agent", FOCUS_CAT)).unwrap();
+    let mut client = ControlClient::attach(&s.tmux, "agent", false).unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pane_pid(&s, "agent").to_string()])
+        .status()
+        .unwrap();
+    wait_dead(&s, "agent");
+    s.tmux.kill_session("agent").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match client.next_output(deadline) {
+            Err(_) => break, // detached
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the client is still attached"),
+        }
+    }
+    let panes = s.tmux.list_panes().unwrap();
+    assert_eq!(panes.len(), 1, "{panes:?}");
+    assert_eq!(panes[0].session, "bystander");
+}

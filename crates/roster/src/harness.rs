@@ -1,0 +1,441 @@
+//! Harness manifests: everything mosaic knows about a harness (Claude Code, Codex, pi, the demo
+//! agent, or one a user adds), as data. One YAML file per harness: the shipped ones from the
+//! repository's `harnesses/` folder are built into the binary; files in the config directory's
+//! `harnesses/` folder add harnesses or replace a shipped one of the same name
+//! ([`load_harness_dir`]). Everything else asks this table ([`harness`], [`harnesses`]); nothing
+//! else names a harness.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// The name of the built-in demo agent's harness.
+pub const DEMO_RUNTIME: &str = "demo";
+
+/// The shipped manifests, in the order they are offered.
+const BUILTIN: &[(&str, &str)] = &[
+    ("claude", include_str!("../../../harnesses/claude.yaml")),
+    ("codex", include_str!("../../../harnesses/codex.yaml")),
+    ("pi", include_str!("../../../harnesses/pi.yaml")),
+    (DEMO_RUNTIME, include_str!("../../../harnesses/demo.yaml")),
+];
+
+/// The placeholders a launch argument may hold, each replaced by its value:
+/// `{mosaic}` the mosaic executable, `{agent}` the agent's name, `{model}` its model,
+/// `{instructions}` its instructions, `{instructions_toml}` the same as a TOML basic string,
+/// `{mcp_config}` a file holding mosaic's MCP server in the `mcpServers` JSON form.
+pub const PLACEHOLDERS: &[&str] = &[
+    "mosaic",
+    "agent",
+    "model",
+    "instructions",
+    "instructions_toml",
+    "mcp_config",
+];
+
+/// One harness, as its manifest describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Harness {
+    /// Name used in the roster (`runtime: claude`).
+    pub name: String,
+    /// One line for prompts and tables.
+    pub description: String,
+    /// How it is started.
+    pub launch: Launch,
+    /// Environment given to it (the agent's own `env` wins).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How its version is read; none for the built-in demo agent.
+    #[serde(default)]
+    pub version: Option<VersionProbe>,
+    /// When a started harness counts as ready.
+    #[serde(default)]
+    pub ready: Ready,
+    /// How it is asked to exit.
+    pub exit: Exit,
+    /// Its hook events (as `mosaic hook` receives them) and the state each one means.
+    #[serde(default)]
+    pub hooks: BTreeMap<String, HookEffect>,
+    /// What its screen shows in each state: the fallback when no hook reports.
+    #[serde(default)]
+    pub screen: ScreenPatterns,
+    /// How long its pane must be quiet after a paste before Enter is pressed (rich TUIs debounce
+    /// pastes: an Enter inside the debounce window becomes a newline).
+    #[serde(default)]
+    pub paste_settle_ms: u64,
+    /// The command that updates it to its latest version, if it has one.
+    #[serde(default)]
+    pub update: Option<Vec<String>>,
+}
+
+/// The command line, in parts; each argument may hold [`PLACEHOLDERS`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Launch {
+    /// The program and its fixed arguments. A bare program name is looked up on `PATH`.
+    pub command: Vec<String>,
+    /// Added when the agent has a model (`[--model, "{model}"]`).
+    #[serde(default)]
+    pub model: Vec<String>,
+    /// Added when the agent has instructions.
+    #[serde(default)]
+    pub instructions: Vec<String>,
+    /// Added when the agent is the orchestrator: how it gets mosaic's tools (MCP).
+    #[serde(default)]
+    pub orchestrator: Vec<String>,
+}
+
+/// How to ask a harness its version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionProbe {
+    /// Arguments to the program (`[--version]`).
+    pub args: Vec<String>,
+    /// Where it prints the version (`pi --version` prints to stderr).
+    #[serde(default)]
+    pub stream: Stream,
+}
+
+/// An output stream of a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// When a started harness is ready for input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    /// Ready once its screen shows this text; without it, once it has drawn anything.
+    #[serde(default)]
+    pub screen: Option<String>,
+}
+
+/// How a harness is asked to exit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exit {
+    /// Typed into its input and submitted (`/exit`).
+    pub text: String,
+}
+
+/// What a hook event says about the harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookEffect {
+    /// It took a prompt and is working.
+    Busy,
+    /// It finished its turn (or started) and waits for a prompt.
+    Idle,
+    /// It waits on a person: a permission or choice dialog. A chat message must not answer it.
+    WaitingForInput,
+}
+
+/// Text the screen shows in each state; the fallback when no hook reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenPatterns {
+    /// The prompt the screen ends with when it waits for input, where that is fixed and plain.
+    #[serde(default)]
+    pub idle_prompt: Option<String>,
+    /// Shown while it works.
+    #[serde(default)]
+    pub busy: Vec<String>,
+    /// Shown while it waits on a person.
+    #[serde(default)]
+    pub waiting_for_input: Vec<String>,
+    /// Shown by a permission dialog.
+    #[serde(default)]
+    pub permission: Vec<String>,
+}
+
+impl Harness {
+    /// Parses and checks one manifest; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Harness, HarnessError> {
+        let h: Harness = serde_yaml_ng::from_str(text).map_err(|source| HarnessError::Parse {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        let invalid = |why: String| HarnessError::Invalid {
+            origin: origin.to_owned(),
+            why,
+        };
+        crate::check_name(&h.name).map_err(|why| invalid(format!("name {:?}: {why}", h.name)))?;
+        if h.launch.command.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err(invalid("launch.command must name a program".into()));
+        }
+        if h.exit.text.trim().is_empty() {
+            return Err(invalid("exit.text must not be empty".into()));
+        }
+        let parts = [
+            ("launch.command", &h.launch.command),
+            ("launch.model", &h.launch.model),
+            ("launch.instructions", &h.launch.instructions),
+            ("launch.orchestrator", &h.launch.orchestrator),
+        ];
+        for (field, args) in parts {
+            for arg in args {
+                if let Err(name) = expand(arg, |_| Some("")) {
+                    return Err(invalid(format!(
+                        "{field}: unknown placeholder {{{name}}}; known: {}",
+                        PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+        if h.version.as_ref().is_some_and(|v| v.args.is_empty()) {
+            return Err(invalid("version.args must not be empty".into()));
+        }
+        if h.update.as_ref().is_some_and(|u| u.is_empty()) {
+            return Err(invalid("update must name a command".into()));
+        }
+        Ok(h)
+    }
+
+    /// The program the harness runs: looked up on `PATH` unless it is a path or `{mosaic}`.
+    pub fn program(&self) -> &str {
+        &self.launch.command[0]
+    }
+
+    /// Whether the program is mosaic itself (the built-in demo agent).
+    pub fn is_builtin(&self) -> bool {
+        self.program() == "{mosaic}"
+    }
+
+    /// Whether the orchestrator's arguments need the MCP config file (`{mcp_config}`).
+    pub fn wants_mcp_config(&self) -> bool {
+        self.launch
+            .orchestrator
+            .iter()
+            .any(|a| a.contains("{mcp_config}"))
+    }
+
+    /// What a hook event called `event` means for this harness.
+    pub fn hook(&self, event: &str) -> Option<HookEffect> {
+        self.hooks.get(event).copied()
+    }
+}
+
+/// Replaces each `{name}` in `arg` by `value(name)`, in one pass (a value is never expanded
+/// again). `Err(name)` for a placeholder `value` does not know.
+pub fn expand<'a>(arg: &str, value: impl Fn(&str) -> Option<&'a str>) -> Result<String, String> {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close)
+                if !after[..close].is_empty()
+                    && after[..close]
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_') =>
+            {
+                let name = &after[..close];
+                if !PLACEHOLDERS.contains(&name) {
+                    return Err(name.to_owned());
+                }
+                out.push_str(value(name).ok_or_else(|| name.to_owned())?);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A manifest that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// Its file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not a valid manifest (YAML, or a field).
+    #[error("{origin}: {source}")]
+    Parse {
+        /// Where it came from.
+        origin: String,
+        /// What the parser said.
+        source: serde_yaml_ng::Error,
+    },
+    /// It parsed but makes no sense.
+    #[error("{origin}: {why}")]
+    Invalid {
+        /// Where it came from.
+        origin: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Harnesses from the config directory, by name (they replace a shipped one of the same name).
+static USER: RwLock<Vec<Arc<Harness>>> = RwLock::new(Vec::new());
+
+fn builtin() -> &'static [Arc<Harness>] {
+    static TABLE: std::sync::OnceLock<Vec<Arc<Harness>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        BUILTIN
+            .iter()
+            .map(|(name, text)| {
+                let h = Harness::parse(text, &format!("harnesses/{name}.yaml"))
+                    .unwrap_or_else(|e| panic!("a shipped harness manifest is invalid: {e}"));
+                Arc::new(h)
+            })
+            .collect()
+    })
+}
+
+/// Every known harness: the shipped ones in their order (a user's file of the same name in its
+/// place), then the user's others by name.
+pub fn harnesses() -> Vec<Arc<Harness>> {
+    let user = USER.read().unwrap_or_else(|e| e.into_inner());
+    let mut all: Vec<Arc<Harness>> = builtin()
+        .iter()
+        .map(|b| user.iter().find(|u| u.name == b.name).unwrap_or(b).clone())
+        .collect();
+    let mut others: Vec<Arc<Harness>> = user
+        .iter()
+        .filter(|u| !builtin().iter().any(|b| b.name == u.name))
+        .cloned()
+        .collect();
+    others.sort_by(|a, b| a.name.cmp(&b.name));
+    all.extend(others);
+    all
+}
+
+/// The harness called `name`.
+pub fn harness(name: &str) -> Option<Arc<Harness>> {
+    harnesses().into_iter().find(|h| h.name == name)
+}
+
+/// All harness names, for error messages.
+pub fn harness_names() -> Vec<String> {
+    harnesses().iter().map(|h| h.name.clone()).collect()
+}
+
+/// What hook event `event` means, by the first harness whose manifest names it.
+pub fn hook_effect(event: &str) -> Option<HookEffect> {
+    harnesses().iter().find_map(|h| h.hook(event))
+}
+
+/// Loads every `*.yaml` manifest in `dir` (a missing folder is none) and makes them known,
+/// replacing what an earlier load of the user's folder gave. A manifest that fails is left out
+/// and returned with why; the others load.
+pub fn load_harness_dir(dir: &Path) -> Vec<HarnessError> {
+    let mut problems = Vec::new();
+    let mut loaded: Vec<Arc<Harness>> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            USER.write().unwrap_or_else(|e| e.into_inner()).clear();
+            return problems;
+        }
+        Err(source) => {
+            problems.push(HarnessError::Io {
+                path: dir.to_owned(),
+                source,
+            });
+            return problems;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|source| HarnessError::Io {
+                path: path.clone(),
+                source,
+            })
+            .and_then(|text| Harness::parse(&text, &path.display().to_string()));
+        match parsed {
+            Ok(h) if loaded.iter().any(|l| l.name == h.name) => {
+                problems.push(HarnessError::Invalid {
+                    origin: path.display().to_string(),
+                    why: format!("harness {:?} is defined by another file too", h.name),
+                })
+            }
+            Ok(h) => loaded.push(Arc::new(h)),
+            Err(e) => problems.push(e),
+        }
+    }
+    *USER.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_manifests_load_in_order() {
+        assert_eq!(
+            builtin()
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>(),
+            ["claude", "codex", "pi", "demo"]
+        );
+        let pi = builtin().iter().find(|h| h.name == "pi").unwrap();
+        assert_eq!(pi.version.as_ref().unwrap().stream, Stream::Stderr);
+        assert!(builtin()[0].wants_mcp_config());
+        assert!(builtin()[3].is_builtin());
+    }
+
+    #[test]
+    fn placeholders_expand_once() {
+        let v = |n: &str| match n {
+            "agent" => Some("{model}"),
+            "model" => Some("m"),
+            _ => None,
+        };
+        assert_eq!(expand("--name={agent}", v).unwrap(), "--name={model}");
+        assert_eq!(expand("{model}{model}", v).unwrap(), "mm");
+        assert_eq!(expand("a {b c} {", v).unwrap(), "a {b c} {");
+        assert_eq!(expand("{nope}", v).unwrap_err(), "nope");
+        assert_eq!(expand("{mosaic}", v).unwrap_err(), "mosaic");
+    }
+
+    #[test]
+    fn bad_manifests_say_what_is_wrong() {
+        let base = "name: x\ndescription: d\nlaunch: {command: [x]}\nexit: {text: /exit}\n";
+        assert!(Harness::parse(base, "x.yaml").is_ok());
+        let unknown = base.replace("[x]", "[x, \"{modle}\"]");
+        let err = Harness::parse(&unknown, "x.yaml").unwrap_err().to_string();
+        assert!(err.contains("unknown placeholder {modle}"), "{err}");
+        let err = Harness::parse(&format!("{base}colour: red\n"), "x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.yaml: unknown field `colour`"), "{err}");
+        let err = Harness::parse(&base.replace("[x]", "[]"), "x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("launch.command must name a program"), "{err}");
+        let err = Harness::parse(&base.replace("name: x", "name: \"a b\""), "x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("name \"a b\""), "{err}");
+    }
+}
