@@ -19,13 +19,46 @@ impl Drop for Daemon {
 }
 
 fn up(s: &Sandbox) -> (Daemon, String, String) {
-    let _ = std::fs::remove_file(s.state().join("daemon.json"));
     let child = s
         .command(&["up", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    wait_up(s, child)
+}
+
+/// Whether this machine lets the tests run a process as pid 1 of its own pid namespace.
+fn pid_namespaces_work() -> bool {
+    std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `mosaic up` as pid 1 of a new pid namespace, as in a container: every run has the same pid.
+fn up_as_pid_1(s: &Sandbox) -> (Daemon, String, String) {
+    let mut c = std::process::Command::new("unshare");
+    c.args([
+        "--pid",
+        "--fork",
+        "--kill-child",
+        MOSAIC,
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .envs(s.env())
+    .env_remove("TMUX")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    wait_up(s, c.spawn().unwrap())
+}
+
+fn wait_up(s: &Sandbox, child: Child) -> (Daemon, String, String) {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
     let info = s.state().join("daemon.json");
     wait_for("the daemon to listen", || {
         std::fs::read_to_string(&info).is_ok_and(|t| t.contains("url"))
@@ -259,5 +292,40 @@ fn harness_hooks_in_their_own_payload_shapes_pace_the_queue() {
         out.status.success() && text(&out.stderr).contains("unknown hook event"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn messages_without_an_id_are_not_duplicates_after_a_restart_with_the_same_pid() {
+    if !pid_namespaces_work() {
+        eprintln!("skipped: this machine cannot create pid namespaces (unshare --pid)");
+        return;
+    }
+    let s = Sandbox::new();
+    s.init("general");
+    // The fleet outlives the daemons (a pid namespace takes its processes along when it ends).
+    s.ok(&["fleet", "start"]);
+    let a = agent();
+    for run in 0..2 {
+        let (mut d, url, token) = up_as_pid_1(&s);
+        let info: serde_json::Value =
+            serde_json::from_str(&read(&s.state().join("daemon.json"))).unwrap();
+        assert_eq!(info["pid"], 1, "the daemon runs as pid 1");
+        let mut r = a
+            .post(format!("{url}/v1/chat"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "text": format!("no id, run {run}") }))
+            .unwrap();
+        let body: serde_json::Value = r.body_mut().read_json().unwrap();
+        assert_eq!(r.status(), 202, "run {run}: {body}");
+        assert_eq!(body["verdict"]["status"], "queued", "run {run}: {body}");
+        wait_for("the delivery", || s.transcript("mos").len() == run + 1);
+        let _ = d.child.kill();
+        let _ = d.child.wait();
+    }
+    let got = s.transcript("mos");
+    assert!(
+        got[0].ends_with("] no id, run 0") && got[1].ends_with("] no id, run 1"),
+        "{got:?}"
     );
 }

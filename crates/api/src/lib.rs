@@ -243,11 +243,26 @@ struct ChatBody {
 
 static CHAT_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// A random tag for this process: with a counter it makes the ids of messages sent without one
+/// unique across restarts (a restarted daemon often gets the same pid, e.g. pid 1 in a container).
+fn run_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        mosaic_fleet::paths::random_hex(8).unwrap_or_else(|_| {
+            // No /dev/urandom: the start time is unique enough for one machine's restarts.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("{}-{nanos}", std::process::id())
+        })
+    })
+}
+
 async fn chat(State(state): State<ApiState>, Json(body): Json<ChatBody>) -> Response {
     let id = body.id.unwrap_or_else(|| {
         format!(
             "api-{}-{}",
-            std::process::id(),
+            run_tag(),
             CHAT_SEQ.fetch_add(1, Ordering::Relaxed)
         )
     });

@@ -470,12 +470,14 @@ impl Bridge {
             );
             return Verdict::Refused(why);
         }
-        let accepted = match inner
-            .store
-            .lock()
-            .unwrap()
-            .accept(&inbound, is_talk && role >= TALK_ROLE)
-        {
+        let accepted = match inner.store.lock().unwrap().accept(
+            &inbound,
+            if is_talk && role >= TALK_ROLE {
+                store::Queueing::As(role)
+            } else {
+                store::Queueing::No
+            },
+        ) {
             Ok(a) => a,
             Err(e) => {
                 // Not stored, so not accepted: the platform (or API client) must deliver it again.

@@ -6,13 +6,20 @@
 //! start, see the delivery worker), or delivered.
 
 use mosaic_connector::{Inbound, ReplyTo};
+use mosaic_roster::AclRole;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// A failed database operation.
 #[derive(Debug, thiserror::Error)]
-#[error("bridge database: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("bridge database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No randomness for a message's envelope nonce.
+    #[error("bridge database: no random nonce for the envelope: {0}")]
+    Nonce(#[source] std::io::Error),
+}
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -35,6 +42,27 @@ pub enum Accepted {
     },
 }
 
+/// Whether [`Store::accept`] queues a message for the orchestrator, and as whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queueing {
+    /// Recorded as seen only (a command, or a sender who may not talk).
+    No,
+    /// Queued without a recorded sender role (how versions before roles queued).
+    Unattributed,
+    /// Queued with the sender's ACL role and a fresh random nonce for its envelope.
+    As(AclRole),
+}
+
+impl From<bool> for Queueing {
+    fn from(queue: bool) -> Self {
+        if queue {
+            Queueing::Unattributed
+        } else {
+            Queueing::No
+        }
+    }
+}
+
 /// A message waiting for (or being delivered to) the orchestrator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
@@ -42,6 +70,11 @@ pub struct Queued {
     pub id: i64,
     /// The message as received.
     pub inbound: Inbound,
+    /// The sender's ACL role when it was accepted (absent in rows from before roles).
+    pub role: Option<String>,
+    /// A random value in the envelope, secret until the envelope is pasted: crash recovery
+    /// looks for it, so no text typed earlier can pass for this message's envelope.
+    pub nonce: Option<String>,
 }
 
 /// A message waiting to be posted to a chat room.
@@ -100,12 +133,23 @@ impl Store {
                  connector TEXT NOT NULL, room TEXT NOT NULL, message_id TEXT NOT NULL,
                  PRIMARY KEY (connector, room));",
         )?;
+        for column in ["role", "nonce"] {
+            let present: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('inbox') WHERE name = ?1",
+                [column],
+                |r| r.get(0),
+            )?;
+            if present == 0 {
+                conn.execute_batch(&format!("ALTER TABLE inbox ADD COLUMN {column} TEXT"))?;
+            }
+        }
         Ok(Store { conn })
     }
 
-    /// Records `inbound` as seen and, with `queue`, queues it for the orchestrator, in one
+    /// Records `inbound` as seen and, as `queue` says, queues it for the orchestrator, in one
     /// transaction. A message seen before is a [`Accepted::Duplicate`].
-    pub fn accept(&mut self, inbound: &Inbound, queue: bool) -> Result<Accepted> {
+    pub fn accept(&mut self, inbound: &Inbound, queue: impl Into<Queueing>) -> Result<Accepted> {
+        let queue = queue.into();
         let tx = self.conn.transaction()?;
         let fresh = tx.execute(
             "INSERT OR IGNORE INTO seen (connector, message_id, at) VALUES (?1, ?2, ?3)",
@@ -122,15 +166,22 @@ impl Store {
                 params![inbound.connector, inbound.room, inbound.message_id],
             )?;
         }
-        let (queued, ahead) = if queue {
+        let (queued, ahead) = if queue != Queueing::No {
+            let (role, nonce) = match queue {
+                Queueing::As(role) => (
+                    Some(role.as_str()),
+                    Some(mosaic_fleet::paths::random_hex(6).map_err(StoreError::Nonce)?),
+                ),
+                _ => (None, None),
+            };
             let ahead: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering')",
                 [],
                 |r| r.get(0),
             )?;
             tx.execute(
-                "INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created, role, nonce)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     inbound.connector,
                     inbound.message_id,
@@ -139,7 +190,9 @@ impl Store {
                     inbound.user_name,
                     inbound.thread,
                     inbound.text,
-                    now_ms()
+                    now_ms(),
+                    role,
+                    nonce
                 ],
             )?;
             (Some(tx.last_insert_rowid()), ahead as usize)
@@ -152,7 +205,7 @@ impl Store {
 
     fn queued_with(&self, status: &str) -> Result<Vec<Queued>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, connector, message_id, room, user, user_name, thread, text FROM inbox WHERE status = ?1 ORDER BY id",
+            "SELECT id, connector, message_id, room, user, user_name, thread, text, role, nonce FROM inbox WHERE status = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([status], |r| {
             Ok(Queued {
@@ -167,6 +220,8 @@ impl Store {
                     native_command: false,
                     text: r.get(7)?,
                 },
+                role: r.get(8)?,
+                nonce: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)

@@ -117,10 +117,7 @@ fn ensure_token(state: &Path) -> Result<String> {
     {
         return Ok(t.trim().to_owned());
     }
-    let mut bytes = [0u8; 32];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = mosaic_fleet::paths::random_hex(32)?;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -229,6 +229,8 @@ impl Fleet {
             ),
             ("MOSAIC_SOCKET".into(), self.tmux.socket().to_owned()),
             ("MOSAIC_AGENT_STATE".into(), state.display().to_string()),
+            // mosaic's absolute path: the agent's PATH may not have it (see orchestrator_rules).
+            ("MOSAIC_BIN".into(), self.mosaic_exe.display().to_string()),
         ];
         env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(SessionSpec {
