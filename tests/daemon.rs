@@ -19,8 +19,14 @@ impl Drop for Daemon {
 }
 
 fn up(s: &Sandbox) -> (Daemon, String, String) {
+    up_with_env(s, &[])
+}
+
+/// `mosaic up` with extra variables in its environment.
+fn up_with_env(s: &Sandbox, env: &[(&str, &str)]) -> (Daemon, String, String) {
     let child = s
         .command(&["up", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -328,4 +334,59 @@ fn messages_without_an_id_are_not_duplicates_after_a_restart_with_the_same_pid()
         got[0].ends_with("] no id, run 0") && got[1].ends_with("] no id, run 1"),
         "{got:?}"
     );
+}
+
+#[test]
+fn connector_tokens_stay_in_the_daemon_and_agents_get_what_they_need() {
+    let s = Sandbox::new();
+    s.init("general");
+    let roster = read(&s.roster_path()).replace(
+        "- name: helper\n  role: worker\n",
+        "- name: helper\n  role: worker\n  env:\n    HELPER_SETTING: from-the-roster\n",
+    );
+    std::fs::write(s.roster_path(), roster).unwrap();
+    const SECRET: &str = "MTIzNDU2Nzg5.secret-discord-token";
+    // `up` starts the tmux server, as it does on a fresh boot.
+    let (_d, _url, _token) = up_with_env(
+        &s,
+        &[
+            ("DISCORD_TOKEN", SECRET),
+            ("SLACK_BOT_TOKEN", SECRET),
+            ("LC_ALL", "C.UTF-8"),
+        ],
+    );
+    for agent in ["mos", "helper", "scout"] {
+        let pid = s.pid(agent).expect("running");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert!(
+            !vars.iter().any(|v| v.contains(SECRET)),
+            "{agent}: {vars:?}"
+        );
+        let has = |prefix: &str| vars.iter().any(|v| v.starts_with(prefix));
+        for needed in [
+            "PATH=",
+            "HOME=",
+            "LC_ALL=C.UTF-8",
+            "MOSAIC_AGENT=",
+            "MOSAIC_STATE=",
+        ] {
+            assert!(has(needed), "{agent} lacks {needed}: {vars:?}");
+        }
+        assert!(
+            has(&format!("MOSAIC_BIN={MOSAIC}")),
+            "{agent} knows mosaic's absolute path: {vars:?}"
+        );
+        assert_eq!(
+            has("HELPER_SETTING=from-the-roster"),
+            agent == "helper",
+            "{agent}"
+        );
+    }
+    let global = s.tmux().run(&["show-environment", "-g"]).unwrap();
+    assert!(!global.contains(SECRET), "{global}");
+    assert!(!global.contains("DISCORD_TOKEN"), "{global}");
 }
