@@ -16,6 +16,9 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("bridge database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database file could not be created or made private.
+    #[error("bridge database file: {0}")]
+    Io(#[source] std::io::Error),
     /// No randomness for a message's envelope nonce.
     #[error("bridge database: no random nonce for the envelope: {0}")]
     Nonce(#[source] std::io::Error),
@@ -101,6 +104,26 @@ fn reply_to_from_column(raw: &str) -> ReplyTo {
     serde_json::from_str(raw).unwrap_or_else(|_| ReplyTo::Message(raw.to_owned()))
 }
 
+/// Creates `path` with mode 0600, or makes an existing one (and its SQLite companions) 0600.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -108,7 +131,10 @@ pub fn now_ms() -> i64 {
 
 impl Store {
     /// Opens (creating if needed) the database at `path`.
+    /// The file (and SQLite's `-wal` and `-shm` files, which take its mode) is private: mode
+    /// 0600, also when an older version created it readable by others.
     pub fn open(path: &Path) -> Result<Store> {
+        private_file(path).map_err(StoreError::Io)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(

@@ -14,16 +14,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.
-pub fn up(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
+pub fn up(paths: &Paths, exe: PathBuf, listen: Option<String>, allow_remote: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(paths, exe, listen))
+    runtime.block_on(run(paths, exe, listen, allow_remote))
 }
 
-async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
+async fn run(
+    paths: &Paths,
+    exe: PathBuf,
+    listen: Option<String>,
+    allow_remote: bool,
+) -> Result<()> {
     let live = LiveRoster::open(paths.clone())?;
     let fleet = Fleet::new(paths.clone(), (*live.get()).clone(), exe.clone());
+    let addr = listen.unwrap_or_else(|| fleet.roster.bridge.api_listen.clone());
+    if let Some(warning) = mosaic_api::check_listen(&addr, allow_remote)? {
+        eprintln!("{warning}");
+    }
     create_private_dir(&paths.state_dir)?;
     if let Some(pid) = running_pid(&paths.state_dir) {
         bail!(
@@ -60,7 +69,6 @@ async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> 
         connectors,
     )?;
     let tasks = bridge.start();
-    let addr = listen.unwrap_or_else(|| fleet.roster.bridge.api_listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -46,6 +46,10 @@ enum Top {
         /// Address for the API [default: the roster's bridge.api_listen, 127.0.0.1:7317].
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Allow a non-loopback API address (the token then travels in clear unless a TLS proxy
+        /// or a private network protects it).
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Chat with the orchestrator from this terminal (through the daemon).
     Chat {
@@ -108,7 +112,10 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
     match command {
         Top::Fleet(cmd) => fleet(paths, *cmd),
         Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
-        Top::Up { listen } => daemon::up(paths, exe()?, listen).map(|_| ExitCode::SUCCESS),
+        Top::Up {
+            listen,
+            allow_remote,
+        } => daemon::up(paths, exe()?, listen, allow_remote).map(|_| ExitCode::SUCCESS),
         Top::Chat { linger } => chat::run(
             client::Daemon::locate(paths)?,
             Duration::from_secs_f64(linger.max(0.0)),

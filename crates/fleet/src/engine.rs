@@ -262,7 +262,7 @@ impl Fleet {
         mut waiting: Vec<String>,
         wait: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         let mut outcomes = Vec::new();
         while !waiting.is_empty() {
             let panes = self.panes()?;
@@ -367,7 +367,7 @@ impl Fleet {
                 },
             }
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             let panes = self.panes()?;
             let (alive, exited): (Vec<&String>, Vec<&String>) = targets
@@ -677,4 +677,12 @@ pub fn create_private_dir(dir: &std::path::Path) -> Result<(), FleetError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| FleetError::io(dir, e))
+}
+
+/// `now + wait`, or a day from now when that overflows (callers bound their waits; this keeps a
+/// huge one from panicking).
+fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400))
 }
