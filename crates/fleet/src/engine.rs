@@ -531,7 +531,7 @@ impl Fleet {
     ) -> Result<(), FleetError> {
         let path = self.paths.roster();
         let _lock = lock_roster(&self.paths)?;
-        let text = std::fs::read_to_string(&path).map_err(|e| FleetError::io(&path, e))?;
+        let text = Roster::read_text(&path)?;
         let current = Roster::parse(&text, &path.display().to_string())?;
         let mut doc: Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| FleetError::Refused(format!("{}: {e}", path.display())))?;
@@ -571,20 +571,14 @@ pub(crate) fn load_roster(paths: &Paths) -> Result<Roster, FleetError> {
 /// Reads and validates `roster.yaml`, returning its text too.
 pub(crate) fn read_roster(paths: &Paths) -> Result<(Roster, String), FleetError> {
     let path = paths.roster();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match Roster::read_text(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(RosterError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(FleetError::NoRoster {
                 path: path.display().to_string(),
             });
         }
-        Err(source) => {
-            return Err(RosterError::Io {
-                path: path.display().to_string(),
-                source,
-            }
-            .into());
-        }
+        Err(e) => return Err(e.into()),
     };
     let roster = Roster::parse(&text, &path.display().to_string())?;
     Ok((roster, text))
