@@ -81,7 +81,42 @@ enum Top {
     },
 }
 
+/// The exit status when standard output's reader went away (a shell's status for SIGPIPE).
+const EPIPE_EXIT: u8 = 141;
+
+/// Exits quietly with [`EPIPE_EXIT`] when printing fails because the reader of standard output
+/// or error went away (`mosaic fleet ps | head`): Rust ignores SIGPIPE, so `println!` would panic.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(EPIPE_EXIT.into());
+        }
+        default(info);
+    }));
+}
+
+/// An error and its causes, each cause once (a cause already in the message is not repeated).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     connectors::register_all();
     let matches = cli_command().get_matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
@@ -97,7 +132,7 @@ fn main() -> ExitCode {
     match run(&paths, cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -136,8 +171,18 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         }
         Top::Mcp => mcp::serve(client::Daemon::locate(paths)?).map(|_| ExitCode::SUCCESS),
         Top::Completions { shell } => {
-            clap_complete::generate(shell, &mut cli_command(), "mosaic", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cli_command(), "mosaic", &mut buf);
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(&buf) {
+                // The reader is gone (`| head`): as for any Unix tool, not an error to report.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(ExitCode::from(EPIPE_EXIT))
+                }
+                other => other
+                    .map(|_| ExitCode::SUCCESS)
+                    .context("writing the completions"),
+            }
         }
     }
 }
