@@ -142,6 +142,12 @@ fn command_line(
             "--allowedTools".into(),
         ]);
         argv.extend(ORCHESTRATOR_ALLOWED_TOOLS.iter().map(|t| t.to_string()));
+        // The same commands by mosaic's absolute path, as its instructions say to run them.
+        let exe = mosaic_exe.display();
+        argv.extend([
+            format!("Bash({exe} reply:*)"),
+            format!("Bash({exe} fleet:*)"),
+        ]);
     }
     let own = agent
         .instructions
@@ -267,6 +273,10 @@ mod tests {
                 "Bash(mosaic reply:*)",
                 "Bash(mosaic fleet:*)"
             ]
+        );
+        assert_eq!(
+            &argv[i + 6..i + 8],
+            ["Bash(/bin/mosaic reply:*)", "Bash(/bin/mosaic fleet:*)"]
         );
         let worker = command_line(
             &agent("claude"),
