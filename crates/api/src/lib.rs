@@ -524,6 +524,19 @@ struct HookBody {
     event: String,
 }
 
+/// The event name in what a harness hands its hook: Claude Code's JSON (`hook_event_name`) on
+/// stdin, Codex's JSON (`type`) as an argument, or a bare name (`busy`, `idle`, pi's events).
+pub fn hook_event_name(raw: &str) -> String {
+    match serde_json::from_str::<Value>(raw.trim()) {
+        Ok(v) => v["hook_event_name"]
+            .as_str()
+            .or(v["type"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        Err(_) => raw.trim().to_owned(),
+    }
+}
+
 /// Maps a hook event name to a state: mosaic's own names and the harnesses' event names.
 pub fn hook_state(event: &str) -> Option<HookState> {
     match event {

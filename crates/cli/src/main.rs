@@ -333,14 +333,7 @@ fn hook(paths: &Paths, event: Option<String>) {
             s
         }
     };
-    let name = match serde_json::from_str::<serde_json::Value>(raw.trim()) {
-        Ok(v) => v["hook_event_name"]
-            .as_str()
-            .or(v["type"].as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        Err(_) => raw.trim().to_owned(),
-    };
+    let name = mosaic_api::hook_event_name(&raw);
     let result = client::Daemon::locate(paths)
         .and_then(|d| d.post("/v1/hooks", serde_json::json!({ "event": name })));
     if let Err(e) = result {
