@@ -544,6 +544,15 @@ fn huge_timeouts_get_clear_errors_on_every_surface() {
         let err = text(&out.stderr);
         assert!(err.contains("not in 0..=3600"), "{args:?}: {err}");
     }
+    for linger in ["1e300", "inf", "NaN", "-1"] {
+        let out = s.run(&["chat", "--linger", linger]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{linger}: {}",
+            text(&out.stderr)
+        );
+    }
     // From chat: a clear answer, and helper is left running.
     let out = s.run_with_stdin(
         &["chat", "--linger", "1"],

@@ -347,11 +347,14 @@ fn fuzz_the_api_request_bodies() {
         }));
         url
     });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let fresh_agent = || -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into()
+    };
+    let agent = fresh_agent();
     fuzz("api", |input| {
         let (route, body) = input.split_once('\n').unwrap_or((input, ""));
         // Only the bodies are fuzzed: routes are kept to the API's own paths (and unknown
@@ -371,12 +374,21 @@ fn fuzz_the_api_request_bodies() {
             let _ = serde_json::from_str::<mosaic_grammar::FleetCommand>(body).map(|c| c.to_line());
             return Ok(());
         }
-        let mut r = agent
-            .post(format!("{url}{route}"))
-            .header("Authorization", "bearer fuzz-token")
-            .header("Content-Type", "application/json")
-            .send(body)
-            .map_err(|e| format!("no answer: {e}"))?;
+        let post = |agent: &ureq::Agent| {
+            agent
+                .post(format!("{url}{route}"))
+                .header("Authorization", "bearer fuzz-token")
+                .header("Content-Type", "application/json")
+                .send(body)
+        };
+        // HTTP lets a server close a kept-alive connection after any answer (hyper does when a
+        // body was left unread), and a client then retries on a new one; so do we, once.
+        let mut r = match post(&agent) {
+            Ok(r) => r,
+            Err(ureq::Error::Io(_)) => post(&fresh_agent())
+                .map_err(|e| format!("no answer on a new connection either: {e}"))?,
+            Err(e) => return Err(format!("no answer: {e}")),
+        };
         let status = r.status().as_u16();
         if status >= 500 && status != 503 {
             return Err(format!("{status} for {route} {body:?}"));

@@ -54,7 +54,7 @@ enum Top {
     /// Chat with the orchestrator from this terminal (through the daemon).
     Chat {
         /// Seconds to keep printing replies after standard input ends.
-        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = linger_secs)]
         linger: f64,
     },
     /// Post a message to chat as the orchestrator (for any harness).
@@ -79,6 +79,17 @@ enum Top {
         /// Shell to generate for.
         shell: clap_complete::Shell,
     },
+}
+
+/// `chat --linger`: seconds from 0 to [`mosaic_grammar::MAX_WAIT_SECS`] (a huge or infinite
+/// value would overflow a `Duration`).
+fn linger_secs(s: &str) -> std::result::Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    let max = mosaic_grammar::MAX_WAIT_SECS as f64;
+    if !(0.0..=max).contains(&secs) {
+        return Err(format!("{s} is not in 0..={max}"));
+    }
+    Ok(secs)
 }
 
 /// The exit status when standard output's reader went away (a shell's status for SIGPIPE).
@@ -153,7 +164,7 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         } => daemon::up(paths, exe()?, listen, allow_remote).map(|_| ExitCode::SUCCESS),
         Top::Chat { linger } => chat::run(
             client::Daemon::locate(paths)?,
-            Duration::from_secs_f64(linger.max(0.0)),
+            Duration::from_secs_f64(linger),
         )
         .map(|_| ExitCode::SUCCESS),
         Top::Reply { room, text } => {
