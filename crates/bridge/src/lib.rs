@@ -22,7 +22,7 @@ use crate::audit::AuditLog;
 use crate::delivery::{CONVERSATION_KEY, DeliveryWorker};
 use crate::events::Event;
 use crate::split::split_for;
-use crate::store::{Accepted, Store, now_ms};
+use crate::store::{Accepted, Queueing, Store, now_ms};
 use mosaic_connector::{
     Connector, Cursors, Health, HealthReporter, Inbound, Markdown, Outbound, ReplyTo, RunContext,
     Shutdown,
@@ -470,14 +470,12 @@ impl Bridge {
             );
             return Verdict::Refused(why);
         }
-        let accepted = match inner.store.lock().unwrap().accept(
-            &inbound,
-            if is_talk && role >= TALK_ROLE {
-                store::Queueing::As(role)
-            } else {
-                store::Queueing::No
-            },
-        ) {
+        let accepted = match inner
+            .store
+            .lock()
+            .unwrap()
+            .accept(&inbound, Queueing::when(is_talk && role >= TALK_ROLE, role))
+        {
             Ok(a) => a,
             Err(e) => {
                 // Not stored, so not accepted: the platform (or API client) must deliver it again.

@@ -56,6 +56,17 @@ pub enum Queueing {
     As(AclRole),
 }
 
+impl Queueing {
+    /// Queued as `role` when `queue`, else [`Queueing::No`].
+    pub fn when(queue: bool, role: AclRole) -> Queueing {
+        if queue {
+            Queueing::As(role)
+        } else {
+            Queueing::No
+        }
+    }
+}
+
 impl From<bool> for Queueing {
     fn from(queue: bool) -> Self {
         if queue {
