@@ -315,6 +315,18 @@ fn fuzz_the_hook_payloads() {
     });
 }
 
+/// A runtime that, when dropped (also while a failure unwinds), waits at most 5 s for its
+/// blocking tasks instead of forever.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
 #[test]
 fn fuzz_the_api_request_bodies() {
     // The real router and bridge over HTTP, on a fleet that is configured but not started (no
@@ -325,11 +337,13 @@ fn fuzz_the_api_request_bodies() {
         config_dir: s.config(),
         state_dir: s.state(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = Runtime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    ));
     let bridge = Bridge::new(
         BridgeConfig {
             paths: paths.clone(),
@@ -340,7 +354,7 @@ fn fuzz_the_api_request_bodies() {
     )
     .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let url = rt.block_on(async {
+    let url = rt.0.as_ref().unwrap().block_on(async {
         bridge.start();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
