@@ -7,13 +7,26 @@ cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/tmp}/.cache/mosaic-target}"
 cargo build --quiet --bin mosaic
-mosaic="$CARGO_TARGET_DIR/debug/mosaic"
+# Installed where a user's PATH usually looks (override with MOSAIC_BIN_DIR); the agents are
+# given this absolute path (MOSAIC_BIN) either way.
+bin_dir="${MOSAIC_BIN_DIR:-$HOME/.local/bin}"
+mkdir -p "$bin_dir"
+install -m 0755 "$CARGO_TARGET_DIR/debug/mosaic" "$bin_dir/mosaic.new"
+mv -f "$bin_dir/mosaic.new" "$bin_dir/mosaic"
+mosaic="$bin_dir/mosaic"
+echo "Installed mosaic to $mosaic."
+case ":$PATH:" in
+  *":$bin_dir:"*) ;;
+  *) echo "note: $bin_dir is not on your PATH; add it (e.g. in ~/.profile: export PATH=\"$bin_dir:\$PATH\") to type \`mosaic\`." ;;
+esac
 "$mosaic" fleet install --completions-dir "${XDG_DATA_HOME:-$HOME/.local/share}/mosaic/completions" >/dev/null
 "$mosaic" fleet init --preset "${MOSAIC_PRESET:-general}" --yes
 "$mosaic" fleet start
 "$mosaic" fleet ps
 state="${MOSAIC_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/mosaic}"
 if [ ! -f "$state/daemon.json" ] || ! kill -0 "$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$state/daemon.json")" 2>/dev/null; then
+  mkdir -p "$state"
+  (umask 077 && touch "$state/up.log") # the daemon's log is private, like its state
   nohup "$mosaic" up >>"$state/up.log" 2>&1 &
   for _ in $(seq 1 50); do [ -f "$state/daemon.json" ] && break; sleep 0.1; done
 fi

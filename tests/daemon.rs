@@ -19,25 +19,7 @@ impl Drop for Daemon {
 }
 
 fn up(s: &Sandbox) -> (Daemon, String, String) {
-    let _ = std::fs::remove_file(s.state().join("daemon.json"));
-    let child = s
-        .command(&["up", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let info = s.state().join("daemon.json");
-    wait_for("the daemon to listen", || {
-        std::fs::read_to_string(&info).is_ok_and(|t| t.contains("url"))
-    });
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
-    let token = std::fs::read_to_string(s.state().join("api.token")).unwrap();
-    (
-        Daemon { child },
-        info["url"].as_str().unwrap().to_owned(),
-        token,
-    )
+    up_with_env(s, &[])
 }
 
 fn agent() -> ureq::Agent {
@@ -606,4 +588,451 @@ fn a_reply_that_cannot_be_queued_says_why_with_its_own_status() {
     assert!(error.contains("no chat message #999"), "{error}");
     let (status, _) = reply(serde_json::json!({ "text": "hi", "room": "local:local" }));
     assert_eq!(status, 202);
+}
+
+/// `mosaic up` with extra variables in its environment.
+fn up_with_env(s: &Sandbox, env: &[(&str, &str)]) -> (Daemon, String, String) {
+    let child = s
+        .command(&["up", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_up(s, child)
+}
+
+/// Whether this machine lets the tests run a process as pid 1 of its own pid namespace.
+fn pid_namespaces_work() -> bool {
+    std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `mosaic up` as pid 1 of a new pid namespace, as in a container: every run has the same pid.
+fn up_as_pid_1(s: &Sandbox) -> (Daemon, String, String) {
+    let mut c = std::process::Command::new("unshare");
+    c.args([
+        "--pid",
+        "--fork",
+        "--kill-child",
+        MOSAIC,
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .envs(s.env())
+    .env_remove("TMUX")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    wait_up(s, c.spawn().unwrap())
+}
+
+fn wait_up(s: &Sandbox, child: Child) -> (Daemon, String, String) {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+    let info = s.state().join("daemon.json");
+    wait_for("the daemon to listen", || {
+        std::fs::read_to_string(&info).is_ok_and(|t| t.contains("url"))
+    });
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
+    let token = std::fs::read_to_string(s.state().join("api.token")).unwrap();
+    (
+        Daemon { child },
+        info["url"].as_str().unwrap().to_owned(),
+        token,
+    )
+}
+
+#[test]
+fn messages_without_an_id_are_not_duplicates_after_a_restart_with_the_same_pid() {
+    if !pid_namespaces_work() {
+        eprintln!("skipped: this machine cannot create pid namespaces (unshare --pid)");
+        return;
+    }
+    let s = Sandbox::new();
+    s.init("general");
+    // The fleet outlives the daemons (a pid namespace takes its processes along when it ends).
+    s.ok(&["fleet", "start"]);
+    let a = agent();
+    for run in 0..2 {
+        let (mut d, url, token) = up_as_pid_1(&s);
+        let info: serde_json::Value =
+            serde_json::from_str(&read(&s.state().join("daemon.json"))).unwrap();
+        assert_eq!(info["pid"], 1, "the daemon runs as pid 1");
+        let mut r = a
+            .post(format!("{url}/v1/chat"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "text": format!("no id, run {run}") }))
+            .unwrap();
+        let body: serde_json::Value = r.body_mut().read_json().unwrap();
+        assert_eq!(r.status(), 202, "run {run}: {body}");
+        assert_eq!(body["verdict"]["status"], "queued", "run {run}: {body}");
+        wait_for("the delivery", || s.transcript("mos").len() == run + 1);
+        let _ = d.child.kill();
+        let _ = d.child.wait();
+    }
+    let got = s.transcript("mos");
+    assert!(
+        got[0].ends_with("] no id, run 0") && got[1].ends_with("] no id, run 1"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn connector_tokens_stay_in_the_daemon_and_agents_get_what_they_need() {
+    let s = Sandbox::new();
+    s.init("general");
+    let roster = read(&s.roster_path()).replace(
+        "- name: helper\n  role: worker\n",
+        "- name: helper\n  role: worker\n  env:\n    HELPER_SETTING: from-the-roster\n",
+    );
+    std::fs::write(s.roster_path(), roster).unwrap();
+    const SECRET: &str = "MTIzNDU2Nzg5.secret-discord-token";
+    // `up` starts the tmux server, as it does on a fresh boot.
+    let (_d, _url, _token) = up_with_env(
+        &s,
+        &[
+            ("DISCORD_TOKEN", SECRET),
+            ("SLACK_BOT_TOKEN", SECRET),
+            ("LC_ALL", "C.UTF-8"),
+        ],
+    );
+    for agent in ["mos", "helper", "scout"] {
+        let pid = s.pid(agent).expect("running");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert!(
+            !vars.iter().any(|v| v.contains(SECRET)),
+            "{agent}: {vars:?}"
+        );
+        let has = |prefix: &str| vars.iter().any(|v| v.starts_with(prefix));
+        for needed in [
+            "PATH=",
+            "HOME=",
+            "LC_ALL=C.UTF-8",
+            "MOSAIC_AGENT=",
+            "MOSAIC_STATE=",
+        ] {
+            assert!(has(needed), "{agent} lacks {needed}: {vars:?}");
+        }
+        assert!(
+            has(&format!("MOSAIC_BIN={MOSAIC}")),
+            "{agent} knows mosaic's absolute path: {vars:?}"
+        );
+        assert_eq!(
+            has("HELPER_SETTING=from-the-roster"),
+            agent == "helper",
+            "{agent}"
+        );
+    }
+    let global = s.tmux().run(&["show-environment", "-g"]).unwrap();
+    assert!(!global.contains(SECRET), "{global}");
+    assert!(!global.contains("DISCORD_TOKEN"), "{global}");
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn a_remote_listen_address_needs_allow_remote_and_state_files_are_private() {
+    let s = Sandbox::new();
+    s.init("general");
+    let out = s.run(&["up", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0") && err.contains("--allow-remote"),
+        "{err}"
+    );
+    assert!(
+        s.states().iter().all(|(_, st)| st == "stopped"),
+        "refused before starting anything"
+    );
+    let out = s.run(&["up", "--listen", "abc"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("expected HOST:PORT"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut child = s
+        .command(&["up", "--listen", "0.0.0.0:0", "--allow-remote"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the daemon to listen", || {
+        s.state().join("daemon.json").exists()
+    });
+    let token = read(&s.state().join("api.token"));
+    let info: serde_json::Value =
+        serde_json::from_str(&read(&s.state().join("daemon.json"))).unwrap();
+    let port = info["url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = agent()
+        .post(format!("http://127.0.0.1:{port}/v1/chat"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "text": "/fleet ps" }))
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait_for("the audit record", || {
+        s.state().join("audit.jsonl").exists()
+    });
+    for file in [
+        "bridge.db",
+        "bridge.db-wal",
+        "daemon.json",
+        "api.token",
+        "audit.jsonl",
+    ] {
+        assert_eq!(mode(&s.state().join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&s.roster_path()), 0o600, "the roster");
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("warning: the API listens on 0.0.0.0:0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn idle_connections_cannot_starve_health_or_chat() {
+    let s = Sandbox::new();
+    s.init("general");
+    // The daemon as systemd might run it, with a file limit of 256.
+    let mut c = std::process::Command::new("sh");
+    c.args([
+        "-c",
+        "ulimit -n 256 && exec \"$0\" up --listen 127.0.0.1:0",
+        MOSAIC,
+    ])
+    .envs(s.env())
+    .env_remove("TMUX")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let (_d, url, token) = wait_up(&s, c.spawn().unwrap());
+    let addr = url.trim_start_matches("http://").to_owned();
+    // 300 connections that never send a byte (and one that sends half a request line).
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    {
+        use std::io::Write;
+        idle[0].write_all(b"GET /v1/health HT").unwrap();
+    }
+    let quick: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let auth = format!("Bearer {token}");
+    let r = quick
+        .get(format!("{url}/v1/health"))
+        .header("Authorization", &auth)
+        .call()
+        .expect("health answers while 300 idle connections are open");
+    assert_eq!(r.status(), 200);
+    let r = quick
+        .post(format!("{url}/v1/chat"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({ "text": "still reachable" }))
+        .expect("chat answers too");
+    assert_eq!(r.status(), 202);
+    wait_for("the delivery", || s.transcript("mos").len() == 1);
+    drop(idle);
+}
+
+#[test]
+fn huge_timeouts_get_clear_errors_on_every_surface() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    for args in [
+        &["fleet", "stop", "--timeout", "18446744073709551615"][..],
+        &["fleet", "start", "--wait", "18446744073709551615"],
+        &["fleet", "restart", "helper", "--timeout", "3601"],
+    ] {
+        let out = s.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "a usage error, not a panic: {args:?}"
+        );
+        let err = text(&out.stderr);
+        assert!(err.contains("not in 0..=3600"), "{args:?}: {err}");
+    }
+    for linger in ["1e300", "inf", "NaN", "-1"] {
+        let out = s.run(&["chat", "--linger", linger]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{linger}: {}",
+            text(&out.stderr)
+        );
+    }
+    // From chat: a clear answer, and helper is left running.
+    let out = s.run_with_stdin(
+        &["chat", "--linger", "1"],
+        b"/fleet restart helper --timeout 18446744073709551615\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("not in 0..=3600"),
+        "{}",
+        text(&out.stdout)
+    );
+    // From the API: 4xx with a JSON error.
+    let a = agent();
+    let auth = format!("Bearer {token}");
+    let mut r = a
+        .post(format!("{url}/v1/agents/helper/terminate"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({ "timeout_secs": 18446744073709551615u64 }))
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.body_mut().read_json().unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 3600"),
+        "{body}"
+    );
+    let mut r = a
+        .post(format!("{url}/v1/commands"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({ "command": { "verb": "restart", "name": "helper", "timeout": 18446744073709551615u64 } }))
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.body_mut().read_json().unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 3600"),
+        "{body}"
+    );
+    let mut r = a
+        .post(format!("{url}/v1/commands"))
+        .header("Authorization", &auth)
+        .send_json(serde_json::json!({ "line": "restart helper --timeout 99999999999" }))
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.body_mut().read_json().unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("0..=3600"),
+        "{body}"
+    );
+    assert!(
+        s.states()
+            .contains(&("helper".to_owned(), "running".to_owned())),
+        "helper was never touched"
+    );
+}
+
+#[test]
+fn every_api_error_is_json_and_the_bearer_scheme_is_case_insensitive() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let a = agent();
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let r = a
+            .get(format!("{url}/v1/health"))
+            .header("Authorization", format!("{scheme} {token}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    let auth = format!("Bearer {token}");
+    let check = |mut r: ureq::http::Response<ureq::Body>, status: u16, needle: &str| {
+        assert_eq!(r.status(), status, "{needle}");
+        let ct = r
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(ct.starts_with("application/json"), "{needle}: {ct}");
+        let body: serde_json::Value = r.body_mut().read_json().unwrap();
+        let e = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{needle}: {body}"));
+        assert!(e.to_lowercase().contains(needle), "{needle}: {e}");
+    };
+    let post = |path: &str| {
+        a.post(format!("{url}{path}"))
+            .header("Authorization", &auth)
+    };
+    check(
+        post("/v1/chat")
+            .header("Content-Type", "application/json")
+            .send("{not json")
+            .unwrap(),
+        400,
+        "json",
+    );
+    check(
+        post("/v1/chat")
+            .send_json(serde_json::json!({ "id": "x" }))
+            .unwrap(),
+        422,
+        "missing field `text`",
+    );
+    check(
+        post("/v1/chat")
+            .header("Content-Type", "text/plain")
+            .send("hello")
+            .unwrap(),
+        415,
+        "content-type",
+    );
+    check(
+        a.get(format!("{url}/v1/nope"))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap(),
+        404,
+        "no such route: /v1/nope",
+    );
+    check(
+        a.get(format!("{url}/v1/chat"))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap(),
+        405,
+        "does not take get",
+    );
+    check(
+        a.get(format!("{url}/v1/fleet"))
+            .header("Authorization", "Basic abc")
+            .call()
+            .unwrap(),
+        401,
+        "token",
+    );
 }

@@ -119,8 +119,10 @@ fn mos_answers_in_the_channel() {
         !m.s.transcript("mos").is_empty()
     });
     assert_eq!(
-        m.s.transcript("mos"),
-        ["[chat #1 from owner on discord/1517622518662434996] hello Mos, status of the build?"]
+        nonce_masked(m.s.transcript("mos")),
+        [
+            "[chat #1:NONCE from owner (admin) on discord/1517622518662434996] hello Mos, status of the build?"
+        ]
     );
     wait_for("the reaction", || {
         m.fake.calls().iter().any(|c| {

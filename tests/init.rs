@@ -65,6 +65,25 @@ fn dry_run_shows_the_roster_and_writes_nothing() {
 }
 
 #[test]
+fn dry_run_alone_needs_no_terminal_and_no_yes() {
+    let s = Sandbox::new();
+    let out = s.ok(&[
+        "fleet",
+        "init",
+        "--preset",
+        "coding",
+        "--dry-run",
+        "--socket",
+        &s.socket,
+    ]);
+    assert!(
+        out.contains("+- name: coder-1") && out.contains("dry run: nothing written"),
+        "{out}"
+    );
+    assert!(!s.roster_path().exists());
+}
+
+#[test]
 fn connector_answers_reference_secrets_never_inline_them() {
     let s = Sandbox::new();
     s.ok(&s.init_args(&[

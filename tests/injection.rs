@@ -74,3 +74,10 @@ fn empty_text_is_refused() {
     let err = s.fails(&["fleet", "send", "mos", "\n\n"]);
     assert!(err.contains("nothing to send"), "{err}");
 }
+
+#[test]
+fn an_empty_text_is_refused_in_one_clear_sentence() {
+    let s = started();
+    let err = s.fails(&["fleet", "send", "mos", "  \n"]);
+    assert_eq!(err.matches("nothing to send").count(), 1, "{err}");
+}

@@ -272,3 +272,76 @@ fn an_invalid_edit_keeps_the_last_good_roster_and_says_where_it_is_wrong() {
         audited(&h, "newbie-1", "/fleet ps", "refused: user not in the acl")
     });
 }
+
+/// Runs `mosaic fleet ps` on roster `text`; fails the test if it takes more than 5 s (a generous
+/// bound: the checks take milliseconds, the old parser took minutes).
+fn ps_on(s: &Sandbox, roster: &[u8]) -> String {
+    std::fs::write(s.roster_path(), roster).unwrap();
+    let mut child = s
+        .command(&["fleet", "ps"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fleet ps hung on the roster");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    text(&out.stderr)
+}
+
+#[test]
+fn huge_deep_and_malformed_rosters_are_refused_fast_with_positions() {
+    let s = Sandbox::new();
+    s.init("general");
+    let good = read(&s.roster_path());
+    // 500 KB of nested flow sequences.
+    let nested = format!(
+        "version: 1\nagents: {}{}\n",
+        "[".repeat(250_000),
+        "]".repeat(250_000)
+    );
+    let err = ps_on(&s, nested.as_bytes());
+    assert!(
+        err.contains("roster.yaml:2:41: (document): nested more than 32 levels deep"),
+        "{err}"
+    );
+    // Deep block nesting.
+    let mut block = String::from("version: 1\nagents:\n");
+    for i in 0..200 {
+        block.push_str(&format!("{}- a:\n", "  ".repeat(i)));
+    }
+    let err = ps_on(&s, block.as_bytes());
+    assert!(err.contains("nested more than 32 levels deep"), "{err}");
+    // Over the size cap, even if it were valid.
+    let huge = format!("{good}\n# {}\n", "x".repeat(1_100_000));
+    let err = ps_on(&s, huge.as_bytes());
+    assert!(err.contains("larger than 1024 KiB"), "{err}");
+    // Invalid UTF-8 names the byte.
+    let mut bad = b"version: 1\nfleet: f\nagents: []\nx: ab".to_vec();
+    bad.extend_from_slice(&[0xff, 0xfe, b'\n']);
+    let err = ps_on(&s, &bad);
+    assert!(
+        err.contains("roster.yaml:4:6: (document): invalid UTF-8 at byte 36 (line 4, column 6)"),
+        "{err}"
+    );
+    // A tab in the indentation is named as a tab, where it is.
+    let tabbed = good.replacen("\n  role: worker", "\n\trole: worker", 1);
+    let line = tabbed[..tabbed.find('\t').unwrap()].matches('\n').count() + 1;
+    let err = ps_on(&s, tabbed.as_bytes());
+    assert!(
+        err.contains(&format!("roster.yaml:{line}:1: "))
+            && err.contains("tabs are not allowed for indentation"),
+        "{err}"
+    );
+    // Stopping still works (from the last good copy), and a fixed roster is taken again.
+    std::fs::write(s.roster_path(), &good).unwrap();
+    s.ok(&["fleet", "ps"]);
+}

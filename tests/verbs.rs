@@ -188,3 +188,39 @@ fn install_prepares_dirs_and_completions() {
         "{unit}"
     );
 }
+
+/// Runs `mosaic ARGS` with its standard output a pipe whose reader is already gone; returns
+/// its exit status and standard error.
+fn with_reader_gone(s: &Sandbox, args: &str) -> (String, String) {
+    let err = s.dir.path().join("stderr");
+    let script = format!(
+        "(sleep 0.3; exec \"$0\" {args}) 2>\"$1\" | (exec 0<&-; sleep 1); echo ${{PIPESTATUS[0]}}"
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script, MOSAIC, &err.display().to_string()])
+        .envs(s.env())
+        .env_remove("TMUX")
+        .output()
+        .unwrap();
+    (text(&out.stdout).trim().to_owned(), read(&err))
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_panic() {
+    let s = Sandbox::new();
+    s.init("general");
+    for args in [
+        "completions bash",
+        "completions zsh",
+        "fleet status",
+        "fleet ps --json",
+        "fleet presets",
+    ] {
+        let (status, err) = with_reader_gone(&s, args);
+        assert_eq!(
+            status, "141",
+            "{args}: exits like a tool killed by SIGPIPE: {err}"
+        );
+        assert!(err.is_empty(), "{args}: nothing on stderr, no panic: {err}");
+    }
+}

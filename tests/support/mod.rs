@@ -245,6 +245,38 @@ impl Drop for Sandbox {
     }
 }
 
+/// `texts` with each envelope's random nonce (`[chat #N:3fa9c1 from`) replaced by `NONCE`, so
+/// tests can compare whole envelopes.
+pub fn nonce_masked(texts: Vec<String>) -> Vec<String> {
+    texts
+        .into_iter()
+        .map(|t| {
+            let mut out = String::new();
+            let mut rest = t.as_str();
+            while let Some(i) = rest.find("[chat #") {
+                let (head, tail) = rest.split_at(i + "[chat #".len());
+                out.push_str(head);
+                let digits =
+                    tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                let after = &tail[digits..];
+                let hex = after
+                    .strip_prefix(':')
+                    .map(|h| h.len() - h.trim_start_matches(|c: char| c.is_ascii_hexdigit()).len());
+                match hex {
+                    Some(n) if n > 0 => {
+                        out.push_str(&tail[..digits]);
+                        out.push_str(":NONCE");
+                        rest = &after[1 + n..];
+                    }
+                    _ => rest = tail,
+                }
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

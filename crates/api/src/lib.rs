@@ -1,7 +1,9 @@
 //! The daemon's HTTP+JSON API (`/v1`). Every route needs `Authorization: Bearer TOKEN` (the
 //! token is in the state directory, mode 0600). The server takes a bound listener, so it binds
 //! wherever the caller chose (loopback by default; tests bind port 0) and stops on a signal.
-//! The routes are documented in docs/api.md.
+//! The routes are documented in docs/api.md. Every error is JSON: `{"error": "..."}`.
+
+pub mod guard;
 
 pub mod wire;
 
@@ -17,7 +19,9 @@ use mosaic_connector::{Inbound, Markdown};
 use mosaic_exec::{Actor, ErrorKind, ExecError, Executor, Outcome, Surface, render};
 use mosaic_fleet::Paths;
 use mosaic_grammar::chat::{ChatInput, ParseError, parse};
-use mosaic_grammar::{FleetCommand, LogsArgs, PsArgs, STOP_TIMEOUT_SECS, SendArgs, StopArgs};
+use mosaic_grammar::{
+    FleetCommand, LogsArgs, MAX_WAIT_SECS, PsArgs, STOP_TIMEOUT_SECS, SendArgs, StopArgs,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -51,9 +55,59 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = guard::GuardedListener::new(listener, guard::Limits::default());
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Why an API address is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Not `HOST:PORT`, or the host does not resolve.
+    #[error("cannot listen on {addr:?}: {why} (expected HOST:PORT, e.g. 127.0.0.1:7317)")]
+    Invalid {
+        /// The address as given.
+        addr: String,
+        /// What was wrong.
+        why: String,
+    },
+    /// Not loopback, and remote access was not allowed.
+    #[error(
+        "refusing to listen on {addr}: it is reachable from other machines and the API token would travel in clear; use a loopback address (127.0.0.1), or pass --allow-remote if a TLS proxy or a private network protects it"
+    )]
+    Remote {
+        /// The address as given.
+        addr: String,
+    },
+}
+
+/// Checks the API address before binding: loopback only, unless `allow_remote`. Returns a
+/// warning to print when a remote address is allowed.
+pub fn check_listen(addr: &str, allow_remote: bool) -> Result<Option<String>, ListenError> {
+    use std::net::ToSocketAddrs;
+    let invalid = |why: String| ListenError::Invalid {
+        addr: addr.to_owned(),
+        why,
+    };
+    let resolved: Vec<std::net::SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| invalid(e.to_string()))?
+        .collect();
+    if resolved.is_empty() {
+        return Err(invalid("it resolves to no address".into()));
+    }
+    if resolved.iter().all(|a| a.ip().is_loopback()) {
+        return Ok(None);
+    }
+    if !allow_remote {
+        return Err(ListenError::Remote {
+            addr: addr.to_owned(),
+        });
+    }
+    Ok(Some(format!(
+        "warning: the API listens on {addr}, reachable from other machines; its token travels in clear unless a TLS proxy or a private network protects it"
+    )))
 }
 
 /// The routes.
@@ -70,11 +124,55 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/commands", post(command))
         .route("/v1/hooks", post(hook))
         .route("/v1/queue/{id}/{decision}", post(held_decision))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
         ))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+async fn no_route(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such route: {} (see docs/api.md)", uri.path()),
+    )
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// Turns every error response that is not JSON (the extractors' rejections: malformed JSON,
+/// a missing field, a wrong content type, a bad query) into `{"error": "..."}`.
+async fn json_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let status = response.status();
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase()
+    } else {
+        text
+    };
+    error(status, message)
 }
 
 async fn require_token(
@@ -86,7 +184,7 @@ async fn require_token(
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     if given.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
         next.run(request).await
     } else {
@@ -95,6 +193,15 @@ async fn require_token(
             "missing or wrong token: send `Authorization: Bearer TOKEN` (the token is in the state directory's api.token)",
         )
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme in any case (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -246,6 +353,12 @@ async fn terminate(
     body: Option<Json<TerminateBody>>,
 ) -> Response {
     let timeout = body.map(|b| b.timeout_secs).unwrap_or_else(default_timeout);
+    if timeout > MAX_WAIT_SECS {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("timeout_secs {timeout} is too long: at most {MAX_WAIT_SECS}"),
+        );
+    }
     let command = FleetCommand::Stop(StopArgs {
         agents: vec![name],
         timeout,
@@ -293,11 +406,26 @@ struct ChatBody {
 
 static CHAT_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// A random tag for this process: with a counter it makes the ids of messages sent without one
+/// unique across restarts (a restarted daemon often gets the same pid, e.g. pid 1 in a container).
+fn run_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        mosaic_fleet::paths::random_hex(8).unwrap_or_else(|_| {
+            // No /dev/urandom: the start time is unique enough for one machine's restarts.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("{}-{nanos}", std::process::id())
+        })
+    })
+}
+
 async fn chat(State(state): State<ApiState>, Json(body): Json<ChatBody>) -> Response {
     let id = body.id.unwrap_or_else(|| {
         format!(
             "api-{}-{}",
-            std::process::id(),
+            run_tag(),
             CHAT_SEQ.fetch_add(1, Ordering::Relaxed)
         )
     });
@@ -465,6 +593,19 @@ struct HookBody {
     event: String,
 }
 
+/// The event name in what a harness hands its hook: Claude Code's JSON (`hook_event_name`) on
+/// stdin, Codex's JSON (`type`) as an argument, or a bare name (`busy`, `idle`, pi's events).
+pub fn hook_event_name(raw: &str) -> String {
+    match serde_json::from_str::<Value>(raw.trim()) {
+        Ok(v) => v["hook_event_name"]
+            .as_str()
+            .or(v["type"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        Err(_) => raw.trim().to_owned(),
+    }
+}
+
 /// Maps a hook event name to a state: mosaic's own names and the harnesses' event names
 /// (from their manifests, see [`HookState::of_event`]).
 pub fn hook_state(event: &str) -> Option<HookState> {
@@ -484,5 +625,34 @@ async fn hook(State(state): State<ApiState>, Json(body): Json<HookBody>) -> Resp
                 body.event
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer t", "bearer t", "BEARER  t ", "bEaReR\tt"] {
+            assert_eq!(bearer_token(v), Some("t"), "{v:?}");
+        }
+        for v in ["Basic t", "Bearer", "Bearer ", "Bearert", ""] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_unless_remote_is_allowed() {
+        assert!(check_listen("127.0.0.1:0", false).unwrap().is_none());
+        assert!(check_listen("[::1]:7317", false).unwrap().is_none());
+        assert!(check_listen("localhost:7317", false).unwrap().is_none());
+        let e = check_listen("0.0.0.0:7317", false).unwrap_err().to_string();
+        assert!(e.contains("--allow-remote"), "{e}");
+        assert!(check_listen("[::]:7317", false).is_err());
+        let warning = check_listen("0.0.0.0:7317", true).unwrap().unwrap();
+        assert!(warning.starts_with("warning:"), "{warning}");
+        let e = check_listen("abc", false).unwrap_err().to_string();
+        assert!(e.contains("expected HOST:PORT"), "{e}");
     }
 }

@@ -37,6 +37,9 @@ impl AuditLog {
             .append(true)
             .mode(0o600)
             .open(path)?;
+        // Private also when an older version created it readable by others.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         Ok(AuditLog {
             file: Mutex::new(file),
         })

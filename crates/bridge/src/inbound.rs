@@ -8,7 +8,7 @@
 use crate::acl::{LOCAL, TALK_ROLE, needs_confirmation};
 use crate::confirm;
 use crate::events::Event;
-use crate::store::{Accepted, StoreError};
+use crate::store::{Accepted, Queueing, StoreError};
 use crate::view::View;
 use crate::{Bridge, Verdict};
 use mosaic_connector::{Inbound, Markdown};
@@ -208,7 +208,7 @@ impl Bridge {
             .store
             .lock()
             .unwrap()
-            .accept(&inbound, admitted.queue);
+            .accept(&inbound, Queueing::when(admitted.queue, admitted.role));
         let markdown = self.markdown(&inbound.connector);
         match decide(
             &inbound,

@@ -11,13 +11,23 @@
 
 use crate::confirm::Pending as PendingConfirmation;
 use mosaic_connector::{Inbound, ReplyTo};
+use mosaic_roster::AclRole;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// A failed database operation.
 #[derive(Debug, thiserror::Error)]
-#[error("bridge database: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("bridge database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database file could not be created or made private.
+    #[error("bridge database file: {0}")]
+    Io(#[source] std::io::Error),
+    /// No randomness for a message's envelope nonce.
+    #[error("bridge database: no random nonce for the envelope: {0}")]
+    Nonce(#[source] std::io::Error),
+}
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -40,6 +50,38 @@ pub enum Accepted {
     },
 }
 
+/// Whether [`Store::accept`] queues a message for the orchestrator, and as whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queueing {
+    /// Recorded as seen only (a command, or a sender who may not talk).
+    No,
+    /// Queued without a recorded sender role (how versions before roles queued).
+    Unattributed,
+    /// Queued with the sender's ACL role and a fresh random nonce for its envelope.
+    As(AclRole),
+}
+
+impl Queueing {
+    /// Queued as `role` when `queue`, else [`Queueing::No`].
+    pub fn when(queue: bool, role: AclRole) -> Queueing {
+        if queue {
+            Queueing::As(role)
+        } else {
+            Queueing::No
+        }
+    }
+}
+
+impl From<bool> for Queueing {
+    fn from(queue: bool) -> Self {
+        if queue {
+            Queueing::Unattributed
+        } else {
+            Queueing::No
+        }
+    }
+}
+
 /// A message waiting for (or being delivered to) the orchestrator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
@@ -47,6 +89,11 @@ pub struct Queued {
     pub id: i64,
     /// The message as received.
     pub inbound: Inbound,
+    /// The sender's ACL role when it was accepted (absent in rows from before roles).
+    pub role: Option<String>,
+    /// A random value in the envelope, secret until the envelope is pasted: crash recovery
+    /// looks for it, so no text typed earlier can pass for this message's envelope.
+    pub nonce: Option<String>,
 }
 
 /// A message waiting to be posted to a chat room.
@@ -68,9 +115,52 @@ pub struct Pending {
     pub attempts: u32,
 }
 
+/// The inbox columns [`queued_row`] reads, in its order.
+const QUEUED_COLUMNS: &str =
+    "id, connector, message_id, room, user, user_name, thread, text, role, nonce";
+
+/// A [`Queued`] from a row of [`QUEUED_COLUMNS`].
+fn queued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
+    Ok(Queued {
+        id: r.get(0)?,
+        inbound: Inbound {
+            connector: r.get(1)?,
+            message_id: r.get(2)?,
+            room: r.get(3)?,
+            user: r.get(4)?,
+            user_name: r.get(5)?,
+            thread: r.get(6)?,
+            native_command: false,
+            text: r.get(7)?,
+        },
+        role: r.get(8)?,
+        nonce: r.get(9)?,
+    })
+}
+
 /// A stored `reply_to`: JSON, or a bare message id (rows written before replies were typed).
 fn reply_to_from_column(raw: &str) -> ReplyTo {
     serde_json::from_str(raw).unwrap_or_else(|_| ReplyTo::Message(raw.to_owned()))
+}
+
+/// Creates `path` with mode 0600, or makes an existing one (and its SQLite companions) 0600.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Milliseconds since the epoch.
@@ -80,7 +170,10 @@ pub fn now_ms() -> i64 {
 
 impl Store {
     /// Opens (creating if needed) the database at `path`.
+    /// The file (and SQLite's `-wal` and `-shm` files, which take its mode) is private: mode
+    /// 0600, also when an older version created it readable by others.
     pub fn open(path: &Path) -> Result<Store> {
+        private_file(path).map_err(StoreError::Io)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(
@@ -108,12 +201,23 @@ impl Store {
                  code TEXT PRIMARY KEY, connector TEXT NOT NULL, user TEXT NOT NULL,
                  command TEXT NOT NULL, line TEXT NOT NULL, expires INTEGER NOT NULL);",
         )?;
+        for column in ["role", "nonce"] {
+            let present: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('inbox') WHERE name = ?1",
+                [column],
+                |r| r.get(0),
+            )?;
+            if present == 0 {
+                conn.execute_batch(&format!("ALTER TABLE inbox ADD COLUMN {column} TEXT"))?;
+            }
+        }
         Ok(Store { conn })
     }
 
-    /// Records `inbound` as seen and, with `queue`, queues it for the orchestrator, in one
+    /// Records `inbound` as seen and, as `queue` says, queues it for the orchestrator, in one
     /// transaction. A message seen before is a [`Accepted::Duplicate`].
-    pub fn accept(&mut self, inbound: &Inbound, queue: bool) -> Result<Accepted> {
+    pub fn accept(&mut self, inbound: &Inbound, queue: impl Into<Queueing>) -> Result<Accepted> {
+        let queue = queue.into();
         let tx = self.conn.transaction()?;
         let fresh = tx.execute(
             "INSERT OR IGNORE INTO seen (connector, message_id, at) VALUES (?1, ?2, ?3)",
@@ -130,15 +234,22 @@ impl Store {
                 params![inbound.connector, inbound.room, inbound.message_id],
             )?;
         }
-        let (queued, ahead) = if queue {
+        let (queued, ahead) = if queue != Queueing::No {
+            let (role, nonce) = match queue {
+                Queueing::As(role) => (
+                    Some(role.as_str()),
+                    Some(mosaic_fleet::paths::random_hex(6).map_err(StoreError::Nonce)?),
+                ),
+                _ => (None, None),
+            };
             let ahead: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','held')",
                 [],
                 |r| r.get(0),
             )?;
             tx.execute(
-                "INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created, role, nonce)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     inbound.connector,
                     inbound.message_id,
@@ -147,7 +258,9 @@ impl Store {
                     inbound.user_name,
                     inbound.thread,
                     inbound.text,
-                    now_ms()
+                    now_ms(),
+                    role,
+                    nonce
                 ],
             )?;
             (Some(tx.last_insert_rowid()), ahead as usize)
@@ -159,50 +272,22 @@ impl Store {
     }
 
     fn queued_with(&self, status: &str) -> Result<Vec<Queued>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, connector, message_id, room, user, user_name, thread, text FROM inbox WHERE status = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([status], |r| {
-            Ok(Queued {
-                id: r.get(0)?,
-                inbound: Inbound {
-                    connector: r.get(1)?,
-                    message_id: r.get(2)?,
-                    room: r.get(3)?,
-                    user: r.get(4)?,
-                    user_name: r.get(5)?,
-                    thread: r.get(6)?,
-                    native_command: false,
-                    text: r.get(7)?,
-                },
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {QUEUED_COLUMNS} FROM inbox WHERE status = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([status], queued_row)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// The chat message with queue id `id` (as in its envelope `[chat #ID from …`), whatever its
+    /// The chat message with queue id `id` (as in its envelope `[chat #ID:…`), whatever its
     /// status.
     pub fn queued(&self, id: i64) -> Result<Option<Queued>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, connector, message_id, room, user, user_name, thread, text FROM inbox WHERE id = ?1",
+                &format!("SELECT {QUEUED_COLUMNS} FROM inbox WHERE id = ?1"),
                 [id],
-                |r| {
-                    Ok(Queued {
-                        id: r.get(0)?,
-                        inbound: Inbound {
-                            connector: r.get(1)?,
-                            message_id: r.get(2)?,
-                            room: r.get(3)?,
-                            user: r.get(4)?,
-                            user_name: r.get(5)?,
-                            thread: r.get(6)?,
-                            native_command: false,
-                            text: r.get(7)?,
-                        },
-                    })
-                },
+                queued_row,
             )
             .optional()?)
     }

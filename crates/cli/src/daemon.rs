@@ -24,11 +24,11 @@ use tokio::task::JoinHandle;
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.
-pub fn up(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
+pub fn up(paths: &Paths, exe: PathBuf, listen: Option<String>, allow_remote: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(run(paths, exe, listen));
+    let result = runtime.block_on(run(paths, exe, listen, allow_remote));
     // Blocking work still under way (a fleet start, a tmux call) must not keep the process.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
@@ -56,12 +56,20 @@ impl Component {
     }
 }
 
-async fn run(paths: &Paths, exe: PathBuf, listen: Option<String>) -> Result<()> {
+async fn run(
+    paths: &Paths,
+    exe: PathBuf,
+    listen: Option<String>,
+    allow_remote: bool,
+) -> Result<()> {
     create_private_dir(&paths.state_dir)?;
     let _lock = lock(&paths.state_dir)?;
     let live = LiveRoster::open(paths.clone())?;
     let fleet = Fleet::new(paths.clone(), (*live.get()).clone(), exe.clone());
     let addr = listen.unwrap_or_else(|| fleet.roster.bridge.api_listen.clone());
+    if let Some(warning) = mosaic_api::check_listen(&addr, allow_remote)? {
+        eprintln!("{warning}");
+    }
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr:?}"))?;
@@ -257,10 +265,7 @@ fn ensure_token(state: &Path) -> Result<String> {
     {
         return Ok(t.trim().to_owned());
     }
-    let mut bytes = [0u8; 32];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = mosaic_fleet::paths::random_hex(32)?;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -179,7 +179,13 @@ fn answer_in_chat(reply: &str, to: Option<u64>) {
 fn envelope_id(message: &str) -> Option<u64> {
     let rest = message.trim_start().strip_prefix("[chat #")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    rest[digits.len()..]
+    // `#ID from` or, with the message's nonce, `#ID:NONCE from`.
+    let after = &rest[digits.len()..];
+    let after = after
+        .strip_prefix(':')
+        .map(|a| a.trim_start_matches(|c: char| c.is_ascii_alphanumeric()))
+        .unwrap_or(after);
+    after
         .starts_with(" from ")
         .then(|| digits.parse().ok())
         .flatten()

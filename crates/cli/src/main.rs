@@ -56,11 +56,15 @@ enum Top {
         /// How log lines on stderr look: text, or json (one JSON object per line).
         #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
         log_format: logging::LogFormat,
+        /// Allow a non-loopback API address (the token then travels in clear unless a TLS proxy
+        /// or a private network protects it).
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Chat with the orchestrator from this terminal (through the daemon).
     Chat {
         /// Seconds to keep printing replies after standard input ends.
-        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = linger_secs)]
         linger: f64,
     },
     /// Post a message to chat as the orchestrator (for any harness).
@@ -90,7 +94,53 @@ enum Top {
     },
 }
 
+/// `chat --linger`: seconds from 0 to [`mosaic_grammar::MAX_WAIT_SECS`] (a huge or infinite
+/// value would overflow a `Duration`).
+fn linger_secs(s: &str) -> std::result::Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    let max = mosaic_grammar::MAX_WAIT_SECS as f64;
+    if !(0.0..=max).contains(&secs) {
+        return Err(format!("{s} is not in 0..={max}"));
+    }
+    Ok(secs)
+}
+
+/// The exit status when standard output's reader went away (a shell's status for SIGPIPE).
+const EPIPE_EXIT: u8 = 141;
+
+/// Exits quietly with [`EPIPE_EXIT`] when printing fails because the reader of standard output
+/// or error went away (`mosaic fleet ps | head`): Rust ignores SIGPIPE, so `println!` would panic.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(EPIPE_EXIT.into());
+        }
+        default(info);
+    }));
+}
+
+/// An error and its causes, each cause once (a cause already in the message is not repeated).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     connectors::register_all();
     let matches = cli_command().get_matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
@@ -115,7 +165,7 @@ fn main() -> ExitCode {
     match run(&paths, cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -130,10 +180,14 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
     match command {
         Top::Fleet(cmd) => fleet(paths, *cmd),
         Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
-        Top::Up { listen, .. } => daemon::up(paths, exe()?, listen).map(|_| ExitCode::SUCCESS),
+        Top::Up {
+            listen,
+            allow_remote,
+            ..
+        } => daemon::up(paths, exe()?, listen, allow_remote).map(|_| ExitCode::SUCCESS),
         Top::Chat { linger } => chat::run(
             client::Daemon::locate(paths)?,
-            Duration::from_secs_f64(linger.max(0.0)),
+            Duration::from_secs_f64(linger),
         )
         .map(|_| ExitCode::SUCCESS),
         Top::Reply { room, to, text } => {
@@ -152,8 +206,18 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         }
         Top::Mcp => mcp::serve(client::Daemon::locate(paths)?).map(|_| ExitCode::SUCCESS),
         Top::Completions { shell } => {
-            clap_complete::generate(shell, &mut cli_command(), "mosaic", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cli_command(), "mosaic", &mut buf);
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(&buf) {
+                // The reader is gone (`| head`): as for any Unix tool, not an error to report.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(ExitCode::from(EPIPE_EXIT))
+                }
+                other => other
+                    .map(|_| ExitCode::SUCCESS)
+                    .context("writing the completions"),
+            }
         }
     }
 }
@@ -314,14 +378,7 @@ fn hook(paths: &Paths, event: Option<String>) {
             s
         }
     };
-    let name = match serde_json::from_str::<serde_json::Value>(raw.trim()) {
-        Ok(v) => v["hook_event_name"]
-            .as_str()
-            .or(v["type"].as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        Err(_) => raw.trim().to_owned(),
-    };
+    let name = mosaic_api::hook_event_name(&raw);
     let result = client::Daemon::locate(paths)
         .and_then(|d| d.post("/v1/hooks", serde_json::json!({ "event": name })));
     if let Err(e) = result {

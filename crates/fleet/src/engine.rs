@@ -232,6 +232,8 @@ impl Fleet {
             ),
             ("MOSAIC_SOCKET".into(), self.tmux.socket().to_owned()),
             ("MOSAIC_AGENT_STATE".into(), state.display().to_string()),
+            // mosaic's absolute path: the agent's PATH may not have it (see orchestrator_rules).
+            ("MOSAIC_BIN".into(), self.mosaic_exe.display().to_string()),
         ];
         env.extend(harness.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -264,7 +266,7 @@ impl Fleet {
         mut waiting: Vec<String>,
         wait: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         let mut outcomes = Vec::new();
         while !waiting.is_empty() {
             let panes = self.panes()?;
@@ -389,7 +391,7 @@ impl Fleet {
                 },
             }
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             let panes = self.panes()?;
             let (alive, exited): (Vec<&String>, Vec<&String>) = targets
@@ -626,7 +628,7 @@ impl Fleet {
     ) -> Result<(), FleetError> {
         let path = self.paths.roster();
         let _lock = lock_roster(&self.paths)?;
-        let text = std::fs::read_to_string(&path).map_err(|e| FleetError::io(&path, e))?;
+        let text = Roster::read_text(&path)?;
         let current = Roster::parse(&text, &path.display().to_string())?;
         let mut doc: Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| FleetError::Refused(format!("{}: {e}", path.display())))?;
@@ -666,20 +668,14 @@ pub(crate) fn load_roster(paths: &Paths) -> Result<Roster, FleetError> {
 /// Reads and validates `roster.yaml`, returning its text too.
 pub(crate) fn read_roster(paths: &Paths) -> Result<(Roster, String), FleetError> {
     let path = paths.roster();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match Roster::read_text(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(RosterError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(FleetError::NoRoster {
                 path: path.display().to_string(),
             });
         }
-        Err(source) => {
-            return Err(RosterError::Io {
-                path: path.display().to_string(),
-                source,
-            }
-            .into());
-        }
+        Err(e) => return Err(e.into()),
     };
     let roster = Roster::parse(&text, &path.display().to_string())?;
     Ok((roster, text))
@@ -788,4 +784,12 @@ pub fn create_private_dir(dir: &std::path::Path) -> Result<(), FleetError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| FleetError::io(dir, e))
+}
+
+/// `now + wait`, or a day from now when that overflows (callers bound their waits; this keeps a
+/// huge one from panicking).
+fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400))
 }

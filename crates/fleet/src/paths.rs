@@ -121,6 +121,15 @@ pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `bytes` random bytes from the kernel (`/dev/urandom`) as lowercase hex: tokens, nonces and
+/// ids that must not repeat across restarts.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// An exclusive lock on a file, held until dropped (`flock`, so it is released when the process
 /// dies too).
 #[derive(Debug)]

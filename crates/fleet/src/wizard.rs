@@ -72,7 +72,8 @@ impl Asker {
 pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Write) -> Result<()> {
     let asker = Asker {
         interactive,
-        yes: args.yes,
+        // A dry run writes nothing, so without a terminal its defaults need no `--yes`.
+        yes: args.yes || (args.dry_run && !interactive),
     };
     let (presets, preset_errors) = all_presets(Some(&paths.presets_dir()));
     for e in &preset_errors {

@@ -40,14 +40,20 @@ const PREFIXES: [&str; 2] = ["/fleet", "!fleet"];
 /// Classifies a chat message and parses it when it is a command.
 pub fn parse(text: &str) -> ChatInput {
     let trimmed = text.trim();
-    let Some(rest) = PREFIXES.iter().find_map(|p| trimmed.strip_prefix(p)) else {
+    // Any case: `/FLEET remove x` is a command, never talk the orchestrator could act on.
+    let Some(rest) = PREFIXES.iter().find_map(|p| {
+        trimmed
+            .get(..p.len())
+            .filter(|head| head.eq_ignore_ascii_case(p))
+            .map(|_| &trimmed[p.len()..])
+    }) else {
         return ChatInput::Talk;
     };
     if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
         return ChatInput::Talk; // `/fleetwide` is talk, not a command
     }
     let rest = rest.trim_start();
-    let words = match split_words(rest) {
+    let mut words = match split_words(rest) {
         Ok(w) => w,
         Err(e) => {
             return ChatInput::Invalid(ParseError {
@@ -55,6 +61,9 @@ pub fn parse(text: &str) -> ChatInput {
             });
         }
     };
+    if let Some(verb) = words.first_mut() {
+        verb.make_ascii_lowercase(); // `/FLEET REMOVE x` is `/fleet remove x`
+    }
     if words.is_empty() || words == ["help"] {
         return ChatInput::Help(help());
     }
@@ -81,7 +90,10 @@ fn split_words(rest: &str) -> Result<Vec<String>, String> {
     let mut head = rest
         .splitn(3, char::is_whitespace)
         .filter(|w| !w.is_empty());
-    if head.next() == Some("send") {
+    if head
+        .next()
+        .is_some_and(|verb| verb.eq_ignore_ascii_case("send"))
+    {
         let after_verb = rest["send".len()..].trim_start();
         let (name, text) = after_verb
             .split_once(char::is_whitespace)
@@ -150,6 +162,32 @@ mod tests {
         assert_eq!(parse("hello there"), ChatInput::Talk);
         assert_eq!(parse("/fleetwide rollout"), ChatInput::Talk);
         assert_eq!(parse("see /fleet status"), ChatInput::Talk);
+    }
+
+    #[test]
+    fn a_command_in_any_case_is_a_command_not_talk() {
+        let remove = parse("/fleet remove x");
+        assert!(matches!(remove, ChatInput::Command(_)), "{remove:?}");
+        for variant in [
+            "/FLEET remove x",
+            "/Fleet REMOVE x",
+            "!FLEET remove x",
+            "  !fLeEt   Remove x",
+        ] {
+            assert_eq!(parse(variant), remove, "{variant}");
+        }
+        assert!(matches!(parse("/FLEET"), ChatInput::Help(_)));
+        let ChatInput::Command(c) = parse("/FLEET SEND coder Keep THIS") else {
+            panic!()
+        };
+        let FleetCommand::Send(s) = *c else { panic!() };
+        assert_eq!(s.text, ["Keep THIS"]);
+        assert_eq!(parse("/FLEETWIDE x"), ChatInput::Talk);
+        assert_eq!(
+            parse("/flé"),
+            ChatInput::Talk,
+            "no panic on a short multibyte text"
+        );
     }
 
     #[test]

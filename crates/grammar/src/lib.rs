@@ -263,8 +263,8 @@ pub struct StartArgs {
     #[serde(default)]
     pub agents: Vec<String>,
     /// Seconds to wait for each harness to draw its first screen.
-    #[arg(long, default_value_t = START_WAIT_SECS, value_name = "SECS")]
-    #[serde(default = "start_wait")]
+    #[arg(long, default_value_t = START_WAIT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[serde(default = "start_wait", deserialize_with = "bounded_secs")]
     pub wait: u64,
 }
 
@@ -275,8 +275,8 @@ pub struct StopArgs {
     #[serde(default)]
     pub agents: Vec<String>,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS")]
-    #[serde(default = "stop_timeout")]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[serde(default = "stop_timeout", deserialize_with = "bounded_secs")]
     pub timeout: u64,
 }
 
@@ -351,8 +351,8 @@ pub struct RemoveArgs {
     /// Agent to remove.
     pub name: String,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS")]
-    #[serde(default = "stop_timeout")]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[serde(default = "stop_timeout", deserialize_with = "bounded_secs")]
     pub timeout: u64,
 }
 
@@ -362,8 +362,8 @@ pub struct RestartArgs {
     /// Agent to restart.
     pub name: String,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS")]
-    #[serde(default = "stop_timeout")]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[serde(default = "stop_timeout", deserialize_with = "bounded_secs")]
     pub timeout: u64,
 }
 
@@ -447,6 +447,25 @@ pub const START_WAIT_SECS: u64 = 20;
 /// Default of `--timeout` (stop, remove, restart): seconds for a graceful exit before killing.
 pub const STOP_TIMEOUT_SECS: u64 = 10;
 
+/// The most seconds any `--wait` or `--timeout` takes (an hour): larger values are refused with
+/// a clear error rather than overflowing a deadline.
+pub const MAX_WAIT_SECS: u64 = 3600;
+
+fn secs_parser() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(0..=MAX_WAIT_SECS)
+}
+
+/// Seconds from JSON, at most [`MAX_WAIT_SECS`].
+fn bounded_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let secs = u64::deserialize(d)?;
+    if secs > MAX_WAIT_SECS {
+        return Err(serde::de::Error::custom(format!(
+            "{secs} seconds is too long: at most {MAX_WAIT_SECS}"
+        )));
+    }
+    Ok(secs)
+}
+
 fn start_wait() -> u64 {
     START_WAIT_SECS
 }
@@ -515,6 +534,27 @@ mod tests {
         };
         assert_eq!(i.chosen_preset(), Some("research"));
         assert!(parse(&["init", "research", "--preset", "coding"]).is_err());
+    }
+
+    #[test]
+    fn waits_and_timeouts_are_bounded_with_a_clear_error() {
+        for args in [
+            &["stop", "--timeout", "18446744073709551615"][..],
+            &["restart", "helper", "--timeout", "3601"],
+            &["remove", "helper", "--timeout", "99999999999"],
+            &["start", "--wait", "18446744073709551615"],
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains("0..=3600"), "{args:?}: {e}");
+        }
+        assert!(parse(&["stop", "--timeout", "3600"]).is_ok());
+        let json = r#"{"verb":"restart","name":"helper","timeout":18446744073709551615}"#;
+        let e = serde_json::from_str::<FleetCommand>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 3600"), "{e}");
+        let ok = r#"{"verb":"restart","name":"helper","timeout":5}"#;
+        assert!(serde_json::from_str::<FleetCommand>(ok).is_ok());
     }
 
     const SAMPLES: &[&[&str]] = &[

@@ -99,11 +99,43 @@ impl RosterError {
 impl Roster {
     /// Reads and validates the roster file at `path`.
     pub fn load(path: &Path) -> Result<Roster, RosterError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RosterError::Io {
+        let text = Roster::read_text(path)?;
+        Roster::parse(&text, &path.display().to_string())
+    }
+
+    /// Reads a roster file's text: at most [`MAX_ROSTER_BYTES`], and UTF-8 (the error names the
+    /// first invalid byte's position).
+    pub fn read_text(path: &Path) -> Result<String, RosterError> {
+        use std::io::Read;
+        let io = |source| RosterError::Io {
             path: path.display().to_string(),
             source,
-        })?;
-        Roster::parse(&text, &path.display().to_string())
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_ROSTER_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        let source_name = path.display().to_string();
+        if bytes.len() > MAX_ROSTER_BYTES {
+            return Err(one_problem(&source_name, None, too_big()));
+        }
+        String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            // Valid up to here, so this slice is text.
+            let before = std::str::from_utf8(valid).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            one_problem(
+                &source_name,
+                Some(Position { line, column }),
+                format!(
+                    "invalid UTF-8 at byte {} (line {line}, column {column}); save the file as UTF-8",
+                    valid.len()
+                ),
+            )
+        })
     }
 
     /// Parses and validates roster text; `source_name` prefixes error positions.
@@ -328,12 +360,121 @@ impl Roster {
     }
 }
 
+/// The largest roster text accepted, in bytes (real rosters are a few kilobytes).
+pub const MAX_ROSTER_BYTES: usize = 1 << 20;
+
+/// The deepest nesting of mappings and sequences accepted (a roster needs about five).
+pub const MAX_ROSTER_DEPTH: usize = 32;
+
+fn too_big() -> String {
+    format!(
+        "the roster is larger than {} KiB; a roster is a few kilobytes",
+        MAX_ROSTER_BYTES / 1024
+    )
+}
+
+fn one_problem(source_name: &str, position: Option<Position>, message: String) -> RosterError {
+    RosterError::Invalid(Problems {
+        source_name: source_name.to_owned(),
+        problems: vec![Problem {
+            path: display_path(""),
+            position,
+            message,
+        }],
+    })
+}
+
+/// Refuses, before any full parse, text too large or nested too deeply to be a roster (one
+/// streaming pass that stops at the first mapping or sequence beyond [`MAX_ROSTER_DEPTH`]).
+fn check_shape(text: &str, source_name: &str) -> Result<(), RosterError> {
+    use yaml_rust2::parser::{Event, Parser};
+    if text.len() > MAX_ROSTER_BYTES {
+        return Err(one_problem(source_name, None, too_big()));
+    }
+    // Flow collections first, by counting brackets: the YAML scanner looks ahead over a whole
+    // line of `[[[[…`, which is quadratic.
+    if let Some(at) = deep_brackets(text) {
+        return Err(one_problem(
+            source_name,
+            Some(at),
+            format!("nested more than {MAX_ROSTER_DEPTH} levels deep; a roster needs a handful"),
+        ));
+    }
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) | Err(_) => return Ok(()), // syntax errors: reported by the parse
+            Ok((Event::MappingStart(..) | Event::SequenceStart(..), mark)) => {
+                depth += 1;
+                if depth > MAX_ROSTER_DEPTH {
+                    return Err(one_problem(
+                        source_name,
+                        Some(Position {
+                            line: mark.line(),
+                            column: mark.col() + 1,
+                        }),
+                        format!(
+                            "nested more than {MAX_ROSTER_DEPTH} levels deep; a roster needs a handful"
+                        ),
+                    ));
+                }
+            }
+            Ok((Event::MappingEnd | Event::SequenceEnd, _)) => depth = depth.saturating_sub(1),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Where brackets (`[`, `{`) outside quotes and comments first open more than
+/// [`MAX_ROSTER_DEPTH`] deep, if they do.
+fn deep_brackets(text: &str) -> Option<Position> {
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (col, c) in line.char_indices() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_ROSTER_DEPTH {
+                        return Some(Position {
+                            line: i + 1,
+                            column: col + 1,
+                        });
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    None
+}
+
+/// Where the first tab in a line's indentation is, if any.
+fn first_indent_tab(text: &str) -> Option<Position> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let indent = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
+        indent.find('\t').map(|col| Position {
+            line: i + 1,
+            column: col + 1,
+        })
+    })
+}
+
 /// Deserializes YAML text into `T` straight from the text (positions intact), reporting the first
 /// error with its field path and position.
 pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
     text: &str,
     source_name: &str,
 ) -> Result<T, RosterError> {
+    check_shape(text, source_name)?;
     match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)) {
         Ok(value) => Ok(value),
         Err(e) => {
@@ -348,7 +489,14 @@ pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
                     column: l.column(),
                 })
                 .or_else(|| spans.key(&path));
-            let message = clean_message(&e.inner().to_string());
+            let mut message = clean_message(&e.inner().to_string());
+            let mut position = position;
+            if message.contains("tab character")
+                && let Some(tab) = first_indent_tab(text)
+            {
+                message = "tabs are not allowed for indentation; indent with spaces".into();
+                position = Some(tab);
+            }
             Err(RosterError::Invalid(Problems {
                 source_name: source_name.to_owned(),
                 problems: vec![Problem {
@@ -504,5 +652,41 @@ mod tests {
         assert!(check_name("2a").is_err());
         assert!(check_name("").is_err());
         assert!(check_name("a_b").is_err());
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn brackets_in_quotes_and_comments_do_not_count() {
+        let deep = "[".repeat(MAX_ROSTER_DEPTH + 1);
+        assert!(
+            deep_brackets(&format!(
+                "a: '{deep}'\nb: \"{deep}\"\n# {deep}\nc: x #{deep}"
+            ))
+            .is_none()
+        );
+        assert_eq!(
+            deep_brackets(&format!("a: b\nc: {deep}")),
+            Some(Position {
+                line: 2,
+                column: 4 + MAX_ROSTER_DEPTH
+            })
+        );
+        assert!(
+            deep_brackets(&"[]".repeat(10_000)).is_none(),
+            "siblings are not depth"
+        );
+    }
+
+    #[test]
+    fn the_tab_position_is_the_first_tab_in_an_indentation() {
+        assert_eq!(
+            first_indent_tab("a:\n  b: x\tz\n \tc: 1\n"),
+            Some(Position { line: 3, column: 2 })
+        );
+        assert_eq!(first_indent_tab("a: x\ty\n"), None);
     }
 }

@@ -61,6 +61,56 @@ pub struct SessionSpec {
     pub size: (u16, u16),
 }
 
+/// Variables agents get from the environment mosaic runs in, by exact name.
+pub const PASSED_VARS: [&str; 17] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TERM",
+    "COLORTERM",
+    "SHELL",
+    "TMPDIR",
+    "TMUX_TMPDIR",
+    "TZ",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSH_AUTH_SOCK",
+];
+
+/// Variables agents get by prefix: locale and XDG directories, and the harnesses' own settings
+/// and credentials (Claude Code, Codex, pi). Anything else an agent needs goes in its roster
+/// `env:`.
+pub const PASSED_PREFIXES: [&str; 7] = [
+    "LC_",
+    "XDG_",
+    "ANTHROPIC_",
+    "CLAUDE_",
+    "OPENAI_",
+    "CODEX_",
+    "PI_",
+];
+
+/// The part of `vars` a tmux server (and so every agent) may see: [`PASSED_VARS`],
+/// [`PASSED_PREFIXES`] and lower-case proxy variables. Connector tokens (`DISCORD_TOKEN`, …)
+/// and everything else stay in mosaic's process.
+pub fn passed_env(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    vars.into_iter()
+        .filter(|(k, _)| {
+            let Some(k) = k.to_str() else { return false };
+            PASSED_VARS.contains(&k)
+                || PASSED_VARS.contains(&k.to_ascii_uppercase().as_str()) && k.ends_with("_proxy")
+                || PASSED_PREFIXES.iter().any(|p| k.starts_with(p))
+        })
+        .collect()
+}
+
 impl Tmux {
     /// A handle on the server behind socket name `socket`.
     pub fn new(socket: impl Into<String>) -> Self {
@@ -74,11 +124,13 @@ impl Tmux {
         &self.socket
     }
 
-    /// A `tmux` command bound to this server, ignoring the user's tmux.conf.
+    /// A `tmux` command bound to this server, ignoring the user's tmux.conf. It runs with only
+    /// [`passed_env`]: the server it may start hands its environment to every agent, and the
+    /// caller's (the daemon's) holds connector tokens that must stay there.
     pub fn command(&self) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket, "-f", "/dev/null"]);
-        c.env_remove("TMUX");
+        c.env_clear().envs(passed_env(std::env::vars_os()));
         c
     }
 
@@ -378,5 +430,41 @@ mod tests {
         assert_eq!(parse_version("tmux master"), None);
         assert!(parse_version("tmux 3.3a").unwrap() < MIN_VERSION);
         assert!(parse_version("tmux 3.5a").unwrap() >= MIN_VERSION);
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::passed_env;
+    use std::ffi::OsString;
+
+    #[test]
+    fn only_what_agents_need_is_passed() {
+        let vars = [
+            ("PATH", "/bin"),
+            ("DISCORD_TOKEN", "t"),
+            ("TELEGRAM_BOT_TOKEN", "t"),
+            ("LC_CTYPE", "C.UTF-8"),
+            ("XDG_RUNTIME_DIR", "/run/user/0"),
+            ("https_proxy", "http://p"),
+            ("path", "/x"),
+            ("ANTHROPIC_API_KEY", "k"),
+            ("MOSAIC_STATE", "/s"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let passed: Vec<String> = passed_env(vars)
+            .into_iter()
+            .map(|(k, _)| k.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            passed,
+            [
+                "PATH",
+                "LC_CTYPE",
+                "XDG_RUNTIME_DIR",
+                "https_proxy",
+                "ANTHROPIC_API_KEY"
+            ]
+        );
     }
 }
