@@ -349,9 +349,8 @@ fn answers_land_in_the_room_of_the_message_they_answer() {
         let got = replies(room);
         assert_eq!(got.len(), 6, "{room}: {got:?}");
         assert!(
-            got.iter()
-                .all(|t| t.contains(&format!("{room} says"))
-                    && !t.contains(&format!("{other} says"))),
+            got.iter().all(|t| t.contains(&format!("testchat/{room}]"))
+                && !t.contains(&format!("testchat/{other}]"))),
             "an answer in the wrong room: {room}: {got:?}"
         );
     }
