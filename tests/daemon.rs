@@ -1036,3 +1036,24 @@ fn every_api_error_is_json_and_the_bearer_scheme_is_case_insensitive() {
         "token",
     );
 }
+
+/// Hardening issue, item 18l: `mosaic down` stops the daemon (and says so when none runs); the
+/// fleet keeps running.
+#[test]
+fn mosaic_down_stops_the_daemon_and_leaves_the_fleet() {
+    let s = Sandbox::new();
+    s.init("general");
+    let out = s.ok(&["down"]);
+    assert!(out.contains("no daemon runs"), "{out}");
+    let (mut d, _url, _token) = up(&s);
+    let out = s.ok(&["down"]);
+    assert!(out.contains("the daemon stopped"), "{out}");
+    let status = exits_within(&mut d.child, 5, "the daemon after `mosaic down`");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        s.states().iter().all(|(_, st)| st == "running"),
+        "{:?}",
+        s.states()
+    );
+    assert!(s.ok(&["fleet", "status"]).contains("daemon: not running"));
+}

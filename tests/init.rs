@@ -424,3 +424,28 @@ fn discord_settings(entry: &mosaic_roster::ConnectorEntry) -> mosaic_discord::Di
     serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(entry.settings.clone()))
         .expect("a discord entry")
 }
+
+/// Hardening issue, item 18c: re-running init with `--yes` (as the quick start does) changes only
+/// what its answers change: the chat connector and the ACL stay.
+#[test]
+fn a_re_init_with_yes_keeps_the_connector_and_the_acl() {
+    let s = Sandbox::new();
+    s.ok(&s.init_args(&["--profile", "mos-discord", "--admin", "123456789012345678"]));
+    s.ok(&s.init_args(&["--preset", "coding"]));
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert_eq!(roster.connectors.len(), 1, "{:?}", roster.connectors);
+    assert_eq!(roster.connectors[0].kind, "discord");
+    assert_eq!(
+        discord_settings(&roster.connectors[0]).channels,
+        ["1517622518662434996"]
+    );
+    assert_eq!(roster.acl.len(), 1, "{:?}", roster.acl);
+    assert_eq!(roster.acl[0].user, "123456789012345678");
+    // An explicit answer still changes it.
+    s.ok(&s.init_args(&["--preset", "coding", "--connector", "none"]));
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert!(
+        roster.connectors.is_empty() && roster.acl.is_empty(),
+        "{roster:?}"
+    );
+}

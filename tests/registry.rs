@@ -355,3 +355,37 @@ fn answers_land_in_the_room_of_the_message_they_answer() {
         );
     }
 }
+
+/// Hardening issue, item 8: `mosaic reply` while the daemon is down keeps the reply; the daemon
+/// posts it when it starts.
+#[test]
+fn a_reply_while_the_daemon_is_down_is_kept_and_posted_when_it_starts() {
+    let s = Sandbox::new();
+    let platform = testchat_fleet(&s);
+    let dir = platform.path();
+    let out = s.run(&[
+        "reply",
+        "--room",
+        "testchat:lobby",
+        "said while the daemon was down",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the reply is kept"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _up = up_testchat(&s);
+    wait_for_secs("the kept reply in the room", 30, || {
+        posted(dir, "lobby")
+            .iter()
+            .any(|t| t == "said while the daemon was down")
+    });
+    assert!(
+        std::fs::read_dir(s.state().join("spool"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .all(|e| e.path().is_dir()),
+        "the spool is empty once posted"
+    );
+}

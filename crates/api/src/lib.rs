@@ -472,17 +472,34 @@ fn whoami() -> String {
 }
 
 async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyRequest>) -> Response {
-    let target = match (body.to, body.room.as_deref().map(|r| r.split_once(':'))) {
+    match post_reply(&state.bridge, &body) {
+        Ok(parts) => (
+            StatusCode::ACCEPTED,
+            Json(ReplyAccepted {
+                queued_messages: parts,
+            }),
+        )
+            .into_response(),
+        Err((status, message)) => error(status, message),
+    }
+}
+
+/// Queues the orchestrator's reply `request` (to message `to`, to `room`, or where the last
+/// delivered message came from): the number of messages, or why not with its HTTP status.
+/// The API's `POST /v1/reply` and the daemon's reply spool both post through here.
+pub fn post_reply(bridge: &Bridge, request: &ReplyRequest) -> Result<usize, (StatusCode, String)> {
+    let refused = |e: ReplyError| (reply_status(&e), e.to_string());
+    let target = match (
+        request.to,
+        request.room.as_deref().map(|r| r.split_once(':')),
+    ) {
         (Some(_), Some(_)) => {
-            return error(
+            return Err((
                 StatusCode::BAD_REQUEST,
-                "give either `to` or `room`, not both",
-            );
+                "give either `to` or `room`, not both".into(),
+            ));
         }
-        (Some(id), None) => match state.bridge.target_of(id) {
-            Ok(t) => Some(t),
-            Err(e) => return error(reply_status(&e), e.to_string()),
-        },
+        (Some(id), None) => Some(bridge.target_of(id).map_err(refused)?),
         (None, None) => None,
         (None, Some(Some((connector, room)))) => Some(Target {
             connector: connector.into(),
@@ -491,22 +508,13 @@ async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyRequest>) ->
             reply_to: None,
         }),
         (None, Some(None)) => {
-            return error(
+            return Err((
                 StatusCode::BAD_REQUEST,
-                "room must be CONNECTOR:ROOM, e.g. discord:1517622518662434996",
-            );
+                "room must be CONNECTOR:ROOM, e.g. discord:1517622518662434996".into(),
+            ));
         }
     };
-    match state.bridge.reply(&body.text, target) {
-        Ok(parts) => (
-            StatusCode::ACCEPTED,
-            Json(ReplyAccepted {
-                queued_messages: parts,
-            }),
-        )
-            .into_response(),
-        Err(e) => error(reply_status(&e), e.to_string()),
-    }
+    bridge.reply(&request.text, target).map_err(refused)
 }
 
 /// The status of a reply that could not be queued.

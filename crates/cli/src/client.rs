@@ -19,6 +19,18 @@ pub struct Daemon {
     agent: ureq::Agent,
 }
 
+/// The daemon could not be reached at all (as opposed to answering with an error).
+#[derive(Debug)]
+pub struct Unreachable(String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
 impl Daemon {
     /// The daemon of this state directory if one runs (it holds the lock), else `None`. A
     /// stale `daemon.json` is not a running daemon.
@@ -64,10 +76,11 @@ impl Daemon {
     }
 
     fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
-        anyhow::anyhow!(
+        Unreachable(format!(
             "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
             self.url
-        )
+        ))
+        .into()
     }
 
     fn auth(&self) -> String {

@@ -89,8 +89,11 @@ async fn run(
         connectors(&fleet),
     )?;
     // Started in this order, stopped in the reverse one.
+    let bridge_running = bridge_component(&bridge);
+    // Replies `mosaic reply` kept while the daemon was away (the lock is held: no new ones).
+    crate::spool::post_all(paths, &bridge);
     let mut components = vec![
-        bridge_component(&bridge),
+        bridge_running,
         supervisor_component(&bridge, &live, &exe),
         roster_component(&bridge),
     ];

@@ -7,6 +7,7 @@ mod daemon;
 mod demo_agent;
 mod logging;
 mod mcp;
+mod spool;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -60,6 +61,12 @@ enum Top {
         /// or a private network protects it).
         #[arg(long)]
         allow_remote: bool,
+    },
+    /// Stop the daemon (`mosaic up`); the fleet keeps running (`mosaic fleet stop` stops it).
+    Down {
+        /// Seconds to wait for it to exit.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+        timeout: u64,
     },
     /// Chat with the orchestrator from this terminal (through the daemon).
     Chat {
@@ -185,6 +192,7 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
             allow_remote,
             ..
         } => daemon::up(paths, exe()?, listen, allow_remote).map(|_| ExitCode::SUCCESS),
+        Top::Down { timeout } => down(paths, Duration::from_secs(timeout)),
         Top::Chat { linger } => chat::run(
             client::Daemon::locate(paths)?,
             Duration::from_secs_f64(linger),
@@ -193,10 +201,27 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         Top::Reply { room, to, text } => {
             let text = read_text(text)?;
             let request = ReplyRequest { text, room, to };
-            let accepted: ReplyAccepted = serde_json::from_value(
-                client::Daemon::locate(paths)?.post("/v1/reply", serde_json::to_value(request)?)?,
-            )
-            .context("the daemon's answer to a reply")?;
+            let posted = client::Daemon::locate(paths)
+                .and_then(|d| d.post("/v1/reply", serde_json::to_value(&request)?));
+            let answer = match posted {
+                Ok(answer) => answer,
+                // Nothing is lost while the daemon is away: it posts the spool when it starts.
+                Err(e)
+                    if client::Daemon::running(paths).is_none()
+                        && (e.downcast_ref::<client::Unreachable>().is_some()
+                            || !paths.state_dir.join(client::DAEMON_FILE).exists()) =>
+                {
+                    let kept = spool::keep(paths, &request)?;
+                    eprintln!(
+                        "mosaic reply: the daemon is not running; the reply is kept ({}) and posted when `mosaic up` starts",
+                        kept.display()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) => return Err(e),
+            };
+            let accepted: ReplyAccepted =
+                serde_json::from_value(answer).context("the daemon's answer to a reply")?;
             println!("queued {} message(s)", accepted.queued_messages);
             Ok(ExitCode::SUCCESS)
         }
@@ -287,6 +312,45 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `mosaic down`: asks the daemon holding this state directory's lock to stop (SIGTERM) and
+/// waits until it has let the lock go.
+fn down(paths: &Paths, timeout: Duration) -> Result<ExitCode> {
+    if client::Daemon::running(paths).is_none() {
+        println!(
+            "mosaic down: no daemon runs for {}",
+            paths.state_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(paths.state_dir.join(client::DAEMON_FILE))
+            .context("the daemon holds its lock but has not written daemon.json yet; try again")?,
+    )
+    .context("daemon.json is corrupt")?;
+    let pid = info["pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .context("daemon.json names no pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+        .with_context(|| format!("cannot signal the daemon (pid {})", pid.as_raw_nonzero()))?;
+    let deadline = std::time::Instant::now() + timeout;
+    while client::Daemon::running(paths).is_some() {
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "the daemon (pid {}) is still running after {} s",
+                pid.as_raw_nonzero(),
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "mosaic down: the daemon stopped (the fleet keeps running; `mosaic fleet stop` stops it)"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The running daemon's health, if one runs.

@@ -157,8 +157,16 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
 
     // A profile (a preset with its chat wiring, like mos-discord) brings its connectors; asking
     // again is only for an explicit --connector.
-    let (connector_kind, connectors) = match (&args.connector, preset.spec.connectors.first()) {
-        (None, Some(first)) => (Some(first.kind.clone()), preset.spec.connectors.clone()),
+    // A re-init changes only what its answers change: without --connector, the roster's own
+    // connectors stay.
+    let kept = existing
+        .as_ref()
+        .map(|r| r.connectors.clone())
+        .filter(|c| !c.is_empty());
+    let (connector_kind, connectors) = match (&args.connector, preset.spec.connectors.first(), kept)
+    {
+        (None, Some(first), _) => (Some(first.kind.clone()), preset.spec.connectors.clone()),
+        (None, None, Some(kept)) => (Some(kept[0].kind.clone()), kept),
         _ => {
             let types = connector_types();
             let kind = asker.answer(
@@ -410,14 +418,23 @@ fn ask_admins(
             "note: nobody may use the orchestrator from {kind} yet (deny by default); add yourself with --admin ID or an `acl:` entry in roster.yaml"
         );
     }
-    Ok(ids
+    // The roster's own ACL entries for connectors it keeps stay; new admins are added.
+    let mut acl: Vec<AclEntry> = existing
+        .map(|r| r.acl.clone())
+        .unwrap_or_default()
         .into_iter()
-        .map(|user| AclEntry {
-            connector: kind.to_owned(),
-            user,
-            role: AclRole::Admin,
-        })
-        .collect())
+        .filter(|e| connectors.iter().any(|c| c.id() == e.connector))
+        .collect();
+    for user in ids {
+        if !acl.iter().any(|e| e.connector == kind && e.user == user) {
+            acl.push(AclEntry {
+                connector: kind.to_owned(),
+                user,
+                role: AclRole::Admin,
+            });
+        }
+    }
+    Ok(acl)
 }
 
 /// Asks a connector type's own questions (from its flags, the terminal or defaults) and checks

@@ -1,0 +1,60 @@
+//! The reply spool: `mosaic reply` while the daemon is down keeps the reply in
+//! `STATE/spool/`, and the daemon posts the spool, oldest first, when it starts.
+
+use anyhow::{Context, Result};
+use mosaic_api::wire::ReplyRequest;
+use mosaic_bridge::Bridge;
+use mosaic_fleet::Paths;
+use std::path::PathBuf;
+
+fn dir(paths: &Paths) -> PathBuf {
+    paths.state_dir.join("spool")
+}
+
+/// Keeps `request` in the spool (mode 0600); returns its file.
+pub fn keep(paths: &Paths, request: &ReplyRequest) -> Result<PathBuf> {
+    let dir = dir(paths);
+    mosaic_fleet::create_private_dir(&paths.state_dir)?;
+    mosaic_fleet::create_private_dir(&dir)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let path = dir.join(format!("reply-{nanos:020}-{}.json", std::process::id()));
+    mosaic_fleet::paths::write_atomic(&path, &serde_json::to_string(request)?)
+        .with_context(|| format!("cannot keep the reply in {}", path.display()))?;
+    Ok(path)
+}
+
+/// Posts every kept reply through `bridge`, oldest first. A reply that cannot be posted (its
+/// room is gone, nobody wrote yet) is moved to `spool/failed/` and logged; nothing is dropped.
+pub fn post_all(paths: &Paths, bridge: &Bridge) {
+    let Ok(entries) = std::fs::read_dir(dir(paths)) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for file in files {
+        let posted = std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<ReplyRequest>(&t).map_err(|e| e.to_string()))
+            .and_then(|r| mosaic_api::post_reply(bridge, &r).map_err(|(_, why)| why));
+        match posted {
+            Ok(parts) => {
+                tracing::info!(file = %file.display(), parts, "posted a kept reply");
+                let _ = std::fs::remove_file(&file);
+            }
+            Err(why) => {
+                tracing::warn!(file = %file.display(), error = %why, "a kept reply cannot be posted; moved to spool/failed");
+                let failed = dir(paths).join("failed");
+                let _ = mosaic_fleet::create_private_dir(&failed);
+                if let Some(name) = file.file_name() {
+                    let _ = std::fs::rename(&file, failed.join(name));
+                }
+            }
+        }
+    }
+}
