@@ -1,6 +1,6 @@
 //! Bridge benchmarks, printed next to their floor (no pass/fail thresholds).
 //!
-//! Run with `cargo bench -p mosaic --bench bridge`. A real fleet (tmux, the demo agent as the
+//! Run with `cargo bench -p mosaic --features testchat --bench bridge`. A real fleet (tmux, the demo agent as the
 //! orchestrator), the real bridge in this process, and an in-memory chat platform:
 //! - chat event -> text submitted in the orchestrator's pane (the pane reacted to Enter), p50/p99,
 //!   against a raw `tmux send-keys` of the same text plus Enter;
