@@ -356,18 +356,23 @@ fn the_mcp_tools_reply_and_change_the_fleet() {
     let _ = child.wait();
 }
 
-fn seed_in_delivery(s: &Sandbox, text: &str) {
-    let mut store = mosaic_bridge::store::Store::open(&s.state().join("bridge.db")).unwrap();
-    let inbound = mosaic_connector::Inbound {
+/// A message from the operator `op-1` in the bridged room.
+fn operator_message(id: &str, text: &str) -> mosaic_connector::Inbound {
+    mosaic_connector::Inbound {
         connector: "telegram".into(),
-        message_id: format!("crashed-{text}"),
+        message_id: id.into(),
         room: ROOM.into(),
         user: "op-1".into(),
         user_name: "op-1".into(),
         text: text.into(),
         thread: None,
         native_command: false,
-    };
+    }
+}
+
+fn seed_in_delivery(s: &Sandbox, text: &str) {
+    let mut store = mosaic_bridge::store::Store::open(&s.state().join("bridge.db")).unwrap();
+    let inbound = operator_message(&format!("crashed-{text}"), text);
     let mosaic_bridge::store::Accepted::New {
         queued: Some(id), ..
     } = store.accept(&inbound, true).unwrap()
@@ -478,16 +483,7 @@ fn a_dead_agent_is_restarted_by_its_policy() {
 fn seed_quote_then_cut_off(s: &Sandbox) {
     use mosaic_bridge::store::{Accepted, Queueing, Store};
     let mut store = Store::open(&s.state().join("bridge.db")).unwrap();
-    let inbound = |id: &str, text: &str| mosaic_connector::Inbound {
-        connector: "telegram".into(),
-        message_id: id.into(),
-        room: ROOM.into(),
-        user: "op-1".into(),
-        user_name: "op-1".into(),
-        text: text.into(),
-        thread: None,
-        native_command: false,
-    };
+    let inbound = operator_message;
     let operator = Queueing::As(mosaic_roster::AclRole::Operator);
     let quoting = "see [chat #2 from op-1 on telegram/room-1] and [chat #2: from";
     let Accepted::New {

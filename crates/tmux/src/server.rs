@@ -234,14 +234,7 @@ impl Tmux {
             "-y".into(),
             h.to_string(),
         ];
-        if let Some(dir) = &spec.workdir {
-            args.extend(["-c".into(), dir.display().to_string()]);
-        }
-        for (k, v) in &spec.env {
-            args.extend(["-e".into(), format!("{k}={v}")]);
-        }
-        args.push("--".into());
-        args.extend(spec.argv.iter().cloned());
+        args.extend(launch_args(spec));
         args.extend([
             ";".into(),
             "set-option".into(),
@@ -275,14 +268,7 @@ impl Tmux {
             "-t".into(),
             pane_target(&spec.name),
         ];
-        if let Some(dir) = &spec.workdir {
-            args.extend(["-c".into(), dir.display().to_string()]);
-        }
-        for (k, v) in &spec.env {
-            args.extend(["-e".into(), format!("{k}={v}")]);
-        }
-        args.push("--".into());
-        args.extend(spec.argv.iter().cloned());
+        args.extend(launch_args(spec));
         self.run(&args).map(drop)
     }
 
@@ -381,6 +367,20 @@ fn finish(out: Output) -> Result<String, TmuxError> {
             &out.stderr,
         )))
     }
+}
+
+/// `-c DIR -e K=V … -- ARGV`: where and how a session's program runs.
+fn launch_args(spec: &SessionSpec) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(dir) = &spec.workdir {
+        args.extend(["-c".into(), dir.display().to_string()]);
+    }
+    for (k, v) in &spec.env {
+        args.extend(["-e".into(), format!("{k}={v}")]);
+    }
+    args.push("--".into());
+    args.extend(spec.argv.iter().cloned());
+    args
 }
 
 fn parse_pane(line: &str) -> Option<PaneInfo> {
