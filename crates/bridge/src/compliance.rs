@@ -144,7 +144,24 @@ async fn until(rule: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-fn write_roster(paths: &Paths, platform: &dyn BridgedPlatform, id: &str) {
+/// The suite's private tmux socket: whatever the bridge's workers left there (a server, a stale
+/// socket file) is removed when the suite ends, passed or failed.
+struct Socket(String);
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let tmux = mosaic_tmux::Tmux::new(self.0.clone());
+        let _ = tmux.kill_server();
+        // The bridge is stopped: nothing can be starting a server here, so a socket file nobody
+        // listens on is stale.
+        let path = tmux.socket_path();
+        if std::os::unix::net::UnixStream::connect(&path).is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+fn write_roster(paths: &Paths, platform: &dyn BridgedPlatform, id: &str) -> Socket {
     let socket = format!(
         "mosaic-compliance-{}-{}",
         std::process::id(),
@@ -157,6 +174,7 @@ fn write_roster(paths: &Paths, platform: &dyn BridgedPlatform, id: &str) {
     );
     std::fs::create_dir_all(&paths.config_dir).expect("config dir");
     std::fs::write(paths.roster(), roster).expect("roster written");
+    Socket(socket)
 }
 
 /// Runs every bridged rule; panics with a message naming the failed rule.
@@ -170,7 +188,7 @@ pub async fn run_bridged_suite(platform: &dyn BridgedPlatform) {
     let connector = platform.connector();
     let id = connector.id().to_owned();
     let caps = connector.capabilities();
-    write_roster(&paths, platform, &id);
+    let _socket = write_roster(&paths, platform, &id);
     let (room, user) = (platform.room(), platform.user());
     let mut running = Running::start(&paths, connector.clone()).await;
     until("the connector reports Up under the bridge", async || {

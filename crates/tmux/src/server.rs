@@ -124,6 +124,18 @@ impl Tmux {
         &self.socket
     }
 
+    /// Where tmux puts this server's socket: `$TMUX_TMPDIR` (or `/tmp`)`/tmux-UID/NAME`.
+    pub fn socket_path(&self) -> std::path::PathBuf {
+        let dir = std::env::var_os("TMUX_TMPDIR")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "/tmp".into());
+        let uid = std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap_or(0);
+        dir.join(format!("tmux-{uid}")).join(&self.socket)
+    }
+
     /// A `tmux` command bound to this server, ignoring the user's tmux.conf. It runs with only
     /// [`passed_env`]: the server it may start hands its environment to every agent, and the
     /// caller's (the daemon's) holds connector tokens that must stay there.
