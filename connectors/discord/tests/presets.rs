@@ -220,3 +220,27 @@ fn unknown_fields_types_and_duplicate_ids_are_positioned() {
     );
     assert_eq!(problems(&fixed), Vec::<String>::new());
 }
+
+/// No connector may take the id of mosaic's own local chat, whose one user is an admin.
+#[test]
+fn the_local_connector_id_is_reserved_and_secret_maps_take_only_env_or_file() {
+    let local = format!(
+        "{GOOD}connectors:\n  - type: discord\n    id: local\n    guild: \"1\"\n    channels: [\"2\"]\n    token: {{env: T}}\n"
+    );
+    let p = problems(&local);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("9:9 connectors[0].id the connector id \"local\" is mosaic's own chat"),
+        "{p:?}"
+    );
+    let extra = format!(
+        "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"2\"]\n    token: {{env: T, value: tc-SECRETVALUE}}\n"
+    );
+    let p = problems(&extra);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("connectors[0].token a secret is never written in roster.yaml")
+            && !p[0].contains("SECRETVALUE"),
+        "{p:?}"
+    );
+}

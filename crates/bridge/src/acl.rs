@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// The id of the built-in local connector (`mosaic chat`), whose one user is the machine's owner.
-pub const LOCAL: &str = "local";
+pub const LOCAL: &str = mosaic_roster::RESERVED_CONNECTOR_ID;
 
 /// The permissions of every chat user, from the roster.
 #[derive(Debug, Clone, Default)]

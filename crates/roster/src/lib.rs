@@ -21,7 +21,7 @@ pub use model::{
 };
 pub use preset::{InitAnswers, Preset, PresetSource, PresetSpec, SHIPPED, all_presets};
 pub use spans::{Position, SpanIndex};
-pub use validate::{Problem, Problems, RosterError, check_name};
+pub use validate::{Problem, Problems, RESERVED_CONNECTOR_ID, RosterError, check_name};
 
 impl Roster {
     /// The roster as YAML text, as `mosaic` writes it.

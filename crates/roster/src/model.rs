@@ -346,13 +346,19 @@ pub enum SecretError {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum SecretRefWire {
-    Named {
-        #[serde(default)]
-        env: Option<String>,
-        #[serde(default)]
-        file: Option<String>,
-    },
+    Named(NamedSecret),
     Inline(serde::de::IgnoredAny),
+}
+
+/// `{env: VAR}` or `{file: PATH}`, nothing else: a map with any other key (`value:`,
+/// `password:`) may hold the secret itself and is refused like an inline one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedSecret {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
 }
 
 impl TryFrom<SecretRefWire> for SecretRef {
@@ -360,7 +366,7 @@ impl TryFrom<SecretRefWire> for SecretRef {
 
     fn try_from(wire: SecretRefWire) -> Result<Self, Self::Error> {
         match wire {
-            SecretRefWire::Named { env, file } => Ok(SecretRef { env, file }),
+            SecretRefWire::Named(NamedSecret { env, file }) => Ok(SecretRef { env, file }),
             SecretRefWire::Inline(_) => Err(
                 "a secret is never written in roster.yaml; name where it is: `{env: VAR}` or `{file: PATH}`",
             ),

@@ -285,6 +285,14 @@ impl Roster {
         }
         let mut ids: HashMap<&str, usize> = HashMap::new();
         for (i, connector) in self.connectors.iter().enumerate() {
+            if connector.id() == RESERVED_CONNECTOR_ID {
+                push(
+                    format!("connectors[{i}].id"),
+                    format!(
+                        "the connector id {RESERVED_CONNECTOR_ID:?} is mosaic's own chat on this machine (`mosaic chat`); give this connector another `id:`"
+                    ),
+                );
+            }
             if let Some(first) = ids.insert(connector.id(), i) {
                 push(
                     format!("connectors[{i}].id"),
@@ -508,6 +516,10 @@ pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
         }
     }
 }
+
+/// The id of the built-in local connector (`mosaic chat`, whose one user is this machine's
+/// owner, an admin): no roster connector may take it.
+pub const RESERVED_CONNECTOR_ID: &str = "local";
 
 /// Checks an agent or fleet name against `[a-z][a-z0-9-]{0,31}`.
 pub fn check_name(name: &str) -> Result<(), &'static str> {
