@@ -244,3 +244,16 @@ fn the_local_connector_id_is_reserved_and_secret_maps_take_only_env_or_file() {
         "{p:?}"
     );
 }
+
+#[test]
+fn an_empty_room_id_is_a_problem() {
+    let text = format!(
+        "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"\"]\n    token: {{env: T}}\n"
+    );
+    let p = problems(&text);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("connectors[0].channels[0] an empty room id bridges nothing")),
+        "{p:?}"
+    );
+}

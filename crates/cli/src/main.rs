@@ -337,7 +337,14 @@ fn down(paths: &Paths, timeout: Duration) -> Result<ExitCode> {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM)
         .with_context(|| format!("cannot signal the daemon (pid {})", pid.as_raw_nonzero()))?;
     let deadline = std::time::Instant::now() + timeout;
-    while client::Daemon::running(paths).is_some() {
+    // Gone, or a zombie its parent has not reaped yet.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{}/status", pid.as_raw_nonzero())).is_ok_and(|st| {
+            st.lines()
+                .any(|l| l.starts_with("State:") && !l.contains("Z (zombie)"))
+        })
+    };
+    while client::Daemon::running(paths).is_some() || alive() {
         if std::time::Instant::now() >= deadline {
             bail!(
                 "the daemon (pid {}) is still running after {} s",

@@ -206,6 +206,14 @@ impl<C: ConnectorConfig> ConnectorSchema for Typed<C> {
                 ),
             ));
         }
+        for (j, room) in rooms.iter().enumerate() {
+            if room.trim().is_empty() {
+                out.push(SettingProblem::new(
+                    format!("{field}[{j}]"),
+                    "an empty room id bridges nothing; name the room",
+                ));
+            }
+        }
         out.extend(config.validate());
         for (field, secret) in config.secrets() {
             out.extend(check_secret_ref(field, secret));
