@@ -447,3 +447,37 @@ fn restart_respawns_in_place_under_an_attached_control_client() {
     assert_eq!(s.states().len(), 3);
     assert!(s.states().iter().all(|(_, st)| st == "running"));
 }
+
+/// Under a C/POSIX locale (no LANG: systemd, cron, `env -i`) tmux replaces tabs in its output;
+/// the fleet must still start and read its agents' states.
+#[test]
+fn the_fleet_starts_and_is_seen_without_a_utf8_locale() {
+    let s = Sandbox::new();
+    s.init("general");
+    let without_locale = |args: &[&str]| {
+        let out = s
+            .command(args)
+            .env_remove("LANG")
+            .env_remove("LC_ALL")
+            .env_remove("LC_CTYPE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    let out = without_locale(&["fleet", "start"]);
+    assert!(!out.contains("exited at start"), "{out}");
+    let ps: serde_json::Value =
+        serde_json::from_str(&without_locale(&["fleet", "ps", "--json"])).unwrap();
+    assert!(
+        agent_rows(&ps)
+            .iter()
+            .all(|(_, state, _)| state == "running"),
+        "{ps}"
+    );
+}

@@ -141,7 +141,10 @@ impl Tmux {
     /// caller's (the daemon's) holds connector tokens that must stay there.
     pub fn command(&self) -> Command {
         let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket, "-f", "/dev/null"]);
+        // `-u`: UTF-8 whatever the locale. Without it, under a C/POSIX locale (systemd, cron,
+        // `env -i`) tmux 3.5 prints the tab that separates `list-panes` fields as `_`, and
+        // every agent looked stopped.
+        c.args(["-u", "-L", &self.socket, "-f", "/dev/null"]);
         c.env_clear().envs(passed_env(std::env::vars_os()));
         c
     }
