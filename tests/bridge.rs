@@ -199,7 +199,7 @@ fn a_connector_outage_delays_replies_and_delivers_each_once() {
 #[test]
 fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() {
     let h = BridgeHarness::new("bridge:\n  queue_notice: 2\n");
-    h.bridge.hook(HookState::Busy);
+    h.bridge.hook(None, HookState::Busy);
     for i in 1..=3 {
         h.post("op-1", &format!("task {i}"));
     }
@@ -210,7 +210,7 @@ fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() 
         "nothing is typed while the orchestrator is busy"
     );
     for n in 1..=3 {
-        h.bridge.hook(HookState::Idle);
+        h.bridge.hook(None, HookState::Idle);
         wait_for("the next delivery", || h.s.transcript("mos").len() == n);
     }
     let got: Vec<String> =

@@ -1057,3 +1057,177 @@ fn mosaic_down_stops_the_daemon_and_leaves_the_fleet() {
     );
     assert!(s.ok(&["fleet", "status"]).contains("daemon: not running"));
 }
+
+/// The environment variable `name` of a running agent's process, as its harness sees it.
+fn agent_env(s: &Sandbox, agent: &str, name: &str) -> String {
+    let pid = s.pid(agent).expect("running");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let prefix = format!("{name}=");
+    environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .find_map(|v| v.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{agent} has no {name}"))
+}
+
+/// `bridge.orchestrator_role` is a real boundary: the orchestrator's own token (not the owner's)
+/// runs commands with that role on every path (CLI inside the agent, API routes), and a worker's
+/// token may only report its own hooks.
+#[test]
+fn the_orchestrator_acts_with_its_role_and_a_worker_only_reports_its_own_hooks() {
+    let s = Sandbox::new();
+    s.init("general");
+    let roster = read(&s.roster_path());
+    let roster = if roster.contains("\nbridge:\n") {
+        roster.replace("\nbridge:\n", "\nbridge:\n  orchestrator_role: viewer\n")
+    } else {
+        format!("{roster}\nbridge:\n  orchestrator_role: viewer\n")
+    };
+    std::fs::write(s.roster_path(), roster).unwrap();
+    let (_d, url, owner) = up(&s);
+    let mos = agent_env(&s, "mos", "MOSAIC_AGENT_TOKEN");
+    let helper = agent_env(&s, "helper", "MOSAIC_AGENT_TOKEN");
+    assert!(mos.starts_with("mos:") && helper.starts_with("helper:"));
+    assert!(!mos.contains(&owner) && !helper.contains(&owner));
+    let as_agent = |token: &str, args: &[&str]| {
+        s.command(args)
+            .env("MOSAIC_AGENT_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    // The orchestrator (viewer) may look, not act, though it runs the CLI on the owner's machine.
+    let out = as_agent(&mos, &["fleet", "status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("helper"),
+        "{}",
+        text(&out.stdout)
+    );
+    for args in [
+        &["fleet", "stop", "helper"][..],
+        &["fleet", "send", "helper", "hi"],
+        &["fleet", "remove", "helper"],
+    ] {
+        let out = as_agent(&mos, args);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains("needs role"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(s.states().len(), 3, "nothing was stopped or removed");
+    assert!(s.states().iter().all(|(_, st)| st == "running"));
+    let out = as_agent(&mos, &["fleet", "attach", "helper"]);
+    assert!(
+        text(&out.stderr).contains("not for an agent"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The same through the API routes.
+    let call = |token: &str, method: &str, path: &str, body: serde_json::Value| {
+        let auth = format!("Bearer {token}");
+        let r = if method == "GET" {
+            agent()
+                .get(format!("{url}{path}"))
+                .header("Authorization", &auth)
+                .call()
+        } else {
+            agent()
+                .post(format!("{url}{path}"))
+                .header("Authorization", &auth)
+                .send_json(&body)
+        };
+        r.unwrap().status().as_u16()
+    };
+    let text_body = serde_json::json!({ "text": "hi" });
+    assert_eq!(
+        call(&mos, "POST", "/v1/agents/helper/send", text_body.clone()),
+        403
+    );
+    assert_eq!(
+        call(
+            &mos,
+            "POST",
+            "/v1/agents/helper/terminate",
+            serde_json::json!({})
+        ),
+        403
+    );
+    assert_eq!(
+        call(
+            &mos,
+            "GET",
+            "/v1/agents/helper/capture",
+            serde_json::json!({})
+        ),
+        200
+    );
+    assert_eq!(call(&mos, "GET", "/v1/fleet", serde_json::json!({})), 200);
+    // The local chat and decisions on held messages are the owner's.
+    assert_eq!(call(&mos, "POST", "/v1/chat", text_body.clone()), 403);
+    assert_eq!(
+        call(&mos, "POST", "/v1/queue/1/drop", serde_json::json!({})),
+        403
+    );
+    // A worker may report its own hooks and nothing else.
+    assert_eq!(
+        call(
+            &helper,
+            "POST",
+            "/v1/hooks",
+            serde_json::json!({ "event": "busy" })
+        ),
+        204
+    );
+    assert_eq!(
+        call(
+            &helper,
+            "POST",
+            "/v1/hooks",
+            serde_json::json!({ "event": "busy", "agent": "mos" })
+        ),
+        403
+    );
+    for (method, path) in [
+        ("POST", "/v1/reply"),
+        ("POST", "/v1/commands"),
+        ("GET", "/v1/fleet"),
+        ("GET", "/v1/events"),
+        ("POST", "/v1/agents/mos/send"),
+    ] {
+        assert_eq!(
+            call(&helper, method, path, text_body.clone()),
+            403,
+            "{method} {path}"
+        );
+    }
+    let out = as_agent(&helper, &["reply", "pretending to be the orchestrator"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("may not call"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = as_agent(&helper, &["fleet", "status"]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    // Forged tokens: a wrong secret, another agent's secret under this name, an unknown agent.
+    let secret = |t: &str| t.split_once(':').unwrap().1.to_owned();
+    for forged in [
+        format!("mos:{}", "0".repeat(64)),
+        format!("mos:{}", secret(&helper)),
+        format!("ghost:{}", secret(&mos)),
+        format!(":{}", secret(&mos)),
+    ] {
+        assert_eq!(
+            call(&forged, "GET", "/v1/health", serde_json::json!({})),
+            401,
+            "{forged}"
+        );
+    }
+    // The owner's token still does everything.
+    assert_eq!(
+        call(&owner, "POST", "/v1/agents/helper/send", text_body),
+        200
+    );
+}

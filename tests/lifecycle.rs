@@ -409,43 +409,46 @@ fn start_racing_stop_never_leaks_a_tmux_server() {
     );
 }
 
+/// tmux 3.5a sometimes crashes (SIGSEGV: the whole fleet lost) when a pane is respawned under an
+/// attached control client (about 1 restart in 3 with 8 of these at once). A restart detaches
+/// the control clients first: the server, the session and its pane stay, the client reconnects.
+/// Run several copies at once to load the machine as the crash needs.
 #[test]
-#[ignore = "known race, being fixed: under parallel load (about 1 run in 8 with 8 copies at once) `fleet restart` reports the respawned agent `exited at start`; run with --ignored"]
-fn restart_respawns_in_place_under_an_attached_control_client() {
+fn restart_respawns_in_place_and_detaches_control_clients_first() {
     let s = Sandbox::new();
     s.init("general");
     s.ok(&["fleet", "start"]);
-    let before = s.pid("helper").unwrap();
-    // A control client on the agent, as the daemon's delivery worker holds on the orchestrator.
-    let mut client = mosaic_tmux::ControlClient::attach(&s.tmux(), "helper", false).unwrap();
-    let pane = client.pane().to_owned();
-    let out = s.ok(&["fleet", "restart", "helper"]);
-    assert!(
-        out.contains("helper: stopped") && out.contains("helper: started"),
-        "{out}"
-    );
-    assert_ne!(s.pid("helper").unwrap(), before, "a new process");
-    // The session was never killed: the client is still attached to the same pane (reading
-    // from it is not an error), and the new demo agent drew its prompt there. (Under heavy
-    // load the prompt's %output has been seen to reach the client late, so the screen is the
-    // judge of the prompt, the client of the attachment.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("demo> ") {
-        match client.next_output(deadline) {
-            Ok(Some(d)) => seen.extend(d),
-            Ok(None) => break,
-            Err(e) => panic!("the client lost the pane: {e}"),
+    for round in 0..3 {
+        let before = s.pid("helper").unwrap();
+        // A control client on the agent, as the daemon's delivery worker holds on the orchestrator.
+        let mut client = mosaic_tmux::ControlClient::attach(&s.tmux(), "helper", false).unwrap();
+        let pane = client.pane().to_owned();
+        let out = s.ok(&["fleet", "restart", "helper"]);
+        assert!(
+            out.contains("helper: stopped") && out.contains("helper: started"),
+            "round {round}: {out}"
+        );
+        assert_ne!(s.pid("helper").unwrap(), before, "a new process");
+        // The client was detached: its stream ends.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match client.next_output(deadline) {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("round {round}: the control client was not detached"),
+                Err(_) => break,
+            }
         }
+        // The same pane in the same session, the new demo agent's prompt in it.
+        let again = mosaic_tmux::ControlClient::attach(&s.tmux(), "helper", false).unwrap();
+        assert_eq!(again.pane(), pane);
+        wait_for("the new prompt", || s.screen("helper").contains("demo> "));
+        assert_eq!(s.states().len(), 3);
+        assert!(
+            s.states().iter().all(|(_, st)| st == "running"),
+            "{:?}",
+            s.states()
+        );
     }
-    assert!(
-        s.screen("helper").contains("demo> "),
-        "{}",
-        s.screen("helper")
-    );
-    assert_eq!(client.pane(), pane);
-    assert_eq!(s.states().len(), 3);
-    assert!(s.states().iter().all(|(_, st)| st == "running"));
 }
 
 /// Under a C/POSIX locale (no LANG: systemd, cron, `env -i`) tmux replaces tabs in its output;

@@ -111,6 +111,8 @@ impl Sandbox {
         c.args(args)
             .envs(self.env())
             .env_remove("TMUX")
+            // As the owner at a terminal, even when the suite runs inside a mosaic agent.
+            .env_remove("MOSAIC_AGENT_TOKEN")
             .stdin(Stdio::null());
         c
     }

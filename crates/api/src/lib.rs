@@ -7,6 +7,7 @@ pub mod guard;
 
 pub mod wire;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -18,10 +19,12 @@ use mosaic_bridge::{Bridge, ReplyError, Target, Verdict};
 use mosaic_connector::{Inbound, Markdown};
 use mosaic_exec::{Actor, ErrorKind, ExecError, Executor, Outcome, Surface, render};
 use mosaic_fleet::Paths;
+use mosaic_fleet::paths::{AgentToken, constant_time_eq};
 use mosaic_grammar::chat::{ChatInput, ParseError, parse};
 use mosaic_grammar::{
     FleetCommand, LogsArgs, MAX_WAIT_SECS, PsArgs, STOP_TIMEOUT_SECS, SendArgs, StopArgs,
 };
+use mosaic_roster::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -175,24 +178,105 @@ async fn json_errors(response: Response) -> Response {
     error(status, message)
 }
 
+/// Who holds the token a request carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The owner's token (`api.token` in the state directory): everything.
+    Owner,
+    /// An agent's own token ([`mosaic_fleet::paths::AgentToken`], given to its harness at
+    /// launch): the orchestrator may reply, report its hooks and run commands with its
+    /// configured role (`bridge.orchestrator_role`); a worker may only report its own hooks.
+    Agent {
+        /// The agent's name.
+        name: String,
+        /// Its roster role.
+        role: Role,
+    },
+}
+
+impl Principal {
+    /// The actor a command runs as: the owner is an admin of the API surface; the orchestrator
+    /// acts with its configured role.
+    fn actor(&self, bridge: &Bridge) -> Actor {
+        match self {
+            Principal::Owner => Actor::api(),
+            Principal::Agent { .. } => Actor {
+                surface: Surface::Orchestrator,
+                role: bridge.orchestrator_role(),
+            },
+        }
+    }
+}
+
+/// Whether an agent with `role` may call `method path` at all (deny by default; the executor
+/// checks the role of each command after this).
+fn agent_may_call(role: Role, method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    match (role, path) {
+        (_, "/v1/health") => get,
+        (_, "/v1/hooks") => post,
+        (Role::Orchestrator, "/v1/fleet" | "/v1/events") => get,
+        (Role::Orchestrator, "/v1/reply" | "/v1/commands") => post,
+        (Role::Orchestrator, p) if p.starts_with("/v1/agents/") => {
+            (post && (p.ends_with("/send") || p.ends_with("/terminate")))
+                || (get && p.ends_with("/capture"))
+        }
+        // The local chat and decisions on held messages are the owner's.
+        _ => false,
+    }
+}
+
 async fn require_token(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
-    if given.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
-        next.run(request).await
-    } else {
-        error(
+    let principal = given.and_then(|t| authenticate(&state, t));
+    match principal {
+        None => error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong token: send `Authorization: Bearer TOKEN` (the token is in the state directory's api.token)",
-        )
+        ),
+        Some(Principal::Agent { name, role })
+            if !agent_may_call(role, request.method(), request.uri().path()) =>
+        {
+            error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "agent {name} ({}) may not call {} {}",
+                    role.as_str(),
+                    request.method(),
+                    request.uri().path()
+                ),
+            )
+        }
+        Some(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
     }
+}
+
+/// The owner's token, or an agent's own token of an agent in the roster in use.
+fn authenticate(state: &ApiState, token: &str) -> Option<Principal> {
+    if constant_time_eq(token.as_bytes(), state.token.as_bytes()) {
+        return Some(Principal::Owner);
+    }
+    let (name, secret) = AgentToken::parse(token)?;
+    let role = state.bridge.agent_role(name)?;
+    AgentToken::read(&state.paths, name)
+        .filter(|t| t.matches(secret))
+        .map(|t| Principal::Agent {
+            name: t.agent,
+            role,
+        })
 }
 
 /// The token of an `Authorization: Bearer TOKEN` value; the scheme in any case (RFC 9110).
@@ -202,10 +286,6 @@ fn bearer_token(value: &str) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -228,10 +308,15 @@ fn exec_error(e: &ExecError) -> Response {
         .into_response()
 }
 
-/// Runs `command` through the executor as an API client.
-async fn run(state: &ApiState, command: FleetCommand) -> Result<Outcome, Response> {
+/// Runs `command` through the executor as `principal`.
+async fn run(
+    state: &ApiState,
+    principal: &Principal,
+    command: FleetCommand,
+) -> Result<Outcome, Response> {
     let executor = Executor::new(state.paths.clone(), state.mosaic_exe.clone());
-    tokio::task::spawn_blocking(move || executor.exec(&command, &Actor::api()))
+    let actor = principal.actor(&state.bridge);
+    tokio::task::spawn_blocking(move || executor.exec(&command, &actor))
         .await
         .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
         .map_err(|e| exec_error(&e))
@@ -285,8 +370,11 @@ async fn held_decision(
     }
 }
 
-async fn fleet(State(state): State<ApiState>) -> Response {
-    match run(&state, FleetCommand::Ps(PsArgs { json: true })).await {
+async fn fleet(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+) -> Response {
+    match run(&state, &principal, FleetCommand::Ps(PsArgs { json: true })).await {
         Ok(Outcome::Ps { status }) => Json(status).into_response(),
         Ok(other) => Json(other).into_response(),
         Err(r) => r,
@@ -324,6 +412,7 @@ struct TextBody {
 
 async fn send(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     Json(body): Json<TextBody>,
 ) -> Response {
@@ -331,7 +420,7 @@ async fn send(
         name,
         text: vec![body.text],
     });
-    match run(&state, command).await {
+    match run(&state, &principal, command).await {
         Ok(outcome) => Json(outcome).into_response(),
         Err(r) => r,
     }
@@ -349,6 +438,7 @@ fn default_timeout() -> u64 {
 
 async fn terminate(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     body: Option<Json<TerminateBody>>,
 ) -> Response {
@@ -363,7 +453,7 @@ async fn terminate(
         agents: vec![name],
         timeout,
     });
-    match run(&state, command).await {
+    match run(&state, &principal, command).await {
         Ok(Outcome::Stopped { agents, .. }) => {
             let result = agents.first().map(|a| &a.result);
             let tag = serde_json::to_value(result).unwrap_or_default()["result"].clone();
@@ -382,6 +472,7 @@ struct CaptureQuery {
 
 async fn capture(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<CaptureQuery>,
 ) -> Response {
@@ -390,7 +481,7 @@ async fn capture(
         follow: false,
         screen: !q.history,
     });
-    match run(&state, command).await {
+    match run(&state, &principal, command).await {
         Ok(Outcome::Logs { text, .. }) => Json(json!({ "text": text })).into_response(),
         Ok(other) => Json(other).into_response(),
         Err(r) => r,
@@ -596,9 +687,14 @@ fn commanded(outcome: &Outcome) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct HookBody {
     /// `busy` or `idle`, or a harness's own event name (`UserPromptSubmit`, `Stop`, …).
     event: String,
+    /// The agent it is about; an agent's own token may name only itself (the default), the
+    /// owner's token defaults to the orchestrator.
+    #[serde(default)]
+    agent: Option<String>,
 }
 
 /// The event name in what a harness hands its hook: Claude Code's JSON (`hook_event_name`) on
@@ -620,10 +716,24 @@ pub fn hook_state(event: &str) -> Option<HookState> {
     HookState::of_event(event)
 }
 
-async fn hook(State(state): State<ApiState>, Json(body): Json<HookBody>) -> Response {
+async fn hook(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<HookBody>,
+) -> Response {
+    let agent = match (&principal, body.agent) {
+        (Principal::Agent { name, .. }, Some(other)) if *name != other => {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("agent {name} may report only its own hooks, not {other}'s"),
+            );
+        }
+        (Principal::Agent { name, .. }, _) => Some(name.clone()),
+        (Principal::Owner, agent) => agent,
+    };
     match hook_state(&body.event) {
         Some(s) => {
-            state.bridge.hook(s);
+            state.bridge.hook(agent.as_deref(), s);
             StatusCode::NO_CONTENT.into_response()
         }
         None => error(

@@ -36,6 +36,7 @@ use mosaic_connector::{Connector, Health, HealthReporter, Inbound, Markdown, Rep
 use mosaic_exec::{Actor, ExecError, Executor, Outcome, Surface};
 use mosaic_fleet::{Fleet, LiveRoster, Paths};
 use mosaic_grammar::FleetCommand;
+use mosaic_roster::{AclRole, Role};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -285,19 +286,32 @@ impl Bridge {
         Ok(done)
     }
 
-    /// Records a harness hook for the orchestrator.
-    pub fn hook(&self, state: HookState) {
-        self.inner.activity.hook(state);
+    /// Records a harness hook of agent `agent` (the orchestrator when `None`).
+    pub fn hook(&self, agent: Option<&str>, state: HookState) {
+        let orchestrator = self.orchestrator_name();
+        let name = agent.map_or_else(|| orchestrator.clone(), str::to_owned);
+        if name == orchestrator {
+            self.inner.activity.hook(state);
+        }
         let label = match state {
             HookState::Busy => "busy",
             HookState::Idle => "idle",
         };
-        let name = self.orchestrator_name();
         let _ = self.inner.events.send(Event::AgentState {
             name,
             state: label.into(),
         });
         self.wake_delivery();
+    }
+
+    /// The role the orchestrator acts with (`bridge.orchestrator_role`).
+    pub fn orchestrator_role(&self) -> AclRole {
+        self.view().settings.orchestrator_role
+    }
+
+    /// The roster role of agent `name`, if the roster in use has it.
+    pub fn agent_role(&self, name: &str) -> Option<Role> {
+        self.inner.roster.get().agent(name).map(|a| a.role)
     }
 
     fn orchestrator_name(&self) -> String {

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use mosaic_fleet::Paths;
+use mosaic_fleet::paths::AGENT_TOKEN_ENV;
 use serde_json::Value;
 use std::io::BufRead;
 
@@ -31,6 +32,14 @@ impl std::fmt::Display for Unreachable {
 
 impl std::error::Error for Unreachable {}
 
+/// The agent's own token when this runs inside an agent (its harness was given
+/// [`AGENT_TOKEN_ENV`]): the daemon then grants what the agent's role may do, no more.
+pub fn agent_token() -> Option<String> {
+    std::env::var(AGENT_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+}
+
 impl Daemon {
     /// The daemon of this state directory if one runs (it holds the lock), else `None`. A
     /// stale `daemon.json` is not a running daemon.
@@ -49,8 +58,11 @@ impl Daemon {
         })?;
         let info: Value =
             serde_json::from_str(&info).context("daemon.json is corrupt; restart `mosaic up`")?;
-        let token = std::fs::read_to_string(paths.state_dir.join(TOKEN_FILE))
-            .context("cannot read the API token")?;
+        let token = match agent_token() {
+            Some(token) => token,
+            None => std::fs::read_to_string(paths.state_dir.join(TOKEN_FILE))
+                .context("cannot read the API token")?,
+        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()

@@ -16,7 +16,7 @@ use mosaic_connector::Health;
 use mosaic_exec::{Actor, Executor, Outcome, render};
 use mosaic_fleet::verify::{Check, Level};
 use mosaic_fleet::{Fleet, Paths, create_private_dir, wizard};
-use mosaic_grammar::{FleetCommand, InstallArgs};
+use mosaic_grammar::{FleetCommand, InstallArgs, LogsArgs};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -257,6 +257,9 @@ fn open(paths: &Paths) -> Result<Fleet> {
 
 /// `mosaic fleet …`: the terminal-only verbs here, everything else through the executor.
 fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
+    if client::agent_token().is_some() {
+        return fleet_as_agent(paths, cmd);
+    }
     match &mut cmd {
         FleetCommand::Init(args) => {
             let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -307,6 +310,37 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
     if let Outcome::Status { .. } = outcome {
         println!("{}", daemon_line(paths));
     }
+    Ok(if shown.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `mosaic fleet …` inside an agent (it holds its own token): through the daemon, which runs it
+/// with the role the agent may act with (`bridge.orchestrator_role`; workers may run none).
+fn fleet_as_agent(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
+    match &mut cmd {
+        FleetCommand::Attach(_)
+        | FleetCommand::Install(_)
+        | FleetCommand::Logs(LogsArgs { follow: true, .. }) => bail!(
+            "`mosaic fleet {}` is for a person at a terminal, not for an agent",
+            cmd.verb()
+        ),
+        FleetCommand::Send(args) => args.text = vec![read_text(std::mem::take(&mut args.text))?],
+        _ => {}
+    }
+    let daemon = client::Daemon::running(paths).ok_or_else(|| {
+        anyhow::anyhow!(
+            "an agent runs fleet commands through the daemon, and it is not running (`mosaic up`)"
+        )
+    })??;
+    let answer = daemon.post("/v1/commands", serde_json::json!({ "command": cmd }))?;
+    let outcome: Outcome = serde_json::from_value(answer["outcome"].clone())
+        .context("the daemon's answer to a command")?;
+    let shown = render::terminal(&outcome, render::wants_json(&cmd));
+    eprint!("{}", shown.stderr);
+    print!("{}", shown.stdout);
     Ok(if shown.success {
         ExitCode::SUCCESS
     } else {

@@ -2,7 +2,9 @@
 
 use crate::error::FleetError;
 use crate::harness::{harness_of, launch_argv, orchestrator_mcp_config, paste_settle};
-use crate::paths::{Paths, agent_workdir, lock_exclusive, write_atomic};
+use crate::paths::{
+    AGENT_TOKEN_ENV, AgentToken, Paths, agent_workdir, lock_exclusive, write_atomic,
+};
 use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
 use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError};
 use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
@@ -207,6 +209,8 @@ impl Fleet {
         let state = self.paths.agent_state(&agent.name);
         create_private_dir(&state)?;
         let _ = std::fs::remove_file(self.paths.stop_requested(&agent.name));
+        let token = AgentToken::ensure(&self.paths, &agent.name)
+            .map_err(|e| FleetError::io(&self.paths.agent_token(&agent.name), e))?;
         // An orchestrator whose harness takes an MCP config file gets mosaic's tools that way.
         let harness = harness_of(agent).map_err(FleetError::Refused)?;
         let mcp_config = (agent.role == Role::Orchestrator && harness.wants_mcp_config())
@@ -234,6 +238,8 @@ impl Fleet {
             ("MOSAIC_AGENT_STATE".into(), state.display().to_string()),
             // mosaic's absolute path: the agent's PATH may not have it (see orchestrator_rules).
             ("MOSAIC_BIN".into(), self.mosaic_exe.display().to_string()),
+            // Its own API token: the daemon grants it what the agent's role may do, no more.
+            (AGENT_TOKEN_ENV.into(), token.presented()),
         ];
         env.extend(harness.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -457,8 +463,9 @@ impl Fleet {
 
     /// Stops `name` (waiting up to `timeout` for a graceful exit) and starts it again (waiting up
     /// to `wait` for its first screen): the outcomes of both, in order. A running agent is
-    /// restarted in its own pane (`respawn-pane -k`): its session, and any client attached to
-    /// it, stay; nothing is killed under a control client.
+    /// restarted in its own pane (`respawn-pane -k`): its session and the people attached to it
+    /// stay. Control clients (the daemon's delivery worker) are detached first and reconnect:
+    /// tmux 3.5a can crash (SIGSEGV, every agent lost) when a pane is respawned under one.
     pub fn restart(
         &self,
         name: &str,

@@ -73,6 +73,78 @@ impl Paths {
     pub fn stop_requested(&self, agent: &str) -> PathBuf {
         self.agent_state(agent).join("stop-requested")
     }
+
+    /// The file holding an agent's own API token (mode 0600), see [`AgentToken`].
+    pub fn agent_token(&self, agent: &str) -> PathBuf {
+        self.agent_state(agent).join("token")
+    }
+}
+
+/// The environment variable holding an agent's own API token, `NAME:SECRET`: given to its
+/// harness at launch, used by `mosaic reply`, `mosaic hook`, `mosaic mcp` and `mosaic fleet` run
+/// inside the agent, so the daemon knows which agent asks and grants only what its role may do.
+pub const AGENT_TOKEN_ENV: &str = "MOSAIC_AGENT_TOKEN";
+
+/// An agent's own API token: `NAME:SECRET`, where SECRET is kept in the agent's state directory
+/// (mode 0600) and stays the same across restarts of the agent and of the daemon.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgentToken {
+    /// The agent it belongs to.
+    pub agent: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for AgentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AgentToken({}:…)", self.agent)
+    }
+}
+
+impl AgentToken {
+    /// The agent's token, created the first time.
+    pub fn ensure(paths: &Paths, agent: &str) -> std::io::Result<AgentToken> {
+        let path = paths.agent_token(agent);
+        if let Some(token) = Self::read(paths, agent) {
+            return Ok(token);
+        }
+        let secret = random_hex(32)?;
+        write_atomic(&path, &secret)?;
+        Ok(AgentToken {
+            agent: agent.to_owned(),
+            secret,
+        })
+    }
+
+    /// The agent's token if it has one.
+    pub fn read(paths: &Paths, agent: &str) -> Option<AgentToken> {
+        let secret = std::fs::read_to_string(paths.agent_token(agent)).ok()?;
+        let secret = secret.trim();
+        (secret.len() == 64).then(|| AgentToken {
+            agent: agent.to_owned(),
+            secret: secret.to_owned(),
+        })
+    }
+
+    /// Splits a presented `NAME:SECRET` into the agent's name and the secret.
+    pub fn parse(presented: &str) -> Option<(&str, &str)> {
+        let (agent, secret) = presented.rsplit_once(':')?;
+        (!agent.is_empty() && !secret.is_empty()).then_some((agent, secret))
+    }
+
+    /// Whether `secret` is this token's secret (in constant time).
+    pub fn matches(&self, secret: &str) -> bool {
+        constant_time_eq(self.secret.as_bytes(), secret.as_bytes())
+    }
+
+    /// The value of [`AGENT_TOKEN_ENV`]: `NAME:SECRET`.
+    pub fn presented(&self) -> String {
+        format!("{}:{}", self.agent, self.secret)
+    }
+}
+
+/// Compares two secrets without leaking where they differ through timing.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The user's home directory (`$HOME`, else `/`).

@@ -273,10 +273,36 @@ impl Tmux {
         }
     }
 
+    /// Detaches the control-mode clients (never a person's terminal) attached to `session`.
+    pub fn detach_control_clients(&self, session: &str) -> Result<(), TmuxError> {
+        let clients = match self.run(&[
+            "list-clients",
+            "-t",
+            &exact(session),
+            "-F",
+            &format!("#{{client_name}}{SEP}#{{client_control_mode}}"),
+        ]) {
+            Ok(out) => out,
+            Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for line in clients.lines() {
+            if let Some((client, "1")) = line.split_once(SEP) {
+                // A client that left meanwhile is not an error.
+                let _ = self.run(&["detach-client", "-t", client]);
+            }
+        }
+        Ok(())
+    }
+
     /// Starts `spec.argv` afresh in the existing session `spec.name` (`respawn-pane -k`: a program
     /// still running there is killed first), with `spec`'s working directory and environment. The
-    /// session, its pane id and any attached client stay; nothing is killed under a client.
+    /// session, its pane id and a person's attached terminal stay; control clients are detached
+    /// first (see [`Tmux::detach_control_clients`]).
     pub fn respawn_pane(&self, spec: &SessionSpec) -> Result<(), TmuxError> {
+        // tmux 3.5a sometimes crashes (SIGSEGV) when a pane is respawned while a control client
+        // is attached to its session (found under parallel load; see tests/lifecycle.rs).
+        self.detach_control_clients(&spec.name)?;
         let mut args: Vec<String> = vec![
             "respawn-pane".into(),
             "-k".into(),
