@@ -15,7 +15,7 @@
  */
 
 import { spawn } from "node:child_process";
-import type { ExtensionAPI, ExtensionContext, ExtensionUIContext } from "@mariozechner/pi-coding-agent";
+import type { ExtensionAPI, ExtensionContext } from "@mariozechner/pi-coding-agent";
 import { Type } from "typebox";
 
 /** How long pi's exit waits for the `session_end` hook to be taken. */
@@ -64,8 +64,8 @@ export default function mosaic(pi: ExtensionAPI) {
 	 */
 	function watchDialogs(ctx: ExtensionContext) {
 		if (!ctx.hasUI) return;
-		const ui = ctx.ui as ExtensionUIContext & Record<string | symbol, unknown>;
-		const known = ui[DIALOG_WATCH] as { report?: DialogReport } | undefined;
+		const ui = ctx.ui as unknown as Record<string | symbol, unknown>;
+		const known = ui[DIALOG_WATCH] as { report: DialogReport } | undefined;
 		const report: DialogReport = (opened, kind, title) => {
 			let idle = true;
 			try {
@@ -82,7 +82,7 @@ export default function mosaic(pi: ExtensionAPI) {
 		const watch = { report };
 		ui[DIALOG_WATCH] = watch;
 		for (const kind of DIALOGS) {
-			const open = ui[kind];
+			const open = ui[kind] as ((title: string, ...rest: unknown[]) => Promise<unknown>) | undefined;
 			if (typeof open !== "function") continue;
 			ui[kind] = async (title: string, ...rest: unknown[]) => {
 				watch.report(true, kind, title);
