@@ -2,7 +2,6 @@
 //! the orchestrator, and the real `mosaic reply` / `mosaic mcp` binaries against the real API.
 
 mod support;
-use mosaic_bridge::activity::HookState;
 use mosaic_connector::ErrorKind;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -199,7 +198,9 @@ fn a_connector_outage_delays_replies_and_delivers_each_once() {
 #[test]
 fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() {
     let h = BridgeHarness::new("bridge:\n  queue_notice: 2\n");
-    h.bridge.hook(None, HookState::Busy);
+    h.bridge
+        .hook(None, "busy", &serde_json::Value::Null)
+        .unwrap();
     for i in 1..=3 {
         h.post("op-1", &format!("task {i}"));
     }
@@ -210,7 +211,9 @@ fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() 
         "nothing is typed while the orchestrator is busy"
     );
     for n in 1..=3 {
-        h.bridge.hook(None, HookState::Idle);
+        h.bridge
+            .hook(None, "idle", &serde_json::Value::Null)
+            .unwrap();
         wait_for("the next delivery", || h.s.transcript("mos").len() == n);
     }
     let got: Vec<String> =
@@ -219,25 +222,6 @@ fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() 
             .map(|t| t.rsplit("] ").next().unwrap().to_owned())
             .collect();
     assert_eq!(got, ["task 1", "task 2", "task 3"]);
-}
-
-fn rpc(stdin: &mut impl Write, id: u64, method: &str, params: serde_json::Value) {
-    let msg = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
-    writeln!(stdin, "{msg}").unwrap();
-    stdin.flush().unwrap();
-}
-
-fn response(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    id: u64,
-) -> serde_json::Value {
-    for line in lines {
-        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if v["id"] == id {
-            return v;
-        }
-    }
-    panic!("no response {id}");
 }
 
 #[test]
@@ -435,7 +419,7 @@ fn agent_state_changes_are_streamed() {
     let dead = h.rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                if let Ok(mosaic_bridge::events::Event::AgentState { name, state }) =
+                if let Ok(mosaic_bridge::events::Event::AgentState { name, state, .. }) =
                     events.recv().await
                     && name == "scout"
                     && state == "dead"

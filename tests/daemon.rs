@@ -335,8 +335,9 @@ fn one_daemon_per_state_dir_and_a_stale_daemon_json_never_blocks() {
     let winner = &mut both[1 - loser].child;
     let pid = winner.id();
     wait_for("the running daemon's daemon.json", || {
-        std::fs::read_to_string(s.state().join("daemon.json"))
-            .is_ok_and(|t| t.contains(&format!("\"pid\":{pid}")))
+        std::fs::read_to_string(s.state().join("daemon.json")).is_ok_and(|t| {
+            t.contains(&format!("\"pid\":{pid}")) && t.contains(r#""fleet":"started""#)
+        })
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(
@@ -591,7 +592,13 @@ fn a_reply_that_cannot_be_queued_says_why_with_its_own_status() {
 }
 
 /// `mosaic up` with extra variables in its environment.
+/// Removes an earlier daemon's `daemon.json`, so waiting for the next one sees only its own.
+fn forget_daemon(s: &Sandbox) {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+}
+
 fn up_with_env(s: &Sandbox, env: &[(&str, &str)]) -> (Daemon, String, String) {
+    forget_daemon(s);
     let child = s
         .command(&["up", "--listen", "127.0.0.1:0"])
         .envs(env.iter().copied())
@@ -613,6 +620,7 @@ fn pid_namespaces_work() -> bool {
 
 /// `mosaic up` as pid 1 of a new pid namespace, as in a container: every run has the same pid.
 fn up_as_pid_1(s: &Sandbox) -> (Daemon, String, String) {
+    forget_daemon(s);
     let mut c = std::process::Command::new("unshare");
     c.args([
         "--pid",
@@ -631,11 +639,11 @@ fn up_as_pid_1(s: &Sandbox) -> (Daemon, String, String) {
     wait_up(s, c.spawn().unwrap())
 }
 
+/// Waits until the daemon `child` (spawned after [`forget_daemon`]) has started the fleet.
 fn wait_up(s: &Sandbox, child: Child) -> (Daemon, String, String) {
-    let _ = std::fs::remove_file(s.state().join("daemon.json"));
     let info = s.state().join("daemon.json");
     wait_for("the daemon to listen", || {
-        std::fs::read_to_string(&info).is_ok_and(|t| t.contains("url"))
+        std::fs::read_to_string(&info).is_ok_and(|t| t.contains(r#""fleet":"started""#))
     });
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
@@ -775,8 +783,8 @@ fn a_remote_listen_address_needs_allow_remote_and_state_files_are_private() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the daemon to listen", || {
-        s.state().join("daemon.json").exists()
+    wait_for("the daemon to start the fleet", || {
+        read_opt(&s.state().join("daemon.json")).contains(r#""fleet":"started""#)
     });
     let token = read(&s.state().join("api.token"));
     let info: serde_json::Value =
@@ -828,6 +836,7 @@ fn idle_connections_cannot_starve_health_or_chat() {
     let s = Sandbox::new();
     s.init("general");
     // The daemon as systemd might run it, with a file limit of 256.
+    forget_daemon(&s);
     let mut c = std::process::Command::new("sh");
     c.args([
         "-c",
@@ -1230,4 +1239,181 @@ fn the_orchestrator_acts_with_its_role_and_a_worker_only_reports_its_own_hooks()
         call(&owner, "POST", "/v1/agents/helper/send", text_body),
         200
     );
+}
+
+/// An agent's `(activity, activity_source, activity_detail)` as `ps --json` shows it.
+fn activity_of(s: &Sandbox, agent: &str) -> (String, String, String) {
+    let ps = s.ps();
+    let a = ps["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == agent)
+        .cloned()
+        .unwrap_or_default();
+    let field = |k: &str| a[k].as_str().unwrap_or("-").to_owned();
+    (
+        field("activity"),
+        field("activity_source"),
+        field("activity_detail"),
+    )
+}
+
+/// Hooks give every agent its true state (with the source, in `ps` and `status`); an
+/// orchestrator waiting on a person holds chat messages back and its room is told once.
+#[test]
+fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, _url, _owner) = up(&s);
+    wait_for("every demo agent to say it is idle", || {
+        ["mos", "helper", "scout"]
+            .iter()
+            .all(|a| activity_of(&s, a).0 == "idle" && activity_of(&s, a).1 == "hook")
+    });
+    let as_agent = |agent: &str, args: &[&str], payload: &str| {
+        let token = agent_env(&s, agent, "MOSAIC_AGENT_TOKEN");
+        let mut child = s
+            .command(args)
+            .env("MOSAIC_AGENT_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(payload.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    };
+    // A worker waits on a permission dialog: its own hook says so, with what it asks.
+    as_agent(
+        "helper",
+        &["hook", "waiting-for-input"],
+        r#"{"tool_name":"Bash","tool_input":{"command":"rm -rf build"}}"#,
+    );
+    assert_eq!(
+        activity_of(&s, "helper"),
+        (
+            "waiting-for-input".into(),
+            "hook".into(),
+            "permission to run Bash: rm -rf build".into()
+        )
+    );
+    let status = s.ok(&["fleet", "status"]);
+    assert!(
+        status.contains("waiting for input: permission to run Bash: rm -rf build"),
+        "{status}"
+    );
+    let table = s.ok(&["fleet", "ps"]);
+    assert!(table.contains("waiting-for-input (hook)"), "{table}");
+    // The orchestrator: a message goes in, then it waits on a person.
+    let mut chat = s
+        .command(&["chat", "--linger", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = chat.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(input, "first").unwrap();
+    wait_for("the first message", || s.transcript("mos").len() == 1);
+    wait_for("mos idle again", || activity_of(&s, "mos").0 == "idle");
+    let dialog = r#"{"hook_event_name":"Notification","message":"Claude needs your permission to use Bash"}"#;
+    as_agent("mos", &["hook", "waiting-for-input"], dialog);
+    writeln!(input, "second").unwrap();
+    // Told again: not announced twice.
+    as_agent("mos", &["hook", "waiting-for-input"], dialog);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        s.transcript("mos").len(),
+        1,
+        "nothing is typed into a dialog"
+    );
+    as_agent("mos", &["hook", "idle"], "");
+    wait_for("the second message", || s.transcript("mos").len() == 2);
+    drop(input);
+    let out = chat.wait_with_output().unwrap();
+    let printed = text(&out.stdout);
+    assert_eq!(
+        printed
+            .matches(
+                "mos is waiting for input at its terminal: Claude needs your permission to use Bash"
+            )
+            .count(),
+        1,
+        "{printed}"
+    );
+    // A worker may not claim to be the orchestrator.
+    let token = agent_env(&s, "helper", "MOSAIC_AGENT_TOKEN");
+    let out = s
+        .command(&["hook", "--agent", "mos", "busy"])
+        .env("MOSAIC_AGENT_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("only its own hooks"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `mosaic mcp` starts and lists its tools while the daemon is away (a harness starting before
+/// the daemon never sees a dead server), answers a call then with a clear tool error, and
+/// reaches the daemon once it runs, in the same session.
+#[test]
+fn the_mcp_server_connects_to_the_daemon_lazily() {
+    use std::io::{BufRead, BufReader};
+    let s = Sandbox::new();
+    s.init("general");
+    let mut child = s
+        .command(&["mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let init = serde_json::json!({
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "0" }
+    });
+    rpc(&mut stdin, 1, "initialize", init);
+    assert!(response(&mut lines, 1)["result"]["capabilities"]["tools"].is_object());
+    rpc(&mut stdin, 2, "tools/list", serde_json::json!({}));
+    assert!(
+        response(&mut lines, 2)["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 5
+    );
+    let status = serde_json::json!({ "name": "fleet_status", "arguments": {} });
+    rpc(&mut stdin, 3, "tools/call", status.clone());
+    let r = response(&mut lines, 3);
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("daemon is not running"),
+        "{r}"
+    );
+    let (_d, _url, _token) = up(&s);
+    rpc(&mut stdin, 4, "tools/call", status);
+    let r = response(&mut lines, 4);
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("helper"),
+        "{r}"
+    );
+    drop(stdin);
+    let _ = child.wait();
 }

@@ -99,7 +99,9 @@ fn mos_with(prepare: impl FnOnce(&FakeDiscord)) -> Mos {
         daemon,
         _rt: rt,
     };
-    wait_for("the daemon", || m.s.state().join("daemon.json").exists());
+    wait_for("the daemon", || {
+        read_opt(&m.s.state().join("daemon.json")).contains(r#""fleet":"started""#)
+    });
     m
 }
 

@@ -310,7 +310,7 @@ fn fuzz_the_chat_grammar_and_the_envelope() {
 fn fuzz_the_hook_payloads() {
     fuzz("hooks", HANG, |raw| {
         let name = mosaic_api::hook_event_name(raw);
-        let _ = mosaic_api::hook_state(&name);
+        let _ = mosaic_roster::harness::hook_effect(Some("claude"), &name);
         Ok(())
     });
 }

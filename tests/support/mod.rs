@@ -301,4 +301,30 @@ pub fn wait_for_secs(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
+
+/// The file's text, or empty when it cannot be read (yet).
+pub fn read_opt(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
 pub mod bridge;
+
+/// Sends one JSON-RPC request (an MCP client talking to `mosaic mcp`).
+pub fn rpc(stdin: &mut impl std::io::Write, id: u64, method: &str, params: serde_json::Value) {
+    let msg = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+    writeln!(stdin, "{msg}").unwrap();
+    stdin.flush().unwrap();
+}
+
+/// Reads lines until the JSON-RPC response with `id`.
+pub fn response(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    id: u64,
+) -> serde_json::Value {
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["id"] == id {
+            return v;
+        }
+    }
+    panic!("no response {id}");
+}

@@ -14,8 +14,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mosaic_bridge::activity::HookState;
-use mosaic_bridge::{Bridge, ReplyError, Target, Verdict};
+use mosaic_bridge::{Bridge, HookError, ReplyError, Target, Verdict};
 use mosaic_connector::{Inbound, Markdown};
 use mosaic_exec::{Actor, ErrorKind, ExecError, Executor, Outcome, Surface, render};
 use mosaic_fleet::Paths;
@@ -605,7 +604,9 @@ pub fn post_reply(bridge: &Bridge, request: &ReplyRequest) -> Result<usize, (Sta
             ));
         }
     };
-    bridge.reply(&request.text, target).map_err(refused)
+    let queued = bridge.reply(&request.text, target).map_err(refused)?;
+    bridge.orchestrator_replied();
+    Ok(queued)
 }
 
 /// The status of a reply that could not be queued.
@@ -689,31 +690,31 @@ fn commanded(outcome: &Outcome) -> Response {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HookBody {
-    /// `busy` or `idle`, or a harness's own event name (`UserPromptSubmit`, `Stop`, …).
+    /// `busy`, `idle`, `waiting-for-input`, `ended`, or a harness's own event name
+    /// (`UserPromptSubmit`, `Stop`, `agent_end`, …).
     event: String,
     /// The agent it is about; an agent's own token may name only itself (the default), the
     /// owner's token defaults to the orchestrator.
     #[serde(default)]
     agent: Option<String>,
+    /// What the harness handed its hook (its JSON payload), if anything.
+    #[serde(default)]
+    payload: Value,
 }
 
-/// The event name in what a harness hands its hook: Claude Code's JSON (`hook_event_name`) on
-/// stdin, Codex's JSON (`type`) as an argument, or a bare name (`busy`, `idle`, pi's events).
+/// The event name in what a harness hands its hook: Claude Code's and Codex's JSON
+/// (`hook_event_name`) on stdin, Codex's notify JSON (`type`) as an argument, pi's extension
+/// (`event`), or a bare name (`busy`, `idle`).
 pub fn hook_event_name(raw: &str) -> String {
     match serde_json::from_str::<Value>(raw.trim()) {
         Ok(v) => v["hook_event_name"]
             .as_str()
             .or(v["type"].as_str())
+            .or(v["event"].as_str())
             .unwrap_or_default()
             .to_owned(),
         Err(_) => raw.trim().to_owned(),
     }
-}
-
-/// Maps a hook event name to a state: mosaic's own names and the harnesses' event names
-/// (from their manifests, see [`HookState::of_event`]).
-pub fn hook_state(event: &str) -> Option<HookState> {
-    HookState::of_event(event)
 }
 
 async fn hook(
@@ -731,18 +732,13 @@ async fn hook(
         (Principal::Agent { name, .. }, _) => Some(name.clone()),
         (Principal::Owner, agent) => agent,
     };
-    match hook_state(&body.event) {
-        Some(s) => {
-            state.bridge.hook(agent.as_deref(), s);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown hook event {:?}; expected busy, idle, or a harness event name",
-                body.event
-            ),
-        ),
+    match state
+        .bridge
+        .hook(agent.as_deref(), &body.event, &body.payload)
+    {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e @ HookError::UnknownAgent(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ HookError::UnknownEvent { .. }) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 

@@ -7,30 +7,15 @@ use std::time::{Duration, Instant};
 /// How long the pane must be quiet to count as idle when nothing better is known.
 pub const QUIET_PERIOD: Duration = Duration::from_secs(2);
 
-/// What a harness hook reported.
+/// What a harness hook reported, for delivery: waiting on a person (a permission dialog)
+/// counts as busy, so no chat message is typed into a dialog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookState {
-    /// The harness took a prompt and is working (Claude Code `UserPromptSubmit`).
+    /// The harness took a prompt and is working (Claude Code `UserPromptSubmit`), or waits on a
+    /// person.
     Busy,
     /// The harness finished its turn (Claude Code `Stop`, Codex `agent-turn-complete`).
     Idle,
-}
-
-impl HookState {
-    /// What hook event `event` says: `busy` and `idle` by name, a harness's own event as its
-    /// manifest maps it. Waiting on a person (a permission dialog) counts as busy: no chat
-    /// message is typed into a dialog.
-    pub fn of_event(event: &str) -> Option<HookState> {
-        use mosaic_roster::harness::{HookEffect, hook_effect};
-        match event {
-            "busy" => Some(HookState::Busy),
-            "idle" => Some(HookState::Idle),
-            _ => hook_effect(event).map(|effect| match effect {
-                HookEffect::Idle => HookState::Idle,
-                HookEffect::Busy | HookEffect::WaitingForInput => HookState::Busy,
-            }),
-        }
-    }
 }
 
 /// The orchestrator's activity, shared by the delivery worker and the hook endpoint.
@@ -46,6 +31,8 @@ struct Inner {
     tail: Vec<u8>,
     output_since_busy: bool,
     hook: Option<(HookState, Instant)>,
+    /// A message was delivered and the orchestrator has not replied to it yet.
+    unanswered: bool,
 }
 
 impl Activity {
@@ -58,6 +45,7 @@ impl Activity {
                 tail: Vec::new(),
                 output_since_busy: false,
                 hook: None,
+                unanswered: false,
             }),
             idle_prompt: idle_prompt.map(|p| p.as_bytes().to_vec()),
             busy_timeout,
@@ -70,11 +58,25 @@ impl Activity {
         i.busy_since = Some(Instant::now());
         i.output_since_busy = false;
         i.tail.clear();
+        i.unanswered = true;
+    }
+
+    /// The orchestrator replied (with `mosaic reply` or its MCP tool) in this turn.
+    pub fn replied(&self) {
+        self.inner.lock().unwrap().unanswered = false;
+    }
+
+    /// True once per delivered message the orchestrator ended its turn without replying to:
+    /// its final text is then relayed for it.
+    pub fn take_unanswered(&self) -> bool {
+        std::mem::take(&mut self.inner.lock().unwrap().unanswered)
     }
 
     /// A delivery failed before the agent took anything: it is not busy because of it.
     pub fn abandoned(&self) {
-        self.inner.lock().unwrap().busy_since = None;
+        let mut i = self.inner.lock().unwrap();
+        i.busy_since = None;
+        i.unanswered = false;
     }
 
     /// The pane printed `data`.
@@ -149,24 +151,15 @@ mod tests {
     }
 
     #[test]
-    fn hook_events_come_from_the_manifests() {
-        assert_eq!(HookState::of_event("busy"), Some(HookState::Busy));
-        assert_eq!(HookState::of_event("Stop"), Some(HookState::Idle));
-        assert_eq!(
-            HookState::of_event("UserPromptSubmit"),
-            Some(HookState::Busy)
-        );
-        assert_eq!(
-            HookState::of_event("PermissionRequest"),
-            Some(HookState::Busy)
-        );
-        assert_eq!(
-            HookState::of_event("agent-turn-complete"),
-            Some(HookState::Idle)
-        );
-        assert_eq!(HookState::of_event("agent_start"), Some(HookState::Busy));
-        assert_eq!(HookState::of_event("agent_end"), Some(HookState::Idle));
-        assert_eq!(HookState::of_event("Sneeze"), None);
+    fn a_turn_without_a_reply_is_unanswered_once() {
+        let a = Activity::new(None, Duration::from_secs(600));
+        assert!(!a.take_unanswered(), "nothing delivered yet");
+        a.submitted();
+        assert!(a.take_unanswered());
+        assert!(!a.take_unanswered(), "once");
+        a.submitted();
+        a.replied();
+        assert!(!a.take_unanswered(), "it replied itself");
     }
 
     #[test]

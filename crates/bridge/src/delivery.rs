@@ -25,6 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
+/// How long the worker waits for output at a time while the orchestrator is busy: the delay
+/// before it notices an idle hook.
+const BUSY_POLL: Duration = Duration::from_millis(20);
+
 /// The key under which the last delivered message's origin is kept (where replies go).
 pub const CONVERSATION_KEY: &str = "conversation";
 
@@ -171,10 +175,9 @@ impl DeliveryWorker {
                 continue;
             }
             if !self.activity.is_idle() {
-                match s
-                    .client
-                    .next_output(Instant::now() + Duration::from_millis(200))
-                {
+                // The pane's output tells the activity; a hook (which arrives on its own
+                // connection, after the output) is seen within one short wait.
+                match s.client.next_output(Instant::now() + BUSY_POLL) {
                     Ok(Some(data)) => self.activity.output(&data),
                     Ok(None) => {}
                     Err(_) => session = None,

@@ -70,12 +70,18 @@ pub enum Event {
     },
     /// An agent changed state: `running`, `dead`, `stopped`, `orphan`, `removed` (from the
     /// fleet, checked every second), `restarted` or `crash-looping` (its restart policy), or
-    /// `busy`, `idle` (from the orchestrator's hooks).
+    /// `idle`, `busy`, `waiting-for-input`, `ended` (from its harness's hooks).
     AgentState {
         /// Agent name.
         name: String,
         /// New state.
         state: String,
+        /// Where it comes from: `hook`, else the fleet's process check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        /// What it waits for, or the hook event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// `roster.yaml` changed and the new roster is in use (the ACL, rooms and settings too).
     RosterChanged {
@@ -99,7 +105,12 @@ impl From<mosaic_fleet::Change> for Event {
             Change::Restarted(name) => (name, "restarted".to_owned()),
             Change::CrashLooping(name) => (name, "crash-looping".to_owned()),
         };
-        Event::AgentState { name, state }
+        Event::AgentState {
+            name,
+            state,
+            source: None,
+            detail: None,
+        }
     }
 }
 
@@ -141,6 +152,8 @@ mod tests {
             Event::AgentState {
                 name: "mos".into(),
                 state: "idle".into(),
+                source: Some("hook".into()),
+                detail: Some("Stop".into()),
             },
             Event::RosterChanged {
                 agents: vec!["mos".into()],

@@ -11,6 +11,8 @@
 
 pub mod acl;
 pub mod activity;
+mod hooks;
+pub use hooks::HookError;
 pub mod audit;
 #[cfg(feature = "test-util")]
 pub mod compliance;
@@ -26,7 +28,7 @@ pub mod split;
 pub mod store;
 mod view;
 
-use crate::activity::{Activity, HookState};
+use crate::activity::Activity;
 use crate::audit::AuditLog;
 use crate::delivery::DeliveryWorker;
 use crate::events::Event;
@@ -149,6 +151,8 @@ struct Inner {
     delivery_wake_rx: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     wake_outbox: Notify,
     activity: Arc<Activity>,
+    /// Each agent's activity as its hooks last said (to tell changes once).
+    observed: Mutex<HashMap<String, mosaic_fleet::Activity>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -202,6 +206,7 @@ impl Bridge {
                 wake_delivery: Mutex::new(wake_tx),
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),
                 wake_outbox: Notify::new(),
+                observed: Mutex::new(HashMap::new()),
                 stop: Arc::new(AtomicBool::new(false)),
             }),
         })
@@ -284,24 +289,6 @@ impl Bridge {
         let done = self.inner.store.lock().unwrap().resolve_held(id, retry)?;
         self.wake_delivery();
         Ok(done)
-    }
-
-    /// Records a harness hook of agent `agent` (the orchestrator when `None`).
-    pub fn hook(&self, agent: Option<&str>, state: HookState) {
-        let orchestrator = self.orchestrator_name();
-        let name = agent.map_or_else(|| orchestrator.clone(), str::to_owned);
-        if name == orchestrator {
-            self.inner.activity.hook(state);
-        }
-        let label = match state {
-            HookState::Busy => "busy",
-            HookState::Idle => "idle",
-        };
-        let _ = self.inner.events.send(Event::AgentState {
-            name,
-            state: label.into(),
-        });
-        self.wake_delivery();
     }
 
     /// The role the orchestrator acts with (`bridge.orchestrator_role`).

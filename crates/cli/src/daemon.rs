@@ -62,6 +62,7 @@ async fn run(
     listen: Option<String>,
     allow_remote: bool,
 ) -> Result<()> {
+    let shutdown = shutdown_signal()?;
     create_private_dir(&paths.state_dir)?;
     let _lock = lock(&paths.state_dir)?;
     let live = LiveRoster::open(paths.clone())?;
@@ -75,11 +76,6 @@ async fn run(
         .with_context(|| format!("cannot listen on {addr:?}"))?;
     let url = format!("http://{}", listener.local_addr()?);
     let token = ensure_token(&paths.state_dir)?;
-    let outcomes = {
-        let fleet = fleet.clone();
-        tokio::task::spawn_blocking(move || fleet.start(&[], Duration::from_secs(30))).await??
-    };
-    print!("{}", render::outcomes(&outcomes));
     let bridge = Bridge::new(
         BridgeConfig {
             paths: paths.clone(),
@@ -92,21 +88,43 @@ async fn run(
     let bridge_running = bridge_component(&bridge);
     // Replies `mosaic reply` kept while the daemon was away (the lock is held: no new ones).
     crate::spool::post_all(paths, &bridge);
-    let mut components = vec![
-        bridge_running,
-        supervisor_component(&bridge, &live, &exe),
-        roster_component(&bridge),
-    ];
+    let mut components = vec![bridge_running];
+    // The API is up before any agent starts: an agent's hooks, `mosaic reply` and MCP tools
+    // reach it from its first moment.
     let state = ApiState {
         bridge: bridge.clone(),
         paths: paths.clone(),
-        mosaic_exe: exe,
+        mosaic_exe: exe.clone(),
         token: Arc::new(token),
     };
     let (api, api_stop) = api_component(listener, state);
     components.push(api);
-    let info = serde_json::json!({ "url": url, "pid": std::process::id() });
-    mosaic_fleet::paths::write_atomic(&paths.state_dir.join(DAEMON_FILE), &info.to_string())?;
+    // `fleet` says whether the daemon's start of the fleet is done (scripts can wait for it).
+    let info = |fleet: &str| {
+        serde_json::json!({ "url": url, "pid": std::process::id(), "fleet": fleet }).to_string()
+    };
+    let info_file = paths.state_dir.join(DAEMON_FILE);
+    mosaic_fleet::paths::write_atomic(&info_file, &info("starting"))?;
+    let outcomes = {
+        let fleet = fleet.clone();
+        let started =
+            tokio::task::spawn_blocking(move || fleet.start(&[], Duration::from_secs(30)))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r.map_err(anyhow::Error::from));
+        match started {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let _ = std::fs::remove_file(paths.state_dir.join(DAEMON_FILE));
+                return Err(e);
+            }
+        }
+    };
+    print!("{}", render::outcomes(&outcomes));
+    mosaic_fleet::paths::write_atomic(&info_file, &info("started"))?;
+    // The supervisor watches the fleet once it has been started.
+    components.push(supervisor_component(&bridge, &live, &exe));
+    components.push(roster_component(&bridge));
     let orchestrator = fleet
         .roster
         .orchestrator()
@@ -124,7 +142,7 @@ async fn run(
         "daemon started"
     );
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = shutdown => {}
         // The API server failed: stop everything.
         _ = api_stop => {}
     }
@@ -251,13 +269,18 @@ fn api_component(
     (component, ended_rx)
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("signal handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// SIGTERM or SIGINT, caught from the moment this is called (a signal during start-up is kept
+/// and acted on once the fleet has started).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// Reads the API token, creating a random one (mode 0600) the first time.

@@ -37,13 +37,13 @@ pub struct DemoArgs {
 const PROMPT: &str = "demo> ";
 
 /// Runs the REPL until `/exit`, Ctrl-D on an empty line, or the terminal goes away.
-pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+pub fn run(paths: &mosaic_fleet::Paths, args: &DemoArgs) -> anyhow::Result<()> {
     let transcript =
         std::env::var_os("MOSAIC_AGENT_STATE").map(|d| PathBuf::from(d).join(TRANSCRIPT));
     let mut out = std::io::stdout();
     enable_raw_mode()?;
     execute!(out, EnableBracketedPaste)?;
-    let result = repl(args, transcript, &mut out);
+    let result = repl(paths, args, transcript, &mut out);
     let _ = execute!(out, DisableBracketedPaste);
     let _ = disable_raw_mode();
     result
@@ -54,7 +54,12 @@ fn say(out: &mut impl Write, text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> anyhow::Result<()> {
+fn repl(
+    paths: &mosaic_fleet::Paths,
+    args: &DemoArgs,
+    transcript: Option<PathBuf>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     say(
         out,
         &format!(
@@ -75,6 +80,8 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
         out,
         &format!("Type or paste a message and press Enter; /exit quits.\n{PROMPT}"),
     )?;
+    let hooks = Hooks::start(paths);
+    hooks.report("started");
     let mut input = String::new();
     let mut count = 0u64;
     loop {
@@ -125,6 +132,7 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                         std::thread::sleep(std::time::Duration::from_secs(secs));
                         continue;
                     }
+                    hooks.report("busy");
                     count += 1;
                     if let Some(path) = &transcript {
                         let line = serde_json::json!({ "n": count, "text": message });
@@ -138,10 +146,40 @@ fn repl(args: &DemoArgs, transcript: Option<PathBuf>, out: &mut impl Write) -> a
                     let reply = reply_line(count, &message);
                     say(out, &format!("\n{reply}\n{PROMPT}"))?;
                     answer_in_chat(&reply, envelope_id(&message));
+                    hooks.report("idle");
                 }
                 _ => {}
             },
             _ => {}
+        }
+    }
+}
+
+/// Reports hook events as a real harness does (to the daemon's `POST /v1/hooks`, with the
+/// agent's own token), in order, from a thread of its own so the REPL never waits; only inside
+/// a fleet whose daemon runs.
+struct Hooks(Option<std::sync::mpsc::Sender<&'static str>>);
+
+impl Hooks {
+    fn start(paths: &mosaic_fleet::Paths) -> Hooks {
+        if std::env::var_os(mosaic_fleet::paths::AGENT_TOKEN_ENV).is_none() {
+            return Hooks(None);
+        }
+        let paths = paths.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
+        std::thread::spawn(move || {
+            for event in rx {
+                if let Ok(daemon) = crate::client::Daemon::locate(&paths) {
+                    let _ = daemon.post("/v1/hooks", serde_json::json!({ "event": event }));
+                }
+            }
+        });
+        Hooks(Some(tx))
+    }
+
+    fn report(&self, event: &'static str) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(event);
         }
     }
 }

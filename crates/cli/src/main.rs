@@ -86,10 +86,15 @@ enum Top {
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
         text: Vec<String>,
     },
-    /// Report a harness hook to the daemon (busy/idle). With no EVENT, reads the hook's JSON
-    /// payload (Claude Code hooks) from standard input; a JSON argument (Codex notify) works too.
+    /// Report a harness hook to the daemon. With no EVENT, reads the hook's JSON payload from
+    /// standard input (Claude Code and Codex hooks); a JSON argument (Codex notify) works too; a
+    /// named EVENT takes an optional JSON payload on standard input (pi's extension). Never fails
+    /// the harness that runs it.
     Hook {
-        /// busy, idle, a harness event name, or a JSON payload.
+        /// The agent it is about (inside an agent: itself, from its own token).
+        #[arg(long)]
+        agent: Option<String>,
+        /// busy, idle, waiting-for-input, ended, a harness event name, or a JSON payload.
         event: Option<String>,
     },
     /// Serve the orchestrator's fleet tools over MCP on stdio.
@@ -186,7 +191,7 @@ fn cli_command() -> clap::Command {
 fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
     match command {
         Top::Fleet(cmd) => fleet(paths, *cmd),
-        Top::DemoAgent(args) => demo_agent::run(&args).map(|_| ExitCode::SUCCESS),
+        Top::DemoAgent(args) => demo_agent::run(paths, &args).map(|_| ExitCode::SUCCESS),
         Top::Up {
             listen,
             allow_remote,
@@ -225,11 +230,11 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
             println!("queued {} message(s)", accepted.queued_messages);
             Ok(ExitCode::SUCCESS)
         }
-        Top::Hook { event } => {
-            hook(paths, event);
+        Top::Hook { agent, event } => {
+            hook(paths, agent, event);
             Ok(ExitCode::SUCCESS)
         }
-        Top::Mcp => mcp::serve(client::Daemon::locate(paths)?).map(|_| ExitCode::SUCCESS),
+        Top::Mcp => mcp::serve(paths.clone()).map(|_| ExitCode::SUCCESS),
         Top::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut cli_command(), "mosaic", &mut buf);
@@ -474,21 +479,61 @@ fn read_text(words: Vec<String>) -> Result<String> {
 }
 
 /// Reports a hook event; never fails the harness that called it.
-fn hook(paths: &Paths, event: Option<String>) {
-    let raw = match event {
-        Some(e) => e,
-        None => {
-            let mut s = String::new();
-            let _ = std::io::stdin().read_to_string(&mut s);
-            s
-        }
-    };
-    let name = mosaic_api::hook_event_name(&raw);
-    let result = client::Daemon::locate(paths)
-        .and_then(|d| d.post("/v1/hooks", serde_json::json!({ "event": name })));
-    if let Err(e) = result {
+fn hook(paths: &Paths, agent: Option<String>, event: Option<String>) {
+    if let Err(e) = report_hook(paths, agent, event) {
         eprintln!("mosaic hook: {e:#}");
     }
+}
+
+/// The most of a hook's payload that is read (a transcript is not a payload).
+const MAX_HOOK_PAYLOAD: u64 = 1 << 20;
+
+fn report_hook(paths: &Paths, agent: Option<String>, event: Option<String>) -> Result<()> {
+    // A JSON argument is the payload (Codex's notify); a name is the event, with any payload on
+    // stdin (pi's extension); nothing is the payload on stdin (Claude Code, Codex hooks).
+    let (event, payload) = match event {
+        Some(arg) => match serde_json::from_str::<serde_json::Value>(arg.trim()) {
+            Ok(v) if v.is_object() => (mosaic_api::hook_event_name(&arg), v),
+            _ => (
+                arg.trim().to_owned(),
+                read_payload(Duration::from_millis(500)),
+            ),
+        },
+        None => {
+            let payload = read_payload(Duration::from_secs(5));
+            (mosaic_api::hook_event_name(&payload.to_string()), payload)
+        }
+    };
+    if event.is_empty() {
+        bail!("no event: pass one (busy, idle, …) or a harness's JSON payload");
+    }
+    let mut body = serde_json::json!({ "event": event, "payload": payload });
+    if let Some(agent) = agent {
+        body["agent"] = agent.into();
+    }
+    client::Daemon::locate(paths)?.post("/v1/hooks", body)?;
+    Ok(())
+}
+
+/// A JSON payload on stdin (`null` when stdin is a terminal, empty, not JSON, or says nothing
+/// within `wait`: a hook never hangs its harness).
+fn read_payload(wait: Duration) -> serde_json::Value {
+    if std::io::stdin().is_terminal() {
+        return serde_json::Value::Null;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::stdin()
+            .lock()
+            .take(MAX_HOOK_PAYLOAD)
+            .read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    rx.recv_timeout(wait)
+        .ok()
+        .and_then(|t| serde_json::from_str(t.trim()).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {

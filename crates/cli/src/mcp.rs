@@ -4,6 +4,7 @@
 
 use crate::client::Daemon;
 use mosaic_exec::{Outcome, render};
+use mosaic_fleet::Paths;
 use mosaic_grammar::{self as grammar, FleetCommand, PsArgs, RemoveArgs, STOP_TIMEOUT_SECS};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -15,10 +16,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// The orchestrator's fleet tools.
+/// The orchestrator's fleet tools. The daemon is found at each call: the server starts (and
+/// lists its tools) while the daemon is away, and a call then gets a clear tool error.
 #[derive(Clone)]
 pub struct FleetTools {
-    daemon: Arc<Daemon>,
+    paths: Arc<Paths>,
     #[allow(dead_code)] // read by the code #[tool_handler] generates
     tool_router: ToolRouter<Self>,
 }
@@ -80,8 +82,8 @@ fn answer(result: anyhow::Result<Value>, field: &str) -> Result<CallToolResult, 
 
 impl FleetTools {
     async fn call(&self, path: &'static str, body: Value) -> anyhow::Result<Value> {
-        let daemon = self.daemon.clone();
-        tokio::task::spawn_blocking(move || daemon.post(path, body)).await?
+        let paths = self.paths.clone();
+        tokio::task::spawn_blocking(move || Daemon::locate(&paths)?.post(path, body)).await?
     }
 
     /// Runs a typed command in the daemon (as the orchestrator) and answers with the outcome as
@@ -103,9 +105,9 @@ impl FleetTools {
 
 #[tool_router]
 impl FleetTools {
-    fn new(daemon: Daemon) -> FleetTools {
+    fn new(paths: Paths) -> FleetTools {
         FleetTools {
-            daemon: Arc::new(daemon),
+            paths: Arc::new(paths),
             tool_router: Self::tool_router(),
         }
     }
@@ -186,12 +188,12 @@ impl ServerHandler for FleetTools {
 }
 
 /// Serves the tools on stdio until the client closes it.
-pub fn serve(daemon: Daemon) -> anyhow::Result<()> {
+pub fn serve(paths: Paths) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let service = FleetTools::new(daemon)
+        let service = FleetTools::new(paths)
             .serve(rmcp::transport::stdio())
             .await?;
         service.waiting().await?;

@@ -181,6 +181,9 @@ fn agent(name: &str, state: AgentState) -> AgentStatus {
         started_at: None,
         last_activity: None,
         attached: false,
+        activity: None,
+        activity_source: None,
+        activity_detail: None,
     }
 }
 

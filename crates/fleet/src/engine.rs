@@ -1,11 +1,15 @@
 //! The fleet engine: lifecycle of the roster's agents over one private tmux server.
 
 use crate::error::FleetError;
-use crate::harness::{harness_of, launch_argv, orchestrator_mcp_config, paste_settle};
+use crate::harness::{
+    LaunchFiles, harness_of, hook_command, launch_argv, orchestrator_mcp_config, paste_settle,
+};
 use crate::paths::{
     AGENT_TOKEN_ENV, AgentToken, Paths, agent_workdir, lock_exclusive, write_atomic,
 };
-use crate::status::{AgentState, AgentStatus, FleetStatus, PS_SCHEMA, timestamp};
+use crate::status::{
+    Activity, AgentState, AgentStatus, FleetStatus, Observed, PS_SCHEMA, Source, timestamp,
+};
 use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError};
 use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
 use serde_yaml_ng::Value;
@@ -121,7 +125,7 @@ impl Fleet {
             .collect())
     }
 
-    /// The whole fleet's state, read with one tmux call.
+    /// The whole fleet's state, read with one tmux call (and each agent's `activity.json`).
     pub fn ps(&self) -> Result<FleetStatus, FleetError> {
         let mut panes = self.panes()?;
         let mut agents: Vec<AgentStatus> = self
@@ -130,7 +134,7 @@ impl Fleet {
             .iter()
             .map(|a| {
                 let pane = panes.remove(&a.name);
-                status_of(
+                let mut status = status_of(
                     &a.name,
                     a.role.as_str(),
                     &a.runtime,
@@ -138,7 +142,11 @@ impl Fleet {
                     &a.host,
                     pane.as_ref(),
                     false,
-                )
+                );
+                if let (Some(pane), AgentState::Running) = (&pane, status.state) {
+                    self.observe(&mut status, pane);
+                }
+                status
             })
             .collect();
         let mut orphans: Vec<_> = panes.into_values().collect();
@@ -161,6 +169,23 @@ impl Fleet {
             generated_at: timestamp(chrono::Utc::now().timestamp()).unwrap_or_default(),
             agents,
         })
+    }
+
+    /// Adds what the running agent of `status` is doing, as last observed.
+    fn observe(&self, status: &mut AgentStatus, pane: &PaneInfo) {
+        let Some(seen) = Observed::read(&self.paths, &status.name) else {
+            return;
+        };
+        let now = chrono::Utc::now().timestamp();
+        // Launched, and nothing reported since: starting for a while; after that unknown (no
+        // daemon runs to receive its hooks, or its hooks do not work).
+        if seen.source == Source::Process && now - seen.at > STARTING_AT_MOST_SECS {
+            return;
+        }
+        let stale_after = i64::try_from(self.roster.bridge.busy_timeout_secs).unwrap_or(i64::MAX);
+        status.activity = Some(seen.shown(now, Some(pane.activity), stale_after));
+        status.activity_source = Some(seen.source);
+        status.activity_detail = seen.detail.or(seen.event);
     }
 
     /// The roster agents named (all when `names` is empty), rejecting unknown names.
@@ -219,8 +244,38 @@ impl Fleet {
             std::fs::write(path, orchestrator_mcp_config(&self.mosaic_exe))
                 .map_err(|e| FleetError::io(path, e))?;
         }
-        let argv = launch_argv(agent, &self.mosaic_exe, mcp_config.as_deref())
-            .map_err(FleetError::Refused)?;
+        // The harness's hooks file (its hook settings, or an extension), written afresh.
+        let hooks_file = match &harness.hooks_file {
+            Some(file) => {
+                let path = state.join(&file.name);
+                let text = file.render(
+                    &hook_command(&self.mosaic_exe, &agent.name),
+                    &self.mosaic_exe.display().to_string(),
+                    &agent.name,
+                );
+                write_atomic(&path, &text).map_err(|e| FleetError::io(&path, e))?;
+                Some(path)
+            }
+            None => None,
+        };
+        // What the agent is doing is known again from its own hooks once it runs: until its
+        // harness reports, one that has hooks is starting.
+        Observed::clear(&self.paths, &agent.name);
+        if !harness.hooks.is_empty() {
+            let starting = Observed {
+                activity: Activity::Starting,
+                source: Source::Process,
+                event: None,
+                detail: None,
+                at: chrono::Utc::now().timestamp(),
+            };
+            let _ = starting.write(&self.paths, &agent.name);
+        }
+        let files = LaunchFiles {
+            mcp_config: mcp_config.as_deref(),
+            hooks_file: hooks_file.as_deref(),
+        };
+        let argv = launch_argv(agent, &self.mosaic_exe, files).map_err(FleetError::Refused)?;
         let workdir = self.workdir_of(agent)?;
         let mut env: Vec<(String, String)> = vec![
             ("MOSAIC_AGENT".into(), agent.name.clone()),
@@ -457,8 +512,20 @@ impl Fleet {
         };
         let writer = pane_writer(self.tmux.socket(), &agent.name);
         let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = ControlClient::attach(&self.tmux, &agent.name, false)
-            .and_then(|mut c| c.send_text(exit_text, &quick));
+        let Ok(mut client) = ControlClient::attach(&self.tmux, &agent.name, false) else {
+            return;
+        };
+        // Clear a draft first, or the exit text would be appended to it and sent to the model.
+        for key in &harness.exit.clear {
+            if client.press_key(key).is_err() {
+                return;
+            }
+        }
+        if !harness.exit.clear.is_empty() {
+            std::thread::sleep(Duration::from_millis(harness.exit.clear_settle_ms));
+        }
+        // A program that quit on the clear key is not typed into (a dead pane refuses it).
+        let _ = client.send_text(exit_text, &quick);
     }
 
     /// Stops `name` (waiting up to `timeout` for a graceful exit) and starts it again (waiting up
@@ -591,7 +658,8 @@ impl Fleet {
                 known: mosaic_roster::harness_names().join(", "),
             });
         }
-        launch_argv(&agent, &self.mosaic_exe, None).map_err(FleetError::Refused)?;
+        launch_argv(&agent, &self.mosaic_exe, LaunchFiles::default())
+            .map_err(FleetError::Refused)?;
         self.workdir_of(&agent)?;
         if self.roster.agent(&agent.name).is_some() {
             return Err(FleetError::AgentExists {
@@ -730,6 +798,9 @@ pub fn leading_comments(text: &str) -> String {
         .collect()
 }
 
+/// How long an agent launched with hooks counts as `starting` when none has reported.
+const STARTING_AT_MOST_SECS: i64 = 60;
+
 fn status_of(
     name: &str,
     role: &str,
@@ -759,6 +830,9 @@ fn status_of(
         started_at: pane.and_then(|p| timestamp(p.created)),
         last_activity: pane.and_then(|p| timestamp(p.activity)),
         attached: pane.is_some_and(|p| p.attached > 0),
+        activity: None,
+        activity_source: None,
+        activity_detail: None,
     }
 }
 

@@ -104,13 +104,31 @@ pub fn harness_of(agent: &Agent) -> Result<Arc<Harness>, String> {
     })
 }
 
+/// The files mosaic writes for an agent's launch, which its command line names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchFiles<'a> {
+    /// `{mcp_config}`: mosaic's MCP server for an orchestrator ([`orchestrator_mcp_config`]).
+    pub mcp_config: Option<&'a Path>,
+    /// `{hooks_file}`: the harness's rendered hooks file ([`mosaic_roster::harness::HooksFile`]).
+    pub hooks_file: Option<&'a Path>,
+}
+
+/// The shell command a harness runs to report a hook of `agent`: `'MOSAIC' hook --agent NAME`
+/// (the payload comes on stdin or as the last argument).
+pub fn hook_command(mosaic_exe: &Path, agent: &str) -> String {
+    format!(
+        "{} hook --agent {}",
+        shell_words::quote(&mosaic_exe.display().to_string()),
+        shell_words::quote(agent)
+    )
+}
+
 /// The command line that runs `agent` in its pane, from its harness's manifest. `mosaic_exe`
-/// is `{mosaic}` (the demo agent); `mcp_config` is the file `{mcp_config}` names for an
-/// orchestrator (holding [`orchestrator_mcp_config`]).
+/// is `{mosaic}` (the demo agent); `files` are the files mosaic wrote for this launch.
 pub fn launch_argv(
     agent: &Agent,
     mosaic_exe: &Path,
-    mcp_config: Option<&Path>,
+    files: LaunchFiles,
 ) -> Result<Vec<String>, String> {
     let harness = harness_of(agent)?;
     let mut program = harness.launch.command.clone();
@@ -125,7 +143,7 @@ pub fn launch_argv(
         })?;
         program[0] = path.display().to_string();
     }
-    command_line(&harness, agent, program, mosaic_exe, mcp_config)
+    command_line(&harness, agent, program, mosaic_exe, files)
 }
 
 /// What mosaic tells every orchestrator after its own instructions: how chat messages arrive,
@@ -153,8 +171,9 @@ fn command_line(
     agent: &Agent,
     command: Vec<String>,
     mosaic_exe: &Path,
-    mcp_config: Option<&Path>,
+    files: LaunchFiles,
 ) -> Result<Vec<String>, String> {
+    let mcp_config = files.mcp_config;
     let own = agent
         .instructions
         .as_deref()
@@ -178,15 +197,24 @@ fn command_line(
     if agent.role == Role::Orchestrator && (mcp_config.is_some() || !harness.wants_mcp_config()) {
         parts.push(&launch.orchestrator);
     }
+    if files.hooks_file.is_some() || harness.hooks_file.is_none() {
+        parts.push(&launch.hooks);
+    }
     if instructions.is_some() {
         parts.push(&launch.instructions);
     }
     let mosaic = mosaic_exe.display().to_string();
+    let mosaic_toml = toml_string(&mosaic);
+    let hook_toml = toml_string(&hook_command(mosaic_exe, &agent.name));
+    let hooks_file = files.hooks_file.map(|p| p.display().to_string());
     let mcp = mcp_config.map(|p| p.display().to_string());
     let toml = instructions.map(toml_string);
     let value = |name: &str| -> Option<&str> {
         match name {
             "mosaic" => Some(&mosaic),
+            "mosaic_toml" => Some(&mosaic_toml),
+            "hook_toml" => Some(&hook_toml),
+            "hooks_file" => hooks_file.as_deref(),
             "agent" => Some(&agent.name),
             "model" => agent.model.as_deref(),
             "instructions" => instructions,
@@ -256,7 +284,12 @@ mod tests {
 
     #[test]
     fn demo_runs_through_mosaic() {
-        let argv = launch_argv(&agent("demo"), Path::new("/bin/mosaic"), None).unwrap();
+        let argv = launch_argv(
+            &agent("demo"),
+            Path::new("/bin/mosaic"),
+            LaunchFiles::default(),
+        )
+        .unwrap();
         assert_eq!(
             argv,
             [
@@ -277,7 +310,12 @@ mod tests {
         if which("claude").is_some() {
             return; // this machine has Claude Code; the launch line is then valid
         }
-        let err = launch_argv(&agent("claude"), Path::new("/bin/mosaic"), None).unwrap_err();
+        let err = launch_argv(
+            &agent("claude"),
+            Path::new("/bin/mosaic"),
+            LaunchFiles::default(),
+        )
+        .unwrap_err();
         assert!(
             err.contains("`claude` (Claude Code (Anthropic)) is not on PATH"),
             "{err}"
@@ -291,7 +329,10 @@ mod tests {
             agent,
             vec!["claude".into()],
             Path::new("/bin/mosaic"),
-            mcp_config,
+            LaunchFiles {
+                mcp_config,
+                hooks_file: None,
+            },
         )
         .unwrap()
     }
@@ -332,7 +373,7 @@ mod tests {
     fn the_orchestrator_is_told_to_act_with_the_senders_role_and_where_mosaic_is() {
         let mut mos = agent("demo");
         mos.role = Role::Orchestrator;
-        let argv = launch_argv(&mos, Path::new("/opt/bin/mosaic"), None).unwrap();
+        let argv = launch_argv(&mos, Path::new("/opt/bin/mosaic"), LaunchFiles::default()).unwrap();
         let text = &argv[argv.iter().position(|a| a == "--instructions").unwrap() + 1];
         assert!(
             text.starts_with("be \"good\"\nok\n\n"),
@@ -347,7 +388,12 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle}: {text}");
         }
-        let worker = launch_argv(&agent("demo"), Path::new("/opt/bin/mosaic"), None).unwrap();
+        let worker = launch_argv(
+            &agent("demo"),
+            Path::new("/opt/bin/mosaic"),
+            LaunchFiles::default(),
+        )
+        .unwrap();
         assert!(
             !worker.concat().contains("ROLE"),
             "workers get only their own"
@@ -368,7 +414,7 @@ mod tests {
                 &agent(runtime),
                 vec![runtime.into()],
                 Path::new("/bin/mosaic"),
-                None,
+                LaunchFiles::default(),
             )
             .unwrap()
         };

@@ -24,5 +24,8 @@ impl Outcome {
 pub use error::FleetError;
 pub use live::{LiveRoster, Reload};
 pub use paths::Paths;
-pub use status::{AgentState, AgentStatus, ChatLink, FleetStatus, PS_SCHEMA, StatusReport};
+pub use status::{
+    Activity, AgentState, AgentStatus, ChatLink, FleetStatus, Observed, PS_SCHEMA, Source,
+    StatusReport,
+};
 pub use supervisor::{Change, Supervisor};

@@ -43,12 +43,21 @@ fn age(since: Option<&str>) -> String {
     }
 }
 
+/// What a running agent is doing and how that is known: `busy (hook)`; `-` when unknown.
+fn activity(a: &crate::AgentStatus) -> String {
+    match (a.activity, a.activity_source) {
+        (Some(activity), Some(source)) => format!("{} ({})", activity.as_str(), source.as_str()),
+        (Some(activity), None) => activity.as_str().to_owned(),
+        _ => "-".into(),
+    }
+}
+
 /// `fleet ps` as a table.
 pub fn ps_table(status: &FleetStatus) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}",
+        "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}  ACTIVITY",
         "NAME", "ROLE", "RUNTIME", "STATE", "PID", "UPTIME", "IDLE"
     );
     for a in &status.agents {
@@ -70,8 +79,15 @@ pub fn ps_table(status: &FleetStatus) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}",
-            a.name, a.role, a.runtime, state, pid, up, idle
+            "{:<16} {:<12} {:<8} {:<8} {:<8} {:>8} {:>9}  {}",
+            a.name,
+            a.role,
+            a.runtime,
+            state,
+            pid,
+            up,
+            idle,
+            activity(a)
         );
     }
     out
@@ -99,7 +115,16 @@ pub fn status(report: &StatusReport) -> String {
     );
     for a in &status.agents {
         let (mark, note) = match a.state {
-            AgentState::Running => ("●", format!("up {}", age(a.started_at.as_deref()))),
+            AgentState::Running => {
+                let doing = match (a.activity, a.activity_detail.as_deref()) {
+                    (Some(crate::Activity::WaitingForInput), Some(what)) => {
+                        format!(", waiting for input: {what}")
+                    }
+                    (Some(activity), _) => format!(", {}", activity.as_str()),
+                    (None, _) => String::new(),
+                };
+                ("●", format!("up {}{doing}", age(a.started_at.as_deref())))
+            }
             AgentState::Dead => {
                 let why = match (a.exit_status, a.exit_signal) {
                     (Some(c), _) => format!("exited ({c})"),

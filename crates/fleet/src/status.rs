@@ -51,6 +51,124 @@ pub struct AgentStatus {
     pub last_activity: Option<String>,
     /// Whether a person is attached to the session.
     pub attached: bool,
+    /// What a running agent is doing (`starting`, `idle`, `busy`, `waiting-for-input`, `stale`),
+    /// when its hooks have said; absent when nothing reported (a harness without hooks, or no
+    /// daemon to receive them).
+    #[serde(default)]
+    pub activity: Option<Activity>,
+    /// Where `activity` comes from: `hook` (the harness said so), `process` (mosaic launched it
+    /// and it has not reported yet) or `screen`.
+    #[serde(default)]
+    pub activity_source: Option<Source>,
+    /// What the agent waits for, or its last hook event: e.g. the question of a permission
+    /// dialog.
+    #[serde(default)]
+    pub activity_detail: Option<String>,
+}
+
+/// What a running agent is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activity {
+    /// Launched; its harness has not said it is ready.
+    Starting,
+    /// Ready for a prompt.
+    Idle,
+    /// Working on a prompt.
+    Busy,
+    /// Waiting on a person: a permission or choice dialog. Chat messages wait for it.
+    WaitingForInput,
+    /// Busy for longer than the bridge's `busy_timeout_secs` with no output: maybe stuck.
+    Stale,
+}
+
+impl Activity {
+    /// The name shown in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::Starting => "starting",
+            Activity::Idle => "idle",
+            Activity::Busy => "busy",
+            Activity::WaitingForInput => "waiting-for-input",
+            Activity::Stale => "stale",
+        }
+    }
+}
+
+/// Where an agent's activity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// One of its harness's hooks.
+    Hook,
+    /// Its process: launched by mosaic, nothing reported yet.
+    Process,
+    /// Its screen.
+    Screen,
+}
+
+impl Source {
+    /// The name shown in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Hook => "hook",
+            Source::Process => "process",
+            Source::Screen => "screen",
+        }
+    }
+}
+
+/// An agent's activity as last observed, kept in its state directory (`activity.json`): written
+/// by the daemon when a hook reports (one writer), removed at each launch so it always belongs
+/// to the running process, read by `ps` in any process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// What it is doing.
+    pub activity: Activity,
+    /// Where that comes from.
+    pub source: Source,
+    /// The hook event that said so.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// What it waits for, when it waits.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// When (seconds since the Unix epoch).
+    pub at: i64,
+}
+
+impl Observed {
+    fn path(paths: &crate::Paths, agent: &str) -> std::path::PathBuf {
+        paths.agent_state(agent).join("activity.json")
+    }
+
+    /// The agent's last observed activity, if any since it was launched.
+    pub fn read(paths: &crate::Paths, agent: &str) -> Option<Observed> {
+        let text = std::fs::read_to_string(Self::path(paths, agent)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Keeps this as the agent's activity.
+    pub fn write(&self, paths: &crate::Paths, agent: &str) -> std::io::Result<()> {
+        let text = serde_json::to_string(self).expect("an observation serializes");
+        crate::paths::write_atomic(&Self::path(paths, agent), &text)
+    }
+
+    /// Forgets the agent's activity (it is being launched afresh).
+    pub fn clear(paths: &crate::Paths, agent: &str) {
+        let _ = std::fs::remove_file(Self::path(paths, agent));
+    }
+
+    /// The activity as shown now: a `busy` older than `stale_after` on a pane quiet as long
+    /// (`last_output`, seconds since the epoch) is `stale`.
+    pub fn shown(&self, now: i64, last_output: Option<i64>, stale_after: i64) -> Activity {
+        let quiet_since = last_output.map_or(self.at, |o| o.max(self.at));
+        if self.activity == Activity::Busy && now - quiet_since > stale_after {
+            Activity::Stale
+        } else {
+            self.activity
+        }
+    }
 }
 
 /// An agent's lifecycle state.
@@ -153,11 +271,39 @@ mod tests {
                 started_at: timestamp(1_700_000_000),
                 last_activity: None,
                 attached: false,
+                activity: Some(Activity::WaitingForInput),
+                activity_source: Some(Source::Hook),
+                activity_detail: Some("permission to run Bash: ls".into()),
             }],
         };
         let json = serde_json::to_string(&status).unwrap();
         assert!(json.contains("\"state\":\"running\""));
+        assert!(json.contains("\"activity\":\"waiting-for-input\""));
+        assert!(json.contains("\"activity_source\":\"hook\""));
         assert!(json.contains("\"started_at\":\"2023-11-14T22:13:20Z\""));
         assert_eq!(serde_json::from_str::<FleetStatus>(&json).unwrap(), status);
+    }
+
+    #[test]
+    fn a_long_busy_on_a_quiet_pane_is_stale() {
+        let seen = Observed {
+            activity: Activity::Busy,
+            source: Source::Hook,
+            event: Some("UserPromptSubmit".into()),
+            detail: None,
+            at: 1_000,
+        };
+        assert_eq!(seen.shown(1_500, Some(1_000), 600), Activity::Busy);
+        assert_eq!(seen.shown(1_700, Some(1_000), 600), Activity::Stale);
+        assert_eq!(
+            seen.shown(1_700, Some(1_650), 600),
+            Activity::Busy,
+            "it still prints"
+        );
+        let idle = Observed {
+            activity: Activity::Idle,
+            ..seen
+        };
+        assert_eq!(idle.shown(9_999, None, 600), Activity::Idle);
     }
 }

@@ -24,9 +24,15 @@ const BUILTIN: &[(&str, &str)] = &[
 /// The placeholders a launch argument may hold, each replaced by its value:
 /// `{mosaic}` the mosaic executable, `{agent}` the agent's name, `{model}` its model,
 /// `{instructions}` its instructions, `{instructions_toml}` the same as a TOML basic string,
-/// `{mcp_config}` a file holding mosaic's MCP server in the `mcpServers` JSON form.
+/// `{mcp_config}` a file holding mosaic's MCP server in the `mcpServers` JSON form,
+/// `{mosaic_toml}` the mosaic executable as a TOML string, `{hook_toml}` the shell command that
+/// reports a hook (`'MOSAIC' hook`) as a TOML string, `{hooks_file}` the agent's rendered
+/// [`HooksFile`].
 pub const PLACEHOLDERS: &[&str] = &[
     "mosaic",
+    "mosaic_toml",
+    "hook_toml",
+    "hooks_file",
     "agent",
     "model",
     "instructions",
@@ -58,6 +64,9 @@ pub struct Harness {
     /// Its hook events (as `mosaic hook` receives them) and the state each one means.
     #[serde(default)]
     pub hooks: BTreeMap<String, HookEffect>,
+    /// The file `{hooks_file}` names, written for each agent at launch.
+    #[serde(default)]
+    pub hooks_file: Option<HooksFile>,
     /// What its screen shows in each state: the fallback when no hook reports.
     #[serde(default)]
     pub screen: ScreenPatterns,
@@ -85,6 +94,52 @@ pub struct Launch {
     /// Added when the agent is the orchestrator: how it gets mosaic's tools (MCP).
     #[serde(default)]
     pub orchestrator: Vec<String>,
+    /// Added for every agent: how mosaic's hooks are installed (`{hooks_file}`, `{hook_toml}`).
+    #[serde(default)]
+    pub hooks: Vec<String>,
+}
+
+/// A file mosaic writes into the agent's state directory at each launch (`{hooks_file}` is its
+/// path): the harness's hook configuration, or an extension that reports its events.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksFile {
+    /// The file's name (no directories).
+    pub name: String,
+    /// Its text. Only the placeholders `{hook_json}`, `{mosaic_json}` and `{agent_json}` are
+    /// replaced (JSON strings, quotes included); every other brace stays as written.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Or a file built into mosaic, by name: `pi-extension` (deploy/harness/pi/mosaic.ts).
+    #[serde(default)]
+    pub asset: Option<String>,
+}
+
+/// The files built into mosaic that a manifest's `hooks_file.asset` may name.
+pub const ASSETS: &[(&str, &str)] = &[(
+    "pi-extension",
+    include_str!("../../../deploy/harness/pi/mosaic.ts"),
+)];
+
+impl HooksFile {
+    /// The file's text for an agent: `hook`, `mosaic` and `agent` are the values of the
+    /// placeholders (plain; each is written as a JSON string).
+    pub fn render(&self, hook: &str, mosaic: &str, agent: &str) -> String {
+        if let Some(asset) = &self.asset {
+            return ASSETS
+                .iter()
+                .find(|(name, _)| name == asset)
+                .map(|(_, text)| (*text).to_owned())
+                .unwrap_or_default();
+        }
+        let json = |v: &str| serde_json::Value::String(v.to_owned()).to_string();
+        self.template
+            .as_deref()
+            .unwrap_or_default()
+            .replace("{hook_json}", &json(hook))
+            .replace("{mosaic_json}", &json(mosaic))
+            .replace("{agent_json}", &json(agent))
+    }
 }
 
 /// How to ask a harness its version.
@@ -122,6 +177,13 @@ pub struct Ready {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Exit {
+    /// Keys pressed first to clear a draft in its input (tmux key names, e.g. `C-c`), so the
+    /// exit text is not appended to it.
+    #[serde(default)]
+    pub clear: Vec<String>,
+    /// How long to wait after `clear` (a second Ctrl-C soon after the first quits some).
+    #[serde(default)]
+    pub clear_settle_ms: u64,
     /// Typed into its input and submitted (`/exit`).
     pub text: String,
 }
@@ -136,6 +198,22 @@ pub enum HookEffect {
     Idle,
     /// It waits on a person: a permission or choice dialog. A chat message must not answer it.
     WaitingForInput,
+    /// Its session ended (it is exiting): its process decides what comes next.
+    Ended,
+}
+
+impl HookEffect {
+    /// mosaic's own event names, which mean the same for every harness: `busy`, `idle`,
+    /// `waiting-for-input`, `ended`.
+    pub fn generic(event: &str) -> Option<HookEffect> {
+        match event {
+            "busy" => Some(HookEffect::Busy),
+            "idle" => Some(HookEffect::Idle),
+            "waiting-for-input" => Some(HookEffect::WaitingForInput),
+            "ended" => Some(HookEffect::Ended),
+            _ => None,
+        }
+    }
 }
 
 /// Text the screen shows in each state; the fallback when no hook reports.
@@ -179,6 +257,7 @@ impl Harness {
             ("launch.model", &h.launch.model),
             ("launch.instructions", &h.launch.instructions),
             ("launch.orchestrator", &h.launch.orchestrator),
+            ("launch.hooks", &h.launch.hooks),
         ];
         for (field, args) in parts {
             for arg in args {
@@ -193,6 +272,39 @@ impl Harness {
                     )));
                 }
             }
+        }
+        if let Some(file) = &h.hooks_file {
+            if file.name.is_empty() || file.name.contains('/') || file.name.starts_with('.') {
+                return Err(invalid(format!(
+                    "hooks_file.name {:?} must be a plain file name",
+                    file.name
+                )));
+            }
+            match (&file.template, &file.asset) {
+                (Some(_), None) => {}
+                (None, Some(asset)) if ASSETS.iter().any(|(n, _)| n == asset) => {}
+                (None, Some(asset)) => {
+                    return Err(invalid(format!(
+                        "hooks_file.asset {asset:?} is not built in; known: {}",
+                        ASSETS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                _ => {
+                    return Err(invalid(
+                        "hooks_file needs exactly one of template and asset".into(),
+                    ));
+                }
+            }
+        }
+        let uses_file = h.launch.hooks.iter().any(|a| a.contains("{hooks_file}"));
+        if uses_file != h.hooks_file.is_some() {
+            return Err(invalid(
+                "launch.hooks uses {hooks_file} exactly when hooks_file is given".into(),
+            ));
         }
         if h.version.as_ref().is_some_and(|v| v.args.is_empty()) {
             return Err(invalid("version.args must not be empty".into()));
@@ -333,9 +445,12 @@ pub fn harness_names() -> Vec<String> {
     harnesses().iter().map(|h| h.name.clone()).collect()
 }
 
-/// What hook event `event` means, by the first harness whose manifest names it.
-pub fn hook_effect(event: &str) -> Option<HookEffect> {
-    harnesses().iter().find_map(|h| h.hook(event))
+/// What hook event `event` means: mosaic's own names ([`HookEffect::generic`]), else the
+/// harness `runtime`'s manifest, else the first harness whose manifest names it.
+pub fn hook_effect(runtime: Option<&str>, event: &str) -> Option<HookEffect> {
+    HookEffect::generic(event)
+        .or_else(|| runtime.and_then(harness).and_then(|h| h.hook(event)))
+        .or_else(|| harnesses().iter().find_map(|h| h.hook(event)))
 }
 
 /// Loads every `*.yaml` manifest in `dir` (a missing folder is none) and makes them known,

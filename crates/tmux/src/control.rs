@@ -261,6 +261,20 @@ impl ControlClient {
             .map(drop)
     }
 
+    /// Presses one key by its tmux name (`C-c`, `Escape`): letters, digits and `-` only, so a
+    /// name can never carry another command.
+    pub fn press_key(&mut self, key: &str) -> Result<(), TmuxError> {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(TmuxError::new(
+                ErrorKind::Failed,
+                format!("{key:?} is not a tmux key name"),
+            ));
+        }
+        self.ensure_alive()?;
+        self.command(&format!("send-keys -t {} {key}", self.pane))
+            .map(drop)
+    }
+
     /// Waits until the pane has been quiet for `quiet`, at most until `deadline`.
     fn settle(&mut self, quiet: Duration, deadline: Instant) -> Result<(), TmuxError> {
         while Instant::now() < deadline {

@@ -1,0 +1,201 @@
+//! Harness hooks → what each agent is doing: kept for `ps` (the agent's `activity.json`),
+//! announced on the event stream, pacing deliveries to the orchestrator, telling the room once
+//! when the orchestrator waits on a person, and relaying the orchestrator's final answer when it
+//! ended a turn without replying.
+
+use crate::Bridge;
+use crate::activity::HookState;
+use crate::events::Event;
+use mosaic_fleet::{Activity, Observed, Source};
+use mosaic_roster::harness::{HookEffect, hook_effect};
+use serde_json::Value;
+
+/// Why a hook report was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The roster in use has no such agent.
+    #[error("no agent {0:?} in the roster")]
+    UnknownAgent(String),
+    /// Neither mosaic nor the agent's harness knows the event.
+    #[error(
+        "unknown hook event {event:?} for agent {agent}; expected busy, idle, waiting-for-input, ended, or an event its harness manifest lists under hooks"
+    )]
+    UnknownEvent {
+        /// The agent.
+        agent: String,
+        /// The event name.
+        event: String,
+    },
+}
+
+/// The longest detail kept from a hook's payload.
+const MAX_DETAIL: usize = 300;
+
+impl Bridge {
+    /// Records hook `event` of agent `agent` (the orchestrator when `None`) with its harness's
+    /// `payload` (JSON, `null` when there is none). Returns the activity it means (none for a
+    /// session that ended).
+    pub fn hook(
+        &self,
+        agent: Option<&str>,
+        event: &str,
+        payload: &Value,
+    ) -> Result<Option<Activity>, HookError> {
+        let roster = self.inner.roster.get();
+        let name = match agent {
+            Some(a) => a.to_owned(),
+            None => self.orchestrator_name(),
+        };
+        let Some(member) = roster.agent(&name) else {
+            return Err(HookError::UnknownAgent(name));
+        };
+        let effect =
+            hook_effect(Some(&member.runtime), event).ok_or_else(|| HookError::UnknownEvent {
+                agent: name.clone(),
+                event: event.to_owned(),
+            })?;
+        let is_orchestrator = member.role == mosaic_roster::Role::Orchestrator;
+        let activity = match effect {
+            HookEffect::Busy => Activity::Busy,
+            HookEffect::Idle => Activity::Idle,
+            HookEffect::WaitingForInput => Activity::WaitingForInput,
+            HookEffect::Ended => {
+                let _ = self.inner.events.send(Event::AgentState {
+                    name,
+                    state: "ended".into(),
+                    source: Some(Source::Hook.as_str().into()),
+                    detail: Some(event.to_owned()),
+                });
+                return Ok(None);
+            }
+        };
+        let detail = (activity == Activity::WaitingForInput).then(|| waiting_for(payload));
+        let observed = Observed {
+            activity,
+            source: Source::Hook,
+            event: Some(event.to_owned()),
+            detail: detail.clone(),
+            at: chrono_now(),
+        };
+        if let Err(e) = observed.write(&self.inner.paths, &name) {
+            tracing::warn!(agent = %name, error = %e, "cannot keep the agent's activity");
+        }
+        let previous = self
+            .inner
+            .observed
+            .lock()
+            .unwrap()
+            .insert(name.clone(), activity);
+        let _ = self.inner.events.send(Event::AgentState {
+            name: name.clone(),
+            state: activity.as_str().into(),
+            source: Some(Source::Hook.as_str().into()),
+            detail: detail.clone(),
+        });
+        if is_orchestrator {
+            self.inner.activity.hook(match activity {
+                Activity::Idle => HookState::Idle,
+                _ => HookState::Busy,
+            });
+            if activity == Activity::WaitingForInput && previous != Some(activity) {
+                self.tell_room_the_orchestrator_waits(&name, detail.as_deref());
+            }
+            if activity == Activity::Idle {
+                self.relay_unanswered(payload);
+            }
+            self.wake_delivery();
+        }
+        Ok(Some(activity))
+    }
+
+    /// The orchestrator waits on a person (a permission dialog): the room of the message it is
+    /// working on hears it once, with what it asks, and that chat messages wait.
+    fn tell_room_the_orchestrator_waits(&self, name: &str, detail: Option<&str>) {
+        let asks = detail.map(|d| format!(": {d}")).unwrap_or_default();
+        let text = format!(
+            "{name} is waiting for input at its terminal{asks}. Someone with access to the machine must answer it (`mosaic fleet attach {name}`); chat messages wait until then."
+        );
+        if let Err(e) = self.reply(&text, None) {
+            tracing::warn!(agent = %name, error = %e, "cannot tell the room the orchestrator waits");
+        }
+    }
+
+    /// The orchestrator ended a turn that answered a chat message without replying: its final
+    /// text (the hook's `last_assistant_message`) goes to that message's room, once.
+    fn relay_unanswered(&self, payload: &Value) {
+        // Claude Code's and Codex's Stop hooks and pi's extension; Codex's notify.
+        let text = payload["last_assistant_message"]
+            .as_str()
+            .or(payload["last-assistant-message"].as_str())
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let Some(text) = text else {
+            return;
+        };
+        if !self.inner.activity.take_unanswered() {
+            return;
+        }
+        if let Err(e) = self.reply(text, None) {
+            tracing::warn!(error = %e, "cannot relay the orchestrator's final answer");
+        }
+    }
+
+    /// The orchestrator replied itself in this turn (nothing is relayed for it).
+    pub fn orchestrator_replied(&self) {
+        self.inner.activity.replied();
+    }
+}
+
+/// What a waiting harness asks, from its hook payload: Claude Code's `message` or its tool and
+/// command, pi's dialog title, else a generic phrase.
+fn waiting_for(payload: &Value) -> String {
+    let command = payload["tool_input"]["command"].as_str();
+    let text = match (
+        payload["message"].as_str(),
+        payload["tool_name"].as_str(),
+        command,
+        payload["title"].as_str(),
+    ) {
+        (Some(m), _, _, _) if !m.trim().is_empty() => m.to_owned(),
+        (_, Some(tool), Some(cmd), _) => format!("permission to run {tool}: {cmd}"),
+        (_, Some(tool), None, _) => format!("permission to use {tool}"),
+        (_, _, _, Some(title)) => title.to_owned(),
+        _ => "a decision".to_owned(),
+    };
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match one_line.char_indices().nth(MAX_DETAIL) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn what_a_waiting_harness_asks_comes_from_its_payload() {
+        assert_eq!(
+            waiting_for(&json!({"tool_name": "Bash", "tool_input": {"command": "rm -rf x"}})),
+            "permission to run Bash: rm -rf x"
+        );
+        assert_eq!(
+            waiting_for(&json!({"message": "Claude needs your permission to use Bash"})),
+            "Claude needs your permission to use Bash"
+        );
+        assert_eq!(waiting_for(&json!({"title": "Probe asks"})), "Probe asks");
+        assert_eq!(waiting_for(&Value::Null), "a decision");
+        let long = waiting_for(&json!({"message": "x\n".repeat(400)}));
+        assert!(long.chars().count() <= MAX_DETAIL + 1 && !long.contains('\n'));
+    }
+}
