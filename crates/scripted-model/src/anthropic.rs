@@ -122,8 +122,10 @@ impl Turn {
             .filter_map(|message| message.get("content").and_then(written_text))
             .next()
             .unwrap_or_default();
+        // Newer models get a trailing `system` message after the conversation; it is not a turn.
         let tool_result = conversation
-            .last()
+            .iter()
+            .rfind(|message| message.get("role").and_then(Value::as_str) != Some("system"))
             .filter(|message| message.get("role").and_then(Value::as_str) == Some("user"))
             .and_then(|message| message.get("content"))
             .and_then(Value::as_array)
@@ -133,7 +135,10 @@ impl Turn {
                     .rev()
                     .find(|block| block.get("type").and_then(Value::as_str) == Some("tool_result"))
             })
-            .map(|block| block.get("content").map(text_of).unwrap_or_default());
+            .map(|block| {
+                let content = block.get("content").map(text_of).unwrap_or_default();
+                without_reminders(&content).trim().to_owned()
+            });
         Self {
             user_text,
             tool_result,
@@ -514,7 +519,8 @@ mod tests {
             json!({"role": "assistant", "content": "ok"}),
             json!({"role": "user", "content": "before<system-reminder>x</system-reminder> after"}),
             json!({"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "Bash", "input": {}}]}),
-            json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "out"}]}),
+            json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "\n<system-reminder>x</system-reminder>\nout"}]}),
+            json!({"role": "system", "content": [{"type": "text", "text": "# Environment"}]}),
         ];
         assert_eq!(
             Turn::of(&conversation),
