@@ -108,7 +108,8 @@ async fn messages(State(shared): State<Shared>, body: Bytes) -> Response {
 struct Turn {
     /// The newest text a user wrote (Claude Code's `<system-reminder>` parts left out).
     user_text: String,
-    /// The content of the `tool_result` the conversation ends with, if it ends with one.
+    /// The content of the `tool_result` the conversation ends with, if it ends with one and no
+    /// new text of the user came with it (a prompt typed after a refused tool call does).
     tool_result: Option<String>,
 }
 
@@ -128,6 +129,7 @@ impl Turn {
             .rfind(|message| message.get("role").and_then(Value::as_str) != Some("system"))
             .filter(|message| message.get("role").and_then(Value::as_str) == Some("user"))
             .and_then(|message| message.get("content"))
+            .filter(|content| written_text(content).is_none())
             .and_then(Value::as_array)
             .and_then(|blocks| {
                 blocks
@@ -146,26 +148,23 @@ impl Turn {
     }
 }
 
-/// The text a user wrote in a message's content (a string or text blocks), without the
-/// `<system-reminder>` parts Claude Code adds; `None` when nothing is left.
+/// The text a user wrote in a message's content: a string, or the last text block that is not
+/// only Claude Code's `<system-reminder>` parts (it puts the prompt last, after reminders and
+/// notes such as `[Request interrupted by user for tool use]`); `None` when there is none.
 fn written_text(content: &Value) -> Option<String> {
-    let parts: Vec<String> = match content {
-        Value::String(text) => vec![without_reminders(text)],
+    let texts: Vec<&str> = match content {
+        Value::String(text) => vec![text.as_str()],
         Value::Array(blocks) => blocks
             .iter()
             .filter(|block| block.get("type").and_then(Value::as_str) == Some("text"))
             .filter_map(|block| block.get("text").and_then(Value::as_str))
-            .map(without_reminders)
             .collect(),
         _ => Vec::new(),
     };
-    let text = parts
-        .iter()
-        .map(|part| part.trim())
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n");
-    (!text.is_empty()).then_some(text)
+    texts
+        .into_iter()
+        .map(|text| without_reminders(text).trim().to_owned())
+        .rfind(|text| !text.is_empty())
 }
 
 /// `text` with every `<system-reminder>…</system-reminder>` span removed.
@@ -527,6 +526,19 @@ mod tests {
             Turn {
                 user_text: "before after".into(),
                 tool_result: Some("out".into())
+            }
+        );
+        let mut refused_then_asked = conversation[..4].to_vec();
+        refused_then_asked.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": "The user doesn't want to proceed"},
+            {"type": "text", "text": "[Request interrupted by user for tool use]\n"},
+            {"type": "text", "text": "next prompt"},
+        ]}));
+        assert_eq!(
+            Turn::of(&refused_then_asked),
+            Turn {
+                user_text: "next prompt".into(),
+                tool_result: None
             }
         );
         assert_eq!(
