@@ -21,7 +21,7 @@ use crate::{Reply, Script, Shared};
 /// Claude Code's shell tool.
 const SHELL_TOOL: &str = "Bash";
 
-/// The answer to a side request (one without tools).
+/// The answer to a side request (one without tools), or every string in a structured one.
 const SIDE_ANSWER: &str = "scripted";
 
 pub(crate) fn routes() -> Router<Shared> {
@@ -80,7 +80,7 @@ async fn messages(State(shared): State<Shared>, body: Bytes) -> Response {
             (SHELL_TOOL.to_owned(), json!({"command": command}))
         })
     } else {
-        Reply::Text(SIDE_ANSWER.to_owned())
+        Reply::Text(side_answer(&request))
     };
 
     let answer = Answer {
@@ -194,6 +194,47 @@ fn text_of(content: &Value) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         _ => String::new(),
+    }
+}
+
+/// The answer to a side request: [`SIDE_ANSWER`], or, when the request asks for structured output
+/// (`output_config.format` or `output_format` with a JSON schema, as Claude Code's session-title
+/// request does), a JSON document that fits the schema.
+fn side_answer(request: &Value) -> String {
+    let format = request
+        .pointer("/output_config/format")
+        .or_else(|| request.get("output_format"));
+    match format.and_then(|format| format.get("schema")) {
+        Some(schema) => fitting(schema).to_string(),
+        None => SIDE_ANSWER.to_owned(),
+    }
+}
+
+/// A small value that fits a JSON schema: every property of an object, the first of an enum.
+fn fitting(schema: &Value) -> Value {
+    if let Some(first) = schema.get("enum").and_then(|e| e.get(0)) {
+        return first.clone();
+    }
+    let kind = match schema.get("type") {
+        Some(Value::Array(kinds)) => kinds.first().and_then(Value::as_str),
+        Some(kind) => kind.as_str(),
+        None => None,
+    };
+    match kind {
+        Some("object") => Value::Object(
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(name, property)| (name.clone(), fitting(property)))
+                .collect(),
+        ),
+        Some("array") => json!([]),
+        Some("boolean") => json!(false),
+        Some("integer" | "number") => json!(0),
+        Some("null") => Value::Null,
+        _ => json!(SIDE_ANSWER),
     }
 }
 
@@ -488,6 +529,30 @@ mod tests {
         assert!(started.elapsed() >= std::time::Duration::from_millis(300));
         let message: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(message["content"][0]["text"], "ok: [[slow 300]] busy");
+    }
+
+    #[test]
+    fn a_structured_side_request_gets_json_that_fits_its_schema() {
+        let server = Running::start().unwrap();
+        let mut title = turn("[[bash echo hi]]", false);
+        let request = title.as_object_mut().unwrap();
+        request.remove("tools");
+        request.insert(
+            "output_config".into(),
+            json!({"effort": "medium", "format": {"type": "json_schema", "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {"title": {"type": "string"}, "done": {"type": "boolean"}},
+                "required": ["title"],
+            }}}),
+        );
+        let (_, _, body) = post(&server, "/v1/messages", &title);
+        let message: Value = serde_json::from_str(&body).unwrap();
+        let text = message["content"][0]["text"].as_str().unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(text).unwrap(),
+            json!({"title": SIDE_ANSWER, "done": false})
+        );
     }
 
     #[test]
