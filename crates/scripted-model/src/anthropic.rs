@@ -123,7 +123,7 @@ impl Turn {
             .filter_map(|message| message.get("content").and_then(written_text))
             .next()
             .unwrap_or_default();
-        // Newer models get a trailing `system` message after the conversation; it is not a turn.
+        // Newer models get a `system` message among the messages (often last); it is not a turn.
         let tool_result = conversation
             .iter()
             .rfind(|message| message.get("role").and_then(Value::as_str) != Some("system"))
