@@ -334,11 +334,15 @@ fn one_daemon_per_state_dir_and_a_stale_daemon_json_never_blocks() {
     assert!(stderr_of(&mut both[loser].child).contains("already runs"));
     let winner = &mut both[1 - loser].child;
     let pid = winner.id();
-    wait_for("the running daemon's daemon.json", || {
-        std::fs::read_to_string(s.state().join("daemon.json")).is_ok_and(|t| {
-            t.contains(&format!("\"pid\":{pid}")) && t.contains(r#""fleet":"started""#)
-        })
-    });
+    wait_for_secs(
+        "the running daemon's daemon.json",
+        DAEMON_START_SECS,
+        || {
+            std::fs::read_to_string(s.state().join("daemon.json")).is_ok_and(|t| {
+                t.contains(&format!("\"pid\":{pid}")) && t.contains(r#""fleet":"started""#)
+            })
+        },
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         winner.try_wait().unwrap().is_none(),
@@ -642,7 +646,7 @@ fn up_as_pid_1(s: &Sandbox) -> (Daemon, String, String) {
 /// Waits until the daemon `child` (spawned after [`forget_daemon`]) has started the fleet.
 fn wait_up(s: &Sandbox, child: Child) -> (Daemon, String, String) {
     let info = s.state().join("daemon.json");
-    wait_for("the daemon to listen", || {
+    wait_for_secs("the daemon to listen", DAEMON_START_SECS, || {
         std::fs::read_to_string(&info).is_ok_and(|t| t.contains(r#""fleet":"started""#))
     });
     let info: serde_json::Value =
@@ -783,7 +787,7 @@ fn a_remote_listen_address_needs_allow_remote_and_state_files_are_private() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the daemon to start the fleet", || {
+    wait_for_secs("the daemon to start the fleet", DAEMON_START_SECS, || {
         read_opt(&s.state().join("daemon.json")).contains(r#""fleet":"started""#)
     });
     let token = read(&s.state().join("api.token"));

@@ -99,7 +99,7 @@ fn mos_with(prepare: impl FnOnce(&FakeDiscord)) -> Mos {
         daemon,
         _rt: rt,
     };
-    wait_for("the daemon", || {
+    wait_for_secs("the daemon", DAEMON_START_SECS, || {
         read_opt(&m.s.state().join("daemon.json")).contains(r#""fleet":"started""#)
     });
     m

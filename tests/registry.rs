@@ -186,7 +186,7 @@ fn up_testchat(s: &Sandbox) -> Up {
         .stderr(Stdio::null())
         .spawn()
         .unwrap());
-    wait_for("the daemon to listen", || {
+    wait_for_secs("the daemon to listen", DAEMON_START_SECS, || {
         read_opt(&s.state().join("daemon.json")).contains(r#""fleet":"started""#)
     });
     up
@@ -257,7 +257,7 @@ fn the_daemons_json_log_at_the_highest_verbosity_never_shows_the_connectors_toke
         .stderr(log)
         .spawn()
         .unwrap());
-    wait_for("the daemon to listen", || {
+    wait_for_secs("the daemon to listen", DAEMON_START_SECS, || {
         read_opt(&s.state().join("daemon.json")).contains(r#""fleet":"started""#)
     });
     // Talk, a reply whose first post fails (logged, retried), a stranger and a wrong room.

@@ -406,27 +406,37 @@ mod tests {
     }
 
     #[test]
-    fn each_harness_gets_its_own_flags_from_its_manifest() {
+    fn each_harness_gets_its_own_flags_and_hooks_from_its_manifest() {
+        let hooks_file = Path::new("/state/agents/a/hooks");
         let line = |runtime: &str| {
             let h = mosaic_roster::harness(runtime).unwrap();
             command_line(
                 &h,
                 &agent(runtime),
                 vec![runtime.into()],
-                Path::new("/bin/mosaic"),
-                LaunchFiles::default(),
+                Path::new("/opt/my bin/mosaic"),
+                LaunchFiles {
+                    mcp_config: None,
+                    hooks_file: Some(hooks_file),
+                },
             )
             .unwrap()
         };
+        let codex = line("codex");
         assert_eq!(
-            line("codex"),
-            [
-                "codex",
-                "--model",
-                "m",
-                "-c",
-                "developer_instructions=\"be \\\"good\\\"\\nok\""
-            ]
+            &codex[..4],
+            ["codex", "--model", "m", "--dangerously-bypass-hook-trust"]
+        );
+        assert!(
+            codex.contains(
+                &r#"hooks.Stop=[{hooks=[{type="command",command="'/opt/my bin/mosaic' hook --agent a"}]}]"#
+                    .to_owned()
+            ),
+            "the hook command is shell-quoted inside a TOML string: {codex:?}"
+        );
+        assert_eq!(
+            &codex[codex.len() - 2..],
+            ["-c", "developer_instructions=\"be \\\"good\\\"\\nok\""]
         );
         assert_eq!(
             line("pi"),
@@ -434,10 +444,32 @@ mod tests {
                 "pi",
                 "--model",
                 "m",
+                "-e",
+                "/state/agents/a/hooks",
                 "--append-system-prompt",
                 "be \"good\"\nok"
             ]
         );
+        let claude = line("claude");
+        let i = claude.iter().position(|a| a == "--settings").unwrap();
+        assert_eq!(claude[i + 1], "/state/agents/a/hooks");
+        // The hooks file Claude Code reads is valid JSON naming mosaic's hook command.
+        let settings = mosaic_roster::harness("claude")
+            .unwrap()
+            .hooks_file
+            .clone()
+            .unwrap()
+            .render(
+                &hook_command(Path::new("/opt/my bin/mosaic"), "a"),
+                "/opt/my bin/mosaic",
+                "a",
+            );
+        let json: serde_json::Value = serde_json::from_str(&settings).unwrap();
+        assert_eq!(
+            json["hooks"]["Stop"][0]["hooks"][0]["command"],
+            "'/opt/my bin/mosaic' hook --agent a"
+        );
+        assert_eq!(json["hooks"]["PermissionRequest"][0]["matcher"], "*");
         // An orchestrator without an MCP config file gets no half-filled MCP flags.
         let mut mos = agent("claude");
         mos.role = Role::Orchestrator;

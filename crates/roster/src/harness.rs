@@ -553,4 +553,67 @@ mod tests {
             .to_string();
         assert!(err.contains("name \"a b\""), "{err}");
     }
+
+    #[test]
+    fn a_hooks_file_is_checked() {
+        let base = "name: x\ndescription: d\nlaunch: {command: [x], hooks: [--settings, \"{hooks_file}\"]}\nexit: {text: /exit}\n";
+        let with = |file: &str| Harness::parse(&format!("{base}hooks_file: {file}\n"), "x.yaml");
+        assert!(with("{name: s.json, template: '{\"a\": {hook_json}}'}").is_ok());
+        assert!(with("{name: m.ts, asset: pi-extension}").is_ok());
+        for (file, why) in [
+            ("{name: ../s.json, template: x}", "plain file name"),
+            ("{name: s.json}", "exactly one of template and asset"),
+            (
+                "{name: s.json, template: x, asset: pi-extension}",
+                "exactly one",
+            ),
+            ("{name: m.ts, asset: nope}", "not built in"),
+        ] {
+            let err = with(file).unwrap_err().to_string();
+            assert!(err.contains(why), "{file}: {err}");
+        }
+        let err = Harness::parse(base, "x.yaml").unwrap_err().to_string();
+        assert!(err.contains("exactly when hooks_file is given"), "{err}");
+        // Only the listed placeholders are replaced; JSON braces stay.
+        let file = HooksFile {
+            name: "s.json".into(),
+            template: Some(r#"{"c": {hook_json}, "m": {mosaic_json}, "keep": "{x}"}"#.into()),
+            asset: None,
+        };
+        assert_eq!(
+            file.render("'/a b/mosaic' hook", "/a b/mosaic", "w1"),
+            r#"{"c": "'/a b/mosaic' hook", "m": "/a b/mosaic", "keep": "{x}"}"#
+        );
+    }
+
+    #[test]
+    fn hook_events_mean_what_the_agents_harness_says() {
+        assert_eq!(hook_effect(Some("claude"), "busy"), Some(HookEffect::Busy));
+        assert_eq!(
+            hook_effect(Some("claude"), "SessionStart"),
+            Some(HookEffect::Idle)
+        );
+        // Codex sends SessionStart with the first prompt.
+        assert_eq!(
+            hook_effect(Some("codex"), "SessionStart"),
+            Some(HookEffect::Busy)
+        );
+        assert_eq!(
+            hook_effect(Some("claude"), "PermissionRequest"),
+            Some(HookEffect::WaitingForInput)
+        );
+        assert_eq!(
+            hook_effect(Some("pi"), "dialog_open"),
+            Some(HookEffect::WaitingForInput)
+        );
+        assert_eq!(
+            hook_effect(Some("pi"), "session_end"),
+            Some(HookEffect::Ended)
+        );
+        assert_eq!(
+            hook_effect(None, "agent-turn-complete"),
+            Some(HookEffect::Idle)
+        );
+        assert_eq!(hook_effect(Some("claude"), "Sneeze"), None);
+    }
 }
