@@ -311,6 +311,7 @@ pub fn read_opt(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 pub mod bridge;
+pub mod rig;
 
 /// Sends one JSON-RPC request (an MCP client talking to `mosaic mcp`).
 pub fn rpc(stdin: &mut impl std::io::Write, id: u64, method: &str, params: serde_json::Value) {

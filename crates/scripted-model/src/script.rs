@@ -9,6 +9,9 @@
 /// - `[[tool NAME JSON]]`: call the tool NAME (e.g. `mcp__mosaic__reply`) with the JSON input once;
 ///   after its result, answer as for `bash`.
 /// - `[[slow MS]]`: wait MS milliseconds before answering (a busy agent), then answer as without it.
+///
+/// In a directive, `{chat_id}` stands for N of a mosaic chat envelope `[chat #N…` in the same
+/// text (a scripted orchestrator answers the message it was given).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Directive {
     /// Answer this text.
@@ -50,7 +53,13 @@ impl Script {
         let start = text.find("[[")?;
         let rest = &text[start + 2..];
         let end = rest.find("]]")?;
-        let inner = rest[..end].trim();
+        // `{chat_id}` is the N of a mosaic chat envelope (`[chat #N:…`) in the same text, so a
+        // scripted orchestrator can answer the message it was given.
+        let inner = match chat_id(text) {
+            Some(id) => rest[..end].trim().replace("{chat_id}", &id),
+            None => rest[..end].trim().to_owned(),
+        };
+        let inner = inner.as_str();
         let (name, argument) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
         let argument = argument.trim();
         match name {
@@ -110,6 +119,13 @@ impl Script {
     }
 }
 
+/// The N of the first `[chat #N` in `text`.
+fn chat_id(text: &str) -> Option<String> {
+    let rest = &text[text.find("[chat #")? + "[chat #".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then_some(digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +152,12 @@ mod tests {
             })
         );
         assert_eq!(Script::directive("no directive"), None);
+        assert_eq!(
+            Script::directive(
+                "[chat #12:ab from x (admin) on local/local] [[bash mosaic reply --to {chat_id} hi]]"
+            ),
+            Some(Directive::Bash("mosaic reply --to 12 hi".into()))
+        );
         assert_eq!(Script::directive("[[unknown x]]"), None);
     }
 
