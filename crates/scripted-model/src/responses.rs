@@ -1,5 +1,5 @@
 //! The OpenAI Responses API as Codex calls it: `POST /v1/responses` answered as a server-sent
-//! event stream, plus `GET /v1/models` answered with an empty list.
+//! event stream (`GET /v1/models`, which Codex 0.171 never calls, is answered by the chat module).
 //!
 //! Codex parses, per event, only `type` and one of `response`, `item` or `delta`
 //! (`codex-rs/codex-api/src/sse/responses.rs`); a stream that closes without
@@ -11,22 +11,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::post;
 use serde_json::{Value, json};
 
 use crate::{Reply, Script, Shared};
 
 pub(crate) fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/responses", post(responses))
-        .route("/v1/models", get(models))
-}
-
-/// Codex asks a custom provider for its model list; an empty list makes it keep the configured
-/// model.
-async fn models(State(shared): State<Shared>) -> axum::Json<Value> {
-    shared.record("/v1/models", &Value::Null);
-    axum::Json(json!({ "object": "list", "data": [], "models": [] }))
+    Router::new().route("/v1/responses", post(responses))
 }
 
 async fn responses(State(shared): State<Shared>, body: axum::body::Bytes) -> impl IntoResponse {
@@ -473,20 +464,6 @@ mod tests {
             done_item(&events)["content"][0]["text"],
             "ok: [[slow 300]] later"
         );
-    }
-
-    #[test]
-    fn models_answers_an_empty_list() {
-        let server = Running::start().unwrap();
-        let text = ureq::get(format!("{}/v1/models", server.base_url()))
-            .call()
-            .expect("get /v1/models")
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        let models: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(models["data"], json!([]));
-        assert_eq!(models["models"], json!([]));
     }
 
     #[test]
