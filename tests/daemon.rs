@@ -1421,3 +1421,37 @@ fn the_mcp_server_connects_to_the_daemon_lazily() {
     drop(stdin);
     let _ = child.wait();
 }
+
+/// A harness's dialog on the screen (no hook said so), which Enter would approve, is never typed
+/// into: a chat message waits, `fleet send` is refused, and the message is delivered once after a
+/// person answers at the terminal.
+#[test]
+fn a_dialog_on_the_screen_is_never_answered_by_a_chat_message() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, _url, _token) = up(&s);
+    wait_for("mos idle", || activity_of(&s, "mos").0 == "idle");
+    s.ok(&["fleet", "send", "mos", "/dialog"]);
+    wait_for("the dialog", || {
+        s.screen("mos").contains("Do you want to proceed?")
+    });
+    let out = s.run_with_stdin(&["chat", "--linger", "0"], b"after the dialog\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("the dialog to be seen on the screen", || {
+        activity_of(&s, "mos").0 == "waiting-for-input" && activity_of(&s, "mos").1 == "screen"
+    });
+    let err = s.fails(&["fleet", "send", "mos", "typed into a dialog?"]);
+    assert!(err.contains("dialog"), "{err}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(s.transcript("mos").is_empty(), "nothing reached the agent");
+    assert!(!s.screen("mos").contains("approved"), "{}", s.screen("mos"));
+    // A person refuses at the terminal; the message goes in once.
+    s.tmux().run(&["send-keys", "-t", "=mos:", "n"]).unwrap();
+    wait_for("the queued message", || s.transcript("mos").len() == 1);
+    assert!(s.transcript("mos")[0].ends_with("] after the dialog"));
+    let screen = s.screen("mos");
+    assert!(
+        screen.contains("refused") && !screen.contains("approved"),
+        "{screen}"
+    );
+}

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 /// How long the pane must be quiet to count as idle when nothing better is known.
 pub const QUIET_PERIOD: Duration = Duration::from_secs(2);
 
-/// What a harness hook reported, for delivery: waiting on a person (a permission dialog)
-/// counts as busy, so no chat message is typed into a dialog.
+/// What a harness hook reported, for delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookState {
-    /// The harness took a prompt and is working (Claude Code `UserPromptSubmit`), or waits on a
-    /// person.
+    /// The harness took a prompt and is working (Claude Code `UserPromptSubmit`).
     Busy,
+    /// It waits on a person (a permission dialog): no chat message is typed into it.
+    Waiting,
     /// The harness finished its turn (Claude Code `Stop`, Codex `agent-turn-complete`).
     Idle,
 }
@@ -33,6 +33,8 @@ struct Inner {
     hook: Option<(HookState, Instant)>,
     /// A message was delivered and the orchestrator has not replied to it yet.
     unanswered: bool,
+    /// Just (re)started: not ready until an idle hook or its ready screen says so.
+    starting: bool,
 }
 
 impl Activity {
@@ -46,6 +48,7 @@ impl Activity {
                 output_since_busy: false,
                 hook: None,
                 unanswered: false,
+                starting: false,
             }),
             idle_prompt: idle_prompt.map(|p| p.as_bytes().to_vec()),
             busy_timeout,
@@ -92,18 +95,50 @@ impl Activity {
         }
     }
 
+    /// The agent was (re)started: nothing is delivered until it is ready (an idle hook, or
+    /// [`Activity::ready`] when its screen shows it).
+    pub fn starting(&self) {
+        let mut i = self.inner.lock().unwrap();
+        i.starting = true;
+        i.hook = None;
+    }
+
+    /// Whether it is still starting.
+    pub fn is_starting(&self) -> bool {
+        self.inner.lock().unwrap().starting
+    }
+
+    /// Its screen shows it is ready.
+    pub fn ready(&self) {
+        self.inner.lock().unwrap().starting = false;
+    }
+
     /// A harness hook reported `state`.
     pub fn hook(&self, state: HookState) {
         let mut i = self.inner.lock().unwrap();
+        if state == HookState::Idle {
+            i.starting = false;
+        }
         i.hook = Some((state, Instant::now()));
-        if state == HookState::Busy && i.busy_since.is_none() {
+        if state != HookState::Idle && i.busy_since.is_none() {
             i.busy_since = Some(Instant::now());
+        }
+    }
+
+    /// How long the agent has been waiting on a person, by its hooks.
+    pub fn waiting_for(&self) -> Option<Duration> {
+        match self.inner.lock().unwrap().hook {
+            Some((HookState::Waiting, at)) => Some(at.elapsed()),
+            _ => None,
         }
     }
 
     /// Whether the agent can take the next message now.
     pub fn is_idle(&self) -> bool {
         let mut i = self.inner.lock().unwrap();
+        if i.starting {
+            return false;
+        }
         let Some(since) = i.busy_since else {
             return true;
         };
@@ -171,6 +206,19 @@ mod tests {
         assert!(!a.is_idle(), "the hook said busy");
         a.hook(HookState::Idle);
         assert!(a.is_idle());
+    }
+
+    #[test]
+    fn a_starting_agent_takes_nothing_until_it_is_ready() {
+        let a = Activity::new(Some("demo> "), Duration::from_millis(1));
+        a.starting();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!a.is_idle(), "not even after the busy timeout");
+        a.ready();
+        assert!(a.is_idle());
+        a.starting();
+        a.hook(HookState::Idle);
+        assert!(a.is_idle(), "an idle hook says it is ready");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use crate::activity::Activity;
 use crate::events::Event;
 use crate::store::{Queued, Store};
-use mosaic_fleet::harness::paste_settle;
+use mosaic_fleet::harness::send_options;
 use mosaic_fleet::{Fleet, pane_writer};
 use mosaic_tmux::{ControlClient, ErrorKind, SendOptions, TmuxError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +28,12 @@ use tokio::sync::broadcast;
 /// How long the worker waits for output at a time while the orchestrator is busy: the delay
 /// before it notices an idle hook.
 const BUSY_POLL: Duration = Duration::from_millis(20);
+
+/// How often the worker looks at the screen of a starting or waiting orchestrator.
+const SCREEN_LOOK: Duration = Duration::from_millis(500);
+
+/// How long a hook must have said "waiting for input" before the screen may say otherwise.
+const WAITING_BEFORE_LOOKING: Duration = Duration::from_secs(2);
 
 /// The key under which the last delivered message's origin is kept (where replies go).
 pub const CONVERSATION_KEY: &str = "conversation";
@@ -108,8 +114,16 @@ fn marker(q: &Queued) -> String {
 
 struct Session {
     agent: String,
+    /// The text its screen shows when ready (its manifest's `ready.screen`).
+    ready: Option<String>,
+    paths: mosaic_fleet::Paths,
+    /// When its screen was last looked at.
+    last_look: Instant,
+    /// A dialog on its screen has been reported (once per dialog).
+    dialog_reported: bool,
     client: ControlClient,
-    settle: Duration,
+    /// How to type into the orchestrator (its harness's settle time and dialogs).
+    options: SendOptions,
     /// The pane's writer turn.
     writer: Arc<Mutex<()>>,
 }
@@ -175,6 +189,10 @@ impl DeliveryWorker {
                 continue;
             }
             if !self.activity.is_idle() {
+                if self.look_at_screen(s).is_err() {
+                    session = None;
+                    continue;
+                }
                 // The pane's output tells the activity; a hook (which arrives on its own
                 // connection, after the output) is seen within one short wait.
                 match s.client.next_output(Instant::now() + BUSY_POLL) {
@@ -185,8 +203,21 @@ impl DeliveryWorker {
                 continue;
             }
             match self.deliver(&store, s, &message) {
-                Ok(()) => {}
-                Err(Undelivered::Tmux(e)) if e.kind == ErrorKind::Timeout => {
+                Ok(()) => s.dialog_reported = false,
+                // A dialog on the screen (no hook said so): nothing was typed; the message
+                // keeps its place until the dialog is answered at the terminal.
+                Err(Undelivered::Tmux(e)) if e.kind == ErrorKind::DialogShown => {
+                    let _ = store.mark_queued(message.id);
+                    if !s.dialog_reported {
+                        s.dialog_reported = true;
+                        tracing::warn!(agent = %s.agent, error = %e, "the orchestrator shows a dialog; chat messages wait");
+                        self.observe(s, mosaic_fleet::Activity::WaitingForInput, &e.to_string());
+                    }
+                    self.wait_for_wake(Duration::from_secs(1));
+                }
+                Err(Undelivered::Tmux(e))
+                    if matches!(e.kind, ErrorKind::Timeout | ErrorKind::DialogAppeared) =>
+                {
                     tracing::warn!(
                         queue_id = message.id,
                         agent = %s.agent,
@@ -220,6 +251,62 @@ impl DeliveryWorker {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
         }
+    }
+
+    /// While the orchestrator is starting, or has waited on a person for a while by its hooks,
+    /// its screen decides (at most every [`SCREEN_LOOK`]): ready once it shows its ready text; a
+    /// dialog answered at the terminal (refused: no hook follows) once no dialog shows.
+    fn look_at_screen(&self, s: &mut Session) -> Result<(), TmuxError> {
+        let starting = self.activity.is_starting();
+        let waited = self
+            .activity
+            .waiting_for()
+            .is_some_and(|w| w >= WAITING_BEFORE_LOOKING);
+        if !(starting || waited) || s.last_look.elapsed() < SCREEN_LOOK {
+            return Ok(());
+        }
+        s.last_look = Instant::now();
+        let screen = s.client.screen()?;
+        let ready = match &s.ready {
+            Some(text) => screen.contains(text.as_str()),
+            None => !screen.trim().is_empty(),
+        };
+        let dialog = s
+            .options
+            .dialogs
+            .iter()
+            .any(|d| screen.contains(d.as_str()));
+        if starting && ready {
+            self.activity.ready();
+        } else if waited && ready && !dialog {
+            self.activity.hook(crate::activity::HookState::Idle);
+            self.observe(
+                s,
+                mosaic_fleet::Activity::Idle,
+                "the dialog was answered at the terminal",
+            );
+        }
+        Ok(())
+    }
+
+    /// Records what the orchestrator's screen showed as its activity (source `screen`).
+    fn observe(&self, s: &Session, activity: mosaic_fleet::Activity, detail: &str) {
+        let observed = mosaic_fleet::Observed {
+            activity,
+            source: mosaic_fleet::Source::Screen,
+            event: None,
+            detail: Some(detail.to_owned()),
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        };
+        let _ = observed.write(&s.paths, &s.agent);
+        let _ = self.events.send(Event::AgentState {
+            name: s.agent.clone(),
+            state: activity.as_str().into(),
+            source: Some(mosaic_fleet::Source::Screen.as_str().into()),
+            detail: Some(detail.to_owned()),
+        });
     }
 
     fn drain_output(&self, s: &mut Session) -> Result<(), mosaic_tmux::TmuxError> {
@@ -258,8 +345,23 @@ impl DeliveryWorker {
                 }
             }
         }
+        let ready =
+            mosaic_roster::harness(&orchestrator.runtime).and_then(|h| h.ready.screen.clone());
+        // A harness that is not showing its ready screen is (re)starting: nothing is delivered
+        // until it is ready.
+        let screen = client.screen().map_err(|e| e.to_string())?;
+        if !ready
+            .as_deref()
+            .map_or(!screen.trim().is_empty(), |r| screen.contains(r))
+        {
+            self.activity.starting();
+        }
         Ok(Session {
-            settle: paste_settle(&orchestrator.runtime),
+            ready,
+            paths: fleet.paths.clone(),
+            last_look: Instant::now(),
+            dialog_reported: false,
+            options: send_options(&orchestrator.runtime),
             writer: pane_writer(fleet.tmux.socket(), &orchestrator.name),
             agent: orchestrator.name,
             client,
@@ -268,10 +370,7 @@ impl DeliveryWorker {
 
     fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), Undelivered> {
         store.mark_delivering(q.id)?;
-        let opts = SendOptions {
-            settle: s.settle,
-            ..SendOptions::default()
-        };
+        let opts = s.options.clone();
         // Where replies go: set before the paste, since the orchestrator may answer at once.
         let origin = serde_json::to_string(&crate::Target::answering(&q.inbound))
             .expect("a target serializes");

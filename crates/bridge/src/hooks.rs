@@ -95,6 +95,7 @@ impl Bridge {
         if is_orchestrator {
             self.inner.activity.hook(match activity {
                 Activity::Idle => HookState::Idle,
+                Activity::WaitingForInput => HookState::Waiting,
                 _ => HookState::Busy,
             });
             if activity == Activity::WaitingForInput && previous != Some(activity) {

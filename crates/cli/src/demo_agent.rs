@@ -3,7 +3,8 @@
 //!
 //! It behaves like the real harnesses where it matters to mosaic: raw-mode terminal, bracketed
 //! paste (multi-line pastes stay one message until Enter), `/exit` to quit, and `/freeze SECS`
-//! plays a frozen harness (it reads and draws nothing for that long). As the orchestrator
+//! plays a frozen harness (it reads and draws nothing for that long), `/dialog` a permission
+//! dialog that Enter would approve (as Claude Code's does). As the orchestrator
 //! (`MOSAIC_ROLE=orchestrator`) with the daemon running, it also answers in chat with
 //! `mosaic reply`, as a real orchestrator is told to. Each submitted
 //! message is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` so tests can check that
@@ -35,6 +36,9 @@ pub struct DemoArgs {
 }
 
 const PROMPT: &str = "demo> ";
+
+/// What the demo agent's permission dialog (`/dialog`) shows, as its manifest lists it.
+pub const DIALOG: &str = "Do you want to proceed?";
 
 /// Runs the REPL until `/exit`, Ctrl-D on an empty line, or the terminal goes away.
 pub fn run(paths: &mosaic_fleet::Paths, args: &DemoArgs) -> anyhow::Result<()> {
@@ -84,11 +88,31 @@ fn repl(
     hooks.report("started");
     let mut input = String::new();
     let mut count = 0u64;
+    // `/dialog` plays a harness's permission dialog: Enter or `y` approves, `n` or Escape
+    // refuses; a paste is ignored.
+    let mut dialog = false;
     loop {
         let event = match read() {
             Ok(e) => e,
             Err(_) => return Ok(()),
         };
+        if dialog {
+            if let Event::Key(key) = event
+                && key.kind != KeyEventKind::Release
+            {
+                let answer = match key.code {
+                    KeyCode::Enter | KeyCode::Char('y') => Some("approved"),
+                    KeyCode::Esc | KeyCode::Char('n') => Some("refused"),
+                    _ => None,
+                };
+                if let Some(answer) = answer {
+                    dialog = false;
+                    // Gone from the screen once answered, as a TUI's dialog is.
+                    say(out, &format!("\r\x1b[2K{answer}\n{PROMPT}"))?;
+                }
+            }
+            continue;
+        }
         match event {
             Event::Paste(text) => {
                 let text = text.replace("\r\n", "\n").replace('\r', "\n");
@@ -130,6 +154,11 @@ fn repl(
                         let secs = secs.trim().parse::<u64>().unwrap_or(5).min(60);
                         say(out, &format!("\nfrozen for {secs} s\n{PROMPT}"))?;
                         std::thread::sleep(std::time::Duration::from_secs(secs));
+                        continue;
+                    }
+                    if message.trim() == "/dialog" {
+                        dialog = true;
+                        say(out, &format!("\n{DIALOG} (y/n) "))?;
                         continue;
                     }
                     hooks.report("busy");

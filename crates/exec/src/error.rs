@@ -115,7 +115,10 @@ fn fleet_kind(e: &FleetError) -> ErrorKind {
         | FleetError::RemoveOrchestrator { .. }
         | FleetError::Refused(_) => ErrorKind::Refused,
         FleetError::Tmux(t) => match t.kind {
-            Tmux::Timeout | Tmux::Io => ErrorKind::Transient,
+            // A dialog waits on a person: try again once it is answered.
+            Tmux::Timeout | Tmux::Io | Tmux::DialogShown | Tmux::DialogAppeared => {
+                ErrorKind::Transient
+            }
             Tmux::NoServer | Tmux::NoSession => ErrorKind::NotFound,
             Tmux::PaneDead => ErrorKind::Invalid,
             Tmux::NotInstalled | Tmux::Failed => ErrorKind::Internal,

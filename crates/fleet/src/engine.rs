@@ -2,7 +2,7 @@
 
 use crate::error::FleetError;
 use crate::harness::{
-    LaunchFiles, harness_of, hook_command, launch_argv, orchestrator_mcp_config, paste_settle,
+    LaunchFiles, harness_of, hook_command, launch_argv, orchestrator_mcp_config, send_options,
 };
 use crate::paths::{
     AGENT_TOKEN_ENV, AgentToken, Paths, agent_workdir, lock_exclusive, write_atomic,
@@ -506,9 +506,9 @@ impl Fleet {
         let exit_text = harness.exit.text.as_str();
         let quick = SendOptions {
             paste_timeout: Duration::from_millis(500),
-            settle: paste_settle(&agent.runtime),
             submit_timeout: Duration::from_millis(300),
             submit_attempts: 1,
+            ..send_options(&agent.runtime)
         };
         let writer = pane_writer(self.tmux.socket(), &agent.name);
         let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -602,14 +602,12 @@ impl Fleet {
         if client.pane_dead() {
             return Err(not_running(AgentState::Dead));
         }
-        let opts = SendOptions {
-            settle: paste_settle(&agent.runtime),
-            ..SendOptions::default()
-        };
-        client.send_text(text, &opts).map_err(|e| match e.kind {
-            ErrorKind::PaneDead => not_running(AgentState::Dead),
-            _ => e.into(),
-        })
+        client
+            .send_text(text, &send_options(&agent.runtime))
+            .map_err(|e| match e.kind {
+                ErrorKind::PaneDead => not_running(AgentState::Dead),
+                _ => e.into(),
+            })
     }
 
     /// The agent's pane text: the screen, or all scrollback with `history`.

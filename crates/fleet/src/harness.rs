@@ -4,6 +4,7 @@
 use crate::paths::which;
 use mosaic_roster::harness::{Stream, expand};
 use mosaic_roster::{Agent, Harness, Role, harnesses};
+use mosaic_tmux::SendOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -242,9 +243,26 @@ fn command_line(
         .collect()
 }
 
-/// How long a pane must be quiet after a paste before Enter (its manifest's `paste_settle_ms`).
-pub fn paste_settle(runtime: &str) -> Duration {
-    Duration::from_millis(mosaic_roster::harness(runtime).map_or(150, |h| h.paste_settle_ms))
+/// How mosaic types into an agent of harness `runtime`: its manifest's paste-settle time, and the
+/// dialogs its screen may show (`screen.permission`, `screen.waiting_for_input`), which nothing
+/// is typed into and no Enter answers.
+pub fn send_options(runtime: &str) -> SendOptions {
+    let harness = mosaic_roster::harness(runtime);
+    SendOptions {
+        settle: Duration::from_millis(harness.as_ref().map_or(150, |h| h.paste_settle_ms)),
+        dialogs: harness
+            .map(|h| {
+                let screen = &h.screen;
+                screen
+                    .permission
+                    .iter()
+                    .chain(&screen.waiting_for_input)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..SendOptions::default()
+    }
 }
 
 /// A TOML basic string.
@@ -474,7 +492,8 @@ mod tests {
         let mut mos = agent("claude");
         mos.role = Role::Orchestrator;
         assert!(!claude_line(&mos, None).contains(&"--mcp-config".to_owned()));
-        assert_eq!(paste_settle("demo"), Duration::ZERO);
-        assert_eq!(paste_settle("claude"), Duration::from_millis(150));
+        assert_eq!(send_options("demo").settle, Duration::ZERO);
+        assert_eq!(send_options("claude").settle, Duration::from_millis(150));
+        assert_eq!(send_options("claude").dialogs, ["Do you want to proceed?"]);
     }
 }

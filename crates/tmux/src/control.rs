@@ -26,6 +26,9 @@ pub struct SendOptions {
     pub submit_timeout: Duration,
     /// How many times Enter may be pressed in all. The text itself is pasted exactly once.
     pub submit_attempts: u32,
+    /// Texts a dialog of the harness shows (a permission prompt): while the screen shows one,
+    /// nothing is typed, and Enter is never pressed (it would answer the dialog).
+    pub dialogs: Vec<String>,
 }
 
 impl Default for SendOptions {
@@ -35,6 +38,7 @@ impl Default for SendOptions {
             settle: Duration::from_millis(20),
             submit_timeout: Duration::from_secs(2),
             submit_attempts: 3,
+            dialogs: Vec::new(),
         }
     }
 }
@@ -261,6 +265,24 @@ impl ControlClient {
             .map(drop)
     }
 
+    /// The pane's visible screen, as text.
+    pub fn screen(&mut self) -> Result<String, TmuxError> {
+        self.command(&format!("capture-pane -p -J -t {}", self.pane))
+    }
+
+    /// The first of `dialogs` the pane's screen shows, if any (one `capture-pane`; none when
+    /// `dialogs` is empty).
+    fn dialog_shown<'a>(&mut self, dialogs: &'a [String]) -> Result<Option<&'a str>, TmuxError> {
+        if dialogs.is_empty() {
+            return Ok(None);
+        }
+        let screen = self.screen()?;
+        Ok(dialogs
+            .iter()
+            .find(|d| !d.is_empty() && screen.contains(d.as_str()))
+            .map(String::as_str))
+    }
+
     /// Presses one key by its tmux name (`C-c`, `Escape`): letters, digits and `-` only, so a
     /// name can never carry another command.
     pub fn press_key(&mut self, key: &str) -> Result<(), TmuxError> {
@@ -307,6 +329,12 @@ impl ControlClient {
         self.outputs.clear();
         let pane = self.pane.clone();
         self.ensure_alive()?;
+        if let Some(dialog) = self.dialog_shown(&opts.dialogs)? {
+            return Err(TmuxError::new(
+                ErrorKind::DialogShown,
+                format!("the agent shows a dialog ({dialog:?}); nothing was typed"),
+            ));
+        }
         // Load and paste in one line: two replies (tmux skips the paste if the load failed).
         self.command(&format!(
             "set-buffer -b {buffer} -- {} ; paste-buffer -p -d -b {buffer} -t {pane}",
@@ -317,6 +345,15 @@ impl ControlClient {
         let echoed = self.next_output(paste_deadline)?.is_some();
         if echoed && !opts.settle.is_zero() {
             self.settle(opts.settle, paste_deadline)?;
+        }
+        // A dialog that opened meanwhile would take the Enter as its answer.
+        if let Some(dialog) = self.dialog_shown(&opts.dialogs)? {
+            return Err(TmuxError::new(
+                ErrorKind::DialogAppeared,
+                format!(
+                    "a dialog ({dialog:?}) opened while the text was pasted; Enter was not pressed"
+                ),
+            ));
         }
         for attempt in 1..=opts.submit_attempts.max(1) {
             self.press_enter()?;

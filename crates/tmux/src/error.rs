@@ -13,6 +13,10 @@ pub enum ErrorKind {
     PaneDead,
     /// The agent did not react to input in time; retrying may help.
     Timeout,
+    /// The agent shows a dialog (a permission prompt): nothing was typed.
+    DialogShown,
+    /// A dialog opened while the text was being pasted: it was pasted, Enter was not pressed.
+    DialogAppeared,
     /// tmux refused the command.
     Failed,
     /// Spawning or talking to tmux failed.
