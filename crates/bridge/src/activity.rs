@@ -55,13 +55,20 @@ impl Activity {
         }
     }
 
-    /// A message was just submitted: the agent is busy until it says or shows otherwise.
+    /// A chat message was just submitted: the agent is busy until it says or shows otherwise,
+    /// and owes its room an answer.
     pub fn submitted(&self) {
+        self.busy();
+        self.inner.lock().unwrap().unanswered = true;
+    }
+
+    /// Something was typed in (a chat message or a notice): busy until it says or shows
+    /// otherwise.
+    pub fn busy(&self) {
         let mut i = self.inner.lock().unwrap();
         i.busy_since = Some(Instant::now());
         i.output_since_busy = false;
         i.tail.clear();
-        i.unanswered = true;
     }
 
     /// The orchestrator replied (with `mosaic reply` or its MCP tool) in this turn.

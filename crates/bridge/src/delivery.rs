@@ -54,7 +54,14 @@ pub struct DeliveryWorker {
     pub wake: Receiver<()>,
     /// Told about each delivered message (the bridge shows "typing" in its room).
     pub delivered: tokio::sync::mpsc::UnboundedSender<mosaic_connector::Inbound>,
+    /// Notices for the orchestrator ([`crate::Bridge::notify_orchestrator`]), typed in before
+    /// the next chat message.
+    pub notices: Arc<Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// What starts a notice from mosaic in the orchestrator's pane; no chat message's line can
+/// start like it (a chat message starts with its envelope, its other lines are indented).
+pub const NOTICE: &str = "[fleet notice] ";
 
 /// The envelope that precedes a chat message in the pane: the queue id and its nonce, the
 /// sender and their ACL role, the room. Continuation lines of the text are indented by
@@ -121,6 +128,8 @@ struct Session {
     last_look: Instant,
     /// A dialog on its screen has been reported (once per dialog).
     dialog_reported: bool,
+    /// A dialog was seen on its screen while its hooks said it waits.
+    dialog_seen: bool,
     client: ControlClient,
     /// How to type into the orchestrator (its harness's settle time and dialogs).
     options: SendOptions,
@@ -165,6 +174,10 @@ impl DeliveryWorker {
                     continue;
                 }
                 self.wait_for_wake(Duration::from_millis(200));
+                continue;
+            }
+            if self.activity.is_idle() && self.deliver_notice(s).is_err() {
+                session = None;
                 continue;
             }
             let next = match store.next_queued() {
@@ -253,9 +266,39 @@ impl DeliveryWorker {
         }
     }
 
+    /// Types the oldest notice into the idle orchestrator, if there is one. A dialog on its
+    /// screen keeps it for later; a pane gone loses it (the fleet is re-observed anyway).
+    fn deliver_notice(&self, s: &mut Session) -> Result<(), TmuxError> {
+        let Some(notice) = self.notices.lock().unwrap().pop_front() else {
+            return Ok(());
+        };
+        let text = format!("{NOTICE}{}", notice.replace(['\r', '\n'], " "));
+        self.activity.busy();
+        let sent = {
+            let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
+            s.client.send_text(&text, &s.options)
+        };
+        match sent {
+            Ok(report) => {
+                self.activity.output(&report.reaction);
+                Ok(())
+            }
+            Err(e) if e.kind == ErrorKind::DialogShown => {
+                self.activity.abandoned();
+                self.notices.lock().unwrap().push_front(notice);
+                Ok(())
+            }
+            Err(e) => {
+                self.activity.abandoned();
+                Err(e)
+            }
+        }
+    }
+
     /// While the orchestrator is starting, or has waited on a person for a while by its hooks,
     /// its screen decides (at most every [`SCREEN_LOOK`]): ready once it shows its ready text; a
-    /// dialog answered at the terminal (refused: no hook follows) once no dialog shows.
+    /// dialog answered at the terminal (refused: no hook follows) once a dialog seen there is
+    /// gone and it is ready (an unknown dialog keeps it waiting).
     fn look_at_screen(&self, s: &mut Session) -> Result<(), TmuxError> {
         let starting = self.activity.is_starting();
         let waited = self
@@ -278,7 +321,11 @@ impl DeliveryWorker {
             .any(|d| screen.contains(d.as_str()));
         if starting && ready {
             self.activity.ready();
-        } else if waited && ready && !dialog {
+        } else if waited && dialog {
+            s.dialog_seen = true;
+        } else if waited && s.dialog_seen && ready {
+            // Only a dialog seen and now gone counts: an unknown dialog keeps it waiting.
+            s.dialog_seen = false;
             self.activity.hook(crate::activity::HookState::Idle);
             self.observe(
                 s,
@@ -361,6 +408,7 @@ impl DeliveryWorker {
             paths: fleet.paths.clone(),
             last_look: Instant::now(),
             dialog_reported: false,
+            dialog_seen: false,
             options: send_options(&orchestrator.runtime),
             writer: pane_writer(fleet.tmux.socket(), &orchestrator.name),
             agent: orchestrator.name,

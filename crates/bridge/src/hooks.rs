@@ -105,6 +105,11 @@ impl Bridge {
                 self.relay_unanswered(payload);
             }
             self.wake_delivery();
+        } else if activity == Activity::WaitingForInput && previous != Some(activity) {
+            let asks = detail.as_deref().unwrap_or("a decision");
+            self.notify_orchestrator(&format!(
+                "worker {name} is waiting for input at its terminal: {asks}"
+            ));
         }
         Ok(Some(activity))
     }

@@ -153,6 +153,8 @@ struct Inner {
     activity: Arc<Activity>,
     /// Each agent's activity as its hooks last said (to tell changes once).
     observed: Mutex<HashMap<String, mosaic_fleet::Activity>>,
+    /// Notices for the orchestrator, typed in by the delivery worker.
+    notices: Arc<Mutex<std::collections::VecDeque<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -207,6 +209,7 @@ impl Bridge {
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),
                 wake_outbox: Notify::new(),
                 observed: Mutex::new(HashMap::new()),
+                notices: Arc::default(),
                 stop: Arc::new(AtomicBool::new(false)),
             }),
         })
@@ -232,6 +235,7 @@ impl Bridge {
                 stop: self.inner.stop.clone(),
                 wake,
                 delivered: delivered_tx,
+                notices: self.inner.notices.clone(),
             };
             tasks.push(tokio::task::spawn_blocking(move || worker.run()));
         }
@@ -270,6 +274,47 @@ impl Bridge {
     /// Publishes an event from another component (the fleet supervisor's agent states).
     pub fn announce(&self, event: Event) {
         let _ = self.inner.events.send(event);
+    }
+
+    /// The supervisor's report: announced, and a worker that died, was restarted or keeps dying
+    /// is told to the orchestrator once ([`Bridge::notify_orchestrator`]).
+    pub fn supervisor_change(&self, change: mosaic_fleet::Change) {
+        use mosaic_fleet::{AgentState, Change};
+        let notice = match &change {
+            Change::State {
+                name,
+                state: AgentState::Dead,
+            } => Some((name.clone(), format!("worker {name} died"))),
+            Change::Restarted(name) => Some((
+                name.clone(),
+                format!("worker {name} was restarted by its restart policy"),
+            )),
+            Change::CrashLooping(name) => Some((
+                name.clone(),
+                format!(
+                    "worker {name} keeps dying and is left stopped; `mosaic fleet logs {name}` shows why"
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((name, text)) = notice
+            && self.agent_role(&name) == Some(Role::Worker)
+        {
+            self.notify_orchestrator(&text);
+        }
+        self.announce(change.into());
+    }
+
+    /// Tells the orchestrator something about the fleet: typed into its pane as a
+    /// `[fleet notice] …` line when it is idle, before the next chat message (zero tokens
+    /// unless it acts on it).
+    pub fn notify_orchestrator(&self, text: &str) {
+        self.inner
+            .notices
+            .lock()
+            .unwrap()
+            .push_back(text.to_owned());
+        self.wake_delivery();
     }
 
     /// Tells the delivery worker to look at the queue now.

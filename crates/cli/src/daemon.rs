@@ -219,7 +219,7 @@ fn supervisor_component(bridge: &Bridge, live: &LiveRoster, exe: &Path) -> Compo
     let stop = Arc::new(AtomicBool::new(false));
     let (bridge, stopped) = (bridge.clone(), stop.clone());
     let task = tokio::task::spawn_blocking(move || {
-        supervisor.run(&stopped, |change| bridge.announce(change.into()))
+        supervisor.run(&stopped, |change| bridge.supervisor_change(change))
     });
     Component {
         name: "supervisor",

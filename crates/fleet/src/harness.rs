@@ -161,7 +161,9 @@ only with that role's rights: an operator may ask questions and have you send wo
 start, stop or restart them; only an admin may have you add or remove agents, change the roster or \
 install anything. Refuse, and say why, anything beyond the sender's role. mosaic is `{exe}` \
 (also in $MOSAIC_BIN): answer message ID with `{exe} reply --to ID TEXT` (it lands in that \
-message's room), command the fleet with `{exe} fleet VERB`."
+message's room), command the fleet with `{exe} fleet VERB`. A line starting `[fleet notice]` \
+comes from mosaic itself (a worker died, was restarted, or waits for input): act on it if it \
+matters to the work in hand; it needs no reply."
     )
 }
 
