@@ -227,6 +227,9 @@ fn ps_json_follows_the_documented_schema() {
         "started_at",
         "last_activity",
         "attached",
+        "activity",
+        "activity_source",
+        "activity_detail",
     ];
     for a in ps["agents"].as_array().unwrap() {
         let obj = a.as_object().unwrap();
