@@ -31,6 +31,24 @@ pub enum HookError {
 /// The longest detail kept from a hook's payload.
 const MAX_DETAIL: usize = 300;
 
+/// How often the screen of an agent waiting on a dialog is looked at.
+const DIALOG_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether `screen` shows `harness` ready for a prompt with no dialog and no work in sight: its
+/// manifest's `ready.screen`, and none of its `screen.permission`, `screen.waiting_for_input`
+/// or `screen.busy` texts. False for a harness without a ready text (nothing to tell by).
+fn dialog_closed(harness: &mosaic_roster::harness::Harness, screen: &str) -> bool {
+    let Some(ready) = &harness.ready.screen else {
+        return false;
+    };
+    let patterns = &harness.screen;
+    let shows = |texts: &[String]| texts.iter().any(|t| screen.contains(t.as_str()));
+    screen.contains(ready.as_str())
+        && !shows(&patterns.permission)
+        && !shows(&patterns.waiting_for_input)
+        && !shows(&patterns.busy)
+}
+
 impl Bridge {
     /// Records hook `event` of agent `agent` (the orchestrator when `None`) with its harness's
     /// `payload` (JSON, `null` when there is none). Returns the activity it means (none for a
@@ -69,11 +87,34 @@ impl Bridge {
                 return Ok(None);
             }
         };
+        self.observe(
+            &name,
+            is_orchestrator,
+            activity,
+            Source::Hook,
+            Some(event),
+            payload,
+        );
+        Ok(Some(activity))
+    }
+
+    /// Keeps what agent `name` is doing, as `source` says (with hook `event` and its `payload`),
+    /// announces it, and paces the orchestrator's deliveries by it.
+    fn observe(
+        &self,
+        name: &str,
+        is_orchestrator: bool,
+        activity: Activity,
+        source: Source,
+        event: Option<&str>,
+        payload: &Value,
+    ) {
+        let name = name.to_owned();
         let detail = (activity == Activity::WaitingForInput).then(|| waiting_for(payload));
         let observed = Observed {
             activity,
-            source: Source::Hook,
-            event: Some(event.to_owned()),
+            source,
+            event: event.map(str::to_owned),
             detail: detail.clone(),
             at: chrono_now(),
         };
@@ -89,7 +130,7 @@ impl Bridge {
         let _ = self.inner.events.send(Event::AgentState {
             name: name.clone(),
             state: activity.as_str().into(),
-            source: Some(Source::Hook.as_str().into()),
+            source: Some(source.as_str().into()),
             detail: detail.clone(),
         });
         if is_orchestrator {
@@ -111,7 +152,54 @@ impl Bridge {
                 "worker {name} is waiting for input at its terminal: {asks}"
             ));
         }
-        Ok(Some(activity))
+    }
+
+    /// Watches the agents a hook said wait on a dialog until the bridge stops. A dialog can close
+    /// with no hook (Claude Code reports nothing after a refused permission): once the agent's
+    /// screen shows its ready text again and neither its dialog nor work, it is idle (source
+    /// `screen`), so its chat messages are not held for nothing.
+    pub(crate) async fn dialog_loop(self) {
+        while !self.inner.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(DIALOG_POLL).await;
+            let waiting: Vec<String> = self
+                .inner
+                .observed
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, a)| **a == Activity::WaitingForInput)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in waiting {
+                let roster = self.inner.roster.get();
+                let Some(member) = roster.agent(&name) else {
+                    continue;
+                };
+                let Some(harness) = mosaic_roster::harness::harness(&member.runtime) else {
+                    continue;
+                };
+                let is_orchestrator = member.role == mosaic_roster::Role::Orchestrator;
+                let fleet = self.fleet();
+                let who = name.clone();
+                let screen = tokio::task::spawn_blocking(move || fleet.capture(&who, false)).await;
+                let Ok(Ok(screen)) = screen else {
+                    continue;
+                };
+                // A hook may have said something newer meanwhile: only a wait is ended here.
+                let still_waiting = self.inner.observed.lock().unwrap().get(&name).copied()
+                    == Some(Activity::WaitingForInput);
+                if still_waiting && dialog_closed(&harness, &screen) {
+                    self.observe(
+                        &name,
+                        is_orchestrator,
+                        Activity::Idle,
+                        Source::Screen,
+                        None,
+                        &Value::Null,
+                    );
+                }
+            }
+        }
     }
 
     /// The orchestrator waits on a person (a permission dialog): the room of the message it is
@@ -188,6 +276,20 @@ fn chrono_now() -> i64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_dialog_is_closed_when_the_ready_screen_is_back_without_it() {
+        let claude = mosaic_roster::harness::harness("claude").unwrap();
+        // Claude Code 2.1.332's screens (trimmed): its permission dialog, at work, and after
+        // a person refused the dialog with Escape.
+        let dialog = " Bash command\n touch x\n Do you want to proceed?\n ❯ 1. Yes\n   2. No\n Esc to cancel · Tab to amend\n";
+        let busy = "✶ Burrowing…\n❯ \n  ⏸ manual mode on · esc to interrupt\n";
+        let refused = "  Did not run 1 call\n  ⎿  Interrupted · What should Claude do instead?\n❯ \n  ⏸ manual mode on · ? for shortcuts\n";
+        assert!(!dialog_closed(&claude, dialog));
+        assert!(!dialog_closed(&claude, busy));
+        assert!(dialog_closed(&claude, refused));
+        assert!(!dialog_closed(&claude, &format!("{refused}{dialog}")));
+    }
 
     #[test]
     fn what_a_waiting_harness_asks_comes_from_its_payload() {

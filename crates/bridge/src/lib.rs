@@ -241,6 +241,8 @@ impl Bridge {
         }
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
+        let me = self.clone();
+        tasks.push(tokio::spawn(async move { me.dialog_loop().await }));
         for connector in self.inner.connectors.values() {
             let (me, id) = (self.clone(), connector.id().to_owned());
             tasks.push(tokio::spawn(async move { me.log_health(id).await }));
