@@ -1349,6 +1349,11 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
     wait_for("mos idle again", || {
         activity_of(&s, "mos") == ("idle".into(), "hook".into(), "idle".into())
     });
+    // Its permission dialog (the demo agent's `/dialog`), and the hook a harness sends with it.
+    s.ok(&["fleet", "send", "mos", "/dialog"]);
+    wait_for("the dialog", || {
+        s.screen("mos").contains("Do you want to proceed?")
+    });
     let dialog = r#"{"hook_event_name":"Notification","message":"Claude needs your permission to use Bash"}"#;
     as_agent(&s, "mos", &["hook", "waiting-for-input"], dialog);
     writeln!(input, "second").unwrap();
@@ -1356,8 +1361,11 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
     as_agent(&s, "mos", &["hook", "waiting-for-input"], dialog);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(chats(&s).len(), 1, "nothing is typed into a dialog");
-    as_agent(&s, "mos", &["hook", "idle"], "");
+    // A person refuses at the terminal: no hook follows (as with Claude Code); the screen shows
+    // the dialog gone, and the message goes in.
+    s.tmux().run(&["send-keys", "-t", "=mos:", "n"]).unwrap();
     wait_for("the second message", || chats(&s).len() == 2);
+    assert!(!s.screen("mos").contains("approved"));
     drop(input);
     let out = chat.wait_with_output().unwrap();
     let printed = text(&out.stdout);

@@ -132,14 +132,6 @@ impl Activity {
         }
     }
 
-    /// How long the agent has been waiting on a person, by its hooks.
-    pub fn waiting_for(&self) -> Option<Duration> {
-        match self.inner.lock().unwrap().hook {
-            Some((HookState::Waiting, at)) => Some(at.elapsed()),
-            _ => None,
-        }
-    }
-
     /// Whether the agent can take the next message now.
     pub fn is_idle(&self) -> bool {
         let mut i = self.inner.lock().unwrap();

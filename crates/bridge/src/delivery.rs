@@ -29,11 +29,8 @@ use tokio::sync::broadcast;
 /// before it notices an idle hook.
 const BUSY_POLL: Duration = Duration::from_millis(20);
 
-/// How often the worker looks at the screen of a starting or waiting orchestrator.
+/// How often the worker looks at the screen of a starting orchestrator.
 const SCREEN_LOOK: Duration = Duration::from_millis(500);
-
-/// How long a hook must have said "waiting for input" before the screen may say otherwise.
-const WAITING_BEFORE_LOOKING: Duration = Duration::from_secs(2);
 
 /// The key under which the last delivered message's origin is kept (where replies go).
 pub const CONVERSATION_KEY: &str = "conversation";
@@ -128,8 +125,6 @@ struct Session {
     last_look: Instant,
     /// A dialog on its screen has been reported (once per dialog).
     dialog_reported: bool,
-    /// A dialog was seen on its screen while its hooks said it waits.
-    dialog_seen: bool,
     client: ControlClient,
     /// How to type into the orchestrator (its harness's settle time and dialogs).
     options: SendOptions,
@@ -295,17 +290,11 @@ impl DeliveryWorker {
         }
     }
 
-    /// While the orchestrator is starting, or has waited on a person for a while by its hooks,
-    /// its screen decides (at most every [`SCREEN_LOOK`]): ready once it shows its ready text; a
-    /// dialog answered at the terminal (refused: no hook follows) once a dialog seen there is
-    /// gone and it is ready (an unknown dialog keeps it waiting).
+    /// While the orchestrator is starting, its screen decides (at most every [`SCREEN_LOOK`]):
+    /// ready once it shows its ready text. (A dialog that closed with no hook is seen by the
+    /// bridge's dialog watch.)
     fn look_at_screen(&self, s: &mut Session) -> Result<(), TmuxError> {
-        let starting = self.activity.is_starting();
-        let waited = self
-            .activity
-            .waiting_for()
-            .is_some_and(|w| w >= WAITING_BEFORE_LOOKING);
-        if !(starting || waited) || s.last_look.elapsed() < SCREEN_LOOK {
+        if !self.activity.is_starting() || s.last_look.elapsed() < SCREEN_LOOK {
             return Ok(());
         }
         s.last_look = Instant::now();
@@ -314,24 +303,8 @@ impl DeliveryWorker {
             Some(text) => screen.contains(text.as_str()),
             None => !screen.trim().is_empty(),
         };
-        let dialog = s
-            .options
-            .dialogs
-            .iter()
-            .any(|d| screen.contains(d.as_str()));
-        if starting && ready {
+        if ready {
             self.activity.ready();
-        } else if waited && dialog {
-            s.dialog_seen = true;
-        } else if waited && s.dialog_seen && ready {
-            // Only a dialog seen and now gone counts: an unknown dialog keeps it waiting.
-            s.dialog_seen = false;
-            self.activity.hook(crate::activity::HookState::Idle);
-            self.observe(
-                s,
-                mosaic_fleet::Activity::Idle,
-                "the dialog was answered at the terminal",
-            );
         }
         Ok(())
     }
@@ -408,7 +381,6 @@ impl DeliveryWorker {
             paths: fleet.paths.clone(),
             last_look: Instant::now(),
             dialog_reported: false,
-            dialog_seen: false,
             options: send_options(&orchestrator.runtime),
             writer: pane_writer(fleet.tmux.socket(), &orchestrator.name),
             agent: orchestrator.name,
