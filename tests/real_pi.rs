@@ -615,3 +615,21 @@ fn stop_with_a_draft_in_the_editor_exits_cleanly() {
     assert_eq!(f.row("w1")["state"], "stopped");
     assert_eq!(f.row("mos")["state"], "running");
 }
+
+/// `fleet verify` shows pi's version: `pi --version` prints it to standard error, and only after
+/// loading the whole app (seconds on a busy machine).
+#[test]
+fn verify_shows_pis_version() {
+    let s = Sandbox::new();
+    s.init("general");
+    let out = mosaic(&s, &["fleet", "verify"]).output().unwrap();
+    let printed = text(&out.stdout);
+    let line = printed
+        .lines()
+        .find(|l| l.contains("harness pi:"))
+        .unwrap_or_else(|| panic!("pi is found: {printed}"));
+    let version = line
+        .split_whitespace()
+        .find(|w| w.split('.').count() == 3 && w.split('.').all(|n| n.parse::<u32>().is_ok()));
+    assert!(version.is_some(), "{line}");
+}
