@@ -585,9 +585,18 @@ impl Fleet {
     }
 
     /// Types `text` into a running agent and submits it once (holding the pane's writer turn,
-    /// see [`pane_writer`]).
+    /// see [`pane_writer`]). Refused while its own hook says it waits on a person (a permission
+    /// or choice dialog): the Enter would answer the dialog, and the text would be lost.
     pub fn send(&self, name: &str, text: &str) -> Result<SendReport, FleetError> {
         let agent = self.agent(name)?;
+        if let Some(seen) = Observed::read(&self.paths, name)
+            && seen.activity == Activity::WaitingForInput
+        {
+            let asks = seen.detail.map(|d| format!(": {d}")).unwrap_or_default();
+            return Err(FleetError::Refused(format!(
+                "{name} is waiting for input at its terminal{asks}; nothing was typed (it would answer that). Answer it there (`mosaic fleet attach {name}`), then send again"
+            )));
+        }
         let writer = pane_writer(self.tmux.socket(), name);
         let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
         let not_running = |state: AgentState| FleetError::NotRunning {

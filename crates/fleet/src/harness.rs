@@ -50,7 +50,7 @@ pub fn program_path(harness: &Harness) -> Option<PathBuf> {
 }
 
 /// The first line the harness's version probe printed (on the stream its manifest names),
-/// waiting at most two seconds.
+/// waiting at most as long as its manifest says (`version.timeout_ms`).
 pub fn version_of(harness: &Harness, path: &Path) -> Option<String> {
     let probe = harness.version.as_ref()?;
     let (stdout, stderr) = match probe.stream {
@@ -64,7 +64,7 @@ pub fn version_of(harness: &Harness, path: &Path) -> Option<String> {
         .stderr(stderr)
         .spawn()
         .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_millis(probe.timeout_ms);
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,

@@ -151,6 +151,13 @@ pub struct VersionProbe {
     /// Where it prints the version (`pi --version` prints to stderr).
     #[serde(default)]
     pub stream: Stream,
+    /// How long to wait for it, in milliseconds (`pi --version` loads the whole app first).
+    #[serde(default = "default_version_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_version_timeout_ms() -> u64 {
+    2000
 }
 
 /// An output stream of a process.
@@ -515,6 +522,8 @@ mod tests {
         );
         let pi = builtin().iter().find(|h| h.name == "pi").unwrap();
         assert_eq!(pi.version.as_ref().unwrap().stream, Stream::Stderr);
+        assert!(pi.version.as_ref().unwrap().timeout_ms > 2000);
+        assert_eq!(builtin()[0].version.as_ref().unwrap().timeout_ms, 2000);
         assert!(builtin()[0].wants_mcp_config());
         assert!(builtin()[3].is_builtin());
     }
