@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
+# The real harnesses (Claude Code, Codex, pi) from npm, cached outside the clone, for the
+# real-harness tests (they run against mosaic's scripted model server: no account, no internet).
+bash deploy/install-harnesses.sh >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/tmp}/.cache/mosaic-target}"
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

@@ -291,7 +291,7 @@ pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
 
 /// How long a test waits for `mosaic up` to have started the fleet: the daemon itself waits up
 /// to 30 s for the agents' first screens (a bound for slow shared machines, not a measure).
-pub const DAEMON_START_SECS: u64 = 40;
+pub const DAEMON_START_SECS: u64 = 90;
 
 /// [`wait_for`] with a longer bound, for waits that include deliberate backoff.
 pub fn wait_for_secs(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
