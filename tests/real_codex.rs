@@ -379,6 +379,13 @@ fn typed_messages(body: &Value) -> Vec<String> {
 fn codex_starts_and_a_send_reaches_the_model_once_byte_for_byte() {
     let rig = Rig::start(Permissions::Full);
     assert_eq!(
+        rig.s.states(),
+        [
+            ("mos".to_owned(), "running".to_owned()),
+            ("worker".to_owned(), "running".to_owned())
+        ]
+    );
+    assert_eq!(
         rig.activity("worker"),
         ("starting".into(), "process".into(), "-".into()),
         "no hook has reported before the first prompt"
@@ -471,14 +478,17 @@ fn codex_approval_dialog_waits_and_holds_chat() {
         .filter(|p| p.contains("held while"))
         .collect();
     assert_eq!(held.len(), 1, "delivered once: {held:?}");
+    let told = format!(
+        "mos is waiting for input at its terminal: permission to run Bash: touch {}",
+        target.display()
+    );
     assert_eq!(
-        chat.printed()
-            .matches("mos is waiting for input at its terminal")
-            .count(),
+        chat.printed().matches(&told).count(),
         1,
-        "told once: {}",
+        "told once, with what it asks: {}",
         chat.printed()
     );
+    rig.wait_activity("mos", "idle");
 }
 
 /// 4. The worker's Codex is killed: the supervisor sees it dead and restarts it (the default
@@ -518,6 +528,11 @@ fn a_killed_codex_is_restarted_and_nothing_else_is_touched() {
     wait_for_secs("the restarted worker to answer", CODEX_SECS, || {
         rig.s.screen("worker").contains("ok: after the restart")
     });
+    // Its exit sequence (Ctrl-C on the empty composer quits Codex) stops it without a kill.
+    rig.wait_activity("worker", "idle");
+    let out = rig.mosaic(&["fleet", "stop", "worker"]);
+    assert!(out.contains("worker: stopped"), "{out}");
+    assert_eq!(rig.s.pid("mos"), Some(orchestrator));
 }
 
 /// `(agent, state)` of each `agent_state` event on the daemon's event stream, as they come.
