@@ -77,6 +77,9 @@ static BUFFER_SEQ: AtomicU64 = AtomicU64::new(0);
 impl ControlClient {
     /// Attaches to `session` (read-only clients can watch but not type).
     pub fn attach(tmux: &Tmux, session: &str, read_only: bool) -> Result<ControlClient, TmuxError> {
+        // No session is created or killed until tmux has identified this client (see
+        // [`Tmux::topology_turn`]): its answers below say it has.
+        let _turn = tmux.topology_turn();
         let mut cmd = tmux.command();
         cmd.arg("-C").arg("attach-session");
         if read_only {

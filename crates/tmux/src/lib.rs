@@ -18,4 +18,6 @@ pub use error::{ErrorKind, TmuxError};
 pub use sanitize::{quote_argument, sanitize};
 #[cfg(feature = "test-util")]
 pub use scratch::ScratchServer;
-pub use server::{FLEET_OPTION, MIN_VERSION, PaneInfo, SessionSpec, Tmux, parse_version};
+pub use server::{
+    FLEET_OPTION, MIN_VERSION, PaneInfo, SessionSpec, Tmux, TopologyTurn, parse_version,
+};

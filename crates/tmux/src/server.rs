@@ -136,6 +136,29 @@ impl Tmux {
         dir.join(format!("tmux-{uid}")).join(&self.socket)
     }
 
+    /// The server's topology turn: held while a control client attaches (until tmux has
+    /// identified it) and while sessions are created, respawned or killed, by every mosaic
+    /// process on this socket (an flock beside the socket). tmux 3.5a crashes (SIGSEGV, every
+    /// agent lost) when a control client that has not finished identifying gets a notification,
+    /// such as another session being created (upstream tmux PR #4980). `None` when no server
+    /// has made its socket directory yet (nothing can attach then).
+    pub fn topology_turn(&self) -> Option<TopologyTurn> {
+        let socket = self.socket_path();
+        if !socket.parent().is_some_and(|d| d.is_dir()) {
+            return None;
+        }
+        let mut path = socket.into_os_string();
+        path.push(".mosaic-lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ok()?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).ok()?;
+        Some(TopologyTurn { _file: file })
+    }
+
     /// A `tmux` command bound to this server, ignoring the user's tmux.conf. It runs with only
     /// [`passed_env`]: the server it may start hands its environment to every agent, and the
     /// caller's (the daemon's) holds connector tokens that must stay there.
@@ -226,6 +249,7 @@ impl Tmux {
     /// Creates a detached session running `spec.argv`; the pane stays after the program exits so
     /// its exit status can be read.
     pub fn new_session(&self, spec: &SessionSpec) -> Result<(), TmuxError> {
+        let _turn = self.topology_turn();
         let (w, h) = spec.size;
         let mut args: Vec<String> = vec![
             "start-server".into(),
@@ -265,6 +289,7 @@ impl Tmux {
     /// client of the daemon's delivery worker) are detached first: tmux before 3.5 crashes when a
     /// session whose pane turned on focus reporting is killed under an attached control client.
     pub fn kill_session(&self, name: &str) -> Result<(), TmuxError> {
+        let _turn = self.topology_turn();
         // Fails with "no current client" when none is attached: nothing to detach.
         let _ = self.run(&["detach-client", "-s", &exact(name)]);
         match self.run(&["kill-session", "-t", &exact(name)]) {
@@ -302,6 +327,7 @@ impl Tmux {
     pub fn respawn_pane(&self, spec: &SessionSpec) -> Result<(), TmuxError> {
         // tmux 3.5a sometimes crashes (SIGSEGV) when a pane is respawned while a control client
         // is attached to its session (found under parallel load; see tests/lifecycle.rs).
+        let _turn = self.topology_turn();
         self.detach_control_clients(&spec.name)?;
         let mut args: Vec<String> = vec![
             "respawn-pane".into(),
@@ -330,6 +356,7 @@ impl Tmux {
     /// server's own and nobody listens on it: a server started meanwhile (a `fleet start` racing
     /// this stop) keeps its socket, so it is never left running out of reach.
     pub fn kill_server(&self) -> Result<(), TmuxError> {
+        let _turn = self.topology_turn();
         let info = self
             .run(&["display-message", "-p", "#{pid} #{socket_path}"])
             .ok();
@@ -366,6 +393,10 @@ impl Tmux {
         if stale {
             let _ = std::fs::remove_file(&socket);
         }
+        // The server is gone: its topology lock file goes with it.
+        if std::fs::symlink_metadata(&socket).is_err() {
+            let _ = std::fs::remove_file(format!("{socket}.mosaic-lock"));
+        }
         Ok(())
     }
 
@@ -375,6 +406,12 @@ impl Tmux {
         c.args(["attach-session", "-t", &exact(session)]);
         c
     }
+}
+
+/// The topology turn of a tmux server ([`Tmux::topology_turn`]), released when dropped.
+#[derive(Debug)]
+pub struct TopologyTurn {
+    _file: std::fs::File,
 }
 
 /// The oldest tmux mosaic runs on: tmux 3.3a crashes (SIGSEGV, every agent lost) when a pane

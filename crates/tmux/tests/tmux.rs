@@ -232,3 +232,40 @@ fn killing_a_session_detaches_its_clients_and_spares_the_server() {
     assert_eq!(panes.len(), 1, "{panes:?}");
     assert_eq!(panes[0].session, "bystander");
 }
+
+/// tmux 3.5a crashes (SIGSEGV, every session lost) when a control client that has not finished
+/// identifying gets a notification, such as a session being created or killed (upstream tmux PR
+/// #4980). Attaches and session changes take turns (`Tmux::topology_turn`), so however they
+/// interleave, from threads here or other processes, the server survives.
+#[test]
+fn control_clients_attaching_while_sessions_come_and_go_never_crash_the_server() {
+    let s = ScratchServer::new();
+    s.tmux.new_session(&spec("agent", FOCUS_CAT)).unwrap();
+    let server_pid = s.tmux.run(&["display-message", "-p", "#{pid}"]).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..2 {
+            let tmux = &s.tmux;
+            scope.spawn(move || {
+                for i in 0..40 {
+                    let name = format!("churn-{t}-{i}");
+                    tmux.new_session(&spec(&name, &["cat"])).unwrap();
+                    tmux.kill_session(&name).unwrap();
+                }
+            });
+        }
+        for _ in 0..2 {
+            let tmux = &s.tmux;
+            scope.spawn(move || {
+                for _ in 0..40 {
+                    let client = ControlClient::attach(tmux, "agent", false).unwrap();
+                    drop(client);
+                }
+            });
+        }
+    });
+    assert_eq!(
+        s.tmux.run(&["display-message", "-p", "#{pid}"]).unwrap(),
+        server_pid,
+        "the same server, alive"
+    );
+}
