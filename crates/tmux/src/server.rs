@@ -136,27 +136,18 @@ impl Tmux {
         dir.join(format!("tmux-{uid}")).join(&self.socket)
     }
 
-    /// The server's topology turn: held while a control client attaches (until tmux has
-    /// identified it) and while sessions are created, respawned or killed, by every mosaic
-    /// process on this socket (an flock beside the socket). tmux 3.5a crashes (SIGSEGV, every
-    /// agent lost) when a control client that has not finished identifying gets a notification,
-    /// such as another session being created (upstream tmux PR #4980). `None` when no server
-    /// has made its socket directory yet (nothing can attach then).
+    /// The topology turn: held while a control client attaches (until tmux has identified it)
+    /// and while sessions are created, respawned or killed, by every mosaic process of this user
+    /// (an flock on tmux's socket directory, so no lock file is left behind). tmux 3.5a crashes
+    /// (SIGSEGV, every agent lost) when a control client that has not finished identifying gets
+    /// a notification, such as another session being created (upstream tmux PR #4980). Each
+    /// holder keeps it for one tmux round trip. `None` when no server has made the directory yet
+    /// (nothing can attach then).
     pub fn topology_turn(&self) -> Option<TopologyTurn> {
         let socket = self.socket_path();
-        if !socket.parent().is_some_and(|d| d.is_dir()) {
-            return None;
-        }
-        let mut path = socket.into_os_string();
-        path.push(".mosaic-lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ok()?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).ok()?;
-        Some(TopologyTurn { _file: file })
+        let dir = std::fs::File::open(socket.parent()?).ok()?;
+        rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive).ok()?;
+        Some(TopologyTurn { _dir: dir })
     }
 
     /// A `tmux` command bound to this server, ignoring the user's tmux.conf. It runs with only
@@ -393,10 +384,6 @@ impl Tmux {
         if stale {
             let _ = std::fs::remove_file(&socket);
         }
-        // The server is gone: its topology lock file goes with it.
-        if std::fs::symlink_metadata(&socket).is_err() {
-            let _ = std::fs::remove_file(format!("{socket}.mosaic-lock"));
-        }
         Ok(())
     }
 
@@ -411,7 +398,7 @@ impl Tmux {
 /// The topology turn of a tmux server ([`Tmux::topology_turn`]), released when dropped.
 #[derive(Debug)]
 pub struct TopologyTurn {
-    _file: std::fs::File,
+    _dir: std::fs::File,
 }
 
 /// The oldest tmux mosaic runs on: tmux 3.3a crashes (SIGSEGV, every agent lost) when a pane
