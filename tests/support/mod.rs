@@ -243,7 +243,14 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = self.tmux().kill_server();
+        let tmux = self.tmux();
+        let _ = tmux.kill_server();
+        // A server that crashed or was killed (tests do that) leaves its socket file: nobody
+        // listens on it any more, and nothing else uses this test's socket name.
+        let socket = tmux.socket_path();
+        if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            let _ = std::fs::remove_file(&socket);
+        }
     }
 }
 

@@ -34,5 +34,10 @@ impl Default for ScratchServer {
 impl Drop for ScratchServer {
     fn drop(&mut self) {
         let _ = self.tmux.kill_server();
+        // A server that crashed leaves its socket file; nothing else uses this name.
+        let socket = self.tmux.socket_path();
+        if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            let _ = std::fs::remove_file(&socket);
+        }
     }
 }
