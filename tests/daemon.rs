@@ -1516,3 +1516,36 @@ fn the_orchestrator_is_told_once_when_a_worker_waits_or_dies() {
         "[fleet notice] worker helper was restarted by its restart policy"
     );
 }
+
+/// What the orchestrator says in the local room while no `mosaic chat` is open is kept and shown
+/// when one opens, once (issue 9 item 8: replies were marked sent and vanished).
+#[test]
+fn replies_to_the_local_room_wait_for_the_next_mosaic_chat() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    // A message through the API (no chat open): the demo orchestrator answers with `mosaic reply`.
+    let r = agent()
+        .post(format!("{url}/v1/chat"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "id": "away-1", "text": "while you were away" }))
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait_for("the reply to be kept", || {
+        read_opt(&s.state().join("local-room.jsonl")).contains("[demo reply #1]")
+    });
+    let out = s.run_with_stdin(&["chat", "--linger", "0"], b"");
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("(while no `mosaic chat` was open:)"),
+        "{printed}"
+    );
+    assert_eq!(printed.matches("[demo reply #1]").count(), 1, "{printed}");
+    // Shown once: the next chat has nothing missed.
+    let out = s.run_with_stdin(&["chat", "--linger", "0"], b"");
+    assert!(
+        !text(&out.stdout).contains("[demo reply #1]"),
+        "{}",
+        text(&out.stdout)
+    );
+}

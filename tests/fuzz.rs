@@ -350,7 +350,7 @@ fn fuzz_the_api_request_bodies() {
             mosaic_exe: MOSAIC.into(),
             roster: LiveRoster::open(paths.clone()).unwrap(),
         },
-        vec![Arc::new(LocalConnector)],
+        vec![Arc::new(LocalConnector::new(&paths))],
     )
     .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

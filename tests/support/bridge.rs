@@ -62,7 +62,7 @@ impl BridgeHarness {
                 mosaic_exe: MOSAIC.into(),
                 roster,
             },
-            vec![fake.clone(), Arc::new(LocalConnector)],
+            vec![fake.clone(), Arc::new(LocalConnector::new(&paths))],
         )
         .unwrap();
         let token = format!("test-token-{}", std::process::id());

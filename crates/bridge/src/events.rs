@@ -50,6 +50,8 @@ pub enum Event {
     MessageOut {
         /// Outbox id.
         id: i64,
+        /// The message's key as the connector got it (the local room's history uses it).
+        key: String,
         /// Connector.
         connector: String,
         /// Room.
@@ -139,6 +141,7 @@ mod tests {
             },
             Event::MessageOut {
                 id: 2,
+                key: "mosaic-out-2".into(),
                 connector: "c".into(),
                 room: "r".into(),
                 text: "yo".into(),

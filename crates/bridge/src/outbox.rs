@@ -148,6 +148,7 @@ impl Bridge {
                         let _ = inner.store.lock().unwrap().out_sent(p.id, &platform_id);
                         let _ = inner.events.send(Event::MessageOut {
                             id: p.id,
+                            key: out.key.clone(),
                             connector: p.connector,
                             room: p.room,
                             text: p.text,

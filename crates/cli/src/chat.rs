@@ -3,23 +3,45 @@
 
 use crate::client::Daemon;
 use anyhow::Result;
+use mosaic_bridge::local::{history_path, read_history};
+use mosaic_fleet::Paths;
 use serde_json::json;
+use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Reads lines from stdin and sends each; prints replies as they come.
-pub fn run(daemon: Daemon, linger: Duration) -> Result<()> {
-    let daemon = std::sync::Arc::new(daemon);
+/// The most messages shown from the time no `mosaic chat` was open.
+const MISSED_SHOWN: usize = 50;
+
+/// Reads lines from stdin and sends each; prints replies as they come, after what the room was
+/// told while no `mosaic chat` was open (the local room's history since the last one shown).
+pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
+    let daemon = Arc::new(daemon);
     let listener = daemon.clone();
+    let seen_file = paths.state_dir.join("local-room.seen");
+    let printed = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let show = {
+        let (printed, seen_file) = (printed.clone(), seen_file.clone());
+        move |key: &str, text: &str| {
+            if !printed.lock().unwrap().insert(key.to_owned()) {
+                return;
+            }
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+            let _ = mosaic_fleet::paths::write_atomic(&seen_file, key);
+        }
+    };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let live = show.clone();
     std::thread::spawn(move || {
         let _ = ready_tx.send(());
         let _ = listener.events(|event| {
             if event["type"] == "message_out" && event["connector"] == "local" {
                 let text = event["text"].as_str().unwrap_or_default();
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
-                let _ = out.flush();
+                let key = event["key"].as_str().unwrap_or_default();
+                live(key, text);
             }
             true
         });
@@ -27,6 +49,27 @@ pub fn run(daemon: Daemon, linger: Duration) -> Result<()> {
     let _ = ready_rx.recv_timeout(Duration::from_secs(2));
     // Give the event stream a moment to connect before the first message can be answered.
     std::thread::sleep(Duration::from_millis(200));
+    // What the room was told since the last message a `mosaic chat` showed.
+    let seen = std::fs::read_to_string(&seen_file).unwrap_or_default();
+    let history = read_history(paths);
+    let since = history
+        .iter()
+        .rposition(|m| m.key == seen.trim())
+        .map_or(0, |i| i + 1);
+    let missed = &history[since..];
+    if !missed.is_empty() {
+        let skipped = missed.len().saturating_sub(MISSED_SHOWN);
+        if skipped > 0 {
+            println!(
+                "({skipped} earlier messages not shown; they are in {})",
+                history_path(paths).display()
+            );
+        }
+        println!("(while no `mosaic chat` was open:)");
+        for m in &missed[skipped..] {
+            show(&m.key, &m.text);
+        }
+    }
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         println!("Talking to the orchestrator. `/fleet help` lists commands; Ctrl-D quits.");

@@ -184,7 +184,7 @@ fn lock(state: &Path) -> Result<FileLock> {
 
 /// The local connector and every roster connector this build can start.
 fn connectors(fleet: &Fleet) -> Vec<Arc<dyn Connector>> {
-    let mut connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector)];
+    let mut connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(LocalConnector::new(&fleet.paths))];
     for entry in &fleet.roster.connectors {
         // Roster validation has refused a type this build lacks.
         let Some(connector_type) = connector_type(&entry.kind) else {

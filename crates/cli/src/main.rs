@@ -199,6 +199,7 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         } => daemon::up(paths, exe()?, listen, allow_remote).map(|_| ExitCode::SUCCESS),
         Top::Down { timeout } => down(paths, Duration::from_secs(timeout)),
         Top::Chat { linger } => chat::run(
+            paths,
             client::Daemon::locate(paths)?,
             Duration::from_secs_f64(linger),
         )
