@@ -14,7 +14,7 @@ fn status_summarizes_the_fleet_on_one_screen() {
     let out = s.ok(&["fleet", "status"]);
     assert!(
         out.starts_with(&format!(
-            "fleet fleet (tmux -L {}, comms tmux): 3 agents, 2 running, 0 dead, 1 stopped",
+            "fleet \"fleet\" (tmux -L {}, comms tmux): 3 agents, 2 running, 0 dead, 1 stopped",
             s.socket
         )),
         "{out}"

@@ -28,7 +28,10 @@ pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
                 return;
             }
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
+            // A terminal shows code blocks as they are: without their fences.
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("```")) {
+                let _ = writeln!(out, "{line}");
+            }
             let _ = out.flush();
             let _ = mosaic_fleet::paths::write_atomic(&seen_file, key);
         }

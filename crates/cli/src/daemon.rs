@@ -131,7 +131,7 @@ async fn run(
         .map(|o| o.name.clone())
         .unwrap_or_default();
     println!(
-        "mosaic up: fleet {} running; API on {url}; talk to {orchestrator} with `mosaic chat`",
+        "mosaic up: fleet \"{}\" running; API on {url}; talk to {orchestrator} with `mosaic chat`",
         fleet.roster.fleet
     );
     tracing::info!(

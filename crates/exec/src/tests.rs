@@ -353,11 +353,9 @@ fn the_json_is_tagged_by_outcome_and_result() {
 fn the_terminal_shows_what_mosaic_fleet_always_printed() {
     let all = every_outcome();
     let out = |i: usize| terminal(&all[i], false);
-    assert!(
-        out(0).stdout.starts_with(
-            "fleet f (tmux -L s, comms tmux): 2 agents, 1 running, 0 dead, 1 stopped\n"
-        )
-    );
+    assert!(out(0).stdout.starts_with(
+        "fleet \"f\" (tmux -L s, comms tmux): 2 agents, 1 running, 0 dead, 1 stopped\n"
+    ));
     assert!(out(0).stdout.ends_with("chat: discord (1 room)\n"));
     assert!(out(1).stdout.starts_with("NAME             ROLE"));
     assert_eq!(

@@ -100,7 +100,7 @@ pub fn status(report: &StatusReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "fleet {} (tmux -L {}, comms {}): {} agents, {} running, {} dead, {} stopped{}",
+        "fleet \"{}\" (tmux -L {}, comms {}): {} agents, {} running, {} dead, {} stopped{}",
         status.fleet,
         status.socket,
         report.comms,

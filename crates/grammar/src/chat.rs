@@ -144,13 +144,17 @@ pub fn usage() -> String {
         .to_owned()
 }
 
-/// The generated help for `/fleet help`.
+/// The verbs that need a person at a terminal (the executor refuses them from chat):
+/// `/fleet help` does not offer them.
+pub const TERMINAL_ONLY: &[&str] = &["attach", "install"];
+
+/// The generated help for `/fleet help`: the verbs chat can run.
 pub fn help() -> String {
-    ChatCli::command()
-        .render_help()
-        .to_string()
-        .trim_end()
-        .to_owned()
+    let mut command = ChatCli::command();
+    for verb in TERMINAL_ONLY {
+        command = command.mut_subcommand(*verb, |c| c.hide(true));
+    }
+    command.render_help().to_string().trim_end().to_owned()
 }
 
 #[cfg(test)]
@@ -207,6 +211,20 @@ mod tests {
         let FleetCommand::Send(s) = *c else { panic!() };
         assert_eq!(s.name, "coder");
         assert_eq!(s.text, ["\"quoted\" it's ; fine"]);
+    }
+
+    #[test]
+    fn chat_help_offers_only_what_chat_can_run() {
+        let ChatInput::Help(h) = parse("/fleet help") else {
+            panic!()
+        };
+        assert!(h.contains("status") && h.contains("send"), "{h}");
+        for verb in TERMINAL_ONLY {
+            assert!(
+                !h.lines().any(|l| l.trim_start().starts_with(verb)),
+                "{verb} in {h}"
+            );
+        }
     }
 
     #[test]

@@ -2,10 +2,7 @@
 //! command menus): derived from the same clap tree, and turned back into a `/fleet …` line that
 //! goes through the one chat parser.
 
-use crate::chat::chat_command;
-
-/// Verbs that need a terminal on the host and are not offered as native commands.
-const TERMINAL_ONLY: [&str; 2] = ["attach", "install"];
+use crate::chat::{TERMINAL_ONLY, chat_command};
 
 /// One verb as a native subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
