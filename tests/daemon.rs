@@ -127,7 +127,7 @@ fn mosaic_chat_talks_to_the_orchestrator_and_runs_commands() {
     let (_d, _url, _token) = up(&s);
     let out = s.run_with_stdin(
         &["chat", "--linger", "2"],
-        b"hello mos\n/fleet ps\n/fleet add chatty --runtime demo\n",
+        b"hello mos\n/fleet ps\n/fleet add chatty --runtime demo\n/fleet remove chatty\n",
     );
     let printed = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -139,6 +139,9 @@ fn mosaic_chat_talks_to_the_orchestrator_and_runs_commands() {
         printed.contains("chatty: started"),
         "the local user is admin: {printed}"
     );
+    // The owner at the terminal is not asked to confirm (as on the command line; docs/bridge.md).
+    assert!(printed.contains("removed chatty from"), "{printed}");
+    assert!(!printed.contains("```"), "code blocks without fences: {printed}");
     wait_for("the talk", || s.transcript("mos").len() == 1);
     let status = s.ok(&["fleet", "status"]);
     assert!(
