@@ -141,7 +141,10 @@ fn mosaic_chat_talks_to_the_orchestrator_and_runs_commands() {
     );
     // The owner at the terminal is not asked to confirm (as on the command line; docs/bridge.md).
     assert!(printed.contains("removed chatty from"), "{printed}");
-    assert!(!printed.contains("```"), "code blocks without fences: {printed}");
+    assert!(
+        !printed.contains("```"),
+        "code blocks without fences: {printed}"
+    );
     wait_for("the talk", || s.transcript("mos").len() == 1);
     let status = s.ok(&["fleet", "status"]);
     assert!(

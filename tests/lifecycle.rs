@@ -487,3 +487,41 @@ fn the_fleet_starts_and_is_seen_without_a_utf8_locale() {
         "{ps}"
     );
 }
+
+/// A harness that quits on its own (exit status 0) is `exited`, not `dead`: nothing failed.
+#[test]
+fn a_harness_that_quits_on_its_own_is_exited_not_dead() {
+    let s = Sandbox::new();
+    s.init("general");
+    s.ok(&["fleet", "start"]);
+    s.ok(&["fleet", "send", "helper", "/exit"]);
+    let helper = || {
+        s.ps()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "helper")
+            .cloned()
+            .unwrap()
+    };
+    wait_for("helper to show exited", || helper()["state"] == "exited");
+    assert_eq!(helper()["exit_status"], 0);
+    let table = s.ok(&["fleet", "ps"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("helper") && l.contains("exited")),
+        "{table}"
+    );
+    let status = s.ok(&["fleet", "status"]);
+    assert!(status.contains(", 1 exited"), "{status}");
+    assert!(
+        status.contains("exited (0) - mosaic fleet restart helper"),
+        "{status}"
+    );
+    s.kill_agent("scout");
+    wait_for("scout to show dead", || {
+        s.states()
+            .contains(&("scout".to_owned(), "dead".to_owned()))
+    });
+}

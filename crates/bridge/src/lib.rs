@@ -287,6 +287,10 @@ impl Bridge {
                 name,
                 state: AgentState::Dead,
             } => Some((name.clone(), format!("worker {name} died"))),
+            Change::State {
+                name,
+                state: AgentState::Exited,
+            } => Some((name.clone(), format!("worker {name} exited"))),
             Change::Restarted(name) => Some((
                 name.clone(),
                 format!("worker {name} was restarted by its restart policy"),

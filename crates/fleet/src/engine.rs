@@ -820,6 +820,7 @@ fn status_of(
     let state = match pane {
         _ if orphan => AgentState::Orphan,
         None => AgentState::Stopped,
+        Some(p) if p.dead && p.dead_status == Some(0) => AgentState::Exited,
         Some(p) if p.dead => AgentState::Dead,
         Some(_) => AgentState::Running,
     };

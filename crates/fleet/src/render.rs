@@ -108,9 +108,11 @@ pub fn status(report: &StatusReport) -> String {
         count(AgentState::Running),
         count(AgentState::Dead),
         count(AgentState::Stopped),
-        match count(AgentState::Orphan) {
-            0 => String::new(),
-            n => format!(", {n} not in the roster"),
+        match (count(AgentState::Exited), count(AgentState::Orphan)) {
+            (0, 0) => String::new(),
+            (e, 0) => format!(", {e} exited"),
+            (0, o) => format!(", {o} not in the roster"),
+            (e, o) => format!(", {e} exited, {o} not in the roster"),
         }
     );
     for a in &status.agents {
@@ -125,7 +127,7 @@ pub fn status(report: &StatusReport) -> String {
                 };
                 ("●", format!("up {}{doing}", age(a.started_at.as_deref())))
             }
-            AgentState::Dead => {
+            AgentState::Dead | AgentState::Exited => {
                 let why = match (a.exit_status, a.exit_signal) {
                     (Some(c), _) => format!("exited ({c})"),
                     (None, Some(s)) => format!("killed by signal {s}"),

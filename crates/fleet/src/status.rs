@@ -177,8 +177,11 @@ impl Observed {
 pub enum AgentState {
     /// The harness process is alive in its pane.
     Running,
-    /// The harness exited or was killed; its pane remains until stop/restart.
+    /// The harness failed (a non-zero exit status) or was killed; its pane remains until
+    /// stop/restart.
     Dead,
+    /// The harness exited on its own with status 0 (someone typed `/exit`); its pane remains.
+    Exited,
     /// No session exists.
     Stopped,
     /// A session of this fleet that the roster does not list.
@@ -191,6 +194,7 @@ impl AgentState {
         match self {
             AgentState::Running => "running",
             AgentState::Dead => "dead",
+            AgentState::Exited => "exited",
             AgentState::Stopped => "stopped",
             AgentState::Orphan => "orphan",
         }

@@ -104,7 +104,7 @@ impl Supervisor {
     fn lost(&self, fleet: &Fleet, agent: &AgentStatus, before: Option<AgentState>) -> bool {
         let asked = || fleet.paths.stop_requested(&agent.name).exists();
         match agent.state {
-            AgentState::Dead => !asked(),
+            AgentState::Dead | AgentState::Exited => !asked(),
             AgentState::Stopped => before == Some(AgentState::Running) && !asked(),
             _ => false,
         }

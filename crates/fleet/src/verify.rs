@@ -122,7 +122,7 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
                     AgentState::Stopped => {
                         (Level::Warn, Some(format!("mosaic fleet start {}", a.name)))
                     }
-                    AgentState::Dead => (
+                    AgentState::Dead | AgentState::Exited => (
                         Level::Fail,
                         Some(format!(
                             "mosaic fleet restart {}   (see why: mosaic fleet logs {})",
