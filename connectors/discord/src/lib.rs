@@ -100,14 +100,20 @@ impl ConnectorConfig for DiscordSettings {
         if !is_snowflake(&self.guild) {
             out.push(SettingProblem::new(
                 "guild",
-                format!("Discord guild id {:?} must be numeric", self.guild),
+                format!(
+                    "Discord guild id {} must be numeric",
+                    mosaic_roster::redact::shown(&self.guild)
+                ),
             ));
         }
         for (j, c) in self.channels.iter().enumerate() {
             if !is_snowflake(c) {
                 out.push(SettingProblem::new(
                     format!("channels[{j}]"),
-                    format!("Discord channel id {c:?} must be numeric"),
+                    format!(
+                        "Discord channel id {} must be numeric",
+                        mosaic_roster::redact::shown(c)
+                    ),
                 ));
             }
         }
@@ -427,7 +433,10 @@ fn parse_id(s: &str, what: &str) -> Result<u64, ConnectorError> {
     s.parse().map_err(|_| {
         ConnectorError::new(
             ErrorKind::Fatal,
-            format!("discord: {what} {s:?} is not a numeric id"),
+            format!(
+                "discord: {what} {} is not a numeric id",
+                mosaic_roster::redact::shown(s)
+            ),
         )
     })
 }

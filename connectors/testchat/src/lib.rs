@@ -86,7 +86,10 @@ impl ConnectorConfig for TestchatSettings {
         } else {
             vec![SettingProblem::new(
                 "dir",
-                format!("{:?} must be an absolute path", self.dir),
+                format!(
+                    "{} must be an absolute path",
+                    mosaic_roster::redact::shown(&self.dir)
+                ),
             )]
         }
     }

@@ -144,7 +144,10 @@ pub fn check_secret_ref(path: &str, secret: &SecretRef) -> Option<SettingProblem
         )),
         (Some(v), None) if v.is_empty() || v.contains('=') => Some(SettingProblem::new(
             format!("{path}.env"),
-            format!("invalid environment variable name {v:?}"),
+            format!(
+                "invalid environment variable name {}",
+                crate::redact::shown(v)
+            ),
         )),
         // A pasted token in place of the variable's name: refuse it without echoing it.
         (Some(v), None) if !is_variable_name(v) => Some(SettingProblem::new(

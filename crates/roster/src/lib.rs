@@ -7,6 +7,7 @@ pub mod harness;
 pub mod merge;
 mod model;
 mod preset;
+pub mod redact;
 mod spans;
 mod validate;
 

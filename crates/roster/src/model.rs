@@ -305,9 +305,12 @@ impl SecretRef {
                 Ok(v) if !v.trim().is_empty() => {
                     Ok(v.lines().next().unwrap_or("").trim().to_owned())
                 }
-                Ok(_) => Err(SecretError::Empty(format!("file {}", path.display()))),
+                Ok(_) => Err(SecretError::Empty(format!(
+                    "file {}",
+                    crate::redact::shown(&path.display().to_string())
+                ))),
                 Err(e) => Err(SecretError::Unreadable(
-                    format!("file {}", path.display()),
+                    format!("file {}", crate::redact::shown(&path.display().to_string())),
                     e,
                 )),
             };

@@ -3,6 +3,7 @@
 use crate::connector::connector_type_names;
 use crate::harness::{harness, harness_names};
 use crate::model::{CommsMode, Role, Roster, SCHEMA_VERSION};
+use crate::redact::shown;
 use crate::spans::{Position, SpanIndex};
 use std::collections::HashMap;
 use std::fmt;
@@ -181,7 +182,10 @@ impl Roster {
             );
         }
         if let Err(why) = check_name(&self.fleet) {
-            push("fleet".into(), format!("fleet name {:?} {why}", self.fleet));
+            push(
+                "fleet".into(),
+                format!("fleet name {} {why}", shown(&self.fleet)),
+            );
         }
         if self.tmux.socket.is_empty()
             || !self
@@ -216,7 +220,7 @@ impl Roster {
             if let Err(why) = check_name(&agent.name) {
                 push(
                     format!("agents[{i}].name"),
-                    format!("agent name {:?} {why}", agent.name),
+                    format!("agent name {} {why}", shown(&agent.name)),
                 );
             }
             if let Some(first) = seen.insert(&agent.name, i) {
@@ -253,7 +257,7 @@ impl Roster {
                 if key.is_empty() || key.contains('=') || key.contains('\0') {
                     push(
                         format!("agents[{i}].env.{key}"),
-                        format!("invalid environment variable name {key:?}"),
+                        format!("invalid environment variable name {}", shown(key)),
                     );
                 }
             }
@@ -297,8 +301,8 @@ impl Roster {
                 push(
                     format!("connectors[{i}].id"),
                     format!(
-                        "connector id {:?} is already used by connectors[{first}]; give each instance its own `id:`",
-                        connector.id()
+                        "connector id {} is already used by connectors[{first}]; give each instance its own `id:`",
+                        shown(connector.id())
                     ),
                 );
             }
@@ -312,8 +316,8 @@ impl Roster {
                 push(
                     format!("connectors[{i}].type"),
                     format!(
-                        "unknown connector type {:?}; this build of mosaic has: {}",
-                        connector.kind,
+                        "unknown connector type {}; this build of mosaic has: {}",
+                        shown(&connector.kind),
                         if known.is_empty() {
                             "none".into()
                         } else {
@@ -340,12 +344,16 @@ impl Roster {
                 push(
                     format!("acl[{i}].connector"),
                     format!(
-                        "no connector with id {:?} is configured (connectors: {})",
-                        entry.connector,
+                        "no connector with id {} is configured (connectors: {})",
+                        shown(&entry.connector),
                         if known.is_empty() {
                             "none".into()
                         } else {
-                            known.join(", ")
+                            known
+                                .iter()
+                                .map(|k| shown(k))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         }
                     ),
                 );
