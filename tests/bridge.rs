@@ -354,7 +354,8 @@ fn operator_message(id: &str, text: &str) -> mosaic_connector::Inbound {
     }
 }
 
-fn seed_in_delivery(s: &Sandbox, text: &str) {
+/// A message a crashed daemon was delivering: `pasted` when its paste had been sent to tmux.
+fn seed_in_delivery(s: &Sandbox, text: &str, pasted: bool) {
     let mut store = mosaic_bridge::store::Store::open(&s.state().join("bridge.db")).unwrap();
     let inbound = operator_message(&format!("crashed-{text}"), text);
     let mosaic_bridge::store::Accepted::New {
@@ -364,12 +365,15 @@ fn seed_in_delivery(s: &Sandbox, text: &str) {
         panic!()
     };
     store.mark_delivering(id).unwrap();
+    if pasted {
+        store.mark_pasting(id).unwrap();
+    }
 }
 
 #[test]
 fn a_delivery_cut_off_after_the_paste_is_submitted_once_on_restart() {
     let h = BridgeHarness::with_seed("", |s| {
-        seed_in_delivery(s, "cut after paste");
+        seed_in_delivery(s, "cut after paste", true);
         // The crashed daemon had pasted the envelope but not pressed Enter.
         let envelope = "[chat #1 from op-1 on telegram/room-1] cut after paste";
         s.tmux()
@@ -387,13 +391,61 @@ fn a_delivery_cut_off_after_the_paste_is_submitted_once_on_restart() {
 
 #[test]
 fn a_delivery_cut_off_before_the_paste_is_delivered_on_restart() {
-    let h = BridgeHarness::with_seed("", |s| seed_in_delivery(s, "cut before paste"));
+    let h = BridgeHarness::with_seed("", |s| seed_in_delivery(s, "cut before paste", false));
     wait_for("the delivery", || !h.s.transcript("mos").is_empty());
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         h.s.transcript("mos"),
         ["[chat #1 from op-1 on telegram/room-1] cut before paste"]
     );
+}
+
+/// A crash after the paste and its Enter, then the harness opened a dialog: recovery finds the
+/// envelope in the pane, but a dialog is on the screen, so it does not press Enter (which would
+/// approve it): the message is held for a person.
+#[test]
+fn recovery_never_presses_enter_into_a_dialog() {
+    let h = BridgeHarness::with_seed("", |s| {
+        seed_in_delivery(s, "then a dialog", true);
+        let envelope = "[chat #1 from op-1 on telegram/room-1] then a dialog";
+        let tmux = s.tmux();
+        tmux.run(&["send-keys", "-t", "=mos:", "-l", envelope])
+            .unwrap();
+        tmux.run(&["send-keys", "-t", "=mos:", "Enter"]).unwrap();
+        tmux.run(&["send-keys", "-t", "=mos:", "-l", "/dialog"])
+            .unwrap();
+        tmux.run(&["send-keys", "-t", "=mos:", "Enter"]).unwrap();
+        wait_for("the dialog", || {
+            s.screen("mos").contains("Do you want to proceed?")
+        });
+    });
+    wait_for("the message held", || {
+        h.bridge.held().is_ok_and(|held| held.len() == 1)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let screen = h.s.screen("mos");
+    assert!(
+        screen.contains("Do you want to proceed?") && !screen.contains("approved"),
+        "{screen}"
+    );
+}
+
+/// A crash after the paste was sent, but the harness never drew it (frozen: it is unread in the
+/// pane): recovery must not paste it again (it would arrive twice); it is held for a person.
+#[test]
+fn recovery_holds_a_paste_it_cannot_see_instead_of_pasting_it_again() {
+    let h = BridgeHarness::with_seed("", |s| seed_in_delivery(s, "maybe unread", true));
+    wait_for("the message held", || {
+        h.bridge.held().is_ok_and(|held| held.len() == 1)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        h.s.transcript("mos").is_empty(),
+        "not pasted again on its own"
+    );
+    // A person says retry: it goes in once.
+    assert!(h.bridge.resolve_held(1, true).unwrap());
+    wait_for("the retried message", || h.s.transcript("mos").len() == 1);
 }
 
 #[test]

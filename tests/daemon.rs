@@ -1252,11 +1252,56 @@ fn the_orchestrator_acts_with_its_role_and_a_worker_only_reports_its_own_hooks()
             "{forged}"
         );
     }
-    // The owner's token still does everything.
+    // The owner's token still does everything, commands included.
     assert_eq!(
         call(&owner, "POST", "/v1/agents/helper/send", text_body),
         200
     );
+    let restart = serde_json::json!({ "line": "restart helper" });
+    assert_eq!(call(&owner, "POST", "/v1/commands", restart.clone()), 200);
+    assert_eq!(call(&mos, "POST", "/v1/commands", restart), 403);
+    // The daemon is the owner's: no agent stops it.
+    let out = as_agent(&helper, &["down"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the owner's, not an agent's"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        call(&owner, "GET", "/v1/health", serde_json::json!({})),
+        200
+    );
+}
+
+/// While the daemon is away, a worker's `mosaic reply` is not kept for later (the daemon would
+/// post it as the orchestrator's); the orchestrator's is.
+#[test]
+fn only_the_orchestrator_may_keep_a_reply_while_the_daemon_is_away() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (d, _url, _owner) = up(&s);
+    let mos = agent_env(&s, "mos", "MOSAIC_AGENT_TOKEN");
+    let helper = agent_env(&s, "helper", "MOSAIC_AGENT_TOKEN");
+    drop(d);
+    let reply = |token: &str| {
+        s.command(&["reply", "--room", "local:local", "kept?"])
+            .env("MOSAIC_AGENT_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let out = reply(&helper);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("only the orchestrator replies"),
+        "{}",
+        text(&out.stderr)
+    );
+    let spooled = || std::fs::read_dir(s.state().join("spool")).map_or(0, |d| d.count());
+    assert_eq!(spooled(), 0);
+    let out = reply(&mos);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(spooled(), 1);
 }
 
 /// An agent's `(activity, activity_source, activity_detail)` as `ps --json` shows it.
@@ -1476,6 +1521,13 @@ fn a_dialog_on_the_screen_is_never_answered_by_a_chat_message() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(s.transcript("mos").is_empty(), "nothing reached the agent");
     assert!(!s.screen("mos").contains("approved"), "{}", s.screen("mos"));
+    // The room of the waiting message hears it once.
+    let told = || {
+        read_opt(&s.state().join("local-room.jsonl"))
+            .matches("mos is waiting for input at its terminal")
+            .count()
+    };
+    wait_for("the room told", || told() == 1);
     // A person refuses at the terminal; the message goes in once.
     s.tmux().run(&["send-keys", "-t", "=mos:", "n"]).unwrap();
     wait_for("the queued message", || s.transcript("mos").len() == 1);
@@ -1554,4 +1606,32 @@ fn replies_to_the_local_room_wait_for_the_next_mosaic_chat() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// `mosaic hook` never hangs its harness, even on a daemon that accepts connections but does
+/// not answer (stopped): it gives up, says why, and exits 0.
+#[test]
+fn a_hook_gives_up_on_a_daemon_that_does_not_answer() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (d, _url, _token) = up(&s);
+    let pid = d.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut hook = s
+        .command(&["hook", "busy"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = exits_within(&mut hook, 30, "mosaic hook on a stopped daemon");
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    assert!(status.success());
+    assert!(!stderr_of(&mut hook).is_empty(), "it says why");
 }

@@ -634,7 +634,11 @@ struct CommandBody {
     via: Option<String>,
 }
 
-async fn command(State(state): State<ApiState>, Json(body): Json<CommandBody>) -> Response {
+async fn command(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<CommandBody>,
+) -> Response {
     let (command, line) = match (body.command, body.line) {
         (Some(command), None) => {
             let line = command.to_line();
@@ -664,6 +668,13 @@ async fn command(State(state): State<ApiState>, Json(body): Json<CommandBody>) -
             );
         }
     };
+    // The owner's token does everything; an agent's runs as the orchestrator, with its role.
+    if principal == Principal::Owner {
+        return match run(&state, &principal, command).await {
+            Ok(outcome) => commanded(&outcome),
+            Err(r) => r,
+        };
+    }
     let surface = match body.via.as_deref() {
         Some("mcp") => Surface::Mcp,
         _ => Surface::Orchestrator,

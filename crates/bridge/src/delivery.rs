@@ -15,7 +15,7 @@
 
 use crate::activity::Activity;
 use crate::events::Event;
-use crate::store::{Queued, Store};
+use crate::store::{Paste, Queued, Store};
 use mosaic_fleet::harness::send_options;
 use mosaic_fleet::{Fleet, pane_writer};
 use mosaic_tmux::{ControlClient, ErrorKind, SendOptions, TmuxError};
@@ -54,6 +54,9 @@ pub struct DeliveryWorker {
     /// Notices for the orchestrator ([`crate::Bridge::notify_orchestrator`]), typed in before
     /// the next chat message.
     pub notices: Arc<Mutex<std::collections::VecDeque<String>>>,
+    /// Told when the orchestrator's screen shows a dialog (the waiting message's room, what it
+    /// shows): the bridge tells that room once.
+    pub dialog_seen: tokio::sync::mpsc::UnboundedSender<(crate::Target, String)>,
 }
 
 /// What starts a notice from mosaic in the orchestrator's pane; no chat message's line can
@@ -220,6 +223,8 @@ impl DeliveryWorker {
                         s.dialog_reported = true;
                         tracing::warn!(agent = %s.agent, error = %e, "the orchestrator shows a dialog; chat messages wait");
                         self.observe(s, mosaic_fleet::Activity::WaitingForInput, &e.to_string());
+                        let room = crate::Target::answering(&message.inbound);
+                        let _ = self.dialog_seen.send((room, e.to_string()));
                     }
                     self.wait_for_wake(Duration::from_secs(1));
                 }
@@ -356,12 +361,43 @@ impl DeliveryWorker {
                 .map_err(|e| e.to_string())?;
             let writer = pane_writer(fleet.tmux.socket(), &orchestrator.name);
             let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
-            for q in cut_off {
-                if history.contains(&marker(&q)) {
-                    client.press_enter().map_err(|e| e.to_string())?;
-                    store.mark_delivered(q.id).map_err(|e| e.to_string())?;
-                } else {
-                    store.mark_queued(q.id).map_err(|e| e.to_string())?;
+            let dialogs = send_options(&orchestrator.runtime).dialogs;
+            for (q, paste) in cut_off {
+                let shown = history.contains(&marker(&q));
+                let dialog = dialogs.iter().find(|d| {
+                    history.contains(d.as_str())
+                        && client.screen().is_ok_and(|s| s.contains(d.as_str()))
+                });
+                match (shown, paste) {
+                    // Pasted, maybe not submitted: Enter once more, unless a dialog would take it.
+                    (true, _) if dialog.is_none() => {
+                        client.press_enter().map_err(|e| e.to_string())?;
+                        store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+                    }
+                    // Never sent: it goes again, in its place.
+                    (false, Paste::NotSent) => {
+                        store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                    }
+                    // Shown under a dialog, or maybe sent but not shown (a frozen harness has not
+                    // read it): never pasted again on its own; a person decides.
+                    _ => {
+                        let why = match dialog {
+                            Some(d) => format!(
+                                "the orchestrator shows a dialog ({d:?}); its Enter would answer it"
+                            ),
+                            None => {
+                                "its paste may be in the pane unread (the harness did not draw it)"
+                                    .to_owned()
+                            }
+                        };
+                        tracing::warn!(queue_id = q.id, agent = %orchestrator.name, "a delivery a crash cut off is held: {why}; retry or drop it");
+                        store.mark_held(q.id).map_err(|e| e.to_string())?;
+                        let _ = self.events.send(Event::Held {
+                            id: q.id,
+                            agent: orchestrator.name.clone(),
+                            error: why,
+                        });
+                    }
                 }
             }
         }
@@ -397,6 +433,7 @@ impl DeliveryWorker {
         store.set(CONVERSATION_KEY, &origin)?;
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
+        store.mark_pasting(q.id)?;
         let sent = {
             let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
             s.client.send_text(&envelope(q), &opts)

@@ -140,7 +140,7 @@ impl Bridge {
                 _ => HookState::Busy,
             });
             if activity == Activity::WaitingForInput && previous != Some(activity) {
-                self.tell_room_the_orchestrator_waits(&name, detail.as_deref());
+                self.tell_room_the_orchestrator_waits(&name, detail.as_deref(), None);
             }
             if activity == Activity::Idle {
                 self.relay_unanswered(payload);
@@ -204,12 +204,17 @@ impl Bridge {
 
     /// The orchestrator waits on a person (a permission dialog): the room of the message it is
     /// working on hears it once, with what it asks, and that chat messages wait.
-    fn tell_room_the_orchestrator_waits(&self, name: &str, detail: Option<&str>) {
+    pub(crate) fn tell_room_the_orchestrator_waits(
+        &self,
+        name: &str,
+        detail: Option<&str>,
+        room: Option<crate::Target>,
+    ) {
         let asks = detail.map(|d| format!(": {d}")).unwrap_or_default();
         let text = format!(
             "{name} is waiting for input at its terminal{asks}. Someone with access to the machine must answer it (`mosaic fleet attach {name}`); chat messages wait until then."
         );
-        if let Err(e) = self.reply(&text, None) {
+        if let Err(e) = self.reply(&text, room) {
             tracing::warn!(agent = %name, error = %e, "cannot tell the room the orchestrator waits");
         }
     }
@@ -217,6 +222,10 @@ impl Bridge {
     /// The orchestrator ended a turn that answered a chat message without replying: its final
     /// text (the hook's `last_assistant_message`) goes to that message's room, once.
     fn relay_unanswered(&self, payload: &Value) {
+        // The turn is over either way: a later turn (a notice) never answers this message.
+        if !self.inner.activity.take_unanswered() {
+            return;
+        }
         // Claude Code's and Codex's Stop hooks and pi's extension; Codex's notify.
         let text = payload["last_assistant_message"]
             .as_str()
@@ -226,9 +235,6 @@ impl Bridge {
         let Some(text) = text else {
             return;
         };
-        if !self.inner.activity.take_unanswered() {
-            return;
-        }
         if let Err(e) = self.reply(text, None) {
             tracing::warn!(error = %e, "cannot relay the orchestrator's final answer");
         }

@@ -220,6 +220,14 @@ impl Bridge {
     /// fleet supervisor (`mosaic_fleet::Supervisor`) are separate components.
     pub fn start(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
+        let (dialog_tx, mut dialog_rx) = mpsc::unbounded_channel::<(Target, String)>();
+        let me = self.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some((room, shows)) = dialog_rx.recv().await {
+                let name = me.orchestrator_name();
+                me.tell_room_the_orchestrator_waits(&name, Some(&shows), Some(room));
+            }
+        }));
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
         let me = self.clone();
         tasks.push(tokio::spawn(
@@ -236,6 +244,7 @@ impl Bridge {
                 wake,
                 delivered: delivered_tx,
                 notices: self.inner.notices.clone(),
+                dialog_seen: dialog_tx,
             };
             tasks.push(tokio::task::spawn_blocking(move || worker.run()));
         }

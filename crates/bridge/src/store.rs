@@ -1,9 +1,10 @@
 //! The bridge's durable state in SQLite (WAL, synchronous=FULL): which inbound messages were
 //! seen, the queue for the orchestrator, the outbox, pending confirmations, and small key/values.
 //!
-//! A queued message's `status` goes `queued` → `delivering` (committed before the paste) →
-//! `delivered`; a paste the pane never confirmed goes to `held` and stays there until a person
-//! says `retry` (back to `queued`) or `drop` (`dropped`): it is never pasted again on its own.
+//! A queued message's `status` goes `queued` → `delivering` (committed while it is prepared) →
+//! `pasting` (committed just before the paste is sent to tmux) → `delivered`; a paste the pane
+//! never confirmed goes to `held` and stays there until a person says `retry` (back to `queued`)
+//! or `drop` (`dropped`): it is never pasted again on its own.
 //!
 //! Every state change a crash must not lose is one committed transaction, so a `kill -9` at any
 //! moment leaves each message either not accepted, queued, being delivered (resolved at the next
@@ -14,6 +15,15 @@ use mosaic_connector::{Inbound, ReplyTo};
 use mosaic_roster::AclRole;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
+
+/// Whether the paste of a message a crash cut off may have been sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paste {
+    /// Cut off before its paste was sent: queue it again.
+    NotSent,
+    /// Its paste may have been sent: find it in the pane, or hold it for a person.
+    MaybeSent,
+}
 
 /// A failed database operation.
 #[derive(Debug, thiserror::Error)]
@@ -243,7 +253,7 @@ impl Store {
                 _ => (None, None),
             };
             let ahead: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','held')",
+                "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','pasting','held')",
                 [],
                 |r| r.get(0),
             )?;
@@ -298,14 +308,31 @@ impl Store {
     }
 
     /// Messages whose delivery was under way when the bridge last stopped.
-    pub fn in_delivery(&self) -> Result<Vec<Queued>> {
-        self.queued_with("delivering")
+    pub fn in_delivery(&self) -> Result<Vec<(Queued, Paste)>> {
+        let mut cut = Vec::new();
+        for (status, paste) in [
+            ("delivering", Paste::NotSent),
+            ("pasting", Paste::MaybeSent),
+        ] {
+            cut.extend(self.queued_with(status)?.into_iter().map(|q| (q, paste)));
+        }
+        cut.sort_by_key(|(q, _)| q.id);
+        Ok(cut)
+    }
+
+    /// Marks a message as being pasted: committed just before the paste is sent to tmux, so a
+    /// crash recovery knows it may be in the pane even where the pane does not show it (a frozen
+    /// harness has not read it yet).
+    pub fn mark_pasting(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE inbox SET status = 'pasting' WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// How many messages wait for the orchestrator.
     pub fn queue_len(&self) -> Result<usize> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','held')",
+            "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','pasting','held')",
             [],
             |r| r.get(0),
         )?;
@@ -563,6 +590,8 @@ mod tests {
         drop(s);
         let s = Store::open(&dir.path().join("b.db")).unwrap();
         assert_eq!(s.in_delivery().unwrap().len(), 1);
+        s.mark_pasting(first.id).unwrap();
+        assert_eq!(s.in_delivery().unwrap()[0].1, Paste::MaybeSent);
         assert_eq!(s.queue_len().unwrap(), 2);
         assert_eq!(
             s.cursors("fake").unwrap(),

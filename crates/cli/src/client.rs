@@ -5,6 +5,7 @@ use mosaic_fleet::Paths;
 use mosaic_fleet::paths::AGENT_TOKEN_ENV;
 use serde_json::Value;
 use std::io::BufRead;
+use std::time::Duration;
 
 /// Where the daemon writes its address, and its token.
 pub const DAEMON_FILE: &str = "daemon.json";
@@ -53,6 +54,16 @@ impl Daemon {
 
     /// Finds the daemon of this state directory.
     pub fn locate(paths: &Paths) -> Result<Daemon> {
+        Self::locate_with(paths, None)
+    }
+
+    /// Finds the daemon, giving up on any call that takes longer than `limit` (a hook must never
+    /// hang its harness on a daemon that accepts connections but does not answer).
+    pub fn locate_quick(paths: &Paths, limit: Duration) -> Result<Daemon> {
+        Self::locate_with(paths, Some(limit))
+    }
+
+    fn locate_with(paths: &Paths, limit: Option<Duration>) -> Result<Daemon> {
         let info = std::fs::read_to_string(paths.state_dir.join(DAEMON_FILE)).map_err(|_| {
             anyhow::anyhow!("the mosaic daemon is not running (start it with `mosaic up`)")
         })?;
@@ -65,6 +76,7 @@ impl Daemon {
         };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .timeout_global(limit)
             .build()
             .into();
         Ok(Daemon {

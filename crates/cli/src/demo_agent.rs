@@ -198,7 +198,9 @@ impl Hooks {
         let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
         std::thread::spawn(move || {
             for event in rx {
-                if let Ok(daemon) = crate::client::Daemon::locate(&paths) {
+                if let Ok(daemon) =
+                    crate::client::Daemon::locate_quick(&paths, std::time::Duration::from_secs(5))
+                {
                     let _ = daemon.post("/v1/hooks", serde_json::json!({ "event": event }));
                 }
             }

@@ -189,6 +189,10 @@ fn cli_command() -> clap::Command {
 }
 
 fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
+    // The daemon is the owner's: an agent (holding its own token) neither starts nor stops it.
+    if client::agent_token().is_some() && matches!(command, Top::Up { .. } | Top::Down { .. }) {
+        bail!("`mosaic up` and `mosaic down` are the owner's, not an agent's");
+    }
     match command {
         Top::Fleet(cmd) => fleet(paths, *cmd),
         Top::DemoAgent(args) => demo_agent::run(paths, &args).map(|_| ExitCode::SUCCESS),
@@ -217,6 +221,7 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
                         && (e.downcast_ref::<client::Unreachable>().is_some()
                             || !paths.state_dir.join(client::DAEMON_FILE).exists()) =>
                 {
+                    spool::may_keep(paths)?;
                     let kept = spool::keep(paths, &request)?;
                     eprintln!(
                         "mosaic reply: the daemon is not running; the reply is kept ({}) and posted when `mosaic up` starts",
@@ -486,6 +491,10 @@ fn hook(paths: &Paths, agent: Option<String>, event: Option<String>) {
     }
 }
 
+/// The longest a hook waits for the daemon: it never hangs its harness (a stopped daemon that
+/// still accepts connections would otherwise hold every tool call).
+const HOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The most of a hook's payload that is read (a transcript is not a payload).
 const MAX_HOOK_PAYLOAD: u64 = 1 << 20;
 
@@ -512,7 +521,7 @@ fn report_hook(paths: &Paths, agent: Option<String>, event: Option<String>) -> R
     if let Some(agent) = agent {
         body["agent"] = agent.into();
     }
-    client::Daemon::locate(paths)?.post("/v1/hooks", body)?;
+    client::Daemon::locate_quick(paths, HOOK_TIMEOUT)?.post("/v1/hooks", body)?;
     Ok(())
 }
 

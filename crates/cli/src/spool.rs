@@ -5,10 +5,30 @@ use anyhow::{Context, Result};
 use mosaic_api::wire::ReplyRequest;
 use mosaic_bridge::Bridge;
 use mosaic_fleet::Paths;
+use mosaic_fleet::paths::AgentToken;
 use std::path::PathBuf;
 
 fn dir(paths: &Paths) -> PathBuf {
     paths.state_dir.join("spool")
+}
+
+/// Whether this caller may keep a reply while the daemon is away: the owner, or the
+/// orchestrator by its own token (the daemon refuses a worker's reply; it cannot ask it now).
+pub fn may_keep(paths: &Paths) -> Result<()> {
+    let Some(presented) = crate::client::agent_token() else {
+        return Ok(());
+    };
+    let orchestrator = AgentToken::parse(&presented).is_some_and(|(name, secret)| {
+        AgentToken::read(paths, name).is_some_and(|t| t.matches(secret))
+            && mosaic_fleet::LiveRoster::open(paths.clone())
+                .ok()
+                .and_then(|live| live.get().agent(name).map(|a| a.role))
+                == Some(mosaic_roster::Role::Orchestrator)
+    });
+    if !orchestrator {
+        anyhow::bail!("only the orchestrator replies in chat; this agent's reply was not kept");
+    }
+    Ok(())
 }
 
 /// Keeps `request` in the spool (mode 0600); returns its file.

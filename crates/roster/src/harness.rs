@@ -259,6 +259,11 @@ impl Harness {
         if h.exit.text.trim().is_empty() {
             return Err(invalid("exit.text must not be empty".into()));
         }
+        if let Some(key) = h.exit.clear.iter().find(|k| !is_key_name(k)) {
+            return Err(invalid(format!(
+                "exit.clear: {key:?} is not a tmux key name (letters, digits and `-`, not first: `C-c`, `Escape`)"
+            )));
+        }
         let parts = [
             ("launch.command", &h.launch.command),
             ("launch.model", &h.launch.model),
@@ -344,6 +349,14 @@ impl Harness {
     pub fn hook(&self, event: &str) -> Option<HookEffect> {
         self.hooks.get(event).copied()
     }
+}
+
+/// Whether `key` is a plain tmux key name (`C-c`, `Escape`, `F2`): letters, digits and `-`, not
+/// starting with `-` (which tmux would read as an option).
+pub fn is_key_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('-')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// Replaces each `{name}` in `arg` by `value(name)`, in one pass (a value is never expanded
@@ -557,6 +570,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("launch.command must name a program"), "{err}");
+        let err = Harness::parse(
+            &base.replace("exit: {text: /exit}", "exit: {text: /exit, clear: [-R]}"),
+            "x.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("exit.clear: \"-R\" is not a tmux key name"),
+            "{err}"
+        );
         let err = Harness::parse(&base.replace("name: x", "name: \"a b\""), "x.yaml")
             .unwrap_err()
             .to_string();

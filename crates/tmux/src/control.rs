@@ -286,10 +286,13 @@ impl ControlClient {
             .map(String::as_str))
     }
 
-    /// Presses one key by its tmux name (`C-c`, `Escape`): letters, digits and `-` only, so a
-    /// name can never carry another command.
+    /// Presses one key by its tmux name (`C-c`, `Escape`): letters, digits and `-` only, never
+    /// first, so a name can never carry another command or option.
     pub fn press_key(&mut self, key: &str) -> Result<(), TmuxError> {
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if key.is_empty()
+            || key.starts_with('-')
+            || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(TmuxError::new(
                 ErrorKind::Failed,
                 format!("{key:?} is not a tmux key name"),
