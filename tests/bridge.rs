@@ -3,8 +3,7 @@
 
 mod support;
 use mosaic_connector::ErrorKind;
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
+use std::io::Write;
 use std::time::Duration;
 use support::bridge::*;
 use support::*;
@@ -229,14 +228,7 @@ fn the_mcp_tools_reply_and_change_the_fleet() {
     let h = BridgeHarness::new("");
     h.post("op-1", "hi mos");
     wait_for("delivery", || !h.s.transcript("mos").is_empty());
-    let mut child =
-        h.s.command(&["mcp"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut stdin, mut lines) = mcp_client(&h.s);
     rpc(
         &mut stdin,
         1,

@@ -1306,24 +1306,6 @@ fn only_the_orchestrator_may_keep_a_reply_while_the_daemon_is_away() {
     assert_eq!(spooled(), 1);
 }
 
-/// An agent's `(activity, activity_source, activity_detail)` as `ps --json` shows it.
-fn activity_of(s: &Sandbox, agent: &str) -> (String, String, String) {
-    let ps = s.ps();
-    let a = ps["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == agent)
-        .cloned()
-        .unwrap_or_default();
-    let field = |k: &str| a[k].as_str().unwrap_or("-").to_owned();
-    (
-        field("activity"),
-        field("activity_source"),
-        field("activity_detail"),
-    )
-}
-
 /// Runs `mosaic ARGS` as `agent` (with its own token, from its process) with `stdin` on standard
 /// input; it must say nothing on stderr.
 fn as_agent(s: &Sandbox, agent: &str, args: &[&str], stdin: &str) {
@@ -1356,7 +1338,7 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
     wait_for("every demo agent to say it is idle", || {
         ["mos", "helper", "scout"]
             .iter()
-            .all(|a| activity_of(&s, a).0 == "idle" && activity_of(&s, a).1 == "hook")
+            .all(|a| s.activity(a).0 == "idle" && s.activity(a).1 == "hook")
     });
     // A worker waits on a permission dialog: its own hook says so, with what it asks.
     as_agent(
@@ -1366,7 +1348,7 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
         r#"{"tool_name":"Bash","tool_input":{"command":"rm -rf build"}}"#,
     );
     assert_eq!(
-        activity_of(&s, "helper"),
+        s.activity("helper"),
         (
             "waiting-for-input".into(),
             "hook".into(),
@@ -1400,7 +1382,7 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
     wait_for("the first message", || chats(&s).len() == 1);
     // Its `idle` hook after the first message (not the `started` one before it).
     wait_for("mos idle again", || {
-        activity_of(&s, "mos") == ("idle".into(), "hook".into(), "idle".into())
+        s.activity("mos") == ("idle".into(), "hook".into(), "idle".into())
     });
     // Its permission dialog (the demo agent's `/dialog`), and the hook a harness sends with it.
     s.ok(&["fleet", "send", "mos", "/dialog"]);
@@ -1450,17 +1432,9 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
 /// reaches the daemon once it runs, in the same session.
 #[test]
 fn the_mcp_server_connects_to_the_daemon_lazily() {
-    use std::io::{BufRead, BufReader};
     let s = Sandbox::new();
     s.init("general");
-    let mut child = s
-        .command(&["mcp"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut stdin, mut lines) = mcp_client(&s);
     let init = serde_json::json!({
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "0" }
     });
@@ -1508,7 +1482,7 @@ fn a_dialog_on_the_screen_is_never_answered_by_a_chat_message() {
     let s = Sandbox::new();
     s.init("general");
     let (_d, _url, _token) = up(&s);
-    wait_for("mos idle", || activity_of(&s, "mos").0 == "idle");
+    wait_for("mos idle", || s.activity("mos").0 == "idle");
     s.ok(&["fleet", "send", "mos", "/dialog"]);
     wait_for("the dialog", || {
         s.screen("mos").contains("Do you want to proceed?")
@@ -1516,7 +1490,7 @@ fn a_dialog_on_the_screen_is_never_answered_by_a_chat_message() {
     let out = s.run_with_stdin(&["chat", "--linger", "0"], b"after the dialog\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
     wait_for("the dialog to be seen on the screen", || {
-        activity_of(&s, "mos").0 == "waiting-for-input" && activity_of(&s, "mos").1 == "screen"
+        s.activity("mos").0 == "waiting-for-input" && s.activity("mos").1 == "screen"
     });
     let err = s.fails(&["fleet", "send", "mos", "typed into a dialog?"]);
     assert!(err.contains("dialog"), "{err}");
@@ -1548,9 +1522,7 @@ fn the_orchestrator_is_told_once_when_a_worker_waits_or_dies() {
     let s = Sandbox::new();
     s.init("general");
     let (_d, _url, _token) = up(&s);
-    wait_for("the demo agents idle", || {
-        activity_of(&s, "helper").0 == "idle"
-    });
+    wait_for("the demo agents idle", || s.activity("helper").0 == "idle");
     let dialog = r#"{"tool_name":"Bash","tool_input":{"command":"rm -rf build"}}"#;
     as_agent(&s, "helper", &["hook", "waiting-for-input"], dialog);
     as_agent(&s, "helper", &["hook", "waiting-for-input"], dialog);

@@ -159,15 +159,7 @@ impl Rig {
 
     /// The agent's row in `ps --json`.
     fn row(&self, agent: &str) -> serde_json::Value {
-        let ps: serde_json::Value =
-            serde_json::from_str(&self.ok(&["fleet", "ps", "--json"])).unwrap();
-        ps["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == agent)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {agent} in {ps}"))
+        self.s.agent_row(agent)
     }
 
     /// `(state, activity, activity_source)` of the agent.

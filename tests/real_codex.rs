@@ -183,19 +183,7 @@ impl Rig {
 
     /// Runs mosaic with the real harnesses on PATH.
     fn mosaic(&self, args: &[&str]) -> String {
-        let out = self
-            .s
-            .command(args)
-            .env("PATH", path_with_harnesses())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mosaic {args:?} failed:\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        ok_with_harnesses(&self.s, args)
     }
 
     /// Waits until the agent's Codex shows its composer, idle (its ready screen).
@@ -208,20 +196,7 @@ impl Rig {
 
     /// The agent's `(activity, activity_source, activity_detail)` as `ps --json` shows it.
     fn activity(&self, agent: &str) -> (String, String, String) {
-        let ps: Value = serde_json::from_str(&self.mosaic(&["fleet", "ps", "--json"])).unwrap();
-        let a = ps["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == agent)
-            .cloned()
-            .unwrap_or_default();
-        let field = |k: &str| a[k].as_str().unwrap_or("-").to_owned();
-        (
-            field("activity"),
-            field("activity_source"),
-            field("activity_detail"),
-        )
+        self.s.activity(agent)
     }
 
     /// Waits until `ps` shows the agent's activity `want`, from its hooks.

@@ -120,40 +120,17 @@ impl PiFleet {
 
     /// Runs mosaic (as the owner) and returns stdout; fails the test if it failed.
     fn ok(&self, args: &[&str]) -> String {
-        let out = mosaic(&self.s, args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "mosaic {args:?} failed:\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn ps(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["fleet", "ps", "--json"])).unwrap()
+        ok_with_harnesses(&self.s, args)
     }
 
     /// `agent`'s row in `ps --json`.
     fn row(&self, agent: &str) -> serde_json::Value {
-        self.ps()["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == agent)
-            .cloned()
-            .unwrap_or_else(|| panic!("no agent {agent} in ps"))
+        self.s.agent_row(agent)
     }
 
     /// `(activity, activity_source, activity_detail)` of `agent` in `ps --json`.
     fn activity(&self, agent: &str) -> (String, String, String) {
-        let row = self.row(agent);
-        let field = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
-        (
-            field("activity"),
-            field("activity_source"),
-            field("activity_detail"),
-        )
+        self.s.activity(agent)
     }
 
     /// Waits until `agent` runs and its own `session_start` hook said it is at its editor.

@@ -136,7 +136,16 @@ impl Sandbox {
 
     /// Runs mosaic and returns stdout, failing the test with stderr if it failed.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_with(args, &[])
+    }
+
+    /// [`Sandbox::ok`] with more environment variables.
+    pub fn ok_with(&self, args: &[&str], env: &[(&str, String)]) -> String {
+        let out = self
+            .command(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "mosaic {args:?} failed:\n{}\n{}",
@@ -208,6 +217,27 @@ impl Sandbox {
     }
 
     /// `name -> state` from `ps --json`.
+    /// The agent's row in `ps --json` (`null` when there is none).
+    pub fn agent_row(&self, agent: &str) -> serde_json::Value {
+        let ps = self.ps();
+        ps["agents"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["name"] == agent).cloned())
+            .unwrap_or_default()
+    }
+
+    /// The agent's `(activity, activity_source, activity_detail)` as `ps --json` shows it
+    /// (`-` for what it does not show).
+    pub fn activity(&self, agent: &str) -> (String, String, String) {
+        let row = self.agent_row(agent);
+        let field = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
+        (
+            field("activity"),
+            field("activity_source"),
+            field("activity_detail"),
+        )
+    }
+
     pub fn states(&self) -> Vec<(String, String)> {
         agent_rows(&self.ps())
             .into_iter()
@@ -339,4 +369,24 @@ pub fn response(
         }
     }
     panic!("no response {id}");
+}
+
+/// Starts `mosaic mcp` in the sandbox: the process, its stdin and its stdout's lines.
+pub fn mcp_client(
+    s: &Sandbox,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let mut child = s
+        .command(&["mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, stdin, lines)
 }

@@ -38,3 +38,9 @@ pub fn path_with_harnesses() -> String {
 pub fn model() -> mosaic_scripted_model::Running {
     mosaic_scripted_model::Running::start().expect("the scripted model server starts")
 }
+
+/// Runs `mosaic ARGS` in the sandbox with the real harnesses on `PATH` (so a fleet start finds
+/// them); its stdout, failing the test with both outputs if it failed.
+pub fn ok_with_harnesses(s: &Sandbox, args: &[&str]) -> String {
+    s.ok_with(args, &[("PATH", path_with_harnesses())])
+}

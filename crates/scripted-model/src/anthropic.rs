@@ -347,6 +347,7 @@ impl Answer<'_> {
 mod tests {
     use super::*;
     use crate::Running;
+    use crate::test_support::{typed_sse_events as sse_events, types};
 
     fn post(server: &Running, path: &str, body: &Value) -> (u16, String, String) {
         let mut response = ureq::post(format!("{}{path}", server.base_url()))
@@ -381,30 +382,6 @@ mod tests {
                 {"type": "text", "text": prompt},
             ]}],
         })
-    }
-
-    /// The `data:` objects of a server-sent event stream, checking each `event:` line names its
-    /// data's type.
-    fn sse_events(stream: &str) -> Vec<Value> {
-        stream
-            .split("\n\n")
-            .filter(|chunk| !chunk.trim().is_empty())
-            .map(|chunk| {
-                let (event_line, data_line) = chunk.split_once('\n').expect("two lines");
-                let data: Value =
-                    serde_json::from_str(data_line.strip_prefix("data: ").expect("data line"))
-                        .expect("data is JSON");
-                assert_eq!(
-                    event_line,
-                    format!("event: {}", data["type"].as_str().unwrap())
-                );
-                data
-            })
-            .collect()
-    }
-
-    fn types(events: &[Value]) -> Vec<&str> {
-        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
     }
 
     #[test]

@@ -111,3 +111,34 @@ impl Running {
         format!("http://{}", self.addr)
     }
 }
+
+/// Helpers for this crate's tests.
+#[cfg(test)]
+mod test_support {
+    use serde_json::Value;
+
+    /// The `data:` objects of a server-sent event stream whose events name their data's type
+    /// (`event: T` then `data: {"type": T, …}`), checking that they agree.
+    pub(crate) fn typed_sse_events(stream: &str) -> Vec<Value> {
+        stream
+            .split("\n\n")
+            .filter(|chunk| !chunk.trim().is_empty())
+            .map(|chunk| {
+                let (event_line, data_line) = chunk.split_once('\n').expect("two lines");
+                let data: Value =
+                    serde_json::from_str(data_line.strip_prefix("data: ").expect("data line"))
+                        .expect("data is JSON");
+                assert_eq!(
+                    event_line,
+                    format!("event: {}", data["type"].as_str().unwrap())
+                );
+                data
+            })
+            .collect()
+    }
+
+    /// The `type` of each event.
+    pub(crate) fn types(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+}

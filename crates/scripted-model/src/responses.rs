@@ -294,6 +294,7 @@ fn event_stream(request: &Value, reply: &Reply) -> String {
 mod tests {
     use super::*;
     use crate::Running;
+    use crate::test_support::{typed_sse_events, types};
 
     /// The input items Codex 0.171 sends before the user's prompt (shortened).
     fn codex_input(prompt: &str) -> Vec<Value> {
@@ -329,24 +330,7 @@ mod tests {
             .to_owned();
         assert_eq!(content_type, "text/event-stream");
         let text = response.body_mut().read_to_string().expect("body");
-        text.split("\n\n")
-            .filter(|block| !block.trim().is_empty())
-            .map(|block| {
-                let (event_line, data_line) = block.split_once('\n').expect("two lines");
-                let data: Value =
-                    serde_json::from_str(data_line.strip_prefix("data: ").expect("data"))
-                        .expect("json data");
-                assert_eq!(
-                    event_line,
-                    format!("event: {}", data["type"].as_str().unwrap())
-                );
-                data
-            })
-            .collect()
-    }
-
-    fn types(events: &[Value]) -> Vec<&str> {
-        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+        typed_sse_events(&text)
     }
 
     fn done_item(events: &[Value]) -> &Value {
