@@ -1609,3 +1609,26 @@ fn a_hook_gives_up_on_a_daemon_that_does_not_answer() {
     assert!(status.success());
     assert!(!stderr_of(&mut hook).is_empty(), "it says why");
 }
+
+/// `POST /v1/commands` answers `ps --json` with the JSON chat gives, not the table.
+#[test]
+fn the_api_gives_ps_json_as_json() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let mut r = agent()
+        .post(format!("{url}/v1/commands"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "line": "ps --json" }))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.body_mut().read_json().unwrap();
+    let output = body["output"].as_str().unwrap();
+    let inner = output
+        .trim()
+        .trim_start_matches("```json")
+        .trim_end_matches("```");
+    let ps: serde_json::Value =
+        serde_json::from_str(inner.trim()).unwrap_or_else(|e| panic!("{e}: {output}"));
+    assert_eq!(ps["schema"], mosaic_fleet::PS_SCHEMA);
+}

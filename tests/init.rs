@@ -449,3 +449,29 @@ fn a_re_init_with_yes_keeps_the_connector_and_the_acl() {
         "{roster:?}"
     );
 }
+
+/// A secret is read from one place: `--secret-env` and `--secret-file` together are refused
+/// (the file used to win silently).
+#[test]
+fn a_secret_from_two_places_is_refused() {
+    let s = Sandbox::new();
+    let err = s.fails(&s.init_args(&[
+        "--preset",
+        "general",
+        "--connector",
+        "discord",
+        "--guild",
+        "1112631390438166618",
+        "--target",
+        "1517622518662434996",
+        "--secret-env",
+        "MY_DISCORD_TOKEN",
+        "--secret-file",
+        "/etc/mosaic/discord.token",
+    ]));
+    assert!(
+        err.contains("give --secret-env or --secret-file, not both"),
+        "{err}"
+    );
+    assert!(!s.roster_path().exists(), "nothing written");
+}

@@ -648,7 +648,7 @@ async fn command(State(state): State<ApiState>, Json(body): Json<CommandBody>) -
             };
             match parse(&line) {
                 ChatInput::Command(c) => (*c, line),
-                ChatInput::Help(text) => return commanded(&Outcome::Help { text }),
+                ChatInput::Help(text) => return commanded(&Outcome::Help { text }, false),
                 ChatInput::Invalid(e) => return exec_error(&ExecError::BadCommand(e)),
                 ChatInput::Talk => {
                     return exec_error(&ExecError::BadCommand(ParseError {
@@ -664,6 +664,7 @@ async fn command(State(state): State<ApiState>, Json(body): Json<CommandBody>) -
             );
         }
     };
+    let json = render::wants_json(&command);
     // The orchestrator's tools: whoever calls, the command runs as the orchestrator, with its
     // role (`mosaic fleet` and the other routes are the owner's way to act as admin).
     let surface = match body.via.as_deref() {
@@ -675,16 +676,17 @@ async fn command(State(state): State<ApiState>, Json(body): Json<CommandBody>) -
         .orchestrator_command(command, &line, surface)
         .await
     {
-        Ok(outcome) => commanded(&outcome),
+        Ok(outcome) => commanded(&outcome, json),
         Err(e) => exec_error(&e),
     }
 }
 
-/// The answer to a command: the outcome, and its chat rendering as `output`.
-fn commanded(outcome: &Outcome) -> Response {
+/// The answer to a command: the outcome, and its chat rendering as `output` (the JSON form for
+/// `ps --json`, as chat gives it).
+fn commanded(outcome: &Outcome, json: bool) -> Response {
     Json(json!({
         "outcome": outcome,
-        "output": render::chat(outcome, Markdown::CommonMark, false),
+        "output": render::chat(outcome, Markdown::CommonMark, json),
     }))
     .into_response()
 }

@@ -482,6 +482,15 @@ fn ask_connector(
                 default_env,
                 file_flag,
             } => {
+                if let Some(file) = file_flag
+                    && given(file).is_some()
+                    && given(q.flag).is_some()
+                {
+                    return Err(refuse(format!(
+                        "give --{} or --{file}, not both: the {} is read from one place",
+                        q.flag, q.prompt
+                    )));
+                }
                 let secret = match file_flag.and_then(given).and_then(|v| v.last()) {
                     Some(file) => SecretRef::file(file.clone()),
                     None => {
