@@ -1340,7 +1340,12 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
             .iter()
             .all(|a| s.activity(a).0 == "idle" && s.activity(a).1 == "hook")
     });
-    // A worker waits on a permission dialog: its own hook says so, with what it asks.
+    // A worker waits on a permission dialog (the demo's `/dialog`): its own hook says so, with
+    // what it asks.
+    s.ok(&["fleet", "send", "helper", "/dialog"]);
+    wait_for("the dialog", || {
+        s.screen("helper").contains("Do you want to proceed?")
+    });
     as_agent(
         &s,
         "helper",
@@ -1523,6 +1528,11 @@ fn the_orchestrator_is_told_once_when_a_worker_waits_or_dies() {
     s.init("general");
     let (_d, _url, _token) = up(&s);
     wait_for("the demo agents idle", || s.activity("helper").0 == "idle");
+    // The worker shows its permission dialog (the demo's `/dialog`) and its hook says so, twice.
+    s.ok(&["fleet", "send", "helper", "/dialog"]);
+    wait_for("the dialog", || {
+        s.screen("helper").contains("Do you want to proceed?")
+    });
     let dialog = r#"{"tool_name":"Bash","tool_input":{"command":"rm -rf build"}}"#;
     as_agent(&s, "helper", &["hook", "waiting-for-input"], dialog);
     as_agent(&s, "helper", &["hook", "waiting-for-input"], dialog);

@@ -31,6 +31,9 @@ pub enum HookError {
 /// The longest detail kept from a hook's payload.
 const MAX_DETAIL: usize = 300;
 
+/// How long a hook's `busy` stands before the screen may end it (a turn that ended with no hook).
+const BUSY_GRACE_SECS: i64 = 30;
+
 /// How often the screen of an agent waiting on a dialog is looked at.
 const DIALOG_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -154,23 +157,25 @@ impl Bridge {
         }
     }
 
-    /// Watches the agents a hook said wait on a dialog until the bridge stops. A dialog can close
-    /// with no hook (Claude Code reports nothing after a refused permission): once the agent's
-    /// screen shows its ready text again and neither its dialog nor work, it is idle (source
+    /// Watches the agents a hook said wait on a dialog, or busy for longer than
+    /// [`BUSY_GRACE_SECS`], until the bridge stops. A dialog can close, and a turn end, with no
+    /// hook (Claude Code reports nothing after a refused permission or an Escape): once the
+    /// agent's screen shows its ready text again and neither a dialog nor work (its manifest's
+    /// `screen.busy`; a harness without those is left to its hooks), it is idle (source
     /// `screen`), so its chat messages are not held for nothing.
     pub(crate) async fn dialog_loop(self) {
         while !self.inner.stop.load(std::sync::atomic::Ordering::Relaxed) {
             tokio::time::sleep(DIALOG_POLL).await;
-            let waiting: Vec<String> = self
+            let watched: Vec<(String, Activity)> = self
                 .inner
                 .observed
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(_, a)| **a == Activity::WaitingForInput)
-                .map(|(n, _)| n.clone())
+                .filter(|(_, a)| matches!(a, Activity::WaitingForInput | Activity::Busy))
+                .map(|(n, a)| (n.clone(), *a))
                 .collect();
-            for name in waiting {
+            for (name, activity) in watched {
                 let roster = self.inner.roster.get();
                 let Some(member) = roster.agent(&name) else {
                     continue;
@@ -178,6 +183,15 @@ impl Bridge {
                 let Some(harness) = mosaic_roster::harness::harness(&member.runtime) else {
                     continue;
                 };
+                // A busy turn that ended with no hook (Claude Code interrupted with Escape):
+                // only for a harness whose screen tells busy from idle, after a grace period.
+                if activity == Activity::Busy
+                    && (harness.screen.busy.is_empty()
+                        || Observed::read(&self.inner.paths, &name)
+                            .is_none_or(|o| chrono_now() - o.at < BUSY_GRACE_SECS))
+                {
+                    continue;
+                }
                 let is_orchestrator = member.role == mosaic_roster::Role::Orchestrator;
                 let fleet = self.fleet();
                 let who = name.clone();
@@ -185,10 +199,10 @@ impl Bridge {
                 let Ok(Ok(screen)) = screen else {
                     continue;
                 };
-                // A hook may have said something newer meanwhile: only a wait is ended here.
-                let still_waiting = self.inner.observed.lock().unwrap().get(&name).copied()
-                    == Some(Activity::WaitingForInput);
-                if still_waiting && dialog_closed(&harness, &screen) {
+                // A hook may have said something newer meanwhile: only what was watched ends here.
+                let unchanged =
+                    self.inner.observed.lock().unwrap().get(&name).copied() == Some(activity);
+                if unchanged && dialog_closed(&harness, &screen) {
                     self.observe(
                         &name,
                         is_orchestrator,
