@@ -28,7 +28,8 @@ if [ ! -f "$state/daemon.json" ] || ! kill -0 "$(sed -n 's/.*"pid":\([0-9]*\).*/
   mkdir -p "$state"
   (umask 077 && touch "$state/up.log") # the daemon's log is private, like its state
   nohup "$mosaic" up >>"$state/up.log" 2>&1 &
-  for _ in $(seq 1 50); do [ -f "$state/daemon.json" ] && break; sleep 0.1; done
+  # daemon.json appears when the API is up, and says "started" once the fleet is.
+  for _ in $(seq 1 300); do grep -qs '"fleet":"started"' "$state/daemon.json" && break; sleep 0.1; done
 fi
 echo
 echo "The daemon runs (log: $state/up.log). mosaic is at $mosaic. Also try:"

@@ -1642,3 +1642,19 @@ fn the_api_gives_ps_json_as_json() {
         serde_json::from_str(inner.trim()).unwrap_or_else(|e| panic!("{e}: {output}"));
     assert_eq!(ps["schema"], mosaic_fleet::PS_SCHEMA);
 }
+
+/// Agents started before the daemon (as the quick start does) could not report their start: the
+/// daemon sees them ready on their screens, instead of leaving them `starting`.
+#[test]
+fn agents_started_before_the_daemon_are_seen_ready_on_their_screens() {
+    let s = Sandbox::new();
+    s.init("general");
+    s.ok(&["fleet", "start"]);
+    assert_eq!(s.activity("helper").0, "starting");
+    let (_d, _url, _token) = up(&s);
+    wait_for("the agents ready by their screens", || {
+        ["mos", "helper", "scout"]
+            .iter()
+            .all(|a| s.activity(a).0 == "idle" && s.activity(a).1 == "screen")
+    });
+}

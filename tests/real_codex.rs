@@ -360,11 +360,11 @@ fn codex_starts_and_a_send_reaches_the_model_once_byte_for_byte() {
             ("worker".to_owned(), "running".to_owned())
         ]
     );
-    assert_eq!(
-        rig.activity("worker"),
-        ("starting".into(), "process".into(), "-".into()),
-        "no hook has reported before the first prompt"
-    );
+    // Codex sends no hook before its first prompt: the daemon sees it ready on its screen.
+    wait_for_secs("the worker ready by its screen", CODEX_SECS, || {
+        let (activity, source, _) = rig.activity("worker");
+        activity == "idle" && source == "screen"
+    });
     let message = "check $HOME; rm -rf / && echo \"x\" | cat\nsecond line with `uname` and 'quotes' > out.txt\n  third, indented: $(whoami) & %s \\n";
     rig.mosaic(&["fleet", "send", "worker", message]);
     wait_for_secs("the model to answer", CODEX_SECS, || {

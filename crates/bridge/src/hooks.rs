@@ -158,7 +158,7 @@ impl Bridge {
     }
 
     /// Watches the agents a hook said wait on a dialog, or busy for longer than
-    /// [`BUSY_GRACE_SECS`], until the bridge stops. A dialog can close, and a turn end, with no
+    /// [`BUSY_GRACE_SECS`], and those still starting with no hook, until the bridge stops. A dialog can close, and a turn end, with no
     /// hook (Claude Code reports nothing after a refused permission or an Escape): once the
     /// agent's screen shows its ready text again and neither a dialog nor work (its manifest's
     /// `screen.busy`; a harness without those is left to its hooks), it is idle (source
@@ -166,7 +166,7 @@ impl Bridge {
     pub(crate) async fn dialog_loop(self) {
         while !self.inner.stop.load(std::sync::atomic::Ordering::Relaxed) {
             tokio::time::sleep(DIALOG_POLL).await;
-            let watched: Vec<(String, Activity)> = self
+            let mut watched: Vec<(String, Activity)> = self
                 .inner
                 .observed
                 .lock()
@@ -175,6 +175,15 @@ impl Bridge {
                 .filter(|(_, a)| matches!(a, Activity::WaitingForInput | Activity::Busy))
                 .map(|(n, a)| (n.clone(), *a))
                 .collect();
+            // Launched with no hook since (started while no daemon ran, or a harness whose first
+            // hook comes with its first prompt): ready once its screen says so.
+            for agent in &self.inner.roster.get().agents {
+                if Observed::read(&self.inner.paths, &agent.name)
+                    .is_some_and(|o| o.activity == Activity::Starting)
+                {
+                    watched.push((agent.name.clone(), Activity::Starting));
+                }
+            }
             for (name, activity) in watched {
                 let roster = self.inner.roster.get();
                 let Some(member) = roster.agent(&name) else {
@@ -200,8 +209,12 @@ impl Bridge {
                     continue;
                 };
                 // A hook may have said something newer meanwhile: only what was watched ends here.
-                let unchanged =
-                    self.inner.observed.lock().unwrap().get(&name).copied() == Some(activity);
+                let unchanged = if activity == Activity::Starting {
+                    Observed::read(&self.inner.paths, &name)
+                        .is_some_and(|o| o.activity == Activity::Starting)
+                } else {
+                    self.inner.observed.lock().unwrap().get(&name).copied() == Some(activity)
+                };
                 if unchanged && dialog_closed(&harness, &screen) {
                     self.observe(
                         &name,
