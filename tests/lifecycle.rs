@@ -494,6 +494,7 @@ fn a_harness_that_quits_on_its_own_is_exited_not_dead() {
     let s = Sandbox::new();
     s.init("general");
     s.ok(&["fleet", "start"]);
+    // Submitted, and the agent quit on it: a send, not an error.
     s.ok(&["fleet", "send", "helper", "/exit"]);
     let helper = || {
         s.ps()["agents"]

@@ -268,6 +268,12 @@ impl ControlClient {
             .map(drop)
     }
 
+    /// Whether the pane's program has exited (a question to tmux; false when it cannot tell).
+    fn pane_is_dead(&mut self) -> bool {
+        self.ensure_alive()
+            .is_err_and(|e| e.kind == ErrorKind::PaneDead)
+    }
+
     /// The pane's visible screen, as text.
     pub fn screen(&mut self) -> Result<String, TmuxError> {
         self.command(&format!("capture-pane -p -J -t {}", self.pane))
@@ -362,8 +368,24 @@ impl ControlClient {
             ));
         }
         for attempt in 1..=opts.submit_attempts.max(1) {
-            self.press_enter()?;
-            if let Some(reaction) = self.next_output(Instant::now() + opts.submit_timeout)? {
+            match self.press_enter() {
+                // The program ended after an Enter it was given (`/exit`): that was its reaction.
+                Err(e) if e.kind == ErrorKind::PaneDead && attempt > 1 => {
+                    return Ok(SendReport {
+                        pasted,
+                        echoed,
+                        enter_presses: attempt - 1,
+                        reaction: Vec::new(),
+                    });
+                }
+                other => other?,
+            }
+            let reaction = match self.next_output(Instant::now() + opts.submit_timeout) {
+                Ok(reaction) => reaction,
+                Err(_) if self.pane_is_dead() => Some(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            if let Some(reaction) = reaction {
                 return Ok(SendReport {
                     pasted,
                     echoed,
