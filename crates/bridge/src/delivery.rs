@@ -348,6 +348,18 @@ impl DeliveryWorker {
             .orchestrator()
             .ok_or("the roster has no orchestrator")?
             .clone();
+        // `attach-session` would start an empty tmux server when none runs, which exits a moment
+        // later, under the fleet's first `new-session` ("server exited unexpectedly"): attach
+        // only to a session that exists (`list-panes` never starts a server).
+        let running = fleet
+            .tmux
+            .list_panes()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|p| p.session == orchestrator.name);
+        if !running {
+            return Err(format!("{} is not running", orchestrator.name));
+        }
         let mut client = ControlClient::attach(&fleet.tmux, &orchestrator.name, false)
             .map_err(|e| e.to_string())?;
         if client.pane_dead() {
