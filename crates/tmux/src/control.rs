@@ -64,6 +64,7 @@ enum Event {
 
 /// A control-mode client attached to one session. Dropping it detaches.
 pub struct ControlClient {
+    tmux: Tmux,
     child: Child,
     stdin: Option<ChildStdin>,
     events: Receiver<Event>,
@@ -152,6 +153,7 @@ impl ControlClient {
             let _ = tx.send(Event::Exit(err));
         });
         let mut client = ControlClient {
+            tmux: tmux.clone(),
             child,
             stdin: None,
             events: rx,
@@ -407,9 +409,16 @@ impl ControlClient {
 
 impl Drop for ControlClient {
     fn drop(&mut self) {
+        // Leaving is announced to every other control client, which crashes tmux 3.5a if one
+        // is still identifying: leave in the topology turn, and keep it until the server has
+        // forgotten this client (see [`Tmux::wait_clients_gone`]).
+        let _turn = self.tmux.topology_turn();
         // Closing stdin detaches the client and tmux exits at once; reap it.
         drop(self.stdin.take());
         let _ = self.child.wait();
+        let pid = self.child.id().to_string();
+        self.tmux
+            .wait_clients_gone(|_name, client_pid| client_pid == pid);
     }
 }
 

@@ -143,11 +143,16 @@ impl Tmux {
     /// a notification, such as another session being created (upstream tmux PR #4980). Each
     /// holder keeps it for one tmux round trip. `None` when no server has made the directory yet
     /// (nothing can attach then).
+    /// A thread that holds the turn already gets a guard that releases nothing.
     pub fn topology_turn(&self) -> Option<TopologyTurn> {
+        if TURN_HELD.get() {
+            return Some(TopologyTurn { dir: None });
+        }
         let socket = self.socket_path();
         let dir = std::fs::File::open(socket.parent()?).ok()?;
         rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive).ok()?;
-        Some(TopologyTurn { _dir: dir })
+        TURN_HELD.set(true);
+        Some(TopologyTurn { dir: Some(dir) })
     }
 
     /// A `tmux` command bound to this server, ignoring the user's tmux.conf. It runs with only
@@ -281,8 +286,7 @@ impl Tmux {
     /// session whose pane turned on focus reporting is killed under an attached control client.
     pub fn kill_session(&self, name: &str) -> Result<(), TmuxError> {
         let _turn = self.topology_turn();
-        // Fails with "no current client" when none is attached: nothing to detach.
-        let _ = self.run(&["detach-client", "-s", &exact(name)]);
+        self.detach_clients(name, false)?;
         match self.run(&["kill-session", "-t", &exact(name)]) {
             Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => Ok(()),
             other => other.map(drop),
@@ -291,6 +295,15 @@ impl Tmux {
 
     /// Detaches the control-mode clients (never a person's terminal) attached to `session`.
     pub fn detach_control_clients(&self, session: &str) -> Result<(), TmuxError> {
+        self.detach_clients(session, true)
+    }
+
+    /// Detaches the clients attached to `session` (only control-mode ones with `control_only`)
+    /// and waits until the server has let them go. A client's leaving is announced to every
+    /// control client (`%client-detached`), and tmux 3.5a crashes when one of those is still
+    /// identifying (upstream PR #4980), so the caller holds the topology turn until the server
+    /// has sent it.
+    fn detach_clients(&self, session: &str, control_only: bool) -> Result<(), TmuxError> {
         let clients = match self.run(&[
             "list-clients",
             "-t",
@@ -302,13 +315,42 @@ impl Tmux {
             Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => return Ok(()),
             Err(e) => return Err(e),
         };
+        let mut leaving = Vec::new();
         for line in clients.lines() {
-            if let Some((client, "1")) = line.split_once(SEP) {
-                // A client that left meanwhile is not an error.
-                let _ = self.run(&["detach-client", "-t", client]);
+            let Some((client, control)) = line.split_once(SEP) else {
+                continue;
+            };
+            if control_only && control != "1" {
+                continue;
             }
+            // A client that left meanwhile is not an error.
+            let _ = self.run(&["detach-client", "-t", client]);
+            leaving.push(client.to_owned());
         }
+        self.wait_clients_gone(|name, _pid| leaving.iter().any(|l| l == name));
         Ok(())
+    }
+
+    /// Waits (up to two seconds) until no client that `is_leaving(name, pid)` is listed by the
+    /// server any more. The server forgets a client, and queues the `%client-detached` it tells
+    /// other control clients, in the same turn of its loop; it runs that queue before any later
+    /// command, so once a client is no longer listed its departure has been announced.
+    pub(crate) fn wait_clients_gone(&self, is_leaving: impl Fn(&str, &str) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let listed = match self.run(&["list-clients", "-F", "#{client_name} #{client_pid}"]) {
+                Ok(out) => out,
+                Err(_) => return,
+            };
+            let still = listed.lines().any(|l| {
+                let (name, pid) = l.rsplit_once(' ').unwrap_or((l, ""));
+                is_leaving(name, pid)
+            });
+            if !still || std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Starts `spec.argv` afresh in the existing session `spec.name` (`respawn-pane -k`: a program
@@ -398,7 +440,21 @@ impl Tmux {
 /// The topology turn of a tmux server ([`Tmux::topology_turn`]), released when dropped.
 #[derive(Debug)]
 pub struct TopologyTurn {
-    _dir: std::fs::File,
+    /// The locked directory; `None` for a nested guard of a thread that holds the turn.
+    dir: Option<std::fs::File>,
+}
+
+impl Drop for TopologyTurn {
+    fn drop(&mut self) {
+        if self.dir.take().is_some() {
+            TURN_HELD.set(false);
+        }
+    }
+}
+
+thread_local! {
+    /// Whether this thread holds the topology turn (the flock would deadlock a second taker).
+    static TURN_HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The oldest tmux mosaic runs on: tmux 3.3a crashes (SIGSEGV, every agent lost) when a pane

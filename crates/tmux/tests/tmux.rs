@@ -235,8 +235,9 @@ fn killing_a_session_detaches_its_clients_and_spares_the_server() {
 
 /// tmux 3.5a crashes (SIGSEGV, every session lost) when a control client that has not finished
 /// identifying gets a notification, such as a session being created or killed (upstream tmux PR
-/// #4980). Attaches and session changes take turns (`Tmux::topology_turn`), so however they
-/// interleave, from threads here or other processes, the server survives.
+/// #4980); a client leaving (a control client detaching) is such a notification too. Attaches,
+/// detaches and session changes take turns (`Tmux::topology_turn`), so however they interleave,
+/// from threads here or other processes, the server survives.
 #[test]
 fn control_clients_attaching_while_sessions_come_and_go_never_crash_the_server() {
     let s = ScratchServer::new();
