@@ -475,3 +475,65 @@ fn a_secret_from_two_places_is_refused() {
     );
     assert!(!s.roster_path().exists(), "nothing written");
 }
+
+/// Connector flags answer the chosen connector's questions and nothing else: a flag of another
+/// type, or one with no connector, is refused (it used to be ignored); on a re-init a flag
+/// changes just its answer; `--connector none` removes a profile's connector and its ACL.
+#[test]
+fn connector_flags_change_only_their_answers_and_stray_ones_are_refused() {
+    let s = Sandbox::new();
+    let err = s.fails(&s.init_args(&[
+        "--preset",
+        "general",
+        "--connector",
+        "testchat",
+        "--testchat-dir",
+        "/tmp/nowhere",
+        "--target",
+        "room",
+        "--guild",
+        "1112631390438166618",
+    ]));
+    assert!(
+        err.contains("--guild is not a question of the testchat connector"),
+        "{err}"
+    );
+    let err = s.fails(&s.init_args(&["--preset", "general", "--guild", "1"]));
+    assert!(
+        err.contains("but this fleet has none: add --connector TYPE"),
+        "{err}"
+    );
+    let err =
+        s.fails(&s.init_args(&["--preset", "general", "--connector", "none", "--guild", "1"]));
+    assert!(err.contains("but --connector is none"), "{err}");
+    assert!(!s.roster_path().exists(), "nothing written");
+
+    s.ok(&s.init_args(&["--profile", "mos-discord", "--admin", "123456789012345678"]));
+    // A re-init with one connector flag changes that answer and keeps the others.
+    let out = s.ok(&s.init_args(&["--preset", "coding", "--target", "7777777777777777777"]));
+    assert!(out.contains("Wrote "), "{out}");
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    let discord = discord_settings(&roster.connectors[0]);
+    assert_eq!(discord.channels, ["7777777777777777777"]);
+    assert_eq!(discord.guild, "1112631390438166618");
+    assert_eq!(roster.acl.len(), 1);
+    // The profile's own connector goes with --connector none, and the ACL with it.
+    s.ok(&s.init_args(&["--profile", "mos-discord", "--connector", "none"]));
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert!(
+        roster.connectors.is_empty() && roster.acl.is_empty(),
+        "{roster:?}"
+    );
+}
+
+/// `--admin` is checked by the connector's platform before anything is written.
+#[test]
+fn an_admin_id_of_the_wrong_shape_is_refused() {
+    let s = Sandbox::new();
+    let err = s.fails(&s.init_args(&["--profile", "mos-discord", "--admin", "alice"]));
+    assert!(
+        err.contains("--admin \"alice\": a Discord user id is a number like"),
+        "{err}"
+    );
+    assert!(!s.roster_path().exists(), "nothing written");
+}

@@ -95,6 +95,16 @@ impl ConnectorConfig for DiscordSettings {
         vec![("token", &self.token)]
     }
 
+    fn check_user_id(user: &str) -> Result<(), String> {
+        if is_snowflake(user) {
+            return Ok(());
+        }
+        Err(format!(
+            "a Discord user id is a number like 123456789012345678, not {} (Discord: User Settings → Advanced → Developer Mode, then right-click your name → Copy User ID)",
+            mosaic_roster::redact::shown(user)
+        ))
+    }
+
     fn validate(&self) -> Vec<SettingProblem> {
         let mut out = Vec::new();
         if !is_snowflake(&self.guild) {

@@ -23,11 +23,11 @@ fn answers() -> InitAnswers {
         worker_runtime: Some("demo".into()),
         comms: CommsMode::Tmux,
         socket: "sock".into(),
-        connectors: vec![discord(&DiscordSettings {
+        connectors: Some(vec![discord(&DiscordSettings {
             guild: "1112631390438166618".into(),
             channels: vec!["1517622518662434996".into()],
             token: SecretRef::env("DISCORD_TOKEN"),
-        })],
+        })]),
         acl: vec![AclEntry {
             connector: "discord".into(),
             user: "42".into(),
@@ -112,7 +112,7 @@ fn the_mos_profile_wires_mos_to_its_discord_channel() {
     );
     assert_eq!(token, &SecretRef::env("DISCORD_TOKEN"));
     let answers = InitAnswers {
-        connectors: vec![],
+        connectors: None,
         ..answers()
     };
     let roster = mos.instantiate(&answers);
@@ -256,4 +256,21 @@ fn an_empty_room_id_is_a_problem() {
             .any(|p| p.contains("connectors[0].channels[0] an empty room id bridges nothing")),
         "{p:?}"
     );
+}
+
+/// An ACL entry's user id has the platform's shape: a Discord id is a number.
+#[test]
+fn an_acl_user_that_is_no_discord_id_is_a_problem() {
+    let roster = |user: &str| {
+        format!(
+            "{GOOD}connectors:\n  - type: discord\n    guild: \"1\"\n    channels: [\"2\"]\n    token: {{env: T}}\nacl:\n  - connector: discord\n    user: \"{user}\"\n    role: admin\n"
+        )
+    };
+    let p = problems(&roster("alice"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("acl[0].user a Discord user id is a number like"),
+        "{p:?}"
+    );
+    assert!(problems(&roster("123456789012345678")).is_empty());
 }

@@ -65,13 +65,13 @@ enum Top {
     /// Stop the daemon (`mosaic up`); the fleet keeps running (`mosaic fleet stop` stops it).
     Down {
         /// Seconds to wait for it to exit.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
-        timeout: u64,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=3600), value_name = "SECS", allow_negative_numbers = true)]
+        timeout: i64,
     },
     /// Chat with the orchestrator from this terminal (through the daemon).
     Chat {
         /// Seconds to keep printing replies after standard input ends.
-        #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = linger_secs)]
+        #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = linger_secs, allow_negative_numbers = true)]
         linger: f64,
     },
     /// Post a message to chat as the orchestrator (for any harness).
@@ -201,7 +201,7 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
             allow_remote,
             ..
         } => daemon::up(paths, exe()?, listen, allow_remote).map(|_| ExitCode::SUCCESS),
-        Top::Down { timeout } => down(paths, Duration::from_secs(timeout)),
+        Top::Down { timeout } => down(paths, Duration::from_secs(timeout.unsigned_abs())),
         Top::Chat { linger } => chat::run(
             paths,
             client::Daemon::locate(paths)?,

@@ -134,6 +134,12 @@ pub trait ConnectorConfig: DeserializeOwned + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Checks the shape of a platform user id (an ACL entry, `--admin`); `Err` says what an id
+    /// of this platform looks like and where to find one.
+    fn check_user_id(_user: &str) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Checks a secret's value (its shape, without contacting the platform); `Err` is what is
     /// wrong and how to fix it.
     fn check_secret(&self, _field: &str, _value: &str) -> Result<(), (String, String)> {
@@ -234,6 +240,10 @@ impl<C: ConnectorConfig> ConnectorSchema for Typed<C> {
             .into_iter()
             .map(|(f, s)| (f.to_owned(), s.clone()))
             .collect())
+    }
+
+    fn check_user(&self, user: &str) -> Result<(), String> {
+        C::check_user_id(user)
     }
 }
 

@@ -10,6 +10,7 @@ use mosaic_grammar::{CommsArg, InitArgs};
 use mosaic_roster::{
     AclEntry, AclRole, CommsMode, ConnectorEntry, DEFAULT_SOCKET, DEMO_RUNTIME, InitAnswers,
     Preset, PresetSource, Role, Roster, SecretRef, all_presets, check_name, harness, harnesses,
+    redact::shown,
 };
 use serde_yaml_ng::Value;
 use std::io::Write;
@@ -155,61 +156,8 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
         None
     };
 
-    // A profile (a preset with its chat wiring, like mos-discord) brings its connectors; asking
-    // again is only for an explicit --connector.
-    // A re-init changes only what its answers change: without --connector, the roster's own
-    // connectors stay.
-    let kept = existing
-        .as_ref()
-        .map(|r| r.connectors.clone())
-        .filter(|c| !c.is_empty());
-    let (connector_kind, connectors) = match (&args.connector, preset.spec.connectors.first(), kept)
-    {
-        (None, Some(first), _) => (Some(first.kind.clone()), preset.spec.connectors.clone()),
-        (None, None, Some(kept)) => (Some(kept[0].kind.clone()), kept),
-        _ => {
-            let types = connector_types();
-            let kind = asker.answer(
-                args.connector.clone(),
-                Some(NO_CONNECTOR.to_owned()),
-                "--connector TYPE",
-                "Chat connector for the orchestrator",
-                || {
-                    let mut options = vec![format!(
-                        "{NO_CONNECTOR:<9} chat only from this machine (`mosaic chat`)"
-                    )];
-                    options.extend(
-                        types
-                            .iter()
-                            .map(|t| format!("{:<9} {}", t.type_name(), t.summary())),
-                    );
-                    let chosen =
-                        Select::new("Chat connector for the orchestrator:", options).prompt()?;
-                    Ok(chosen
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned())
-                },
-            )?;
-            if kind == NO_CONNECTOR {
-                (None, Vec::new())
-            } else {
-                let Some(connector_type) = connector_type(&kind) else {
-                    let mut known = vec![NO_CONNECTOR];
-                    known.extend(types.iter().map(|t| t.type_name()));
-                    return Err(refuse(format!(
-                        "unknown connector type {kind:?} for --connector; this build of mosaic has: {}",
-                        known.join(", ")
-                    )));
-                };
-                (
-                    Some(kind),
-                    vec![ask_connector(&asker, args, connector_type)?],
-                )
-            }
-        }
-    };
+    let connectors = choose_connectors(&asker, args, preset, existing.as_ref())?;
+    let connector_kind = connectors.first().map(|c| c.kind.clone());
     let acl = ask_admins(out, &asker, args, &connectors, existing.as_ref())?;
 
     let comms_default = CommsArg::Tmux;
@@ -248,7 +196,7 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
         worker_runtime,
         comms,
         socket,
-        connectors,
+        connectors: Some(connectors),
         acl,
     };
     let generated = preset.instantiate(&answers);
@@ -386,6 +334,120 @@ fn choose_runtime(
     Ok(chosen)
 }
 
+/// The chat connectors of the new roster. A profile (a preset with its chat wiring, like
+/// mos-discord) brings its own, and a re-init keeps the roster's: without `--connector` nothing
+/// is asked, and connector flags change just the answers they give (`--target 7` on a re-init
+/// changes the channels, the guild and token stay). `--connector none` removes them.
+fn choose_connectors(
+    asker: &Asker,
+    args: &InitArgs,
+    preset: &Preset,
+    existing: Option<&Roster>,
+) -> Result<Vec<ConnectorEntry>> {
+    let flags: Vec<&str> = args
+        .connector_answers
+        .iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(flag, _)| flag.as_str())
+        .collect();
+    let current = if preset.spec.connectors.is_empty() {
+        existing.map(|r| r.connectors.clone()).unwrap_or_default()
+    } else {
+        preset.spec.connectors.clone()
+    };
+    let kind = match (&args.connector, current.first()) {
+        (Some(kind), _) => Some(kind.clone()),
+        (None, Some(_)) if flags.is_empty() => return Ok(current),
+        (None, Some(first)) => Some(first.kind.clone()),
+        (None, None) if !flags.is_empty() => {
+            return Err(refuse(format!(
+                "{} answers a chat connector's question, but this fleet has none: add --connector TYPE",
+                flag_list(&flags)
+            )));
+        }
+        (None, None) => None,
+    };
+    let types = connector_types();
+    let kind = asker.answer(
+        kind,
+        Some(NO_CONNECTOR.to_owned()),
+        "--connector TYPE",
+        "Chat connector for the orchestrator",
+        || {
+            let mut options = vec![format!(
+                "{NO_CONNECTOR:<9} chat only from this machine (`mosaic chat`)"
+            )];
+            options.extend(
+                types
+                    .iter()
+                    .map(|t| format!("{:<9} {}", t.type_name(), t.summary())),
+            );
+            let chosen = Select::new("Chat connector for the orchestrator:", options).prompt()?;
+            Ok(chosen
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned())
+        },
+    )?;
+    if kind == NO_CONNECTOR {
+        if !flags.is_empty() {
+            return Err(refuse(format!(
+                "{} answers a chat connector's question, but --connector is none",
+                flag_list(&flags)
+            )));
+        }
+        return Ok(Vec::new());
+    }
+    let Some(connector_type) = connector_type(&kind) else {
+        let mut known = vec![NO_CONNECTOR];
+        known.extend(types.iter().map(|t| t.type_name()));
+        return Err(refuse(format!(
+            "unknown connector type {kind:?} for --connector; this build of mosaic has: {}",
+            known.join(", ")
+        )));
+    };
+    let own: Vec<&str> = connector_type
+        .questions()
+        .iter()
+        .flat_map(|q| {
+            let file = match q.kind {
+                QuestionKind::Secret { file_flag, .. } => file_flag,
+                _ => None,
+            };
+            std::iter::once(q.flag).chain(file)
+        })
+        .collect();
+    let foreign: Vec<&str> = flags.iter().copied().filter(|f| !own.contains(f)).collect();
+    if !foreign.is_empty() {
+        return Err(refuse(format!(
+            "{} is not a question of the {kind} connector (its flags: {})",
+            flag_list(&foreign),
+            flag_list(&own)
+        )));
+    }
+    // The entry being changed: the current one of this type keeps its other answers and its id.
+    let base = current.iter().find(|c| c.kind == kind);
+    let entry = ask_connector(asker, args, connector_type, base)?;
+    let mut connectors = vec![entry];
+    connectors.extend(
+        current
+            .iter()
+            .filter(|c| base.is_some_and(|b| !std::ptr::eq(*c, b)))
+            .cloned(),
+    );
+    Ok(connectors)
+}
+
+/// `--guild, --target` for an error message.
+fn flag_list(flags: &[&str]) -> String {
+    flags
+        .iter()
+        .map(|f| format!("--{f}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The admin user ids for the chat connector: deny by default, so without one nobody may use
 /// the orchestrator from chat (the roster's existing ACL is kept by the re-init merge anyway).
 fn ask_admins(
@@ -410,6 +472,13 @@ fn ask_admins(
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect();
+    }
+    if let Some(schema) = connector.schema() {
+        for id in &ids {
+            schema
+                .check_user(id)
+                .map_err(|why| refuse(format!("--admin {}: {why}", shown(id))))?;
+        }
     }
     let known = existing.is_some_and(|r| r.acl.iter().any(|e| e.connector == kind));
     if ids.is_empty() && !known {
@@ -443,10 +512,21 @@ fn ask_connector(
     asker: &Asker,
     args: &InitArgs,
     connector_type: &dyn ConnectorType,
+    base: Option<&ConnectorEntry>,
 ) -> Result<ConnectorEntry> {
     let given = |flag: &str| args.connector_answers.get(flag).filter(|v| !v.is_empty());
     let mut settings = serde_yaml_ng::Mapping::new();
     for q in connector_type.questions() {
+        let file_flag = match q.kind {
+            QuestionKind::Secret { file_flag, .. } => file_flag,
+            _ => None,
+        };
+        let answered = given(q.flag).is_some() || file_flag.and_then(given).is_some();
+        // A question of the entry being changed that no flag answers keeps its answer.
+        if !answered && let Some(kept) = base.and_then(|b| b.settings.get(q.field)) {
+            settings.insert(Value::String(q.field.to_owned()), kept.clone());
+            continue;
+        }
         let value = match q.kind {
             QuestionKind::Text { default } => {
                 let answer = asker.answer(
@@ -528,5 +608,7 @@ fn ask_connector(
             list.join("\n")
         )));
     }
-    Ok(ConnectorEntry::new(connector_type.type_name(), settings))
+    let mut entry = ConnectorEntry::new(connector_type.type_name(), settings);
+    entry.id = base.and_then(|b| b.id.clone());
+    Ok(entry)
 }

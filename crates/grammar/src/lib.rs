@@ -263,7 +263,7 @@ pub struct StartArgs {
     #[serde(default)]
     pub agents: Vec<String>,
     /// Seconds to wait for each harness to draw its first screen.
-    #[arg(long, default_value_t = START_WAIT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[arg(long, default_value_t = START_WAIT_SECS, value_name = "SECS", value_parser = secs_parser(), allow_negative_numbers = true)]
     #[serde(default = "start_wait", deserialize_with = "bounded_secs")]
     pub wait: u64,
 }
@@ -275,7 +275,7 @@ pub struct StopArgs {
     #[serde(default)]
     pub agents: Vec<String>,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser(), allow_negative_numbers = true)]
     #[serde(default = "stop_timeout", deserialize_with = "bounded_secs")]
     pub timeout: u64,
 }
@@ -351,7 +351,7 @@ pub struct RemoveArgs {
     /// Agent to remove.
     pub name: String,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser(), allow_negative_numbers = true)]
     #[serde(default = "stop_timeout", deserialize_with = "bounded_secs")]
     pub timeout: u64,
 }
@@ -362,7 +362,7 @@ pub struct RestartArgs {
     /// Agent to restart.
     pub name: String,
     /// Seconds to wait for a graceful exit before killing.
-    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser())]
+    #[arg(long, default_value_t = STOP_TIMEOUT_SECS, value_name = "SECS", value_parser = secs_parser(), allow_negative_numbers = true)]
     #[serde(default = "stop_timeout", deserialize_with = "bounded_secs")]
     pub timeout: u64,
 }
@@ -451,8 +451,14 @@ pub const STOP_TIMEOUT_SECS: u64 = 10;
 /// a clear error rather than overflowing a deadline.
 pub const MAX_WAIT_SECS: u64 = 3600;
 
-fn secs_parser() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(0..=MAX_WAIT_SECS)
+fn secs_parser() -> fn(&str) -> Result<u64, String> {
+    |text| {
+        text.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|secs| *secs <= MAX_WAIT_SECS)
+            .ok_or_else(|| format!("{text} is not in 0..={MAX_WAIT_SECS} (a number of seconds)"))
+    }
 }
 
 /// Seconds from JSON, at most [`MAX_WAIT_SECS`].
@@ -496,6 +502,25 @@ mod tests {
             panic!()
         };
         assert_eq!(s.text, ["--not-a-flag", "; kill-server"]);
+    }
+
+    /// A negative number of seconds is refused by the range check, not with clap's hint to
+    /// write `-- -1` (which would make it an agent name).
+    #[test]
+    fn a_negative_timeout_is_out_of_range_not_a_stray_argument() {
+        for args in [
+            &["stop", "--timeout", "-1"][..],
+            &["start", "--wait", "-5"],
+            &["restart", "w", "--timeout", "-1"],
+            &["remove", "w", "--timeout", "-1"],
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(!err.contains("-- -"), "{args:?}: {err}");
+            assert!(
+                err.contains("-1 is not in 0..=3600") || err.contains("-5 is not in 0..=3600"),
+                "{args:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub trait ConnectorSchema: Send + Sync + 'static {
         &self,
         settings: &serde_yaml_ng::Mapping,
     ) -> Result<Vec<(String, SecretRef)>, SettingProblem>;
+
+    /// Checks the shape of a platform user id (for the ACL and `--admin`); `Err` says what an id
+    /// of this platform looks like.
+    fn check_user(&self, user: &str) -> Result<(), String>;
 }
 
 static SCHEMAS: RwLock<Vec<&'static dyn ConnectorSchema>> = RwLock::new(Vec::new());

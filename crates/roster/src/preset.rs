@@ -68,8 +68,9 @@ pub struct InitAnswers {
     pub comms: CommsMode,
     /// tmux socket name.
     pub socket: String,
-    /// Chat connectors for the orchestrator.
-    pub connectors: Vec<ConnectorEntry>,
+    /// Chat connectors for the orchestrator; the preset's own when `None` (`Some` of nothing:
+    /// none at all).
+    pub connectors: Option<Vec<ConnectorEntry>>,
     /// Chat permissions (the admin given at init).
     pub acl: Vec<AclEntry>,
 }
@@ -129,11 +130,10 @@ impl Preset {
                 socket: answers.socket.clone(),
             },
             agents,
-            connectors: if answers.connectors.is_empty() {
-                self.spec.connectors.clone()
-            } else {
-                answers.connectors.clone()
-            },
+            connectors: answers
+                .connectors
+                .clone()
+                .unwrap_or_else(|| self.spec.connectors.clone()),
             acl: answers.acl.clone(),
             bridge: Default::default(),
         }

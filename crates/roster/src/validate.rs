@@ -360,6 +360,12 @@ impl Roster {
             }
             if entry.user.trim().is_empty() {
                 push(format!("acl[{i}].user"), "user id must not be empty".into());
+            } else if let Some(connector) =
+                self.connectors.iter().find(|c| c.id() == entry.connector)
+                && let Some(schema) = connector.schema()
+                && let Err(why) = schema.check_user(&entry.user)
+            {
+                push(format!("acl[{i}].user"), why);
             }
         }
         if let Err(why) = self.bridge.api_listen.parse::<std::net::SocketAddr>() {
