@@ -3,6 +3,7 @@
 
 mod support;
 use mosaic_fleet::FleetStatus;
+use mosaic_roster::Roster;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 use support::*;
@@ -925,6 +926,8 @@ fn huge_timeouts_get_clear_errors_on_every_surface() {
             "{linger}: {}",
             text(&out.stderr)
         );
+        // A negative value is out of range, not a stray argument to put after `--`.
+        assert!(!text(&out.stderr).contains("-- -"), "{}", text(&out.stderr));
     }
     // From chat: a clear answer, and helper is left running.
     let out = s.run_with_stdin(
@@ -1657,4 +1660,60 @@ fn agents_started_before_the_daemon_are_seen_ready_on_their_screens() {
             .iter()
             .all(|a| s.activity(a).0 == "idle" && s.activity(a).1 == "screen")
     });
+}
+
+/// `init` through the API (and so from chat, which parses lines the same way) takes the
+/// connector's flags, a typed `init` refuses unknown fields, and `connector: none` removes the
+/// connector and its ACL.
+#[test]
+fn init_over_the_api_takes_connector_flags_and_none_removes_the_acl() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let a = agent();
+    let auth = format!("Bearer {token}");
+    let post = |body: serde_json::Value| {
+        let mut r = a
+            .post(format!("{url}/v1/commands"))
+            .header("Authorization", &auth)
+            .send_json(body)
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            r.body_mut().read_json::<serde_json::Value>().unwrap(),
+        )
+    };
+    let dir = s.home().join("testchat");
+    let line = format!(
+        "init general --connector testchat --testchat-dir {} --target room1 --admin alice",
+        dir.display()
+    );
+    let (status, body) = post(serde_json::json!({ "line": line }));
+    assert_eq!(status, 200, "{body}");
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert_eq!(roster.connectors[0].kind, "testchat");
+    assert_eq!(
+        roster.connectors[0].settings["rooms"],
+        serde_yaml_ng::Value::Sequence(vec!["room1".into()])
+    );
+    assert_eq!(roster.acl.len(), 1, "{:?}", roster.acl);
+
+    let (status, body) = post(
+        serde_json::json!({ "command": { "verb": "init", "preset": "general", "conector": "none" } }),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown field"),
+        "{body}"
+    );
+    let (status, body) = post(
+        serde_json::json!({ "command": { "verb": "init", "preset": "general", "connector": "none" } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    assert!(
+        roster.connectors.is_empty() && roster.acl.is_empty(),
+        "{roster:?}"
+    );
 }

@@ -11,11 +11,13 @@ pub fn register_all() {
     register(&mosaic_discord::TYPE);
     #[cfg(feature = "testchat")]
     register(&mosaic_testchat::TYPE);
+    // Every surface that parses `fleet init` (this CLI, chat, the API's lines) takes their flags.
+    mosaic_grammar::register_init_flags(init_flags());
 }
 
 /// The flags of every registered type's questions, added to `fleet init` (a flag shared by
 /// several types is added once).
-pub fn init_flags() -> Vec<Arg> {
+fn init_flags() -> Vec<Arg> {
     let mut flags: BTreeMap<&'static str, (Arg, Vec<&'static str>)> = BTreeMap::new();
     for t in connector_types() {
         for q in t.questions() {
@@ -73,24 +75,15 @@ pub fn init_flags() -> Vec<Arg> {
 /// `cli` with the connector flags added to `fleet init`.
 pub fn with_init_flags(cli: Command) -> Command {
     cli.mut_subcommand("fleet", |fleet| {
-        fleet.mut_subcommand("init", |init| init.args(init_flags()))
+        fleet.mut_subcommand("init", mosaic_grammar::with_init_flags)
     })
 }
 
 /// The connector flags given to `fleet init`, by flag name.
 pub fn init_answers(matches: &ArgMatches) -> BTreeMap<String, Vec<String>> {
-    let Some(("fleet", fleet)) = matches.subcommand() else {
-        return BTreeMap::new();
-    };
-    let Some(("init", init)) = fleet.subcommand() else {
-        return BTreeMap::new();
-    };
-    init_flags()
-        .iter()
-        .filter_map(|arg| {
-            let id = arg.get_id().as_str();
-            let values: Vec<String> = init.get_many::<String>(id)?.cloned().collect();
-            Some((id.to_owned(), values))
-        })
-        .collect()
+    matches
+        .subcommand_matches("fleet")
+        .and_then(|fleet| fleet.subcommand_matches("init"))
+        .map(mosaic_grammar::init_answers)
+        .unwrap_or_default()
 }

@@ -2,7 +2,7 @@
 //! swallow slashes), parsed by the same clap tree as `mosaic fleet`.
 
 use crate::FleetCommand;
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// What a chat message is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,19 @@ pub fn parse(text: &str) -> ChatInput {
     if words.is_empty() || words == ["help"] {
         return ChatInput::Help(help());
     }
-    match ChatCli::try_parse_from(&words) {
+    let parsed = ChatCli::command()
+        .mut_subcommand("init", crate::with_init_flags)
+        .try_get_matches_from(&words)
+        .and_then(|matches| {
+            let mut cli = ChatCli::from_arg_matches(&matches)?;
+            if let FleetCommand::Init(args) = &mut cli.command
+                && let Some(init) = matches.subcommand_matches("init")
+            {
+                args.connector_answers = crate::init_answers(init);
+            }
+            Ok(cli)
+        });
+    match parsed {
         Ok(cli) => ChatInput::Command(Box::new(cli.command)),
         Err(e)
             if matches!(
@@ -160,6 +172,32 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chat takes the connector flags of `init` like the CLI does (registered by the binary):
+    /// `/fleet init --connector discord` could not be answered from chat before.
+    #[test]
+    fn init_takes_the_registered_connector_flags() {
+        crate::register_init_flags(vec![
+            clap::Arg::new("guild").long("guild"),
+            clap::Arg::new("target")
+                .long("target")
+                .action(clap::ArgAction::Append),
+        ]);
+        let ChatInput::Command(c) =
+            parse("/fleet init coding --connector discord --guild 1 --target 2 --target 3")
+        else {
+            panic!()
+        };
+        let FleetCommand::Init(init) = *c else {
+            panic!()
+        };
+        assert_eq!(init.connector_answers["guild"], ["1"]);
+        assert_eq!(init.connector_answers["target"], ["2", "3"]);
+        assert!(matches!(
+            parse("/fleet init coding --colour red"),
+            ChatInput::Invalid(_)
+        ));
+    }
 
     #[test]
     fn talk_is_not_a_command() {

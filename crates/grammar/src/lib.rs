@@ -182,7 +182,7 @@ impl FleetCommand {
 /// Answers for `fleet init`; any answer not given is asked for (or, without a terminal, is an
 /// error naming its flag).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Args, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InitArgs {
     /// Configuration type: a preset name (general, coding, research, hybrid, or your own).
     #[arg(value_name = "PRESET", conflicts_with = "preset")]
@@ -215,9 +215,9 @@ pub struct InitArgs {
     /// `mosaic fleet init --help` for each type's own flags).
     #[arg(long, value_name = "TYPE")]
     pub connector: Option<String>,
-    /// Answers to the connector's own questions, by flag name (`guild` → values). Filled by the
-    /// `mosaic` binary from the flags each registered connector type adds to `fleet init`; no
-    /// other surface sets them.
+    /// Answers to the connector's own questions, by flag name (`guild` → values): from the
+    /// flags each registered connector type adds to `init` ([`register_init_flags`]), or, in
+    /// the API's typed JSON, `"connector_answers": {"guild": ["…"]}`.
     #[arg(skip)]
     pub connector_answers: std::collections::BTreeMap<String, Vec<String>>,
     /// Take the default for every question not answered by a flag, and write without asking.
@@ -238,6 +238,34 @@ impl InitArgs {
     }
 }
 
+/// The flags the chat connector types add to `fleet init` (their questions, like `--guild`),
+/// registered once by the binary: every surface that parses `fleet init` accepts them.
+static INIT_FLAGS: std::sync::RwLock<Vec<clap::Arg>> = std::sync::RwLock::new(Vec::new());
+
+/// Registers the connector flags of `fleet init` (replacing any registered before).
+pub fn register_init_flags(flags: Vec<clap::Arg>) {
+    *INIT_FLAGS.write().unwrap_or_else(|e| e.into_inner()) = flags;
+}
+
+/// The `init` subcommand with the registered connector flags added.
+pub fn with_init_flags(init: clap::Command) -> clap::Command {
+    init.args(INIT_FLAGS.read().unwrap_or_else(|e| e.into_inner()).iter())
+}
+
+/// The connector flags given to `init`, by flag name ([`InitArgs::connector_answers`]).
+pub fn init_answers(init: &clap::ArgMatches) -> std::collections::BTreeMap<String, Vec<String>> {
+    INIT_FLAGS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(|arg| {
+            let id = arg.get_id().as_str();
+            let values: Vec<String> = init.get_many::<String>(id)?.cloned().collect();
+            Some((id.to_owned(), values))
+        })
+        .collect()
+}
+
 /// Comms modes on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -250,6 +278,7 @@ pub enum CommsArg {
 
 /// `fleet install`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InstallArgs {
     /// Directory for shell completions (default: the XDG data dirs of bash, zsh and fish).
     #[arg(long, value_name = "DIR")]
@@ -258,6 +287,7 @@ pub struct InstallArgs {
 
 /// `fleet start`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StartArgs {
     /// Agents to start (default: all).
     #[serde(default)]
@@ -270,6 +300,7 @@ pub struct StartArgs {
 
 /// `fleet stop`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StopArgs {
     /// Agents to stop (default: all).
     #[serde(default)]
@@ -282,6 +313,7 @@ pub struct StopArgs {
 
 /// `fleet ps`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PsArgs {
     /// Print JSON (schema mosaic.fleet.ps/v1, see docs/use.md).
     #[arg(long)]
@@ -291,6 +323,7 @@ pub struct PsArgs {
 
 /// `fleet verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyArgs {
     /// Print the findings as JSON.
     #[arg(long)]
@@ -300,6 +333,7 @@ pub struct VerifyArgs {
 
 /// `fleet presets`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PresetsArgs {
     /// `show NAME` prints one preset's YAML.
     #[command(subcommand)]
@@ -320,6 +354,7 @@ pub enum PresetsAction {
 
 /// `fleet add`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddArgs {
     /// New agent's name ([a-z][a-z0-9-]{0,31}).
     pub name: String,
@@ -347,6 +382,7 @@ pub struct AddArgs {
 
 /// `fleet remove`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RemoveArgs {
     /// Agent to remove.
     pub name: String,
@@ -358,6 +394,7 @@ pub struct RemoveArgs {
 
 /// `fleet restart`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RestartArgs {
     /// Agent to restart.
     pub name: String,
@@ -369,6 +406,7 @@ pub struct RestartArgs {
 
 /// `fleet send`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendArgs {
     /// Agent to type into.
     pub name: String,
@@ -379,6 +417,7 @@ pub struct SendArgs {
 
 /// A single agent name.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgentArg {
     /// Agent name.
     pub name: String,
@@ -386,6 +425,7 @@ pub struct AgentArg {
 
 /// `fleet logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogsArgs {
     /// Agent name.
     pub name: String,
@@ -559,6 +599,26 @@ mod tests {
         };
         assert_eq!(i.chosen_preset(), Some("research"));
         assert!(parse(&["init", "research", "--preset", "coding"]).is_err());
+    }
+
+    /// A typed command with a field no verb has (a typo) is refused, not run without it.
+    #[test]
+    fn typed_commands_refuse_unknown_fields() {
+        for json in [
+            r#"{"verb":"init","preset":"coding","conector":"none"}"#,
+            r#"{"verb":"stop","agents":["w"],"timout":5}"#,
+            r#"{"verb":"add","name":"w","runtime":"demo","modle":"x"}"#,
+        ] {
+            let e = serde_json::from_str::<FleetCommand>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("unknown field"), "{json}: {e}");
+        }
+        let ok = r#"{"verb":"init","preset":"coding","connector":"discord","connector_answers":{"guild":["1"]}}"#;
+        let FleetCommand::Init(init) = serde_json::from_str::<FleetCommand>(ok).unwrap() else {
+            panic!()
+        };
+        assert_eq!(init.connector_answers["guild"], ["1"]);
     }
 
     #[test]
