@@ -385,3 +385,41 @@ fn a_reply_while_the_daemon_is_down_is_kept_and_posted_when_it_starts() {
         "the spool is empty once posted"
     );
 }
+
+/// A reply kept while the daemon is down goes to the room of the message it answers; one to a
+/// message that was never received is refused at once (it used to fail at the next start).
+#[test]
+fn a_kept_reply_to_a_message_goes_to_its_room_and_an_unknown_one_is_refused_at_once() {
+    let s = Sandbox::new();
+    let platform = tempfile::tempdir().unwrap();
+    let dir = platform.path();
+    init_testchat_rooms(&s, &dir.display().to_string(), &["lobby", "annex"]);
+    std::fs::write(dir.join("token"), "tc-secret\n").unwrap();
+    let first = up_testchat(&s);
+    post(dir, "annex", "ann", "answer me later");
+    wait_for_secs("the demo's answer", 30, || {
+        posted(dir, "annex")
+            .iter()
+            .any(|t| t.starts_with("[demo reply #1"))
+    });
+    drop(first);
+    let out = s.run(&["reply", "--to", "999", "to nothing"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("there is no chat message #999"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = s.run(&["reply", "--to", "1", "the late answer"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let kept = std::fs::read_dir(s.state().join("spool"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_file())
+        .count();
+    assert_eq!(kept, 1, "only the answerable reply is kept");
+    let _second = up_testchat(&s);
+    wait_for_secs("the kept reply in its room", 30, || {
+        posted(dir, "annex").iter().any(|t| t == "the late answer")
+    });
+    assert!(!posted(dir, "lobby").iter().any(|t| t == "the late answer"));
+}

@@ -166,7 +166,7 @@ impl Bridge {
     ) -> Result<Bridge, BridgeError> {
         mosaic_fleet::create_private_dir(&config.paths.state_dir)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let db = config.paths.state_dir.join("bridge.db");
+        let db = store::database(&config.paths.state_dir);
         let store = Store::open(&db)?;
         let mut cursors = HashMap::new();
         for c in &connectors {

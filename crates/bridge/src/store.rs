@@ -178,6 +178,25 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The bridge's database in the state directory `state_dir`.
+pub fn database(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("bridge.db")
+}
+
+/// Whether chat message `id` (the N of `[chat #N:…`) was ever received, read from the database
+/// at `path` while the daemon may be down (without creating it: a missing database knows none).
+pub fn knows_message(path: &Path, id: i64) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn
+        .query_row("SELECT 1 FROM inbox WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     /// The file (and SQLite's `-wal` and `-shm` files, which take its mode) is private: mode

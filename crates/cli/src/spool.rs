@@ -31,8 +31,19 @@ pub fn may_keep(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-/// Keeps `request` in the spool (mode 0600); returns its file.
+/// Keeps `request` in the spool (mode 0600); returns its file. A reply to a chat message that
+/// was never received is refused now, not when the daemon starts.
 pub fn keep(paths: &Paths, request: &ReplyRequest) -> Result<PathBuf> {
+    if let Some(to) = request.to {
+        let db = mosaic_bridge::store::database(&paths.state_dir);
+        let known = mosaic_bridge::store::knows_message(&db, to)
+            .with_context(|| format!("cannot read {}", db.display()))?;
+        if !known {
+            anyhow::bail!(
+                "there is no chat message #{to} to answer (the N of `[chat #N:…`); the reply was not kept"
+            );
+        }
+    }
     let dir = dir(paths);
     mosaic_fleet::create_private_dir(&paths.state_dir)?;
     mosaic_fleet::create_private_dir(&dir)?;
