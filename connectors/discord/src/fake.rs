@@ -285,15 +285,17 @@ async fn handle(State((state, base)): State<(Shared, String)>, request: Request)
             .push(RestCall { method, path, body });
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let error = if status == 429 {
-            json!({ "message": "You are being rate limited.", "retry_after": retry_after, "global": false, "code": 0 })
+            // Discord's rate limit response: no `code` (it is only there "for some limits").
+            json!({ "message": "You are being rate limited.", "retry_after": retry_after, "global": false })
         } else {
             json!({ "message": "Internal Server Error", "code": 0 })
         };
         let mut response = (code, axum::Json(error)).into_response();
         if status == 429 {
+            // The header is whole seconds (HTTP's Retry-After); the body has the precise wait.
             response.headers_mut().insert(
                 "retry-after",
-                retry_after.to_string().parse().expect("header"),
+                retry_after.ceil().to_string().parse().expect("header"),
             );
         }
         return response;

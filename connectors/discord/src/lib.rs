@@ -23,6 +23,7 @@ use serenity::all::{
     MessageReferenceKind, Nonce, ReactionType, Ready, ResumedEvent,
 };
 use serenity::builder::Builder;
+use serenity::http::{LightMethod, Route};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,6 +198,8 @@ pub struct DiscordConfig {
 pub struct DiscordConnector {
     config: DiscordConfig,
     http: Arc<Http>,
+    /// The HTTP client for posting through a proxy base ([`DiscordConnector::post_through_proxy`]).
+    proxy_client: reqwest::Client,
     shared: Arc<Shared>,
 }
 
@@ -213,9 +216,52 @@ impl DiscordConnector {
     pub fn new(config: DiscordConfig) -> DiscordConnector {
         DiscordConnector {
             http: Arc::new(make_http(&config)),
+            proxy_client: reqwest::Client::new(),
             config,
             shared: Arc::new(Shared::default()),
         }
+    }
+
+    /// Posts `body` to `route` through the proxy base `base` and returns the new message's id.
+    /// serenity's own path loses a 429's wait there: its rate limiter must be off behind a
+    /// proxy, and its error keeps only a body that decodes with a `code`, which Discord's rate
+    /// limit response need not have. This reads the wait ([`rate_limit_wait`]).
+    async fn post_through_proxy(
+        &self,
+        base: &str,
+        route: Route<'_>,
+        body: &impl Serialize,
+    ) -> Result<String, ConnectorError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| ConnectorError::new(ErrorKind::Fatal, format!("discord: {e}")))?;
+        let token = format!("Bot {}", self.config.token.trim_start_matches("Bot "));
+        let request = serenity::http::Request::new(route, LightMethod::Post)
+            .body(Some(bytes))
+            .build(&self.proxy_client, &token, Some(base))
+            .map_err(classify)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ConnectorError::new(ErrorKind::Retryable, format!("discord: {e}")))?;
+        let status = response.status().as_u16();
+        let header = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if (200..300).contains(&status) {
+            return json["id"].as_str().map(str::to_owned).ok_or_else(|| {
+                ConnectorError::new(ErrorKind::Fatal, "discord: the posted message has no id")
+            });
+        }
+        let wait = rate_limit_wait(&json, header.as_deref());
+        let message = json["message"].as_str().unwrap_or(text.as_str());
+        Err(ConnectorError::new(
+            status_kind(status, wait),
+            format!("discord: HTTP {status}: {message}"),
+        ))
     }
 
     /// The gateway intents: guild messages and their content, nothing more.
@@ -225,9 +271,10 @@ impl DiscordConnector {
 }
 
 /// A REST client for `config`. Against Discord, serenity's rate limiter honours the buckets and,
-/// on a 429, waits the `retry-after` and retries by itself. Through a proxy base (the tests' fake
-/// Discord) serenity requires the limiter off; a 429 then reaches the bridge as
-/// [`ErrorKind::RateLimited`] and the outbox retries it.
+/// on a 429, waits the `retry-after` and retries by itself. Through a proxy base (an API proxy,
+/// the tests' fake Discord) serenity requires the limiter off; messages are then posted by
+/// [`DiscordConnector::post_through_proxy`], whose 429 reaches the bridge as
+/// [`ErrorKind::RateLimited`] with Discord's wait, and the outbox retries after it.
 fn make_http(config: &DiscordConfig) -> Http {
     let mut builder = HttpBuilder::new(&config.token);
     if let Some(base) = &config.api_base {
@@ -240,14 +287,10 @@ fn make_http(config: &DiscordConfig) -> Http {
 fn classify(e: serenity::Error) -> ConnectorError {
     use serenity::http::HttpError;
     let kind = match &e {
-        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => match r.status_code.as_u16() {
-            429 => ErrorKind::RateLimited {
-                retry_after: retry_after(&r.error.message),
-            },
-            401 => ErrorKind::Auth,
-            s if s >= 500 => ErrorKind::Retryable,
-            _ => ErrorKind::Fatal,
-        },
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            // serenity keeps no wait of a 429 (its limiter, on here, waits and retries itself).
+            status_kind(r.status_code.as_u16(), DEFAULT_RATE_LIMIT_WAIT)
+        }
         serenity::Error::Http(HttpError::Request(_))
         | serenity::Error::Io(_)
         | serenity::Error::Tungstenite(_) => ErrorKind::Retryable,
@@ -275,20 +318,31 @@ fn classify(e: serenity::Error) -> ConnectorError {
     ConnectorError::new(kind, format!("discord: {e}{hint}"))
 }
 
-/// The wait a 429 asks for. serenity keeps only the error body's `message`, not its
-/// `retry_after`; when the value cannot be read, one second (Discord's waits are usually shorter).
-fn retry_after(message: &str) -> Duration {
-    message
-        .split("retry_after")
-        .nth(1)
-        .and_then(|rest| {
-            rest.trim_start_matches(['"', ':', ' '])
-                .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .next()
-                .and_then(|n| n.parse::<f64>().ok())
-        })
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(1))
+/// The wait after a 429 whose wait is unknown (Discord's are usually shorter).
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// How the bridge treats an unsuccessful HTTP status; `rate_limit_wait` is a 429's wait.
+fn status_kind(status: u16, rate_limit_wait: Duration) -> ErrorKind {
+    match status {
+        429 => ErrorKind::RateLimited {
+            retry_after: rate_limit_wait,
+        },
+        401 => ErrorKind::Auth,
+        s if s >= 500 => ErrorKind::Retryable,
+        _ => ErrorKind::Fatal,
+    }
+}
+
+/// The wait a 429 asks for: the body's `retry_after` (seconds, fractional: Discord's rate limit
+/// response), else the `Retry-After` header (seconds), else [`DEFAULT_RATE_LIMIT_WAIT`]; at most
+/// an hour.
+fn rate_limit_wait(body: &serde_json::Value, header: Option<&str>) -> Duration {
+    body["retry_after"]
+        .as_f64()
+        .or_else(|| header.and_then(|h| h.trim().parse::<f64>().ok()))
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(|secs| Duration::from_secs_f64(secs.min(3600.0)))
+        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
 }
 
 struct Handler {
@@ -523,8 +577,18 @@ impl Connector for DiscordConnector {
                         "discord: the interaction expired (Discord takes follow-ups for 15 minutes)",
                     )
                 })?;
-            let sent = CreateInteractionResponseFollowup::new()
-                .content(&message.text)
+            let followup = CreateInteractionResponseFollowup::new().content(&message.text);
+            if let Some(base) = &self.config.api_base {
+                let application_id = self.http.application_id().ok_or_else(|| {
+                    ConnectorError::new(ErrorKind::Retryable, "discord: not connected yet")
+                })?;
+                let route = Route::WebhookFollowupMessages {
+                    application_id,
+                    token: &token,
+                };
+                return self.post_through_proxy(base, route, &followup).await;
+            }
+            let sent = followup
                 .execute(&*self.http, (None, &token))
                 .await
                 .map_err(classify)?;
@@ -546,6 +610,12 @@ impl Connector for DiscordConnector {
                     .message_id(MessageId::new(reply_to))
                     .fail_if_not_exists(false),
             );
+        }
+        if let Some(base) = &self.config.api_base {
+            let route = Route::ChannelMessages {
+                channel_id: channel,
+            };
+            return self.post_through_proxy(base, route, &builder).await;
         }
         let sent = channel
             .send_message(&*self.http, builder)
@@ -590,16 +660,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_is_read_from_the_body() {
+    fn a_rate_limits_wait_is_read_from_the_body_then_the_header() {
+        let body = serde_json::json!({"message": "You are being rate limited.", "retry_after": 0.25, "global": false});
         assert_eq!(
-            retry_after(
-                r#"{"message":"You are being rate limited.","retry_after":0.25,"global":false}"#
-            ),
+            rate_limit_wait(&body, Some("1")),
             Duration::from_millis(250)
         );
         assert_eq!(
-            retry_after("You are being rate limited."),
-            Duration::from_secs(1)
+            rate_limit_wait(&serde_json::Value::Null, Some("3")),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            rate_limit_wait(&serde_json::json!({"retry_after": -1}), None),
+            DEFAULT_RATE_LIMIT_WAIT
+        );
+        assert_eq!(
+            rate_limit_wait(&serde_json::json!({"retry_after": 1e300}), None),
+            Duration::from_secs(3600)
         );
     }
 
