@@ -1717,3 +1717,52 @@ fn init_over_the_api_takes_connector_flags_and_none_removes_the_acl() {
         "{roster:?}"
     );
 }
+
+/// Hardening issue, item 18h: `mosaic chat` in a terminal has a line editor. Arrows move in the
+/// line and recall the history, Ctrl-L clears the screen, and no escape code reaches the
+/// orchestrator; the history is kept (0600) for the next chat.
+#[test]
+fn mosaic_chat_in_a_terminal_edits_lines_and_keeps_a_history() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, _url, _token) = up(&s);
+    let chat = Terminal::start(&s, "chat", &["chat"], &[]);
+    chat.wait("the greeting", "Talking to the orchestrator");
+    // "wrld", to the start, "hello ", to the end, back 3, "o": "hello world".
+    chat.keys(&["-l", "wrld"]);
+    chat.keys(&["Home"]);
+    chat.keys(&["-l", "hello "]);
+    chat.keys(&["End", "Left", "Left", "Left"]);
+    chat.type_line("o");
+    // What the orchestrator received: the edited text exactly, no escape codes.
+    let received = || {
+        s.transcript("mos")
+            .into_iter()
+            .filter(|t| t.starts_with("[chat #"))
+            .map(|t| {
+                t.split_once("] ")
+                    .map(|(_, text)| text.to_owned())
+                    .unwrap_or(t)
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_for("the edited line", || !received().is_empty());
+    assert_eq!(received(), ["hello world"]);
+    // Up recalls it; sent again as it is.
+    chat.keys(&["Up"]);
+    chat.keys(&["Enter"]);
+    wait_for("the recalled line", || received().len() == 2);
+    assert_eq!(received(), ["hello world", "hello world"]);
+    chat.keys(&["C-l"]);
+    wait_for("a cleared screen", || {
+        !chat.screen().contains("Talking to the orchestrator")
+    });
+    chat.keys(&["C-d"]);
+    let history = s.state().join("chat-history");
+    wait_for("the history", || read_opt(&history).contains("hello world"));
+    assert_eq!(
+        std::fs::metadata(&history).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

@@ -3,7 +3,6 @@
 
 mod support;
 use mosaic_roster::Roster;
-use mosaic_tmux::SessionSpec;
 use support::*;
 
 #[test]
@@ -261,66 +260,35 @@ fn user_presets_show_up_like_shipped_ones() {
     );
 }
 
-/// The real wizard in a real terminal: a tmux pane on the sandbox's own server, with no harness
-/// on PATH (so the demo agent is offered).
+/// The real wizard in a real terminal (a tmux pane), with no harness on PATH (so the demo agent
+/// is offered).
 struct Wizard<'a> {
     s: &'a Sandbox,
-    tmux: mosaic_tmux::Tmux,
+    term: Terminal,
 }
 
 impl<'a> Wizard<'a> {
     fn start(s: &'a Sandbox, socket: &str) -> Wizard<'a> {
-        let tmux = s.tmux();
         let empty_path = s.dir.path().join("bin");
         std::fs::create_dir_all(&empty_path).unwrap();
-        let mut env: Vec<(String, String)> = s
-            .env()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        env.push(("PATH".into(), empty_path.display().to_string()));
-        env.push(("TERM".into(), "xterm-256color".into()));
-        tmux.new_session(&SessionSpec {
-            name: "wizard".into(),
-            fleet: "wizard-test".into(),
-            workdir: Some(s.home()),
-            env,
-            argv: vec![
-                MOSAIC.into(),
-                "fleet".into(),
-                "init".into(),
-                "--socket".into(),
-                socket.into(),
-            ],
-            size: (120, 40),
-        })
-        .unwrap();
-        Wizard { s, tmux }
-    }
-
-    fn screen(&self) -> String {
-        self.tmux.capture("wizard", false).unwrap_or_default()
-    }
-
-    fn wait(&self, what: &str, needle: &str) {
-        wait_for(what, || self.screen().contains(needle));
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "=wizard:"];
-        args.extend_from_slice(keys);
-        self.tmux.run(&args).unwrap();
-    }
-
-    fn type_line(&self, text: &str) {
-        if !text.is_empty() {
-            self.keys(&["-l", text]);
-        }
-        self.keys(&["Enter"]);
+        let term = Terminal::start(
+            s,
+            "wizard",
+            &["fleet", "init", "--socket", socket],
+            &[("PATH", empty_path.display().to_string())],
+        );
+        Wizard { s, term }
     }
 
     fn roster(&self) -> Roster {
         Roster::load(&self.s.roster_path()).unwrap()
+    }
+}
+
+impl std::ops::Deref for Wizard<'_> {
+    type Target = Terminal;
+    fn deref(&self) -> &Terminal {
+        &self.term
     }
 }
 

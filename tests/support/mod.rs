@@ -390,3 +390,65 @@ pub fn mcp_client(
     let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     (child, stdin, lines)
 }
+
+/// A `mosaic` command in a real terminal: a tmux pane (120x40) on the sandbox's own server, with
+/// the sandbox's environment plus `env`.
+pub struct Terminal {
+    tmux: Tmux,
+    name: String,
+}
+
+impl Terminal {
+    /// Starts `mosaic ARGS` in the pane of a new session `name`.
+    pub fn start(s: &Sandbox, name: &str, args: &[&str], env: &[(&str, String)]) -> Terminal {
+        let tmux = s.tmux();
+        let mut vars: Vec<(String, String)> = s
+            .env()
+            .into_iter()
+            .chain(env.iter().cloned())
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        vars.push(("TERM".into(), "xterm-256color".into()));
+        let mut argv = vec![MOSAIC.to_owned()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        tmux.new_session(&mosaic_tmux::SessionSpec {
+            name: name.into(),
+            fleet: "terminal-test".into(),
+            workdir: Some(s.home()),
+            env: vars,
+            argv,
+            size: (120, 40),
+        })
+        .unwrap();
+        Terminal {
+            tmux,
+            name: name.to_owned(),
+        }
+    }
+
+    /// The visible screen.
+    pub fn screen(&self) -> String {
+        self.tmux.capture(&self.name, false).unwrap_or_default()
+    }
+
+    /// Waits until the screen shows `needle`.
+    pub fn wait(&self, what: &str, needle: &str) {
+        wait_for(what, || self.screen().contains(needle));
+    }
+
+    /// Presses tmux keys (`Enter`, `Up`, `C-l`; `-l TEXT` types text literally).
+    pub fn keys(&self, keys: &[&str]) {
+        let target = format!("={}:", self.name);
+        let mut args = vec!["send-keys", "-t", &target];
+        args.extend_from_slice(keys);
+        self.tmux.run(&args).unwrap();
+    }
+
+    /// Types `text` and presses Enter.
+    pub fn type_line(&self, text: &str) {
+        if !text.is_empty() {
+            self.keys(&["-l", text]);
+        }
+        self.keys(&["Enter"]);
+    }
+}

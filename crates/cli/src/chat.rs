@@ -5,6 +5,7 @@ use crate::client::Daemon;
 use anyhow::Result;
 use mosaic_bridge::local::{history_path, read_history};
 use mosaic_fleet::Paths;
+use rustyline::ExternalPrinter;
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -20,19 +21,36 @@ pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
     let daemon = Arc::new(daemon);
     let listener = daemon.clone();
     let seen_file = paths.state_dir.join("local-room.seen");
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // In a terminal, a line editor (arrows, history, Ctrl-L) reads what is typed, and replies
+    // are printed above the line being edited.
+    let mut editor = if interactive {
+        Some(LineEditor::open(paths)?)
+    } else {
+        None
+    };
+    let print: Arc<Mutex<Printer>> = match &mut editor {
+        Some(editor) => {
+            let mut printer = editor.printer()?;
+            Arc::new(Mutex::new(Box::new(move |text: String| {
+                let _ = printer.print(text);
+            })))
+        }
+        None => Arc::new(Mutex::new(Box::new(print_line))),
+    };
     let printed = Arc::new(Mutex::new(HashSet::<String>::new()));
     let show = {
-        let (printed, seen_file) = (printed.clone(), seen_file.clone());
+        let (printed, seen_file, print) = (printed.clone(), seen_file.clone(), print.clone());
         move |key: &str, text: &str| {
             if !printed.lock().unwrap().insert(key.to_owned()) {
                 return;
             }
-            let mut out = std::io::stdout().lock();
             // A terminal shows code blocks as they are: without their fences.
-            for line in text.lines().filter(|l| !l.trim_start().starts_with("```")) {
-                let _ = writeln!(out, "{line}");
-            }
-            let _ = out.flush();
+            let shown: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("```"))
+                .collect();
+            (print.lock().unwrap())(shown.join("\n"));
             let _ = mosaic_fleet::paths::write_atomic(&seen_file, key);
         }
     };
@@ -62,27 +80,38 @@ pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
     let missed = &history[since..];
     if !missed.is_empty() {
         let skipped = missed.len().saturating_sub(MISSED_SHOWN);
+        let say = |text: String| (print.lock().unwrap())(text);
         if skipped > 0 {
-            println!(
+            say(format!(
                 "({skipped} earlier messages not shown; they are in {})",
                 history_path(paths).display()
-            );
+            ));
         }
-        println!("(while no `mosaic chat` was open:)");
+        say("(while no `mosaic chat` was open:)".into());
         for m in &missed[skipped..] {
             show(&m.key, &m.text);
         }
     }
-    let interactive = std::io::stdin().is_terminal();
     if interactive {
         println!("Talking to the orchestrator. `/fleet help` lists commands; Ctrl-D quits.");
     }
     let pid = std::process::id();
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+    let lines: Box<dyn Iterator<Item = Result<String>>> = match editor.as_mut() {
+        Some(editor) => Box::new(std::iter::from_fn(move || editor.read())),
+        None => Box::new(
+            std::io::stdin()
+                .lock()
+                .lines()
+                .map(|l| l.map_err(anyhow::Error::from)),
+        ),
+    };
+    let mut n = 0;
+    for line in lines {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
+        n += 1;
         let id = format!("chat-{pid}-{}-{n}", chrono::Utc::now().timestamp_millis());
         // The same id on every attempt: the daemon takes a message at most once.
         let mut result = daemon.post("/v1/chat", json!({ "text": line, "id": id }));
@@ -93,15 +122,83 @@ pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
             std::thread::sleep(Duration::from_millis(500));
             result = daemon.post("/v1/chat", json!({ "text": line, "id": id }));
         }
+        let say = |text: String| (print.lock().unwrap())(text);
         match result {
-            Ok(v) if v["verdict"]["status"] == "queued" && interactive => println!(
+            Ok(v) if v["verdict"]["status"] == "queued" && interactive => say(format!(
                 "  (queued for the orchestrator, #{})",
                 v["verdict"]["queue_id"]
-            ),
+            )),
             Ok(_) => {}
             Err(e) => eprintln!("error: {e:#}"),
         }
     }
+    if let Some(editor) = editor.as_mut() {
+        editor.save();
+        // No line is edited any more: what comes while lingering is printed as it is.
+        *print.lock().unwrap() = Box::new(print_line);
+    }
     std::thread::sleep(linger);
     Ok(())
+}
+
+/// Where chat text is printed: above the edited line, or on standard output.
+type Printer = Box<dyn FnMut(String) + Send>;
+
+/// Prints `text` and a newline on standard output.
+fn print_line(text: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// The terminal's line editor: arrows, history (kept in `STATE/chat-history`, 0600), Ctrl-L.
+struct LineEditor {
+    editor: rustyline::DefaultEditor,
+    history: std::path::PathBuf,
+}
+
+/// The most lines kept in the chat history.
+const HISTORY_LINES: usize = 1000;
+
+impl LineEditor {
+    fn open(paths: &Paths) -> Result<LineEditor> {
+        let config = rustyline::Config::builder()
+            .max_history_size(HISTORY_LINES)?
+            .auto_add_history(true)
+            .build();
+        let mut editor = rustyline::DefaultEditor::with_config(config)?;
+        let history = paths.state_dir.join("chat-history");
+        // None yet is fine: it is written on the way out.
+        let _ = editor.load_history(&history);
+        Ok(LineEditor { editor, history })
+    }
+
+    /// A printer that shows text above the line being edited, from any thread.
+    fn printer(&mut self) -> Result<impl ExternalPrinter + Send + 'static> {
+        Ok(self.editor.create_external_printer()?)
+    }
+
+    /// The next line; `None` at Ctrl-D. Ctrl-C drops the line being typed.
+    fn read(&mut self) -> Option<Result<String>> {
+        loop {
+            match self.editor.readline("> ") {
+                Ok(line) => return Some(Ok(line)),
+                Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                Err(rustyline::error::ReadlineError::Eof) => return None,
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+    }
+
+    /// Keeps the history for the next `mosaic chat` (private: it is what the owner typed).
+    fn save(&mut self) {
+        if mosaic_fleet::create_private_dir(self.history.parent().unwrap_or(&self.history)).is_ok()
+            && self.editor.save_history(&self.history).is_ok()
+        {
+            let _ = std::fs::set_permissions(
+                &self.history,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            );
+        }
+    }
 }
