@@ -337,6 +337,36 @@ fn verify_names_the_intent_the_gateway_refused() {
     assert!(report.contains("docs/connectors/discord.md"), "{report}");
 }
 
+/// Hardening issue, item 18e: a bot token Discord refuses (reset, or another bot's) does not
+/// leave the connector "starting" in silence: verify and status say it was refused and what to do.
+#[test]
+fn a_refused_token_is_reported_by_verify_and_status() {
+    let m = mos_with(|fake| {
+        fake.only_token("MTExMjYzMTM5MDQzODE2NjYxOA.GaBcDe.the-token-after-a-reset_0123456789")
+    });
+    let verify = || {
+        m.s.command(&["fleet", "verify"])
+            .env("DISCORD_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    wait_for("the connector to give up", || {
+        text(&verify().stdout).contains("FAIL  connector discord: down")
+    });
+    let out = verify();
+    assert!(!out.status.success());
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("the bot token is wrong or was reset"),
+        "{report}"
+    );
+    let status = m.s.ok(&["fleet", "status"]);
+    assert!(
+        status.contains("discord") && status.contains("the bot token is wrong or was reset"),
+        "{status}"
+    );
+}
+
 #[test]
 fn messages_sent_while_the_daemon_was_down_are_fetched_once_it_is_back() {
     let mut m = mos();

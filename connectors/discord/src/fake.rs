@@ -51,6 +51,9 @@ struct State_ {
     next_id: u64,
     /// When set, IDENTIFY without these intent bits is closed with 4014 (disallowed intents).
     allowed_intents: Option<u64>,
+    /// When set, the only bot token accepted: REST answers others 401 and the gateway closes
+    /// their IDENTIFY with 4004 (authentication failed), as Discord does.
+    token: Option<String>,
 }
 
 /// A running fake Discord.
@@ -181,6 +184,11 @@ impl FakeDiscord {
         self.state.lock().unwrap().allowed_intents = Some(bits);
     }
 
+    /// Accept only the bot token `token` (any other is refused, as a reset token would be).
+    pub fn only_token(&self, token: &str) {
+        self.state.lock().unwrap().token = Some(token.to_owned());
+    }
+
     /// Every REST call so far.
     pub fn calls(&self) -> Vec<RestCall> {
         self.state.lock().unwrap().calls.clone()
@@ -248,6 +256,24 @@ async fn upgrade(State((state, base)): State<(Shared, String)>, ws: WebSocketUpg
 }
 
 async fn handle(State((state, base)): State<(Shared, String)>, request: Request) -> Response {
+    let expected = state.lock().unwrap().token.clone();
+    // Get Gateway is the one route that needs no token (Discord's docs).
+    let open_route = request.uri().path() == "/api/v10/gateway";
+    if let Some(token) = expected.filter(|_| !open_route) {
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if given != format!("Bot {token}") {
+            // Discord's answer to a bad token.
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "message": "401: Unauthorized", "code": 0 })),
+            )
+                .into_response();
+        }
+    }
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or_default().to_owned();
@@ -420,11 +446,20 @@ async fn gateway(mut socket: WebSocket, state: Shared, base: String) {
                     }
                     Some(2) => {
                         let intents = msg["d"]["intents"].as_u64().unwrap_or(0);
-                        let refuse = {
+                        let (refuse, bad_token) = {
                             let mut s = state.lock().unwrap();
                             s.identifies.push(msg["d"].clone());
-                            s.allowed_intents.is_some_and(|need| intents & need != need)
+                            let given = msg["d"]["token"].as_str().unwrap_or_default();
+                            (
+                                s.allowed_intents.is_some_and(|need| intents & need != need),
+                                s.token.as_ref().is_some_and(|t| given.trim_start_matches("Bot ") != t),
+                            )
                         };
+                        if bad_token {
+                            let frame = axum::extract::ws::CloseFrame { code: 4004, reason: "Authentication failed.".into() };
+                            let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                            return;
+                        }
                         if refuse {
                             let frame = axum::extract::ws::CloseFrame { code: 4014, reason: "Disallowed intent(s).".into() };
                             let _ = socket.send(WsMessage::Close(Some(frame))).await;

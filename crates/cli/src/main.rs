@@ -431,7 +431,11 @@ fn daemon_line(paths: &Paths) -> String {
     let connectors: Vec<String> = health
         .connectors
         .iter()
-        .map(|c| format!("{} {}", c.id, health_words(&c.health).0))
+        .map(|c| match health_words(&c.health) {
+            (state, "") => format!("{} {state}", c.id),
+            // Why it is down or degraded (a refused token, a missing intent) is said here too.
+            (state, detail) => format!("{} {state} ({detail})", c.id),
+        })
         .collect();
     format!(
         "daemon: running; {} message(s) queued for the orchestrator; connectors: {}",
