@@ -62,6 +62,7 @@ pub const TALK_ROLE: AclRole = AclRole::Operator;
 pub fn needs_confirmation(command: &FleetCommand) -> bool {
     match command {
         FleetCommand::Init(_) | FleetCommand::Remove(_) => true,
+        FleetCommand::Update(u) => !u.dry_run,
         FleetCommand::Stop(s) => s.agents.is_empty(),
         _ => false,
     }
@@ -131,6 +132,8 @@ mod tests {
         assert!(needs_confirmation(&cmd("/fleet remove x")));
         assert!(needs_confirmation(&cmd("/fleet stop")));
         assert!(!needs_confirmation(&cmd("/fleet stop coder")));
+        assert!(needs_confirmation(&cmd("/fleet update claude")));
+        assert!(!needs_confirmation(&cmd("/fleet update --dry-run")));
     }
 
     #[test]

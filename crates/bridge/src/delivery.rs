@@ -174,6 +174,15 @@ impl DeliveryWorker {
                 self.wait_for_wake(Duration::from_millis(200));
                 continue;
             }
+            // A harness update runs: chat messages (and notices) wait for it to end.
+            if mosaic_fleet::update::in_progress(&s.paths) {
+                if self.drain_output(s).is_err() {
+                    session = None;
+                    continue;
+                }
+                self.wait_for_wake(Duration::from_millis(200));
+                continue;
+            }
             if self.activity.is_idle() && self.deliver_notice(s).is_err() {
                 session = None;
                 continue;

@@ -310,7 +310,12 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
             )?;
             serde_json::from_value(sent).context("the daemon's answer to send")?
         }
-        _ => Executor::new(paths.clone(), exe()?).exec(&cmd, &Actor::cli())?,
+        // A long command says each step as it happens (stderr: stdout stays the result).
+        _ => Executor::new(paths.clone(), exe()?).exec_reporting(
+            &cmd,
+            &Actor::cli(),
+            &mut |step| eprintln!("{step}"),
+        )?,
     };
     if let Outcome::Verify { checks } = &mut outcome {
         checks.extend(daemon_checks(paths));

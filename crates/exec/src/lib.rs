@@ -73,6 +73,7 @@ pub fn required_role(command: &FleetCommand) -> AclRole {
         FleetCommand::Status
         | FleetCommand::Ps(_)
         | FleetCommand::Verify(_)
+        | FleetCommand::Versions(_)
         | FleetCommand::Presets(_)
         | FleetCommand::Logs(_) => AclRole::Viewer,
         FleetCommand::Send(_)
@@ -82,6 +83,7 @@ pub fn required_role(command: &FleetCommand) -> AclRole {
         | FleetCommand::Attach(_)
         | FleetCommand::Confirm { .. } => AclRole::Operator,
         FleetCommand::Init(_)
+        | FleetCommand::Update(_)
         | FleetCommand::Install(_)
         | FleetCommand::Add(_)
         | FleetCommand::Remove(_) => AclRole::Admin,
@@ -122,6 +124,17 @@ impl Executor {
     /// need a terminal on the host (the CLI runs those itself). Blocking: async callers use
     /// `spawn_blocking`.
     pub fn exec(&self, command: &FleetCommand, actor: &Actor) -> Result<Outcome, ExecError> {
+        self.exec_reporting(command, actor, &mut |_| {})
+    }
+
+    /// [`Executor::exec`], telling `progress` each step of a long command (`update`) as it
+    /// happens.
+    pub fn exec_reporting(
+        &self,
+        command: &FleetCommand,
+        actor: &Actor,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Outcome, ExecError> {
         authorize(command, actor)?;
         let secs = Duration::from_secs;
         Ok(match command {
@@ -179,6 +192,25 @@ impl Executor {
                 Outcome::Stopped {
                     agents: AgentOutcome::from_pairs(fleet.stop(&args.agents, secs(args.timeout))?),
                     fallback,
+                }
+            }
+            FleetCommand::Versions(args) => Outcome::Versions {
+                harnesses: mosaic_fleet::versions::versions(
+                    self.open().ok().as_ref().map(|f| &f.roster),
+                    &args.harnesses,
+                ),
+            },
+            FleetCommand::Update(args) => {
+                let options = mosaic_fleet::update::UpdateOptions {
+                    to: args.to.clone(),
+                    force: args.force,
+                    dry_run: args.dry_run,
+                    drain: secs(args.drain),
+                    stop_timeout: secs(mosaic_grammar::STOP_TIMEOUT_SECS),
+                    wait: START_WAIT,
+                };
+                Outcome::Updated {
+                    harnesses: self.open()?.update(&args.harnesses, &options, progress)?,
                 }
             }
             FleetCommand::Restart(args) => Outcome::Restarted {

@@ -98,6 +98,16 @@ pub enum Outcome {
         /// The pane: all scrollback, or the screen with `--screen`.
         text: String,
     },
+    /// `versions`: each harness's versions.
+    Versions {
+        /// One entry per harness.
+        harnesses: Vec<mosaic_fleet::versions::HarnessVersion>,
+    },
+    /// `update`: what happened to each harness.
+    Updated {
+        /// One entry per harness, in the order updated (the orchestrator's last).
+        harnesses: Vec<mosaic_fleet::update::HarnessUpdate>,
+    },
     /// `help`: the grammar's generated help.
     Help {
         /// The help text.
@@ -199,6 +209,7 @@ impl Outcome {
             } => any_failed(agents),
             Outcome::Removed { stopped, .. } => stopped.result.is_failure(),
             Outcome::Verify { checks } => checks.iter().any(|c| c.level == Level::Fail),
+            Outcome::Updated { harnesses } => harnesses.iter().any(|h| h.result.is_failure()),
             _ => false,
         }
     }

@@ -22,6 +22,7 @@ pub fn wants_json(command: &FleetCommand) -> bool {
     match command {
         FleetCommand::Ps(a) => a.json,
         FleetCommand::Verify(a) => a.json,
+        FleetCommand::Versions(a) => a.json,
         _ => false,
     }
 }
@@ -144,6 +145,8 @@ fn body(outcome: &Outcome) -> String {
         | Outcome::Stopped { agents, .. }
         | Outcome::Restarted { agents } => lifecycle(agents),
         Outcome::Init { report } => report.clone(),
+        Outcome::Versions { harnesses } => render::versions(harnesses),
+        Outcome::Updated { harnesses } => render::updates(harnesses),
         Outcome::Logs { text, .. } => text.clone(),
         Outcome::Help { text } => text.clone(),
         Outcome::Sent { .. } | Outcome::Added { .. } | Outcome::Removed { .. } => {

@@ -589,6 +589,11 @@ impl Fleet {
     /// or choice dialog): the Enter would answer the dialog, and the text would be lost.
     pub fn send(&self, name: &str, text: &str) -> Result<SendReport, FleetError> {
         let agent = self.agent(name)?;
+        if crate::update::in_progress(&self.paths) {
+            return Err(FleetError::Refused(format!(
+                "a harness update is running (agents are being restarted); nothing was typed into {name}: send again when it ends"
+            )));
+        }
         if let Some(seen) = Observed::read(&self.paths, name)
             && seen.activity == Activity::WaitingForInput
         {

@@ -53,18 +53,27 @@ pub fn program_path(harness: &Harness) -> Option<PathBuf> {
 /// waiting at most as long as its manifest says (`version.timeout_ms`).
 pub fn version_of(harness: &Harness, path: &Path) -> Option<String> {
     let probe = harness.version.as_ref()?;
-    let (stdout, stderr) = match probe.stream {
+    first_line(
+        Command::new(path).args(&probe.args),
+        probe.stream,
+        Duration::from_millis(probe.timeout_ms),
+    )
+}
+
+/// The first non-empty line `command` prints on `stream`, if it ends within `timeout` (it is
+/// killed then).
+pub fn first_line(command: &mut Command, stream: Stream, timeout: Duration) -> Option<String> {
+    let (stdout, stderr) = match stream {
         Stream::Stdout => (Stdio::piped(), Stdio::null()),
         Stream::Stderr => (Stdio::null(), Stdio::piped()),
     };
-    let mut child = Command::new(path)
-        .args(&probe.args)
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .ok()?;
-    let deadline = Instant::now() + Duration::from_millis(probe.timeout_ms);
+    let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
@@ -77,7 +86,7 @@ pub fn version_of(harness: &Harness, path: &Path) -> Option<String> {
         }
     }
     let out = child.wait_with_output().ok()?;
-    let printed = match probe.stream {
+    let printed = match stream {
         Stream::Stdout => out.stdout,
         Stream::Stderr => out.stderr,
     };

@@ -11,6 +11,8 @@ pub mod render;
 pub mod status;
 pub mod supervisor;
 pub mod verify;
+pub mod update;
+pub mod versions;
 pub mod wizard;
 
 pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, pane_writer, worker_from};

@@ -193,3 +193,66 @@ pub fn checks(checks: &[Check]) -> String {
     );
     out
 }
+
+/// `fleet versions`: a table, a line per harness.
+pub fn versions(harnesses: &[crate::versions::HarnessVersion]) -> String {
+    let mut out = format!(
+        "{:<8} {:<12} {:<12} {:<24} AGENTS\n",
+        "HARNESS", "INSTALLED", "LATEST", "SOURCE"
+    );
+    for h in harnesses {
+        let latest = match (&h.latest, h.outdated()) {
+            (Some(l), true) => format!("{l} (new)"),
+            (Some(l), false) => l.clone(),
+            (None, _) => "unknown".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:<12} {:<12} {:<24} {}",
+            h.harness,
+            h.installed.as_deref().unwrap_or("-"),
+            latest,
+            h.source.to_string(),
+            if h.agents.is_empty() {
+                "-".to_owned()
+            } else {
+                h.agents.join(", ")
+            }
+        );
+    }
+    if harnesses.iter().any(|h| h.outdated()) {
+        out.push_str("Update with `mosaic fleet update` (agents finish their turns first).\n");
+    }
+    out
+}
+
+/// `fleet update`: each harness's result and its steps.
+pub fn updates(harnesses: &[crate::update::HarnessUpdate]) -> String {
+    use crate::update::UpdateResult;
+    let mut out = String::new();
+    if harnesses.is_empty() {
+        out.push_str("nothing to update: no installed harness is used by the roster\n");
+    }
+    for h in harnesses {
+        let from = h.from.as_deref().unwrap_or("unknown");
+        let to = h.to.as_deref().unwrap_or("unknown");
+        let result = match &h.result {
+            UpdateResult::UpToDate => format!("{from} is the newest; nothing to do"),
+            UpdateResult::Planned => format!("would update {from} → {to} (dry run)"),
+            UpdateResult::Updated => format!("updated {from} → {to}"),
+            UpdateResult::Busy { agents } => format!(
+                "not updated: {} still busy (wait, or --force to cut their turns)",
+                agents.join(", ")
+            ),
+            UpdateResult::RolledBack { why } => {
+                format!("FAILED, rolled back to {from}: {why}")
+            }
+            UpdateResult::Failed { why } => format!("FAILED: {why}"),
+        };
+        let _ = writeln!(out, "{}: {result}", h.harness);
+        for step in &h.steps {
+            let _ = writeln!(out, "  - {step}");
+        }
+    }
+    out
+}

@@ -28,6 +28,11 @@ pub enum FleetCommand {
     Ps(PsArgs),
     /// Check that this host can run the roster and that the sessions match it.
     Verify(VerifyArgs),
+    /// Each harness's installed and newest version, where it came from, and who runs it.
+    Versions(VersionsArgs),
+    /// Update harnesses: wait for their agents' turns to end, install, start them again on
+    /// their conversations; the previous version comes back if the new one fails.
+    Update(UpdateArgs),
     /// List the presets, or show one.
     Presets(PresetsArgs),
     /// Add a worker to the roster and start it.
@@ -61,6 +66,8 @@ impl FleetCommand {
             FleetCommand::Status => "status",
             FleetCommand::Ps(_) => "ps",
             FleetCommand::Verify(_) => "verify",
+            FleetCommand::Versions(_) => "versions",
+            FleetCommand::Update(_) => "update",
             FleetCommand::Presets(_) => "presets",
             FleetCommand::Add(_) => "add",
             FleetCommand::Remove(_) => "remove",
@@ -141,6 +148,17 @@ impl FleetCommand {
             FleetCommand::Status => {}
             FleetCommand::Ps(a) => w.flag("--json", a.json),
             FleetCommand::Verify(a) => w.flag("--json", a.json),
+            FleetCommand::Versions(a) => {
+                w.0.extend(a.harnesses.iter().cloned());
+                w.flag("--json", a.json);
+            }
+            FleetCommand::Update(a) => {
+                w.0.extend(a.harnesses.iter().cloned());
+                w.opt(Some("--to"), a.to.as_deref());
+                w.number("--drain", a.drain, UPDATE_DRAIN_SECS);
+                w.flag("--force", a.force);
+                w.flag("--dry-run", a.dry_run);
+            }
             FleetCommand::Presets(a) => match &a.action {
                 None => {}
                 Some(PresetsAction::Show { name }) => w.0.extend(["show".into(), name.clone()]),
@@ -321,6 +339,45 @@ pub struct PsArgs {
     pub json: bool,
 }
 
+/// `fleet versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsArgs {
+    /// Harnesses to show (default: all but the demo agent).
+    #[serde(default)]
+    pub harnesses: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    #[serde(default)]
+    pub json: bool,
+}
+
+/// `fleet update`.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateArgs {
+    /// Harnesses to update (default: every installed one the roster uses).
+    #[serde(default)]
+    pub harnesses: Vec<String>,
+    /// The version to install (default: the newest).
+    #[arg(long, value_name = "VERSION")]
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Seconds to wait for the agents to finish their turns.
+    #[arg(long, default_value_t = UPDATE_DRAIN_SECS, value_name = "SECS", value_parser = secs_parser(), allow_negative_numbers = true)]
+    #[serde(default = "update_drain", deserialize_with = "bounded_secs")]
+    pub drain: u64,
+    /// Update even if agents are still busy after the drain (their turns are cut short), or
+    /// reinstall the version already there.
+    #[arg(long)]
+    #[serde(default)]
+    pub force: bool,
+    /// Say what would be done, and do nothing.
+    #[arg(long)]
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// `fleet verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -486,6 +543,8 @@ impl Words {
 pub const START_WAIT_SECS: u64 = 20;
 /// Default of `--timeout` (stop, remove, restart): seconds for a graceful exit before killing.
 pub const STOP_TIMEOUT_SECS: u64 = 10;
+/// Default of `update --drain`: how long agents get to finish their turns.
+pub const UPDATE_DRAIN_SECS: u64 = 600;
 
 /// The most seconds any `--wait` or `--timeout` takes (an hour): larger values are refused with
 /// a clear error rather than overflowing a deadline.
@@ -510,6 +569,10 @@ fn bounded_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
         )));
     }
     Ok(secs)
+}
+
+fn update_drain() -> u64 {
+    UPDATE_DRAIN_SECS
 }
 
 fn start_wait() -> u64 {

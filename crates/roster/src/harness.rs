@@ -74,9 +74,26 @@ pub struct Harness {
     /// pastes: an Enter inside the debounce window becomes a newline).
     #[serde(default)]
     pub paste_settle_ms: u64,
-    /// The command that updates it to its latest version, if it has one.
+    /// Where it comes from: its npm package, or a command that prints its newest version.
+    #[serde(default)]
+    pub package: Package,
+    /// The command that installs version `{version}` (a version, or `latest`). A harness with
+    /// an npm package needs none: npm installs it where the installed one is.
     #[serde(default)]
     pub update: Option<Vec<String>>,
+}
+
+/// Where a harness comes from, for `fleet versions` and `fleet update`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// Its npm package (`@anthropic-ai/claude-code`): npm says the newest version and installs
+    /// updates, globally or in the local prefix the installed one is in.
+    #[serde(default)]
+    pub npm: Option<String>,
+    /// Or a command that prints its newest version.
+    #[serde(default)]
+    pub latest: Option<Vec<String>>,
 }
 
 /// The command line, in parts; each argument may hold [`PLACEHOLDERS`].
@@ -323,6 +340,15 @@ impl Harness {
         }
         if h.update.as_ref().is_some_and(|u| u.is_empty()) {
             return Err(invalid("update must name a command".into()));
+        }
+        if h.package.latest.as_ref().is_some_and(|l| l.is_empty()) {
+            return Err(invalid("package.latest must name a command".into()));
+        }
+        if h.package.npm.is_some() && h.package.latest.is_some() {
+            return Err(invalid(
+                "package: give npm or latest, not both (npm says the newest version itself)"
+                    .into(),
+            ));
         }
         Ok(h)
     }

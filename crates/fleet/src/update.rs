@@ -1,0 +1,438 @@
+//! `fleet update`: harness updates that never cut a turn short. For each harness: wait until its
+//! agents are idle (their hooks say so), stop them, install the new version, start them again
+//! (resuming their conversations) and check that the new version runs; on any failure install
+//! the previous version again and start them on it. Chat deliveries wait while an update runs
+//! ([`in_progress`]); the orchestrator's harness goes last.
+
+use crate::engine::Outcome;
+use crate::error::FleetError;
+use crate::harness::version_of;
+use crate::create_private_dir;
+use crate::paths::try_lock_exclusive;
+use crate::status::{Activity, AgentState};
+use crate::versions::{HarnessVersion, Source, version_number, versions};
+use crate::{Fleet, Paths};
+use mosaic_roster::{Harness, Role};
+use serde::{Deserialize, Serialize};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long an install command may take.
+pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How an update runs.
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    /// The version to install (default: the newest).
+    pub to: Option<String>,
+    /// Update even when agents are still busy after `drain` (their turn is cut), or when the
+    /// version is already installed (a reinstall).
+    pub force: bool,
+    /// Only say what would be done.
+    pub dry_run: bool,
+    /// How long to wait for the agents to finish their turns.
+    pub drain: Duration,
+    /// How long each agent may take to exit when asked.
+    pub stop_timeout: Duration,
+    /// How long each agent may take to be ready again.
+    pub wait: Duration,
+}
+
+/// What happened to one harness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HarnessUpdate {
+    /// The harness.
+    pub harness: String,
+    /// The version installed before.
+    pub from: Option<String>,
+    /// The version asked for.
+    pub to: Option<String>,
+    /// Its running agents, stopped and started again (the orchestrator last).
+    pub agents: Vec<String>,
+    /// The end result.
+    pub result: UpdateResult,
+    /// Each step, in order.
+    pub steps: Vec<String>,
+}
+
+/// The end result of updating one harness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum UpdateResult {
+    /// The version asked for is already installed.
+    UpToDate,
+    /// A dry run: this is what would be done.
+    Planned,
+    /// Installed, and its agents run the new version.
+    Updated,
+    /// Agents were still busy when the drain time ran out; nothing was changed.
+    Busy {
+        /// The agents still working.
+        agents: Vec<String>,
+    },
+    /// The new version failed; the previous one is installed and running again.
+    RolledBack {
+        /// What failed.
+        why: String,
+    },
+    /// It could not be updated (and, where a rollback was needed, that failed too).
+    Failed {
+        /// What failed.
+        why: String,
+    },
+}
+
+impl UpdateResult {
+    /// Whether the command should fail because of this result.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            UpdateResult::Busy { .. } | UpdateResult::RolledBack { .. } | UpdateResult::Failed { .. }
+        )
+    }
+}
+
+fn lock_path(paths: &Paths) -> std::path::PathBuf {
+    paths.state_dir.join("update.lock")
+}
+
+/// Whether an update runs now (chat deliveries and sends wait for it to end).
+pub fn in_progress(paths: &Paths) -> bool {
+    let path = lock_path(paths);
+    if !path.exists() {
+        return false;
+    }
+    matches!(try_lock_exclusive(&path, Duration::ZERO), Ok(None))
+}
+
+impl Fleet {
+    /// Updates the harnesses named (every installed harness the roster uses when empty),
+    /// reporting each step to `progress` as it happens.
+    pub fn update(
+        &self,
+        names: &[String],
+        options: &UpdateOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Vec<HarnessUpdate>, FleetError> {
+        for name in names {
+            if mosaic_roster::harness(name).is_none_or(|h| h.is_builtin()) {
+                return Err(FleetError::Refused(format!(
+                    "no harness named {name:?} to update (harnesses: {})",
+                    updatable_names().join(", ")
+                )));
+            }
+        }
+        create_private_dir(&self.paths.state_dir)?;
+        let path = lock_path(&self.paths);
+        let _update = if options.dry_run {
+            None
+        } else {
+            Some(
+                try_lock_exclusive(&path, Duration::ZERO)
+                    .map_err(|e| FleetError::io(&path, e))?
+                    .ok_or_else(|| FleetError::Refused("an update is already running".into()))?,
+            )
+        };
+        let mut chosen = versions(Some(&self.roster), names);
+        if names.is_empty() {
+            chosen.retain(|v| !v.agents.is_empty() && v.source != Source::NotInstalled);
+        }
+        // The orchestrator's harness goes last: chat keeps its orchestrator while others update.
+        let orchestrator = self.roster.orchestrator().map(|a| a.name.clone());
+        chosen.sort_by_key(|v| orchestrator.as_ref().is_some_and(|o| v.agents.contains(o)));
+        let mut out = Vec::new();
+        for info in chosen {
+            let harness = mosaic_roster::harness(&info.harness).expect("listed by versions");
+            let mut update = HarnessUpdate {
+                harness: info.harness.clone(),
+                from: info.installed.clone(),
+                to: options.to.clone().or_else(|| info.latest.clone()),
+                agents: Vec::new(),
+                result: UpdateResult::Planned,
+                steps: Vec::new(),
+            };
+            let mut step = |update: &mut HarnessUpdate, text: String| {
+                progress(&format!("{}: {text}", update.harness));
+                update.steps.push(text);
+            };
+            update.result = self.update_one(&harness, &info, options, &mut update, &mut step)?;
+            out.push(update);
+        }
+        Ok(out)
+    }
+
+    fn update_one(
+        &self,
+        harness: &Harness,
+        info: &HarnessVersion,
+        options: &UpdateOptions,
+        update: &mut HarnessUpdate,
+        step: &mut dyn FnMut(&mut HarnessUpdate, String),
+    ) -> Result<UpdateResult, FleetError> {
+        let Some(target) = update.to.clone() else {
+            return Ok(UpdateResult::Failed {
+                why: "the newest version is unknown (offline?); give --to VERSION".into(),
+            });
+        };
+        if info.source == Source::NotInstalled {
+            return Ok(UpdateResult::Failed {
+                why: format!("{} is not installed (not on PATH)", harness.program()),
+            });
+        }
+        let Some(install) = install_command(harness, &info.source, &target) else {
+            return Ok(UpdateResult::Failed {
+                why: "there is no way to install it: its manifest has no `update` command and it is not from npm".into(),
+            });
+        };
+        if info.installed.as_deref() == Some(target.as_str()) && !options.force {
+            return Ok(UpdateResult::UpToDate);
+        }
+        // Its running agents, the orchestrator last.
+        let status = self.ps()?;
+        let mut running: Vec<&crate::AgentStatus> = status
+            .agents
+            .iter()
+            .filter(|a| a.runtime == harness.name && a.state == AgentState::Running)
+            .collect();
+        running.sort_by_key(|a| a.role == Role::Orchestrator.as_str());
+        update.agents = running.iter().map(|a| a.name.clone()).collect();
+        let from = info.installed.clone().unwrap_or_else(|| "unknown".into());
+        step(
+            update,
+            format!(
+                "{from} → {target}: {}; then `{}`",
+                if update.agents.is_empty() {
+                    "no agent runs it".to_owned()
+                } else {
+                    format!("drain and restart {}", update.agents.join(", "))
+                },
+                install.join(" ")
+            ),
+        );
+        if options.dry_run {
+            return Ok(UpdateResult::Planned);
+        }
+        // Drain: every agent finishes its turn.
+        if !update.agents.is_empty() {
+            step(update, "waiting for its agents to finish their turns".into());
+            let busy = self.drain(&update.agents, options.drain)?;
+            if !busy.is_empty() {
+                if !options.force {
+                    step(
+                        update,
+                        format!("still busy after {} s: {}", options.drain.as_secs(), busy.join(", ")),
+                    );
+                    return Ok(UpdateResult::Busy { agents: busy });
+                }
+                step(update, format!("--force: cutting the turns of {}", busy.join(", ")));
+            }
+            self.stop(&update.agents, options.stop_timeout)?;
+            step(update, format!("stopped {}", update.agents.join(", ")));
+        }
+        let failure = match run_install(&install) {
+            Err(why) => Some(format!("`{}` failed: {why}", install.join(" "))),
+            Ok(()) => {
+                step(update, format!("installed with `{}`", install.join(" ")));
+                self.relaunch_on(harness, &target, &update.agents, options)
+            }
+        };
+        let Some(why) = failure else {
+            step(update, format!("{} runs {target}", describe(&update.agents)));
+            return Ok(UpdateResult::Updated);
+        };
+        step(update, why.clone());
+        // Roll back to what was installed.
+        let Some(previous) = info.installed.clone() else {
+            return Ok(UpdateResult::Failed {
+                why: format!("{why}; the previous version is unknown, so it cannot be reinstalled"),
+            });
+        };
+        let _ = self.stop(&update.agents, options.stop_timeout);
+        let back = install_command(harness, &info.source, &previous).expect("installable above");
+        let rolled = match run_install(&back) {
+            Err(e) => Some(format!("reinstalling {previous} failed too: {e}")),
+            Ok(()) => self.relaunch_on(harness, &previous, &update.agents, options),
+        };
+        Ok(match rolled {
+            None => {
+                step(update, format!("rolled back: {} runs {previous} again", describe(&update.agents)));
+                UpdateResult::RolledBack { why }
+            }
+            Some(e) => {
+                step(update, e.clone());
+                UpdateResult::Failed {
+                    why: format!("{why}; {e}"),
+                }
+            }
+        })
+    }
+
+    /// Checks that `harness` reports `version` and starts `agents` on it: `None`, or what failed.
+    fn relaunch_on(
+        &self,
+        harness: &Harness,
+        version: &str,
+        agents: &[String],
+        options: &UpdateOptions,
+    ) -> Option<String> {
+        let path = crate::harness::program_path(harness);
+        let found = path
+            .as_deref()
+            .and_then(|p| version_of(harness, p))
+            .and_then(|printed| version_number(&printed));
+        if found.as_deref() != Some(version) {
+            return Some(format!(
+                "{} reports version {} after the install, not {version}",
+                harness.program(),
+                found.as_deref().unwrap_or("unknown")
+            ));
+        }
+        if agents.is_empty() {
+            return None;
+        }
+        match self.start(agents, options.wait) {
+            Err(e) => Some(format!("starting {} failed: {e}", agents.join(", "))),
+            Ok(outcomes) => {
+                let bad: Vec<String> = outcomes
+                    .iter()
+                    .filter(|(_, o)| !matches!(o, Outcome::Started | Outcome::AlreadyRunning))
+                    .map(|(name, o)| format!("{name} {}", start_failure(o)))
+                    .collect();
+                (!bad.is_empty()).then(|| format!("on {version}: {}", bad.join("; ")))
+            }
+        }
+    }
+
+    /// Waits up to `patience` for `agents` to be idle; the ones still working.
+    fn drain(&self, agents: &[String], patience: Duration) -> Result<Vec<String>, FleetError> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let status = self.ps()?;
+            let busy: Vec<String> = status
+                .agents
+                .iter()
+                .filter(|a| agents.contains(&a.name) && a.state == AgentState::Running)
+                // No report at all (no daemon receives its hooks): nothing says it works.
+                .filter(|a| a.activity.is_some_and(|act| act != Activity::Idle))
+                .map(|a| a.name.clone())
+                .collect();
+            if busy.is_empty() || Instant::now() >= deadline {
+                return Ok(busy);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// What went wrong with a start, in words.
+fn start_failure(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::ExitedAtStart { status, last_lines } => format!(
+            "exited at start (status {}): {}",
+            status.map_or("unknown".into(), |s| s.to_string()),
+            last_lines.lines().last().unwrap_or_default().trim()
+        ),
+        Outcome::Slow => "did not draw its screen in time".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe(agents: &[String]) -> String {
+    if agents.is_empty() {
+        "it".into()
+    } else {
+        agents.join(", ")
+    }
+}
+
+/// The harnesses that can be named to `fleet update`.
+fn updatable_names() -> Vec<String> {
+    mosaic_roster::harnesses()
+        .iter()
+        .filter(|h| !h.is_builtin())
+        .map(|h| h.name.clone())
+        .collect()
+}
+
+/// The command that installs `version` of `harness`: its manifest's `update` (with
+/// `{version}`), else npm, globally or in the local prefix it came from.
+pub fn install_command(harness: &Harness, source: &Source, version: &str) -> Option<Vec<String>> {
+    if let Some(update) = &harness.update {
+        return Some(update.iter().map(|a| a.replace("{version}", version)).collect());
+    }
+    let package = harness.package.npm.as_ref()?;
+    let spec = format!("{package}@{version}");
+    match source {
+        Source::NpmGlobal { .. } => Some(vec![
+            "npm".into(),
+            "install".into(),
+            "--global".into(),
+            spec,
+        ]),
+        Source::NpmLocal { prefix } => Some(vec![
+            "npm".into(),
+            "install".into(),
+            "--prefix".into(),
+            prefix.clone(),
+            spec,
+        ]),
+        Source::Other | Source::NotInstalled => None,
+    }
+}
+
+/// Runs an install command to its end (at most [`INSTALL_TIMEOUT`]); `Err` with its last lines.
+fn run_install(command: &[String]) -> Result<(), String> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    let deadline = Instant::now() + INSTALL_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no end after {} s", INSTALL_TIMEOUT.as_secs()));
+            }
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let last: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = last[last.len().saturating_sub(3)..].join(" / ");
+    Err(format!("{} ({tail})", out.status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npm_installs_go_where_the_installed_one_is() {
+        let claude = mosaic_roster::harness("claude").unwrap();
+        assert_eq!(
+            install_command(&claude, &Source::NpmLocal { prefix: "/opt/h".into() }, "2.1.400"),
+            Some(vec![
+                "npm".into(),
+                "install".into(),
+                "--prefix".into(),
+                "/opt/h".into(),
+                "@anthropic-ai/claude-code@2.1.400".into()
+            ])
+        );
+        assert_eq!(
+            install_command(&claude, &Source::NpmGlobal { prefix: "/usr".into() }, "1.0.0")
+                .unwrap()[2],
+            "--global"
+        );
+        assert_eq!(install_command(&claude, &Source::Other, "1.0.0"), None);
+    }
+}
