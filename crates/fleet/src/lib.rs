@@ -10,8 +10,8 @@ pub mod paths;
 pub mod render;
 pub mod status;
 pub mod supervisor;
-pub mod verify;
 pub mod update;
+pub mod verify;
 pub mod versions;
 pub mod wizard;
 

@@ -233,6 +233,18 @@ pub fn try_lock_exclusive(path: &Path, patience: Duration) -> std::io::Result<Op
     }
 }
 
+/// Whether another process holds the exclusive lock on `path` now (checked with a shared lock,
+/// so checkers never get in each other's way). A missing file is not locked.
+pub fn locked_by_another(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    matches!(
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    )
+}
+
 fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {

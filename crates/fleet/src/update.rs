@@ -4,10 +4,10 @@
 //! the previous version again and start them on it. Chat deliveries wait while an update runs
 //! ([`in_progress`]); the orchestrator's harness goes last.
 
+use crate::create_private_dir;
 use crate::engine::Outcome;
 use crate::error::FleetError;
 use crate::harness::version_of;
-use crate::create_private_dir;
 use crate::paths::try_lock_exclusive;
 use crate::status::{Activity, AgentState};
 use crate::versions::{HarnessVersion, Source, version_number, versions};
@@ -87,7 +87,9 @@ impl UpdateResult {
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
-            UpdateResult::Busy { .. } | UpdateResult::RolledBack { .. } | UpdateResult::Failed { .. }
+            UpdateResult::Busy { .. }
+                | UpdateResult::RolledBack { .. }
+                | UpdateResult::Failed { .. }
         )
     }
 }
@@ -98,11 +100,7 @@ fn lock_path(paths: &Paths) -> std::path::PathBuf {
 
 /// Whether an update runs now (chat deliveries and sends wait for it to end).
 pub fn in_progress(paths: &Paths) -> bool {
-    let path = lock_path(paths);
-    if !path.exists() {
-        return false;
-    }
-    matches!(try_lock_exclusive(&path, Duration::ZERO), Ok(None))
+    crate::paths::locked_by_another(&lock_path(paths))
 }
 
 impl Fleet {
@@ -128,7 +126,8 @@ impl Fleet {
             None
         } else {
             Some(
-                try_lock_exclusive(&path, Duration::ZERO)
+                // A moment's patience: a check ([`in_progress`]) holds it shared for an instant.
+                try_lock_exclusive(&path, Duration::from_secs(1))
                     .map_err(|e| FleetError::io(&path, e))?
                     .ok_or_else(|| FleetError::Refused("an update is already running".into()))?,
             )
@@ -214,17 +213,27 @@ impl Fleet {
         }
         // Drain: every agent finishes its turn.
         if !update.agents.is_empty() {
-            step(update, "waiting for its agents to finish their turns".into());
+            step(
+                update,
+                "waiting for its agents to finish their turns".into(),
+            );
             let busy = self.drain(&update.agents, options.drain)?;
             if !busy.is_empty() {
                 if !options.force {
                     step(
                         update,
-                        format!("still busy after {} s: {}", options.drain.as_secs(), busy.join(", ")),
+                        format!(
+                            "still busy after {} s: {}",
+                            options.drain.as_secs(),
+                            busy.join(", ")
+                        ),
                     );
                     return Ok(UpdateResult::Busy { agents: busy });
                 }
-                step(update, format!("--force: cutting the turns of {}", busy.join(", ")));
+                step(
+                    update,
+                    format!("--force: cutting the turns of {}", busy.join(", ")),
+                );
             }
             self.stop(&update.agents, options.stop_timeout)?;
             step(update, format!("stopped {}", update.agents.join(", ")));
@@ -237,7 +246,10 @@ impl Fleet {
             }
         };
         let Some(why) = failure else {
-            step(update, format!("{} runs {target}", describe(&update.agents)));
+            step(
+                update,
+                format!("{} runs {target}", describe(&update.agents)),
+            );
             return Ok(UpdateResult::Updated);
         };
         step(update, why.clone());
@@ -255,7 +267,13 @@ impl Fleet {
         };
         Ok(match rolled {
             None => {
-                step(update, format!("rolled back: {} runs {previous} again", describe(&update.agents)));
+                step(
+                    update,
+                    format!(
+                        "rolled back: {} runs {previous} again",
+                        describe(&update.agents)
+                    ),
+                );
                 UpdateResult::RolledBack { why }
             }
             Some(e) => {
@@ -358,7 +376,12 @@ fn updatable_names() -> Vec<String> {
 /// `{version}`), else npm, globally or in the local prefix it came from.
 pub fn install_command(harness: &Harness, source: &Source, version: &str) -> Option<Vec<String>> {
     if let Some(update) = &harness.update {
-        return Some(update.iter().map(|a| a.replace("{version}", version)).collect());
+        return Some(
+            update
+                .iter()
+                .map(|a| a.replace("{version}", version))
+                .collect(),
+        );
     }
     let package = harness.package.npm.as_ref()?;
     let spec = format!("{package}@{version}");
@@ -405,7 +428,8 @@ fn run_install(command: &[String]) -> Result<(), String> {
     if out.status.success() {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     let last: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = last[last.len().saturating_sub(3)..].join(" / ");
     Err(format!("{} ({tail})", out.status))
@@ -419,7 +443,13 @@ mod tests {
     fn npm_installs_go_where_the_installed_one_is() {
         let claude = mosaic_roster::harness("claude").unwrap();
         assert_eq!(
-            install_command(&claude, &Source::NpmLocal { prefix: "/opt/h".into() }, "2.1.400"),
+            install_command(
+                &claude,
+                &Source::NpmLocal {
+                    prefix: "/opt/h".into()
+                },
+                "2.1.400"
+            ),
             Some(vec![
                 "npm".into(),
                 "install".into(),
@@ -429,8 +459,14 @@ mod tests {
             ])
         );
         assert_eq!(
-            install_command(&claude, &Source::NpmGlobal { prefix: "/usr".into() }, "1.0.0")
-                .unwrap()[2],
+            install_command(
+                &claude,
+                &Source::NpmGlobal {
+                    prefix: "/usr".into()
+                },
+                "1.0.0"
+            )
+            .unwrap()[2],
             "--global"
         );
         assert_eq!(install_command(&claude, &Source::Other, "1.0.0"), None);

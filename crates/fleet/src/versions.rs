@@ -191,7 +191,10 @@ mod tests {
             Some("0.171.0")
         );
         assert_eq!(version_number("0.73.1").as_deref(), Some("0.73.1"));
-        assert_eq!(version_number("v1.2.3-beta.1").as_deref(), Some("1.2.3-beta.1"));
+        assert_eq!(
+            version_number("v1.2.3-beta.1").as_deref(),
+            Some("1.2.3-beta.1")
+        );
         assert_eq!(version_number("no version here"), None);
     }
 

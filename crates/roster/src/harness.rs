@@ -346,8 +346,7 @@ impl Harness {
         }
         if h.package.npm.is_some() && h.package.latest.is_some() {
             return Err(invalid(
-                "package: give npm or latest, not both (npm says the newest version itself)"
-                    .into(),
+                "package: give npm or latest, not both (npm says the newest version itself)".into(),
             ));
         }
         Ok(h)

@@ -1,0 +1,337 @@
+//! `fleet versions` and `fleet update` end to end: real tmux, the real daemon, and a test
+//! harness, `fakeh`: a script that prints the version written in a file and otherwise runs the
+//! demo agent, with a manifest whose `update` command writes the version asked for (no network).
+//! A version `9.9.9` is a broken build: it exits at once.
+
+mod support;
+use mosaic_testchat::{post, posted};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use support::*;
+
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The fake harness's directory (on `PATH` for every command of the test).
+struct Fakeh {
+    bin: PathBuf,
+}
+
+impl Fakeh {
+    /// Installs `fakeh` at version `installed`, with `latest` as the newest version, and its
+    /// manifest in the sandbox's harness directory.
+    fn install(s: &Sandbox, installed: &str, latest: &str) -> Fakeh {
+        let bin = s.dir.path().join("fakeh-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let b = bin.display();
+        let script = |name: &str, body: String| {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script(
+            "fakeh",
+            format!(
+                "V=$(cat '{b}/version')\n\
+                 if [ \"$1\" = --version ]; then echo \"fakeh $V\"; exit 0; fi\n\
+                 if [ \"$V\" = 9.9.9 ]; then echo \"fakeh $V: broken build\"; exit 3; fi\n\
+                 echo \"$V $2\" >> '{b}/launches'\n\
+                 exec '{MOSAIC}' demo-agent \"$@\"\n"
+            ),
+        );
+        script("fakeh-latest", format!("cat '{b}/latest'\n"));
+        script(
+            "fakeh-install",
+            format!("echo \"installing $1\"\nprintf '%s\\n' \"$1\" > '{b}/version'\n"),
+        );
+        std::fs::write(bin.join("version"), format!("{installed}\n")).unwrap();
+        std::fs::write(bin.join("latest"), format!("{latest}\n")).unwrap();
+        let manifests = s.config().join("harnesses");
+        std::fs::create_dir_all(&manifests).unwrap();
+        std::fs::write(
+            manifests.join("fakeh.yaml"),
+            "name: fakeh\n\
+             description: test harness (the demo agent behind a versioned script)\n\
+             launch:\n  command: [fakeh, --name, \"{agent}\"]\n\
+             version:\n  args: [--version]\n\
+             ready:\n  screen: \"demo> \"\n\
+             exit:\n  text: /exit\n\
+             hooks:\n  started: idle\n  busy: busy\n  idle: idle\n\
+             screen:\n  idle_prompt: \"demo> \"\n\
+             package:\n  latest: [fakeh-latest]\n\
+             update: [fakeh-install, \"{version}\"]\n",
+        )
+        .unwrap();
+        Fakeh { bin }
+    }
+
+    /// `PATH` with the fake harness first.
+    fn path(&self) -> String {
+        format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap())
+    }
+
+    fn version(&self) -> String {
+        read(&self.bin.join("version")).trim().to_owned()
+    }
+
+    /// The version each launch of `agent` ran.
+    fn launches(&self, agent: &str) -> Vec<String> {
+        read_opt(&self.bin.join("launches"))
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, a)| *a == agent)
+            .map(|(v, _)| v.to_owned())
+            .collect()
+    }
+}
+
+/// A fleet of the general preset whose agents all run `fakeh` (1.0.0, newest 2.0.0 unless
+/// `latest` says otherwise), with its daemon up; chat from a testchat room, `ann` its admin.
+fn fleet(s: &Sandbox, latest: &str) -> (Fakeh, Up, tempfile::TempDir) {
+    let fakeh = Fakeh::install(s, "1.0.0", latest);
+    let room = tempfile::tempdir().unwrap();
+    let dir = room.path().display().to_string();
+    s.ok(&s.init_args(&[
+        "--preset",
+        "general",
+        "--connector",
+        "testchat",
+        "--testchat-dir",
+        &dir,
+        "--target",
+        "lobby",
+        "--admin",
+        "ann",
+    ]));
+    std::fs::write(room.path().join("token"), "tc-secret\n").unwrap();
+    let roster = read(&s.roster_path()).replace("runtime: demo", "runtime: fakeh");
+    std::fs::write(s.roster_path(), roster).unwrap();
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+    let up = Up(s
+        .command(&["up", "--listen", "127.0.0.1:0"])
+        .env("PATH", fakeh.path())
+        .env("TESTCHAT_TOKEN", "tc-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    wait_for_secs("the daemon and its fleet", DAEMON_START_SECS, || {
+        read_opt(&s.state().join("daemon.json")).contains(r#""fleet":"started""#)
+    });
+    wait_for("every agent idle", || {
+        ["mos", "helper", "scout"]
+            .iter()
+            .all(|a| s.activity(a).0 == "idle")
+    });
+    (fakeh, up, room)
+}
+
+/// Reports a hook event for `agent` as its harness would (`mosaic hook`, with its own token).
+fn hook(s: &Sandbox, path: &str, agent: &str, event: &str) {
+    let token = read(&s.state().join("agents").join(agent).join("token"));
+    let out = s
+        .command(&["hook", "--agent", agent, event])
+        .env("PATH", path)
+        .env("MOSAIC_AGENT_TOKEN", format!("{agent}:{}", token.trim()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+fn run(s: &Sandbox, fakeh: &Fakeh, args: &[&str]) -> std::process::Output {
+    s.command(args).env("PATH", fakeh.path()).output().unwrap()
+}
+
+#[test]
+fn versions_show_the_installed_and_newest_version_the_source_and_the_agents() {
+    let s = Sandbox::new();
+    let (fakeh, _up, _room) = fleet(&s, "2.0.0");
+    let out = run(&s, &fakeh, &["fleet", "versions", "fakeh", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &json["harnesses"][0];
+    assert_eq!(v["harness"], "fakeh");
+    assert_eq!(v["installed"], "1.0.0");
+    assert_eq!(v["latest"], "2.0.0");
+    assert_eq!(v["source"]["kind"], "other");
+    assert_eq!(v["agents"], serde_json::json!(["mos", "helper", "scout"]));
+    let table = text(&run(&s, &fakeh, &["fleet", "versions", "fakeh"]).stdout);
+    assert!(table.contains("2.0.0 (new)"), "{table}");
+    // Offline (the newest version cannot be asked): unknown, never an error.
+    std::fs::remove_file(fakeh.bin.join("fakeh-latest")).unwrap();
+    let out = run(&s, &fakeh, &["fleet", "versions", "fakeh"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("unknown"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// The success path: a busy agent holds the update until its turn ends, chat messages wait and
+/// are delivered once after it, every agent runs the new version, the orchestrator restarted
+/// last.
+#[test]
+fn an_update_waits_for_turns_installs_restarts_and_delivers_what_waited() {
+    let s = Sandbox::new();
+    let (fakeh, _up, room) = fleet(&s, "2.0.0");
+    let path = fakeh.path();
+    hook(&s, &path, "helper", "busy");
+    let update = s
+        .command(&["fleet", "update", "fakeh"])
+        .env("PATH", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While helper works, the update waits, and so does chat.
+    wait_for("the update to hold deliveries", || {
+        s.state().join("update.lock").exists()
+    });
+    post(room.path(), "lobby", "ann", "said during the update");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        fakeh.version(),
+        "1.0.0",
+        "nothing installed while helper works"
+    );
+    assert!(
+        !s.transcript("mos")
+            .iter()
+            .any(|t| t.ends_with("said during the update")),
+        "chat waits for the update"
+    );
+    hook(&s, &path, "helper", "idle");
+    let out = update.wait_with_output().unwrap();
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
+    assert!(report.contains("fakeh: updated 1.0.0 → 2.0.0"), "{report}");
+    assert_eq!(fakeh.version(), "2.0.0");
+    for agent in ["mos", "helper", "scout"] {
+        assert_eq!(fakeh.launches(agent), ["1.0.0", "2.0.0"], "{agent}");
+    }
+    let steps = text(&out.stderr);
+    let stopped = steps.lines().find(|l| l.contains("stopped ")).unwrap();
+    assert!(stopped.ends_with("mos"), "the orchestrator last: {stopped}");
+    wait_for("the message that waited", || {
+        s.transcript("mos")
+            .iter()
+            .any(|t| t.ends_with("said during the update"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let got = s
+        .transcript("mos")
+        .iter()
+        .filter(|t| t.ends_with("said during the update"))
+        .count();
+    assert_eq!(got, 1, "delivered once");
+    let versions = text(&run(&s, &fakeh, &["fleet", "versions", "fakeh"]).stdout);
+    assert!(versions.contains("2.0.0"), "{versions}");
+}
+
+#[test]
+fn a_new_version_that_does_not_start_is_rolled_back() {
+    let s = Sandbox::new();
+    let (fakeh, _up, _room) = fleet(&s, "9.9.9");
+    let out = run(&s, &fakeh, &["fleet", "update", "fakeh"]);
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        report.contains("fakeh: FAILED, rolled back to 1.0.0")
+            && report.contains("exited at start"),
+        "{report}"
+    );
+    assert_eq!(fakeh.version(), "1.0.0");
+    for agent in ["mos", "helper", "scout"] {
+        assert_eq!(fakeh.launches(agent).last().unwrap(), "1.0.0", "{agent}");
+    }
+    wait_for("every agent running again", || {
+        s.states().iter().all(|(_, state)| state == "running")
+    });
+}
+
+#[test]
+fn a_busy_agent_holds_the_update_unless_forced() {
+    let s = Sandbox::new();
+    let (fakeh, _up, _room) = fleet(&s, "2.0.0");
+    hook(&s, &fakeh.path(), "scout", "busy");
+    let out = run(&s, &fakeh, &["fleet", "update", "--drain", "1"]);
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("not updated: scout still busy"),
+        "{report}"
+    );
+    assert_eq!(fakeh.version(), "1.0.0");
+    assert_eq!(
+        fakeh.launches("scout"),
+        ["1.0.0"],
+        "scout was not touched"
+    );
+    let dry = run(&s, &fakeh, &["fleet", "update", "--dry-run"]);
+    assert!(
+        text(&dry.stdout).contains("would update 1.0.0 → 2.0.0"),
+        "{}",
+        text(&dry.stdout)
+    );
+    let out = run(&s, &fakeh, &["fleet", "update", "--drain", "1", "--force"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("--force: cutting the turns of scout"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fakeh.version(), "2.0.0");
+    // Already there: nothing to do.
+    let again = run(&s, &fakeh, &["fleet", "update", "fakeh"]);
+    assert!(
+        text(&again.stdout).contains("2.0.0 is the newest; nothing to do"),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+/// From chat an update is an admin's, and waits for `/fleet confirm`.
+#[test]
+fn an_update_from_chat_asks_for_confirmation() {
+    let s = Sandbox::new();
+    let (fakeh, _up, room) = fleet(&s, "2.0.0");
+    let dir: &Path = room.path();
+    post(dir, "lobby", "ann", "/fleet update fakeh");
+    wait_for("the confirmation request", || {
+        posted(dir, "lobby")
+            .iter()
+            .any(|t| t.contains("/fleet confirm "))
+    });
+    assert_eq!(fakeh.version(), "1.0.0", "nothing before the confirmation");
+    let ask = posted(dir, "lobby")
+        .into_iter()
+        .find(|t| t.contains("/fleet confirm "))
+        .unwrap();
+    let code: String = ask
+        .split("/fleet confirm ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    post(dir, "lobby", "ann", &format!("/fleet confirm {code}"));
+    wait_for_secs("the update's report in the room", 60, || {
+        posted(dir, "lobby")
+            .iter()
+            .any(|t| t.contains("updated 1.0.0 → 2.0.0"))
+    });
+    assert_eq!(fakeh.version(), "2.0.0");
+}
