@@ -270,16 +270,9 @@ fn a_busy_agent_holds_the_update_unless_forced() {
     let out = run(&s, &fakeh, &["fleet", "update", "--drain", "1"]);
     let report = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
-    assert!(
-        report.contains("not updated: scout still busy"),
-        "{report}"
-    );
+    assert!(report.contains("not updated: scout still busy"), "{report}");
     assert_eq!(fakeh.version(), "1.0.0");
-    assert_eq!(
-        fakeh.launches("scout"),
-        ["1.0.0"],
-        "scout was not touched"
-    );
+    assert_eq!(fakeh.launches("scout"), ["1.0.0"], "scout was not touched");
     let dry = run(&s, &fakeh, &["fleet", "update", "--dry-run"]);
     assert!(
         text(&dry.stdout).contains("would update 1.0.0 → 2.0.0"),

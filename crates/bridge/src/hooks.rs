@@ -76,6 +76,13 @@ impl Bridge {
                 event: event.to_owned(),
             })?;
         let is_orchestrator = member.role == mosaic_roster::Role::Orchestrator;
+        // The conversation its hooks name is the one its next launch resumes.
+        if let Some(harness) = mosaic_roster::harness(&member.runtime)
+            && let Err(e) =
+                mosaic_fleet::harness::Session::record(&self.inner.paths, &name, &harness, payload)
+        {
+            tracing::warn!(agent = %name, error = %e, "cannot keep the agent's session");
+        }
         let activity = match effect {
             HookEffect::Busy => Activity::Busy,
             HookEffect::Idle => Activity::Idle,

@@ -2,7 +2,8 @@
 
 use crate::error::FleetError;
 use crate::harness::{
-    LaunchFiles, harness_of, hook_command, launch_argv, orchestrator_mcp_config, send_options,
+    LaunchFiles, Session, harness_of, hook_command, launch_argv, orchestrator_mcp_config,
+    send_options,
 };
 use crate::paths::{
     AGENT_TOKEN_ENV, AgentToken, Paths, agent_workdir, lock_exclusive, write_atomic,
@@ -208,6 +209,7 @@ impl Fleet {
         let panes = self.panes()?;
         let mut outcomes = Vec::new();
         let mut started = Vec::new();
+        let mut resumed = Vec::new();
         for agent in agents {
             if agent.host != LOCAL_HOST {
                 return Err(FleetError::RemoteHost {
@@ -215,18 +217,62 @@ impl Fleet {
                     host: agent.host.clone(),
                 });
             }
-            match panes.get(&agent.name) {
-                Some(p) if !p.dead => {
-                    outcomes.push((agent.name.clone(), Outcome::AlreadyRunning));
-                    continue;
-                }
+            let pane = panes.get(&agent.name);
+            if pane.is_some_and(|p| !p.dead) {
+                outcomes.push((agent.name.clone(), Outcome::AlreadyRunning));
+                continue;
+            }
+            if self.resumes(agent) {
+                resumed.push(agent.name.clone());
+            }
+            let spec = self.session_spec(agent)?;
+            match pane {
                 // A dead harness is started again in its own pane: no session is killed.
-                Some(_) => self.tmux.respawn_pane(&self.session_spec(agent)?)?,
-                None => self.tmux.new_session(&self.session_spec(agent)?)?,
+                Some(_) => self.tmux.respawn_pane(&spec)?,
+                None => self.tmux.new_session(&spec)?,
             }
             started.push(agent.name.clone());
         }
-        outcomes.extend(self.await_first_screen(started, wait)?);
+        outcomes.extend(self.await_launched(started, &resumed, wait)?);
+        Ok(outcomes)
+    }
+
+    /// Whether `agent`'s next launch resumes its last conversation.
+    fn resumes(&self, agent: &Agent) -> bool {
+        harness_of(agent).is_ok_and(|h| Session::to_resume(&self.paths, agent, &h).is_some())
+    }
+
+    /// Waits for the agents just launched to be ready; one that `resumed` its last
+    /// conversation and exited at once (the conversation is gone, or cannot be resumed here) is
+    /// launched again afresh, its session forgotten.
+    fn await_launched(
+        &self,
+        started: Vec<String>,
+        resumed: &[String],
+        wait: Duration,
+    ) -> Result<Vec<(String, Outcome)>, FleetError> {
+        let mut outcomes = self.await_first_screen(started, wait)?;
+        let mut again = Vec::new();
+        for (name, outcome) in &outcomes {
+            if matches!(outcome, Outcome::ExitedAtStart { .. }) && resumed.contains(name) {
+                let agent = self.agent(name)?;
+                tracing::warn!(agent = %name, "its last conversation could not be resumed; starting afresh");
+                Session::forget(&self.paths, name);
+                let spec = self.session_spec(agent)?;
+                match self.tmux.respawn_pane(&spec) {
+                    Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => {
+                        self.tmux.new_session(&spec)?
+                    }
+                    other => other?,
+                }
+                again.push(name.clone());
+            }
+        }
+        if again.is_empty() {
+            return Ok(outcomes);
+        }
+        outcomes.retain(|(name, _)| !again.contains(name));
+        outcomes.extend(self.await_first_screen(again, wait)?);
         Ok(outcomes)
     }
 
@@ -271,9 +317,12 @@ impl Fleet {
             };
             let _ = starting.write(&self.paths, &agent.name);
         }
+        // Back to its last conversation, unless that could not be resumed ([`Fleet::launched`]).
+        let session = Session::to_resume(&self.paths, agent, &harness);
         let files = LaunchFiles {
             mcp_config: mcp_config.as_deref(),
             hooks_file: hooks_file.as_deref(),
+            session: session.as_deref(),
         };
         let argv = launch_argv(agent, &self.mosaic_exe, files).map_err(FleetError::Refused)?;
         let workdir = self.workdir_of(agent)?;
@@ -571,6 +620,11 @@ impl Fleet {
                 }
             }
         };
+        let resumed: Vec<String> = self
+            .resumes(agent)
+            .then(|| name.to_owned())
+            .into_iter()
+            .collect();
         let spec = self.session_spec(agent)?;
         match self.tmux.respawn_pane(&spec) {
             // The session went away meanwhile (its program exited with the server's last pane).
@@ -580,7 +634,7 @@ impl Fleet {
             other => other?,
         }
         let mut outcomes = vec![(name.to_owned(), stopped)];
-        outcomes.extend(self.await_first_screen(vec![name.to_owned()], wait)?);
+        outcomes.extend(self.await_launched(vec![name.to_owned()], &resumed, wait)?);
         Ok(outcomes)
     }
 
@@ -799,6 +853,7 @@ pub fn worker_from(args: &mosaic_grammar::AddArgs) -> Result<Agent, FleetError> 
         env,
         restart: Default::default(),
         host: LOCAL_HOST.into(),
+        resume: true,
     })
 }
 

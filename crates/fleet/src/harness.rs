@@ -121,6 +121,60 @@ pub struct LaunchFiles<'a> {
     pub mcp_config: Option<&'a Path>,
     /// `{hooks_file}`: the harness's rendered hooks file ([`mosaic_roster::harness::HooksFile`]).
     pub hooks_file: Option<&'a Path>,
+    /// `{session}`: the conversation to resume ([`Session`]); the launch adds `resume.args`.
+    pub session: Option<&'a str>,
+}
+
+/// An agent's last conversation, as its harness's hooks named it (`resume.from` of the
+/// manifest), kept in its state directory so the next launch goes back to it.
+pub struct Session;
+
+impl Session {
+    fn path(paths: &crate::Paths, agent: &str) -> PathBuf {
+        paths.agent_state(agent).join("session")
+    }
+
+    /// Keeps the session a hook `payload` of `agent` (running `harness`) names, if it names
+    /// a usable one that differs from the kept one.
+    pub fn record(
+        paths: &crate::Paths,
+        agent: &str,
+        harness: &Harness,
+        payload: &serde_json::Value,
+    ) -> std::io::Result<()> {
+        let Some(resume) = &harness.resume else {
+            return Ok(());
+        };
+        let Some(session) = payload
+            .get(&resume.from)
+            .and_then(|v| v.as_str())
+            .filter(|s| resume.check.accepts(s))
+        else {
+            return Ok(());
+        };
+        if Self::read(paths, agent).as_deref() == Some(session) {
+            return Ok(());
+        }
+        crate::paths::write_atomic(&Self::path(paths, agent), session)
+    }
+
+    /// The session to resume for `agent` of `harness`, when it has a usable one.
+    pub fn to_resume(paths: &crate::Paths, agent: &Agent, harness: &Harness) -> Option<String> {
+        let resume = harness.resume.as_ref().filter(|_| agent.resume)?;
+        Self::read(paths, &agent.name).filter(|s| resume.check.accepts(s))
+    }
+
+    fn read(paths: &crate::Paths, agent: &str) -> Option<String> {
+        std::fs::read_to_string(Self::path(paths, agent))
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Forgets `agent`'s session (it could not be resumed: the next launch starts afresh).
+    pub fn forget(paths: &crate::Paths, agent: &str) {
+        let _ = std::fs::remove_file(Self::path(paths, agent));
+    }
 }
 
 /// The shell command a harness runs to report a hook of `agent`: `'MOSAIC' hook --agent NAME`
@@ -215,6 +269,10 @@ fn command_line(
     if instructions.is_some() {
         parts.push(&launch.instructions);
     }
+    // Last: Codex's `resume ID` is a subcommand, and anything after its id would be a prompt.
+    if let (Some(resume), Some(_)) = (&harness.resume, files.session) {
+        parts.push(&resume.args);
+    }
     let mosaic = mosaic_exe.display().to_string();
     let mosaic_toml = toml_string(&mosaic);
     let hook_toml = toml_string(&hook_command(mosaic_exe, &agent.name));
@@ -232,6 +290,7 @@ fn command_line(
             "instructions" => instructions,
             "instructions_toml" => toml.as_deref(),
             "mcp_config" => mcp.as_deref(),
+            "session" => files.session,
             _ => None,
         }
     };
@@ -308,6 +367,7 @@ mod tests {
             env: Default::default(),
             restart: Default::default(),
             host: "local".into(),
+            resume: true,
         }
     }
 
@@ -360,10 +420,79 @@ mod tests {
             Path::new("/bin/mosaic"),
             LaunchFiles {
                 mcp_config,
-                hooks_file: None,
+                ..Default::default()
             },
         )
         .unwrap()
+    }
+
+    /// Each harness's resume arguments go last, with the session; none without a session.
+    #[test]
+    fn a_kept_session_is_resumed_with_the_harness_own_arguments_last() {
+        let uuid = "0b6d2a0e-5f7c-4a53-9a4e-4d2f9c0e8b11";
+        for (runtime, session, tail) in [
+            ("claude", uuid, vec!["--resume", uuid]),
+            (
+                "codex",
+                uuid,
+                vec!["-c", "tui.resume_cwd=current", "resume", uuid],
+            ),
+            ("pi", "/s/p.jsonl", vec!["--session", "/s/p.jsonl"]),
+        ] {
+            let harness = mosaic_roster::harness(runtime).unwrap();
+            let line = |session| {
+                command_line(
+                    &harness,
+                    &agent(runtime),
+                    vec![runtime.into()],
+                    Path::new("/bin/mosaic"),
+                    LaunchFiles {
+                        hooks_file: Some(Path::new("/state/hooks")),
+                        session,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            };
+            let resumed = line(Some(session));
+            assert_eq!(resumed[resumed.len() - tail.len()..], tail, "{runtime}");
+            let fresh = line(None);
+            assert_eq!(fresh.len() + tail.len(), resumed.len(), "{runtime}");
+        }
+    }
+
+    #[test]
+    fn only_a_usable_session_is_kept_and_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::Paths {
+            config_dir: dir.path().join("c"),
+            state_dir: dir.path().join("s"),
+        };
+        let claude = mosaic_roster::harness("claude").unwrap();
+        let mut a = agent("claude");
+        for bad in [
+            serde_json::json!({"session_id": "not a uuid"}),
+            serde_json::json!({"session_id": 7}),
+            serde_json::json!({}),
+        ] {
+            Session::record(&paths, "a", &claude, &bad).unwrap();
+            assert_eq!(Session::to_resume(&paths, &a, &claude), None, "{bad}");
+        }
+        let id = "0b6d2a0e-5f7c-4a53-9a4e-4d2f9c0e8b11";
+        std::fs::create_dir_all(paths.agent_state("a")).unwrap();
+        Session::record(&paths, "a", &claude, &serde_json::json!({"session_id": id})).unwrap();
+        assert_eq!(Session::to_resume(&paths, &a, &claude).as_deref(), Some(id));
+        a.resume = false;
+        assert_eq!(
+            Session::to_resume(&paths, &a, &claude),
+            None,
+            "resume: false"
+        );
+        // pi's session is a file that must exist.
+        let pi = mosaic_roster::harness("pi").unwrap();
+        let gone = dir.path().join("gone.jsonl").display().to_string();
+        Session::record(&paths, "p", &pi, &serde_json::json!({"session_file": gone})).unwrap();
+        assert_eq!(Session::to_resume(&paths, &agent("pi"), &pi), None);
     }
 
     #[test]
@@ -445,8 +574,8 @@ mod tests {
                 vec![runtime.into()],
                 Path::new("/opt/my bin/mosaic"),
                 LaunchFiles {
-                    mcp_config: None,
                     hooks_file: Some(hooks_file),
+                    ..Default::default()
                 },
             )
             .unwrap()

@@ -38,7 +38,10 @@ pub const PLACEHOLDERS: &[&str] = &[
     "instructions",
     "instructions_toml",
     "mcp_config",
+    "session",
 ];
+
+static EMPTY_ARGS: Vec<String> = Vec::new();
 
 /// One harness, as its manifest describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -74,6 +77,9 @@ pub struct Harness {
     /// pastes: an Enter inside the debounce window becomes a newline).
     #[serde(default)]
     pub paste_settle_ms: u64,
+    /// How it goes back to an agent's last conversation when mosaic launches it again.
+    #[serde(default)]
+    pub resume: Option<Resume>,
     /// Where it comes from: its npm package, or a command that prints its newest version.
     #[serde(default)]
     pub package: Package,
@@ -81,6 +87,57 @@ pub struct Harness {
     /// an npm package needs none: npm installs it where the installed one is.
     #[serde(default)]
     pub update: Option<Vec<String>>,
+}
+
+/// How a harness resumes a conversation: the session its hooks name is kept for the agent, and
+/// the next launch adds `args` (with `{session}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// Added last to the command line; `{session}` is the agent's last session.
+    pub args: Vec<String>,
+    /// The field of a hook's payload that names the session (`session_id`, `session_file`).
+    pub from: String,
+    /// What a session must look like to be resumed (anything else starts afresh).
+    #[serde(default)]
+    pub check: SessionCheck,
+}
+
+/// What a usable session looks like.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionCheck {
+    /// A UUID (Claude Code opens a search picker for anything else).
+    Uuid,
+    /// An absolute path to a file that exists (pi starts afresh at a missing path silently).
+    File,
+    /// Any non-empty text without control characters.
+    #[default]
+    Text,
+}
+
+impl SessionCheck {
+    /// Whether `session` is usable.
+    pub fn accepts(self, session: &str) -> bool {
+        if session.is_empty() || session.len() > 4096 || session.chars().any(char::is_control) {
+            return false;
+        }
+        match self {
+            SessionCheck::Uuid => {
+                let b = session.as_bytes();
+                b.len() == 36
+                    && b.iter().enumerate().all(|(i, c)| match i {
+                        8 | 13 | 18 | 23 => *c == b'-',
+                        _ => c.is_ascii_hexdigit(),
+                    })
+            }
+            SessionCheck::File => {
+                let path = std::path::Path::new(session);
+                path.is_absolute() && path.is_file()
+            }
+            SessionCheck::Text => true,
+        }
+    }
 }
 
 /// Where a harness comes from, for `fleet versions` and `fleet update`.
@@ -287,6 +344,10 @@ impl Harness {
             ("launch.instructions", &h.launch.instructions),
             ("launch.orchestrator", &h.launch.orchestrator),
             ("launch.hooks", &h.launch.hooks),
+            (
+                "resume.args",
+                h.resume.as_ref().map_or(&EMPTY_ARGS, |r| &r.args),
+            ),
         ];
         for (field, args) in parts {
             for arg in args {
@@ -337,6 +398,13 @@ impl Harness {
         }
         if h.version.as_ref().is_some_and(|v| v.args.is_empty()) {
             return Err(invalid("version.args must not be empty".into()));
+        }
+        if let Some(resume) = &h.resume
+            && (resume.from.is_empty() || !resume.args.iter().any(|a| a.contains("{session}")))
+        {
+            return Err(invalid(
+                "resume needs `from` (a hook payload field) and `{session}` in its args".into(),
+            ));
         }
         if h.update.as_ref().is_some_and(|u| u.is_empty()) {
             return Err(invalid("update must name a command".into()));

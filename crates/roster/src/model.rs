@@ -202,6 +202,17 @@ pub struct Agent {
     /// Where the agent runs; `local` is this machine.
     #[serde(default = "default_host", skip_serializing_if = "is_local")]
     pub host: String,
+    /// Whether each launch goes back to its last conversation (where its harness can).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub resume: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(value: &bool) -> bool {
+    *value
 }
 
 /// The host name meaning "this machine".
