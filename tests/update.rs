@@ -1,7 +1,9 @@
 //! `fleet versions` and `fleet update` end to end: real tmux, the real daemon, and a test
 //! harness, `fakeh`: a script that prints the version written in a file and otherwise runs the
 //! demo agent, with a manifest whose `update` command writes the version asked for (no network).
-//! A version `9.9.9` is a broken build: it exits at once.
+//! A version `9.9.9` is a broken build: it exits at once. Its manifest resumes sessions
+//! (`--resume UUID`, from the hooks' `session_id`); it exits at once for a session it does not
+//! have, as Claude Code does.
 
 mod support;
 use mosaic_testchat::{post, posted};
@@ -42,8 +44,11 @@ impl Fakeh {
                 "V=$(cat '{b}/version')\n\
                  if [ \"$1\" = --version ]; then echo \"fakeh $V\"; exit 0; fi\n\
                  if [ \"$V\" = 9.9.9 ]; then echo \"fakeh $V: broken build\"; exit 3; fi\n\
-                 echo \"$V $2\" >> '{b}/launches'\n\
-                 exec '{MOSAIC}' demo-agent \"$@\"\n"
+                 echo \"$V $*\" >> '{b}/launches'\n\
+                 if [ \"$3\" = --resume ] && [ ! -e \"{b}/sessions/$4\" ]; then\n\
+                   echo \"No conversation found with session ID: $4\"; exit 1\n\
+                 fi\n\
+                 exec '{MOSAIC}' demo-agent --name \"$2\"\n"
             ),
         );
         script("fakeh-latest", format!("cat '{b}/latest'\n"));
@@ -65,6 +70,7 @@ impl Fakeh {
              exit:\n  text: /exit\n\
              hooks:\n  started: idle\n  busy: busy\n  idle: idle\n\
              screen:\n  idle_prompt: \"demo> \"\n\
+             resume:\n  args: [--resume, \"{session}\"]\n  from: session_id\n  check: uuid\n\
              package:\n  latest: [fakeh-latest]\n\
              update: [fakeh-install, \"{version}\"]\n",
         )
@@ -83,12 +89,25 @@ impl Fakeh {
 
     /// The version each launch of `agent` ran.
     fn launches(&self, agent: &str) -> Vec<String> {
+        self.command_lines(agent)
+            .into_iter()
+            .map(|words| words[0].clone())
+            .collect()
+    }
+
+    /// Each launch of `agent`: its version, then its arguments.
+    fn command_lines(&self, agent: &str) -> Vec<Vec<String>> {
         read_opt(&self.bin.join("launches"))
             .lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter(|(_, a)| *a == agent)
-            .map(|(v, _)| v.to_owned())
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|w| w.get(2).is_some_and(|a| a == agent))
             .collect()
+    }
+
+    /// Makes `id` a conversation `fakeh` can resume.
+    fn keep_session(&self, id: &str) {
+        std::fs::create_dir_all(self.bin.join("sessions")).unwrap();
+        std::fs::write(self.bin.join("sessions").join(id), "").unwrap();
     }
 }
 
@@ -327,4 +346,71 @@ fn an_update_from_chat_asks_for_confirmation() {
             .any(|t| t.contains("updated 1.0.0 → 2.0.0"))
     });
     assert_eq!(fakeh.version(), "2.0.0");
+}
+
+/// Each launch goes back to the session the agent's hooks named; one that cannot be resumed is
+/// forgotten and the agent started afresh; `resume: false` starts afresh always.
+#[test]
+fn a_restart_resumes_the_kept_session_and_starts_afresh_when_it_is_gone() {
+    let s = Sandbox::new();
+    let (fakeh, _up, _room) = fleet(&s, "2.0.0");
+    let path = fakeh.path();
+    let kept = s.state().join("agents/helper/session");
+    let known = "0b6d2a0e-5f7c-4a53-9a4e-4d2f9c0e8b11";
+    fakeh.keep_session(known);
+    // Not a UUID: never kept (Claude Code would open a picker with it).
+    hook(
+        &s,
+        &path,
+        "helper",
+        r#"{"hook_event_name": "idle", "session_id": "../x"}"#,
+    );
+    assert!(!kept.exists());
+    hook(
+        &s,
+        &path,
+        "helper",
+        &format!(r#"{{"hook_event_name": "idle", "session_id": "{known}"}}"#),
+    );
+    assert_eq!(read(&kept), known);
+    let out = run(&s, &fakeh, &["fleet", "restart", "helper"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let last = fakeh.command_lines("helper").pop().unwrap();
+    assert_eq!(last[3..], ["--resume", known], "{last:?}");
+
+    // A session the harness no longer has: one failed launch, then afresh; forgotten.
+    let gone = "9f1c7a52-0d1e-4f0b-8a65-2b1f3c4d5e6f";
+    hook(
+        &s,
+        &path,
+        "helper",
+        &format!(r#"{{"hook_event_name": "idle", "session_id": "{gone}"}}"#),
+    );
+    let out = run(&s, &fakeh, &["fleet", "restart", "helper"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let lines = fakeh.command_lines("helper");
+    let n = lines.len();
+    assert_eq!(lines[n - 2][3..], ["--resume", gone]);
+    assert_eq!(lines[n - 1].len(), 3, "afresh: {:?}", lines[n - 1]);
+    assert!(!kept.exists(), "the gone session is forgotten");
+    assert_eq!(s.agent_row("helper")["state"], "running");
+
+    // `resume: false`: never resumed.
+    let roster =
+        read(&s.roster_path()).replacen("- name: helper\n", "- name: helper\n  resume: false\n", 1);
+    std::fs::write(s.roster_path(), roster).unwrap();
+    hook(
+        &s,
+        &path,
+        "helper",
+        &format!(r#"{{"hook_event_name": "idle", "session_id": "{known}"}}"#),
+    );
+    let out = run(&s, &fakeh, &["fleet", "restart", "helper"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(fakeh.command_lines("helper").pop().unwrap().len(), 3);
 }
