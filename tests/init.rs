@@ -485,6 +485,29 @@ fn connector_flags_change_only_their_answers_and_stray_ones_are_refused() {
     assert_eq!(discord.channels, ["7777777777777777777"]);
     assert_eq!(discord.guild, "1112631390438166618");
     assert_eq!(roster.acl.len(), 1);
+    // A hand edit of the connector (its own id, another guild) does not swallow a flag: the
+    // flag's answer lands, the edit stays.
+    let edited = read(&s.roster_path())
+        .replace("- type: discord\n", "- type: discord\n  id: mydisc\n")
+        .replace("connector: discord", "connector: mydisc")
+        .replace(
+            "guild: '1112631390438166618'",
+            "guild: '1112631390438166619'",
+        );
+    std::fs::write(s.roster_path(), edited).unwrap();
+    s.ok(&s.init_args(&["--preset", "coding", "--target", "8888888888888888888"]));
+    let roster = Roster::load(&s.roster_path()).unwrap();
+    let discord = discord_settings(&roster.connectors[0]);
+    assert_eq!(discord.channels, ["8888888888888888888"]);
+    assert_eq!(discord.guild, "1112631390438166619", "the hand edit stays");
+    assert_eq!(roster.connectors[0].id(), "mydisc");
+    assert_eq!(roster.acl[0].connector, "mydisc");
+    // An admin needs a connector.
+    let err = s.fails(&s.init_args(&["--preset", "coding", "--connector", "none", "--admin", "5"]));
+    assert!(
+        err.contains("--admin makes a user admin of a chat connector"),
+        "{err}"
+    );
     // The profile's own connector goes with --connector none, and the ACL with it.
     s.ok(&s.init_args(&["--profile", "mos-discord", "--connector", "none"]));
     let roster = Roster::load(&s.roster_path()).unwrap();

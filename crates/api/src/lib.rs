@@ -626,6 +626,7 @@ fn reply_status(e: &ReplyError) -> StatusCode {
 /// A command for `POST /v1/commands`: a typed `command` (a [`FleetCommand`] as JSON), or a
 /// `line` in the chat grammar (`/fleet` optional).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CommandBody {
     command: Option<FleetCommand>,
     line: Option<String>,

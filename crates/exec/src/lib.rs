@@ -70,7 +70,7 @@ impl Actor {
 /// The role a command needs.
 pub fn required_role(command: &FleetCommand) -> AclRole {
     match command {
-        FleetCommand::Status
+        FleetCommand::Status {}
         | FleetCommand::Ps(_)
         | FleetCommand::Verify(_)
         | FleetCommand::Versions(_)
@@ -138,7 +138,7 @@ impl Executor {
         authorize(command, actor)?;
         let secs = Duration::from_secs;
         Ok(match command {
-            FleetCommand::Status => {
+            FleetCommand::Status {} => {
                 let fleet = self.open()?;
                 Outcome::Status {
                     report: StatusReport::new(&fleet.roster, fleet.ps()?),

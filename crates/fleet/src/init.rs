@@ -45,8 +45,95 @@ pub struct InitPlan {
     paths: Paths,
 }
 
-/// Plans writing `generated` (init's output for the current answers) into `paths`.
-pub fn plan(paths: &Paths, generated: &Roster) -> Result<InitPlan, FleetError> {
+/// What this init was told explicitly (by flags or answers): it wins over the merge, so a flag
+/// changes its answer even where the user edited roster.yaml by hand.
+#[derive(Debug, Clone, Default)]
+pub struct Explicit {
+    /// `--connector` was given (`none` included): the connectors and the ACL are the generated
+    /// ones.
+    pub connectors: bool,
+    /// Connector flags without `--connector`: the generated values of these fields of the
+    /// connector with this id.
+    pub fields: Option<(String, Vec<String>)>,
+    /// `--admin`: these users are admins of the generated connectors.
+    pub admins: Vec<String>,
+}
+
+impl Explicit {
+    /// `merged` with the explicit answers of `generated` put in.
+    fn apply(&self, merged: &mut Value, generated: &Value) {
+        let (Some(merged), Some(generated)) = (merged.as_mapping_mut(), generated.as_mapping())
+        else {
+            return;
+        };
+        let key = |k: &str| Value::String(k.to_owned());
+        if self.connectors {
+            for field in ["connectors", "acl"] {
+                match generated.get(field) {
+                    Some(v) => merged.insert(key(field), v.clone()),
+                    None => merged.remove(field),
+                };
+            }
+            return;
+        }
+        let connector_id = |c: &Value| {
+            c.get("id")
+                .or_else(|| c.get("type"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        if let Some((id, fields)) = &self.fields {
+            let new = generated
+                .get("connectors")
+                .and_then(Value::as_sequence)
+                .and_then(|list| list.iter().find(|c| connector_id(c).as_ref() == Some(id)));
+            let old = merged
+                .get_mut("connectors")
+                .and_then(Value::as_sequence_mut)
+                .and_then(|list| {
+                    list.iter_mut()
+                        .find(|c| connector_id(c).as_ref() == Some(id))
+                });
+            if let (Some(new), Some(Value::Mapping(old))) = (new, old) {
+                for field in fields {
+                    if let Some(v) = new.get(field.as_str()) {
+                        old.insert(key(field), v.clone());
+                    }
+                }
+            }
+        }
+        if !self.admins.is_empty()
+            && let Some(entries) = generated.get("acl").and_then(Value::as_sequence)
+        {
+            let wanted: Vec<&Value> = entries
+                .iter()
+                .filter(|e| {
+                    e.get("user")
+                        .and_then(Value::as_str)
+                        .is_some_and(|u| self.admins.iter().any(|a| a == u))
+                })
+                .collect();
+            let acl = merged
+                .entry(key("acl"))
+                .or_insert_with(|| Value::Sequence(Vec::new()));
+            if let Value::Sequence(acl) = acl {
+                for entry in wanted {
+                    if !acl.contains(entry) {
+                        acl.push(entry.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Plans writing `generated` (init's output for the current answers) into `paths`; what was
+/// answered `explicit`ly wins over the user's hand edits.
+pub fn plan(
+    paths: &Paths,
+    generated: &Roster,
+    explicit: &Explicit,
+) -> Result<InitPlan, FleetError> {
     let roster_path = paths.roster();
     let generated_path = paths.generated_roster();
     let read = |p: &PathBuf| match std::fs::read_to_string(p) {
@@ -80,7 +167,8 @@ pub fn plan(paths: &Paths, generated: &Roster) -> Result<InitPlan, FleetError> {
         .as_deref()
         .and_then(|t| serde_yaml_ng::from_str(t).ok())
         .unwrap_or(Value::Null);
-    let merged = three_way(&base, &ours, &theirs);
+    let mut merged = three_way(&base, &ours, &theirs);
+    explicit.apply(&mut merged, &theirs);
     let changes_roster = merged != ours;
     let proposed = if changes_roster {
         let header = match leading_comments(&current_text) {

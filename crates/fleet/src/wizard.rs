@@ -156,7 +156,7 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
         None
     };
 
-    let connectors = choose_connectors(&asker, args, preset, existing.as_ref())?;
+    let (connectors, answered) = choose_connectors(&asker, args, preset, existing.as_ref())?;
     let connector_kind = connectors.first().map(|c| c.kind.clone());
     let acl = ask_admins(out, &asker, args, &connectors, existing.as_ref())?;
 
@@ -200,7 +200,12 @@ pub fn run(paths: &Paths, args: &InitArgs, interactive: bool, out: &mut dyn Writ
         acl,
     };
     let generated = preset.instantiate(&answers);
-    let plan = init::plan(paths, &generated)?;
+    let explicit = init::Explicit {
+        connectors: args.connector.is_some(),
+        fields: answered,
+        admins: args.admins.clone(),
+    };
+    let plan = init::plan(paths, &generated, &explicit)?;
     if !plan.changes_roster {
         let _ = writeln!(
             out,
@@ -337,13 +342,15 @@ fn choose_runtime(
 /// The chat connectors of the new roster. A profile (a preset with its chat wiring, like
 /// mos-discord) brings its own, and a re-init keeps the roster's: without `--connector` nothing
 /// is asked, and connector flags change just the answers they give (`--target 7` on a re-init
-/// changes the channels, the guild and token stay). `--connector none` removes them.
+/// changes the channels, the guild and token stay). `--connector none` removes them. Also
+/// returns, for flags given without `--connector`, the connector's id and the fields they
+/// answered (they win over hand edits: [`init::Explicit`]).
 fn choose_connectors(
     asker: &Asker,
     args: &InitArgs,
     preset: &Preset,
     existing: Option<&Roster>,
-) -> Result<Vec<ConnectorEntry>> {
+) -> Result<(Vec<ConnectorEntry>, Option<(String, Vec<String>)>)> {
     let flags: Vec<&str> = args
         .connector_answers
         .iter()
@@ -357,7 +364,7 @@ fn choose_connectors(
     };
     let kind = match (&args.connector, current.first()) {
         (Some(kind), _) => Some(kind.clone()),
-        (None, Some(_)) if flags.is_empty() => return Ok(current),
+        (None, Some(_)) if flags.is_empty() => return Ok((current, None)),
         (None, Some(first)) => Some(first.kind.clone()),
         (None, None) if !flags.is_empty() => {
             return Err(refuse(format!(
@@ -367,6 +374,7 @@ fn choose_connectors(
         }
         (None, None) => None,
     };
+    let changed_in_place = args.connector.is_none();
     let types = connector_types();
     let kind = asker.answer(
         kind,
@@ -397,7 +405,7 @@ fn choose_connectors(
                 flag_list(&flags)
             )));
         }
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let Some(connector_type) = connector_type(&kind) else {
         let mut known = vec![NO_CONNECTOR];
@@ -429,6 +437,21 @@ fn choose_connectors(
     // The entry being changed: the current one of this type keeps its other answers and its id.
     let base = current.iter().find(|c| c.kind == kind);
     let entry = ask_connector(asker, args, connector_type, base)?;
+    let answered = changed_in_place.then(|| {
+        let fields = connector_type
+            .questions()
+            .iter()
+            .filter(|q| {
+                let file = match q.kind {
+                    QuestionKind::Secret { file_flag, .. } => file_flag,
+                    _ => None,
+                };
+                flags.contains(&q.flag) || file.is_some_and(|f| flags.contains(&f))
+            })
+            .map(|q| q.field.to_owned())
+            .collect();
+        (entry.id().to_owned(), fields)
+    });
     let mut connectors = vec![entry];
     connectors.extend(
         current
@@ -436,7 +459,7 @@ fn choose_connectors(
             .filter(|c| base.is_some_and(|b| !std::ptr::eq(*c, b)))
             .cloned(),
     );
-    Ok(connectors)
+    Ok((connectors, answered))
 }
 
 /// `--guild, --target` for an error message.
@@ -458,6 +481,12 @@ fn ask_admins(
     existing: Option<&Roster>,
 ) -> Result<Vec<AclEntry>> {
     let Some(connector) = connectors.first() else {
+        if !args.admins.is_empty() {
+            return Err(refuse(
+                "--admin makes a user admin of a chat connector, and this init has none: add --connector TYPE"
+                    .into(),
+            ));
+        }
         return Ok(Vec::new());
     };
     let kind = connector.id();

@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(parse("/fleet status"), parse("!fleet   status"));
         assert_eq!(
             parse("/fleet status"),
-            ChatInput::Command(Box::new(FleetCommand::Status))
+            ChatInput::Command(Box::new(FleetCommand::Status {}))
         );
     }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// verb, e.g. `{"verb": "add", "name": "w", "runtime": "demo"}`; omitted options take the same
 /// defaults as on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
-#[serde(tag = "verb", rename_all = "snake_case")]
+#[serde(tag = "verb", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FleetCommand {
     /// Create or re-create the roster with an interactive wizard (no AI involved).
     Init(Box<InitArgs>),
@@ -23,7 +23,7 @@ pub enum FleetCommand {
     /// Stop agents gracefully, killing them after a timeout (all when none are named).
     Stop(StopArgs),
     /// One-screen summary of the fleet.
-    Status,
+    Status {},
     /// Table of every agent; `--json` for the versioned machine-readable form.
     Ps(PsArgs),
     /// Check that this host can run the roster and that the sessions match it.
@@ -63,7 +63,7 @@ impl FleetCommand {
             FleetCommand::Install(_) => "install",
             FleetCommand::Start(_) => "start",
             FleetCommand::Stop(_) => "stop",
-            FleetCommand::Status => "status",
+            FleetCommand::Status {} => "status",
             FleetCommand::Ps(_) => "ps",
             FleetCommand::Verify(_) => "verify",
             FleetCommand::Versions(_) => "versions",
@@ -145,7 +145,7 @@ impl FleetCommand {
                 w.0.extend(a.agents.iter().cloned());
                 w.number("--timeout", a.timeout, STOP_TIMEOUT_SECS);
             }
-            FleetCommand::Status => {}
+            FleetCommand::Status {} => {}
             FleetCommand::Ps(a) => w.flag("--json", a.json),
             FleetCommand::Verify(a) => w.flag("--json", a.json),
             FleetCommand::Versions(a) => {
@@ -400,7 +400,7 @@ pub struct PresetsArgs {
 
 /// `fleet presets` actions.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PresetsAction {
     /// Print a preset's YAML (copy it into ~/.config/mosaic/presets/ to adapt it).
     Show {
@@ -671,6 +671,8 @@ mod tests {
             r#"{"verb":"init","preset":"coding","conector":"none"}"#,
             r#"{"verb":"stop","agents":["w"],"timout":5}"#,
             r#"{"verb":"add","name":"w","runtime":"demo","modle":"x"}"#,
+            r#"{"verb":"status","conector":"none"}"#,
+            r#"{"verb":"presets","action":{"action":"show","name":"coding","x":1}}"#,
         ] {
             let e = serde_json::from_str::<FleetCommand>(json)
                 .unwrap_err()
@@ -810,7 +812,7 @@ mod tests {
         let typed: FleetCommand = serde_json::from_str(r#"{"verb": "stop"}"#).unwrap();
         assert_eq!(typed, parse(&["stop"]).unwrap());
         let typed: FleetCommand = serde_json::from_str(r#"{"verb": "status"}"#).unwrap();
-        assert_eq!(typed, FleetCommand::Status);
+        assert_eq!(typed, FleetCommand::Status {});
         assert!(serde_json::from_str::<FleetCommand>(r#"{"verb": "frobnicate"}"#).is_err());
         assert!(serde_json::from_str::<FleetCommand>(r#"{"verb": "add", "name": "w"}"#).is_err());
     }

@@ -253,7 +253,7 @@ mod tests {
             cmd(&to_line("start", &[("agents".into(), text("a b"))])),
             cmd("/fleet start a b")
         );
-        assert_eq!(cmd(&to_line("status", &[])), FleetCommand::Status);
+        assert_eq!(cmd(&to_line("status", &[])), FleetCommand::Status {});
         assert_eq!(
             cmd(&to_line("init", &[("preset".into(), text("coding"))])),
             cmd("/fleet init --preset coding")

@@ -159,6 +159,22 @@ pub fn check_secret_ref(path: &str, secret: &SecretRef) -> Option<SettingProblem
             "this is not an environment variable name (it looks like the secret itself): put the \
              secret in a variable or a file and name that here; never write it in roster.yaml",
         )),
+        // A pasted token in place of the file's path: refuse it without echoing it.
+        (None, Some(f)) if crate::redact::looks_like_secret(f) => Some(SettingProblem::new(
+            format!("{path}.file"),
+            "this is not a file path (it looks like the secret itself): put the secret in a file \
+             and name that file here; never write it in roster.yaml",
+        )),
+        // The daemon may run anywhere (systemd starts it in /): a relative path means nothing.
+        (None, Some(f)) if !(f.starts_with('/') || f.starts_with("~/")) => {
+            Some(SettingProblem::new(
+                format!("{path}.file"),
+                format!(
+                    "the secret file {} must be an absolute path (or start with ~/)",
+                    crate::redact::shown(f)
+                ),
+            ))
+        }
         _ => None,
     }
 }
@@ -205,6 +221,25 @@ mod tests {
         assert!(p.message.contains("looks like the secret itself"));
         assert!(!p.message.contains(token));
         assert!(check_secret_ref("token", &SecretRef::env("DISCORD_TOKEN")).is_none());
+        // The same token given as a file path: refused, not echoed.
+        let p = check_secret_ref("token", &SecretRef::file(token)).unwrap();
+        assert_eq!(p.path, "token.file");
+        assert!(!p.message.contains(token), "{}", p.message);
+        let p = check_secret_ref("token", &SecretRef::file("relative/tok")).unwrap();
+        assert!(
+            p.message.contains("must be an absolute path"),
+            "{}",
+            p.message
+        );
+        for ok in [
+            "/etc/mosaic/discord.token",
+            "~/.config/mosaic/discord.token",
+        ] {
+            assert!(
+                check_secret_ref("token", &SecretRef::file(ok)).is_none(),
+                "{ok}"
+            );
+        }
         assert!(is_variable_name("_X1") && !is_variable_name("1X") && !is_variable_name("a-b"));
     }
 }
