@@ -45,6 +45,9 @@ pub struct InitPlan {
     paths: Paths,
 }
 
+/// A connector's id and the fields of it that flags answered.
+pub type AnsweredFields = (String, Vec<String>);
+
 /// What this init was told explicitly (by flags or answers): it wins over the merge, so a flag
 /// changes its answer even where the user edited roster.yaml by hand.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +57,7 @@ pub struct Explicit {
     pub connectors: bool,
     /// Connector flags without `--connector`: the generated values of these fields of the
     /// connector with this id.
-    pub fields: Option<(String, Vec<String>)>,
+    pub fields: Option<AnsweredFields>,
     /// `--admin`: these users are admins of the generated connectors.
     pub admins: Vec<String>,
 }

@@ -350,7 +350,7 @@ fn choose_connectors(
     args: &InitArgs,
     preset: &Preset,
     existing: Option<&Roster>,
-) -> Result<(Vec<ConnectorEntry>, Option<(String, Vec<String>)>)> {
+) -> Result<(Vec<ConnectorEntry>, Option<init::AnsweredFields>)> {
     let flags: Vec<&str> = args
         .connector_answers
         .iter()
