@@ -109,7 +109,8 @@ fn fleet_kind(e: &FleetError) -> ErrorKind {
         | FleetError::BadName { .. }
         | FleetError::UnknownRuntime { .. }
         | FleetError::AgentExists { .. }
-        | FleetError::BadEnv { .. } => ErrorKind::Invalid,
+        | FleetError::BadEnv { .. }
+        | FleetError::BadAnswer(_) => ErrorKind::Invalid,
         FleetError::RemoteHost { .. }
         | FleetError::SecondOrchestrator
         | FleetError::RemoveOrchestrator { .. }

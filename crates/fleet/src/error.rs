@@ -86,6 +86,9 @@ pub enum FleetError {
     /// The operation is not allowed.
     #[error("{0}")]
     Refused(String),
+    /// An answer to `init` is missing or wrong (a bad flag, a value of the wrong shape).
+    #[error("{0}")]
+    BadAnswer(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -27,7 +27,7 @@ impl From<inquire::InquireError> for FleetError {
 }
 
 fn refuse(message: String) -> FleetError {
-    FleetError::Refused(message)
+    FleetError::BadAnswer(message)
 }
 
 /// How questions get answered.
