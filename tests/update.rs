@@ -114,6 +114,16 @@ impl Fakeh {
 /// A fleet of the general preset whose agents all run `fakeh` (1.0.0, newest 2.0.0 unless
 /// `latest` says otherwise), with its daemon up; chat from a testchat room, `ann` its admin.
 fn fleet(s: &Sandbox, latest: &str) -> (Fakeh, Up, tempfile::TempDir) {
+    fleet_with(s, latest, "", &[])
+}
+
+/// [`fleet`] with `roster_extra` appended to the roster and `env` for the daemon.
+fn fleet_with(
+    s: &Sandbox,
+    latest: &str,
+    roster_extra: &str,
+    env: &[(&str, &str)],
+) -> (Fakeh, Up, tempfile::TempDir) {
     let fakeh = Fakeh::install(s, "1.0.0", latest);
     let room = tempfile::tempdir().unwrap();
     let dir = room.path().display().to_string();
@@ -130,13 +140,25 @@ fn fleet(s: &Sandbox, latest: &str) -> (Fakeh, Up, tempfile::TempDir) {
         "ann",
     ]));
     std::fs::write(room.path().join("token"), "tc-secret\n").unwrap();
-    let roster = read(&s.roster_path()).replace("runtime: demo", "runtime: fakeh");
+    let roster = read(&s.roster_path()).replace("runtime: demo", "runtime: fakeh") + roster_extra;
     std::fs::write(s.roster_path(), roster).unwrap();
+    let up = up(s, &fakeh, env);
+    wait_for("every agent idle", || {
+        ["mos", "helper", "scout"]
+            .iter()
+            .all(|a| s.activity(a).0 == "idle")
+    });
+    (fakeh, up, room)
+}
+
+/// `mosaic up` with the fake harness on `PATH`, once its fleet has started.
+fn up(s: &Sandbox, fakeh: &Fakeh, env: &[(&str, &str)]) -> Up {
     let _ = std::fs::remove_file(s.state().join("daemon.json"));
     let up = Up(s
         .command(&["up", "--listen", "127.0.0.1:0"])
         .env("PATH", fakeh.path())
         .env("TESTCHAT_TOKEN", "tc-secret")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -144,12 +166,7 @@ fn fleet(s: &Sandbox, latest: &str) -> (Fakeh, Up, tempfile::TempDir) {
     wait_for_secs("the daemon and its fleet", DAEMON_START_SECS, || {
         read_opt(&s.state().join("daemon.json")).contains(r#""fleet":"started""#)
     });
-    wait_for("every agent idle", || {
-        ["mos", "helper", "scout"]
-            .iter()
-            .all(|a| s.activity(a).0 == "idle")
-    });
-    (fakeh, up, room)
+    up
 }
 
 /// Reports a hook event for `agent` as its harness would (`mosaic hook`, with its own token).
@@ -413,4 +430,35 @@ fn a_restart_resumes_the_kept_session_and_starts_afresh_when_it_is_gone() {
     let out = run(&s, &fakeh, &["fleet", "restart", "helper"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
     assert_eq!(fakeh.command_lines("helper").pop().unwrap().len(), 3);
+}
+
+/// `update: {check: daily}`: the daemon tells the rooms about a new version, once per version.
+#[test]
+fn the_daily_check_tells_the_rooms_once_per_new_version() {
+    let s = Sandbox::new();
+    let now = [("MOSAIC_FIRST_UPDATE_CHECK_SECS", "0")];
+    let (fakeh, first, room) = fleet_with(&s, "2.0.0", "update:\n  check: daily\n", &now);
+    let told = |version: &str| {
+        posted(room.path(), "lobby")
+            .iter()
+            .filter(|t| t.starts_with(&format!("fakeh {version} is available (installed: 1.0.0")))
+            .count()
+    };
+    wait_for("the announcement", || told("2.0.0") == 1);
+    assert!(
+        read_opt(&s.state().join("local-room.jsonl")).contains("fakeh 2.0.0 is available"),
+        "the local room is told too"
+    );
+    assert_eq!(fakeh.version(), "1.0.0", "telling is not updating");
+    // A restarted daemon does not say it again; a newer version is told.
+    drop(first);
+    let second = up(&s, &fakeh, &now);
+    // Its first check runs at once (within a fraction of a second); give it time to (not) speak.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(told("2.0.0"), 1, "not again after a restart");
+    std::fs::write(fakeh.bin.join("latest"), "3.0.0\n").unwrap();
+    drop(second);
+    let _third = up(&s, &fakeh, &now);
+    wait_for("the next announcement", || told("3.0.0") == 1);
+    assert_eq!(told("2.0.0"), 1, "each version once");
 }

@@ -282,6 +282,26 @@ impl Bridge {
         self.inner.events.subscribe()
     }
 
+    /// Posts `text` in every bridged room (the local room included), as mosaic.
+    pub fn tell_rooms(&self, text: &str) {
+        let roster = self.inner.roster.get();
+        let mut rooms: Vec<(String, String)> = vec![(acl::LOCAL.to_owned(), acl::LOCAL.to_owned())];
+        for c in &roster.connectors {
+            rooms.extend(c.rooms().into_iter().map(|r| (c.id().to_owned(), r)));
+        }
+        for (connector, room) in rooms {
+            let target = Target {
+                connector,
+                room,
+                thread: None,
+                reply_to: None,
+            };
+            if let Err(e) = self.reply(text, Some(target)) {
+                tracing::warn!(error = %e, "cannot tell a room");
+            }
+        }
+    }
+
     /// Publishes an event from another component (the fleet supervisor's agent states).
     pub fn announce(&self, event: Event) {
         let _ = self.inner.events.send(event);

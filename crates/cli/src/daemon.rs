@@ -125,6 +125,7 @@ async fn run(
     // The supervisor watches the fleet once it has been started.
     components.push(supervisor_component(&bridge, &live, &exe));
     components.push(roster_component(&bridge));
+    components.push(update_check_component(&bridge, &live, paths));
     let orchestrator = fleet
         .roster
         .orchestrator()
@@ -226,6 +227,50 @@ fn supervisor_component(bridge: &Bridge, live: &LiveRoster, exe: &Path) -> Compo
         stop: Box::new(move || stop.store(true, Ordering::Relaxed)),
         tasks: vec![task],
     }
+}
+
+/// How long after start-up the first update check runs (the fleet settles first).
+const FIRST_UPDATE_CHECK: Duration = Duration::from_secs(60);
+
+/// The update check (`update: {check: daily}` in the roster): asks for newer harness versions
+/// and tells the chat rooms once per new version. Updating stays an explicit act.
+fn update_check_component(bridge: &Bridge, live: &LiveRoster, paths: &Paths) -> Component {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (bridge, live, paths, stopped) =
+        (bridge.clone(), live.clone(), paths.clone(), stop.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        let mut next = std::time::Instant::now() + first_update_check();
+        while !stopped.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            if std::time::Instant::now() < next {
+                continue;
+            }
+            let roster = live.get();
+            let Some(every) = roster.update.check.every() else {
+                next = std::time::Instant::now() + Duration::from_secs(60);
+                continue;
+            };
+            for line in mosaic_fleet::versions::announcements(&paths, &roster) {
+                tracing::info!(announcement = %line, "a newer harness version");
+                bridge.tell_rooms(&line);
+            }
+            next = std::time::Instant::now() + every;
+        }
+    });
+    Component {
+        name: "update check",
+        stop: Box::new(move || stop.store(true, Ordering::Relaxed)),
+        tasks: vec![task],
+    }
+}
+
+/// The first update check's delay: [`FIRST_UPDATE_CHECK`], or `MOSAIC_FIRST_UPDATE_CHECK_SECS`
+/// (tests).
+fn first_update_check() -> Duration {
+    std::env::var("MOSAIC_FIRST_UPDATE_CHECK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(FIRST_UPDATE_CHECK, Duration::from_secs)
 }
 
 /// The roster watcher: `roster.yaml` changes reach the bridge's ACL and settings.

@@ -35,6 +35,9 @@ pub struct Roster {
     /// Settings of the bridge daemon (`mosaic up`).
     #[serde(default, skip_serializing_if = "BridgeSettings::is_default")]
     pub bridge: BridgeSettings,
+    /// Harness update checks.
+    #[serde(default, skip_serializing_if = "UpdateSettings::is_default")]
+    pub update: UpdateSettings,
 }
 
 /// One chat user's permission.
@@ -213,6 +216,47 @@ fn yes() -> bool {
 
 fn is_yes(value: &bool) -> bool {
     *value
+}
+
+/// Harness update checks (`update:` in the roster).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSettings {
+    /// How often the daemon asks whether a newer version of a harness the fleet uses exists,
+    /// and tells the chat rooms once per new version. Updating stays an explicit act.
+    #[serde(default)]
+    pub check: UpdateCheck,
+}
+
+impl UpdateSettings {
+    /// Whether these are the defaults (left out of a written roster).
+    pub fn is_default(&self) -> bool {
+        *self == UpdateSettings::default()
+    }
+}
+
+/// How often the daemon checks for harness updates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateCheck {
+    /// Never (`mosaic fleet versions` asks on demand).
+    #[default]
+    Never,
+    /// Once a day.
+    Daily,
+    /// Once a week.
+    Weekly,
+}
+
+impl UpdateCheck {
+    /// The time between checks; `None` for never.
+    pub fn every(self) -> Option<std::time::Duration> {
+        match self {
+            UpdateCheck::Never => None,
+            UpdateCheck::Daily => Some(std::time::Duration::from_secs(24 * 3600)),
+            UpdateCheck::Weekly => Some(std::time::Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
 }
 
 /// The host name meaning "this machine".

@@ -94,6 +94,7 @@ impl Preset {
             connectors: spec.connectors.clone(),
             acl: Vec::new(),
             bridge: Default::default(),
+            update: Default::default(),
         };
         probe.checked(text, source_name)?;
         Ok(Preset {
@@ -136,6 +137,7 @@ impl Preset {
                 .unwrap_or_else(|| self.spec.connectors.clone()),
             acl: answers.acl.clone(),
             bridge: Default::default(),
+            update: Default::default(),
         }
     }
 }
