@@ -176,6 +176,47 @@ fn latest(harness: &Harness) -> Option<String> {
     printed.and_then(|p| version_number(&p))
 }
 
+/// The file that remembers which new versions chat was told about.
+fn announced_path(paths: &crate::Paths) -> std::path::PathBuf {
+    paths.state_dir.join("update-announced.json")
+}
+
+/// What chat should be told now: one line per harness the roster uses whose newest version is
+/// newer than the installed one and was not announced before (each new version once; the
+/// announcement is remembered in the state directory).
+pub fn announcements(paths: &crate::Paths, roster: &Roster) -> Vec<String> {
+    let path = announced_path(paths);
+    let mut told: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for v in versions(Some(roster), &[]) {
+        if v.agents.is_empty() || !v.outdated() {
+            continue;
+        }
+        let latest = v.latest.clone().unwrap_or_default();
+        if told.get(&v.harness) == Some(&latest) {
+            continue;
+        }
+        out.push(format!(
+            "{} {latest} is available (installed: {}; used by {}). An admin can update it with `/fleet update {}`: agents finish their turns first.",
+            v.harness,
+            v.installed.as_deref().unwrap_or("unknown"),
+            v.agents.join(", "),
+            v.harness
+        ));
+        told.insert(v.harness.clone(), latest);
+    }
+    if !out.is_empty() {
+        let text = serde_json::to_string(&told).expect("a map serializes");
+        if let Err(e) = crate::paths::write_atomic(&path, &text) {
+            tracing::warn!(error = %e, "cannot remember the announced versions");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,45 +257,4 @@ mod tests {
         std::fs::write(&other, "").unwrap();
         assert_eq!(source_of(&other), Source::Other);
     }
-}
-
-/// The file that remembers which new versions chat was told about.
-fn announced_path(paths: &crate::Paths) -> std::path::PathBuf {
-    paths.state_dir.join("update-announced.json")
-}
-
-/// What chat should be told now: one line per harness the roster uses whose newest version is
-/// newer than the installed one and was not announced before (each new version once; the
-/// announcement is remembered in the state directory).
-pub fn announcements(paths: &crate::Paths, roster: &Roster) -> Vec<String> {
-    let path = announced_path(paths);
-    let mut told: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for v in versions(Some(roster), &[]) {
-        if v.agents.is_empty() || !v.outdated() {
-            continue;
-        }
-        let latest = v.latest.clone().unwrap_or_default();
-        if told.get(&v.harness) == Some(&latest) {
-            continue;
-        }
-        out.push(format!(
-            "{} {latest} is available (installed: {}; used by {}). An admin can update it with `/fleet update {}`: agents finish their turns first.",
-            v.harness,
-            v.installed.as_deref().unwrap_or("unknown"),
-            v.agents.join(", "),
-            v.harness
-        ));
-        told.insert(v.harness.clone(), latest);
-    }
-    if !out.is_empty() {
-        let text = serde_json::to_string(&told).expect("a map serializes");
-        if let Err(e) = crate::paths::write_atomic(&path, &text) {
-            tracing::warn!(error = %e, "cannot remember the announced versions");
-        }
-    }
-    out
 }
