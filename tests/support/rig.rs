@@ -117,3 +117,20 @@ pub fn event_stream(s: &Sandbox) -> std::sync::Arc<std::sync::Mutex<Vec<(String,
         .expect("the event stream connects");
     seen
 }
+
+/// The command tmux started in `agent`'s pane (its last launch), as tmux shows it: arguments
+/// joined by spaces, quoted where needed. For a harness that renames its process (pi sets
+/// `process.title`, which overwrites `/proc/PID/cmdline`).
+pub fn start_command(s: &Sandbox, agent: &str) -> String {
+    s.tmux()
+        .run(&[
+            "display-message",
+            "-p",
+            "-t",
+            &format!("={agent}:"),
+            "#{pane_start_command}",
+        ])
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
