@@ -731,7 +731,8 @@ fn a_restart_resumes_the_last_conversation_and_an_unknown_one_starts_afresh() {
     // The unknown session is gone; the one kept now is the fresh conversation's.
     let kept = kept_session(&rig.s, "w1");
     assert!(
-        kept.as_deref().is_some_and(|k| k != unknown && k != session),
+        kept.as_deref()
+            .is_some_and(|k| k != unknown && k != session),
         "{kept:?}"
     );
     assert!(

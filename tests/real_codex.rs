@@ -661,10 +661,14 @@ fn a_restarted_codex_resumes_its_last_conversation() {
     });
     rig.wait_activity("worker", "idle");
     let mut session = None;
-    wait_for_secs("the worker's session kept from its hooks", CODEX_SECS, || {
-        session = kept_session(&rig.s, "worker");
-        session.is_some()
-    });
+    wait_for_secs(
+        "the worker's session kept from its hooks",
+        CODEX_SECS,
+        || {
+            session = kept_session(&rig.s, "worker");
+            session.is_some()
+        },
+    );
     let session = session.unwrap();
     assert!(is_uuid(&session), "{session:?}");
 

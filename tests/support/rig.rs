@@ -83,7 +83,8 @@ pub fn is_uuid(text: &str) -> bool {
 
 /// `(agent, state)` of each `agent_state` event on the daemon's event stream, as they come.
 pub fn event_stream(s: &Sandbox) -> std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> {
-    let info: serde_json::Value = serde_json::from_str(&read(&s.state().join("daemon.json"))).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&read(&s.state().join("daemon.json"))).unwrap();
     let url = format!("{}/v1/events", info["url"].as_str().unwrap());
     let token = read(&s.state().join("api.token"));
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
