@@ -552,3 +552,191 @@ fn a_turn_answered_without_reply_is_relayed_once() {
         "relayed once, and nothing else"
     );
 }
+
+/// The text of each message (`role`, text blocks joined) of the main-turn request whose newest
+/// user message contains `needle`, if the model got one: the conversation it was shown.
+fn conversation_with(
+    model: &mosaic_scripted_model::Running,
+    needle: &str,
+) -> Option<Vec<(String, String)>> {
+    let text_of = |message: &serde_json::Value| match &message["content"] {
+        serde_json::Value::String(t) => t.clone(),
+        serde_json::Value::Array(blocks) => blocks
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    };
+    model.shared.requests().into_iter().rev().find_map(|r| {
+        if r.path != "/v1/messages" || !r.body["tools"].is_array() {
+            return None;
+        }
+        let messages = r.body["messages"].as_array()?;
+        let newest_user = messages.iter().rev().find(|m| m["role"] == "user")?;
+        text_of(newest_user).contains(needle).then(|| {
+            messages
+                .iter()
+                .map(|m| (m["role"].as_str().unwrap_or("").to_owned(), text_of(m)))
+                .collect()
+        })
+    })
+}
+
+/// Waits until the model got a turn whose newest prompt contains `needle`; its conversation.
+fn wait_conversation(rig: &Rig, needle: &str) -> Vec<(String, String)> {
+    let mut found = None;
+    wait_for_secs(&format!("the model to get {needle:?}"), STEP_SECS, || {
+        found = conversation_with(&rig.w1_model, needle);
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// Waits until w1's turn ended (its Stop hook) and the model's answer is on its screen.
+fn wait_turn_done(rig: &Rig, answer: &str) {
+    wait_for_secs(&format!("w1 to show {answer:?}, idle"), STEP_SECS, || {
+        let row = rig.row("w1");
+        row["activity"] == "idle"
+            && row["activity_detail"] == "Stop"
+            && rig.s.screen("w1").contains(answer)
+    });
+}
+
+/// Where Claude Code keeps the transcript of `session` (under any project), if it exists.
+fn transcript_of(rig: &Rig, agent: &str, session: &str) -> Option<std::path::PathBuf> {
+    let projects = rig.s.home().join(format!(".claude-{agent}/projects"));
+    std::fs::read_dir(projects)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join(format!("{session}.jsonl"))))
+        .find(|p| p.is_file())
+}
+
+/// A restart goes back to the agent's last conversation: `fleet restart` launches Claude Code
+/// with `--resume` and the session its hooks named, and the model's next request holds the
+/// earlier turn. A kept session Claude Code does not know (it exits at once) is forgotten and
+/// the agent starts afresh, without `--resume`.
+#[test]
+fn a_restart_resumes_the_last_conversation_and_an_unknown_one_starts_afresh() {
+    let rig = Rig::new();
+    rig.wait_activity("w1", "idle");
+    let alpha = unique("ALPHA");
+    rig.ok(&[
+        "fleet",
+        "send",
+        "w1",
+        &format!("[[say noted {alpha}]] remember the word {alpha}"),
+    ]);
+    wait_conversation(&rig, &alpha);
+    wait_turn_done(&rig, &format!("noted {alpha}"));
+    let mut session = None;
+    wait_for_secs("w1's session kept from its hooks", STEP_SECS, || {
+        session = kept_session(&rig.s, "w1");
+        session.is_some()
+    });
+    let session = session.unwrap();
+    assert!(is_uuid(&session), "{session:?}");
+    assert!(
+        transcript_of(&rig, "w1", &session).is_some(),
+        "the kept session is the conversation Claude Code saved"
+    );
+
+    let before = rig.pane_pid("w1");
+    let out = rig.ok(&["fleet", "restart", "w1"]);
+    assert!(out.ends_with("w1: started\n"), "{out}");
+    let pid = rig.pane_pid("w1");
+    assert_ne!(pid, before, "a new Claude Code");
+    let argv = cmdline(pid);
+    assert_eq!(
+        argv[argv.len() - 2..],
+        ["--resume".to_owned(), session.clone()],
+        "{argv:?}"
+    );
+    rig.wait_activity("w1", "idle");
+    let beta = unique("BETA");
+    rig.ok(&[
+        "fleet",
+        "send",
+        "w1",
+        &format!("[[say answered {beta}]] what was the word? {beta}"),
+    ]);
+    let conversation = wait_conversation(&rig, &beta);
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "user" && t.contains(&format!("remember the word {alpha}"))),
+        "the first prompt is in the resumed conversation: {conversation:#?}"
+    );
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "assistant" && t.contains(&format!("noted {alpha}"))),
+        "and the model's answer to it: {conversation:#?}"
+    );
+    wait_turn_done(&rig, &format!("answered {beta}"));
+    assert_eq!(
+        kept_session(&rig.s, "w1").as_deref(),
+        Some(session.as_str()),
+        "a resumed Claude Code keeps its session id"
+    );
+
+    // A well-formed session Claude Code does not know: it exits at once ("No conversation
+    // found"); the restart forgets it and starts w1 afresh. (Written while w1 is stopped: a
+    // running Claude Code's SessionEnd names its live session, which would be kept again.)
+    let before = rig.pane_pid("w1");
+    let events = event_stream(&rig.s);
+    let out = rig.ok(&["fleet", "stop", "w1"]);
+    assert!(out.contains("w1: stopped"), "{out}");
+    wait_for_secs("w1's SessionEnd hook taken", STEP_SECS, || {
+        events
+            .lock()
+            .unwrap()
+            .contains(&("w1".into(), "ended".into()))
+    });
+    let unknown = "3f2b8c1e-9d4a-4e7b-8a6c-5b1d2e3f4a5b";
+    assert!(transcript_of(&rig, "w1", unknown).is_none());
+    std::fs::write(rig.s.state().join("agents/w1/session"), unknown).unwrap();
+    let out = rig.ok(&["fleet", "restart", "w1"]);
+    assert!(
+        out.ends_with("w1: started\n") && !out.contains("exited"),
+        "{out}\n{}",
+        rig.diagnosis()
+    );
+    rig.wait_activity("w1", "idle");
+    let row = rig.row("w1");
+    assert_eq!(row["state"], "running", "{row}");
+    let pid = rig.pane_pid("w1");
+    assert_ne!(pid, before);
+    let argv = cmdline(pid);
+    assert!(
+        !argv.iter().any(|a| a == "--resume" || a == unknown),
+        "started afresh: {argv:?}"
+    );
+    let gamma = unique("GAMMA");
+    rig.ok(&[
+        "fleet",
+        "send",
+        "w1",
+        &format!("[[say fresh {gamma}]] a new start {gamma}"),
+    ]);
+    let conversation = wait_conversation(&rig, &gamma);
+    assert!(
+        !conversation
+            .iter()
+            .any(|(_, t)| t.contains(&alpha) || t.contains(&beta)),
+        "a fresh conversation: {conversation:#?}"
+    );
+    wait_turn_done(&rig, &format!("fresh {gamma}"));
+    // The unknown session is gone; the one kept now is the fresh conversation's.
+    let kept = kept_session(&rig.s, "w1");
+    assert!(
+        kept.as_deref()
+            .is_some_and(|k| k != unknown && k != session),
+        "{kept:?}"
+    );
+    assert!(
+        transcript_of(&rig, "w1", kept.as_deref().unwrap()).is_some(),
+        "the kept session is the fresh conversation Claude Code saved: {kept:?}"
+    );
+}

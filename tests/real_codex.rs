@@ -473,7 +473,7 @@ fn a_killed_codex_is_restarted_and_nothing_else_is_touched() {
     let rig = Rig::start(Permissions::Full);
     let server = rig.tmux_server_pid();
     let orchestrator = rig.s.pid("mos").unwrap();
-    let events = event_stream(&rig);
+    let events = event_stream(&rig.s);
     let killed = rig.s.kill_agent("worker");
     wait_for_secs("the supervisor to see the worker dead", CODEX_SECS, || {
         events
@@ -508,43 +508,6 @@ fn a_killed_codex_is_restarted_and_nothing_else_is_touched() {
     let out = rig.mosaic(&["fleet", "stop", "worker"]);
     assert!(out.contains("worker: stopped"), "{out}");
     assert_eq!(rig.s.pid("mos"), Some(orchestrator));
-}
-
-/// `(agent, state)` of each `agent_state` event on the daemon's event stream, as they come.
-fn event_stream(rig: &Rig) -> Arc<Mutex<Vec<(String, String)>>> {
-    let info: Value = serde_json::from_str(&read(&rig.s.state().join("daemon.json"))).unwrap();
-    let url = format!("{}/v1/events", info["url"].as_str().unwrap());
-    let token = read(&rig.s.state().join("api.token"));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (connected, is_connected) = std::sync::mpsc::channel();
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        let mut response = ureq::get(&url)
-            .header("Authorization", format!("Bearer {}", token.trim()))
-            .call()
-            .unwrap();
-        let _ = connected.send(());
-        let reader = BufReader::new(response.body_mut().as_reader());
-        for line in reader.lines() {
-            let Ok(line) = line else { break };
-            let Some(data) = line.strip_prefix("data:") else {
-                continue;
-            };
-            let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
-                continue;
-            };
-            if event["type"] == "agent_state" {
-                sink.lock().unwrap().push((
-                    event["name"].as_str().unwrap_or_default().to_owned(),
-                    event["state"].as_str().unwrap_or_default().to_owned(),
-                ));
-            }
-        }
-    });
-    is_connected
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the event stream connects");
-    seen
 }
 
 /// 5. As orchestrator, Codex answers a chat message in the local room with `mosaic reply` from
@@ -642,5 +605,117 @@ fn a_codex_answer_without_reply_is_relayed_once() {
         printed.matches("the plain answer 42").count(),
         1,
         "{printed}"
+    );
+}
+
+/// `(role, text)` of each message of the turn request (not a title request) whose newest typed
+/// message contains `needle`, if the model got one: the conversation it was shown.
+fn conversation_with(rig: &Rig, needle: &str) -> Option<Vec<(String, String)>> {
+    rig.model.shared.requests().into_iter().rev().find_map(|r| {
+        if r.path != "/v1/responses"
+            || is_title_request(&r.body)
+            || !ends_with_user_message(&r.body)
+            || !typed_messages(&r.body).pop()?.contains(needle)
+        {
+            return None;
+        }
+        let items = r.body["input"].as_array()?;
+        Some(
+            items
+                .iter()
+                .filter(|item| item["type"] == "message")
+                .map(|item| {
+                    let text = item["content"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|part| part["text"].as_str())
+                        .collect::<String>();
+                    (item["role"].as_str().unwrap_or("").to_owned(), text)
+                })
+                .collect(),
+        )
+    })
+}
+
+/// A restart goes back to the agent's last conversation: Codex names its session with its first
+/// prompt's hooks, `fleet restart` launches it with `resume` and that id last, and the model's
+/// next request holds the earlier turn.
+#[test]
+fn a_restarted_codex_resumes_its_last_conversation() {
+    let rig = Rig::start(Permissions::Full);
+    assert_eq!(
+        kept_session(&rig.s, "worker"),
+        None,
+        "Codex names no session before its first prompt"
+    );
+    let alpha = unique("ALPHA");
+    rig.mosaic(&[
+        "fleet",
+        "send",
+        "worker",
+        &format!("[[say noted {alpha}]] remember the word {alpha}"),
+    ]);
+    wait_for_secs("the model's answer on screen", CODEX_SECS, || {
+        rig.s.screen("worker").contains(&format!("noted {alpha}"))
+    });
+    rig.wait_activity("worker", "idle");
+    let mut session = None;
+    wait_for_secs(
+        "the worker's session kept from its hooks",
+        CODEX_SECS,
+        || {
+            session = kept_session(&rig.s, "worker");
+            session.is_some()
+        },
+    );
+    let session = session.unwrap();
+    assert!(is_uuid(&session), "{session:?}");
+
+    let before = rig.s.pid("worker").unwrap();
+    let out = rig.mosaic(&["fleet", "restart", "worker"]);
+    assert!(out.ends_with("worker: started\n"), "{out}");
+    let pid = rig.s.pid("worker").unwrap();
+    assert_ne!(pid, before, "a new Codex");
+    let argv = cmdline(pid);
+    assert_eq!(
+        argv[argv.len() - 4..],
+        ["-c", "tui.resume_cwd=current", "resume", session.as_str()],
+        "{argv:?}"
+    );
+    rig.wait_ready("worker");
+    let beta = unique("BETA");
+    rig.mosaic(&[
+        "fleet",
+        "send",
+        "worker",
+        &format!("[[say answered {beta}]] what was the word? {beta}"),
+    ]);
+    let mut conversation = None;
+    wait_for_secs("the second prompt at the model", CODEX_SECS, || {
+        conversation = conversation_with(&rig, &beta);
+        conversation.is_some()
+    });
+    let conversation = conversation.unwrap();
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "user" && t.contains(&format!("remember the word {alpha}"))),
+        "the first prompt is in the resumed conversation: {conversation:#?}"
+    );
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "assistant" && t.contains(&format!("noted {alpha}"))),
+        "and the model's answer to it: {conversation:#?}"
+    );
+    wait_for_secs("the second answer on screen", CODEX_SECS, || {
+        rig.s.screen("worker").contains(&format!("answered {beta}"))
+    });
+    rig.wait_activity("worker", "idle");
+    assert_eq!(
+        kept_session(&rig.s, "worker").as_deref(),
+        Some(session.as_str()),
+        "a resumed Codex keeps its session id"
     );
 }

@@ -674,3 +674,97 @@ fn verify_shows_pis_version() {
         .find(|w| w.split('.').count() == 3 && w.split('.').all(|n| n.parse::<u32>().is_ok()));
     assert!(version.is_some(), "{line}");
 }
+
+/// `(role, text)` of each message of the chat-completions request whose newest message is a
+/// user message containing `needle`, if the model got one: the conversation it was shown.
+fn conversation_with(f: &PiFleet, needle: &str) -> Option<Vec<(String, String)>> {
+    f.model.shared.requests().into_iter().rev().find_map(|r| {
+        if r.path != "/v1/chat/completions" {
+            return None;
+        }
+        let messages = r.body["messages"].as_array()?;
+        let last = messages.last()?;
+        (last["role"] == "user" && user_text(last).contains(needle)).then(|| {
+            messages
+                .iter()
+                .map(|m| (m["role"].as_str().unwrap_or("").to_owned(), user_text(m)))
+                .collect()
+        })
+    })
+}
+
+/// A restart goes back to the agent's last conversation: mosaic's extension names pi's session
+/// file, `fleet restart` launches pi with `--session` and that file, and the model's next
+/// request holds the earlier turn.
+#[test]
+fn a_restarted_pi_resumes_its_last_conversation() {
+    let f = PiFleet::up(|_| {});
+    f.wait_ready("w1");
+    let alpha = unique("ALPHA");
+    f.ok(&[
+        "fleet",
+        "send",
+        "w1",
+        &format!("[[say noted {alpha}]] remember the word {alpha}"),
+    ]);
+    wait_for_secs("w1's answer, idle by its hook", PI_SECS, || {
+        f.activity("w1") == ("idle".into(), "hook".into(), "agent_end".into())
+            && f.screen("w1").contains(&format!("noted {alpha}"))
+    });
+    let mut session = None;
+    wait_for_secs("w1's session kept from its hooks", PI_SECS, || {
+        session = kept_session(&f.s, "w1");
+        session.is_some()
+    });
+    let session = session.unwrap();
+    assert!(
+        read(std::path::Path::new(&session)).contains(&alpha),
+        "the kept session is the file pi saved the conversation in: {session}"
+    );
+
+    let before = f.row("w1")["pid"].as_u64().unwrap();
+    let out = f.ok(&["fleet", "restart", "w1"]);
+    assert!(out.ends_with("w1: started\n"), "{out}");
+    assert_ne!(f.row("w1")["pid"].as_u64().unwrap(), before, "a new pi");
+    // pi renames its process (`process.title`), which overwrites /proc/PID/cmdline: the
+    // command line is tmux's record of what it started in the pane.
+    let command = start_command(&f.s, "w1");
+    assert!(
+        command.ends_with(&format!(" --session {session}")),
+        "{command}"
+    );
+    f.wait_ready("w1");
+    let beta = unique("BETA");
+    f.ok(&[
+        "fleet",
+        "send",
+        "w1",
+        &format!("[[say answered {beta}]] what was the word? {beta}"),
+    ]);
+    let mut conversation = None;
+    wait_for_secs("the second prompt at the model", PI_SECS, || {
+        conversation = conversation_with(&f, &beta);
+        conversation.is_some()
+    });
+    let conversation = conversation.unwrap();
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "user" && t.contains(&format!("remember the word {alpha}"))),
+        "the first prompt is in the resumed conversation: {conversation:#?}"
+    );
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "assistant" && t.contains(&format!("noted {alpha}"))),
+        "and the model's answer to it: {conversation:#?}"
+    );
+    wait_for_secs("w1's second answer, idle by its hook", PI_SECS, || {
+        f.activity("w1") == ("idle".into(), "hook".into(), "agent_end".into())
+    });
+    assert_eq!(
+        kept_session(&f.s, "w1").as_deref(),
+        Some(session.as_str()),
+        "a resumed pi keeps its session file"
+    );
+}

@@ -135,7 +135,8 @@ impl Session {
     }
 
     /// Keeps the session a hook `payload` of `agent` (running `harness`) names, if it names
-    /// a usable one that differs from the kept one.
+    /// a well-formed one that differs from the kept one (whether it is usable is checked when
+    /// it is resumed: pi's session file does not exist yet when pi names it).
     pub fn record(
         paths: &crate::Paths,
         agent: &str,
@@ -148,7 +149,7 @@ impl Session {
         let Some(session) = payload
             .get(&resume.from)
             .and_then(|v| v.as_str())
-            .filter(|s| resume.check.accepts(s))
+            .filter(|s| resume.check.well_formed(s))
         else {
             return Ok(());
         };
@@ -488,11 +489,30 @@ mod tests {
             None,
             "resume: false"
         );
-        // pi's session is a file that must exist.
+        // pi's session is a file that must exist to be resumed; pi names it at launch, before
+        // it writes it (with its first answer): it is kept, and resumed once it exists.
         let pi = mosaic_roster::harness("pi").unwrap();
-        let gone = dir.path().join("gone.jsonl").display().to_string();
-        Session::record(&paths, "p", &pi, &serde_json::json!({"session_file": gone})).unwrap();
-        assert_eq!(Session::to_resume(&paths, &agent("pi"), &pi), None);
+        let p = Agent {
+            name: "p".into(),
+            ..agent("pi")
+        };
+        std::fs::create_dir_all(paths.agent_state("p")).unwrap();
+        let file = dir.path().join("pi-session.jsonl");
+        let named = serde_json::json!({"session_file": file.display().to_string()});
+        Session::record(&paths, "p", &pi, &named).unwrap();
+        assert_eq!(Session::to_resume(&paths, &p, &pi), None);
+        std::fs::write(&file, "{}\n").unwrap();
+        assert_eq!(
+            Session::to_resume(&paths, &p, &pi),
+            Some(file.display().to_string())
+        );
+        let relative = serde_json::json!({"session_file": "pi-session.jsonl"});
+        Session::record(&paths, "p", &pi, &relative).unwrap();
+        assert_eq!(
+            Session::to_resume(&paths, &p, &pi),
+            Some(file.display().to_string()),
+            "a relative path is not kept"
+        );
     }
 
     #[test]

@@ -117,8 +117,16 @@ pub enum SessionCheck {
 }
 
 impl SessionCheck {
-    /// Whether `session` is usable.
+    /// Whether `session` is usable now (to resume it).
     pub fn accepts(self, session: &str) -> bool {
+        self.well_formed(session)
+            && (self != SessionCheck::File || std::path::Path::new(session).is_file())
+    }
+
+    /// Whether `session` could name a session (to keep it): [`SessionCheck::accepts`] but for
+    /// what only holds later. pi names its session file at launch and writes it with its first
+    /// answer, and no later hook names it again: the path is kept before the file exists.
+    pub fn well_formed(self, session: &str) -> bool {
         if session.is_empty() || session.len() > 4096 || session.chars().any(char::is_control) {
             return false;
         }
@@ -131,10 +139,7 @@ impl SessionCheck {
                         _ => c.is_ascii_hexdigit(),
                     })
             }
-            SessionCheck::File => {
-                let path = std::path::Path::new(session);
-                path.is_absolute() && path.is_file()
-            }
+            SessionCheck::File => std::path::Path::new(session).is_absolute(),
             SessionCheck::Text => true,
         }
     }
