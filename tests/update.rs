@@ -231,6 +231,12 @@ fn an_update_waits_for_turns_installs_restarts_and_delivers_what_waited() {
     wait_for("the update to hold deliveries", || {
         s.state().join("update.lock").exists()
     });
+    // Chat is told before (the update runs in the terminal, the daemon tells the rooms).
+    wait_for("the rooms told of the update", || {
+        posted(room.path(), "lobby").iter().any(|t| {
+            t.starts_with("fakeh: updating 1.0.0 → 2.0.0: helper, scout, mos finish their turns")
+        })
+    });
     post(room.path(), "lobby", "ann", "said during the update");
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(
@@ -249,6 +255,12 @@ fn an_update_waits_for_turns_installs_restarts_and_delivers_what_waited() {
     let report = text(&out.stdout);
     assert!(out.status.success(), "{report}\n{}", text(&out.stderr));
     assert!(report.contains("fakeh: updated 1.0.0 → 2.0.0"), "{report}");
+    // ... and after.
+    wait_for("the rooms told it is done", || {
+        posted(room.path(), "lobby")
+            .iter()
+            .any(|t| t == "fakeh: updated 1.0.0 → 2.0.0")
+    });
     assert_eq!(fakeh.version(), "2.0.0");
     for agent in ["mos", "helper", "scout"] {
         assert_eq!(fakeh.launches(agent), ["1.0.0", "2.0.0"], "{agent}");

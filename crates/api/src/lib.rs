@@ -125,6 +125,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/reply", post(reply))
         .route("/v1/commands", post(command))
         .route("/v1/hooks", post(hook))
+        .route("/v1/rooms", post(tell_rooms))
         .route("/v1/queue/{id}/{decision}", post(held_decision))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -315,10 +316,13 @@ async fn run(
 ) -> Result<Outcome, Response> {
     let executor = Executor::new(state.paths.clone(), state.mosaic_exe.clone());
     let actor = principal.actor(&state.bridge);
-    tokio::task::spawn_blocking(move || executor.exec(&command, &actor))
-        .await
-        .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
-        .map_err(|e| exec_error(&e))
+    let bridge = state.bridge.clone();
+    tokio::task::spawn_blocking(move || {
+        executor.exec_telling(&command, &actor, &|text| bridge.tell_rooms(text))
+    })
+    .await
+    .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
+    .map_err(|e| exec_error(&e))
 }
 
 async fn health(State(state): State<ApiState>) -> Json<HealthReport> {
@@ -720,6 +724,23 @@ pub fn hook_event_name(raw: &str) -> String {
             .to_owned(),
         Err(_) => raw.trim().to_owned(),
     }
+}
+
+/// `POST /v1/rooms`: what every bridged room should hear from mosaic (an update starting or
+/// ending, run from the terminal). The owner's only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TellBody {
+    text: String,
+}
+
+async fn tell_rooms(State(state): State<ApiState>, Json(body): Json<TellBody>) -> Response {
+    if body.text.trim().is_empty() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "nothing to tell");
+    }
+    let bridge = state.bridge.clone();
+    let _ = tokio::task::spawn_blocking(move || bridge.tell_rooms(&body.text)).await;
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn hook(

@@ -419,9 +419,12 @@ impl Bridge {
     /// Runs `command` through the executor on a blocking thread.
     async fn exec(&self, command: FleetCommand, actor: Actor) -> Result<Outcome, ExecError> {
         let executor = self.inner.executor.clone();
-        tokio::task::spawn_blocking(move || executor.exec(&command, &actor))
-            .await
-            .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
+        let bridge = self.clone();
+        tokio::task::spawn_blocking(move || {
+            executor.exec_telling(&command, &actor, &|text| bridge.tell_rooms(text))
+        })
+        .await
+        .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
     }
 
     /// The markdown dialect of a connector's platform (CommonMark when it is unknown).

@@ -310,11 +310,21 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
             )?;
             serde_json::from_value(sent).context("the daemon's answer to send")?
         }
-        // A long command says each step as it happens (stderr: stdout stays the result).
+        // A long command says each step as it happens (stderr: stdout stays the result), and
+        // chat hears what it should through the daemon, when one runs.
         _ => Executor::new(paths.clone(), exe()?).exec_reporting(
             &cmd,
             &Actor::cli(),
-            &mut |step| eprintln!("{step}"),
+            &mut |step| {
+                eprintln!("{}", step.text);
+                if step.announce
+                    && let Some(Ok(daemon)) = client::Daemon::running(paths)
+                    && let Err(e) =
+                        daemon.post("/v1/rooms", serde_json::json!({ "text": step.text }))
+                {
+                    eprintln!("warning: chat was not told: {e:#}");
+                }
+            },
         )?,
     };
     if let Outcome::Verify { checks } = &mut outcome {

@@ -127,13 +127,28 @@ impl Executor {
         self.exec_reporting(command, actor, &mut |_| {})
     }
 
+    /// [`Executor::exec`], telling chat (through `tell`) what it should hear of a long command
+    /// as it happens: an update beginning and ending.
+    pub fn exec_telling(
+        &self,
+        command: &FleetCommand,
+        actor: &Actor,
+        tell: &(dyn Fn(&str) + Sync),
+    ) -> Result<Outcome, ExecError> {
+        self.exec_reporting(command, actor, &mut |step| {
+            if step.announce {
+                tell(&step.text);
+            }
+        })
+    }
+
     /// [`Executor::exec`], telling `progress` each step of a long command (`update`) as it
     /// happens.
     pub fn exec_reporting(
         &self,
         command: &FleetCommand,
         actor: &Actor,
-        progress: &mut dyn FnMut(&str),
+        progress: &mut dyn FnMut(&mosaic_fleet::update::Progress),
     ) -> Result<Outcome, ExecError> {
         authorize(command, actor)?;
         let secs = Duration::from_secs;

@@ -228,31 +228,34 @@ pub fn versions(harnesses: &[crate::versions::HarnessVersion]) -> String {
 
 /// `fleet update`: each harness's result and its steps.
 pub fn updates(harnesses: &[crate::update::HarnessUpdate]) -> String {
-    use crate::update::UpdateResult;
     let mut out = String::new();
     if harnesses.is_empty() {
         out.push_str("nothing to update: no installed harness is used by the roster\n");
     }
     for h in harnesses {
-        let from = h.from.as_deref().unwrap_or("unknown");
-        let to = h.to.as_deref().unwrap_or("unknown");
-        let result = match &h.result {
-            UpdateResult::UpToDate => format!("{from} is the newest; nothing to do"),
-            UpdateResult::Planned => format!("would update {from} → {to} (dry run)"),
-            UpdateResult::Updated => format!("updated {from} → {to}"),
-            UpdateResult::Busy { agents } => format!(
-                "not updated: {} still busy (wait, or --force to cut their turns)",
-                agents.join(", ")
-            ),
-            UpdateResult::RolledBack { why } => {
-                format!("FAILED, rolled back to {from}: {why}")
-            }
-            UpdateResult::Failed { why } => format!("FAILED: {why}"),
-        };
-        let _ = writeln!(out, "{}: {result}", h.harness);
+        let _ = writeln!(out, "{}", update_summary(h));
         for step in &h.steps {
             let _ = writeln!(out, "  - {step}");
         }
     }
     out
+}
+
+/// One line on how the update of a harness ended.
+pub fn update_summary(h: &crate::update::HarnessUpdate) -> String {
+    use crate::update::UpdateResult;
+    let from = h.from.as_deref().unwrap_or("unknown");
+    let to = h.to.as_deref().unwrap_or("unknown");
+    let result = match &h.result {
+        UpdateResult::UpToDate => format!("{from} is the newest; nothing to do"),
+        UpdateResult::Planned => format!("would update {from} → {to} (dry run)"),
+        UpdateResult::Updated => format!("updated {from} → {to}"),
+        UpdateResult::Busy { agents } => format!(
+            "not updated: {} still busy (wait, or --force to cut their turns)",
+            agents.join(", ")
+        ),
+        UpdateResult::RolledBack { why } => format!("FAILED, rolled back to {from}: {why}"),
+        UpdateResult::Failed { why } => format!("FAILED: {why}"),
+    };
+    format!("{}: {result}", h.harness)
 }

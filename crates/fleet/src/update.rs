@@ -38,6 +38,16 @@ pub struct UpdateOptions {
     pub wait: Duration,
 }
 
+/// One step of an update, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// What happens, prefixed with the harness.
+    pub text: String,
+    /// Whether chat should hear it: the update of a harness begins (its agents will restart)
+    /// or ended.
+    pub announce: bool,
+}
+
 /// What happened to one harness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HarnessUpdate {
@@ -110,7 +120,7 @@ impl Fleet {
         &self,
         names: &[String],
         options: &UpdateOptions,
-        progress: &mut dyn FnMut(&str),
+        progress: &mut dyn FnMut(&Progress),
     ) -> Result<Vec<HarnessUpdate>, FleetError> {
         for name in names {
             if mosaic_roster::harness(name).is_none_or(|h| h.is_builtin()) {
@@ -150,11 +160,25 @@ impl Fleet {
                 result: UpdateResult::Planned,
                 steps: Vec::new(),
             };
-            let mut step = |update: &mut HarnessUpdate, text: String| {
-                progress(&format!("{}: {text}", update.harness));
-                update.steps.push(text);
+            let mut step = |update: &mut HarnessUpdate, text: String, announce: bool| {
+                progress(&Progress {
+                    text: format!("{}: {text}", update.harness),
+                    announce,
+                });
+                if !announce {
+                    update.steps.push(text);
+                }
             };
             update.result = self.update_one(&harness, &info, options, &mut update, &mut step)?;
+            if !matches!(
+                update.result,
+                UpdateResult::UpToDate | UpdateResult::Planned
+            ) {
+                progress(&Progress {
+                    text: crate::render::update_summary(&update),
+                    announce: true,
+                });
+            }
             out.push(update);
         }
         Ok(out)
@@ -166,7 +190,7 @@ impl Fleet {
         info: &HarnessVersion,
         options: &UpdateOptions,
         update: &mut HarnessUpdate,
-        step: &mut dyn FnMut(&mut HarnessUpdate, String),
+        step: &mut dyn FnMut(&mut HarnessUpdate, String, bool),
     ) -> Result<UpdateResult, FleetError> {
         let Some(target) = update.to.clone() else {
             return Ok(UpdateResult::Failed {
@@ -207,15 +231,32 @@ impl Fleet {
                 },
                 install.join(" ")
             ),
+            false,
         );
         if options.dry_run {
             return Ok(UpdateResult::Planned);
         }
+        step(
+            update,
+            format!(
+                "updating {from} → {target}{}; chat messages wait until it is done",
+                if update.agents.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {} finish their turns, then restart on their conversations",
+                        update.agents.join(", ")
+                    )
+                }
+            ),
+            true,
+        );
         // Drain: every agent finishes its turn.
         if !update.agents.is_empty() {
             step(
                 update,
                 "waiting for its agents to finish their turns".into(),
+                false,
             );
             let busy = self.drain(&update.agents, options.drain)?;
             if !busy.is_empty() {
@@ -227,21 +268,31 @@ impl Fleet {
                             options.drain.as_secs(),
                             busy.join(", ")
                         ),
+                        false,
                     );
                     return Ok(UpdateResult::Busy { agents: busy });
                 }
                 step(
                     update,
                     format!("--force: cutting the turns of {}", busy.join(", ")),
+                    false,
                 );
             }
             self.stop(&update.agents, options.stop_timeout)?;
-            step(update, format!("stopped {}", update.agents.join(", ")));
+            step(
+                update,
+                format!("stopped {}", update.agents.join(", ")),
+                false,
+            );
         }
         let failure = match run_install(&install) {
             Err(why) => Some(format!("`{}` failed: {why}", install.join(" "))),
             Ok(()) => {
-                step(update, format!("installed with `{}`", install.join(" ")));
+                step(
+                    update,
+                    format!("installed with `{}`", install.join(" ")),
+                    false,
+                );
                 self.relaunch_on(harness, &target, &update.agents, options)
             }
         };
@@ -249,10 +300,11 @@ impl Fleet {
             step(
                 update,
                 format!("{} runs {target}", describe(&update.agents)),
+                false,
             );
             return Ok(UpdateResult::Updated);
         };
-        step(update, why.clone());
+        step(update, why.clone(), false);
         // Roll back to what was installed.
         let Some(previous) = info.installed.clone() else {
             return Ok(UpdateResult::Failed {
@@ -273,11 +325,12 @@ impl Fleet {
                         "rolled back: {} runs {previous} again",
                         describe(&update.agents)
                     ),
+                    false,
                 );
                 UpdateResult::RolledBack { why }
             }
             Some(e) => {
-                step(update, e.clone());
+                step(update, e.clone(), false);
                 UpdateResult::Failed {
                     why: format!("{why}; {e}"),
                 }
