@@ -200,6 +200,11 @@ fn versions_show_the_installed_and_newest_version_the_source_and_the_agents() {
     assert_eq!(v["agents"], serde_json::json!(["mos", "helper", "scout"]));
     let table = text(&run(&s, &fakeh, &["fleet", "versions", "fakeh"]).stdout);
     assert!(table.contains("2.0.0 (new)"), "{table}");
+    let verify = text(&run(&s, &fakeh, &["fleet", "verify"]).stdout);
+    assert!(
+        verify.contains("warn  harness fakeh version: 1.0.0; 2.0.0 is available"),
+        "{verify}"
+    );
     // Offline (the newest version cannot be asked): unknown, never an error.
     std::fs::remove_file(fakeh.bin.join("fakeh-latest")).unwrap();
     let out = run(&s, &fakeh, &["fleet", "versions", "fakeh"]);

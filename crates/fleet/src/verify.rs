@@ -59,6 +59,42 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
             None,
         ));
     }
+    // The harnesses the fleet uses: are they current?
+    let mut used: Vec<String> = fleet
+        .roster
+        .agents
+        .iter()
+        .filter(|a| harness(&a.runtime).is_some_and(|h| !h.is_builtin()))
+        .map(|a| a.runtime.clone())
+        .collect();
+    used.sort();
+    used.dedup();
+    if !used.is_empty() {
+        for v in crate::versions::versions(Some(&fleet.roster), &used) {
+            let Some(installed) = &v.installed else {
+                continue;
+            };
+            let subject = format!("harness {} version", v.harness);
+            out.push(match &v.latest {
+                Some(latest) if v.outdated() => Check::new(
+                    Level::Warn,
+                    subject,
+                    format!("{installed}; {latest} is available"),
+                    Some(format!(
+                        "mosaic fleet update {}   (agents finish their turns first)",
+                        v.harness
+                    )),
+                ),
+                Some(_) => Check::new(Level::Ok, subject, format!("{installed}, the newest"), None),
+                None => Check::new(
+                    Level::Ok,
+                    subject,
+                    format!("{installed} (the newest version could not be asked: offline?)"),
+                    None,
+                ),
+            });
+        }
+    }
     for agent in &fleet.roster.agents {
         // Roster validation already refused an unknown runtime.
         let Some(h) = harness(&agent.runtime) else {
