@@ -54,7 +54,11 @@ impl Fakeh {
         script("fakeh-latest", format!("cat '{b}/latest'\n"));
         script(
             "fakeh-install",
-            format!("echo \"installing $1\"\nprintf '%s\\n' \"$1\" > '{b}/version'\n"),
+            // A chatty installer (npm is one): 200 KB of output, more than a pipe holds.
+            format!(
+                "echo \"installing $1\"\nhead -c 200000 /dev/zero | tr '\\0' x\n\
+                 printf '%s\\n' \"$1\" > '{b}/version'\n"
+            ),
         );
         std::fs::write(bin.join("version"), format!("{installed}\n")).unwrap();
         std::fs::write(bin.join("latest"), format!("{latest}\n")).unwrap();
@@ -267,6 +271,10 @@ fn an_update_waits_for_turns_installs_restarts_and_delivers_what_waited() {
             .any(|t| t == "fakeh: updated 1.0.0 → 2.0.0")
     });
     assert_eq!(fakeh.version(), "2.0.0");
+    assert!(
+        read(&s.state().join("update-install.log")).starts_with("installing 2.0.0"),
+        "the installer's output is kept"
+    );
     for agent in ["mos", "helper", "scout"] {
         assert_eq!(fakeh.launches(agent), ["1.0.0", "2.0.0"], "{agent}");
     }

@@ -312,20 +312,16 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
         }
         // A long command says each step as it happens (stderr: stdout stays the result), and
         // chat hears what it should through the daemon, when one runs.
-        _ => Executor::new(paths.clone(), exe()?).exec_reporting(
-            &cmd,
-            &Actor::cli(),
-            &mut |step| {
-                eprintln!("{}", step.text);
-                if step.announce
-                    && let Some(Ok(daemon)) = client::Daemon::running(paths)
-                    && let Err(e) =
-                        daemon.post("/v1/rooms", serde_json::json!({ "text": step.text }))
-                {
-                    eprintln!("warning: chat was not told: {e:#}");
-                }
-            },
-        )?,
+        _ => {
+            let mut progress = Progress::new(paths);
+            let outcome = Executor::new(paths.clone(), exe()?).exec_reporting(
+                &cmd,
+                &Actor::cli(),
+                &mut |step| progress.show(step),
+            );
+            progress.done();
+            outcome?
+        }
     };
     if let Outcome::Verify { checks } = &mut outcome {
         checks.extend(daemon_checks(paths));
@@ -418,6 +414,54 @@ fn down(paths: &Paths, timeout: Duration) -> Result<ExitCode> {
         "mosaic down: the daemon stopped (the fleet keeps running; `mosaic fleet stop` stops it)"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// How a long command's steps are shown: one line each on standard error (stdout stays the
+/// result); in a terminal, how a long wait stands is shown in place, on one line. Chat hears
+/// what it should through the daemon, when one runs.
+struct Progress<'a> {
+    paths: &'a Paths,
+    terminal: bool,
+    /// A wait is shown in place (and must be cleared before the next line).
+    waiting: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(paths: &'a Paths) -> Progress<'a> {
+        Progress {
+            paths,
+            terminal: std::io::stderr().is_terminal(),
+            waiting: false,
+        }
+    }
+
+    fn show(&mut self, step: &mosaic_fleet::update::Progress) {
+        use mosaic_fleet::update::ProgressKind;
+        match step.kind {
+            ProgressKind::Waiting if self.terminal => {
+                eprint!("\r\x1b[K{}", step.text);
+                self.waiting = true;
+                return;
+            }
+            ProgressKind::Waiting => return,
+            ProgressKind::Step | ProgressKind::Announce => {}
+        }
+        self.done();
+        eprintln!("{}", step.text);
+        if step.kind == ProgressKind::Announce
+            && let Some(Ok(daemon)) = client::Daemon::running(self.paths)
+            && let Err(e) = daemon.post("/v1/rooms", serde_json::json!({ "text": step.text }))
+        {
+            eprintln!("warning: chat was not told: {e:#}");
+        }
+    }
+
+    /// Clears a wait shown in place.
+    fn done(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 /// The running daemon's health, if one runs.

@@ -136,7 +136,7 @@ impl Executor {
         tell: &(dyn Fn(&str) + Sync),
     ) -> Result<Outcome, ExecError> {
         self.exec_reporting(command, actor, &mut |step| {
-            if step.announce {
+            if step.kind == mosaic_fleet::update::ProgressKind::Announce {
                 tell(&step.text);
             }
         })

@@ -43,9 +43,20 @@ pub struct UpdateOptions {
 pub struct Progress {
     /// What happens, prefixed with the harness.
     pub text: String,
-    /// Whether chat should hear it: the update of a harness begins (its agents will restart)
-    /// or ended.
-    pub announce: bool,
+    /// What kind of step.
+    pub kind: ProgressKind,
+}
+
+/// What kind of step a [`Progress`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressKind {
+    /// A step, kept in the report.
+    Step,
+    /// Chat should hear it: the update of a harness begins (its agents will restart) or ended.
+    Announce,
+    /// How a long wait stands (every second): a terminal shows it in place; elsewhere it can
+    /// be left out.
+    Waiting,
 }
 
 /// What happened to one harness.
@@ -160,12 +171,12 @@ impl Fleet {
                 result: UpdateResult::Planned,
                 steps: Vec::new(),
             };
-            let mut step = |update: &mut HarnessUpdate, text: String, announce: bool| {
+            let mut step = |update: &mut HarnessUpdate, text: String, kind: ProgressKind| {
                 progress(&Progress {
                     text: format!("{}: {text}", update.harness),
-                    announce,
+                    kind,
                 });
-                if !announce {
+                if kind == ProgressKind::Step {
                     update.steps.push(text);
                 }
             };
@@ -176,7 +187,7 @@ impl Fleet {
             ) {
                 progress(&Progress {
                     text: crate::render::update_summary(&update),
-                    announce: true,
+                    kind: ProgressKind::Announce,
                 });
             }
             out.push(update);
@@ -190,7 +201,7 @@ impl Fleet {
         info: &HarnessVersion,
         options: &UpdateOptions,
         update: &mut HarnessUpdate,
-        step: &mut dyn FnMut(&mut HarnessUpdate, String, bool),
+        step: &mut dyn FnMut(&mut HarnessUpdate, String, ProgressKind),
     ) -> Result<UpdateResult, FleetError> {
         let Some(target) = update.to.clone() else {
             return Ok(UpdateResult::Failed {
@@ -231,7 +242,7 @@ impl Fleet {
                 },
                 install.join(" ")
             ),
-            false,
+            ProgressKind::Step,
         );
         if options.dry_run {
             return Ok(UpdateResult::Planned);
@@ -249,16 +260,19 @@ impl Fleet {
                     )
                 }
             ),
-            true,
+            ProgressKind::Announce,
         );
         // Drain: every agent finishes its turn.
         if !update.agents.is_empty() {
             step(
                 update,
                 "waiting for its agents to finish their turns".into(),
-                false,
+                ProgressKind::Step,
             );
-            let busy = self.drain(&update.agents, options.drain)?;
+            let agents = update.agents.clone();
+            let busy = self.drain(&agents, options.drain, &mut |waiting| {
+                step(update, waiting, ProgressKind::Waiting)
+            })?;
             if !busy.is_empty() {
                 if !options.force {
                     step(
@@ -268,30 +282,33 @@ impl Fleet {
                             options.drain.as_secs(),
                             busy.join(", ")
                         ),
-                        false,
+                        ProgressKind::Step,
                     );
                     return Ok(UpdateResult::Busy { agents: busy });
                 }
                 step(
                     update,
                     format!("--force: cutting the turns of {}", busy.join(", ")),
-                    false,
+                    ProgressKind::Step,
                 );
             }
             self.stop(&update.agents, options.stop_timeout)?;
             step(
                 update,
                 format!("stopped {}", update.agents.join(", ")),
-                false,
+                ProgressKind::Step,
             );
         }
-        let failure = match run_install(&install) {
+        let log = self.paths.state_dir.join("update-install.log");
+        let failure = match run_install(&install, &log, &mut |waiting| {
+            step(update, waiting, ProgressKind::Waiting)
+        }) {
             Err(why) => Some(format!("`{}` failed: {why}", install.join(" "))),
             Ok(()) => {
                 step(
                     update,
                     format!("installed with `{}`", install.join(" ")),
-                    false,
+                    ProgressKind::Step,
                 );
                 self.relaunch_on(harness, &target, &update.agents, options)
             }
@@ -300,11 +317,11 @@ impl Fleet {
             step(
                 update,
                 format!("{} runs {target}", describe(&update.agents)),
-                false,
+                ProgressKind::Step,
             );
             return Ok(UpdateResult::Updated);
         };
-        step(update, why.clone(), false);
+        step(update, why.clone(), ProgressKind::Step);
         // Roll back to what was installed.
         let Some(previous) = info.installed.clone() else {
             return Ok(UpdateResult::Failed {
@@ -313,7 +330,10 @@ impl Fleet {
         };
         let _ = self.stop(&update.agents, options.stop_timeout);
         let back = install_command(harness, &info.source, &previous).expect("installable above");
-        let rolled = match run_install(&back) {
+        let log = self.paths.state_dir.join("update-install.log");
+        let rolled = match run_install(&back, &log, &mut |waiting| {
+            step(update, waiting, ProgressKind::Waiting)
+        }) {
             Err(e) => Some(format!("reinstalling {previous} failed too: {e}")),
             Ok(()) => self.relaunch_on(harness, &previous, &update.agents, options),
         };
@@ -325,12 +345,12 @@ impl Fleet {
                         "rolled back: {} runs {previous} again",
                         describe(&update.agents)
                     ),
-                    false,
+                    ProgressKind::Step,
                 );
                 UpdateResult::RolledBack { why }
             }
             Some(e) => {
-                step(update, e.clone(), false);
+                step(update, e.clone(), ProgressKind::Step);
                 UpdateResult::Failed {
                     why: format!("{why}; {e}"),
                 }
@@ -374,9 +394,17 @@ impl Fleet {
         }
     }
 
-    /// Waits up to `patience` for `agents` to be idle; the ones still working.
-    fn drain(&self, agents: &[String], patience: Duration) -> Result<Vec<String>, FleetError> {
-        let deadline = Instant::now() + patience;
+    /// Waits up to `patience` for `agents` to be idle, saying every second who it waits for;
+    /// the ones still working.
+    fn drain(
+        &self,
+        agents: &[String],
+        patience: Duration,
+        waiting: &mut dyn FnMut(String),
+    ) -> Result<Vec<String>, FleetError> {
+        let started = Instant::now();
+        let deadline = started + patience;
+        let mut said = started;
         loop {
             let status = self.ps()?;
             let busy: Vec<String> = status
@@ -389,6 +417,15 @@ impl Fleet {
                 .collect();
             if busy.is_empty() || Instant::now() >= deadline {
                 return Ok(busy);
+            }
+            if said.elapsed() >= Duration::from_secs(1) {
+                said = Instant::now();
+                waiting(format!(
+                    "waiting for {} to finish ({} s of {} s)",
+                    busy.join(", "),
+                    started.elapsed().as_secs(),
+                    patience.as_secs()
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -456,36 +493,54 @@ pub fn install_command(harness: &Harness, source: &Source, version: &str) -> Opt
     }
 }
 
-/// Runs an install command to its end (at most [`INSTALL_TIMEOUT`]); `Err` with its last lines.
-fn run_install(command: &[String]) -> Result<(), String> {
+/// Runs an install command to its end (at most [`INSTALL_TIMEOUT`]), its output into `log`
+/// (read as it comes: a chatty installer never blocks on a full pipe), saying every second how
+/// long it has run; `Err` with its last lines.
+fn run_install(
+    command: &[String],
+    log: &std::path::Path,
+    waiting: &mut dyn FnMut(String),
+) -> Result<(), String> {
+    let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = file.try_clone().map_err(|e| e.to_string())?;
     let mut child = Command::new(&command[0])
         .args(&command[1..])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(file)
+        .stderr(err)
         .spawn()
         .map_err(|e| format!("cannot run it: {e}"))?;
-    let deadline = Instant::now() + INSTALL_TIMEOUT;
-    loop {
+    let started = Instant::now();
+    let deadline = started + INSTALL_TIMEOUT;
+    let mut said = started;
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                if said.elapsed() >= Duration::from_secs(1) {
+                    said = Instant::now();
+                    waiting(format!("installing ({} s)", started.elapsed().as_secs()));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("no end after {} s", INSTALL_TIMEOUT.as_secs()));
+                return Err(format!(
+                    "no end after {} s (its output: {})",
+                    INSTALL_TIMEOUT.as_secs(),
+                    log.display()
+                ));
             }
         }
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
+    };
+    if status.success() {
         return Ok(());
     }
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text = std::fs::read_to_string(log).unwrap_or_default();
     let last: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = last[last.len().saturating_sub(3)..].join(" / ");
-    Err(format!("{} ({tail})", out.status))
+    Err(format!("{status} ({tail}; all of it: {})", log.display()))
 }
 
 #[cfg(test)]
