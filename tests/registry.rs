@@ -423,3 +423,32 @@ fn a_kept_reply_to_a_message_goes_to_its_room_and_an_unknown_one_is_refused_at_o
     });
     assert!(!posted(dir, "lobby").iter().any(|t| t == "the late answer"));
 }
+
+/// `/fleet init` from chat is tried as a dry run before the confirmation: a wrong answer is
+/// said at once (it used to be said only after `/fleet confirm`), and the confirmation shows
+/// what would change.
+#[test]
+fn a_chat_init_is_checked_before_it_asks_for_confirmation() {
+    let s = Sandbox::new();
+    let platform = testchat_fleet(&s);
+    let dir = platform.path();
+    let _up = up_testchat(&s);
+    post(dir, "lobby", "ann", "/fleet init general --guild 5");
+    wait_for("the answer", || {
+        posted(dir, "lobby")
+            .iter()
+            .any(|t| t.contains("--guild is not a question of the testchat connector"))
+    });
+    assert!(
+        !posted(dir, "lobby")
+            .iter()
+            .any(|t| t.contains("/fleet confirm ")),
+        "no confirmation for a command that cannot run"
+    );
+    post(dir, "lobby", "ann", "/fleet init coding");
+    wait_for("the confirmation with the plan", || {
+        posted(dir, "lobby")
+            .iter()
+            .any(|t| t.contains("/fleet confirm ") && t.contains("coder-1"))
+    });
+}

@@ -330,6 +330,23 @@ impl Bridge {
                 }
             }
             command if needs_confirmation(&command) && conn != LOCAL => {
+                // An init is tried as a dry run first: a wrong answer is said now, not after
+                // the confirmation, and the confirmation shows what would change.
+                let mut plan = String::new();
+                if let FleetCommand::Init(args) = &command {
+                    let mut dry = args.clone();
+                    dry.dry_run = true;
+                    match self.exec(FleetCommand::Init(dry), actor.clone()).await {
+                        Err(e) => {
+                            let why = format!("error: {e}");
+                            return Decision::new(Verdict::Answered).audit(&why).answer(why);
+                        }
+                        Ok(Outcome::Init { report }) => {
+                            plan = format!("\n```\n{}\n```", report.trim_end());
+                        }
+                        Ok(_) => {}
+                    }
+                }
                 let asked = confirm::ask(
                     &self.inner.store.lock().unwrap(),
                     &conn,
@@ -340,7 +357,7 @@ impl Bridge {
                 return match asked {
                     Ok(code) => Decision::new(Verdict::AwaitingConfirmation(code.clone()))
                         .audit("awaiting confirmation")
-                        .answer(format!("`{line}` cannot be undone. To go ahead, send `/fleet confirm {code}` within 2 minutes.")),
+                        .answer(format!("`{line}` cannot be undone. To go ahead, send `/fleet confirm {code}` within 2 minutes.{plan}")),
                     Err(e) => {
                         let why = format!("error: {e}");
                         Decision::new(Verdict::Answered).audit(&why).answer(why)
