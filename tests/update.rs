@@ -42,6 +42,7 @@ impl Fakeh {
             "fakeh",
             format!(
                 "V=$(cat '{b}/version')\n\
+                 if [ \"$1\" = --version ] && [ -e '{b}/garbled' ]; then echo fakeh; exit 0; fi\n\
                  if [ \"$1\" = --version ]; then echo \"fakeh $V\"; exit 0; fi\n\
                  if [ \"$V\" = 9.9.9 ]; then echo \"fakeh $V: broken build\"; exit 3; fi\n\
                  echo \"$V $*\" >> '{b}/launches'\n\
@@ -55,8 +56,13 @@ impl Fakeh {
         script(
             "fakeh-install",
             // A chatty installer (npm is one): 200 KB of output, more than a pipe holds.
+            // `offline`: it fails and changes nothing (npm without a network); `slow`: it takes
+            // a minute.
             format!(
-                "echo \"installing $1\"\nhead -c 200000 /dev/zero | tr '\\0' x\n\
+                "echo \"installing $1\"\n\
+                 if [ -e '{b}/offline' ]; then echo 'npm ERR! network ENOTFOUND' >&2; exit 1; fi\n\
+                 if [ -e '{b}/slow' ]; then sleep 60; fi\n\
+                 head -c 200000 /dev/zero | tr '\\0' x\n\
                  printf '%s\\n' \"$1\" > '{b}/version'\n"
             ),
         );
@@ -106,6 +112,11 @@ impl Fakeh {
             .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
             .filter(|w| w.get(2).is_some_and(|a| a == agent))
             .collect()
+    }
+
+    /// Turns a behaviour of the scripts on (`offline`, `slow`, `garbled`).
+    fn set(&self, flag: &str) {
+        std::fs::write(self.bin.join(flag), "").unwrap();
     }
 
     /// Makes `id` a conversation `fakeh` can resume.
@@ -486,4 +497,124 @@ fn the_daily_check_tells_the_rooms_once_per_new_version() {
     let _third = up(&s, &fakeh, &now);
     wait_for("the next announcement", || told("3.0.0") == 1);
     assert_eq!(told("2.0.0"), 1, "each version once");
+}
+
+/// An install that fails and changes nothing (npm offline): the agents are running again on
+/// the version they had, never left stopped; a version probe that says nothing usable stops
+/// nothing; `--to` takes only a version; an older "newest" is no update.
+#[test]
+fn a_failed_install_or_an_unknown_version_never_leaves_the_fleet_stopped() {
+    let s = Sandbox::new();
+    let (fakeh, _up, _room) = fleet(&s, "2.0.0");
+    fakeh.set("offline");
+    let out = run(&s, &fakeh, &["fleet", "update", "fakeh"]);
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("fakeh: FAILED, rolled back to 1.0.0") && report.contains("ENOTFOUND"),
+        "{report}"
+    );
+    assert_eq!(fakeh.version(), "1.0.0");
+    wait_for("every agent running again", || {
+        s.states().iter().all(|(_, state)| state == "running")
+    });
+    std::fs::remove_file(fakeh.bin.join("offline")).unwrap();
+
+    fakeh.set("garbled");
+    let launches = fakeh.command_lines("helper").len();
+    let out = run(&s, &fakeh, &["fleet", "update", "fakeh"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("the installed version is unknown"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        fakeh.command_lines("helper").len(),
+        launches,
+        "nothing was stopped"
+    );
+    std::fs::remove_file(fakeh.bin.join("garbled")).unwrap();
+
+    for bad in ["", "../../etc", "https://example.com/x.tgz", "1.0 extra"] {
+        let out = run(&s, &fakeh, &["fleet", "update", "fakeh", "--to", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(
+            text(&out.stderr).contains("a version is digits and dots"),
+            "{bad}: {}",
+            text(&out.stderr)
+        );
+    }
+    // An older "newest" (a pre-release installed by hand) is not an update.
+    std::fs::write(fakeh.bin.join("latest"), "0.9.0\n").unwrap();
+    let out = run(&s, &fakeh, &["fleet", "update"]);
+    assert!(
+        text(&out.stdout).contains("1.0.0 is the newest; nothing to do"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&run(&s, &fakeh, &["fleet", "versions"]).stdout).contains("(new)"));
+    assert_eq!(fakeh.version(), "1.0.0");
+}
+
+/// A rollback keeps the agents' conversations: the broken version's exits are not blamed on
+/// the sessions.
+#[test]
+fn a_rollback_resumes_the_agents_conversations() {
+    let s = Sandbox::new();
+    let (fakeh, _up, _room) = fleet(&s, "9.9.9");
+    let known = "0b6d2a0e-5f7c-4a53-9a4e-4d2f9c0e8b11";
+    fakeh.keep_session(known);
+    hook(
+        &s,
+        &fakeh.path(),
+        "helper",
+        &format!(r#"{{"hook_event_name": "idle", "session_id": "{known}"}}"#),
+    );
+    let out = run(&s, &fakeh, &["fleet", "update", "fakeh"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(read(&s.state().join("agents/helper/session")), known);
+    let last = fakeh.command_lines("helper").pop().unwrap();
+    assert_eq!(last[0], "1.0.0");
+    assert_eq!(last[3..], ["--resume", known], "{last:?}");
+}
+
+/// An update killed after it stopped its agents (or whose machine went down) does not leave
+/// them stopped: the daemon starts them again; its installer dies with it; meanwhile starts
+/// and restarts from elsewhere are refused.
+#[test]
+fn a_killed_update_leaves_nothing_stopped() {
+    let s = Sandbox::new();
+    let (fakeh, _up, _room) = fleet(&s, "2.0.0");
+    fakeh.set("slow");
+    let mut update = s
+        .command(&["fleet", "update", "fakeh"])
+        .env("PATH", fakeh.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stopped = s.state().join("update-stopped");
+    wait_for("the update to stop its agents", || stopped.exists());
+    wait_for("the installer to run", || {
+        read_opt(&s.state().join("update-install.log")).contains("installing 2.0.0")
+    });
+    let out = run(&s, &fakeh, &["fleet", "restart", "helper"]);
+    assert!(
+        text(&out.stderr).contains("a harness update is running"),
+        "{}",
+        text(&out.stderr)
+    );
+    update.kill().unwrap();
+    update.wait().unwrap();
+    wait_for_secs("the daemon to start them again", 60, || {
+        s.states().iter().all(|(_, state)| state == "running")
+    });
+    assert!(!stopped.exists());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        fakeh.version(),
+        "1.0.0",
+        "the installer died with the update"
+    );
 }

@@ -107,11 +107,19 @@ async fn run(
     mosaic_fleet::paths::write_atomic(&info_file, &info("starting"))?;
     let outcomes = {
         let fleet = fleet.clone();
-        let started =
-            tokio::task::spawn_blocking(move || fleet.start(&[], Duration::from_secs(30)))
-                .await
-                .map_err(anyhow::Error::from)
-                .and_then(|r| r.map_err(anyhow::Error::from));
+        let started = tokio::task::spawn_blocking(move || {
+            // A harness update running now stops and starts agents itself: its end comes first.
+            if mosaic_fleet::update::in_progress(&fleet.paths) {
+                tracing::info!("a harness update is running; the fleet starts when it ends");
+                while mosaic_fleet::update::in_progress(&fleet.paths) {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            fleet.start(&[], Duration::from_secs(30))
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.map_err(anyhow::Error::from));
         match started {
             Ok(outcomes) => outcomes,
             Err(e) => {

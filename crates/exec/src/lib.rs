@@ -209,12 +209,16 @@ impl Executor {
                     fallback,
                 }
             }
-            FleetCommand::Versions(args) => Outcome::Versions {
-                harnesses: mosaic_fleet::versions::versions(
-                    self.open().ok().as_ref().map(|f| &f.roster),
-                    &args.harnesses,
-                ),
-            },
+            FleetCommand::Versions(args) => {
+                mosaic_fleet::versions::check_names(&args.harnesses)
+                    .map_err(mosaic_fleet::FleetError::Refused)?;
+                Outcome::Versions {
+                    harnesses: mosaic_fleet::versions::versions(
+                        self.open().ok().as_ref().map(|f| &f.roster),
+                        &args.harnesses,
+                    ),
+                }
+            }
             FleetCommand::Update(args) => {
                 let options = mosaic_fleet::update::UpdateOptions {
                     to: args.to.clone(),
@@ -223,6 +227,7 @@ impl Executor {
                     drain: secs(args.drain),
                     stop_timeout: secs(mosaic_grammar::STOP_TIMEOUT_SECS),
                     wait: START_WAIT,
+                    by_orchestrator: matches!(actor.surface, Surface::Orchestrator | Surface::Mcp),
                 };
                 Outcome::Updated {
                     harnesses: self.open()?.update(&args.harnesses, &options, progress)?,

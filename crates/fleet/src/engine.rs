@@ -205,6 +205,7 @@ impl Fleet {
         wait: Duration,
     ) -> Result<Vec<(String, Outcome)>, FleetError> {
         let agents = self.select(names)?;
+        self.refuse_during_update("start")?;
         let _lifecycle = self.lifecycle_lock()?;
         let panes = self.panes()?;
         let mut outcomes = Vec::new();
@@ -237,6 +238,17 @@ impl Fleet {
         Ok(outcomes)
     }
 
+    /// Refuses `verb` while a harness update runs elsewhere: it stops and starts agents itself,
+    /// and one started meanwhile would run the old version.
+    fn refuse_during_update(&self, verb: &str) -> Result<(), FleetError> {
+        if crate::update::in_progress(&self.paths) {
+            return Err(FleetError::Refused(format!(
+                "a harness update is running (it stops and starts agents itself); {verb} again when it ends"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether `agent`'s next launch resumes its last conversation.
     fn resumes(&self, agent: &Agent) -> bool {
         harness_of(agent).is_ok_and(|h| Session::to_resume(&self.paths, agent, &h).is_some())
@@ -244,7 +256,9 @@ impl Fleet {
 
     /// Waits for the agents just launched to be ready; one that `resumed` its last
     /// conversation and exited at once (the conversation is gone, or cannot be resumed here) is
-    /// launched again afresh, its session forgotten.
+    /// launched again afresh. Its session is forgotten only if the fresh launch works: when it
+    /// exits at once too, the harness is at fault (a broken version), not the conversation,
+    /// which is kept for the next launch.
     fn await_launched(
         &self,
         started: Vec<String>,
@@ -257,7 +271,7 @@ impl Fleet {
             if matches!(outcome, Outcome::ExitedAtStart { .. }) && resumed.contains(name) {
                 let agent = self.agent(name)?;
                 tracing::warn!(agent = %name, "its last conversation could not be resumed; starting afresh");
-                Session::forget(&self.paths, name);
+                let kept = Session::set_aside(&self.paths, name);
                 let spec = self.session_spec(agent)?;
                 match self.tmux.respawn_pane(&spec) {
                     Err(e) if matches!(e.kind, ErrorKind::NoSession | ErrorKind::NoServer) => {
@@ -265,14 +279,27 @@ impl Fleet {
                     }
                     other => other?,
                 }
-                again.push(name.clone());
+                again.push((name.clone(), kept));
             }
         }
         if again.is_empty() {
             return Ok(outcomes);
         }
-        outcomes.retain(|(name, _)| !again.contains(name));
-        outcomes.extend(self.await_first_screen(again, wait)?);
+        outcomes.retain(|(name, _)| !again.iter().any(|(a, _)| a == name));
+        let names = again.iter().map(|(a, _)| a.clone()).collect();
+        let fresh = self.await_first_screen(names, wait)?;
+        for (name, outcome) in &fresh {
+            let kept = again
+                .iter()
+                .find(|(a, _)| a == name)
+                .and_then(|(_, k)| k.as_deref());
+            if matches!(outcome, Outcome::ExitedAtStart { .. })
+                && let Some(session) = kept
+            {
+                Session::restore(&self.paths, name, session);
+            }
+        }
+        outcomes.extend(fresh);
         Ok(outcomes)
     }
 
@@ -595,6 +622,7 @@ impl Fleet {
                 host: agent.host.clone(),
             });
         }
+        self.refuse_during_update("restart")?;
         let lifecycle = self.lifecycle_lock()?;
         let stopped = match self.panes()?.get(name) {
             None => {

@@ -61,13 +61,13 @@ pub fn version_of(harness: &Harness, path: &Path) -> Option<String> {
 }
 
 /// The first non-empty line `command` prints on `stream`, if it ends within `timeout` (it is
-/// killed then).
+/// killed then, with every process it started: it runs in a process group of its own).
 pub fn first_line(command: &mut Command, stream: Stream, timeout: Duration) -> Option<String> {
     let (stdout, stderr) = match stream {
         Stream::Stdout => (Stdio::piped(), Stdio::null()),
         Stream::Stderr => (Stdio::null(), Stdio::piped()),
     };
-    let mut child = command
+    let mut child = std::os::unix::process::CommandExt::process_group(command, 0)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -79,6 +79,10 @@ pub fn first_line(command: &mut Command, stream: Stream, timeout: Duration) -> O
             Ok(Some(_)) => break,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             _ => {
+                if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                    let _ =
+                        rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 return None;
@@ -172,9 +176,19 @@ impl Session {
             .filter(|s| !s.is_empty())
     }
 
-    /// Forgets `agent`'s session (it could not be resumed: the next launch starts afresh).
-    pub fn forget(paths: &crate::Paths, agent: &str) {
+    /// Takes `agent`'s session away (the next launch starts afresh) and returns it, so that it
+    /// can be put back ([`Session::restore`]) when the fault was not the session's.
+    pub fn set_aside(paths: &crate::Paths, agent: &str) -> Option<String> {
+        let kept = Self::read(paths, agent);
         let _ = std::fs::remove_file(Self::path(paths, agent));
+        kept
+    }
+
+    /// Puts `session` back as `agent`'s, unless a hook named another one meanwhile.
+    pub fn restore(paths: &crate::Paths, agent: &str, session: &str) {
+        if Self::read(paths, agent).is_none() {
+            let _ = crate::paths::write_atomic(&Self::path(paths, agent), session);
+        }
     }
 }
 

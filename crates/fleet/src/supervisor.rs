@@ -74,6 +74,12 @@ impl Supervisor {
             (*self.roster.get()).clone(),
             self.exe.clone(),
         );
+        // A harness update stops and starts agents itself; one that died in between is finished
+        // here (its agents started again).
+        if crate::update::in_progress(&fleet.paths) {
+            return;
+        }
+        crate::update::recover_interrupted(&fleet, Duration::from_secs(30));
         let Ok(status) = fleet.ps() else {
             return;
         };

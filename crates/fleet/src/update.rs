@@ -36,6 +36,9 @@ pub struct UpdateOptions {
     pub stop_timeout: Duration,
     /// How long each agent may take to be ready again.
     pub wait: Duration,
+    /// The orchestrator asked for it (its own tools): its turn is this request, so the drain
+    /// does not wait for it.
+    pub by_orchestrator: bool,
 }
 
 /// One step of an update, as it happens.
@@ -119,9 +122,55 @@ fn lock_path(paths: &Paths) -> std::path::PathBuf {
     paths.state_dir.join("update.lock")
 }
 
-/// Whether an update runs now (chat deliveries and sends wait for it to end).
+/// Whether an update runs now, in another process or thread (chat deliveries, sends and
+/// starts wait for it to end).
 pub fn in_progress(paths: &Paths) -> bool {
-    crate::paths::locked_by_another(&lock_path(paths))
+    !RUNNING_HERE.get() && crate::paths::locked_by_another(&lock_path(paths))
+}
+
+thread_local! {
+    /// Set while this thread runs an update (its own starts are not held back by it; the
+    /// daemon's other threads, delivering chat, are).
+    static RUNNING_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The agents an update stopped and has not started again (`STATE/update-stopped`): if the
+/// update dies in between, they are started by [`recover_interrupted`].
+fn stopped_path(paths: &Paths) -> std::path::PathBuf {
+    paths.state_dir.join("update-stopped")
+}
+
+fn mark_stopped(paths: &Paths, agents: &[String]) {
+    let _ = crate::paths::write_atomic(&stopped_path(paths), &agents.join("\n"));
+}
+
+fn clear_stopped(paths: &Paths) {
+    let _ = std::fs::remove_file(stopped_path(paths));
+}
+
+/// Starts again the agents of an update that ended without doing so (killed, or its machine
+/// rebooted): an update never leaves the fleet stopped. Returns them. Nothing while an update
+/// runs.
+pub fn recover_interrupted(fleet: &Fleet, wait: Duration) -> Vec<String> {
+    let path = stopped_path(&fleet.paths);
+    if !path.exists() || in_progress(&fleet.paths) {
+        return Vec::new();
+    }
+    let agents: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|a| fleet.roster.agent(a).is_some())
+        .map(str::to_owned)
+        .collect();
+    clear_stopped(&fleet.paths);
+    if agents.is_empty() {
+        return agents;
+    }
+    tracing::warn!(agents = %agents.join(", "), "an update ended without starting its agents again; starting them");
+    if let Err(e) = fleet.start(&agents, wait) {
+        tracing::error!(error = %e, "cannot start the agents an interrupted update stopped");
+    }
+    agents
 }
 
 impl Fleet {
@@ -133,14 +182,15 @@ impl Fleet {
         options: &UpdateOptions,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<Vec<HarnessUpdate>, FleetError> {
-        for name in names {
-            if mosaic_roster::harness(name).is_none_or(|h| h.is_builtin()) {
-                return Err(FleetError::Refused(format!(
-                    "no harness named {name:?} to update (harnesses: {})",
-                    updatable_names().join(", ")
-                )));
-            }
+        if let Some(to) = &options.to
+            && !crate::versions::is_version(to)
+        {
+            return Err(FleetError::Refused(format!(
+                "--to {}: a version is digits and dots (letters, `-` and `+` after the first digit), like 2.1.400",
+                mosaic_roster::redact::shown(to)
+            )));
         }
+        crate::versions::check_names(names).map_err(FleetError::Refused)?;
         create_private_dir(&self.paths.state_dir)?;
         let path = lock_path(&self.paths);
         let _update = if options.dry_run {
@@ -153,6 +203,8 @@ impl Fleet {
                     .ok_or_else(|| FleetError::Refused("an update is already running".into()))?,
             )
         };
+        RUNNING_HERE.set(true);
+        let _running = scopeguard_flag();
         let mut chosen = versions(Some(&self.roster), names);
         if names.is_empty() {
             chosen.retain(|v| !v.agents.is_empty() && v.source != Source::NotInstalled);
@@ -218,8 +270,21 @@ impl Fleet {
                 why: "there is no way to install it: its manifest has no `update` command and it is not from npm".into(),
             });
         };
-        if info.installed.as_deref() == Some(target.as_str()) && !options.force {
+        // Without --to, only a newer version is an update (never a downgrade).
+        let current = info.installed.as_deref();
+        let wanted =
+            options.to.is_some() || current.is_none_or(|c| crate::versions::newer(&target, c));
+        if (current == Some(target.as_str()) || !wanted) && !options.force {
             return Ok(UpdateResult::UpToDate);
+        }
+        // What is installed must be known: it is what a failure rolls back to.
+        if current.is_none() && !options.force {
+            return Ok(UpdateResult::Failed {
+                why: format!(
+                    "the installed version is unknown (`{}` did not say it in time), so a failure could not be rolled back; nothing was changed (--force updates anyway)",
+                    harness.program()
+                ),
+            });
         }
         // Its running agents, the orchestrator last.
         let status = self.ps()?;
@@ -269,7 +334,13 @@ impl Fleet {
                 "waiting for its agents to finish their turns".into(),
                 ProgressKind::Step,
             );
-            let agents = update.agents.clone();
+            let orchestrator = self.roster.orchestrator().map(|a| a.name.clone());
+            let agents: Vec<String> = update
+                .agents
+                .iter()
+                .filter(|a| !(options.by_orchestrator && orchestrator.as_ref() == Some(a)))
+                .cloned()
+                .collect();
             let busy = self.drain(&agents, options.drain, &mut |waiting| {
                 step(update, waiting, ProgressKind::Waiting)
             })?;
@@ -292,6 +363,7 @@ impl Fleet {
                     ProgressKind::Step,
                 );
             }
+            mark_stopped(&self.paths, &update.agents);
             self.stop(&update.agents, options.stop_timeout)?;
             step(
                 update,
@@ -316,45 +388,73 @@ impl Fleet {
         let Some(why) = failure else {
             step(
                 update,
-                format!("{} runs {target}", describe(&update.agents)),
+                format!(
+                    "{} {} {target}",
+                    describe(&update.agents),
+                    runs(&update.agents)
+                ),
                 ProgressKind::Step,
             );
+            clear_stopped(&self.paths);
             return Ok(UpdateResult::Updated);
         };
         step(update, why.clone(), ProgressKind::Step);
-        // Roll back to what was installed.
-        let Some(previous) = info.installed.clone() else {
-            return Ok(UpdateResult::Failed {
-                why: format!("{why}; the previous version is unknown, so it cannot be reinstalled"),
-            });
+        // Back to what was installed: an install that failed may have changed nothing (npm
+        // offline), then the agents only start again.
+        let previous = info.installed.clone().unwrap_or_default();
+        let now = installed_version(harness);
+        let rolled = if now.as_deref() == Some(previous.as_str()) {
+            self.relaunch_on(harness, &previous, &update.agents, options)
+        } else if previous.is_empty() {
+            Some("the previous version is unknown, so it cannot be reinstalled".to_owned())
+        } else {
+            let _ = self.stop(&update.agents, options.stop_timeout);
+            let back =
+                install_command(harness, &info.source, &previous).expect("installable above");
+            let log = self.paths.state_dir.join("update-install.log");
+            match run_install(&back, &log, &mut |waiting| {
+                step(update, waiting, ProgressKind::Waiting)
+            }) {
+                Err(e) => Some(format!("reinstalling {previous} failed too: {e}")),
+                Ok(()) => self.relaunch_on(harness, &previous, &update.agents, options),
+            }
         };
-        let _ = self.stop(&update.agents, options.stop_timeout);
-        let back = install_command(harness, &info.source, &previous).expect("installable above");
-        let log = self.paths.state_dir.join("update-install.log");
-        let rolled = match run_install(&back, &log, &mut |waiting| {
-            step(update, waiting, ProgressKind::Waiting)
-        }) {
-            Err(e) => Some(format!("reinstalling {previous} failed too: {e}")),
-            Ok(()) => self.relaunch_on(harness, &previous, &update.agents, options),
+        let Some(e) = rolled else {
+            step(
+                update,
+                format!(
+                    "rolled back: {} {} {previous} again",
+                    describe(&update.agents),
+                    runs(&update.agents)
+                ),
+                ProgressKind::Step,
+            );
+            clear_stopped(&self.paths);
+            return Ok(UpdateResult::RolledBack { why });
         };
-        Ok(match rolled {
-            None => {
-                step(
-                    update,
-                    format!(
-                        "rolled back: {} runs {previous} again",
-                        describe(&update.agents)
+        step(update, e.clone(), ProgressKind::Step);
+        // Whatever is installed now, the agents that ran before are started again on it: an
+        // update never leaves the fleet stopped.
+        if !update.agents.is_empty() {
+            let started = self.start(&update.agents, options.wait);
+            step(
+                update,
+                match started {
+                    Ok(_) => format!(
+                        "started {} again on what is installed ({})",
+                        update.agents.join(", "),
+                        installed_version(harness)
+                            .as_deref()
+                            .unwrap_or("version unknown")
                     ),
-                    ProgressKind::Step,
-                );
-                UpdateResult::RolledBack { why }
-            }
-            Some(e) => {
-                step(update, e.clone(), ProgressKind::Step);
-                UpdateResult::Failed {
-                    why: format!("{why}; {e}"),
-                }
-            }
+                    Err(e) => format!("starting {} failed: {e}", update.agents.join(", ")),
+                },
+                ProgressKind::Step,
+            );
+        }
+        clear_stopped(&self.paths);
+        Ok(UpdateResult::Failed {
+            why: format!("{why}; {e}"),
         })
     }
 
@@ -366,11 +466,7 @@ impl Fleet {
         agents: &[String],
         options: &UpdateOptions,
     ) -> Option<String> {
-        let path = crate::harness::program_path(harness);
-        let found = path
-            .as_deref()
-            .and_then(|p| version_of(harness, p))
-            .and_then(|printed| version_number(&printed));
+        let found = installed_version(harness);
         if found.as_deref() != Some(version) {
             return Some(format!(
                 "{} reports version {} after the install, not {version}",
@@ -432,13 +528,42 @@ impl Fleet {
     }
 }
 
+/// Clears [`RUNNING_HERE`] when dropped.
+fn scopeguard_flag() -> impl Drop {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            RUNNING_HERE.set(false);
+        }
+    }
+    Clear
+}
+
+/// The version the harness's program reports now.
+fn installed_version(harness: &Harness) -> Option<String> {
+    crate::harness::program_path(harness)
+        .as_deref()
+        .and_then(|p| version_of(harness, p))
+        .and_then(|printed| version_number(&printed))
+}
+
+/// The verb for `agents`: "runs" for it or one agent, "run" for several.
+fn runs(agents: &[String]) -> &'static str {
+    if agents.len() > 1 { "run" } else { "runs" }
+}
+
 /// What went wrong with a start, in words.
 fn start_failure(outcome: &Outcome) -> String {
     match outcome {
         Outcome::ExitedAtStart { status, last_lines } => format!(
             "exited at start (status {}): {}",
             status.map_or("unknown".into(), |s| s.to_string()),
-            last_lines.lines().last().unwrap_or_default().trim()
+            last_lines
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("Pane is dead"))
+                .unwrap_or_default()
         ),
         Outcome::Slow => "did not draw its screen in time".into(),
         other => format!("{other:?}"),
@@ -451,15 +576,6 @@ fn describe(agents: &[String]) -> String {
     } else {
         agents.join(", ")
     }
-}
-
-/// The harnesses that can be named to `fleet update`.
-fn updatable_names() -> Vec<String> {
-    mosaic_roster::harnesses()
-        .iter()
-        .filter(|h| !h.is_builtin())
-        .map(|h| h.name.clone())
-        .collect()
 }
 
 /// The command that installs `version` of `harness`: its manifest's `update` (with
@@ -503,13 +619,22 @@ fn run_install(
 ) -> Result<(), String> {
     let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
-    let mut child = Command::new(&command[0])
-        .args(&command[1..])
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot run it: {e}"))?;
+    // It dies with the update (a killed update must not leave it installing behind its back):
+    // util-linux's `setpriv --pdeathsig`, where the system has it.
+    let mut install = match crate::paths::which("setpriv") {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "KILL", "--"]).args(command);
+            c
+        }
+        None => {
+            let mut c = Command::new(&command[0]);
+            c.args(&command[1..]);
+            c
+        }
+    };
+    install.stdin(Stdio::null()).stdout(file).stderr(err);
+    let mut child = install.spawn().map_err(|e| format!("cannot run it: {e}"))?;
     let started = Instant::now();
     let deadline = started + INSTALL_TIMEOUT;
     let mut said = started;

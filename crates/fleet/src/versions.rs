@@ -31,9 +31,10 @@ pub struct HarnessVersion {
 }
 
 impl HarnessVersion {
-    /// Whether a newer version than the installed one is known.
+    /// Whether a newer version than the installed one is known (an older "newest", such as a
+    /// pre-release installed by hand, is not).
     pub fn outdated(&self) -> bool {
-        matches!((&self.installed, &self.latest), (Some(i), Some(l)) if i != l)
+        matches!((&self.installed, &self.latest), (Some(i), Some(l)) if newer(l, i))
     }
 }
 
@@ -66,6 +67,25 @@ impl std::fmt::Display for Source {
             Source::Other => write!(f, "other"),
         }
     }
+}
+
+/// Refuses a name in `names` that is no harness with versions (the demo agent is built in).
+pub fn check_names(names: &[String]) -> Result<(), String> {
+    for name in names {
+        if mosaic_roster::harness(name).is_none_or(|h| h.is_builtin()) {
+            let known: Vec<String> = harnesses()
+                .iter()
+                .filter(|h| !h.is_builtin())
+                .map(|h| h.name.clone())
+                .collect();
+            return Err(format!(
+                "no harness named {} (harnesses: {})",
+                mosaic_roster::redact::shown(name),
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The versions of the harnesses named in `only` (all but the built-in demo agent when empty),
@@ -114,6 +134,75 @@ fn version_info(harness: &Harness, roster: Option<&Roster>) -> HarnessVersion {
             })
             .unwrap_or_default(),
     }
+}
+
+/// Whether version `a` is newer than `b`: dot-separated parts compared as numbers where both
+/// are numbers (`2.10.0` > `2.9.1`), a release newer than its pre-releases (`1.0.0` >
+/// `1.0.0-beta.2`).
+pub fn newer(a: &str, b: &str) -> bool {
+    version_order(a, b) == std::cmp::Ordering::Greater
+}
+
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let split = |v: &str| -> (Vec<String>, Option<String>) {
+        let v = v.split('+').next().unwrap_or(v);
+        match v.split_once('-') {
+            Some((core, pre)) => (
+                core.split('.').map(str::to_owned).collect(),
+                Some(pre.to_owned()),
+            ),
+            None => (v.split('.').map(str::to_owned).collect(), None),
+        }
+    };
+    let part = |x: &str, y: &str| match (x.parse::<u64>(), y.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => x.cmp(y),
+    };
+    let ((ca, pa), (cb, pb)) = (split(a), split(b));
+    for i in 0..ca.len().max(cb.len()) {
+        let o = part(
+            ca.get(i).map_or("0", String::as_str),
+            cb.get(i).map_or("0", String::as_str),
+        );
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    match (pa, pb) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => {
+            let (xs, ys): (Vec<&str>, Vec<&str>) = (x.split('.').collect(), y.split('.').collect());
+            for i in 0..xs.len().max(ys.len()) {
+                match (xs.get(i), ys.get(i)) {
+                    (Some(p), Some(q)) => {
+                        let o = part(p, q);
+                        if o != Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    (Some(_), None) => return Ordering::Greater,
+                    (None, Some(_)) => return Ordering::Less,
+                    (None, None) => break,
+                }
+            }
+            Ordering::Equal
+        }
+    }
+}
+
+/// Whether `version` can be given to an installer as a version: letters, digits, `.`, `-`,
+/// `+`, starting with a digit, at most 64 characters (not a URL, a path or a git spec).
+pub fn is_version(version: &str) -> bool {
+    version.len() <= 64
+        && version.starts_with(|c: char| c.is_ascii_digit())
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
 }
 
 /// The version number in what a harness printed: `2.1.332 (Claude Code)` → `2.1.332`,
@@ -237,6 +326,27 @@ mod tests {
             Some("1.2.3-beta.1")
         );
         assert_eq!(version_number("no version here"), None);
+    }
+
+    #[test]
+    fn versions_are_ordered_by_their_numbers_and_releases_beat_pre_releases() {
+        assert!(newer("2.10.0", "2.9.1"));
+        assert!(newer("1.0.0", "1.0.0-beta.2"));
+        assert!(newer("1.0.0-beta.10", "1.0.0-beta.2"));
+        assert!(!newer("1.5.0", "2.0.0"), "a downgrade is not an update");
+        assert!(!newer("2.0.0", "2.0.0"));
+        assert!(newer("2.1", "2.0.9"));
+        assert!(is_version("2.1.400") && is_version("1.0.0-beta.1+b7"));
+        for bad in [
+            "",
+            "latest",
+            "../../etc",
+            "https://x/y.tgz",
+            "github:x/y",
+            "1.0 extra",
+        ] {
+            assert!(!is_version(bad), "{bad}");
+        }
     }
 
     #[test]
