@@ -306,6 +306,8 @@ fn an_update_waits_for_turns_installs_restarts_and_delivers_what_waited() {
     assert_eq!(got, 1, "delivered once");
     let versions = text(&run(&s, &fakeh, &["fleet", "versions", "fakeh"]).stdout);
     assert!(versions.contains("2.0.0"), "{versions}");
+    // `ps --json` shows the version each agent's harness had when last asked.
+    assert_eq!(s.agent_row("helper")["harness_version"], "2.0.0");
 }
 
 #[test]

@@ -212,12 +212,12 @@ impl Executor {
             FleetCommand::Versions(args) => {
                 mosaic_fleet::versions::check_names(&args.harnesses)
                     .map_err(mosaic_fleet::FleetError::Refused)?;
-                Outcome::Versions {
-                    harnesses: mosaic_fleet::versions::versions(
-                        self.open().ok().as_ref().map(|f| &f.roster),
-                        &args.harnesses,
-                    ),
-                }
+                let harnesses = mosaic_fleet::versions::versions(
+                    self.open().ok().as_ref().map(|f| &f.roster),
+                    &args.harnesses,
+                );
+                mosaic_fleet::versions::remember(&self.paths, &harnesses);
+                Outcome::Versions { harnesses }
             }
             FleetCommand::Update(args) => {
                 let options = mosaic_fleet::update::UpdateOptions {

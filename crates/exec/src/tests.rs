@@ -184,6 +184,7 @@ fn agent(name: &str, state: AgentState) -> AgentStatus {
         activity: None,
         activity_source: None,
         activity_detail: None,
+        harness_version: None,
     }
 }
 

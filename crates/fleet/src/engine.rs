@@ -129,6 +129,7 @@ impl Fleet {
     /// The whole fleet's state, read with one tmux call (and each agent's `activity.json`).
     pub fn ps(&self) -> Result<FleetStatus, FleetError> {
         let mut panes = self.panes()?;
+        let known_versions = crate::versions::known(&self.paths);
         let mut agents: Vec<AgentStatus> = self
             .roster
             .agents
@@ -147,6 +148,7 @@ impl Fleet {
                 if let (Some(pane), AgentState::Running) = (&pane, status.state) {
                     self.observe(&mut status, pane);
                 }
+                status.harness_version = known_versions.get(&a.runtime).cloned();
                 status
             })
             .collect();
@@ -929,6 +931,7 @@ fn status_of(
         activity: None,
         activity_source: None,
         activity_detail: None,
+        harness_version: None,
     }
 }
 

@@ -64,6 +64,10 @@ pub struct AgentStatus {
     /// dialog.
     #[serde(default)]
     pub activity_detail: Option<String>,
+    /// The version of its harness, as last asked (`fleet versions`, `verify`, `update`, the
+    /// daily check; `ps` asks nothing itself); null until then, and for the demo agent.
+    #[serde(default)]
+    pub harness_version: Option<String>,
 }
 
 /// What a running agent is doing.
@@ -278,6 +282,7 @@ mod tests {
                 activity: Some(Activity::WaitingForInput),
                 activity_source: Some(Source::Hook),
                 activity_detail: Some("permission to run Bash: ls".into()),
+                harness_version: None,
             }],
         };
         let json = serde_json::to_string(&status).unwrap();

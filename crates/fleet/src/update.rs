@@ -233,6 +233,20 @@ impl Fleet {
                 }
             };
             update.result = self.update_one(&harness, &info, options, &mut update, &mut step)?;
+            // What runs now, for `ps`.
+            let installed = match update.result {
+                UpdateResult::UpToDate | UpdateResult::Planned | UpdateResult::Busy { .. } => {
+                    info.installed.clone()
+                }
+                _ => installed_version(&harness),
+            };
+            crate::versions::remember(
+                &self.paths,
+                &[HarnessVersion {
+                    installed,
+                    ..info.clone()
+                }],
+            );
             if !matches!(
                 update.result,
                 UpdateResult::UpToDate | UpdateResult::Planned

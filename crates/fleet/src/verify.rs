@@ -70,7 +70,9 @@ pub fn verify(paths: &Paths, mosaic_exe: &Path) -> Vec<Check> {
     used.sort();
     used.dedup();
     if !used.is_empty() {
-        for v in crate::versions::versions(Some(&fleet.roster), &used) {
+        let asked = crate::versions::versions(Some(&fleet.roster), &used);
+        crate::versions::remember(paths, &asked);
+        for v in asked {
             let Some(installed) = &v.installed else {
                 continue;
             };

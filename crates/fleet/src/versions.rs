@@ -88,6 +88,29 @@ pub fn check_names(names: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The installed version of each harness as last asked (`STATE/versions.json`), for `ps`.
+pub fn known(paths: &crate::Paths) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_to_string(paths.state_dir.join("versions.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Keeps the installed versions just asked (see [`known`]).
+pub fn remember(paths: &crate::Paths, asked: &[HarnessVersion]) {
+    let mut all = known(paths);
+    for v in asked {
+        match &v.installed {
+            Some(version) => all.insert(v.harness.clone(), version.clone()),
+            None => all.remove(&v.harness),
+        };
+    }
+    let text = serde_json::to_string(&all).expect("a map serializes");
+    if crate::create_private_dir(&paths.state_dir).is_ok() {
+        let _ = crate::paths::write_atomic(&paths.state_dir.join("versions.json"), &text);
+    }
+}
+
 /// The versions of the harnesses named in `only` (all but the built-in demo agent when empty),
 /// each asked in parallel.
 pub fn versions(roster: Option<&Roster>, only: &[String]) -> Vec<HarnessVersion> {
@@ -280,7 +303,9 @@ pub fn announcements(paths: &crate::Paths, roster: &Roster) -> Vec<String> {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for v in versions(Some(roster), &[]) {
+    let asked = versions(Some(roster), &[]);
+    remember(paths, &asked);
+    for v in asked {
         if v.agents.is_empty() || !v.outdated() {
             continue;
         }
