@@ -662,18 +662,7 @@ fn a_restart_resumes_the_last_conversation_and_an_unknown_one_starts_afresh() {
         &format!("[[say answered {beta}]] what was the word? {beta}"),
     ]);
     let conversation = wait_conversation(&rig, &beta);
-    assert!(
-        conversation
-            .iter()
-            .any(|(role, t)| role == "user" && t.contains(&format!("remember the word {alpha}"))),
-        "the first prompt is in the resumed conversation: {conversation:#?}"
-    );
-    assert!(
-        conversation
-            .iter()
-            .any(|(role, t)| role == "assistant" && t.contains(&format!("noted {alpha}"))),
-        "and the model's answer to it: {conversation:#?}"
-    );
+    assert_resumed(&conversation, &alpha);
     wait_turn_done(&rig, &format!("answered {beta}"));
     assert_eq!(
         kept_session(&rig.s, "w1").as_deref(),

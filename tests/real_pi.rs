@@ -747,18 +747,7 @@ fn a_restarted_pi_resumes_its_last_conversation() {
         conversation.is_some()
     });
     let conversation = conversation.unwrap();
-    assert!(
-        conversation
-            .iter()
-            .any(|(role, t)| role == "user" && t.contains(&format!("remember the word {alpha}"))),
-        "the first prompt is in the resumed conversation: {conversation:#?}"
-    );
-    assert!(
-        conversation
-            .iter()
-            .any(|(role, t)| role == "assistant" && t.contains(&format!("noted {alpha}"))),
-        "and the model's answer to it: {conversation:#?}"
-    );
+    assert_resumed(&conversation, &alpha);
     wait_for_secs("w1's second answer, idle by its hook", PI_SECS, || {
         f.activity("w1") == ("idle".into(), "hook".into(), "agent_end".into())
     });

@@ -135,3 +135,21 @@ pub fn start_command(s: &Sandbox, agent: &str) -> String {
         .trim_end()
         .to_owned()
 }
+
+/// Asserts that a resumed harness sent the model its earlier turn: the first prompt
+/// (`remember the word ALPHA`) and the model's answer to it (`noted ALPHA`), as `(role, text)`
+/// pairs of the request's conversation.
+pub fn assert_resumed(conversation: &[(String, String)], alpha: &str) {
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "user" && t.contains(&format!("remember the word {alpha}"))),
+        "the first prompt is in the resumed conversation: {conversation:#?}"
+    );
+    assert!(
+        conversation
+            .iter()
+            .any(|(role, t)| role == "assistant" && t.contains(&format!("noted {alpha}"))),
+        "and the model's answer to it: {conversation:#?}"
+    );
+}
