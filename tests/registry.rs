@@ -410,6 +410,13 @@ fn a_kept_reply_to_a_message_goes_to_its_room_and_an_unknown_one_is_refused_at_o
         "{}",
         text(&out.stderr)
     );
+    let out = s.run(&["reply", "--room", "bogus:x", "to nowhere"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("\"bogus:x\" is not a bridged room"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = s.run(&["reply", "--to", "1", "the late answer"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let kept = std::fs::read_dir(s.state().join("spool"))

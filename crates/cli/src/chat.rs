@@ -132,8 +132,7 @@ pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
             Err(e) => eprintln!("error: {e:#}"),
         }
     }
-    if let Some(editor) = editor.as_mut() {
-        editor.save();
+    if editor.is_some() {
         // No line is edited any more: what comes while lingering is printed as it is.
         *print.lock().unwrap() = Box::new(print_line);
     }
@@ -182,7 +181,10 @@ impl LineEditor {
     fn read(&mut self) -> Option<Result<String>> {
         loop {
             match self.editor.readline("> ") {
-                Ok(line) => return Some(Ok(line)),
+                Ok(line) => {
+                    self.save();
+                    return Some(Ok(line));
+                }
                 Err(rustyline::error::ReadlineError::Interrupted) => continue,
                 Err(rustyline::error::ReadlineError::Eof) => return None,
                 Err(e) => return Some(Err(e.into())),
@@ -191,14 +193,23 @@ impl LineEditor {
     }
 
     /// Keeps the history for the next `mosaic chat` (private: it is what the owner typed).
+    /// Called after each line, so a terminal closed without Ctrl-D loses nothing. The file is
+    /// made 0600 before anything is written to it.
     fn save(&mut self) {
-        if mosaic_fleet::create_private_dir(self.history.parent().unwrap_or(&self.history)).is_ok()
-            && self.editor.save_history(&self.history).is_ok()
+        use std::os::unix::fs::OpenOptionsExt;
+        if mosaic_fleet::create_private_dir(self.history.parent().unwrap_or(&self.history)).is_err()
         {
-            let _ = std::fs::set_permissions(
-                &self.history,
-                std::os::unix::fs::PermissionsExt::from_mode(0o600),
-            );
+            return;
         }
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.history);
+        let _ = std::fs::set_permissions(
+            &self.history,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        );
+        let _ = self.editor.save_history(&self.history);
     }
 }

@@ -34,6 +34,18 @@ pub fn may_keep(paths: &Paths) -> Result<()> {
 /// Keeps `request` in the spool (mode 0600); returns its file. A reply to a chat message that
 /// was never received is refused now, not when the daemon starts.
 pub fn keep(paths: &Paths, request: &ReplyRequest) -> Result<PathBuf> {
+    if let Some(room) = &request.room {
+        let roster = mosaic_roster::Roster::load(&paths.roster())
+            .context("the roster says which rooms are bridged")?;
+        let bridged = room.split_once(':').is_some_and(|(connector, id)| {
+            mosaic_bridge::acl::Acl::from_roster(&roster).room_allowed(connector, id)
+        });
+        if !bridged {
+            anyhow::bail!(
+                "{room:?} is not a bridged room (CONNECTOR:ROOM, one the roster's connectors name, or local:local); the reply was not kept"
+            );
+        }
+    }
     if let Some(to) = request.to {
         let db = mosaic_bridge::store::database(&paths.state_dir);
         let known = mosaic_bridge::store::knows_message(&db, to)
