@@ -230,6 +230,7 @@ fn ps_json_follows_the_documented_schema() {
         "activity",
         "activity_source",
         "activity_detail",
+        "harness_version",
     ];
     for a in ps["agents"].as_array().unwrap() {
         let obj = a.as_object().unwrap();
