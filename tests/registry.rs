@@ -5,17 +5,8 @@
 
 mod support;
 use mosaic_testchat::{post, posted};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use support::*;
-
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn init_testchat(s: &Sandbox, dir: &str) -> String {
     init_testchat_rooms(s, dir, &["lobby"])

@@ -8,17 +8,8 @@
 mod support;
 use mosaic_testchat::{post, posted};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use support::*;
-
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The fake harness's directory (on `PATH` for every command of the test).
 struct Fakeh {

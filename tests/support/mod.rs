@@ -391,6 +391,16 @@ pub fn mcp_client(
     (child, stdin, lines)
 }
 
+/// A `mosaic up` process, killed (SIGKILL, as a crash would) when dropped.
+pub struct Up(pub std::process::Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A `mosaic` command in a real terminal: a tmux pane (120x40) on the sandbox's own server, with
 /// the sandbox's environment plus `env`.
 pub struct Terminal {
