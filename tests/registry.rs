@@ -191,22 +191,7 @@ fn a_pending_confirmation_survives_a_daemon_restart() {
     let up = || up_testchat(&s);
     let first = up();
     post(dir, "lobby", "ann", "/fleet remove helper");
-    wait_for_secs("the confirmation request", 30, || {
-        posted(dir, "lobby")
-            .iter()
-            .any(|t| t.contains("/fleet confirm "))
-    });
-    let ask = posted(dir, "lobby")
-        .into_iter()
-        .find(|t| t.contains("/fleet confirm "))
-        .unwrap();
-    let code: String = ask
-        .split("/fleet confirm ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit())
-        .collect();
+    let code = confirmation_code(dir, "lobby");
     drop(first);
     let _second = up();
     post(dir, "lobby", "ann", &format!("/fleet confirm {code}"));

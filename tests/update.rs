@@ -368,23 +368,8 @@ fn an_update_from_chat_asks_for_confirmation() {
     let (fakeh, _up, room) = fleet(&s, "2.0.0");
     let dir: &Path = room.path();
     post(dir, "lobby", "ann", "/fleet update fakeh");
-    wait_for("the confirmation request", || {
-        posted(dir, "lobby")
-            .iter()
-            .any(|t| t.contains("/fleet confirm "))
-    });
+    let code = confirmation_code(dir, "lobby");
     assert_eq!(fakeh.version(), "1.0.0", "nothing before the confirmation");
-    let ask = posted(dir, "lobby")
-        .into_iter()
-        .find(|t| t.contains("/fleet confirm "))
-        .unwrap();
-    let code: String = ask
-        .split("/fleet confirm ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit())
-        .collect();
     post(dir, "lobby", "ann", &format!("/fleet confirm {code}"));
     wait_for_secs("the update's report in the room", 60, || {
         posted(dir, "lobby")

@@ -391,6 +391,25 @@ pub fn mcp_client(
     (child, stdin, lines)
 }
 
+/// Waits for the `/fleet confirm CODE` request posted in `room` of the testchat platform at
+/// `dir`, and returns its code.
+pub fn confirmation_code(dir: &Path, room: &str) -> String {
+    let asked = || {
+        mosaic_testchat::posted(dir, room)
+            .into_iter()
+            .find_map(|t| {
+                t.split_once("/fleet confirm ")
+                    .map(|(_, code)| code.to_owned())
+            })
+    };
+    wait_for_secs("the confirmation request", 30, || asked().is_some());
+    asked()
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect()
+}
+
 /// A `mosaic up` process, killed (SIGKILL, as a crash would) when dropped.
 pub struct Up(pub std::process::Child);
 
