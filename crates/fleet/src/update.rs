@@ -203,8 +203,7 @@ impl Fleet {
                     .ok_or_else(|| FleetError::Refused("an update is already running".into()))?,
             )
         };
-        RUNNING_HERE.set(true);
-        let _running = scopeguard_flag();
+        let _running = RunningHere::mark();
         let mut chosen = versions(Some(&self.roster), names);
         if names.is_empty() {
             chosen.retain(|v| !v.agents.is_empty() && v.source != Source::NotInstalled);
@@ -542,15 +541,20 @@ impl Fleet {
     }
 }
 
-/// Clears [`RUNNING_HERE`] when dropped.
-fn scopeguard_flag() -> impl Drop {
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            RUNNING_HERE.set(false);
-        }
+/// Marks this thread as running an update ([`RUNNING_HERE`]) until dropped.
+struct RunningHere;
+
+impl RunningHere {
+    fn mark() -> RunningHere {
+        RUNNING_HERE.set(true);
+        RunningHere
     }
-    Clear
+}
+
+impl Drop for RunningHere {
+    fn drop(&mut self) {
+        RUNNING_HERE.set(false);
+    }
 }
 
 /// The version the harness's program reports now.
