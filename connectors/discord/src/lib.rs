@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use mosaic_connector::registry::{ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
     Capabilities, Connector, ConnectorError, Cursors, ErrorKind, Health, HealthReporter, Inbound,
-    Markdown, Outbound, ReplyTo, RunContext,
+    InboundSink, Markdown, Outbound, ReplyTo, RunContext,
 };
 use mosaic_roster::{SecretRef, SettingProblem};
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,6 @@ use serenity::http::{LightMethod, Route};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Discord's message length limit, in characters.
 pub const MAX_MESSAGE_LEN: usize = 2000;
@@ -347,7 +346,7 @@ fn rate_limit_wait(body: &serde_json::Value, header: Option<&str>) -> Duration {
 
 struct Handler {
     id: String,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: InboundSink,
     cursors: Cursors,
     health: HealthReporter,
     /// The connector's own REST client (used by `send`), which needs the application id too.

@@ -1,9 +1,13 @@
 //! The connectors' side of the bridge: each connector's run loop (restarted with backoff while
 //! its errors are retryable), platform acks, and "typing" while the orchestrator works.
 
+use crate::Verdict;
 use crate::events::Event;
 use crate::{Bridge, backoff};
-use mosaic_connector::{Connector, Cursors, Health, Inbound, RunContext, Shutdown};
+use mosaic_connector::{
+    CHECKPOINT_ROOM, Connector, Cursors, Handoff, Health, Inbound, InboundSink, RunContext,
+    Shutdown,
+};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -41,17 +45,30 @@ impl Bridge {
     pub(crate) async fn connector_loop(&self, connector: Arc<dyn Connector>) {
         let mut failures = 0u32;
         while !self.inner.stop.load(Ordering::Relaxed) {
-            let (tx, mut rx) = mpsc::channel::<Inbound>(256);
+            let (tx, mut rx) = mpsc::channel::<Handoff>(256);
             let me = self.clone();
-            let forward = tokio::spawn(async move {
-                while let Some(ev) = rx.recv().await {
-                    me.accept(ev).await;
-                }
-            });
             let id = connector.id().to_owned();
+            let forward = {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    // Whether a message since the last checkpoint could not be stored.
+                    let mut lost = false;
+                    while let Some(handoff) = rx.recv().await {
+                        match handoff {
+                            Handoff::Message(ev) => {
+                                lost |= matches!(me.accept(ev).await, Verdict::Failed(_));
+                            }
+                            Handoff::Checkpoint { value, committed } => {
+                                let kept = !std::mem::take(&mut lost) && me.checkpoint(&id, &value);
+                                let _ = committed.send(kept);
+                            }
+                        }
+                    }
+                })
+            };
             let health = self.inner.health[&id].clone();
             let ctx = RunContext {
-                inbound: tx,
+                inbound: InboundSink::new(tx),
                 cursors: Cursors::new(self.inner.cursors[&id].subscribe()),
                 health: health.clone(),
                 shutdown: Shutdown::from_receiver(self.inner.shutdown.subscribe()),
@@ -91,6 +108,30 @@ impl Bridge {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Keeps a connector's checkpoint in the store and its live cursors; `false` when the store
+    /// failed.
+    fn checkpoint(&self, connector: &str, value: &str) -> bool {
+        let stored = self
+            .inner
+            .store
+            .lock()
+            .unwrap()
+            .set_cursor(connector, CHECKPOINT_ROOM, value);
+        if let Err(e) = stored {
+            tracing::error!(connector, error = %e, "cannot keep a connector's checkpoint");
+            return false;
+        }
+        if let Some(cursors) = self.inner.cursors.get(connector) {
+            cursors.send_modify(|points| {
+                match points.iter_mut().find(|(room, _)| room == CHECKPOINT_ROOM) {
+                    Some(point) => point.1 = value.to_owned(),
+                    None => points.push((CHECKPOINT_ROOM.to_owned(), value.to_owned())),
+                }
+            });
+        }
+        true
     }
 
     pub(crate) fn ack(&self, inbound: &Inbound) {

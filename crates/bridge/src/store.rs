@@ -540,6 +540,17 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the cursor of `room` of `connector` (a connector's checkpoint is kept under
+    /// [`mosaic_connector::CHECKPOINT_ROOM`]).
+    pub fn set_cursor(&self, connector: &str, room: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO cursor (connector, room, message_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT(connector, room) DO UPDATE SET message_id = ?3",
+            params![connector, room, value],
+        )?;
+        Ok(())
+    }
+
     /// The last message taken in each room of `connector`, as `(room, message id)`.
     pub fn cursors(&self, connector: &str) -> Result<Vec<(String, String)>> {
         let mut stmt = self

@@ -3,7 +3,10 @@
 //! A connector crate implements [`Platform`] for its fake server and calls [`run_suite`] from a
 //! test. The suite drives the real connector code through the platform's own API.
 
-use crate::{Connector, Cursors, Health, HealthReporter, Inbound, Outbound, RunContext, Shutdown};
+use crate::{
+    Connector, Cursors, Handoff, Health, HealthReporter, Inbound, InboundSink, Outbound,
+    RunContext, Shutdown,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,15 +32,32 @@ pub trait Platform: Send + Sync {
 }
 
 /// A [`RunContext`] for a connector run outside the bridge: with `cursors` fixed, the receiver
-/// of its health, and the trigger of its shutdown.
+/// of its health, and the trigger of its shutdown. Messages reach `inbound` in order; each
+/// checkpoint is kept once the messages before it were handed to `inbound` (call it from a
+/// tokio runtime).
 pub fn context(
     inbound: mpsc::Sender<Inbound>,
     cursors: Vec<(String, String)>,
 ) -> (RunContext, watch::Receiver<Health>, watch::Sender<bool>) {
     let (health, health_rx) = HealthReporter::new();
     let (stop, shutdown) = Shutdown::new();
+    let (sink, mut handoffs) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(handoff) = handoffs.recv().await {
+            match handoff {
+                Handoff::Message(message) => {
+                    if inbound.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                Handoff::Checkpoint { committed, .. } => {
+                    let _ = committed.send(true);
+                }
+            }
+        }
+    });
     let ctx = RunContext {
-        inbound,
+        inbound: InboundSink::new(sink),
         cursors: Cursors::fixed(cursors),
         health,
         shutdown,

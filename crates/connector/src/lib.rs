@@ -19,7 +19,7 @@ pub use error::{ConnectorError, ErrorKind};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Something a user said in a bridged room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,9 +160,13 @@ impl HealthReporter {
     }
 }
 
-/// Where each room stopped: the last message the bridge took there, as `(room, message id)`.
-/// Live: it moves as the bridge takes messages, so a connector that reconnects reads where the
-/// bridge is now, not where it was at start.
+/// The room name under which a connector's [`Checkpoint`](Handoff::Checkpoint) is kept among
+/// its cursors (no platform's room id starts with `@`).
+pub const CHECKPOINT_ROOM: &str = "@checkpoint";
+
+/// Where each room stopped: the last message the bridge took there, as `(room, message id)`,
+/// and the connector's last committed checkpoint. Live: it moves as the bridge takes messages,
+/// so a connector that reconnects reads where the bridge is now, not where it was at start.
 #[derive(Debug, Clone)]
 pub struct Cursors(watch::Receiver<Vec<(String, String)>>);
 
@@ -182,7 +186,79 @@ impl Cursors {
 
     /// The current `(room, last message taken)` points.
     pub fn current(&self) -> Vec<(String, String)> {
-        self.0.borrow().clone()
+        self.0
+            .borrow()
+            .iter()
+            .filter(|(room, _)| room != CHECKPOINT_ROOM)
+            .cloned()
+            .collect()
+    }
+
+    /// The connector's last committed checkpoint, if it ever made one.
+    pub fn checkpoint(&self) -> Option<String> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|(room, _)| room == CHECKPOINT_ROOM)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+/// What a connector hands the bridge, in order.
+#[derive(Debug)]
+pub enum Handoff {
+    /// Something a user said.
+    Message(Inbound),
+    /// A point to resume from after a restart (a poll offset, a sync token), covering every
+    /// message handed over before it. The bridge keeps it once it has stored those messages and
+    /// answers `true`; `false` when one of them could not be stored, so the connector must fetch
+    /// them again from the platform (the bridge drops the ones it already has).
+    Checkpoint {
+        /// The connector's own encoding of the point.
+        value: String,
+        /// Where the answer goes.
+        committed: oneshot::Sender<bool>,
+    },
+}
+
+/// The bridge has stopped taking messages from this connector run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the bridge stopped taking messages")]
+pub struct Closed;
+
+/// Where a connector hands the bridge what users said (and its checkpoints), in order.
+#[derive(Debug, Clone)]
+pub struct InboundSink(mpsc::Sender<Handoff>);
+
+impl InboundSink {
+    /// A sink feeding `sender`.
+    pub fn new(sender: mpsc::Sender<Handoff>) -> InboundSink {
+        InboundSink(sender)
+    }
+
+    /// Hands over one message.
+    pub async fn send(&self, inbound: Inbound) -> Result<(), Closed> {
+        self.0
+            .send(Handoff::Message(inbound))
+            .await
+            .map_err(|_| Closed)
+    }
+
+    /// Hands over a checkpoint and waits until the bridge kept it (`true`) or refused it because
+    /// a message before it was not stored (`false`). A connector confirms receipt to its
+    /// platform only up to a kept checkpoint.
+    pub async fn checkpoint(&self, value: String) -> Result<bool, Closed> {
+        let (committed, answer) = oneshot::channel();
+        self.0
+            .send(Handoff::Checkpoint { value, committed })
+            .await
+            .map_err(|_| Closed)?;
+        answer.await.map_err(|_| Closed)
+    }
+
+    /// Resolves once the bridge stops taking messages.
+    pub async fn closed(&self) {
+        self.0.closed().await
     }
 }
 
@@ -217,7 +293,7 @@ impl Shutdown {
 #[derive(Debug, Clone)]
 pub struct RunContext {
     /// Where every message from the connector's rooms goes.
-    pub inbound: mpsc::Sender<Inbound>,
+    pub inbound: InboundSink,
     /// Where each room stopped; a platform with message history fetches what was said since
     /// after every fresh session (the bridge drops anything it has already seen).
     pub cursors: Cursors,

@@ -1,0 +1,93 @@
+//! Text that crosses the connector: commands addressed with `@botname`, and MarkdownV2 escapes.
+
+/// The text of a message as the bridge should see it, or `None` when it is a command for another
+/// bot. In groups Telegram users address a bot's command as `/fleet@ThisBot status`; that becomes
+/// `/fleet status`. `/start` and `/help` (the buttons of a bot's private chat) become
+/// `/fleet help`.
+pub fn addressed(text: &str, bot_username: &str) -> Option<String> {
+    let body = text.trim_start();
+    if !body.starts_with('/') {
+        return Some(text.to_owned());
+    }
+    let end = body.find(char::is_whitespace).unwrap_or(body.len());
+    let (word, rest) = body.split_at(end);
+    let command = match word.split_once('@') {
+        Some((command, name)) if name.eq_ignore_ascii_case(bot_username) => command,
+        Some(_) => return None,
+        None => word,
+    };
+    if ["/start", "/help"]
+        .iter()
+        .any(|c| command.eq_ignore_ascii_case(c))
+    {
+        return Some("/fleet help".to_owned());
+    }
+    Some(format!("{command}{rest}"))
+}
+
+/// MarkdownV2 without its escapes: what the text reads as when sent without a parse mode.
+pub fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(next) if next.is_ascii_punctuation() => out.push(next),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_for_this_bot_lose_the_suffix_and_others_are_not_ours() {
+        assert_eq!(
+            addressed("/fleet@MosaicBot status", "mosaicbot").as_deref(),
+            Some("/fleet status")
+        );
+        assert_eq!(
+            addressed("/FLEET@mosaicbot", "MosaicBot").as_deref(),
+            Some("/FLEET")
+        );
+        assert_eq!(addressed("/fleet@OtherBot status", "mosaicbot"), None);
+        assert_eq!(
+            addressed("/fleet ps --json", "mosaicbot").as_deref(),
+            Some("/fleet ps --json")
+        );
+        assert_eq!(
+            addressed("hello @mosaicbot", "mosaicbot").as_deref(),
+            Some("hello @mosaicbot")
+        );
+        assert_eq!(
+            addressed("/start", "mosaicbot").as_deref(),
+            Some("/fleet help")
+        );
+        assert_eq!(
+            addressed("/help@mosaicbot", "mosaicbot").as_deref(),
+            Some("/fleet help")
+        );
+        assert_eq!(
+            addressed("  /fleet@mosaicbot\nsend coder hi", "mosaicbot").as_deref(),
+            Some("/fleet\nsend coder hi")
+        );
+    }
+
+    #[test]
+    fn unescaping_restores_the_typed_text() {
+        assert_eq!(unescape(r"1\. done\! see \(a\)"), "1. done! see (a)");
+        assert_eq!(unescape(r"a \\ b"), r"a \ b");
+        assert_eq!(unescape("trailing \\"), "trailing \\");
+        assert_eq!(unescape(r"\q"), r"\q");
+    }
+}
