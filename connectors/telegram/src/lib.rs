@@ -9,10 +9,11 @@
 //! loses nothing: Telegram sends the unconfirmed updates again and the bridge drops the ones it
 //! already has. A restart resumes from the checkpoint.
 //!
-//! **One consumer per bot.** Telegram answers 409 "terminated by other getUpdates request" when
-//! two programs poll one bot. A connector that meets a 409 before it ever polled is the newcomer
-//! and stops with "another program polls this bot"; one that was polling takes the bot back and
-//! stops too if the other program does not give up within [`TelegramConfig::conflict_grace`].
+//! **One consumer per bot.** When two programs poll one bot, Telegram ends the older poll with
+//! 409 "terminated by other getUpdates request". A connector that meets a 409 within
+//! [`TelegramConfig::conflict_grace`] of starting to poll is the newcomer and stops with
+//! "another program polls this bot"; one that polled longer takes the bot back (its next poll
+//! ends the newcomer's), and stops too if the other program does not give up within the grace.
 
 #[cfg(feature = "test-util")]
 pub mod fake;
@@ -27,7 +28,6 @@ use mosaic_connector::{
 use mosaic_roster::{SecretRef, SettingProblem};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use teloxide::payloads::{
@@ -214,9 +214,10 @@ pub struct TelegramConnector {
 struct Shared {
     /// The bot's username (for `/fleet@name`), once known.
     username: Mutex<Option<String>>,
-    /// Whether a `getUpdates` of this process ever succeeded (then a 409 means that someone
-    /// else started polling, not that we are the second).
-    polled: AtomicBool,
+    /// When this process began polling. A 409 in the first [`TelegramConfig::conflict_grace`]
+    /// means we are the newcomer (Telegram ends the older of two polls); later, that someone
+    /// else started polling our bot.
+    polling_since: Mutex<Option<Instant>>,
     /// Chats where reactions are off: the ack is a short reply there.
     no_reactions: Mutex<HashSet<i64>>,
 }
@@ -433,6 +434,12 @@ impl TelegramConnector {
         mut offset: Option<i32>,
     ) -> Result<(), ConnectorError> {
         let mut conflict_since: Option<Instant> = None;
+        let started = *self
+            .shared
+            .polling_since
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Instant::now);
         let poll_secs = u32::try_from(self.config.poll.as_secs()).unwrap_or(25);
         loop {
             let mut request = self
@@ -446,7 +453,6 @@ impl TelegramConnector {
             }
             match request.send().await {
                 Ok(updates) => {
-                    self.shared.polled.store(true, Ordering::Relaxed);
                     if conflict_since.take().is_some() {
                         health.set(serving.clone());
                     }
@@ -469,7 +475,7 @@ impl TelegramConnector {
                 Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
                     let err =
                         self.classify(RequestError::Api(ApiError::TerminatedByOtherGetUpdates));
-                    if !self.shared.polled.load(Ordering::Relaxed) {
+                    if started.elapsed() < self.config.conflict_grace {
                         return Err(err);
                     }
                     let since = *conflict_since.get_or_insert_with(Instant::now);
@@ -526,16 +532,26 @@ impl TelegramConnector {
             }
             r
         };
-        match request(text, true).send().await {
+        let plain = match request(text, true).send().await {
             Err(RequestError::Api(ApiError::CantParseEntities(why))) => {
                 tracing::warn!(connector = %self.config.id, error = %why, "telegram: the reply's MarkdownV2 was refused; sending it as plain text");
-                request(&text::unescape(text), false)
+                text::unescape(text)
+            }
+            // Telegram counts UTF-16 units, so a reply of many emoji can be longer than the
+            // bridge's character count: send it as plain parts that fit.
+            Err(RequestError::Api(ApiError::MessageIsTooLong)) => text::unescape(text),
+            other => return other.map_err(|e| self.classify(e)),
+        };
+        let mut last = None;
+        for part in text::utf16_parts(&plain, MAX_MESSAGE_LEN) {
+            last = Some(
+                request(&part, false)
                     .send()
                     .await
-                    .map_err(|e| self.classify(e))
-            }
-            other => other.map_err(|e| self.classify(e)),
+                    .map_err(|e| self.classify(e))?,
+            );
         }
+        last.ok_or_else(|| ConnectorError::new(ErrorKind::Fatal, "telegram: an empty reply"))
     }
 }
 

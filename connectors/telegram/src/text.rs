@@ -46,6 +46,35 @@ pub fn unescape(text: &str) -> String {
     out
 }
 
+/// `text` cut into parts of at most `limit` UTF-16 units (Telegram's unit), at line breaks
+/// where it can.
+pub fn utf16_parts(text: &str, limit: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.encode_utf16().count() > limit {
+        let mut units = 0;
+        let mut cut = 0;
+        let mut last_newline = None;
+        for (i, c) in rest.char_indices() {
+            units += c.len_utf16();
+            if units > limit {
+                break;
+            }
+            cut = i + c.len_utf8();
+            if c == '\n' {
+                last_newline = Some(cut);
+            }
+        }
+        let cut = last_newline.filter(|n| *n > cut / 2).unwrap_or(cut);
+        parts.push(rest[..cut].to_owned());
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || parts.is_empty() {
+        parts.push(rest.to_owned());
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +110,20 @@ mod tests {
             addressed("  /fleet@mosaicbot\nsend coder hi", "mosaicbot").as_deref(),
             Some("/fleet\nsend coder hi")
         );
+    }
+
+    #[test]
+    fn parts_fit_in_utf16_units_and_break_at_lines() {
+        let emoji = "😀".repeat(3000);
+        let parts = utf16_parts(&emoji, 4096);
+        assert!(parts.iter().all(|p| p.encode_utf16().count() <= 4096));
+        assert_eq!(parts.concat(), emoji);
+        let lines = format!("{}\n{}", "a".repeat(3000), "b".repeat(3000));
+        assert_eq!(
+            utf16_parts(&lines, 4096)[0],
+            format!("{}\n", "a".repeat(3000))
+        );
+        assert_eq!(utf16_parts("short", 4096), vec!["short"]);
     }
 
     #[test]

@@ -1,0 +1,513 @@
+//! The Telegram connector against the fake Bot API: the shared compliance suite, chats and forum
+//! topics, `/fleet@bot`, offsets confirmed only up to a kept checkpoint, a second poller, flood
+//! control, privacy mode, webhooks and reactions — all through teloxide's real code paths.
+
+use async_trait::async_trait;
+use mosaic_connector::compliance::{Platform, context, run_suite};
+use mosaic_connector::render::render;
+use mosaic_connector::{
+    CHECKPOINT_ROOM, Connector, ErrorKind, Health, Inbound, Markdown, Outbound, ReplyTo,
+};
+use mosaic_telegram::fake::{BOT_USERNAME, Failure, FakeTelegram};
+use mosaic_telegram::{TEXT_ONLY, TelegramConfig, TelegramConnector};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+const TOKEN: &str = "7012345678:AAHfake-token-for-tests-only_0123456789";
+const PRIVATE: i64 = 111_222_333;
+const GROUP: i64 = -1_001_847_508_954;
+const OTHER_CHAT: i64 = -1_009_999_999_999;
+const USER: i64 = 111_222_333;
+
+fn config(fake: &FakeTelegram) -> TelegramConfig {
+    TelegramConfig {
+        id: "telegram".into(),
+        token: TOKEN.into(),
+        chats: vec![PRIVATE, GROUP],
+        api_base: Some(fake.base.clone()),
+        poll: Duration::from_secs(2),
+        conflict_grace: Duration::from_secs(3),
+    }
+}
+
+async fn fake() -> FakeTelegram {
+    let fake = FakeTelegram::start(TOKEN).await;
+    fake.chat(PRIVATE, "private", false);
+    fake.chat(GROUP, "supergroup", true);
+    fake.chat(OTHER_CHAT, "supergroup", false);
+    fake
+}
+
+fn connector(fake: &FakeTelegram) -> Arc<TelegramConnector> {
+    Arc::new(TelegramConnector::new(config(fake)).unwrap())
+}
+
+struct FakePlatform {
+    fake: FakeTelegram,
+    connector: Arc<TelegramConnector>,
+}
+
+#[async_trait]
+impl Platform for FakePlatform {
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.connector.clone()
+    }
+    fn room(&self) -> String {
+        GROUP.to_string()
+    }
+    fn user(&self) -> String {
+        USER.to_string()
+    }
+    async fn post(&self, room: &str, user: &str, text: &str) -> String {
+        let chat: i64 = room.parse().unwrap();
+        let id = self.fake.message(chat, user.parse().unwrap(), "ann", text);
+        format!("{chat}:{id}")
+    }
+    async fn posted(&self, room: &str) -> Vec<String> {
+        let chat: i64 = room.parse().unwrap();
+        self.fake
+            .posted()
+            .into_iter()
+            .filter(|p| p.chat == chat)
+            .map(|p| p.text)
+            .collect()
+    }
+    async fn acked(&self, room: &str, message_id: &str) -> bool {
+        let chat: i64 = room.parse().unwrap();
+        let id: i64 = message_id.rsplit(':').next().unwrap().parse().unwrap();
+        self.fake
+            .reactions()
+            .iter()
+            .any(|(c, m, e)| *c == chat && *m == id && e == "👀")
+    }
+    async fn fail_next_posts(&self, n: usize) {
+        self.fake.fail_next("sendMessage", n, Failure::Server);
+    }
+}
+
+#[tokio::test]
+async fn the_telegram_connector_is_compliant() {
+    let fake = fake().await;
+    let platform = FakePlatform {
+        connector: connector(&fake),
+        fake,
+    };
+    run_suite(&platform).await;
+    // Every batch was confirmed once the bridge side took it.
+    let polls: Vec<_> = platform
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "GetUpdates" || c.method == "getUpdates")
+        .collect();
+    assert!(
+        polls
+            .iter()
+            .all(|c| c.params["allowed_updates"] == serde_json::json!(["message"])),
+        "{polls:?}"
+    );
+}
+
+struct Running {
+    rx: mpsc::Receiver<Inbound>,
+    health: watch::Receiver<Health>,
+    _stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<Result<(), mosaic_connector::ConnectorError>>,
+}
+
+fn run(c: &Arc<TelegramConnector>, cursors: Vec<(String, String)>) -> Running {
+    let (tx, rx) = mpsc::channel(64);
+    let (ctx, health, stop) = context(tx, cursors);
+    let runner = c.clone();
+    let done = tokio::spawn(async move { runner.run(ctx).await });
+    Running {
+        rx,
+        health,
+        _stop: stop,
+        done,
+    }
+}
+
+async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !ok() {
+        assert!(tokio::time::Instant::now() < deadline, "waited for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn up(r: &Running) {
+    let h = r.health.clone();
+    until("the connector to be up", || *h.borrow() == Health::Up).await;
+}
+
+/// Waits until the connector has polled longer than its conflict grace: another poller is then
+/// the newcomer.
+async fn established(r: &Running) {
+    up(r).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+}
+
+async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("open")
+}
+
+async fn nothing_more(rx: &mut mpsc::Receiver<Inbound>) {
+    if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(700), rx.recv()).await {
+        panic!("unexpected event {ev:?}");
+    }
+}
+
+fn out(room: i64, text: &str) -> Outbound {
+    Outbound {
+        room: room.to_string(),
+        text: text.into(),
+        html: None,
+        reply_to: None,
+        thread: None,
+        key: "k".into(),
+    }
+}
+
+#[tokio::test]
+async fn commands_for_this_bot_topics_files_and_strangers_chats() {
+    let fake = fake().await;
+    let topic = fake.topic(GROUP);
+    let c = connector(&fake);
+    let mut r = run(&c, Vec::new());
+    up(&r).await;
+    // `/fleet` is registered in every bridged chat, with the grammar's verbs.
+    let registered: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method.eq_ignore_ascii_case("setMyCommands"))
+        .collect();
+    assert_eq!(registered.len(), 2, "{registered:?}");
+    for (call, chat) in registered.iter().zip([PRIVATE, GROUP]) {
+        assert_eq!(call.params["commands"][0]["command"], "fleet");
+        assert!(
+            call.params["commands"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("status")
+        );
+        assert_eq!(call.params["scope"]["type"], "chat");
+        assert_eq!(call.params["scope"]["chat_id"], chat);
+    }
+
+    // `/fleet@ThisBot` is the command; `/fleet@OtherBot` is not ours.
+    fake.message(
+        GROUP,
+        USER,
+        "ann",
+        &format!("/fleet@{} status", BOT_USERNAME.to_uppercase()),
+    );
+    fake.message(GROUP, USER, "ann", "/fleet@other_bot status");
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.text, "/fleet status");
+    assert_eq!(ev.room, GROUP.to_string());
+    assert_eq!(ev.user, USER.to_string());
+    assert_eq!(ev.user_name, "@ann");
+    assert_eq!(ev.thread, None);
+    assert!(!ev.native_command);
+
+    // A topic is a thread; the answer goes into it, replying to the message.
+    let id = fake.topic_message(GROUP, topic, USER, "ann", "build it");
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.message_id, format!("{GROUP}:{id}"));
+    assert_eq!(ev.thread, Some(topic.to_string()));
+    let answer = Outbound {
+        thread: ev.thread.clone(),
+        reply_to: Some(ReplyTo::Message(ev.message_id.clone())),
+        ..out(GROUP, "on it")
+    };
+    let sent = c.send(&answer).await.unwrap();
+    let posted = fake.posted().pop().unwrap();
+    assert_eq!(sent, format!("{GROUP}:{}", posted.message_id));
+    assert_eq!(
+        (posted.thread, posted.reply_to, posted.shown.as_str()),
+        (Some(topic), Some(id), "on it")
+    );
+
+    // Files get the text-only note and never reach the bridge; bots and other chats are ignored.
+    let photo = fake.photo(PRIVATE, USER, "ann", "see this");
+    fake.bot_message(GROUP, 5_000_000, "I am a bot");
+    fake.message(OTHER_CHAT, USER, "ann", "not bridged");
+    nothing_more(&mut r.rx).await;
+    until("the text-only note", || {
+        fake.posted()
+            .iter()
+            .any(|p| p.chat == PRIVATE && p.text == TEXT_ONLY && p.reply_to == Some(photo))
+    })
+    .await;
+    assert!(fake.posted().iter().all(|p| p.chat != OTHER_CHAT));
+
+    // `/start` in the private chat is the help.
+    fake.message(PRIVATE, USER, "ann", "/start");
+    assert_eq!(next(&mut r.rx).await.text, "/fleet help");
+
+    // Typing shows in the chat.
+    c.typing(&GROUP.to_string()).await.unwrap();
+    assert!(fake.actions().contains(&(GROUP, "typing".into())));
+    r.done.abort();
+}
+
+#[tokio::test]
+async fn replies_rendered_for_markdown_v2_are_accepted_and_read_as_written() {
+    let fake = fake().await;
+    let c = connector(&fake);
+    let tricky = "Done. **Tests** pass (3/3) - see `src/a_b.rs` and [the PR](https://x.y/p?a=1_2).\n\n- item #1 + {x} = y!\n> quoted |pipe| ~tilde~ _under_\n\n```rust\nlet s = \"a`b\\\\c\";\n```";
+    let rendered = render(tricky, Markdown::TelegramV2);
+    c.send(&out(GROUP, &rendered.text)).await.unwrap();
+    let posted = fake.posted().pop().unwrap();
+    assert_eq!(
+        posted.text, rendered.text,
+        "sent as MarkdownV2, not the fallback"
+    );
+    for piece in [
+        "Done.",
+        "Tests",
+        "(3/3)",
+        "src/a_b.rs",
+        "the PR",
+        "#1 + {x} = y!",
+        "let s = \"a`b\\\\c\";",
+    ] {
+        assert!(
+            posted.shown.contains(piece),
+            "{piece:?} in {:?}",
+            posted.shown
+        );
+    }
+    // A text that is not valid MarkdownV2 is still delivered, as plain text.
+    c.send(&out(GROUP, "1. raw text!")).await.unwrap();
+    let last = fake.posted().pop().unwrap();
+    assert_eq!(last.shown, "1. raw text!");
+    // A reply of 4,096 characters that are two UTF-16 units each is sent in parts that fit.
+    let emoji = "😀".repeat(4096);
+    c.send(&out(GROUP, &emoji)).await.unwrap();
+    let parts: Vec<_> = fake.posted().into_iter().skip(2).collect();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(
+        parts.iter().map(|p| p.shown.clone()).collect::<String>(),
+        emoji
+    );
+}
+
+#[tokio::test]
+async fn updates_are_confirmed_only_after_the_checkpoint_and_a_restart_resumes_from_it() {
+    let fake = fake().await;
+    let c = connector(&fake);
+    let mut r = run(&c, Vec::new());
+    up(&r).await;
+    fake.message(GROUP, USER, "ann", "one");
+    assert_eq!(next(&mut r.rx).await.text, "one");
+    // The next poll names the offset after it: Telegram forgets the update.
+    until("the update confirmed", || fake.unconfirmed() == 0).await;
+    r.done.abort();
+    let _ = r.done.await;
+
+    // A new connector resumes from a checkpoint: its first poll names that offset.
+    let first_update = {
+        let calls = fake.calls();
+        calls
+            .iter()
+            .filter_map(|c| c.params["offset"].as_i64())
+            .max()
+            .unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let before = fake.calls().len();
+    let c2 = connector(&fake);
+    let r2 = run(
+        &c2,
+        vec![(CHECKPOINT_ROOM.into(), format!("{first_update} {now}"))],
+    );
+    up(&r2).await;
+    until("a poll", || {
+        fake.calls()[before..]
+            .iter()
+            .any(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+    })
+    .await;
+    let poll = fake.calls()[before..]
+        .iter()
+        .find(|c| c.method.eq_ignore_ascii_case("getUpdates"))
+        .cloned()
+        .unwrap();
+    assert_eq!(poll.params["offset"], first_update);
+    r2.done.abort();
+}
+
+#[tokio::test]
+async fn a_second_poller_of_the_same_bot_is_refused_and_the_first_keeps_it() {
+    let fake = fake().await;
+    let first = connector(&fake);
+    let mut r1 = run(&first, Vec::new());
+    established(&r1).await;
+    fake.message(GROUP, USER, "ann", "before");
+    assert_eq!(next(&mut r1.rx).await.text, "before");
+
+    let second = connector(&fake);
+    let r2 = run(&second, Vec::new());
+    let err = tokio::time::timeout(Duration::from_secs(15), r2.done)
+        .await
+        .expect("the second connector stops")
+        .unwrap()
+        .expect_err("the second connector is refused");
+    assert_eq!(err.kind, ErrorKind::Fatal);
+    assert!(
+        err.to_string().contains("another program polls this bot"),
+        "{err}"
+    );
+    assert!(
+        matches!(&*r2.health.borrow(), Health::Down(d) if d.contains("another program polls this bot"))
+    );
+    // The first one still serves.
+    fake.message(GROUP, USER, "ann", "after");
+    assert_eq!(next(&mut r1.rx).await.text, "after");
+    r1.done.abort();
+}
+
+#[tokio::test]
+async fn a_poller_that_never_gives_up_stops_the_connector_after_the_grace() {
+    let fake = fake().await;
+    let c = connector(&fake);
+    let r = run(&c, Vec::new());
+    established(&r).await;
+    let rival = {
+        let fake = fake.clone();
+        tokio::spawn(async move {
+            loop {
+                fake.rival_poll();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let h = r.health.clone();
+    until("the fight shown", || {
+        matches!(&*h.borrow(), Health::Degraded(d) if d.contains("another program polls this bot"))
+    })
+    .await;
+    let err = tokio::time::timeout(Duration::from_secs(15), r.done)
+        .await
+        .expect("the connector gives up")
+        .unwrap()
+        .expect_err("an error");
+    rival.abort();
+    assert_eq!(err.kind, ErrorKind::Fatal);
+    assert!(err.to_string().contains("another program polls this bot"));
+    assert!(!err.to_string().contains(TOKEN), "the token never shows");
+}
+
+#[tokio::test]
+async fn a_passing_rival_poll_is_won_back() {
+    let fake = fake().await;
+    let c = connector(&fake);
+    let mut r = run(&c, Vec::new());
+    established(&r).await;
+    fake.message(GROUP, USER, "ann", "one");
+    next(&mut r.rx).await;
+    fake.rival_poll();
+    fake.message(GROUP, USER, "ann", "two");
+    assert_eq!(next(&mut r.rx).await.text, "two");
+    up(&r).await;
+    r.done.abort();
+}
+
+#[tokio::test]
+async fn flood_control_waits_are_honoured() {
+    let fake = fake().await;
+    let c = connector(&fake);
+    fake.fail_next("sendMessage", 1, Failure::RetryAfter(7));
+    let err = c.send(&out(GROUP, "hi")).await.expect_err("429");
+    assert_eq!(
+        err.kind,
+        ErrorKind::RateLimited {
+            retry_after: Duration::from_secs(7)
+        }
+    );
+    assert!(fake.posted().is_empty());
+    c.send(&out(GROUP, "hi")).await.unwrap();
+    // A 429 on getUpdates: the connector waits and goes on.
+    fake.fail_next("getUpdates", 1, Failure::RetryAfter(1));
+    let mut r = run(&c, Vec::new());
+    fake.message(GROUP, USER, "ann", "after the flood");
+    assert_eq!(next(&mut r.rx).await.text, "after the flood");
+    r.done.abort();
+}
+
+#[tokio::test]
+async fn group_privacy_is_explained_unless_the_bot_is_admin() {
+    let fake = fake().await;
+    fake.set_privacy(true);
+    let c = connector(&fake);
+    let r = run(&c, Vec::new());
+    let h = r.health.clone();
+    until("degraded", || matches!(&*h.borrow(), Health::Degraded(_))).await;
+    let Health::Degraded(why) = h.borrow().clone() else {
+        unreachable!()
+    };
+    assert!(
+        why.contains("group privacy is on")
+            && why.contains(&GROUP.to_string())
+            && why.contains("/setprivacy"),
+        "{why}"
+    );
+    assert!(
+        !why.contains(&PRIVATE.to_string()),
+        "private chats see everything: {why}"
+    );
+    r.done.abort();
+
+    fake.make_admin(GROUP);
+    let r = run(&connector(&fake), Vec::new());
+    up(&r).await;
+    r.done.abort();
+}
+
+#[tokio::test]
+async fn a_webhook_or_a_refused_token_stops_with_the_reason() {
+    let fake = fake().await;
+    fake.set_webhook("https://example.org/hook");
+    let r = run(&connector(&fake), Vec::new());
+    let err = r.done.await.unwrap().expect_err("refused");
+    assert_eq!(err.kind, ErrorKind::Fatal);
+    assert!(
+        err.to_string().contains("webhook") && err.to_string().contains("deleteWebhook"),
+        "{err}"
+    );
+
+    let fake = self::fake().await;
+    let mut cfg = config(&fake);
+    cfg.token = "7012345678:AAHsome-other-token-that-is-wrong_01234".into();
+    let r = run(&Arc::new(TelegramConnector::new(cfg).unwrap()), Vec::new());
+    let err = r.done.await.unwrap().expect_err("refused");
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(!err.to_string().contains("AAHsome-other-token"), "{err}");
+}
+
+#[tokio::test]
+async fn the_ack_is_a_reaction_or_a_short_reply_where_reactions_are_off() {
+    let fake = fake().await;
+    let c = connector(&fake);
+    let id = fake.message(GROUP, USER, "ann", "hi");
+    c.ack(&GROUP.to_string(), &format!("{GROUP}:{id}"))
+        .await
+        .unwrap();
+    assert_eq!(fake.reactions(), vec![(GROUP, id, "👀".to_owned())]);
+    fake.disable_reactions(PRIVATE);
+    let id = fake.message(PRIVATE, USER, "ann", "hi");
+    c.ack(&PRIVATE.to_string(), &format!("{PRIVATE}:{id}"))
+        .await
+        .unwrap();
+    let posted = fake.posted().pop().unwrap();
+    assert_eq!((posted.chat, posted.reply_to), (PRIVATE, Some(id)));
+}
