@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 pub fn register_all() {
     #[cfg(feature = "discord")]
     register(&mosaic_discord::TYPE);
+    #[cfg(feature = "telegram")]
+    register(&mosaic_telegram::TYPE);
     #[cfg(feature = "testchat")]
     register(&mosaic_testchat::TYPE);
     // Every surface that parses `fleet init` (this CLI, chat, the API's lines) takes their flags.
@@ -27,6 +29,8 @@ fn init_flags() -> Vec<Arg> {
                         .long(flag)
                         .value_name(value_name)
                         .help_heading("Connector options")
+                        // Telegram's group ids are negative numbers.
+                        .allow_negative_numbers(true)
                         .action(if list {
                             ArgAction::Append
                         } else {
