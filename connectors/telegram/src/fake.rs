@@ -60,6 +60,8 @@ pub enum Failure {
     RetryAfter(u32),
     /// A server error (500) with a JSON body.
     Server,
+    /// A request Telegram never accepts (400 "Bad Request: chat not found").
+    Rejected,
 }
 
 #[derive(Debug, Clone)]
@@ -406,6 +408,7 @@ async fn handle(
                 )
                     .into_response(),
                 Failure::Server => error(500, "Internal Server Error"),
+                Failure::Rejected => bad_request("chat not found"),
             };
         }
     }

@@ -109,6 +109,44 @@ async fn the_telegram_connector_is_compliant() {
     );
 }
 
+#[async_trait]
+impl mosaic_bridge::compliance::BridgedPlatform for FakePlatform {
+    fn register(&self) {
+        mosaic_connector::registry::register(&mosaic_telegram::TYPE);
+    }
+    fn roster_entry(&self) -> String {
+        format!("{{type: telegram, chats: ['{GROUP}'], token: {{env: TELEGRAM_BOT_TOKEN}}}}")
+    }
+    fn stranger(&self) -> String {
+        "999000999".into()
+    }
+    async fn refuse_next_post(&self, refusal: mosaic_bridge::compliance::Refusal) {
+        use mosaic_bridge::compliance::Refusal;
+        let failure = match refusal {
+            // Telegram's waits are whole seconds.
+            Refusal::RateLimited(d) => Failure::RetryAfter(d.as_secs_f64().ceil() as u32),
+            Refusal::Rejected => Failure::Rejected,
+        };
+        self.fake.fail_next("sendMessage", 1, failure);
+    }
+    async fn post_native(&self, _room: &str, _user: &str, _line: &str) -> Option<String> {
+        None // `/fleet` is typed text on Telegram
+    }
+    async fn native_answers(&self, _room: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_telegram_connector_is_compliant_under_the_bridge() {
+    let fake = fake().await;
+    let platform = FakePlatform {
+        connector: connector(&fake),
+        fake,
+    };
+    mosaic_bridge::compliance::run_bridged_suite(&platform).await;
+}
+
 struct Running {
     rx: mpsc::Receiver<Inbound>,
     health: watch::Receiver<Health>,
