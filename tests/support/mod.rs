@@ -16,6 +16,7 @@ pub const MOSAIC: &str = env!("CARGO_BIN_EXE_mosaic");
 /// Registers the connector types the binary has, so the tests read its rosters as it does.
 pub fn register_connectors() {
     mosaic_connector::registry::register(&mosaic_discord::TYPE);
+    mosaic_connector::registry::register(&mosaic_slack::TYPE);
     mosaic_connector::registry::register(&mosaic_testchat::TYPE);
 }
 

@@ -66,6 +66,51 @@ impl Platform for FakePlatform {
     }
 }
 
+#[async_trait]
+impl mosaic_bridge::compliance::BridgedPlatform for FakePlatform {
+    fn register(&self) {
+        mosaic_connector::registry::register(&mosaic_slack::TYPE);
+    }
+    fn roster_entry(&self) -> String {
+        format!(
+            "{{type: slack, channels: [{CHANNEL}], bot_token: {{env: SLACK_BOT_TOKEN}}, app_token: {{env: SLACK_APP_TOKEN}}}}"
+        )
+    }
+    fn stranger(&self) -> String {
+        "U0STRANGER".into()
+    }
+    async fn refuse_next_post(&self, refusal: mosaic_bridge::compliance::Refusal) {
+        use mosaic_bridge::compliance::Refusal;
+        let failure = match refusal {
+            // Slack's Retry-After is whole seconds.
+            Refusal::RateLimited(d) => Failure::RateLimited(d.as_secs_f64().ceil() as u64),
+            Refusal::Rejected => Failure::Error("channel_not_found"),
+        };
+        self.fake.fail_next("chat.postMessage", failure, 1);
+    }
+    async fn post_native(&self, room: &str, user: &str, line: &str) -> Option<String> {
+        let args = line.strip_prefix("/fleet")?.trim();
+        Some(format!("slash:{}", self.fake.slash(room, user, "alice", args)))
+    }
+    async fn native_answers(&self, _room: &str) -> Vec<String> {
+        self.fake
+            .responses()
+            .into_iter()
+            .map(|(_, body)| body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slack_connector_is_compliant_under_the_bridge() {
+    let fake = FakeSlack::start().await;
+    let platform = FakePlatform {
+        connector: connector_with(&fake, Timing::default()),
+        fake,
+    };
+    mosaic_bridge::compliance::run_bridged_suite(&platform).await;
+}
+
 #[tokio::test]
 async fn the_slack_connector_is_compliant() {
     let fake = FakeSlack::start().await;
@@ -414,7 +459,7 @@ async fn a_ghost_connection_is_detected_and_replaced() {
 }
 
 #[tokio::test]
-async fn a_ghost_leaves_health_up_until_it_is_replaced() {
+async fn a_ghost_that_cannot_be_replaced_takes_health_out_of_up_and_ends_the_run() {
     let fake = FakeSlack::start_with_pings(Duration::from_secs(60)).await;
     let r = start(&fake, fast(), Vec::new()).await;
     // apps.connections.open fails for a while: the ghost is noticed, health leaves Up.

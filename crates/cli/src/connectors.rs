@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 pub fn register_all() {
     #[cfg(feature = "discord")]
     register(&mosaic_discord::TYPE);
+    #[cfg(feature = "slack")]
+    register(&mosaic_slack::TYPE);
     #[cfg(feature = "testchat")]
     register(&mosaic_testchat::TYPE);
     // Every surface that parses `fleet init` (this CLI, chat, the API's lines) takes their flags.
