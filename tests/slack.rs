@@ -54,7 +54,10 @@ fn mos() -> Mos {
         "--admin",
         ADMIN,
     ]));
-    assert!(out.contains("type: slack") && out.contains(CHANNEL), "{out}");
+    assert!(
+        out.contains("type: slack") && out.contains(CHANNEL),
+        "{out}"
+    );
     let roster = read(&s.roster_path());
     assert!(
         roster.contains("env: SLACK_BOT_TOKEN") && roster.contains("env: SLACK_APP_TOKEN"),
@@ -104,7 +107,9 @@ fn mos() -> Mos {
     wait_for_secs("the daemon", DAEMON_START_SECS, || {
         read_opt(&m.s.state().join("daemon.json")).contains(r#""fleet":"started""#)
     });
-    wait_for("the Socket Mode connection", || m.fake.live_connections() == 1);
+    wait_for("the Socket Mode connection", || {
+        m.fake.live_connections() == 1
+    });
     m
 }
 
@@ -206,7 +211,11 @@ fn mos_answers_in_a_thread_and_slash_commands_are_answered() {
     let id = m.fake.slash(OTHER, ADMIN, "owner", "status");
     wait_for("the not-bridged answer", || {
         m.fake.responses().iter().any(|(r, b)| {
-            *r == id && b["text"].as_str().unwrap().contains("not bridged to the fleet")
+            *r == id
+                && b["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not bridged to the fleet")
         })
     });
     let audit = audit(&m);

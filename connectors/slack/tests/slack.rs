@@ -90,7 +90,10 @@ impl mosaic_bridge::compliance::BridgedPlatform for FakePlatform {
     }
     async fn post_native(&self, room: &str, user: &str, line: &str) -> Option<String> {
         let args = line.strip_prefix("/fleet")?.trim();
-        Some(format!("slash:{}", self.fake.slash(room, user, "alice", args)))
+        Some(format!(
+            "slash:{}",
+            self.fake.slash(room, user, "alice", args)
+        ))
     }
     async fn native_answers(&self, _room: &str) -> Vec<String> {
         self.fake
