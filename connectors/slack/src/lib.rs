@@ -517,7 +517,7 @@ impl Connector for SlackConnector {
             .chat_post_message(&request)
             .await
             .map_err(classify)?;
-        Ok(message_id(&sent.channel.to_string(), &sent.ts.to_string()))
+        Ok(message_id(sent.channel.as_ref(), sent.ts.as_ref()))
     }
 
     async fn ack(&self, room: &str, message_id: &str) -> Result<(), ConnectorError> {
