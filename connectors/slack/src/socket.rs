@@ -418,8 +418,7 @@ async fn forward_loop(
         };
         for ev in batch {
             // app_mention and message both report a mention; retries repeat events.
-            if (ev.native_command || seen.insert(&ev.message_id))
-                && inbound.send(ev).await.is_err()
+            if (ev.native_command || seen.insert(&ev.message_id)) && inbound.send(ev).await.is_err()
             {
                 return;
             }
