@@ -18,7 +18,7 @@ const USER: &str = "U0ALICE001";
 fn fast() -> Timing {
     Timing {
         ping_interval: Duration::from_millis(100),
-        silence_limit: Duration::from_millis(800),
+        silence_limit: Duration::from_millis(1500),
         hello_timeout: Duration::from_secs(5),
         drain_limit: Duration::from_millis(300),
     }
