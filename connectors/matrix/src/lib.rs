@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind};
-use matrix_sdk::ruma::{OwnedRoomId, RoomId, TransactionId, UserId};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedTransactionId, RoomId, UserId};
 use matrix_sdk::{Client, Room, RoomState};
 use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
@@ -511,17 +511,11 @@ impl MatrixConnector {
         health: &HealthReporter,
         mut token: Option<String>,
     ) -> Result<(), ConnectorError> {
-        let me = client
-            .user_id()
-            .map(|u| u.to_string())
-            .unwrap_or_default();
+        let me = client.user_id().map(|u| u.to_string()).unwrap_or_default();
         loop {
             let first = token.is_none();
-            let mut settings = SyncSettings::default().timeout(if first {
-                Duration::ZERO
-            } else {
-                SYNC_TIMEOUT
-            });
+            let mut settings =
+                SyncSettings::default().timeout(if first { Duration::ZERO } else { SYNC_TIMEOUT });
             if let Some(t) = &token {
                 settings = settings.token(t.clone());
             }
@@ -580,7 +574,10 @@ impl MatrixConnector {
         );
         if let Ok(room) = self.room(room) {
             let _ = room
-                .send_raw("m.room.message", json!({"msgtype": "m.notice", "body": text}))
+                .send_raw(
+                    "m.room.message",
+                    json!({"msgtype": "m.notice", "body": text}),
+                )
                 .await;
         }
     }
@@ -641,8 +638,7 @@ fn read_session(path: &Path) -> Option<MatrixSession> {
 fn write_session(path: &Path, session: &MatrixSession) -> Result<(), ConnectorError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let bytes =
-        serde_json::to_vec(session).map_err(|e| fatal(format!("matrix: session: {e}")))?;
+    let bytes = serde_json::to_vec(session).map_err(|e| fatal(format!("matrix: session: {e}")))?;
     let tmp = path.with_extension("tmp");
     let written = std::fs::OpenOptions::new()
         .write(true)
@@ -692,8 +688,8 @@ fn classify(e: matrix_sdk::Error) -> ConnectorError {
 
 /// The Matrix transaction id of an outbound message: stable across retries, so the homeserver
 /// drops a repeat.
-fn transaction_id(key: &str) -> Box<TransactionId> {
-    TransactionId::new_from(format!("mosaic-{key}"))
+fn transaction_id(key: &str) -> OwnedTransactionId {
+    format!("mosaic-{key}").into()
 }
 
 #[async_trait]
