@@ -15,7 +15,7 @@ pub mod synapse;
 
 use async_trait::async_trait;
 use matrix_sdk::authentication::matrix::MatrixSession;
-use matrix_sdk::config::SyncSettings;
+use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind};
 use matrix_sdk::ruma::{OwnedRoomId, OwnedTransactionId, RoomId, UserId};
 use matrix_sdk::{Client, Room, RoomState};
@@ -262,6 +262,11 @@ impl MatrixConnector {
         }
     }
 
+    /// Its configuration.
+    pub fn config(&self) -> &MatrixConfig {
+        &self.config
+    }
+
     fn session_path(&self) -> PathBuf {
         self.config.dir.join("session.json")
     }
@@ -354,6 +359,8 @@ impl MatrixConnector {
         Client::builder()
             .homeserver_url(&self.config.homeserver)
             .sqlite_store(self.store_path(), None)
+            // The bridge retries (its outbox, the connector loop), with the platform's waits.
+            .request_config(RequestConfig::new().disable_retry())
             .build()
             .await
             .map_err(|e| {

@@ -138,3 +138,80 @@ impl Drop for Synapse {
         self.stop();
     }
 }
+
+/// A proxy in front of a homeserver that passes every request through, except the message
+/// sends it is told to fail (with 500, as a homeserver in trouble answers).
+#[derive(Clone)]
+pub struct FaultProxy {
+    /// Its base URL, for the client under test.
+    pub url: String,
+    failures: std::sync::Arc<std::sync::Mutex<u32>>,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream` on 127.0.0.1 on a free port (call from a tokio runtime).
+    pub async fn start(upstream: &str) -> FaultProxy {
+        use axum::body::{Body, to_bytes};
+        use axum::extract::{Request, State};
+        use axum::response::{IntoResponse, Response};
+        type Shared = (String, reqwest::Client, std::sync::Arc<std::sync::Mutex<u32>>);
+        async fn pass(State((upstream, http, failures)): State<Shared>, req: Request) -> Response {
+            let (parts, body) = req.into_parts();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            if parts.method == axum::http::Method::PUT && path.contains("/send/m.room.message/") {
+                let mut left = failures.lock().unwrap();
+                if *left > 0 {
+                    *left -= 1;
+                    return (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(serde_json::json!({"errcode": "M_UNKNOWN", "error": "injected failure"})),
+                    )
+                        .into_response();
+                }
+            }
+            let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+                return axum::http::StatusCode::BAD_REQUEST.into_response();
+            };
+            let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
+                .unwrap_or(reqwest::Method::GET);
+            let mut request = http.request(method, format!("{upstream}{path}")).body(bytes.to_vec());
+            for name in ["authorization", "content-type"] {
+                if let Some(v) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+                    request = request.header(name, v);
+                }
+            }
+            match request.send().await {
+                Ok(response) => {
+                    let status = axum::http::StatusCode::from_u16(response.status().as_u16())
+                        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+                    let body = response.bytes().await.unwrap_or_default();
+                    Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Body::from(body))
+                        .unwrap_or_else(|_| axum::http::StatusCode::BAD_GATEWAY.into_response())
+                }
+                Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let failures = std::sync::Arc::new(std::sync::Mutex::new(0));
+        let app = axum::Router::new()
+            .fallback(pass)
+            .with_state((upstream.to_owned(), reqwest::Client::new(), failures.clone()));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FaultProxy { url, failures }
+    }
+
+    /// The next `n` message sends fail with 500.
+    pub fn fail_next_sends(&self, n: u32) {
+        *self.failures.lock().unwrap() += n;
+    }
+}
