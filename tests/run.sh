@@ -6,6 +6,9 @@ bash deploy/install-deps.sh
 # The real harnesses (Claude Code, Codex, pi) from npm, cached outside the clone, for the
 # real-harness tests (they run against mosaic's scripted model server: no account, no internet).
 bash deploy/install-harnesses.sh >/dev/null
+# Synapse (the Matrix homeserver) from PyPI into a cached virtualenv, for the Matrix tests (each
+# starts a private homeserver on 127.0.0.1).
+bash deploy/matrix/install-synapse.sh >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/tmp}/.cache/mosaic-target}"
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

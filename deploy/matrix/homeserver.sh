@@ -11,6 +11,8 @@
 #       MOSAIC_MATRIX_PASSWORD is set)
 #   homeserver.sh setup DIR [--server-name NAME] [--port PORT] [--human NAME]
 #       init + start + create the bot and your user + print the roster lines to paste
+#   homeserver.sh unit DIR
+#       writes the systemd user unit ~/.config/systemd/user/mosaic-synapse.service for DIR
 #
 # Synapse is installed into ~/.cache/mosaic-synapse by install-synapse.sh (the first run takes about
 # a minute). See docs/connectors/matrix.md.
@@ -18,7 +20,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cmd="${1:-}"
 dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 shift 2
 bin="$(bash "$here/install-synapse.sh")"
 
@@ -164,8 +166,16 @@ Paste into roster.yaml (connectors: and acl:), after creating a room and noting 
       rooms: ["!ROOMID:$server_name"]
   acl:
     - {connector: matrix, user: "@$human:$server_name", role: admin}
-Stop it with: kill \$(cat $dir/homeserver.pid); run it as a service with deploy/matrix/mosaic-synapse.service.
+Stop it with: kill \$(cat $dir/homeserver.pid); to run it as a service: bash $here/homeserver.sh unit $dir
 TEXT
     ;;
-  *) echo "unknown command $cmd (init, run, user, setup)" >&2; exit 2 ;;
+  unit)
+    dir="$(cd "$dir" && pwd)"
+    units="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+    mkdir -p "$units"
+    sed -e "s|@SCRIPT@|$here/homeserver.sh|" -e "s|@DIR@|$dir|" "$here/mosaic-synapse.service" \
+      > "$units/mosaic-synapse.service"
+    echo "wrote $units/mosaic-synapse.service; run: systemctl --user daemon-reload && systemctl --user enable --now mosaic-synapse"
+    ;;
+  *) echo "unknown command $cmd (init, run, user, setup, unit)" >&2; exit 2 ;;
 esac

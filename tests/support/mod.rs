@@ -18,6 +18,7 @@ pub fn register_connectors() {
     mosaic_connector::registry::register(&mosaic_discord::TYPE);
     mosaic_connector::registry::register(&mosaic_telegram::TYPE);
     mosaic_connector::registry::register(&mosaic_slack::TYPE);
+    mosaic_connector::registry::register(&mosaic_matrix::TYPE);
     mosaic_connector::registry::register(&mosaic_testchat::TYPE);
 }
 

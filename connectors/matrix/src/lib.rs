@@ -10,6 +10,9 @@
 //! it only once the bridge kept it. A crash anywhere makes the homeserver send the same events
 //! again, and the bridge drops those it already has (by event id).
 
+// matrix-sdk's futures are deep.
+#![recursion_limit = "256"]
+
 #[cfg(feature = "test-util")]
 pub mod synapse;
 

@@ -2,9 +2,17 @@
 //! `deploy/matrix/homeserver.sh` (the recipe users run), SQLite in a temp dir, shared-secret
 //! registration. The homeserver dies with the test process.
 
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::events::reaction::OriginalSyncReactionEvent;
+use matrix_sdk::ruma::events::room::message::{
+    MessageType, OriginalSyncRoomMessageEvent, Relation, RoomMessageEventContent,
+};
+use matrix_sdk::ruma::{OwnedUserId, RoomId};
+use matrix_sdk::{Client, Room};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running (or stopped) private Synapse.
@@ -154,7 +162,11 @@ impl FaultProxy {
         use axum::body::{Body, to_bytes};
         use axum::extract::{Request, State};
         use axum::response::{IntoResponse, Response};
-        type Shared = (String, reqwest::Client, std::sync::Arc<std::sync::Mutex<u32>>);
+        type Shared = (
+            String,
+            reqwest::Client,
+            std::sync::Arc<std::sync::Mutex<u32>>,
+        );
         async fn pass(State((upstream, http, failures)): State<Shared>, req: Request) -> Response {
             let (parts, body) = req.into_parts();
             let path = parts
@@ -178,7 +190,9 @@ impl FaultProxy {
             };
             let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
                 .unwrap_or(reqwest::Method::GET);
-            let mut request = http.request(method, format!("{upstream}{path}")).body(bytes.to_vec());
+            let mut request = http
+                .request(method, format!("{upstream}{path}"))
+                .body(bytes.to_vec());
             for name in ["authorization", "content-type"] {
                 if let Some(v) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
                     request = request.header(name, v);
@@ -203,9 +217,11 @@ impl FaultProxy {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let failures = std::sync::Arc::new(std::sync::Mutex::new(0));
-        let app = axum::Router::new()
-            .fallback(pass)
-            .with_state((upstream.to_owned(), reqwest::Client::new(), failures.clone()));
+        let app = axum::Router::new().fallback(pass).with_state((
+            upstream.to_owned(),
+            reqwest::Client::new(),
+            failures.clone(),
+        ));
         tokio::spawn(async move { axum::serve(listener, app).await });
         FaultProxy { url, failures }
     }
@@ -213,5 +229,214 @@ impl FaultProxy {
     /// The next `n` message sends fail with 500.
     pub fn fail_next_sends(&self, n: u32) {
         *self.failures.lock().unwrap() += n;
+    }
+}
+
+/// What a person's client saw in a room.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The room.
+    pub room: String,
+    /// Who said it.
+    pub sender: String,
+    /// Its event id.
+    pub event_id: String,
+    /// The plain body (for a reaction: its key).
+    pub body: String,
+    /// The HTML form, if any.
+    pub html: Option<String>,
+    /// The thread it is in.
+    pub thread: Option<String>,
+    /// What it replies to.
+    pub reply_to: Option<String>,
+    /// For a reaction: the event it reacts to.
+    pub reacts_to: Option<String>,
+}
+
+/// A person on the homeserver, with their own matrix-sdk client (so encrypted rooms are real),
+/// who sees what is said in their rooms.
+pub struct Person {
+    /// Their client.
+    pub client: Client,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Person {
+    /// Registers `name` and logs in; their client syncs in the background from now on.
+    pub async fn login(synapse: &Synapse, name: &str) -> Person {
+        let (user, password) = synapse.user(name);
+        let client = Client::builder()
+            .homeserver_url(&synapse.url)
+            .build()
+            .await
+            .unwrap();
+        client
+            .matrix_auth()
+            .login_username(&user, &password)
+            .initial_device_display_name("human")
+            .send()
+            .await
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        {
+            let seen = seen.clone();
+            client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent, room: Room| {
+                let seen = seen.clone();
+                async move {
+                    let (thread, reply_to) = match &ev.content.relates_to {
+                        Some(Relation::Thread(t)) => (
+                            Some(t.event_id.to_string()),
+                            t.in_reply_to.as_ref().map(|r| r.event_id.to_string()),
+                        ),
+                        Some(Relation::Reply(in_reply_to)) => {
+                            (None, Some(in_reply_to.in_reply_to.event_id.to_string()))
+                        }
+                        _ => (None, None),
+                    };
+                    let html = match &ev.content.msgtype {
+                        MessageType::Text(t) => t.formatted.as_ref().map(|f| f.body.clone()),
+                        _ => None,
+                    };
+                    seen.lock().unwrap().push(Seen {
+                        room: room.room_id().to_string(),
+                        sender: ev.sender.to_string(),
+                        event_id: ev.event_id.to_string(),
+                        body: ev.content.body().to_owned(),
+                        html,
+                        thread,
+                        reply_to,
+                        reacts_to: None,
+                    });
+                }
+            });
+        }
+        {
+            let seen = seen.clone();
+            client.add_event_handler(move |ev: OriginalSyncReactionEvent, room: Room| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(Seen {
+                        room: room.room_id().to_string(),
+                        sender: ev.sender.to_string(),
+                        event_id: ev.event_id.to_string(),
+                        body: ev.content.relates_to.key.clone(),
+                        html: None,
+                        thread: None,
+                        reply_to: None,
+                        reacts_to: Some(ev.content.relates_to.event_id.to_string()),
+                    });
+                }
+            });
+        }
+        client.sync_once(SyncSettings::default()).await.unwrap();
+        let syncing = client.clone();
+        // Like a real client, keep syncing through homeserver outages.
+        tokio::spawn(async move {
+            loop {
+                let _ = syncing.sync(SyncSettings::default()).await;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+        Person { client, seen }
+    }
+
+    /// Their user id.
+    pub fn user_id(&self) -> String {
+        self.client.user_id().unwrap().to_string()
+    }
+
+    /// A new room (encrypted or not) with `invite` invited.
+    pub async fn create_room(&self, encrypted: bool, invite: &[&str]) -> String {
+        let mut request = matrix_sdk::ruma::api::client::room::create_room::v3::Request::new();
+        request.invite = invite
+            .iter()
+            .map(|u| OwnedUserId::try_from(*u).unwrap())
+            .collect();
+        if encrypted {
+            request.initial_state = vec![
+                matrix_sdk::ruma::serde::Raw::from_json_string(
+                    r#"{"type":"m.room.encryption","state_key":"","content":{"algorithm":"m.megolm.v1.aes-sha2"}}"#.into(),
+                )
+                .unwrap(),
+            ];
+        }
+        let room = self.client.create_room(request).await.unwrap();
+        room.room_id().to_string()
+    }
+
+    /// One of their rooms.
+    pub fn room(&self, room: &str) -> Room {
+        self.client
+            .get_room(&RoomId::parse(room).unwrap())
+            .expect("the human is in the room")
+    }
+
+    /// Says `body` in `room`; returns the event id.
+    pub async fn say(&self, room: &str, body: &str) -> String {
+        let r = self.room(room);
+        r.send(RoomMessageEventContent::text_plain(body))
+            .await
+            .unwrap()
+            .response
+            .event_id
+            .to_string()
+    }
+
+    /// Sends raw message content; returns the event id.
+    pub async fn say_raw(&self, room: &str, content: serde_json::Value) -> String {
+        self.room(room)
+            .send_raw("m.room.message", content)
+            .await
+            .unwrap()
+            .response
+            .event_id
+            .to_string()
+    }
+
+    /// Invites `user` to `room`.
+    pub async fn invite(&self, room: &str, user: &str) {
+        self.room(room)
+            .invite_user_by_id(&OwnedUserId::try_from(user).unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// Joins `room` once invited; `false` while the invitation has not arrived.
+    pub async fn join(&self, room: &str) -> bool {
+        match self.client.get_room(&RoomId::parse(room).unwrap()) {
+            Some(r) => r.join().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// `user`'s membership in `room` (`join`, `invite`, …) as this person's client knows it.
+    pub async fn membership(&self, room: &str, user: &str) -> Option<String> {
+        self.room(room)
+            .get_member_no_sync(&OwnedUserId::try_from(user).unwrap())
+            .await
+            .ok()
+            .flatten()
+            .map(|m| m.membership().to_string())
+    }
+
+    /// Whether this person's client knows a device of `user` (it encrypts for known devices).
+    pub async fn knows_devices_of(&self, user: &str) -> bool {
+        self.client
+            .encryption()
+            .get_user_devices(&OwnedUserId::try_from(user).unwrap())
+            .await
+            .map(|d| d.devices().count() > 0)
+            .unwrap_or(false)
+    }
+
+    /// What `sender` said in `room`, oldest first.
+    pub fn seen_from(&self, room: &str, sender: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.room == room && s.sender == sender)
+            .cloned()
+            .collect()
     }
 }

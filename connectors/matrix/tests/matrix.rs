@@ -4,175 +4,14 @@
 //! the human, and undecryptable messages reported.
 
 use async_trait::async_trait;
-use matrix_sdk::config::SyncSettings;
-use matrix_sdk::ruma::events::reaction::OriginalSyncReactionEvent;
-use matrix_sdk::ruma::events::room::message::{
-    MessageType, OriginalSyncRoomMessageEvent, Relation, RoomMessageEventContent,
-};
-use matrix_sdk::ruma::{OwnedUserId, RoomId};
-use matrix_sdk::{Client, Room};
 use mosaic_connector::compliance::{Platform, context, run_suite};
 use mosaic_connector::{Connector, Health, Inbound, Outbound, ReplyTo};
-use mosaic_matrix::synapse::{FaultProxy, Synapse};
+use mosaic_matrix::synapse::{FaultProxy, Person, Synapse};
 use mosaic_matrix::{Login, MatrixConfig, MatrixConnector, TEXT_ONLY};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// What the human's client saw in a room.
-#[derive(Debug, Clone)]
-struct Seen {
-    room: String,
-    sender: String,
-    event_id: String,
-    body: String,
-    html: Option<String>,
-    thread: Option<String>,
-    reply_to: Option<String>,
-    /// For a reaction: the event it reacts to.
-    reacts_to: Option<String>,
-}
-
-/// A person on the homeserver, with their own matrix-sdk client (so encrypted rooms are real).
-struct Human {
-    client: Client,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Human {
-    async fn login(synapse: &Synapse, name: &str) -> Human {
-        let (user, password) = synapse.user(name);
-        let client = Client::builder()
-            .homeserver_url(&synapse.url)
-            .build()
-            .await
-            .unwrap();
-        client
-            .matrix_auth()
-            .login_username(&user, &password)
-            .initial_device_display_name("human")
-            .send()
-            .await
-            .unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        {
-            let seen = seen.clone();
-            client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent, room: Room| {
-                let seen = seen.clone();
-                async move {
-                    let (thread, reply_to) = match &ev.content.relates_to {
-                        Some(Relation::Thread(t)) => (
-                            Some(t.event_id.to_string()),
-                            t.in_reply_to.as_ref().map(|r| r.event_id.to_string()),
-                        ),
-                        Some(Relation::Reply(in_reply_to)) => {
-                            (None, Some(in_reply_to.in_reply_to.event_id.to_string()))
-                        }
-                        _ => (None, None),
-                    };
-                    let html = match &ev.content.msgtype {
-                        MessageType::Text(t) => t.formatted.as_ref().map(|f| f.body.clone()),
-                        _ => None,
-                    };
-                    seen.lock().unwrap().push(Seen {
-                        room: room.room_id().to_string(),
-                        sender: ev.sender.to_string(),
-                        event_id: ev.event_id.to_string(),
-                        body: ev.content.body().to_owned(),
-                        html,
-                        thread,
-                        reply_to,
-                        reacts_to: None,
-                    });
-                }
-            });
-        }
-        {
-            let seen = seen.clone();
-            client.add_event_handler(move |ev: OriginalSyncReactionEvent, room: Room| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock().unwrap().push(Seen {
-                        room: room.room_id().to_string(),
-                        sender: ev.sender.to_string(),
-                        event_id: ev.event_id.to_string(),
-                        body: ev.content.relates_to.key.clone(),
-                        html: None,
-                        thread: None,
-                        reply_to: None,
-                        reacts_to: Some(ev.content.relates_to.event_id.to_string()),
-                    });
-                }
-            });
-        }
-        client.sync_once(SyncSettings::default()).await.unwrap();
-        let syncing = client.clone();
-        tokio::spawn(async move { syncing.sync(SyncSettings::default()).await });
-        Human { client, seen }
-    }
-
-    fn user_id(&self) -> String {
-        self.client.user_id().unwrap().to_string()
-    }
-
-    /// A new room (encrypted or not) with `invite` invited.
-    async fn create_room(&self, encrypted: bool, invite: &[&str]) -> String {
-        let mut request = matrix_sdk::ruma::api::client::room::create_room::v3::Request::new();
-        request.invite = invite
-            .iter()
-            .map(|u| OwnedUserId::try_from(*u).unwrap())
-            .collect();
-        if encrypted {
-            request.initial_state = vec![
-                matrix_sdk::ruma::serde::Raw::from_json_string(
-                    r#"{"type":"m.room.encryption","state_key":"","content":{"algorithm":"m.megolm.v1.aes-sha2"}}"#.into(),
-                )
-                .unwrap(),
-            ];
-        }
-        let room = self.client.create_room(request).await.unwrap();
-        room.room_id().to_string()
-    }
-
-    fn room(&self, room: &str) -> Room {
-        self.client
-            .get_room(&RoomId::parse(room).unwrap())
-            .expect("the human is in the room")
-    }
-
-    /// Says `body` in `room`; returns the event id.
-    async fn say(&self, room: &str, body: &str) -> String {
-        let r = self.room(room);
-        r.send(RoomMessageEventContent::text_plain(body))
-            .await
-            .unwrap()
-            .response
-            .event_id
-            .to_string()
-    }
-
-    /// Sends raw message content.
-    async fn say_raw(&self, room: &str, content: serde_json::Value) -> String {
-        self.room(room)
-            .send_raw("m.room.message", content)
-            .await
-            .unwrap()
-            .response
-            .event_id
-            .to_string()
-    }
-
-    fn seen_from(&self, room: &str, sender: &str) -> Vec<Seen> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.room == room && s.sender == sender)
-            .cloned()
-            .collect()
-    }
-}
 
 async fn until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -182,7 +21,12 @@ async fn until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
     }
 }
 
-fn bot(synapse: &Synapse, homeserver: &str, rooms: &[&str], inviters: &[String]) -> (Arc<MatrixConnector>, String, tempfile::TempDir) {
+fn bot(
+    synapse: &Synapse,
+    homeserver: &str,
+    rooms: &[&str],
+    inviters: &[String],
+) -> (Arc<MatrixConnector>, String, tempfile::TempDir) {
     let (user, password) = synapse.user("mosaic");
     let dir = tempfile::tempdir().unwrap();
     let connector = Arc::new(MatrixConnector::new(MatrixConfig {
@@ -224,7 +68,7 @@ async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
 
 struct MatrixPlatform {
     connector: Arc<MatrixConnector>,
-    human: Human,
+    human: Person,
     bot: String,
     room: String,
     proxy: FaultProxy,
@@ -277,7 +121,7 @@ impl Platform for MatrixPlatform {
 async fn the_matrix_connector_is_compliant_on_a_real_homeserver() {
     let synapse = Synapse::start();
     let proxy = FaultProxy::start(&synapse.url).await;
-    let human = Human::login(&synapse, "ann").await;
+    let human = Person::login(&synapse, "ann").await;
     let (connector, bot_user, _dir) = bot(&synapse, &proxy.url, &[], &[human.user_id()]);
     let room = human.create_room(false, &[&bot_user]).await;
     // The bot's rooms are known only now: build it again with the room.
@@ -298,12 +142,17 @@ async fn the_matrix_connector_is_compliant_on_a_real_homeserver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threads_replies_invitations_and_files_in_a_plain_room() {
     let synapse = Synapse::start();
-    let ann = Human::login(&synapse, "ann").await;
-    let mallory = Human::login(&synapse, "mallory").await;
+    let ann = Person::login(&synapse, "ann").await;
+    let mallory = Person::login(&synapse, "mallory").await;
     let (bot_user, _) = (format!("@mosaic:{}", synapse.server_name), ());
     let room = ann.create_room(false, &[&bot_user]).await;
     let strangers_room = mallory.create_room(false, &[&bot_user]).await;
-    let (connector, _, _dir) = bot(&synapse, &synapse.url, &[&room, &strangers_room], &[ann.user_id()]);
+    let (connector, _, _dir) = bot(
+        &synapse,
+        &synapse.url,
+        &[&room, &strangers_room],
+        &[ann.user_id()],
+    );
     let mut r = run(&connector);
     until("the bot joined ann's room", async || {
         *r.health.borrow() == Health::Up
@@ -314,14 +163,27 @@ async fn threads_replies_invitations_and_files_in_a_plain_room() {
     let Health::Degraded(why) = r.health.borrow().clone() else {
         panic!("the stranger's room is missing: {:?}", r.health.borrow())
     };
-    assert!(why.contains("invite it from an account in the acl"), "{why}");
+    assert!(
+        why.contains("invite it from an account in the acl"),
+        "{why}"
+    );
 
     // A message, then one in a thread: the thread is the root event.
     let first = ann.say(&room, "!fleet status").await;
     let ev = next(&mut r.rx).await;
     assert_eq!(
-        (ev.message_id.as_str(), ev.text.as_str(), ev.user.as_str(), ev.thread.as_deref()),
-        (first.as_str(), "!fleet status", ann.user_id().as_str(), None)
+        (
+            ev.message_id.as_str(),
+            ev.text.as_str(),
+            ev.user.as_str(),
+            ev.thread.as_deref()
+        ),
+        (
+            first.as_str(),
+            "!fleet status",
+            ann.user_id().as_str(),
+            None
+        )
     );
     let in_thread = ann
         .say_raw(
@@ -345,7 +207,9 @@ async fn threads_replies_invitations_and_files_in_a_plain_room() {
         .await
         .unwrap();
     until("the threaded answer", async || {
-        ann.seen_from(&room, &bot_user).iter().any(|s| s.body == "done")
+        ann.seen_from(&room, &bot_user)
+            .iter()
+            .any(|s| s.body == "done")
     })
     .await;
     let answer = ann
@@ -375,11 +239,15 @@ async fn threads_replies_invitations_and_files_in_a_plain_room() {
     )
     .await;
     assert_eq!(next(&mut r.rx).await.text, "thanks");
-    ann.say_raw(&room, json!({"msgtype": "m.notice", "body": "a notice"})).await;
+    ann.say_raw(&room, json!({"msgtype": "m.notice", "body": "a notice"}))
+        .await;
     ann.say_raw(&room, json!({"msgtype": "m.text", "body": "* edited", "m.new_content": {"msgtype": "m.text", "body": "edited"}, "m.relates_to": {"rel_type": "m.replace", "event_id": first}})).await;
     // A file gets the text-only note and never reaches the bridge.
     let file = ann
-        .say_raw(&room, json!({"msgtype": "m.file", "body": "notes.txt", "url": "mxc://localhost/abc"}))
+        .say_raw(
+            &room,
+            json!({"msgtype": "m.file", "body": "notes.txt", "url": "mxc://localhost/abc"}),
+        )
         .await;
     until("the text-only note", async || {
         ann.seen_from(&room, &bot_user)
@@ -404,25 +272,23 @@ async fn threads_replies_invitations_and_files_in_a_plain_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encrypted_room_works_both_ways_and_an_undecryptable_message_is_reported() {
     let synapse = Synapse::start();
-    let ann = Human::login(&synapse, "ann").await;
+    let ann = Person::login(&synapse, "ann").await;
     let bot_user = format!("@mosaic:{}", synapse.server_name);
     let room = ann.create_room(true, &[&bot_user]).await;
     let (connector, _, _dir) = bot(&synapse, &synapse.url, &[&room], &[ann.user_id()]);
     let mut r = run(&connector);
     until("up", async || *r.health.borrow() == Health::Up).await;
     // Ann's client must see the bot's membership and device before it encrypts for it.
-    until("ann sees the bot in the room", async || {
-        ann.room(&room)
-            .get_member_no_sync(&OwnedUserId::try_from(bot_user.as_str()).unwrap())
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|m| m.membership() == &matrix_sdk::ruma::events::room::member::MembershipState::Join)
+    until("ann sees the bot's device", async || {
+        ann.knows_devices_of(&bot_user).await
     })
     .await;
     let id = ann.say(&room, "secret plans").await;
     let ev = next(&mut r.rx).await;
-    assert_eq!((ev.message_id.as_str(), ev.text.as_str()), (id.as_str(), "secret plans"));
+    assert_eq!(
+        (ev.message_id.as_str(), ev.text.as_str()),
+        (id.as_str(), "secret plans")
+    );
     connector
         .send(&Outbound {
             room: room.clone(),
@@ -456,9 +322,10 @@ async fn an_encrypted_room_works_both_ways_and_an_undecryptable_message_is_repor
     })
     .await
     .unwrap();
-    until("health shows the decryption failure", async || {
-        matches!(&*r.health.borrow(), Health::Degraded(d) if d.contains("cannot decrypt"))
-    })
+    until(
+        "health shows the decryption failure",
+        async || matches!(&*r.health.borrow(), Health::Degraded(d) if d.contains("cannot decrypt")),
+    )
     .await;
     until("the room is told", async || {
         ann.seen_from(&room, &bot_user)

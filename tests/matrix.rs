@@ -1,0 +1,245 @@
+//! Mosaic on Matrix end to end: `mosaic up` (the real daemon and matrix-sdk) against a private
+//! Synapse, real tmux and the demo agent as the orchestrator, with matrix-sdk clients as people.
+#![recursion_limit = "256"]
+
+mod support;
+use mosaic_matrix::synapse::{Person, Synapse};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+use support::*;
+
+struct Mos {
+    s: Sandbox,
+    synapse: Synapse,
+    bot_password: String,
+    daemon: Child,
+    rt: tokio::runtime::Runtime,
+    ann: Person,
+    plain: String,
+    secret: String,
+}
+
+impl Drop for Mos {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+fn start_daemon(s: &Sandbox, bot_password: &str) -> Child {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+    s.command(&["up", "--listen", "127.0.0.1:0"])
+        .env("MATRIX_PASSWORD", bot_password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Ann (the admin) with a plain and an encrypted room, the bot invited to both, the general
+/// fleet bridged to them, and `mosaic up`.
+fn mos() -> Mos {
+    let synapse = Synapse::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (bot_user, bot_password) = synapse.user("mosaic");
+    let ann = rt.block_on(Person::login(&synapse, "ann"));
+    let plain = rt.block_on(ann.create_room(false, &[&bot_user]));
+    let secret = rt.block_on(ann.create_room(true, &[&bot_user]));
+    let s = Sandbox::new();
+    let out = s.ok(&s.init_args(&[
+        "--preset",
+        "general",
+        "--connector",
+        "matrix",
+        "--homeserver",
+        &synapse.url,
+        "--bot-user",
+        &bot_user,
+        "--target",
+        &plain,
+        "--target",
+        &secret,
+        "--admin",
+        &ann.user_id(),
+    ]));
+    assert!(out.contains("type: matrix"), "{out}");
+    assert!(!read(&s.roster_path()).contains(&bot_password));
+    let daemon = start_daemon(&s, &bot_password);
+    let m = Mos {
+        s,
+        synapse,
+        bot_password,
+        daemon,
+        rt,
+        ann,
+        plain,
+        secret,
+    };
+    wait_for_secs("the daemon", DAEMON_START_SECS, || {
+        read_opt(&m.s.state().join("daemon.json")).contains(r#""fleet":"started""#)
+    });
+    wait_for_secs("the bot in both rooms", 60, || m.connector_state() == "up");
+    m
+}
+
+impl Mos {
+    fn bot(&self) -> String {
+        format!("@mosaic:{}", self.synapse.server_name)
+    }
+
+    /// The connector's state as `fleet status --json` shows it.
+    fn connector_state(&self) -> String {
+        let out = self
+            .s
+            .command(&["fleet", "verify"])
+            .env("MATRIX_PASSWORD", &self.bot_password)
+            .output()
+            .unwrap();
+        let report = text(&out.stdout);
+        if report.contains("ok    connector matrix: connected") {
+            "up".into()
+        } else {
+            report
+        }
+    }
+
+    fn said(&self) -> Vec<String> {
+        self.s
+            .transcript("mos")
+            .iter()
+            .map(|t| t.rsplit("] ").next().unwrap().to_owned())
+            .collect()
+    }
+
+    fn bot_said(&self, room: &str) -> Vec<mosaic_matrix::synapse::Seen> {
+        self.ann.seen_from(room, &self.bot())
+    }
+}
+
+#[test]
+fn the_orchestrator_answers_in_plain_and_encrypted_rooms_and_strangers_get_nothing() {
+    let m = mos();
+    let id =
+        m.rt.block_on(m.ann.say(&m.plain, "hello, status of the build?"));
+    wait_for("the message in the pane", || m.said().len() == 1);
+    assert_eq!(
+        nonce_masked(m.s.transcript("mos")),
+        [format!(
+            "[chat #1:NONCE from {} (admin) on matrix/{}] hello, status of the build?",
+            m.ann.user_id(),
+            m.plain
+        )]
+    );
+    wait_for("the 👀 reaction", || {
+        m.bot_said(&m.plain)
+            .iter()
+            .any(|s| s.reacts_to.as_deref() == Some(id.as_str()) && s.body == "👀")
+    });
+    wait_for("the answer", || {
+        m.bot_said(&m.plain).iter().any(|s| {
+            s.body.starts_with("[demo reply #1]") && s.reply_to.as_deref() == Some(id.as_str())
+        })
+    });
+
+    // The encrypted room: the bot decrypts, the orchestrator answers, Ann decrypts the answer.
+    wait_for("Ann's client knows the bot's devices", || {
+        m.rt.block_on(m.ann.knows_devices_of(&m.bot()))
+    });
+    let id = m.rt.block_on(m.ann.say(&m.secret, "the secret plan"));
+    wait_for("the encrypted message in the pane", || m.said().len() == 2);
+    assert_eq!(m.said()[1], "the secret plan");
+    wait_for("the encrypted answer", || {
+        m.bot_said(&m.secret).iter().any(|s| {
+            s.body.starts_with("[demo reply #2]") && s.reply_to.as_deref() == Some(id.as_str())
+        })
+    });
+
+    // `!fleet status` from the admin: the table, as HTML with a plain body.
+    m.rt.block_on(m.ann.say(&m.plain, "!fleet status"));
+    wait_for("the status table", || {
+        m.bot_said(&m.plain)
+            .iter()
+            .any(|s| s.body.contains("mos") && s.body.contains("orchestrator") && s.html.is_some())
+    });
+
+    // A stranger in the room is refused and audited; their invitation is not accepted.
+    let mallory = m.rt.block_on(Person::login(&m.synapse, "mallory"));
+    m.rt.block_on(m.ann.invite(&m.plain, &mallory.user_id()));
+    wait_for("mallory joins", || m.rt.block_on(mallory.join(&m.plain)));
+    let before = m.said().len();
+    m.rt.block_on(mallory.say(&m.plain, "let me in"));
+    let audit = || read_opt(&m.s.state().join("audit.jsonl"));
+    wait_for("the audit", || audit().contains(&mallory.user_id()));
+    assert!(
+        audit().contains("refused: user not in the acl"),
+        "{}",
+        audit()
+    );
+    let mallorys = m.rt.block_on(mallory.create_room(false, &[&m.bot()]));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(m.said().len(), before, "the stranger reached nobody");
+    let bot_rooms = m.rt.block_on(mallory.membership(&mallorys, &m.bot()));
+    assert_eq!(
+        bot_rooms.as_deref(),
+        Some("invite"),
+        "the invitation stays pending"
+    );
+}
+
+#[test]
+fn a_crash_and_a_homeserver_outage_lose_nothing_and_double_nothing() {
+    let mut m = mos();
+    m.rt.block_on(m.ann.say(&m.plain, "before the crash"));
+    wait_for("the first message", || m.said().len() == 1);
+    // The daemon dies without a goodbye; Ann keeps talking meanwhile, in both rooms.
+    let _ = m.daemon.kill();
+    let _ = m.daemon.wait();
+    m.rt.block_on(m.ann.say(&m.plain, "while it was down 1"));
+    m.rt.block_on(m.ann.say(&m.secret, "while it was down 2"));
+    m.daemon = start_daemon(&m.s, &m.bot_password);
+    wait_for_secs("the missed messages", 60, || m.said().len() == 3);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        m.said(),
+        [
+            "before the crash",
+            "while it was down 1",
+            "while it was down 2"
+        ],
+        "each once, in order"
+    );
+
+    // The homeserver goes away: the outage shows; a reply made meanwhile is posted once after.
+    m.synapse.stop();
+    wait_for_secs("the outage in verify", 90, || m.connector_state() != "up");
+    let report = m.connector_state();
+    assert!(report.contains("connector matrix"), "{report}");
+    m.s.ok(&[
+        "reply",
+        "--room",
+        &format!("matrix:{}", m.plain),
+        "during the outage",
+    ]);
+    m.synapse.resume();
+    wait_for_secs("the connector back up", 90, || m.connector_state() == "up");
+    m.rt.block_on(m.ann.say(&m.plain, "after the outage"));
+    wait_for_secs("the message after the outage", 60, || m.said().len() == 4);
+    wait_for_secs("the kept reply", 60, || {
+        m.bot_said(&m.plain)
+            .iter()
+            .any(|s| s.body == "during the outage")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        m.bot_said(&m.plain)
+            .iter()
+            .filter(|s| s.body == "during the outage")
+            .count(),
+        1
+    );
+    assert_eq!(m.said()[3], "after the outage");
+}
