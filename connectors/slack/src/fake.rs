@@ -61,6 +61,8 @@ pub enum Failure {
     Status(u16),
     /// HTTP 200 with `{"ok": false, "error": CODE}`.
     Error(&'static str),
+    /// No answer at all for an hour (a black-holed keep-alive connection, a stuck proxy).
+    Hang,
 }
 
 /// A connection event, in order: `open N`, `close N by client`, `close N by slack`.
@@ -168,6 +170,18 @@ impl FakeSlack {
         thread_ts: &str,
     ) -> String {
         self.user_message(channel, user, text, Some(thread_ts), true)
+    }
+
+    /// A user replies in a thread while no program is connected (not in channel history: only
+    /// `conversations.replies` would show it).
+    pub fn reply_in_thread_unseen(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        thread_ts: &str,
+    ) -> String {
+        self.user_message(channel, user, text, Some(thread_ts), false)
     }
 
     /// A user posts `text` while no program is connected: it is in history only.
@@ -505,6 +519,7 @@ fn failure_response(f: Failure) -> Response {
         )
             .into_response(),
         Failure::Error(code) => slack_json(json!({ "ok": false, "error": code })),
+        Failure::Hang => (StatusCode::GATEWAY_TIMEOUT, "hung").into_response(),
     }
 }
 
@@ -561,6 +576,18 @@ async fn api(
                 .remove("token")
                 .and_then(|t| t.as_str().map(str::to_owned))
         });
+    let hang = {
+        let mut s = state.lock().unwrap();
+        let queue = s.failures.get_mut(&method);
+        match queue {
+            Some(q) if q.front() == Some(&Failure::Hang) => q.pop_front().is_some(),
+            _ => false,
+        }
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return failure_response(Failure::Hang);
+    }
     let mut s = state.lock().unwrap();
     let mut call = Call {
         method: method.clone(),

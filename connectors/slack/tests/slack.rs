@@ -548,3 +548,148 @@ async fn messages_missed_while_away_are_caught_up_from_history_once() {
     let history = fake.calls_of("conversations.history");
     assert_eq!(history[0].params["oldest"], seen.as_str());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Adversarial tests (branch adv-slack): each one is a claim of the connector that does not hold.
+// ---------------------------------------------------------------------------------------------
+
+/// Slack sends `&`, `<` and `>` in a message's text as `&amp;`, `&lt;` and `&gt;` ("All text in
+/// Slack uses the same system of escaping", api.slack.com/reference/surfaces/formatting#escaping),
+/// slash-command text included. The orchestrator must see what the user typed, not the entities
+/// (a coding agent told `a -&gt; b &amp;&amp; c` runs something else).
+#[tokio::test]
+async fn adv_incoming_text_is_unescaped_to_what_the_user_typed() {
+    let fake = FakeSlack::start().await;
+    let mut r = start(&fake, fast(), Vec::new()).await;
+    // What Slack delivers when the user types: run `a -> b && c` if x < 3
+    fake.event(serde_json::json!({
+        "type": "message", "channel": CHANNEL, "channel_type": "channel", "user": USER,
+        "text": "run `a -&gt; b &amp;&amp; c` if x &lt; 3", "ts": "1700000500.000100",
+        "event_ts": "1700000500.000100", "team": "T0FAKETEAM"
+    }));
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.text, "run `a -> b && c` if x < 3");
+    // The same for a slash command's text (`should_escape: false` only leaves @names/#channels
+    // unresolved; &, <, > are still entities).
+    fake.slash(CHANNEL, USER, "alice", "send coder fix x &lt; y &amp;&amp; z");
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.text, "/fleet send coder fix x < y && z");
+}
+
+/// A URL typed in Slack arrives wrapped as `<https://…>` (or `<https://…|label>`); other
+/// mentions as `<@U…>`. The orchestrator (and `!fleet send`) get Slack's markup instead of the
+/// URL the user typed.
+#[tokio::test]
+async fn adv_incoming_links_are_given_as_typed_not_as_slack_markup() {
+    let fake = FakeSlack::start().await;
+    let mut r = start(&fake, fast(), Vec::new()).await;
+    fake.event(serde_json::json!({
+        "type": "message", "channel": CHANNEL, "channel_type": "channel", "user": USER,
+        "text": "review <https://github.com/o/r/pull/7> please", "ts": "1700000500.000200",
+        "event_ts": "1700000500.000200", "team": "T0FAKETEAM"
+    }));
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.text, "review https://github.com/o/r/pull/7 please");
+}
+
+/// A 429 (or a 5xx) on `conversations.history` during the catch-up after a restart: the missed
+/// messages are only logged as unreadable and never delivered (nothing retries the catch-up).
+#[tokio::test]
+async fn adv_a_rate_limited_catch_up_still_delivers_the_missed_messages() {
+    let fake = FakeSlack::start().await;
+    let seen = fake.message_unseen(CHANNEL, USER, "taken before the crash");
+    let missed = fake.message_unseen(CHANNEL, USER, "written while mosaic was down");
+    fake.fail_next("conversations.history", Failure::RateLimited(1), 1);
+    let mut r = start(
+        &fake,
+        fast(),
+        vec![(CHANNEL.to_owned(), format!("{CHANNEL}:{seen}"))],
+    )
+    .await;
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.message_id, format!("{CHANNEL}:{missed}"));
+}
+
+/// The catch-up runs in the forwarder, in line with live events, and no Web API call has a
+/// timeout: one `conversations.history` request that never answers (a keep-alive connection a
+/// NAT dropped) holds every later live event forever, though each was acked to Slack, so a crash
+/// meanwhile loses them from the socket too.
+#[tokio::test]
+async fn adv_a_hung_history_read_does_not_stall_live_messages_forever() {
+    let fake = FakeSlack::start().await;
+    let seen = fake.message_unseen(CHANNEL, USER, "taken before the crash");
+    fake.fail_next("conversations.history", Failure::Hang, 1);
+    let mut r = start(
+        &fake,
+        fast(),
+        vec![(CHANNEL.to_owned(), format!("{CHANNEL}:{seen}"))],
+    )
+    .await;
+    let live = fake.message(CHANNEL, USER, "live, after the reconnect");
+    let ev = tokio::time::timeout(Duration::from_secs(40), r.rx.recv())
+        .await
+        .expect("a live message within 40 s, whatever a history read does")
+        .unwrap();
+    assert_eq!(ev.message_id, format!("{CHANNEL}:{live}"));
+}
+
+/// A ghost is detected, but the replacement's `apps.connections.open` never answers (the same
+/// middlebox that silenced the socket also black-holes the pooled HTTPS connection). There is
+/// no timeout on it and `opening` stays true, so the connector sits `degraded` forever: no new
+/// connection, no error for the bridge to restart it on.
+#[tokio::test]
+async fn adv_a_ghost_whose_replacement_open_hangs_is_not_stuck_forever() {
+    let fake = FakeSlack::start_with_pings(Duration::from_secs(60)).await;
+    let r = start(&fake, fast(), Vec::new()).await;
+    fake.fail_next("apps.connections.open", Failure::Hang, 1);
+    fake.ghost();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let replaced = fake.opens() == 2 && fake.live_connections() == 1;
+        if replaced || r.runner.is_finished() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "40 s after the ghost: no new connection and the run has not ended (health {:?})",
+            r.health.borrow()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A thread reply written while mosaic was down is lost: thread replies are not in
+/// `conversations.history` and the catch-up never reads `conversations.replies`. (The guide
+/// admits it; the claim "no loss across a kill -9, including a thread reply" does not hold.)
+#[tokio::test]
+async fn adv_a_thread_reply_written_while_down_is_caught_up() {
+    let fake = FakeSlack::start().await;
+    let parent = fake.message_unseen(CHANNEL, USER, "let's talk in a thread");
+    let reply = fake.reply_in_thread_unseen(CHANNEL, USER, "status?", &parent);
+    let mut r = start(
+        &fake,
+        fast(),
+        vec![(CHANNEL.to_owned(), format!("{CHANNEL}:{parent}"))],
+    )
+    .await;
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.message_id, format!("{CHANNEL}:{reply}"));
+}
+
+/// `SlackConfig` derives `Debug` with both tokens in clear: any `{:?}` of it (a log line, a
+/// panic message, a test failure) prints the xoxb- and xapp- tokens.
+#[test]
+fn adv_the_config_debug_output_hides_the_tokens() {
+    let config = SlackConfig {
+        id: "slack".into(),
+        bot_token: BOT_TOKEN.into(),
+        app_token: APP_TOKEN.into(),
+        api_base: None,
+        timing: Timing::default(),
+    };
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains(BOT_TOKEN) && !shown.contains(APP_TOKEN),
+        "{shown}"
+    );
+}
