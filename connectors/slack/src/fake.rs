@@ -61,6 +61,10 @@ pub enum Failure {
     Status(u16),
     /// HTTP 200 with `{"ok": false, "error": CODE}`.
     Error(&'static str),
+    /// The method takes effect, then HTTP 200 with `{"ok": false, "error": CODE}` (Slack's
+    /// `internal_error`/`fatal_error`: "It's possible some aspect of the operation succeeded
+    /// before the error was raised").
+    ErrorAfterEffect(&'static str),
     /// No answer at all for an hour (a black-holed keep-alive connection, a stuck proxy).
     Hang,
 }
@@ -520,6 +524,7 @@ fn failure_response(f: Failure) -> Response {
             .into_response(),
         Failure::Error(code) => slack_json(json!({ "ok": false, "error": code })),
         Failure::Hang => (StatusCode::GATEWAY_TIMEOUT, "hung").into_response(),
+        Failure::ErrorAfterEffect(code) => slack_json(json!({ "ok": false, "error": code })),
     }
 }
 
@@ -595,9 +600,14 @@ async fn api(
         params: Value::Object(params.clone()),
         ok: false,
     };
+    let mut after_effect = None;
     if let Some(f) = s.failures.get_mut(&method).and_then(VecDeque::pop_front) {
-        s.calls.push(call);
-        return failure_response(f);
+        if let Failure::ErrorAfterEffect(code) = f {
+            after_effect = Some(code);
+        } else {
+            s.calls.push(call);
+            return failure_response(f);
+        }
     }
     let wanted = if method == "apps.connections.open" {
         APP_TOKEN
@@ -735,6 +745,9 @@ async fn api(
         Ok(mut body) => {
             call.ok = true;
             s.calls.push(call);
+            if let Some(code) = after_effect {
+                return slack_json(json!({ "ok": false, "error": code }));
+            }
             body["ok"] = json!(true);
             slack_json(body)
         }

@@ -693,3 +693,29 @@ fn adv_the_config_debug_output_hides_the_tokens() {
         "{shown}"
     );
 }
+
+/// Slack's `internal_error` and `fatal_error` say "It's possible some aspect of the operation
+/// succeeded before the error was raised" (chat.postMessage's error table), yet both are mapped
+/// to Retryable and the outbox sends again: the answer is posted twice. (The design notes'
+/// remedy, the outbox key in `metadata` looked up in recent history before a retry, is not
+/// there.)
+#[tokio::test]
+async fn adv_a_post_that_slack_stored_before_internal_error_is_not_posted_twice() {
+    let fake = FakeSlack::start().await;
+    let r = start(&fake, fast(), Vec::new()).await;
+    fake.fail_next(
+        "chat.postMessage",
+        Failure::ErrorAfterEffect("internal_error"),
+        1,
+    );
+    let message = out(CHANNEL, "the build is green", None, None);
+    // The bridge's outbox: send until it is not retryable.
+    for _ in 0..3 {
+        match r.connector.send(&message).await {
+            Ok(_) => break,
+            Err(e) if e.is_retryable() => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(fake.posted(CHANNEL), ["the build is green"], "posted once");
+}
