@@ -35,7 +35,10 @@ pub(crate) fn message(
     }
     let channel = event["channel"].as_str().or(channel)?;
     let ts = event["ts"].as_str()?;
-    let text = strip_mention(event["text"].as_str().unwrap_or_default(), &me.user);
+    let text = unescape(&strip_mention(
+        event["text"].as_str().unwrap_or_default(),
+        &me.user,
+    ));
     Some(Inbound {
         connector: connector.to_owned(),
         message_id: message_id(channel, ts),
@@ -58,6 +61,14 @@ fn strip_mention(text: &str, bot_user: &str) -> String {
     }
 }
 
+/// Slack's three entities back to the characters typed (`&amp;` last, so `&amp;lt;` stays
+/// `&lt;`).
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// A slash command payload as a native [`Inbound`] (always `/fleet …`, whatever the command is
 /// called in the app), with its `response_url`.
 pub(crate) fn slash(
@@ -69,7 +80,8 @@ pub(crate) fn slash(
     let user = payload["user_id"].as_str()?;
     let response_url = payload["response_url"].as_str()?.to_owned();
     let trigger = payload["trigger_id"].as_str().unwrap_or(envelope_id);
-    let args = payload["text"].as_str().unwrap_or_default().trim();
+    let args = unescape(payload["text"].as_str().unwrap_or_default());
+    let args = args.trim();
     let text = if args.is_empty() {
         "/fleet".to_owned()
     } else {
@@ -148,6 +160,13 @@ mod tests {
                 .message_id,
             "C2:0.5"
         );
+    }
+
+    #[test]
+    fn slacks_entities_become_the_characters_typed() {
+        assert_eq!(unescape("a &lt; b &amp;&amp; c &gt; d"), "a < b && c > d");
+        // A user who typed the entity itself gets it back, not a further-decoded character.
+        assert_eq!(unescape("&amp;lt;"), "&lt;");
     }
 
     #[test]

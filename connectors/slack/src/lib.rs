@@ -218,7 +218,7 @@ impl Default for Timing {
 }
 
 /// What the connector needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SlackConfig {
     /// The instance id (the roster entry's `id`, by default `slack`).
     pub id: String,
@@ -230,6 +230,19 @@ pub struct SlackConfig {
     pub api_base: Option<String>,
     /// Socket Mode timing.
     pub timing: Timing,
+}
+
+impl std::fmt::Debug for SlackConfig {
+    /// Never the tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackConfig")
+            .field("id", &self.id)
+            .field("bot_token", &"<redacted>")
+            .field("app_token", &"<redacted>")
+            .field("api_base", &self.api_base)
+            .field("timing", &self.timing)
+            .finish()
+    }
 }
 
 type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;

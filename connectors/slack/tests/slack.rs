@@ -571,7 +571,12 @@ async fn adv_incoming_text_is_unescaped_to_what_the_user_typed() {
     assert_eq!(ev.text, "run `a -> b && c` if x < 3");
     // The same for a slash command's text (`should_escape: false` only leaves @names/#channels
     // unresolved; &, <, > are still entities).
-    fake.slash(CHANNEL, USER, "alice", "send coder fix x &lt; y &amp;&amp; z");
+    fake.slash(
+        CHANNEL,
+        USER,
+        "alice",
+        "send coder fix x &lt; y &amp;&amp; z",
+    );
     let ev = next(&mut r.rx).await;
     assert_eq!(ev.text, "/fleet send coder fix x < y && z");
 }
