@@ -21,6 +21,7 @@ fn fast() -> Timing {
         silence_limit: Duration::from_millis(1500),
         hello_timeout: Duration::from_secs(5),
         drain_limit: Duration::from_millis(300),
+        ..Timing::default()
     }
 }
 
