@@ -725,3 +725,154 @@ async fn adv_a_post_that_slack_stored_before_internal_error_is_not_posted_twice(
     }
     assert_eq!(fake.posted(CHANNEL), ["the build is green"], "posted once");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fixes of the adversarial findings that had no test.
+// ---------------------------------------------------------------------------------------------
+
+/// A proxy's 502 page is not carried whole into the error (and so into health and status).
+#[tokio::test]
+async fn a_long_error_page_is_cut_before_it_reaches_health() {
+    let fake = FakeSlack::start().await;
+    let r = start(&fake, fast(), Vec::new()).await;
+    fake.fail_next("chat.postMessage", Failure::Page(502), 1);
+    let err = r
+        .connector
+        .send(&out(CHANNEL, "hi", None, None))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert!(err.to_string().chars().count() < 300, "{err}");
+    assert!(fake.posted(CHANNEL).is_empty());
+}
+
+/// A socket whose frames still come in (Slack's pings) but that no longer takes ours (no pong,
+/// so no ack reaches Slack either) is a ghost too.
+#[tokio::test]
+async fn a_connection_deaf_to_our_pings_is_replaced() {
+    let fake = FakeSlack::start_with_pings(Duration::from_millis(100)).await;
+    let mut r = start(&fake, fast(), Vec::new()).await;
+    fake.deafen();
+    wait_for("a replacement connection", || fake.opens() == 2).await;
+    wait_health(&r, |h| *h == Health::Up).await;
+    let ts = fake.message(CHANNEL, USER, "on the new connection");
+    assert_eq!(next(&mut r.rx).await.message_id, format!("{CHANNEL}:{ts}"));
+}
+
+/// The answer to `/fleet` in a channel that is not bridged, or from someone the ACL does not
+/// name, is shown only to them; the others' answers are in the channel.
+#[tokio::test]
+async fn a_slash_command_refusal_is_ephemeral() {
+    let fake = FakeSlack::start().await;
+    let connector = Arc::new(
+        SlackConnector::new(SlackConfig {
+            id: "slack".into(),
+            bot_token: BOT_TOKEN.into(),
+            app_token: APP_TOKEN.into(),
+            api_base: Some(fake.api_base.clone()),
+            timing: fast(),
+        })
+        .with_access(vec![CHANNEL.into()], vec![USER.into()]),
+    );
+    let (tx, mut rx) = mpsc::channel(16);
+    let (ctx, health, _stop) = context(tx, Vec::new());
+    let c = connector.clone();
+    tokio::spawn(async move { c.run(ctx).await });
+    let mut health = health;
+    health.wait_for(|h| *h == Health::Up).await.unwrap();
+    for (room, user, want) in [
+        (CHANNEL, USER, "in_channel"),
+        (OTHER, USER, "ephemeral"),
+        (CHANNEL, "U0STRANGER", "ephemeral"),
+    ] {
+        fake.slash(room, user, "someone", "status");
+        let ev = next(&mut rx).await;
+        connector
+            .send(&out(
+                room,
+                "an answer",
+                Some(ReplyTo::Native(ev.message_id)),
+                None,
+            ))
+            .await
+            .unwrap();
+        let (_, body) = fake.responses().pop().unwrap();
+        assert_eq!(body["response_type"], want, "{room} {user}");
+    }
+}
+
+/// A threaded post Slack stored before answering `fatal_error` is found among the thread's
+/// replies (by its outbox key in `metadata`), not posted again.
+#[tokio::test]
+async fn a_threaded_post_stored_before_an_error_is_not_posted_twice() {
+    let fake = FakeSlack::start().await;
+    let mut r = start(&fake, fast(), Vec::new()).await;
+    let parent = fake.message(CHANNEL, USER, "build it");
+    next(&mut r.rx).await;
+    fake.fail_next(
+        "chat.postMessage",
+        Failure::ErrorAfterEffect("fatal_error"),
+        1,
+    );
+    let mut message = out(CHANNEL, "built", None, Some(&parent));
+    message.key = "outbox-42".into();
+    let id = r.connector.send(&message).await.unwrap();
+    assert_eq!(fake.posted(CHANNEL), ["built"]);
+    let post = &fake.posts(CHANNEL)[0];
+    assert_eq!(post["metadata"]["event_type"], "mosaic_reply");
+    assert_eq!(post["metadata"]["event_payload"]["key"], "outbox-42");
+    assert!(id.starts_with(&format!("{CHANNEL}:")));
+    // A failure that did not take effect is still reported, for the outbox to retry.
+    fake.fail_next("chat.postMessage", Failure::Error("internal_error"), 1);
+    let mut other = out(CHANNEL, "again", None, Some(&parent));
+    other.key = "outbox-43".into();
+    assert!(r.connector.send(&other).await.unwrap_err().is_retryable());
+}
+
+/// A reply in a thread the connector saw earlier (its parent older than the room's point) that
+/// was never delivered is read back from the thread after a reconnect.
+#[tokio::test]
+async fn a_reply_missed_in_a_remembered_thread_is_caught_up_after_a_reconnect() {
+    let fake = FakeSlack::start().await;
+    let mut r = start(&fake, fast(), Vec::new()).await;
+    let parent = fake.message(CHANNEL, USER, "a thread");
+    next(&mut r.rx).await;
+    fake.reply_in_thread(CHANNEL, USER, "first reply", &parent);
+    next(&mut r.rx).await;
+    fake.message(CHANNEL, USER, "later, at top level");
+    next(&mut r.rx).await;
+    let lost = fake.reply_in_thread_unseen(CHANNEL, USER, "lost reply", &parent);
+    fake.close_all();
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.message_id, format!("{CHANNEL}:{lost}"));
+    assert_eq!(ev.thread.as_deref(), Some(parent.as_str()));
+    quiet(&mut r.rx, Duration::from_millis(300)).await;
+}
+
+/// The connector's own mark (its checkpoint) is where a room is read from when the bridge has
+/// no cursor there (every message since was refused, say a stranger's).
+#[tokio::test]
+async fn the_checkpoint_mark_is_where_catch_up_starts() {
+    let fake = FakeSlack::start().await;
+    let stranger = fake.message_unseen(CHANNEL, "U0STRANGER", "not for the fleet");
+    let missed = fake.message_unseen(CHANNEL, USER, "written while down");
+    let checkpoint = serde_json::json!({ "rooms": { CHANNEL: stranger } }).to_string();
+    let mut r = start(
+        &fake,
+        fast(),
+        vec![(mosaic_connector::CHECKPOINT_ROOM.to_owned(), checkpoint)],
+    )
+    .await;
+    let ev = next(&mut r.rx).await;
+    assert_eq!(ev.message_id, format!("{CHANNEL}:{missed}"));
+    quiet(&mut r.rx, Duration::from_millis(300)).await;
+}
+
+/// `&`, `<` and `>` typed by a user come back as typed through the fake's escaping.
+#[tokio::test]
+async fn what_a_user_types_arrives_as_typed() {
+    let fake = FakeSlack::start().await;
+    let mut r = start(&fake, fast(), Vec::new()).await;
+    fake.message(CHANNEL, USER, "if a < b && c > d then <ok>");
+    assert_eq!(next(&mut r.rx).await.text, "if a < b && c > d then <ok>");
+}
