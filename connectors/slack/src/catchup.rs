@@ -100,24 +100,24 @@ impl Forwarder {
 
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Forward>) {
         loop {
+            // The next event, or (when a catch-up is to be tried again) the retry, whichever is
+            // first.
             let item = match self.retry_at {
                 Some(at) => tokio::select! {
-                    item = rx.recv() => item,
-                    _ = tokio::time::sleep_until(at) => {
-                        self.retry_at = None;
-                        if !self.catch_up().await {
-                            return;
-                        }
-                        continue;
-                    }
+                    item = rx.recv() => item.map(Some),
+                    _ = tokio::time::sleep_until(at) => Some(None),
                 },
-                None => rx.recv().await,
+                None => rx.recv().await.map(Some),
             };
             let going = match item {
                 None => return,
-                Some(Forward::Event(ev)) => self.hand(vec![ev]).await,
-                Some(Forward::CatchUp) => {
+                Some(Some(Forward::Event(ev))) => self.hand(vec![ev]).await,
+                Some(Some(Forward::CatchUp)) => {
                     self.plan();
+                    self.catch_up().await
+                }
+                Some(None) => {
+                    self.retry_at = None;
                     self.catch_up().await
                 }
             };
@@ -353,7 +353,9 @@ impl Forwarder {
                     }
                 }
                 self.seen = Recent::new();
-                self.retry_at = Some(Instant::now());
+                // Not at once: a bridge that cannot store now may not on the next try either.
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 true
             }
             Err(_) => false,

@@ -9,7 +9,11 @@
 //! before the old one is closed, and a connection is judged alive by its traffic (our pings must
 //! be answered, some frame must come within a deadline), so an open but silent socket is
 //! replaced. After every fresh connection each room is caught up from `conversations.history`
-//! since the bridge's cursor, so events acked and then lost in a crash are not lost.
+//! (and the threads it shows or the connector remembers from `conversations.replies`) since the
+//! bridge's cursor or the connector's own mark, retried until it succeeds, so events acked and
+//! then lost in a crash are not lost. Every Web API call has a timeout
+//! ([`Timing::api_timeout`]); each post carries its outbox key as metadata, looked for after an
+//! ambiguous failure so a post Slack stored anyway is not posted twice.
 
 mod catchup;
 mod events;

@@ -876,3 +876,35 @@ async fn what_a_user_types_arrives_as_typed() {
     fake.message(CHANNEL, USER, "if a < b && c > d then <ok>");
     assert_eq!(next(&mut r.rx).await.text, "if a < b && c > d then <ok>");
 }
+
+/// A catch-up that meets 5xx answers is tried again (with backoff) until it reads the room, and
+/// live messages are not held back meanwhile.
+#[tokio::test]
+async fn a_catch_up_meeting_server_errors_is_retried_and_live_messages_flow_meanwhile() {
+    let fake = FakeSlack::start().await;
+    let seen = fake.message_unseen(CHANNEL, USER, "taken before the crash");
+    let missed = fake.message_unseen(CHANNEL, USER, "written while down");
+    fake.fail_next("conversations.history", Failure::Status(503), 2);
+    let mut r = start(
+        &fake,
+        fast(),
+        vec![(CHANNEL.to_owned(), format!("{CHANNEL}:{seen}"))],
+    )
+    .await;
+    let live = fake.message(CHANNEL, USER, "live");
+    assert_eq!(
+        next(&mut r.rx).await.message_id,
+        format!("{CHANNEL}:{live}")
+    );
+    assert_eq!(
+        next(&mut r.rx).await.message_id,
+        format!("{CHANNEL}:{missed}")
+    );
+    quiet(&mut r.rx, Duration::from_millis(300)).await;
+    let history = fake.calls_of("conversations.history");
+    assert_eq!(
+        history[0].params["oldest"],
+        seen.as_str(),
+        "the same point again"
+    );
+}
