@@ -35,7 +35,10 @@ pub(crate) fn message(
     }
     let channel = event["channel"].as_str().or(channel)?;
     let ts = event["ts"].as_str()?;
-    let text = strip_mention(event["text"].as_str().unwrap_or_default(), &me.user);
+    let text = unescape(&unlink(&strip_mention(
+        event["text"].as_str().unwrap_or_default(),
+        &me.user,
+    )));
     Some(Inbound {
         connector: connector.to_owned(),
         message_id: message_id(channel, ts),
@@ -58,6 +61,67 @@ fn strip_mention(text: &str, bot_user: &str) -> String {
     }
 }
 
+/// Slack's markup back to what was typed (on the still-escaped text, where a `<` is always
+/// markup): `<https://…>` → the URL, `<https://…|label>` → the label when it is the URL as typed
+/// (`example.com`), else `label (URL)`; `<@U…>` → `@U…` (`<@U…|name>` → `@name`), `<#C…|name>` →
+/// `#name`, `<!here>` → `@here`, `<!subteam^S…|@team>` → `@team`, `<!date^…|fallback>` → the
+/// fallback.
+pub(crate) fn unlink(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &after[..close];
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        let shown = if let Some(id) = target.strip_prefix('@') {
+            format!("@{}", label.unwrap_or(id))
+        } else if let Some(id) = target.strip_prefix('#') {
+            format!("#{}", label.unwrap_or(id))
+        } else if let Some(special) = target.strip_prefix('!') {
+            match label {
+                Some(l) => l.to_owned(),
+                None => format!("@{}", special.split('^').next().unwrap_or(special)),
+            }
+        } else {
+            match label {
+                None => target.to_owned(),
+                Some(l) if l.is_empty() || same_link(target, l) => l.to_owned(),
+                Some(l) => format!("{l} ({target})"),
+            }
+        };
+        out.push_str(&shown);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `label` is how `url` was typed (Slack links `example.com` as
+/// `<http://example.com|example.com>`, an address as `<mailto:a@b.c|a@b.c>`).
+fn same_link(url: &str, label: &str) -> bool {
+    let bare = ["https://", "http://", "mailto:"]
+        .iter()
+        .find_map(|p| url.strip_prefix(p))
+        .unwrap_or(url);
+    url == label || bare == label || bare.trim_end_matches('/') == label
+}
+
+/// Slack's three entities back to the characters typed (`&amp;` last, so `&amp;lt;` stays
+/// `&lt;`).
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// A slash command payload as a native [`Inbound`] (always `/fleet …`, whatever the command is
 /// called in the app), with its `response_url`.
 pub(crate) fn slash(
@@ -69,7 +133,8 @@ pub(crate) fn slash(
     let user = payload["user_id"].as_str()?;
     let response_url = payload["response_url"].as_str()?.to_owned();
     let trigger = payload["trigger_id"].as_str().unwrap_or(envelope_id);
-    let args = payload["text"].as_str().unwrap_or_default().trim();
+    let args = unescape(&unlink(payload["text"].as_str().unwrap_or_default()));
+    let args = args.trim();
     let text = if args.is_empty() {
         "/fleet".to_owned()
     } else {
@@ -148,6 +213,51 @@ mod tests {
                 .message_id,
             "C2:0.5"
         );
+    }
+
+    #[test]
+    fn slacks_entities_become_the_characters_typed() {
+        assert_eq!(unescape("a &lt; b &amp;&amp; c &gt; d"), "a < b && c > d");
+        // A user who typed the entity itself gets it back, not a further-decoded character.
+        assert_eq!(unescape("&amp;lt;"), "&lt;");
+    }
+
+    #[test]
+    fn slacks_link_and_mention_markup_becomes_what_was_typed() {
+        for (from, to) in [
+            (
+                "review <https://github.com/o/r/pull/7> please",
+                "review https://github.com/o/r/pull/7 please",
+            ),
+            ("<http://example.com|example.com>", "example.com"),
+            ("<mailto:a@b.co|a@b.co>", "a@b.co"),
+            (
+                "see <https://x.io/a?b=1&amp;c=2|the docs>",
+                "see the docs (https://x.io/a?b=1&c=2)",
+            ),
+            (
+                "ask <@U0BOB0001> or <@U0ANN0001|ann>",
+                "ask @U0BOB0001 or @ann",
+            ),
+            (
+                "in <#C0123ABCD|general> and <#C0999ZZZZ>",
+                "in #general and #C0999ZZZZ",
+            ),
+            (
+                "<!here> <!channel> <!subteam^S012|@devs>",
+                "@here @channel @devs",
+            ),
+            (
+                "due <!date^1392734382^{date}|Feb 18, 2014>",
+                "due Feb 18, 2014",
+            ),
+            (
+                "x &lt; 3 &amp;&amp; y &gt; 2 <unclosed",
+                "x < 3 && y > 2 <unclosed",
+            ),
+        ] {
+            assert_eq!(unescape(&unlink(from)), to, "{from}");
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! Model choices where Slack's docs say nothing: an event is delivered on the newest open
 //! connection that was not asked to leave (or, when there is none, on one that was); with no
 //! connection at all it is not delivered (the message stays in history). Thread replies are not
-//! part of `conversations.history`, as on Slack.
+//! part of `conversations.history`, as on Slack; a parent carries `reply_count`, `latest_reply`
+//! and `reply_users`, and `conversations.replies` gives the parent then its replies. Users' text
+//! is escaped (`&amp;`, `&lt;`, `&gt;`) as Slack sends it. A post's `metadata` is kept and shown
+//! by history reads only with `include_all_metadata=true`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -61,6 +64,14 @@ pub enum Failure {
     Status(u16),
     /// HTTP 200 with `{"ok": false, "error": CODE}`.
     Error(&'static str),
+    /// The method takes effect, then HTTP 200 with `{"ok": false, "error": CODE}` (Slack's
+    /// `internal_error`/`fatal_error`: "It's possible some aspect of the operation succeeded
+    /// before the error was raised").
+    ErrorAfterEffect(&'static str),
+    /// No answer at all for an hour (a black-holed keep-alive connection, a stuck proxy).
+    Hang,
+    /// An HTTP status with a proxy's long HTML error page as its body.
+    Page(u16),
 }
 
 /// A connection event, in order: `open N`, `close N by client`, `close N by slack`.
@@ -70,6 +81,8 @@ enum Outgoing {
     Text(String),
     /// Go silent: no frame out, no frame read (so no pong), socket kept open.
     Ghost,
+    /// Stop reading (so no pong and no ack gets through) but keep sending pings.
+    Deaf,
     Close,
 }
 
@@ -170,6 +183,18 @@ impl FakeSlack {
         self.user_message(channel, user, text, Some(thread_ts), true)
     }
 
+    /// A user replies in a thread while no program is connected (not in channel history: only
+    /// `conversations.replies` would show it).
+    pub fn reply_in_thread_unseen(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        thread_ts: &str,
+    ) -> String {
+        self.user_message(channel, user, text, Some(thread_ts), false)
+    }
+
     /// A user posts `text` while no program is connected: it is in history only.
     pub fn message_unseen(&self, channel: &str, user: &str, text: &str) -> String {
         self.user_message(channel, user, text, None, false)
@@ -184,8 +209,7 @@ impl FakeSlack {
         push: bool,
     ) -> String {
         let ts = self.next_ts();
-        let mut message =
-            json!({ "type": "message", "user": user, "text": text, "ts": ts, "team": TEAM });
+        let mut message = json!({ "type": "message", "user": user, "text": escape(text), "ts": ts, "team": TEAM });
         if let Some(t) = thread {
             message["thread_ts"] = json!(t);
         }
@@ -204,7 +228,7 @@ impl FakeSlack {
     /// and a `message` event for it. Returns the `ts`.
     pub fn mention(&self, channel: &str, user: &str, text: &str) -> String {
         let ts = self.next_ts();
-        let text = format!("<@{BOT_USER}> {text}");
+        let text = format!("<@{BOT_USER}> {}", escape(text));
         let message =
             json!({ "type": "message", "user": user, "text": text, "ts": ts, "team": TEAM });
         self.store(channel, &message);
@@ -241,13 +265,7 @@ impl FakeSlack {
     }
 
     fn store(&self, channel: &str, message: &Value) {
-        self.state
-            .lock()
-            .unwrap()
-            .history
-            .entry(channel.to_owned())
-            .or_default()
-            .push(message.clone());
+        store(&mut self.state.lock().unwrap(), channel, message.clone());
     }
 
     /// Sends an `events_api` envelope carrying `event`; returns its envelope id.
@@ -319,6 +337,15 @@ impl FakeSlack {
         if let Some(c) = s.conns.iter_mut().rev().find(|c| !c.ghost) {
             c.ghost = true;
             let _ = c.tx.send(Outgoing::Ghost);
+        }
+    }
+
+    /// Makes the newest connection deaf: Slack's pings still come, but nothing the client
+    /// writes (pongs, acks) is read any more.
+    pub fn deafen(&self) {
+        let s = self.state.lock().unwrap();
+        if let Some(c) = s.conns.iter().rev().find(|c| !c.ghost) {
+            let _ = c.tx.send(Outgoing::Deaf);
         }
     }
 
@@ -421,6 +448,48 @@ impl FakeSlack {
     }
 }
 
+/// Keeps `message` in `channel`'s history; a thread reply updates its parent as Slack does
+/// (`thread_ts`, `reply_count`, `reply_users`, `reply_users_count`, `latest_reply`).
+fn store(s: &mut State_, channel: &str, message: Value) {
+    let history = s.history.entry(channel.to_owned()).or_default();
+    let ts = message["ts"].clone();
+    let thread = message["thread_ts"].clone();
+    if thread.is_string()
+        && thread != ts
+        && let Some(parent) = history.iter_mut().find(|m| m["ts"] == thread)
+    {
+        parent["thread_ts"] = thread.clone();
+        parent["reply_count"] = json!(parent["reply_count"].as_u64().unwrap_or(0) + 1);
+        parent["latest_reply"] = ts.clone();
+        let who = message["user"].clone();
+        let mut users = parent["reply_users"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !users.contains(&who) {
+            users.push(who);
+        }
+        parent["reply_users_count"] = json!(users.len());
+        parent["reply_users"] = Value::Array(users);
+    }
+    history.push(message);
+}
+
+/// Slack's escaping of a message's text: `&`, `<` and `>` as entities.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A message as a history read gives it: its metadata only with `include_all_metadata`.
+fn as_read(mut m: Value, metadata: bool) -> Value {
+    if !metadata && let Some(o) = m.as_object_mut() {
+        o.remove("metadata");
+    }
+    m
+}
+
 fn next_ts(s: &mut State_) -> String {
     s.clock += 100;
     format!("{}.{:06}", s.clock / 1_000_000, s.clock % 1_000_000)
@@ -505,6 +574,18 @@ fn failure_response(f: Failure) -> Response {
         )
             .into_response(),
         Failure::Error(code) => slack_json(json!({ "ok": false, "error": code })),
+        Failure::Hang => (StatusCode::GATEWAY_TIMEOUT, "hung").into_response(),
+        Failure::Page(status) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [("content-type", "text/html")],
+            format!(
+                "<html><head><title>{status} Bad Gateway</title></head><body>{}</body></html>",
+                "<p>The upstream server did not answer in time. Please try again later.</p>"
+                    .repeat(80)
+            ),
+        )
+            .into_response(),
+        Failure::ErrorAfterEffect(code) => slack_json(json!({ "ok": false, "error": code })),
     }
 }
 
@@ -561,6 +642,18 @@ async fn api(
                 .remove("token")
                 .and_then(|t| t.as_str().map(str::to_owned))
         });
+    let hang = {
+        let mut s = state.lock().unwrap();
+        let queue = s.failures.get_mut(&method);
+        match queue {
+            Some(q) if q.front() == Some(&Failure::Hang) => q.pop_front().is_some(),
+            _ => false,
+        }
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return failure_response(Failure::Hang);
+    }
     let mut s = state.lock().unwrap();
     let mut call = Call {
         method: method.clone(),
@@ -568,9 +661,14 @@ async fn api(
         params: Value::Object(params.clone()),
         ok: false,
     };
+    let mut after_effect = None;
     if let Some(f) = s.failures.get_mut(&method).and_then(VecDeque::pop_front) {
-        s.calls.push(call);
-        return failure_response(f);
+        if let Failure::ErrorAfterEffect(code) = f {
+            after_effect = Some(code);
+        } else {
+            s.calls.push(call);
+            return failure_response(f);
+        }
     }
     let wanted = if method == "apps.connections.open" {
         APP_TOKEN
@@ -616,10 +714,17 @@ async fn api(
                 if let Some(thread) = text("thread_ts") {
                     message["thread_ts"] = json!(thread);
                 }
-                s.history
-                    .entry(channel.clone())
-                    .or_default()
-                    .push(message.clone());
+                // `metadata`: a JSON object (a JSON body) or its encoding (a form body).
+                let metadata = match params.get("metadata") {
+                    Some(Value::String(m)) => serde_json::from_str(m).unwrap_or(Value::Null),
+                    Some(m) => m.clone(),
+                    None => Value::Null,
+                };
+                if metadata.is_object() {
+                    message["metadata"] = metadata;
+                }
+                store(&mut s, &channel, message.clone());
+                let message = as_read(message, false);
                 // Slack echoes the bot's own post as an event.
                 let mut event = message.clone();
                 event["channel"] = json!(channel);
@@ -691,7 +796,13 @@ async fn api(
                     })
                     .collect();
                 all.reverse(); // newest first
-                let page: Vec<Value> = all.iter().skip(skip).take(limit).cloned().collect();
+                let metadata = text("include_all_metadata").as_deref() == Some("true");
+                let page: Vec<Value> = all
+                    .iter()
+                    .skip(skip)
+                    .take(limit)
+                    .map(|m| as_read(m.clone(), metadata))
+                    .collect();
                 let more = skip + page.len() < all.len();
                 let next = if more {
                     format!("page:{}", skip + page.len())
@@ -702,12 +813,66 @@ async fn api(
                            "response_metadata": { "next_cursor": next } }))
             }
         },
+        "conversations.replies" => match (text("channel"), text("ts")) {
+            (None, _) => Err("channel_not_found"),
+            (_, None) => Err("thread_not_found"),
+            (Some(channel), Some(parent)) => {
+                let key = |ts: &str| ts.replace('.', "").parse::<u128>().unwrap_or(0);
+                let oldest = text("oldest").map(|t| key(&t)).unwrap_or(0);
+                let inclusive = text("inclusive").as_deref() == Some("true");
+                let limit = text("limit")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .unwrap_or(10)
+                    .clamp(1, 1000);
+                let skip = text("cursor")
+                    .and_then(|c| c.strip_prefix("page:").and_then(|n| n.parse().ok()))
+                    .unwrap_or(0usize);
+                let metadata = text("include_all_metadata").as_deref() == Some("true");
+                let history = s.history.get(&channel).cloned().unwrap_or_default();
+                match history.iter().find(|m| m["ts"] == parent.as_str()) {
+                    None => Err("thread_not_found"),
+                    Some(first) => {
+                        // The parent first, then the replies in the time range, oldest first.
+                        let mut all = vec![first.clone()];
+                        all.extend(
+                            history
+                                .iter()
+                                .filter(|m| {
+                                    m["thread_ts"] == parent.as_str() && m["ts"] != parent.as_str()
+                                })
+                                .filter(|m| {
+                                    let k = key(m["ts"].as_str().unwrap_or("0"));
+                                    k > oldest || inclusive && k == oldest
+                                })
+                                .cloned(),
+                        );
+                        let page: Vec<Value> = all
+                            .iter()
+                            .skip(skip)
+                            .take(limit)
+                            .map(|m| as_read(m.clone(), metadata))
+                            .collect();
+                        let more = skip + page.len() < all.len();
+                        let next = if more {
+                            format!("page:{}", skip + page.len())
+                        } else {
+                            String::new()
+                        };
+                        Ok(json!({ "messages": page, "has_more": more,
+                                   "response_metadata": { "next_cursor": next } }))
+                    }
+                }
+            }
+        },
         _ => Err("unknown_method"),
     };
     match answer {
         Ok(mut body) => {
             call.ok = true;
             s.calls.push(call);
+            if let Some(code) = after_effect {
+                return slack_json(json!({ "ok": false, "error": code }));
+            }
             body["ok"] = json!(true);
             slack_json(body)
         }
@@ -775,9 +940,10 @@ async fn serve_socket(mut socket: WebSocket, state: Shared, ping: Duration) {
     let _ = socket.send(WsMessage::Text(hello.to_string().into())).await;
     let mut pings = tokio::time::interval(ping);
     pings.tick().await;
+    let mut deaf = false;
     let closed_by = loop {
         tokio::select! {
-            frame = socket.recv() => match frame {
+            frame = socket.recv(), if !deaf => match frame {
                 Some(Ok(WsMessage::Text(text))) => {
                     let Ok(ack) = serde_json::from_str::<Value>(text.as_str()) else { continue };
                     if let Some(envelope) = ack["envelope_id"].as_str() {
@@ -806,6 +972,7 @@ async fn serve_socket(mut socket: WebSocket, state: Shared, ping: Duration) {
                     }
                     break "slack";
                 }
+                Some(Outgoing::Deaf) => deaf = true,
                 Some(Outgoing::Close) | None => {
                     let _ = socket.send(WsMessage::Close(None)).await;
                     break "slack";

@@ -9,8 +9,13 @@
 //! before the old one is closed, and a connection is judged alive by its traffic (our pings must
 //! be answered, some frame must come within a deadline), so an open but silent socket is
 //! replaced. After every fresh connection each room is caught up from `conversations.history`
-//! since the bridge's cursor, so events acked and then lost in a crash are not lost.
+//! (and the threads it shows or the connector remembers from `conversations.replies`) since the
+//! bridge's cursor or the connector's own mark, retried until it succeeds, so events acked and
+//! then lost in a crash are not lost. Every Web API call has a timeout
+//! ([`Timing::api_timeout`]); each post carries its outbox key as metadata, looked for after an
+//! ambiguous failure so a post Slack stored anyway is not posted twice.
 
+mod catchup;
 mod events;
 #[cfg(feature = "test-util")]
 pub mod fake;
@@ -45,6 +50,14 @@ const SLASH_PREFIX: &str = "slash:";
 const HISTORY_PAGE: u16 = 200;
 /// The wait after a 429 whose `Retry-After` is missing or unreadable.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+/// The most characters of a Web API error's text kept (slack-morphism's includes the whole HTTP
+/// response body, an HTML error page for a proxy's 502).
+const MAX_ERROR_TEXT: usize = 200;
+/// The `event_type` of the metadata each post carries: its outbox key, looked for after an
+/// ambiguous failure so an answer Slack stored anyway is not posted twice.
+pub const REPLY_EVENT_TYPE: &str = "mosaic_reply";
+/// How many recent messages are searched for a post's outbox key after an ambiguous failure.
+const LOOKUP_LIMIT: usize = 100;
 
 /// The Slack connector type, registered by the binary.
 pub static TYPE: Typed<SlackSettings> = Typed::new();
@@ -171,13 +184,16 @@ impl ConnectorConfig for SlackSettings {
         let api_base = std::env::var("MOSAIC_SLACK_API_BASE")
             .ok()
             .filter(|b| !b.is_empty());
-        Ok(Arc::new(SlackConnector::new(SlackConfig {
-            id: id.to_owned(),
-            bot_token: read(&self.bot_token, "bot token")?,
-            app_token: read(&self.app_token, "app token")?,
-            api_base,
-            timing: Timing::default(),
-        })))
+        Ok(Arc::new(
+            SlackConnector::new(SlackConfig {
+                id: id.to_owned(),
+                bot_token: read(&self.bot_token, "bot token")?,
+                app_token: read(&self.app_token, "app token")?,
+                api_base,
+                timing: Timing::default(),
+            })
+            .with_access(self.channels.clone(), ctx.users.to_vec()),
+        ))
     }
 }
 
@@ -204,6 +220,9 @@ pub struct Timing {
     /// How long a connection Slack asked to leave (`disconnect`) is still read, once its
     /// replacement is up, before it is closed.
     pub drain_limit: Duration,
+    /// How long any one Web API call (or `response_url` post) may take before it is given up as
+    /// [`ErrorKind::Retryable`]: a black-holed keep-alive connection never answers otherwise.
+    pub api_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -213,12 +232,13 @@ impl Default for Timing {
             silence_limit: Duration::from_secs(35),
             hello_timeout: Duration::from_secs(10),
             drain_limit: Duration::from_secs(10),
+            api_timeout: Duration::from_secs(20),
         }
     }
 }
 
 /// What the connector needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SlackConfig {
     /// The instance id (the roster entry's `id`, by default `slack`).
     pub id: String,
@@ -232,6 +252,19 @@ pub struct SlackConfig {
     pub timing: Timing,
 }
 
+impl std::fmt::Debug for SlackConfig {
+    /// Never the tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackConfig")
+            .field("id", &self.id)
+            .field("bot_token", &"<redacted>")
+            .field("app_token", &"<redacted>")
+            .field("api_base", &self.api_base)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
 type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 pub(crate) type Http = SlackClientHyperConnector<Https>;
 
@@ -243,6 +276,14 @@ pub struct SlackConnector {
     bot: SlackApiToken,
     app: SlackApiToken,
     shared: Arc<Shared>,
+    access: Access,
+}
+
+/// The bridged channels and the ACL's users as of the build (empty: unknown).
+#[derive(Debug, Clone, Default)]
+struct Access {
+    channels: Vec<String>,
+    users: Vec<String>,
 }
 
 /// Who the bot is (from `auth.test`), to drop its own messages and strip mentions of it.
@@ -261,6 +302,7 @@ struct Shared {
 struct Responder {
     url: String,
     room: String,
+    user: String,
     at: Instant,
     uses: u32,
 }
@@ -306,18 +348,63 @@ impl SlackConnector {
             app: token(&config.app_token),
             config,
             shared: Arc::new(Shared::default()),
+            access: Access::default(),
         }
     }
 
-    /// Posts `text` to a slash command's `response_url`, visible in the channel.
+    /// The ts of the post carrying outbox key `key` among the latest messages of `room` (or of
+    /// its thread `thread`), if Slack stored it; `None` when it is not there or cannot be read.
+    async fn find_post(&self, room: &str, thread: Option<&str>, key: &str) -> Option<String> {
+        let limit = self.config.timing.api_timeout;
+        let (method, params) = match thread {
+            Some(t) => (
+                "conversations.replies",
+                vec![
+                    ("channel", Some(room.to_owned())),
+                    ("ts", Some(t.to_owned())),
+                    ("limit", Some("1000".to_owned())),
+                    ("include_all_metadata", Some("true".to_owned())),
+                ],
+            ),
+            None => (
+                "conversations.history",
+                vec![
+                    ("channel", Some(room.to_owned())),
+                    ("limit", Some(LOOKUP_LIMIT.to_string())),
+                    ("include_all_metadata", Some("true".to_owned())),
+                ],
+            ),
+        };
+        let found = get_json(&self.client, &self.bot, limit, method, &params).await;
+        let page = match found {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(connector = %self.config.id, room, error = %e,
+                    "slack: cannot check whether a failed post was stored anyway");
+                return None;
+            }
+        };
+        page["messages"]
+            .as_array()?
+            .iter()
+            .find(|m| {
+                m["metadata"]["event_type"] == REPLY_EVENT_TYPE
+                    && m["metadata"]["event_payload"]["key"] == key
+            })
+            .and_then(|m| m["ts"].as_str().map(str::to_owned))
+    }
+
+    /// Posts `text` to a slash command's `response_url`: in the channel, or only to the person
+    /// who ran it (`ephemeral`) when the channel is not bridged or the person is not one of the
+    /// ACL's users (the answer is a refusal then, for nobody else to read).
     async fn respond(&self, id: &str, text: &str) -> Result<String, ConnectorError> {
-        let (url, uses) = {
+        let (url, uses, private) = {
             let mut responses = self.shared.responses.lock().unwrap();
             responses.retain(|_, r| r.at.elapsed() < RESPONSE_URL_TTL);
             match responses.get_mut(id) {
                 Some(r) if r.uses < RESPONSE_URL_USES => {
                     r.uses += 1;
-                    (r.url.clone(), r.uses)
+                    (r.url.clone(), r.uses, self.refused(&r.room, &r.user))
                 }
                 Some(r) => {
                     return Err(ConnectorError::new(
@@ -339,7 +426,8 @@ impl SlackConnector {
         let url: url::Url = url.parse().map_err(|e| {
             ConnectorError::new(ErrorKind::Fatal, format!("slack: bad response_url: {e}"))
         })?;
-        let body = serde_json::json!({ "text": text, "response_type": "in_channel" });
+        let response_type = if private { "ephemeral" } else { "in_channel" };
+        let body = serde_json::json!({ "text": text, "response_type": response_type });
         let span = tracing::debug_span!("slack response_url");
         let context = SlackClientApiCallContext {
             rate_control_params: None,
@@ -347,8 +435,13 @@ impl SlackConnector {
             tracing_span: &span,
             is_sensitive_url: true,
         };
-        let result: Result<serde_json::Value, _> =
-            self.http.http_post_uri(url, &body, context).await;
+        let limit = self.config.timing.api_timeout;
+        let result: Result<serde_json::Value, _> = timed(
+            limit,
+            "response_url",
+            self.http.http_post_uri(url, &body, context),
+        )
+        .await;
         match result {
             Ok(_) => Ok(format!("{id}#{uses}")),
             Err(e) => {
@@ -356,9 +449,24 @@ impl SlackConnector {
                 if let Some(r) = self.shared.responses.lock().unwrap().get_mut(id) {
                     r.uses = r.uses.saturating_sub(1);
                 }
-                Err(classify(e))
+                Err(e)
             }
         }
+    }
+
+    /// Whether a slash command's answer in `room` to `user` is a refusal (a channel that is not
+    /// bridged, a user the ACL does not name), as far as the connector knows.
+    fn refused(&self, room: &str, user: &str) -> bool {
+        let access = &self.access;
+        (!access.channels.is_empty() && !access.channels.iter().any(|c| c == room))
+            || (!access.users.is_empty() && !access.users.iter().any(|u| u == user))
+    }
+
+    /// Tells the connector which channels are bridged and which users the ACL names, so a
+    /// slash command's refusal is answered privately; without it every answer is in the channel.
+    pub fn with_access(mut self, channels: Vec<String>, users: Vec<String>) -> SlackConnector {
+        self.access = Access { channels, users };
+        self
     }
 }
 
@@ -436,7 +544,52 @@ pub(crate) fn classify(e: SlackClientError) -> ConnectorError {
         | SlackClientError::SocketModeProtocolError(_) => (ErrorKind::Retryable, ""),
         SlackClientError::ProtocolError(_) => (ErrorKind::Fatal, ""),
     };
-    ConnectorError::new(kind, format!("slack: {e}{hint}"))
+    ConnectorError::new(
+        kind,
+        format!("slack: {}{hint}", cut(&e.to_string(), MAX_ERROR_TEXT)),
+    )
+}
+
+/// `text` cut to `max` characters (with `…` when cut).
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Runs a Web API call, giving up after `limit` (a timeout is retryable).
+pub(crate) async fn timed<T>(
+    limit: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, SlackClientError>>,
+) -> Result<T, ConnectorError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(classify),
+        Err(_) => Err(ConnectorError::new(
+            ErrorKind::Retryable,
+            format!("slack: {what} got no answer within {limit:?}"),
+        )),
+    }
+}
+
+/// A Web API `GET` of `method` with `params`, as raw JSON (Slack's own fields, whatever
+/// slack-morphism models), given up after `limit`.
+pub(crate) async fn get_json(
+    client: &SlackClient<Http>,
+    token: &SlackApiToken,
+    limit: Duration,
+    method: &str,
+    params: &[(&str, Option<String>)],
+) -> Result<serde_json::Value, ConnectorError> {
+    let session = client.open_session(token);
+    let params: Vec<(&str, Option<String>)> = params.to_vec();
+    timed(
+        limit,
+        method,
+        session.http_session_api.http_get(method, &params, None),
+    )
+    .await
 }
 
 /// The `ts` of a message id (`CHANNEL:TS`, or a bare ts).
@@ -469,12 +622,12 @@ impl Connector for SlackConnector {
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
         ctx.health.set(Health::Starting);
         let session = self.client.open_session(&self.bot);
-        let me = match session.auth_test().await {
+        let limit = self.config.timing.api_timeout;
+        let me = match timed(limit, "auth.test", session.auth_test()).await {
             Ok(r) => Me {
                 user: r.user_id.to_string(),
             },
             Err(e) => {
-                let e = classify(e);
                 ctx.health.set(Health::Down(e.to_string()));
                 return Err(e);
             }
@@ -506,19 +659,47 @@ impl Connector for SlackConnector {
             Some(ReplyTo::Message(id)) => Some(ts_of(id).to_owned()),
             _ => None,
         });
+        // The outbox key rides along as metadata (not shown to people), so a post Slack stored
+        // before failing can be found again instead of posted twice.
+        let metadata = SlackMessageMetadata {
+            event_type: REPLY_EVENT_TYPE.into(),
+            event_payload: Some(HashMap::from([("key".to_owned(), message.key.clone())])),
+        };
         let request = SlackApiChatPostMessageRequest::new(
             message.room.clone().into(),
-            SlackMessageContent::new().with_text(message.text.clone()),
+            SlackMessageContent::new()
+                .with_text(message.text.clone())
+                .with_metadata(metadata),
         )
-        .opt_thread_ts(thread.map(Into::into))
+        .opt_thread_ts(thread.clone().map(Into::into))
         .with_unfurl_links(false)
         .with_unfurl_media(false);
         let session = self.client.open_session(&self.bot);
-        let sent = session
-            .chat_post_message(&request)
-            .await
-            .map_err(classify)?;
-        Ok(message_id(sent.channel.as_ref(), sent.ts.as_ref()))
+        let limit = self.config.timing.api_timeout;
+        match timed(
+            limit,
+            "chat.postMessage",
+            session.chat_post_message(&request),
+        )
+        .await
+        {
+            Ok(sent) => Ok(message_id(sent.channel.as_ref(), sent.ts.as_ref())),
+            // internal_error, fatal_error, a 5xx, a timeout: Slack may have stored the post.
+            Err(e) if e.kind == ErrorKind::Retryable => {
+                match self
+                    .find_post(&message.room, thread.as_deref(), &message.key)
+                    .await
+                {
+                    Some(ts) => {
+                        tracing::info!(connector = %self.config.id, room = %message.room, error = %e,
+                            "slack: the post failed, but Slack had stored it; not posting it again");
+                        Ok(message_id(&message.room, &ts))
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn ack(&self, room: &str, message_id: &str) -> Result<(), ConnectorError> {
@@ -531,10 +712,15 @@ impl Connector for SlackConnector {
             ts_of(message_id).to_owned().into(),
         );
         let session = self.client.open_session(&self.bot);
-        match session.reactions_add(&request).await {
-            Ok(_) => Ok(()),
-            Err(SlackClientError::ApiError(a)) if a.code == "already_reacted" => Ok(()),
-            Err(e) => Err(classify(e)),
+        let limit = self.config.timing.api_timeout;
+        match tokio::time::timeout(limit, session.reactions_add(&request)).await {
+            Err(_) => Err(ConnectorError::new(
+                ErrorKind::Retryable,
+                format!("slack: reactions.add got no answer within {limit:?}"),
+            )),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(SlackClientError::ApiError(a))) if a.code == "already_reacted" => Ok(()),
+            Ok(Err(e)) => Err(classify(e)),
         }
     }
 

@@ -15,11 +15,9 @@
 //! connector with [`ErrorKind::Auth`], so it does not reconnect in a loop.
 
 use crate::events;
-use crate::{Http, Me, Responder, Shared, Timing, classify};
+use crate::{Http, Me, Responder, Shared, Timing, timed};
 use futures_util::{SinkExt, StreamExt};
-use mosaic_connector::{
-    ConnectorError, Cursors, ErrorKind, Health, Inbound, InboundSink, RunContext,
-};
+use mosaic_connector::{ConnectorError, ErrorKind, Health, Inbound, RunContext};
 use rvstruct::ValueStruct;
 use serde_json::{Value, json};
 use slack_morphism::prelude::*;
@@ -51,13 +49,15 @@ pub(crate) struct Socket {
 /// What a connection's task tells the loop.
 enum FromConn {
     Text(u64, String),
-    /// Any other frame (ping, pong, binary): the connection is alive.
+    /// A pong: the connection carries our frames both ways.
+    Pong(u64),
+    /// Any other frame (ping, binary): the connection is alive.
     Alive(u64),
     Closed(u64, String),
 }
 
 /// What the forwarder passes on, in order.
-enum Forward {
+pub(crate) enum Forward {
     Event(Inbound),
     /// Catch every room up from history since the bridge's cursor.
     CatchUp,
@@ -70,6 +70,8 @@ struct Conn {
     opened: Instant,
     last_frame: Instant,
     last_ping: Instant,
+    /// Since when a ping of ours has gone unanswered (no pong yet).
+    unanswered: Option<Instant>,
     hello: bool,
     /// Slack asked it to leave, or it went silent: replaced, then closed.
     leaving: bool,
@@ -78,7 +80,7 @@ struct Conn {
 }
 
 /// A bounded set of recently seen keys.
-struct Recent {
+pub(crate) struct Recent {
     set: HashSet<String>,
     order: VecDeque<String>,
 }
@@ -86,7 +88,7 @@ struct Recent {
 impl Recent {
     const CAP: usize = 4096;
 
-    fn new() -> Recent {
+    pub(crate) fn new() -> Recent {
         Recent {
             set: HashSet::new(),
             order: VecDeque::new(),
@@ -94,7 +96,7 @@ impl Recent {
     }
 
     /// Whether `key` is new (it is remembered).
-    fn insert(&mut self, key: &str) -> bool {
+    pub(crate) fn insert(&mut self, key: &str) -> bool {
         if self.set.contains(key) {
             return false;
         }
@@ -124,15 +126,18 @@ impl Socket {
         let (frames_tx, mut frames) = mpsc::unbounded_channel::<FromConn>();
         let (opened_tx, mut opened) = mpsc::unbounded_channel::<Result<Ws, ConnectorError>>();
         let (forward, forward_rx) = mpsc::unbounded_channel::<Forward>();
-        let forwarder = tokio::spawn(forward_loop(
-            forward_rx,
-            inbound.clone(),
-            cursors,
-            self.client.clone(),
-            self.bot.clone(),
-            self.me.clone(),
-            self.id.clone(),
-        ));
+        let forwarder = tokio::spawn(
+            crate::catchup::Forwarder::new(
+                inbound.clone(),
+                cursors,
+                self.client.clone(),
+                self.bot.clone(),
+                self.me.clone(),
+                self.id.clone(),
+                self.timing.api_timeout,
+            )
+            .run(forward_rx),
+        );
         let _forwarder = AbortOnDrop(forwarder);
         let mut conns: Vec<Conn> = Vec::new();
         let mut next_id = 0u64;
@@ -153,9 +158,9 @@ impl Socket {
                     last_open = Some(Instant::now());
                     let (client, app, tx) =
                         (self.client.clone(), self.app.clone(), opened_tx.clone());
-                    let timeout = self.timing.hello_timeout;
+                    let timing = self.timing;
                     tokio::spawn(async move {
-                        let _ = tx.send(open(&client, &app, timeout).await);
+                        let _ = tx.send(open(&client, &app, timing).await);
                     });
                 } else {
                     open_at = last_open.map(|t| t + MIN_OPEN_SPACING);
@@ -178,6 +183,7 @@ impl Socket {
                                 opened: now,
                                 last_frame: now,
                                 last_ping: now,
+                                unanswered: None,
                                 hello: false,
                                 leaving: false,
                                 close_at: None,
@@ -193,6 +199,12 @@ impl Socket {
                     }
                 }
                 Some(frame) = frames.recv() => match frame {
+                    FromConn::Pong(id) => {
+                        if let Some(c) = conns.iter_mut().find(|c| c.id == id) {
+                            c.last_frame = Instant::now();
+                            c.unanswered = None;
+                        }
+                    }
                     FromConn::Alive(id) => {
                         if let Some(c) = conns.iter_mut().find(|c| c.id == id) {
                             c.last_frame = Instant::now();
@@ -253,6 +265,7 @@ impl Socket {
                                     responses.insert(ev.message_id.clone(), Responder {
                                         url,
                                         room: ev.room.clone(),
+                                        user: ev.user.clone(),
                                         at: Instant::now(),
                                         uses: 0,
                                     });
@@ -293,12 +306,17 @@ impl Socket {
                         if c.close_at.is_some_and(|at| now >= at) {
                             return false; // replaced: dropping `out` closes it
                         }
-                        if !c.leaving && now - c.last_frame > self.timing.silence_limit {
+                        // Silent, or deaf to our pings (frames still come, but what we write, acks
+                        // included, may not get through): a ghost.
+                        let silent = now - c.last_frame > self.timing.silence_limit;
+                        let deaf = c.unanswered.is_some_and(|t| now - t > self.timing.silence_limit);
+                        if !c.leaving && (silent || deaf) {
                             c.leaving = true;
                             ghost = true;
                         }
                         if now - c.last_ping >= self.timing.ping_interval {
                             c.last_ping = now;
+                            c.unanswered.get_or_insert(now);
                             let _ = c.out.send(Message::Ping(Vec::new().into()));
                         }
                         true
@@ -334,14 +352,16 @@ impl Drop for AbortOnDrop {
 async fn open(
     client: &SlackClient<Http>,
     app: &SlackApiToken,
-    timeout: Duration,
+    timing: Timing,
 ) -> Result<Ws, ConnectorError> {
-    let opened = client
-        .open_session(app)
-        .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
-        .await
-        .map_err(|e| {
-            let e = classify(e);
+    let session = client.open_session(app);
+    let opened = timed(
+        timing.api_timeout,
+        "apps.connections.open",
+        session.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()),
+    )
+    .await
+    .map_err(|e| {
             let hint = if e.kind == ErrorKind::Auth {
                 " (apps.connections.open takes the app-level token, xapp-…, with scope connections:write)"
             } else {
@@ -350,7 +370,7 @@ async fn open(
             ConnectorError::new(e.kind, format!("{}{hint}", e.source))
         })?;
     let url = opened.url.value().to_string();
-    match tokio::time::timeout(timeout, connect_async(url.as_str())).await {
+    match tokio::time::timeout(timing.hello_timeout, connect_async(url.as_str())).await {
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(e)) => Err(retryable(format!(
             "slack: Socket Mode connection failed: {e}"
@@ -379,6 +399,9 @@ async fn conn_task(
                         None => "closed by Slack".to_owned(),
                     };
                 }
+                Some(Ok(Message::Pong(_))) => {
+                    let _ = frames.send(FromConn::Pong(id));
+                }
                 Some(Ok(_)) => {
                     let _ = frames.send(FromConn::Alive(id));
                 }
@@ -399,90 +422,4 @@ async fn conn_task(
         }
     };
     let _ = frames.send(FromConn::Closed(id, why));
-}
-
-/// Passes events to the bridge in order, each message once; on [`Forward::CatchUp`], first what
-/// each room said since the bridge's cursor.
-async fn forward_loop(
-    mut rx: mpsc::UnboundedReceiver<Forward>,
-    inbound: InboundSink,
-    cursors: Cursors,
-    client: Arc<SlackClient<Http>>,
-    bot: SlackApiToken,
-    me: Me,
-    id: String,
-) {
-    let mut seen = Recent::new();
-    while let Some(item) = rx.recv().await {
-        let batch = match item {
-            Forward::Event(ev) => vec![ev],
-            Forward::CatchUp => catch_up(&client, &bot, &me, &id, &cursors).await,
-        };
-        for ev in batch {
-            // app_mention and message both report a mention; retries repeat events.
-            if (ev.native_command || seen.insert(&ev.message_id)) && inbound.send(ev).await.is_err()
-            {
-                return;
-            }
-        }
-    }
-}
-
-/// `(seconds, fraction)` of a ts, for ordering.
-fn ts_key(ts: &str) -> (u64, u64) {
-    let (s, f) = ts.split_once('.').unwrap_or((ts, "0"));
-    (s.parse().unwrap_or(0), f.parse().unwrap_or(0))
-}
-
-/// What each room said since the bridge's cursor there, oldest first.
-async fn catch_up(
-    client: &SlackClient<Http>,
-    bot: &SlackApiToken,
-    me: &Me,
-    id: &str,
-    cursors: &Cursors,
-) -> Vec<Inbound> {
-    let session = client.open_session(bot);
-    let mut out = Vec::new();
-    for (room, last) in cursors.current() {
-        let Some((_, ts)) = last.split_once(':') else {
-            continue;
-        };
-        let mut page: Option<SlackCursorId> = None;
-        let mut found = Vec::new();
-        loop {
-            let request = SlackApiConversationsHistoryRequest::new()
-                .with_channel(room.clone().into())
-                .with_oldest(ts.to_owned().into())
-                .with_inclusive(false)
-                .with_limit(crate::HISTORY_PAGE)
-                .opt_cursor(page.clone());
-            match session.conversations_history(&request).await {
-                Ok(response) => {
-                    for m in &response.messages {
-                        if let Ok(value) = serde_json::to_value(m)
-                            && let Some(ev) = events::message(id, me, Some(&room), &value)
-                        {
-                            found.push(ev);
-                        }
-                    }
-                    page = response
-                        .response_metadata
-                        .and_then(|m| m.next_cursor)
-                        .filter(|c| !c.value().is_empty());
-                    if response.has_more != Some(true) || page.is_none() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(connector = %id, room, error = %e,
-                        "slack: cannot read the messages a room missed");
-                    break;
-                }
-            }
-        }
-        found.sort_by_key(|ev| ts_key(crate::ts_of(&ev.message_id)));
-        out.extend(found);
-    }
-    out
 }
