@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind};
+use matrix_sdk::ruma::api::client::filter::FilterDefinition;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedTransactionId, RoomId, UserId};
 use matrix_sdk::{Client, Room, RoomState};
 use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
@@ -529,36 +530,48 @@ impl MatrixConnector {
             if let Some(t) = &token {
                 settings = settings.token(t.clone());
             }
+            settings = settings.filter(timeline_filter().into());
             let response = client.sync_once(settings).await.map_err(classify)?;
             let invited: Vec<OwnedRoomId> = response.rooms.invited.keys().cloned().collect();
             self.answer_invites(client, &invited).await;
             // The first sync ever only sets the starting point: what was said before the bot
             // came is not the orchestrator's to answer.
             if !first {
-                for (room_id, update) in &response.rooms.joined {
-                    if !self.config.rooms.iter().any(|r| r == room_id.as_str()) {
-                        continue;
+                // Rooms come keyed by id: put their events back in the order they were sent.
+                let mut events: Vec<(&str, &TimelineEvent)> = response
+                    .rooms
+                    .joined
+                    .iter()
+                    .filter(|(id, _)| self.config.rooms.iter().any(|r| r == id.as_str()))
+                    .flat_map(|(id, update)| {
+                        update.timeline.events.iter().map(move |e| (id.as_str(), e))
+                    })
+                    .collect();
+                events.sort_by_key(|(_, e)| e.timestamp.map(|t| t.get()));
+                for (id, update) in &response.rooms.joined {
+                    if update.timeline.limited && self.config.rooms.iter().any(|r| r == id.as_str())
+                    {
+                        tracing::warn!(connector = %self.config.id, room = %id, "matrix: more than {TIMELINE_LIMIT} events in the room since the last sync; the older ones are not passed on");
                     }
-                    for event in &update.timeline.events {
-                        match self.read(room_id.as_str(), event, &me) {
-                            Read::Message(message) => {
-                                self.undecryptable
-                                    .lock()
-                                    .unwrap()
-                                    .retain(|(r, _)| r != room_id.as_str());
-                                if inbound.send(message).await.is_err() {
-                                    return Ok(());
-                                }
+                }
+                for (room_id, event) in events {
+                    match self.read(room_id, event, &me) {
+                        Read::Message(message) => {
+                            self.undecryptable
+                                .lock()
+                                .unwrap()
+                                .retain(|(r, _)| r != room_id);
+                            if inbound.send(message).await.is_err() {
+                                return Ok(());
                             }
-                            Read::Undecryptable { sender, why } => {
-                                self.report_undecryptable(room_id.as_str(), &sender, &why)
-                                    .await;
-                            }
-                            Read::Media { event_id } => {
-                                self.answer_text_only(room_id.as_str(), &event_id).await;
-                            }
-                            Read::Skip => {}
                         }
+                        Read::Undecryptable { sender, why } => {
+                            self.report_undecryptable(room_id, &sender, &why).await;
+                        }
+                        Read::Media { event_id } => {
+                            self.answer_text_only(room_id, &event_id).await;
+                        }
+                        Read::Skip => {}
                     }
                 }
             }
@@ -604,6 +617,16 @@ impl MatrixConnector {
             }
         }
     }
+}
+
+/// The most events a room's timeline brings in one `/sync` (homeservers default to about 10;
+/// more said while the bot was away is rare, and they are reported).
+const TIMELINE_LIMIT: u32 = 100;
+
+fn timeline_filter() -> FilterDefinition {
+    let mut filter = FilterDefinition::default();
+    filter.room.timeline.limit = Some(TIMELINE_LIMIT.into());
+    filter
 }
 
 /// What a timeline event is to the connector.
