@@ -513,6 +513,7 @@ fn daemon_checks(paths: &Paths) -> Vec<Check> {
             Some("mosaic up (or systemctl --user start mosaic)".into()),
         )];
     };
+    let roster = mosaic_roster::Roster::load(&paths.roster()).ok();
     let mut out = vec![Check::new(
         Level::Ok,
         "daemon",
@@ -527,8 +528,13 @@ fn daemon_checks(paths: &Paths) -> Vec<Check> {
             "degraded" => (Level::Warn, format!("degraded: {detail}")),
             _ => (Level::Fail, format!("down: {detail}")),
         };
+        // The guide is named after the connector's type; its id may be anything.
+        let kind = roster
+            .as_ref()
+            .and_then(|r| r.connectors.iter().find(|e| e.id() == c.id))
+            .map_or(c.id.as_str(), |e| e.kind.as_str());
         let hint = (level == Level::Fail)
-            .then(|| format!("see docs/connectors/{}.md (troubleshooting)", c.id));
+            .then(|| format!("see docs/connectors/{kind}.md (troubleshooting)"));
         out.push(Check::new(level, format!("connector {}", c.id), what, hint));
     }
     out
