@@ -531,7 +531,24 @@ impl MatrixConnector {
                 settings = settings.token(t.clone());
             }
             settings = settings.filter(timeline_filter().into());
-            let response = client.sync_once(settings).await.map_err(classify)?;
+            let response = match client.sync_once(settings).await {
+                Ok(response) => response,
+                Err(e) => {
+                    let e = classify(e);
+                    // The device was logged out (from Element, by an admin): with a password,
+                    // log in again as a new device on the next run.
+                    if e.kind == ErrorKind::Auth && matches!(self.config.login, Login::Password(_))
+                    {
+                        *self.client.lock().unwrap() = None;
+                        let _ = std::fs::remove_file(self.session_path());
+                        return Err(ConnectorError::new(
+                            ErrorKind::Retryable,
+                            format!("{e} (the bot's session was logged out; logging in again)"),
+                        ));
+                    }
+                    return Err(e);
+                }
+            };
             let invited: Vec<OwnedRoomId> = response.rooms.invited.keys().cloned().collect();
             self.answer_invites(client, &invited).await;
             // The first sync ever only sets the starting point: what was said before the bot
@@ -750,8 +767,18 @@ impl Connector for MatrixConnector {
         } = ctx;
         health.set(Health::Starting);
         let work = async {
-            let client = self.connect().await?;
-            *self.client.lock().unwrap() = Some(client.clone());
+            // One client per process: two on the same crypto store would each cache its own
+            // view of the device's keys. A run after a failure (a homeserver outage) goes on
+            // with the client it has.
+            let kept = self.client.lock().unwrap().clone();
+            let client = match kept.filter(|c| c.session_meta().is_some()) {
+                Some(client) => client,
+                None => {
+                    let client = self.connect().await?;
+                    *self.client.lock().unwrap() = Some(client.clone());
+                    client
+                }
+            };
             let token = cursors.checkpoint();
             self.sync_loop(&client, &inbound, &health, token).await
         };
