@@ -206,6 +206,18 @@ impl FakeTelegram {
         self.changed.notify_waiters();
     }
 
+    /// Makes the next update's id `id` (Telegram picks update ids at random after a
+    /// week without updates, so the next id can be lower than the last one).
+    pub fn set_next_update_id(&self, id: i64) {
+        self.state.lock().unwrap().next_update = id - 1;
+    }
+
+    /// Queues a raw update exactly as given (for malformed or unusual updates).
+    pub fn raw_update(&self, id: i64, update: Value) {
+        self.state.lock().unwrap().updates.push_back((id, update));
+        self.changed.notify_waiters();
+    }
+
     fn push_update(&self, message: Value) -> i64 {
         let mut s = self.state.lock().unwrap();
         s.next_update += 1;
@@ -470,10 +482,13 @@ async fn get_updates(state: &Arc<Mutex<State_>>, changed: &Notify, params: &Valu
                 }
                 _ => true,
             };
+            // Telegram returns only updates numbered from the offset on, also those that
+            // arrive while the poll waits.
+            let from = params["offset"].as_i64().filter(|o| *o >= 0).unwrap_or(i64::MIN);
             let ready: Vec<Value> = s
                 .updates
                 .iter()
-                .filter(|(_, u)| allowed(u))
+                .filter(|(id, u)| *id >= from && allowed(u))
                 .take(limit)
                 .map(|(_, u)| u.clone())
                 .collect();
