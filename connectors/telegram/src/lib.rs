@@ -457,6 +457,11 @@ impl TelegramConnector {
                         health.set(serving.clone());
                     }
                     let Some(next) = updates.last().map(|u| u.id.as_offset()) else {
+                        // This poll confirmed everything before `offset`, so polling without one
+                        // gets the same updates, and keeps working when Telegram numbers them
+                        // at random after a week without updates (a kept offset would then be
+                        // higher than the new ids and confirm them away unseen).
+                        offset = None;
                         continue;
                     };
                     for update in updates {
