@@ -484,7 +484,10 @@ async fn get_updates(state: &Arc<Mutex<State_>>, changed: &Notify, params: &Valu
             };
             // Telegram returns only updates numbered from the offset on, also those that
             // arrive while the poll waits.
-            let from = params["offset"].as_i64().filter(|o| *o >= 0).unwrap_or(i64::MIN);
+            let from = params["offset"]
+                .as_i64()
+                .filter(|o| *o >= 0)
+                .unwrap_or(i64::MIN);
             let ready: Vec<Value> = s
                 .updates
                 .iter()

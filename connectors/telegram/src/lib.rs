@@ -106,7 +106,8 @@ impl ConnectorConfig for TelegramSettings {
 
     fn check_user_id(user: &str) -> Result<(), String> {
         match user.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(()),
+            // The bridge compares ids as strings: only the form Telegram sends ("123", not "+123").
+            Ok(id) if id > 0 && id.to_string() == user => Ok(()),
             _ => Err(format!(
                 "a Telegram user id is a positive number like 123456789, not {} (send any message to your bot and read `from.id` in https://api.telegram.org/bot<TOKEN>/getUpdates, or ask @userinfobot)",
                 mosaic_roster::redact::shown(user)
@@ -118,7 +119,9 @@ impl ConnectorConfig for TelegramSettings {
         self.chats
             .iter()
             .enumerate()
-            .filter(|(_, c)| !matches!(c.parse::<i64>(), Ok(id) if id != 0))
+            .filter(
+                |(_, c)| !matches!(c.parse::<i64>(), Ok(id) if id != 0 && id.to_string() == **c),
+            )
             .map(|(j, c)| {
                 SettingProblem::new(
                     format!("chats[{j}]"),

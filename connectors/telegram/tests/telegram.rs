@@ -719,13 +719,20 @@ mod adversarial {
         );
         assert_eq!(next(&mut r.rx).await.text, "top of the range");
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(!r.done.is_finished(), "the connector stopped: {:?}", r.done.await);
+        assert!(
+            !r.done.is_finished(),
+            "the connector stopped: {:?}",
+            r.done.await
+        );
         let offsets: Vec<_> = fake
             .calls()
             .iter()
             .filter_map(|c| c.params["offset"].as_i64())
             .collect();
-        assert!(offsets.iter().all(|o| *o >= 0), "negative offset sent: {offsets:?}");
+        assert!(
+            offsets.iter().all(|o| *o >= 0),
+            "negative offset sent: {offsets:?}"
+        );
         r.done.abort();
     }
 
@@ -794,7 +801,10 @@ mod adversarial {
     async fn a_quoted_code_block_shows_only_its_code() {
         let fake = fake().await;
         let c = connector(&fake);
-        let rendered = render("> see:\n>\n> ```\n> let x = 1;\n> ```", Markdown::TelegramV2);
+        let rendered = render(
+            "> see:\n>\n> ```\n> let x = 1;\n> ```",
+            Markdown::TelegramV2,
+        );
         c.send(&out(GROUP, &rendered.text)).await.unwrap();
         let posted = fake.posted().pop().unwrap();
         assert_eq!(posted.text, rendered.text, "sent as MarkdownV2");
@@ -812,7 +822,10 @@ mod adversarial {
     /// plain renderer keeps it as "text (url)".
     #[test]
     fn a_relative_link_keeps_its_target_visible() {
-        let rendered = render("changed [the parser](crates/x/src/parse.rs)", Markdown::TelegramV2);
+        let rendered = render(
+            "changed [the parser](crates/x/src/parse.rs)",
+            Markdown::TelegramV2,
+        );
         let shown = parse_markdown_v2(&rendered.text).unwrap();
         assert!(
             shown.contains("crates/x/src/parse.rs"),
