@@ -17,6 +17,7 @@ pub const MOSAIC: &str = env!("CARGO_BIN_EXE_mosaic");
 pub fn register_connectors() {
     mosaic_connector::registry::register(&mosaic_discord::TYPE);
     mosaic_connector::registry::register(&mosaic_telegram::TYPE);
+    mosaic_connector::registry::register(&mosaic_slack::TYPE);
     mosaic_connector::registry::register(&mosaic_testchat::TYPE);
 }
 

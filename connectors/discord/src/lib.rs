@@ -9,7 +9,7 @@ pub mod fake;
 mod slash;
 
 use async_trait::async_trait;
-use mosaic_connector::registry::{ConnectorConfig, Question, QuestionKind, Typed};
+use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
     Capabilities, Connector, ConnectorError, Cursors, ErrorKind, Health, HealthReporter, Inbound,
     InboundSink, Markdown, Outbound, ReplyTo, RunContext,
@@ -142,7 +142,8 @@ impl ConnectorConfig for DiscordSettings {
         }
     }
 
-    fn build(&self, id: &str) -> Result<Arc<dyn Connector>, ConnectorError> {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let id = ctx.id;
         let token = self
             .token
             .resolve()

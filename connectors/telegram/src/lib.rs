@@ -20,7 +20,7 @@ pub mod fake;
 mod text;
 
 use async_trait::async_trait;
-use mosaic_connector::registry::{ConnectorConfig, Question, QuestionKind, Typed};
+use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
     Capabilities, Connector, ConnectorError, ErrorKind, Health, HealthReporter, Inbound,
     InboundSink, Markdown, Outbound, RunContext,
@@ -145,7 +145,8 @@ impl ConnectorConfig for TelegramSettings {
         }
     }
 
-    fn build(&self, id: &str) -> Result<Arc<dyn Connector>, ConnectorError> {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let id = ctx.id;
         let token = self
             .token
             .resolve()

@@ -12,7 +12,7 @@
 //! a rejection.
 
 use async_trait::async_trait;
-use mosaic_connector::registry::{ConnectorConfig, Question, QuestionKind, Typed};
+use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
     Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound,
     RunContext,
@@ -105,7 +105,8 @@ impl ConnectorConfig for TestchatSettings {
         }
     }
 
-    fn build(&self, id: &str) -> Result<Arc<dyn Connector>, ConnectorError> {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let id = ctx.id;
         let token = self
             .token
             .resolve()

@@ -11,6 +11,8 @@ pub fn register_all() {
     register(&mosaic_discord::TYPE);
     #[cfg(feature = "telegram")]
     register(&mosaic_telegram::TYPE);
+    #[cfg(feature = "slack")]
+    register(&mosaic_slack::TYPE);
     #[cfg(feature = "testchat")]
     register(&mosaic_testchat::TYPE);
     // Every surface that parses `fleet init` (this CLI, chat, the API's lines) takes their flags.

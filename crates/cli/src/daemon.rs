@@ -199,7 +199,14 @@ fn connectors(fleet: &Fleet) -> Vec<Arc<dyn Connector>> {
         let Some(connector_type) = connector_type(&entry.kind) else {
             continue;
         };
-        match connector_type.build(entry) {
+        let users: Vec<String> = fleet
+            .roster
+            .acl
+            .iter()
+            .filter(|a| a.connector == entry.id())
+            .map(|a| a.user.clone())
+            .collect();
+        match connector_type.build(entry, &fleet.paths.state_dir, &users) {
             Ok(connector) => connectors.push(connector),
             Err(e) => tracing::warn!(
                 connector = %entry.id(),

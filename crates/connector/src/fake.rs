@@ -2,7 +2,7 @@
 //! platform's side (users posting, outages) and read what the bridge posted.
 
 use crate::compliance::Platform;
-use crate::registry::{ConnectorConfig, Question, QuestionKind, Typed};
+use crate::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use crate::{
     Capabilities, Connector, ConnectorError, ErrorKind, Health, Inbound, Markdown, Outbound,
     RunContext,
@@ -208,7 +208,8 @@ impl ConnectorConfig for FakeSettings {
         Vec::new()
     }
 
-    fn build(&self, id: &str) -> Result<Arc<dyn Connector>, ConnectorError> {
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let id = ctx.id;
         Ok(Arc::new(FakeConnector::new(id, 2000)))
     }
 }

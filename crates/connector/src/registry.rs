@@ -146,8 +146,29 @@ pub trait ConnectorConfig: DeserializeOwned + Send + Sync + 'static {
         Ok(())
     }
 
-    /// The running connector with instance id `id` (secrets are read here, by the daemon only).
-    fn build(&self, id: &str) -> Result<Arc<dyn Connector>, ConnectorError>;
+    /// The running connector (secrets are read here, by the daemon only).
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Connector>, ConnectorError>;
+}
+
+/// What a connector's `build` gets besides its settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The instance id (the roster entry's `id`).
+    pub id: &'a str,
+    /// The fleet's state directory; a connector keeps what it must remember across restarts
+    /// (a session, a crypto store) in `connectors/ID/` under it, mode 0700.
+    pub state_dir: &'a std::path::Path,
+    /// The users the roster's ACL names for this connector when it is built (a platform that
+    /// joins rooms on invitation joins only theirs; every message is still checked against the
+    /// live ACL by the bridge).
+    pub users: &'a [String],
+}
+
+impl BuildContext<'_> {
+    /// This connector instance's own directory under the state directory (not created).
+    pub fn own_dir(&self) -> std::path::PathBuf {
+        self.state_dir.join("connectors").join(self.id)
+    }
 }
 
 /// A registered connector type: the roster's schema plus the wizard, verify and build.
@@ -162,8 +183,14 @@ pub trait ConnectorType: ConnectorSchema {
     /// the roster.
     fn verify(&self, index: usize, entry: &ConnectorEntry) -> Vec<Check>;
 
-    /// The running connector for `entry`.
-    fn build(&self, entry: &ConnectorEntry) -> Result<Arc<dyn Connector>, ConnectorError>;
+    /// The running connector for `entry`, keeping its state under `state_dir`; `users` are the
+    /// ACL's users of this connector.
+    fn build(
+        &self,
+        entry: &ConnectorEntry,
+        state_dir: &std::path::Path,
+        users: &[String],
+    ) -> Result<Arc<dyn Connector>, ConnectorError>;
 }
 
 /// The [`ConnectorType`] of settings `C`.
@@ -301,14 +328,23 @@ impl<C: ConnectorConfig> ConnectorType for Typed<C> {
         out
     }
 
-    fn build(&self, entry: &ConnectorEntry) -> Result<Arc<dyn Connector>, ConnectorError> {
+    fn build(
+        &self,
+        entry: &ConnectorEntry,
+        state_dir: &std::path::Path,
+        users: &[String],
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
         let config = settings::<C>(&entry.settings).map_err(|p| {
             ConnectorError::new(
                 crate::ErrorKind::Fatal,
                 format!("{}: {}: {}", entry.id(), p.path, p.message),
             )
         })?;
-        config.build(entry.id())
+        config.build(&BuildContext {
+            id: entry.id(),
+            state_dir,
+            users,
+        })
     }
 }
 
