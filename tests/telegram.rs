@@ -327,6 +327,7 @@ fn another_program_polling_the_bot_is_reported_by_status_and_verify() {
                 id: "rival".into(),
                 token: TOKEN.into(),
                 chats: vec![GROUP],
+                users: Vec::new(),
                 api_base: Some(fake.base.clone()),
                 poll: Duration::from_secs(2),
                 conflict_grace: Duration::from_secs(1),

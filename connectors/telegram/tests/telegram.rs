@@ -25,6 +25,7 @@ fn config(fake: &FakeTelegram) -> TelegramConfig {
         id: "telegram".into(),
         token: TOKEN.into(),
         chats: vec![PRIVATE, GROUP],
+        users: vec![USER.to_string()],
         api_base: Some(fake.base.clone()),
         poll: Duration::from_secs(2),
         conflict_grace: Duration::from_secs(3),
@@ -366,7 +367,10 @@ async fn updates_are_confirmed_only_after_the_checkpoint_and_a_restart_resumes_f
     let c2 = connector(&fake);
     let r2 = run(
         &c2,
-        vec![(CHECKPOINT_ROOM.into(), format!("{first_update} {now}"))],
+        vec![(
+            CHECKPOINT_ROOM.into(),
+            format!("{} {first_update} {now}", fake.bot_id()),
+        )],
     );
     up(&r2).await;
     until("a poll", || {
@@ -698,6 +702,44 @@ mod adversarial {
         done.abort();
     }
 
+    /// The text-only note is the connector's own answer, sent before the bridge's ACL check: a
+    /// stranger's photo must get no answer at all (deny by default), as their text gets none.
+    #[tokio::test]
+    async fn a_strangers_file_gets_no_note() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let mut r = run(&c, Vec::new());
+        up(&r).await;
+        const STRANGER: i64 = 999_000_999;
+        let photo = fake.photo(GROUP, STRANGER, "eve", "");
+        fake.message(GROUP, USER, "ann", "after the photo");
+        assert_eq!(next(&mut r.rx).await.text, "after the photo");
+        until("both confirmed", || fake.unconfirmed() == 0).await;
+        assert!(
+            fake.posted().iter().all(|p| p.reply_to != Some(photo)),
+            "a stranger was answered: {:?}",
+            fake.posted()
+        );
+        r.done.abort();
+    }
+
+    /// A bare `/help` in a group can be meant for any bot there: only `/help@ThisBot` or a
+    /// private chat's `/help` is the fleet's help.
+    #[tokio::test]
+    async fn a_bare_help_in_a_group_is_not_the_fleets_help() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let mut r = run(&c, Vec::new());
+        up(&r).await;
+        fake.message(GROUP, USER, "ann", "/help");
+        assert_eq!(next(&mut r.rx).await.text, "/help");
+        fake.message(GROUP, USER, "ann", &format!("/help@{BOT_USERNAME}"));
+        assert_eq!(next(&mut r.rx).await.text, "/fleet help");
+        fake.message(PRIVATE, USER, "ann", "/help");
+        assert_eq!(next(&mut r.rx).await.text, "/fleet help");
+        r.done.abort();
+    }
+
     /// Update ids are u32 in teloxide and the next offset is `id + 1` as i32: an update numbered
     /// 2147483647 (a valid Bot API integer; ids are random after a quiet week) makes the poll loop
     /// panic in debug builds (debug_assert in `UpdateId::as_offset`) and wrap to a negative offset
@@ -790,6 +832,20 @@ mod adversarial {
     #[test]
     fn fake_markdown_v2_refuses_an_entity_open_across_the_end_of_a_quote_like_telegram() {
         assert!(parse_markdown_v2(">*quoted\nnot quoted*").is_err());
+    }
+
+    /// tdlib: a link whose URL `LinkManager::get_checked_link` refuses (a relative path, a host
+    /// without a dot) loses its entity (`skip_entity`), its text stays as plain text.
+    #[test]
+    fn fake_markdown_v2_drops_a_link_telegram_refuses_and_keeps_its_text() {
+        use mosaic_telegram::fake::parse_markdown_v2_entities;
+        let parsed =
+            parse_markdown_v2_entities("[lib](src/lib\\.rs) [x](https://x\\.org/a)").unwrap();
+        assert_eq!(parsed.text, "lib x");
+        assert_eq!(
+            parsed.links,
+            vec![("x".to_owned(), "https://x.org/a".to_owned())]
+        );
     }
 
     // ---- The renderer, through the fake (whose parsing agrees with tdlib for these). ----
