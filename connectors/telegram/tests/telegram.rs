@@ -848,6 +848,29 @@ mod adversarial {
         );
     }
 
+    /// Replies of the shapes models write render to MarkdownV2 that Telegram's parser accepts
+    /// (quotes with lists, code and blank lines; nested and adjacent styles; every kind of link).
+    #[test]
+    fn typical_replies_render_to_markdown_v2_telegram_accepts() {
+        let samples = [
+            "## **Summary**\n\n- *_fixed_* the `parse()` bug\n- see [the parser](crates/x/src/parse.rs)\n",
+            "> **Note**\n> spans\n> lines\n>\n> - a\n> - b\n>\n> ```rust\n> let x = 1;\n> ```\n> after the code\n\nOutside.",
+            "> outer\n>> inner\n\n> again",
+            "*a*_b_ **c****d** ~~e~~~~f~~ [x](https://x.org/a_(b)) <https://y.org> <me@x.org> [local](http://localhost:3000)",
+            "1. one\n   ```\n   code\n   ```\n2. two\n   > quoted in a list",
+            "# Title\n\n---\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        ];
+        for sample in samples {
+            let rendered = render(sample, Markdown::TelegramV2);
+            let parsed = parse_markdown_v2(&rendered.text);
+            assert!(
+                parsed.is_ok(),
+                "{sample:?} rendered as {:?}: {parsed:?}",
+                rendered.text
+            );
+        }
+    }
+
     // ---- The renderer, through the fake (whose parsing agrees with tdlib for these). ----
 
     /// A code block inside a block quote: the renderer prefixes the closing fence with `> `, which
