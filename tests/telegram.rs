@@ -190,6 +190,12 @@ fn the_orchestrator_answers_in_the_chat_and_its_topics() {
         (Some(topic), Some(id)),
         "{answer:?}"
     );
+    // "typing" showed in the topic too (not in General).
+    wait_for("typing in the topic", || {
+        m.fake
+            .actions_in_threads()
+            .contains(&(GROUP, Some(topic), "typing".into()))
+    });
 
     // `/fleet@bot status` from a viewer: the table, rendered for MarkdownV2 and accepted as such.
     m.fake.message(

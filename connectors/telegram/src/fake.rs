@@ -93,7 +93,7 @@ struct State_ {
     calls: Vec<Call>,
     posted: Vec<Posted>,
     reactions: Vec<(i64, i64, String)>,
-    actions: Vec<(i64, String)>,
+    actions: Vec<(i64, Option<i64>, String)>,
     failures: HashMap<String, VecDeque<Failure>>,
 }
 
@@ -323,6 +323,12 @@ impl FakeTelegram {
 
     /// Every `(chat, action)` the bot showed.
     pub fn actions(&self) -> Vec<(i64, String)> {
+        let s = self.state.lock().unwrap();
+        s.actions.iter().map(|(c, _, a)| (*c, a.clone())).collect()
+    }
+
+    /// Every `(chat, forum topic, action)` the bot showed.
+    pub fn actions_in_threads(&self) -> Vec<(i64, Option<i64>, String)> {
         self.state.lock().unwrap().actions.clone()
     }
 
@@ -583,8 +589,14 @@ fn call(s: &mut State_, method: &str, p: &Value) -> Response {
         }
         "sendchataction" => {
             let chat = p["chat_id"].as_i64().unwrap_or(0);
-            if !s.chats.contains_key(&chat) {
+            let Some(c) = s.chats.get(&chat) else {
                 return bad_request("chat not found");
+            };
+            let thread = p["message_thread_id"].as_i64();
+            if let Some(t) = thread
+                && !(c.forum && c.topics.contains(&t))
+            {
+                return bad_request("message thread not found");
             }
             let action = p["action"].as_str().unwrap_or("");
             const ACTIONS: [&str; 10] = [
@@ -602,7 +614,7 @@ fn call(s: &mut State_, method: &str, p: &Value) -> Response {
             if !ACTIONS.contains(&action) {
                 return bad_request("wrong parameter action in request");
             }
-            s.actions.push((chat, action.to_owned()));
+            s.actions.push((chat, thread, action.to_owned()));
             reply(json!(true))
         }
         "setmessagereaction" => {

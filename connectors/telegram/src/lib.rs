@@ -31,7 +31,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use teloxide::payloads::{
-    GetUpdatesSetters, SendMessageSetters, SetMessageReactionSetters, SetMyCommandsSetters,
+    GetUpdatesSetters, SendChatActionSetters, SendMessageSetters, SetMessageReactionSetters,
+    SetMyCommandsSetters,
 };
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{
@@ -802,8 +803,22 @@ impl Connector for TelegramConnector {
     }
 
     async fn typing(&self, room: &str) -> Result<(), ConnectorError> {
-        self.bot
-            .send_chat_action(parse_chat(room)?, ChatAction::Typing)
+        self.typing_in_thread(room, None).await
+    }
+
+    /// In a forum topic the indicator is the topic's (without a thread it shows in General).
+    async fn typing_in_thread(
+        &self,
+        room: &str,
+        thread: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let mut request = self
+            .bot
+            .send_chat_action(parse_chat(room)?, ChatAction::Typing);
+        if let Some(t) = thread {
+            request = request.message_thread_id(ThreadId(parse_message_key(t)?));
+        }
+        request
             .send()
             .await
             .map(|_| ())

@@ -289,9 +289,18 @@ async fn commands_for_this_bot_topics_files_and_strangers_chats() {
     fake.message(PRIVATE, USER, "ann", "/start");
     assert_eq!(next(&mut r.rx).await.text, "/fleet help");
 
-    // Typing shows in the chat.
+    // Typing shows in the chat, and in a topic when the message came from one.
     c.typing(&GROUP.to_string()).await.unwrap();
     assert!(fake.actions().contains(&(GROUP, "typing".into())));
+    c.typing_in_thread(&GROUP.to_string(), Some(&topic.to_string()))
+        .await
+        .unwrap();
+    assert!(
+        fake.actions_in_threads()
+            .contains(&(GROUP, Some(topic), "typing".into())),
+        "{:?}",
+        fake.actions_in_threads()
+    );
     r.done.abort();
 }
 
