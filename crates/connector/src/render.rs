@@ -365,7 +365,13 @@ impl Writer {
                     // Telegram would drop the link and its target: the target is written out,
                     // unless the text already is the target.
                     Style::Telegram => {
-                        let shown = self.out.get(start..).unwrap_or_default();
+                        // (What was written since the link began, less the blank line and quote
+                        // marker its first text may have brought.)
+                        let shown = self
+                            .out
+                            .get(start..)
+                            .unwrap_or_default()
+                            .trim_start_matches(['\n', '>', ' ']);
                         let bare = url.strip_prefix("mailto:").unwrap_or(&url);
                         if shown != self.escaped(&url) && shown != self.escaped(bare) {
                             let target = self.escaped(&format!("({url})"));
@@ -475,6 +481,10 @@ mod tests {
             "local \\(http://localhost:8080/x\\)"
         );
         assert_eq!(tg("<me@x.org>"), "me@x\\.org");
+        assert_eq!(
+            tg("a\n\n<http://localhost:3000>"),
+            "a\n\nhttp://localhost:3000"
+        );
         assert_eq!(tg("[site](https://x.org)"), "[site](https://x.org)");
         assert_eq!(tg("[me](tg://user?id=1)"), "[me](tg://user?id=1)");
     }
