@@ -190,6 +190,12 @@ fn the_orchestrator_answers_in_the_chat_and_its_topics() {
         (Some(topic), Some(id)),
         "{answer:?}"
     );
+    // "typing" showed in the topic too (not in General).
+    wait_for("typing in the topic", || {
+        m.fake
+            .actions_in_threads()
+            .contains(&(GROUP, Some(topic), "typing".into()))
+    });
 
     // `/fleet@bot status` from a viewer: the table, rendered for MarkdownV2 and accepted as such.
     m.fake.message(
@@ -327,6 +333,7 @@ fn another_program_polling_the_bot_is_reported_by_status_and_verify() {
                 id: "rival".into(),
                 token: TOKEN.into(),
                 chats: vec![GROUP],
+                users: Vec::new(),
                 api_base: Some(fake.base.clone()),
                 poll: Duration::from_secs(2),
                 conflict_grace: Duration::from_secs(1),

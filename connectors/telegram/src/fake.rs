@@ -49,6 +49,8 @@ pub struct Posted {
     pub text: String,
     /// What users see: the text after entities parsing.
     pub shown: String,
+    /// The links Telegram kept, as `(text, url)` (MarkdownV2 only).
+    pub links: Vec<(String, String)>,
     /// The message it replies to.
     pub reply_to: Option<i64>,
 }
@@ -91,7 +93,7 @@ struct State_ {
     calls: Vec<Call>,
     posted: Vec<Posted>,
     reactions: Vec<(i64, i64, String)>,
-    actions: Vec<(i64, String)>,
+    actions: Vec<(i64, Option<i64>, String)>,
     failures: HashMap<String, VecDeque<Failure>>,
 }
 
@@ -206,6 +208,18 @@ impl FakeTelegram {
         self.changed.notify_waiters();
     }
 
+    /// Makes the next update's id `id` (Telegram picks update ids at random after a
+    /// week without updates, so the next id can be lower than the last one).
+    pub fn set_next_update_id(&self, id: i64) {
+        self.state.lock().unwrap().next_update = id - 1;
+    }
+
+    /// Queues a raw update exactly as given (for malformed or unusual updates).
+    pub fn raw_update(&self, id: i64, update: Value) {
+        self.state.lock().unwrap().updates.push_back((id, update));
+        self.changed.notify_waiters();
+    }
+
     fn push_update(&self, message: Value) -> i64 {
         let mut s = self.state.lock().unwrap();
         s.next_update += 1;
@@ -309,6 +323,12 @@ impl FakeTelegram {
 
     /// Every `(chat, action)` the bot showed.
     pub fn actions(&self) -> Vec<(i64, String)> {
+        let s = self.state.lock().unwrap();
+        s.actions.iter().map(|(c, _, a)| (*c, a.clone())).collect()
+    }
+
+    /// Every `(chat, forum topic, action)` the bot showed.
+    pub fn actions_in_threads(&self) -> Vec<(i64, Option<i64>, String)> {
         self.state.lock().unwrap().actions.clone()
     }
 
@@ -470,10 +490,16 @@ async fn get_updates(state: &Arc<Mutex<State_>>, changed: &Notify, params: &Valu
                 }
                 _ => true,
             };
+            // Telegram returns only updates numbered from the offset on, also those that
+            // arrive while the poll waits.
+            let from = params["offset"]
+                .as_i64()
+                .filter(|o| *o >= 0)
+                .unwrap_or(i64::MIN);
             let ready: Vec<Value> = s
                 .updates
                 .iter()
-                .filter(|(_, u)| allowed(u))
+                .filter(|(id, u)| *id >= from && allowed(u))
                 .take(limit)
                 .map(|(_, u)| u.clone())
                 .collect();
@@ -563,8 +589,14 @@ fn call(s: &mut State_, method: &str, p: &Value) -> Response {
         }
         "sendchataction" => {
             let chat = p["chat_id"].as_i64().unwrap_or(0);
-            if !s.chats.contains_key(&chat) {
+            let Some(c) = s.chats.get(&chat) else {
                 return bad_request("chat not found");
+            };
+            let thread = p["message_thread_id"].as_i64();
+            if let Some(t) = thread
+                && !(c.forum && c.topics.contains(&t))
+            {
+                return bad_request("message thread not found");
             }
             let action = p["action"].as_str().unwrap_or("");
             const ACTIONS: [&str; 10] = [
@@ -582,7 +614,7 @@ fn call(s: &mut State_, method: &str, p: &Value) -> Response {
             if !ACTIONS.contains(&action) {
                 return bad_request("wrong parameter action in request");
             }
-            s.actions.push((chat, action.to_owned()));
+            s.actions.push((chat, thread, action.to_owned()));
             reply(json!(true))
         }
         "setmessagereaction" => {
@@ -631,14 +663,14 @@ fn send_message(s: &mut State_, p: &Value, bot_user: Value) -> Response {
         other => other,
     };
     let text = p["text"].as_str().unwrap_or("").to_owned();
-    let shown = match p["parse_mode"].as_str() {
-        Some("MarkdownV2") => match parse_markdown_v2(&text) {
-            Ok(shown) => shown,
+    let (shown, links) = match p["parse_mode"].as_str() {
+        Some("MarkdownV2") => match parse_markdown_v2_entities(&text) {
+            Ok(parsed) => (parsed.text, parsed.links),
             Err(why) => return bad_request(&format!("can't parse entities: {why}")),
         },
-        Some("HTML") | Some("Markdown") => text.clone(),
+        Some("HTML") | Some("Markdown") => (text.clone(), Vec::new()),
         Some(other) => return bad_request(&format!("unsupported parse_mode {other}")),
-        None => text.clone(),
+        None => (text.clone(), Vec::new()),
     };
     if shown.trim().is_empty() {
         return bad_request("message text is empty");
@@ -654,6 +686,7 @@ fn send_message(s: &mut State_, p: &Value, bot_user: Value) -> Response {
         thread,
         text,
         shown: shown.clone(),
+        links,
         reply_to,
     });
     let mut message = json!({
@@ -667,138 +700,318 @@ fn send_message(s: &mut State_, p: &Value, bot_user: Value) -> Response {
     reply(message)
 }
 
-/// The text users see of a MarkdownV2 message, or why Telegram refuses it (the Bot API's
-/// formatting options: `\` escapes any character; outside entities the characters
-/// `_ * [ ] ( ) ~ ` > # + - = | { } . !` must be escaped; inside `pre` and `code` only `` ` ``
-/// and `\`; inside a link's `(...)` only `)` and `\`).
+/// The text users see of a MarkdownV2 message, or why Telegram refuses it.
 pub fn parse_markdown_v2(text: &str) -> Result<String, String> {
+    parse_markdown_v2_entities(text).map(|p| p.text)
+}
+
+/// What Telegram makes of a MarkdownV2 text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// What users see: the text without markup and escapes.
+    pub text: String,
+    /// The links Telegram keeps, as `(text, url)`; a link whose URL Telegram refuses (not an
+    /// absolute http(s) or tg link) is dropped, its text kept as plain text.
+    pub links: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bold,
+    Italic,
+    Underline,
+    Strikethrough,
+    Spoiler,
+    Code,
+    Pre,
+    TextUrl,
+    CustomEmoji,
+    BlockQuote,
+}
+
+struct OpenEntity {
+    kind: Kind,
+    /// Where its marker is (a char index into the text).
+    marker: usize,
+    /// Where its text begins in the output (a byte index).
+    begin: usize,
+}
+
+/// A MarkdownV2 text parsed as the Bot API server parses it (tdlib's `parse_markdown_v2`, in
+/// `td/telegram/MessageEntity.cpp`): `\` before a character 1-126 escapes it, and is plain text
+/// otherwise; outside `pre` and `code` the characters `_ * [ ] ( ) ~ ` > # + - = | { } . !` are
+/// reserved, inside them only `` ` ``; `>` at the start of a line opens a block quote (a
+/// further `>` in an open quote is skipped, as Telegram flattens nested quotes), and a newline
+/// not followed by `>` closes it, refusing an entity still open there; after ```` ``` ```` and
+/// an optional language one newline is skipped; a link keeps its entity only when its URL is
+/// valid; an empty entity is dropped.
+pub fn parse_markdown_v2_entities(text: &str) -> Result<Parsed, String> {
+    use Kind::*;
     let chars: Vec<char> = text.chars().collect();
-    let mut out = String::new();
-    let mut open: Vec<&'static str> = Vec::new();
-    let mut i = 0;
+    let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
+    let byte_offset = |i: usize| {
+        chars[..i.min(chars.len())]
+            .iter()
+            .map(|c| c.len_utf8())
+            .sum::<usize>()
+    };
     let reserved = |c: char| {
         format!("Character '{c}' is reserved and must be escaped with the preceding '\\'")
     };
-    let at_line_start = |i: usize| i == 0 || chars[i - 1] == '\n';
+    let no_end = |e: &OpenEntity| {
+        format!(
+            "Can't find end of {:?} entity at byte offset {}",
+            e.kind,
+            byte_offset(e.marker)
+        )
+    };
+    let mut out = String::new();
+    let mut links = Vec::new();
+    let mut open: Vec<OpenEntity> = Vec::new();
+    let mut have_quote = false;
+    let mut can_start_quote = true;
+    let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let in_code = matches!(open.last(), Some(&"Pre") | Some(&"Code"));
-        if c == '\\' {
-            match chars.get(i + 1) {
-                Some(&n) if (n as u32) >= 1 && (n as u32) <= 126 => {
-                    out.push(n);
-                    i += 2;
-                    continue;
-                }
-                _ => return Err(reserved('\\')),
+        if c == '\\' && (1..=126).contains(&(at(i + 1) as u32)) {
+            let n = chars[i + 1];
+            out.push(n);
+            if n != '\r' {
+                can_start_quote = n == '\n';
             }
+            i += 2;
+            continue;
         }
-        if in_code {
-            if c == '`' {
-                let pre = open.last() == Some(&"Pre");
-                if pre && chars.get(i + 1) == Some(&'`') && chars.get(i + 2) == Some(&'`') {
-                    open.pop();
-                    i += 3;
-                    continue;
-                }
-                if !pre {
-                    open.pop();
-                    i += 1;
-                    continue;
-                }
-                return Err(reserved('`'));
-            }
+        let in_code = matches!(open.last().map(|e| e.kind), Some(Code | Pre));
+        let is_reserved = if in_code {
+            c == '`'
+        } else {
+            "_*[]()~`>#+-=|{}.!\n".contains(c)
+        };
+        if !is_reserved {
             out.push(c);
+            if c != '\r' {
+                can_start_quote = false;
+            }
             i += 1;
             continue;
         }
-        match c {
-            '`' => {
-                if chars.get(i + 1) == Some(&'`') && chars.get(i + 2) == Some(&'`') {
-                    open.push("Pre");
+        let ends = match open.last() {
+            None => false,
+            Some(_) if have_quote && c == '\n' && at(i + 1) != '>' => true,
+            Some(e) => match e.kind {
+                Bold => c == '*',
+                Italic => c == '_' && at(i + 1) != '_',
+                Underline => c == '_' && at(i + 1) == '_',
+                Strikethrough => c == '~',
+                Spoiler => c == '|' && at(i + 1) == '|',
+                Code => c == '`',
+                Pre => c == '`' && at(i + 1) == '`' && at(i + 2) == '`',
+                TextUrl | CustomEmoji => c == ']',
+                BlockQuote => false,
+            },
+        };
+        if !ends {
+            let marker = i;
+            let kind = match c {
+                '_' if at(i + 1) == '_' => {
+                    i += 2;
+                    Underline
+                }
+                '_' => {
+                    i += 1;
+                    Italic
+                }
+                '*' => {
+                    i += 1;
+                    Bold
+                }
+                '~' => {
+                    i += 1;
+                    Strikethrough
+                }
+                '|' if at(i + 1) == '|' => {
+                    i += 2;
+                    Spoiler
+                }
+                '[' => {
+                    i += 1;
+                    TextUrl
+                }
+                '!' if at(i + 1) == '[' => {
+                    i += 2;
+                    CustomEmoji
+                }
+                '`' if at(i + 1) == '`' && at(i + 2) == '`' => {
                     i += 3;
-                    // An optional language name up to the end of the line.
-                    let rest: String = chars[i..].iter().collect();
-                    if let Some(nl) = rest.find('\n') {
-                        let lang = &rest[..nl];
-                        if !lang.is_empty()
-                            && lang.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || c == '-' || c == '+' || c == '#'
-                            })
-                        {
-                            i += lang.chars().count() + 1;
+                    // A language: up to a space or a backtick, if the text goes on after it.
+                    let mut end = i;
+                    while end < chars.len() && !is_space(chars[end]) && chars[end] != '`' {
+                        end += 1;
+                    }
+                    if end != i && end < chars.len() && chars[end] != '`' {
+                        i = end;
+                    }
+                    // One newline (\n, \r, \r\n or \n\r) after the fence is skipped.
+                    if matches!(at(i), '\n' | '\r') {
+                        if matches!(at(i + 1), '\n' | '\r') && at(i) != at(i + 1) {
+                            i += 2;
+                        } else {
+                            i += 1;
                         }
                     }
-                } else {
-                    open.push("Code");
-                    i += 1;
+                    Pre
                 }
-                continue;
-            }
-            '*' | '~' => {
-                let entity = if c == '*' { "Bold" } else { "Strikethrough" };
-                toggle(&mut open, entity);
-            }
-            '_' => {
-                if chars.get(i + 1) == Some(&'_') {
-                    toggle(&mut open, "Underline");
-                    i += 2;
+                '`' => {
+                    i += 1;
+                    Code
+                }
+                '\n' => {
+                    out.push('\n');
+                    can_start_quote = true;
+                    i += 1;
                     continue;
                 }
-                toggle(&mut open, "Italic");
-            }
-            '|' => {
-                if chars.get(i + 1) != Some(&'|') {
-                    return Err(reserved('|'));
-                }
-                toggle(&mut open, "Spoiler");
-                i += 2;
-                continue;
-            }
-            '[' => open.push("TextUrl"),
-            ']' => {
-                if open.last() != Some(&"TextUrl") {
-                    return Err(reserved(']'));
-                }
-                open.pop();
-                if chars.get(i + 1) != Some(&'(') {
-                    return Err("Can't find end of a URL".into());
-                }
-                i += 2;
-                loop {
-                    match chars.get(i) {
-                        None => return Err("Can't find end of a URL".into()),
-                        Some('\\') => i += 2,
-                        Some(')') => break,
-                        Some(_) => i += 1,
+                '>' if can_start_quote => {
+                    i += 1;
+                    if have_quote {
+                        continue; // `>>`: Telegram has one level of quotes
                     }
+                    have_quote = true;
+                    BlockQuote
+                }
+                _ => return Err(reserved(c)),
+            };
+            open.push(OpenEntity {
+                kind,
+                marker,
+                begin: out.len(),
+            });
+            continue;
+        }
+        let mut top = open.pop().expect("an open entity ends");
+        if c == '\n' && top.kind != BlockQuote {
+            // Only an expandable quote's `||` may stand right before the newline that ends it.
+            let expandable = top.kind == Spoiler
+                && (top.marker + 2 == i || (top.marker + 3 == i && out.ends_with('\r')));
+            if !expandable {
+                return Err(no_end(&top));
+            }
+            top = open.pop().expect("a quote is open");
+            if top.kind != BlockQuote {
+                return Err(no_end(&top));
+            }
+        }
+        match top.kind {
+            Bold | Italic | Code | Strikethrough => i += 1,
+            Underline | Spoiler => i += 2,
+            Pre => i += 3,
+            TextUrl | CustomEmoji => {
+                let shown = out[top.begin..].to_owned();
+                let url = if at(i + 1) == '(' {
+                    i += 2;
+                    let start = i;
+                    let mut url = String::new();
+                    while i < chars.len() && chars[i] != ')' {
+                        if chars[i] == '\\' && (1..=126).contains(&(at(i + 1) as u32)) {
+                            url.push(chars[i + 1]);
+                            i += 2;
+                        } else {
+                            url.push(chars[i]);
+                            i += 1;
+                        }
+                    }
+                    if i >= chars.len() {
+                        return Err(format!(
+                            "Can't find end of a URL at byte offset {}",
+                            byte_offset(start)
+                        ));
+                    }
+                    i += 1;
+                    url
+                } else if top.kind == CustomEmoji {
+                    return Err("Custom emoji entity must contain a tg://emoji URL".into());
+                } else {
+                    i += 1;
+                    shown.clone() // `[text]` alone: the text is the URL
+                };
+                if top.kind == CustomEmoji {
+                    if !url.starts_with("tg://emoji?id=") {
+                        return Err("Custom emoji URL must have an emoji identifier".into());
+                    }
+                } else if !shown.is_empty() && link_is_valid(&url) {
+                    links.push((shown, url));
                 }
             }
-            '>' if at_line_start(i) => {
-                // A blockquote line.
+            BlockQuote => {
+                have_quote = false;
+                out.push('\n');
+                can_start_quote = true;
+                i += 1;
             }
-            '(' | ')' | '#' | '+' | '-' | '=' | '{' | '}' | '.' | '!' | '>' => {
-                return Err(reserved(c));
-            }
-            _ => out.push(c),
         }
-        i += 1;
     }
-    if let Some(entity) = open.last() {
-        return Err(format!(
-            "Can't find end of {entity} entity at byte offset {}",
-            text.len()
-        ));
+    if have_quote {
+        if let Some(top) = open.last()
+            && top.kind == Spoiler
+            && top.marker + 2 == chars.len()
+        {
+            open.pop(); // an expandable quote's `||` at the very end
+        }
+        if open.last().map(|e| e.kind) == Some(BlockQuote) {
+            open.pop();
+        }
     }
-    Ok(out)
+    if let Some(e) = open.last() {
+        return Err(no_end(e));
+    }
+    Ok(Parsed { text: out, links })
 }
 
-fn toggle(open: &mut Vec<&'static str>, entity: &'static str) {
-    if open.last() == Some(&entity) {
-        open.pop();
-    } else {
-        open.push(entity);
+/// tdlib's `is_space`.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n' | '\0' | '\u{b}' | '\u{c}')
+}
+
+/// Whether Telegram keeps a link to `url` (tdlib's `LinkManager::get_checked_link`, roughly):
+/// a `tg:`, `ton:` or `tonsite:` link with a plain host, or an http(s) URL, with or without its
+/// scheme, whose host has a dot (or is an IPv6 address). Relative paths are refused.
+fn link_is_valid(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    for scheme in ["tg:", "ton:", "tonsite:"] {
+        if let Some(rest) = lower.strip_prefix(scheme) {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            return !host.is_empty()
+                && host.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || c == '-'
+                        || c == '_'
+                        || (scheme == "tonsite:" && c == '.')
+                });
+        }
     }
+    let rest = match lower.split_once("://") {
+        Some(("http" | "https", rest)) => rest,
+        Some(_) => return false,
+        None => &lower,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.starts_with('[') {
+        return host.contains(']');
+    }
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some(_) => return false,
+        None => host,
+    };
+    host.contains('.')
+        && !host.starts_with('.')
+        && !host.ends_with('.')
+        && host
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%'))
 }
 
 #[cfg(test)]

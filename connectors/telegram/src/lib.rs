@@ -27,11 +27,12 @@ use mosaic_connector::{
 };
 use mosaic_roster::{SecretRef, SettingProblem};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use teloxide::payloads::{
-    GetUpdatesSetters, SendMessageSetters, SetMessageReactionSetters, SetMyCommandsSetters,
+    GetUpdatesSetters, SendChatActionSetters, SendMessageSetters, SetMessageReactionSetters,
+    SetMyCommandsSetters,
 };
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{
@@ -106,7 +107,8 @@ impl ConnectorConfig for TelegramSettings {
 
     fn check_user_id(user: &str) -> Result<(), String> {
         match user.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(()),
+            // The bridge compares ids as strings: only the form Telegram sends ("123", not "+123").
+            Ok(id) if id > 0 && id.to_string() == user => Ok(()),
             _ => Err(format!(
                 "a Telegram user id is a positive number like 123456789, not {} (send any message to your bot and read `from.id` in https://api.telegram.org/bot<TOKEN>/getUpdates, or ask @userinfobot)",
                 mosaic_roster::redact::shown(user)
@@ -118,7 +120,9 @@ impl ConnectorConfig for TelegramSettings {
         self.chats
             .iter()
             .enumerate()
-            .filter(|(_, c)| !matches!(c.parse::<i64>(), Ok(id) if id != 0))
+            .filter(
+                |(_, c)| !matches!(c.parse::<i64>(), Ok(id) if id != 0 && id.to_string() == **c),
+            )
             .map(|(j, c)| {
                 SettingProblem::new(
                     format!("chats[{j}]"),
@@ -166,6 +170,7 @@ impl ConnectorConfig for TelegramSettings {
             id: id.to_owned(),
             token: token.trim().to_owned(),
             chats,
+            users: ctx.users.to_vec(),
             api_base,
             poll: POLL,
             conflict_grace: POLL + Duration::from_secs(5),
@@ -196,6 +201,9 @@ pub struct TelegramConfig {
     pub token: String,
     /// The bridged chats.
     pub chats: Vec<i64>,
+    /// The users the roster's ACL names for this connector: only they are told that files are
+    /// not forwarded (a stranger gets no answer at all, as from the bridge).
+    pub users: Vec<String>,
     /// Send Bot API calls here instead of https://api.telegram.org (tests point it at a fake).
     pub api_base: Option<String>,
     /// How long one `getUpdates` waits for updates.
@@ -221,7 +229,13 @@ struct Shared {
     polling_since: Mutex<Option<Instant>>,
     /// Chats where reactions are off: the ack is a short reply there.
     no_reactions: Mutex<HashSet<i64>>,
+    /// The files already answered with the text-only note (their message keys, the newest
+    /// [`ANSWERED_KEPT`]): a batch fetched again is not answered again.
+    answered: Mutex<VecDeque<String>>,
 }
+
+/// How many answered files the connector remembers.
+const ANSWERED_KEPT: usize = 256;
 
 impl TelegramConnector {
     /// A connector for `config` (nothing connects until [`Connector::run`]).
@@ -295,7 +309,7 @@ impl TelegramConnector {
     /// Learns who the bot is, refuses to poll a bot with a webhook, registers `/fleet` in each
     /// chat and finds the chats where group privacy hides plain messages. Returns the health to
     /// show while polling works.
-    async fn prepare(&self) -> Result<Health, ConnectorError> {
+    async fn prepare(&self) -> Result<(Health, u64), ConnectorError> {
         let me = self
             .bot
             .get_me()
@@ -361,11 +375,12 @@ impl TelegramConnector {
                 ));
             }
         }
-        Ok(if problems.is_empty() {
+        let health = if problems.is_empty() {
             Health::Up
         } else {
             Health::Degraded(problems.join("; "))
-        })
+        };
+        Ok((health, me.user.id.0))
     }
 
     /// Hands one update to the bridge, or answers it here (files), or skips it.
@@ -381,13 +396,17 @@ impl TelegramConnector {
             return Ok(()); // bots, channels and anonymous admins do not command the fleet
         };
         let Some(raw) = msg.text() else {
-            if is_user_content(&msg) {
+            if is_user_content(&msg) && self.first_answer(&msg, from.id.0) {
                 self.answer_text_only(&msg).await;
             }
             return Ok(());
         };
         let username = self.shared.username.lock().unwrap().clone();
-        let Some(text) = text::addressed(raw, username.as_deref().unwrap_or_default()) else {
+        let Some(text) = text::addressed(
+            raw,
+            username.as_deref().unwrap_or_default(),
+            msg.chat.is_private(),
+        ) else {
             return Ok(()); // a command for another bot
         };
         let user_name = match &from.username {
@@ -411,6 +430,27 @@ impl TelegramConnector {
         inbound.send(event).await.map_err(|_| ())
     }
 
+    /// Whether a file from `user` should get the text-only note now: the sender is a user the
+    /// ACL names (a stranger is not answered, as the bridge answers strangers nothing), and the
+    /// file was not answered before (a batch the bridge could not store is fetched again).
+    fn first_answer(&self, msg: &Message, user: u64) -> bool {
+        let user = user.to_string();
+        if !self.config.users.contains(&user) {
+            tracing::debug!(connector = %self.config.id, "telegram: a file from a user the acl does not name; not answered");
+            return false;
+        }
+        let key = message_key(msg.chat.id.0, msg.id);
+        let mut answered = self.shared.answered.lock().unwrap();
+        if answered.contains(&key) {
+            return false;
+        }
+        if answered.len() >= ANSWERED_KEPT {
+            answered.pop_front();
+        }
+        answered.push_back(key);
+        true
+    }
+
     async fn answer_text_only(&self, msg: &Message) {
         let mut request = self
             .bot
@@ -432,6 +472,7 @@ impl TelegramConnector {
         inbound: &InboundSink,
         health: &HealthReporter,
         serving: Health,
+        bot: u64,
         mut offset: Option<i32>,
     ) -> Result<(), ConnectorError> {
         let mut conflict_since: Option<Instant> = None;
@@ -457,16 +498,30 @@ impl TelegramConnector {
                     if conflict_since.take().is_some() {
                         health.set(serving.clone());
                     }
-                    let Some(next) = updates.last().map(|u| u.id.as_offset()) else {
+                    let Some(last) = updates.last().map(|u| u.id) else {
+                        // This poll confirmed everything before `offset`, so polling without one
+                        // gets the same updates, and keeps working when Telegram numbers them
+                        // at random after a week without updates (a kept offset would then be
+                        // higher than the new ids and confirm them away unseen).
+                        offset = None;
                         continue;
                     };
+                    // `None` when the last id is i32::MAX (or beyond): no offset can confirm it.
+                    let next = next_offset(last.0);
                     for update in updates {
                         if self.take(update, inbound).await.is_err() {
                             return Ok(()); // the bridge stopped
                         }
                     }
-                    match inbound.checkpoint(checkpoint_value(next)).await {
-                        Ok(true) => offset = Some(next),
+                    match inbound.checkpoint(checkpoint_value(bot, next)).await {
+                        Ok(true) if next.is_some() => offset = next,
+                        // The batch ends with the highest update id there is, which no offset
+                        // can confirm: poll without one (the bridge drops what it already
+                        // took), at most once a second, until Telegram forgets it.
+                        Ok(true) => {
+                            offset = None;
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                         // A message was not stored: fetch the batch again (Telegram still has
                         // it; the bridge drops what it already took).
                         Ok(false) => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -631,14 +686,32 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A checkpoint: the next offset to ask for, and when (update ids are random after a week).
-fn checkpoint_value(offset: i32) -> String {
-    format!("{offset} {}", unix_now())
+/// The offset that confirms update `id` and the ones before it: `id + 1`, or `None` when that
+/// is not an i32 (the Bot API's offset; teloxide's `as_offset` would overflow).
+fn next_offset(id: u32) -> Option<i32> {
+    i32::try_from(id).ok()?.checked_add(1)
 }
 
-/// The offset to resume from, if the checkpoint is fresh enough to trust.
-fn resume_offset(checkpoint: Option<&str>, now: u64) -> Option<i32> {
-    let (offset, at) = checkpoint?.split_once(' ')?;
+/// A checkpoint: the bot it belongs to, the next offset to ask for (`-` for none) and when
+/// (update ids are random after a week).
+fn checkpoint_value(bot: u64, offset: Option<i32>) -> String {
+    let offset = offset.map_or_else(|| "-".to_owned(), |o| o.to_string());
+    format!("{bot} {offset} {}", unix_now())
+}
+
+/// The offset to resume from, if the checkpoint is this bot's and fresh enough to trust.
+///
+/// The checkpoint is kept per roster entry, and the entry's token may now be another bot's,
+/// whose update ids are unrelated: an offset of another bot would confirm away this bot's
+/// pending messages, so it is not used. Neither is a checkpoint of the older form
+/// `"{offset} {unix_secs}"`, which does not say whose it is: polling without an offset loses
+/// nothing (Telegram sends every unconfirmed update, and the bridge drops the ones it has).
+fn resume_offset(checkpoint: Option<&str>, bot: u64, now: u64) -> Option<i32> {
+    let mut parts = checkpoint?.split(' ');
+    let (owner, offset, at) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || owner.parse::<u64>().ok()? != bot {
+        return None;
+    }
     let at: u64 = at.parse().ok()?;
     (now.saturating_sub(at) < CHECKPOINT_TTL.as_secs())
         .then(|| offset.parse().ok())
@@ -670,10 +743,10 @@ impl Connector for TelegramConnector {
         } = ctx;
         health.set(Health::Starting);
         let work = async {
-            let serving = self.prepare().await?;
+            let (serving, bot) = self.prepare().await?;
             health.set(serving.clone());
-            let offset = resume_offset(cursors.checkpoint().as_deref(), unix_now());
-            self.poll(&inbound, &health, serving, offset).await
+            let offset = resume_offset(cursors.checkpoint().as_deref(), bot, unix_now());
+            self.poll(&inbound, &health, serving, bot, offset).await
         };
         let result = tokio::select! {
             r = work => r,
@@ -730,8 +803,22 @@ impl Connector for TelegramConnector {
     }
 
     async fn typing(&self, room: &str) -> Result<(), ConnectorError> {
-        self.bot
-            .send_chat_action(parse_chat(room)?, ChatAction::Typing)
+        self.typing_in_thread(room, None).await
+    }
+
+    /// In a forum topic the indicator is the topic's (without a thread it shows in General).
+    async fn typing_in_thread(
+        &self,
+        room: &str,
+        thread: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let mut request = self
+            .bot
+            .send_chat_action(parse_chat(room)?, ChatAction::Typing);
+        if let Some(t) = thread {
+            request = request.message_thread_id(ThreadId(parse_message_key(t)?));
+        }
+        request
             .send()
             .await
             .map(|_| ())
@@ -754,13 +841,34 @@ mod tests {
     #[test]
     fn checkpoints_older_than_six_days_are_not_trusted() {
         let now = 10_000_000;
-        assert_eq!(resume_offset(Some("42 9999000"), now), Some(42));
+        assert_eq!(resume_offset(Some("7 42 9999000"), 7, now), Some(42));
         assert_eq!(
-            resume_offset(Some(&format!("42 {}", now - 7 * 86400)), now),
+            resume_offset(Some(&format!("7 42 {}", now - 7 * 86400)), 7, now),
             None
         );
-        assert_eq!(resume_offset(Some("nonsense"), now), None);
-        assert_eq!(resume_offset(None, now), None);
+        assert_eq!(resume_offset(Some("nonsense"), 7, now), None);
+        assert_eq!(resume_offset(None, 7, now), None);
+    }
+
+    #[test]
+    fn checkpoints_of_another_bot_or_of_no_known_bot_are_not_used() {
+        let now = 10_000_000;
+        assert_eq!(resume_offset(Some("8 42 9999000"), 7, now), None);
+        // The older form, without the bot.
+        assert_eq!(resume_offset(Some("42 9999000"), 7, now), None);
+        // No offset (the last batch ended with the highest update id).
+        assert_eq!(resume_offset(Some("7 - 9999000"), 7, now), None);
+        assert_eq!(resume_offset(Some("7 42 9999000 x"), 7, now), None);
+        let value = checkpoint_value(7, Some(42));
+        assert_eq!(resume_offset(Some(&value), 7, unix_now()), Some(42));
+    }
+
+    #[test]
+    fn the_next_offset_never_overflows() {
+        assert_eq!(next_offset(41), Some(42));
+        assert_eq!(next_offset(i32::MAX as u32 - 1), Some(i32::MAX));
+        assert_eq!(next_offset(i32::MAX as u32), None);
+        assert_eq!(next_offset(u32::MAX), None);
     }
 
     #[test]

@@ -3,22 +3,24 @@
 /// The text of a message as the bridge should see it, or `None` when it is a command for another
 /// bot. In groups Telegram users address a bot's command as `/fleet@ThisBot status`; that becomes
 /// `/fleet status`. `/start` and `/help` (the buttons of a bot's private chat) become
-/// `/fleet help`.
-pub fn addressed(text: &str, bot_username: &str) -> Option<String> {
+/// `/fleet help` in a private chat, or when addressed to this bot (`/help@ThisBot`); a bare
+/// `/help` in a group may be meant for any bot there, so it stays as typed.
+pub fn addressed(text: &str, bot_username: &str, private: bool) -> Option<String> {
     let body = text.trim_start();
     if !body.starts_with('/') {
         return Some(text.to_owned());
     }
     let end = body.find(char::is_whitespace).unwrap_or(body.len());
     let (word, rest) = body.split_at(end);
-    let command = match word.split_once('@') {
-        Some((command, name)) if name.eq_ignore_ascii_case(bot_username) => command,
+    let (command, ours) = match word.split_once('@') {
+        Some((command, name)) if name.eq_ignore_ascii_case(bot_username) => (command, true),
         Some(_) => return None,
-        None => word,
+        None => (word, private),
     };
-    if ["/start", "/help"]
-        .iter()
-        .any(|c| command.eq_ignore_ascii_case(c))
+    if ours
+        && ["/start", "/help"]
+            .iter()
+            .any(|c| command.eq_ignore_ascii_case(c))
     {
         return Some("/fleet help".to_owned());
     }
@@ -82,32 +84,40 @@ mod tests {
     #[test]
     fn commands_for_this_bot_lose_the_suffix_and_others_are_not_ours() {
         assert_eq!(
-            addressed("/fleet@MosaicBot status", "mosaicbot").as_deref(),
+            addressed("/fleet@MosaicBot status", "mosaicbot", false).as_deref(),
             Some("/fleet status")
         );
         assert_eq!(
-            addressed("/FLEET@mosaicbot", "MosaicBot").as_deref(),
+            addressed("/FLEET@mosaicbot", "MosaicBot", false).as_deref(),
             Some("/FLEET")
         );
-        assert_eq!(addressed("/fleet@OtherBot status", "mosaicbot"), None);
         assert_eq!(
-            addressed("/fleet ps --json", "mosaicbot").as_deref(),
+            addressed("/fleet@OtherBot status", "mosaicbot", false),
+            None
+        );
+        assert_eq!(
+            addressed("/fleet ps --json", "mosaicbot", false).as_deref(),
             Some("/fleet ps --json")
         );
         assert_eq!(
-            addressed("hello @mosaicbot", "mosaicbot").as_deref(),
+            addressed("hello @mosaicbot", "mosaicbot", false).as_deref(),
             Some("hello @mosaicbot")
         );
         assert_eq!(
-            addressed("/start", "mosaicbot").as_deref(),
+            addressed("/start", "mosaicbot", true).as_deref(),
+            Some("/fleet help")
+        );
+        // A bare /help in a group may be for another bot: it stays as typed.
+        assert_eq!(
+            addressed("/help", "mosaicbot", false).as_deref(),
+            Some("/help")
+        );
+        assert_eq!(
+            addressed("/help@mosaicbot", "mosaicbot", false).as_deref(),
             Some("/fleet help")
         );
         assert_eq!(
-            addressed("/help@mosaicbot", "mosaicbot").as_deref(),
-            Some("/fleet help")
-        );
-        assert_eq!(
-            addressed("  /fleet@mosaicbot\nsend coder hi", "mosaicbot").as_deref(),
+            addressed("  /fleet@mosaicbot\nsend coder hi", "mosaicbot", false).as_deref(),
             Some("/fleet\nsend coder hi")
         );
     }

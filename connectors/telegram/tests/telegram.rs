@@ -25,6 +25,7 @@ fn config(fake: &FakeTelegram) -> TelegramConfig {
         id: "telegram".into(),
         token: TOKEN.into(),
         chats: vec![PRIVATE, GROUP],
+        users: vec![USER.to_string()],
         api_base: Some(fake.base.clone()),
         poll: Duration::from_secs(2),
         conflict_grace: Duration::from_secs(3),
@@ -288,9 +289,18 @@ async fn commands_for_this_bot_topics_files_and_strangers_chats() {
     fake.message(PRIVATE, USER, "ann", "/start");
     assert_eq!(next(&mut r.rx).await.text, "/fleet help");
 
-    // Typing shows in the chat.
+    // Typing shows in the chat, and in a topic when the message came from one.
     c.typing(&GROUP.to_string()).await.unwrap();
     assert!(fake.actions().contains(&(GROUP, "typing".into())));
+    c.typing_in_thread(&GROUP.to_string(), Some(&topic.to_string()))
+        .await
+        .unwrap();
+    assert!(
+        fake.actions_in_threads()
+            .contains(&(GROUP, Some(topic), "typing".into())),
+        "{:?}",
+        fake.actions_in_threads()
+    );
     r.done.abort();
 }
 
@@ -366,7 +376,10 @@ async fn updates_are_confirmed_only_after_the_checkpoint_and_a_restart_resumes_f
     let c2 = connector(&fake);
     let r2 = run(
         &c2,
-        vec![(CHECKPOINT_ROOM.into(), format!("{first_update} {now}"))],
+        vec![(
+            CHECKPOINT_ROOM.into(),
+            format!("{} {first_update} {now}", fake.bot_id()),
+        )],
     );
     up(&r2).await;
     until("a poll", || {
@@ -548,4 +561,364 @@ async fn the_ack_is_a_reaction_or_a_short_reply_where_reactions_are_off() {
         .unwrap();
     let posted = fake.posted().pop().unwrap();
     assert_eq!((posted.chat, posted.reply_to), (PRIVATE, Some(id)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adversarial tests (branch adv-telegram): each one shows a way the connector, the renderer or the
+// fake departs from Telegram's documented behaviour. They fail on df604ce.
+// ---------------------------------------------------------------------------------------------
+
+mod adversarial {
+    use super::*;
+    use mosaic_connector::registry::ConnectorConfig;
+    use mosaic_connector::{Cursors, Handoff, HealthReporter, InboundSink, RunContext, Shutdown};
+    use mosaic_telegram::TelegramSettings;
+    use mosaic_telegram::fake::parse_markdown_v2;
+
+    /// Bot API, Update: "If there are no new updates for at least a week, then identifier of the
+    /// next update will be chosen randomly instead of sequentially." A daemon that ran through a
+    /// quiet week still polls with the offset of the last batch, higher than the new random id, and
+    /// getUpdates with an offset higher than an update's id confirms (drops) it.
+    #[tokio::test]
+    async fn after_a_quiet_week_the_next_message_is_not_swallowed() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let mut r = run(&c, Vec::new());
+        up(&r).await;
+        fake.message(GROUP, USER, "ann", "before the quiet week");
+        assert_eq!(next(&mut r.rx).await.text, "before the quiet week");
+        until("the update confirmed", || fake.unconfirmed() == 0).await;
+        // A week later Telegram numbers the next update at random (here: lower).
+        fake.set_next_update_id(12_345);
+        fake.message(GROUP, USER, "ann", "after the quiet week");
+        let got = tokio::time::timeout(Duration::from_secs(8), r.rx.recv()).await;
+        assert!(
+            matches!(&got, Ok(Some(ev)) if ev.text == "after the quiet week"),
+            "the first message after a quiet week was confirmed away unseen: {got:?} (unconfirmed now: {})",
+            fake.unconfirmed()
+        );
+        r.done.abort();
+    }
+
+    /// The checkpoint is kept per connector id, not per bot: after the roster's token is changed to
+    /// another bot (same entry id), the old bot's offset is higher than the new bot's update ids
+    /// and the first poll confirms (drops) the new bot's pending messages.
+    #[tokio::test]
+    async fn a_checkpoint_of_another_bot_does_not_swallow_messages() {
+        let fake = fake().await; // this bot's update ids are around 700,000,000
+        fake.message(GROUP, USER, "ann", "sent while mosaic was down");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        // The checkpoint the previous bot (same roster id) left an hour ago.
+        let old_bot = vec![(CHECKPOINT_ROOM.into(), format!("912345678 {}", now - 3600))];
+        let c = connector(&fake);
+        let mut r = run(&c, old_bot);
+        let got = tokio::time::timeout(Duration::from_secs(8), r.rx.recv()).await;
+        assert!(
+            matches!(&got, Ok(Some(ev)) if ev.text == "sent while mosaic was down"),
+            "the new bot's pending message was dropped by the old bot's offset: {got:?}"
+        );
+        r.done.abort();
+    }
+
+    fn settings(chats: &[&str]) -> TelegramSettings {
+        serde_json::from_value(serde_json::json!({
+            "chats": chats,
+            "token": {"env": "TELEGRAM_BOT_TOKEN"}
+        }))
+        .unwrap()
+    }
+
+    /// `"+111222333"`, `"0111222333"` and `"-0100123"` parse as i64, so `validate` accepts them,
+    /// but the connector reports the room as `111222333` and the bridge compares room strings
+    /// (`Acl::room_allowed`): every message of that chat is "ignored: room not bridged".
+    #[tokio::test]
+    async fn chat_ids_the_bridge_could_never_match_are_refused_by_validate() {
+        for id in ["+111222333", "0111222333", "-0100123"] {
+            let problems = settings(&[id]).validate();
+            assert!(
+                !problems.is_empty(),
+                "{id:?} passes validation, but the connector names the chat {:?}",
+                id.parse::<i64>().unwrap().to_string()
+            );
+        }
+        // The same holds for user ids in the acl (compared as strings too).
+        assert!(
+            TelegramSettings::check_user_id("+111222333").is_err(),
+            "the acl would hold +111222333 while messages come from 111222333"
+        );
+    }
+
+    /// A run context whose bridge refuses the first `refusals` checkpoints (a message failed to
+    /// store, e.g. the disk is full) and keeps the later ones.
+    fn refusing_context(
+        refusals: usize,
+    ) -> (
+        RunContext,
+        mpsc::Receiver<Inbound>,
+        watch::Sender<bool>,
+        watch::Receiver<Health>,
+    ) {
+        let (tx, rx) = mpsc::channel(64);
+        let (health, health_rx) = HealthReporter::new();
+        let (stop, shutdown) = Shutdown::new();
+        let (sink, mut handoffs) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut left = refusals;
+            while let Some(handoff) = handoffs.recv().await {
+                match handoff {
+                    Handoff::Message(m) => {
+                        let _ = tx.send(m).await;
+                    }
+                    Handoff::Checkpoint { committed, .. } => {
+                        let keep = left == 0;
+                        left = left.saturating_sub(1);
+                        let _ = committed.send(keep);
+                    }
+                }
+            }
+        });
+        let ctx = RunContext {
+            inbound: InboundSink::new(sink),
+            cursors: Cursors::fixed(Vec::new()),
+            health,
+            shutdown,
+        };
+        (ctx, rx, stop, health_rx)
+    }
+
+    /// When the bridge cannot store a batch, the connector fetches it again every second; a photo
+    /// in that batch is answered with the text-only note on every fetch, so the user gets the same
+    /// note again and again (once a second for as long as the store fails).
+    #[tokio::test]
+    async fn a_file_is_answered_once_even_when_its_batch_is_fetched_again() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let (ctx, _rx, _stop, _health) = refusing_context(3);
+        let runner = c.clone();
+        let done = tokio::spawn(async move { runner.run(ctx).await });
+        let photo = fake.photo(GROUP, USER, "ann", "");
+        until("the batch taken", || fake.unconfirmed() == 0).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let notes = fake
+            .posted()
+            .iter()
+            .filter(|p| p.text == TEXT_ONLY && p.reply_to == Some(photo))
+            .count();
+        assert_eq!(notes, 1, "the text-only note was sent {notes} times");
+        done.abort();
+    }
+
+    /// The text-only note is the connector's own answer, sent before the bridge's ACL check: a
+    /// stranger's photo must get no answer at all (deny by default), as their text gets none.
+    #[tokio::test]
+    async fn a_strangers_file_gets_no_note() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let mut r = run(&c, Vec::new());
+        up(&r).await;
+        const STRANGER: i64 = 999_000_999;
+        let photo = fake.photo(GROUP, STRANGER, "eve", "");
+        fake.message(GROUP, USER, "ann", "after the photo");
+        assert_eq!(next(&mut r.rx).await.text, "after the photo");
+        until("both confirmed", || fake.unconfirmed() == 0).await;
+        assert!(
+            fake.posted().iter().all(|p| p.reply_to != Some(photo)),
+            "a stranger was answered: {:?}",
+            fake.posted()
+        );
+        r.done.abort();
+    }
+
+    /// A bare `/help` in a group can be meant for any bot there: only `/help@ThisBot` or a
+    /// private chat's `/help` is the fleet's help.
+    #[tokio::test]
+    async fn a_bare_help_in_a_group_is_not_the_fleets_help() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let mut r = run(&c, Vec::new());
+        up(&r).await;
+        fake.message(GROUP, USER, "ann", "/help");
+        assert_eq!(next(&mut r.rx).await.text, "/help");
+        fake.message(GROUP, USER, "ann", &format!("/help@{BOT_USERNAME}"));
+        assert_eq!(next(&mut r.rx).await.text, "/fleet help");
+        fake.message(PRIVATE, USER, "ann", "/help");
+        assert_eq!(next(&mut r.rx).await.text, "/fleet help");
+        r.done.abort();
+    }
+
+    /// Update ids are u32 in teloxide and the next offset is `id + 1` as i32: an update numbered
+    /// 2147483647 (a valid Bot API integer; ids are random after a quiet week) makes the poll loop
+    /// panic in debug builds (debug_assert in `UpdateId::as_offset`) and wrap to a negative offset
+    /// in release builds (a negative offset makes Telegram forget all but the last updates).
+    #[tokio::test]
+    async fn the_highest_update_id_neither_panics_nor_wraps() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let mut r = run(&c, Vec::new());
+        up(&r).await;
+        let id = i32::MAX as i64;
+        fake.raw_update(
+            id,
+            serde_json::json!({"update_id": id, "message": {
+                "message_id": 77, "date": 1767225600,
+                "chat": {"id": GROUP, "type": "supergroup", "title": "ops", "is_forum": true},
+                "from": {"id": USER, "is_bot": false, "first_name": "ann", "username": "ann"},
+                "text": "top of the range"}}),
+        );
+        assert_eq!(next(&mut r.rx).await.text, "top of the range");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !r.done.is_finished(),
+            "the connector stopped: {:?}",
+            r.done.await
+        );
+        let offsets: Vec<_> = fake
+            .calls()
+            .iter()
+            .filter_map(|c| c.params["offset"].as_i64())
+            .collect();
+        assert!(
+            offsets.iter().all(|o| *o >= 0),
+            "negative offset sent: {offsets:?}"
+        );
+        r.done.abort();
+    }
+
+    /// An update teloxide cannot read (a kind or shape it does not know) still moves the offset
+    /// on, and the next message arrives. (This one holds.)
+    #[tokio::test]
+    async fn an_unreadable_update_does_not_block_the_ones_after_it() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let mut r = run(&c, Vec::new());
+        up(&r).await;
+        fake.raw_update(
+            600_000_000,
+            serde_json::json!({"update_id": 600_000_000, "message": {"chat": "not a chat", "text": 5}}),
+        );
+        fake.message(GROUP, USER, "ann", "after the odd one");
+        assert_eq!(next(&mut r.rx).await.text, "after the odd one");
+        until("both confirmed", || fake.unconfirmed() == 0).await;
+        r.done.abort();
+    }
+
+    // ---- Is the fake's MarkdownV2 parser Telegram's? (tdlib td/telegram/MessageEntity.cpp,
+    // `parse_markdown_v2`, which the Bot API server runs.) ----
+
+    /// tdlib: a `>` at the start of a line while a blockquote is open is skipped (`type = Size`),
+    /// so `>>` is accepted (Telegram has no nested quotes, it flattens them). The fake refuses
+    /// it, so nested quotes from the renderer fall back to plain text in tests only.
+    #[test]
+    fn fake_markdown_v2_accepts_a_doubled_quote_marker_like_telegram() {
+        assert_eq!(parse_markdown_v2(">> nested").as_deref(), Ok(" nested"));
+    }
+
+    /// tdlib: `\` is not a reserved character; only `\` + a character 1..=126 is an escape, so a
+    /// trailing `\` or `\` before a non-ASCII character is plain text. The fake refuses both.
+    #[test]
+    fn fake_markdown_v2_takes_a_lone_backslash_as_text_like_telegram() {
+        assert_eq!(parse_markdown_v2("path C:\\").as_deref(), Ok("path C:\\"));
+        assert_eq!(parse_markdown_v2("\\é").as_deref(), Ok("\\é"));
+    }
+
+    /// tdlib: after ```` ``` ```` and an optional language (any characters up to a space or
+    /// backtick), one newline is skipped. The fake keeps it when there is no language, so `shown`
+    /// differs from what users see.
+    #[test]
+    fn fake_markdown_v2_skips_the_newline_after_a_bare_fence_like_telegram() {
+        assert_eq!(
+            parse_markdown_v2("```\nlet x;\n```").as_deref(),
+            Ok("let x;\n")
+        );
+    }
+
+    /// tdlib: inside a blockquote, a newline not followed by `>` ends the quote, and an entity
+    /// still open there is an error ("Can't find end of Bold entity"). The fake accepts it, so
+    /// it would pass renderer output Telegram refuses.
+    #[test]
+    fn fake_markdown_v2_refuses_an_entity_open_across_the_end_of_a_quote_like_telegram() {
+        assert!(parse_markdown_v2(">*quoted\nnot quoted*").is_err());
+    }
+
+    /// tdlib: a link whose URL `LinkManager::get_checked_link` refuses (a relative path, a host
+    /// without a dot) loses its entity (`skip_entity`), its text stays as plain text.
+    #[test]
+    fn fake_markdown_v2_drops_a_link_telegram_refuses_and_keeps_its_text() {
+        use mosaic_telegram::fake::parse_markdown_v2_entities;
+        let parsed =
+            parse_markdown_v2_entities("[lib](src/lib\\.rs) [x](https://x\\.org/a)").unwrap();
+        assert_eq!(parsed.text, "lib x");
+        assert_eq!(
+            parsed.links,
+            vec![("x".to_owned(), "https://x.org/a".to_owned())]
+        );
+    }
+
+    /// Replies of the shapes models write render to MarkdownV2 that Telegram's parser accepts
+    /// (quotes with lists, code and blank lines; nested and adjacent styles; every kind of link).
+    #[test]
+    fn typical_replies_render_to_markdown_v2_telegram_accepts() {
+        let samples = [
+            "## **Summary**\n\n- *_fixed_* the `parse()` bug\n- see [the parser](crates/x/src/parse.rs)\n",
+            "> **Note**\n> spans\n> lines\n>\n> - a\n> - b\n>\n> ```rust\n> let x = 1;\n> ```\n> after the code\n\nOutside.",
+            "> outer\n>> inner\n\n> again",
+            "*a*_b_ **c****d** ~~e~~~~f~~ [x](https://x.org/a_(b)) <https://y.org> <me@x.org> [local](http://localhost:3000)",
+            "1. one\n   ```\n   code\n   ```\n2. two\n   > quoted in a list",
+            "# Title\n\n---\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        ];
+        for sample in samples {
+            let rendered = render(sample, Markdown::TelegramV2);
+            let parsed = parse_markdown_v2(&rendered.text);
+            assert!(
+                parsed.is_ok(),
+                "{sample:?} rendered as {:?}: {parsed:?}",
+                rendered.text
+            );
+        }
+    }
+
+    // ---- The renderer, through the fake (whose parsing agrees with tdlib for these). ----
+
+    /// A code block inside a block quote: the renderer prefixes the closing fence with `> `, which
+    /// is inside the `pre` entity, so the code shows a stray `> ` line (Telegram reads everything
+    /// up to the closing ``` as code).
+    #[tokio::test]
+    async fn a_quoted_code_block_shows_only_its_code() {
+        let fake = fake().await;
+        let c = connector(&fake);
+        let rendered = render(
+            "> see:\n>\n> ```\n> let x = 1;\n> ```",
+            Markdown::TelegramV2,
+        );
+        c.send(&out(GROUP, &rendered.text)).await.unwrap();
+        let posted = fake.posted().pop().unwrap();
+        assert_eq!(posted.text, rendered.text, "sent as MarkdownV2");
+        assert!(
+            !posted.shown.contains("> "),
+            "stray quote marker in the code: {:?} (sent {:?})",
+            posted.shown,
+            posted.text
+        );
+    }
+
+    /// tdlib drops a text_url entity whose URL is not a valid absolute link
+    /// (`LinkManager::get_checked_link` fails: `skip_entity = true`), so a relative link (models
+    /// often link files: `[lib.rs](src/lib.rs)`) shows only its text and the path is lost. The
+    /// plain renderer keeps it as "text (url)".
+    #[test]
+    fn a_relative_link_keeps_its_target_visible() {
+        let rendered = render(
+            "changed [the parser](crates/x/src/parse.rs)",
+            Markdown::TelegramV2,
+        );
+        let shown = parse_markdown_v2(&rendered.text).unwrap();
+        assert!(
+            shown.contains("crates/x/src/parse.rs"),
+            "the link target is lost: {:?} -> {shown:?}",
+            rendered.text
+        );
+    }
 }

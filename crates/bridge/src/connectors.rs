@@ -169,7 +169,10 @@ impl Bridge {
             let activity = self.inner.activity.clone();
             tokio::spawn(async move {
                 for _ in 0..15 {
-                    if connector.typing(&inbound.room).await.is_err() {
+                    let typing = connector
+                        .typing_in_thread(&inbound.room, inbound.thread.as_deref())
+                        .await;
+                    if typing.is_err() {
                         return;
                     }
                     tokio::time::sleep(Duration::from_secs(8)).await;

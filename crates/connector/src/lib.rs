@@ -328,6 +328,17 @@ pub trait Connector: Send + Sync + 'static {
     async fn typing(&self, _room: &str) -> Result<(), ConnectorError> {
         Ok(())
     }
+
+    /// Shows "typing" in `thread` of `room` (the thread of the message being answered, as the
+    /// connector named it in [`Inbound::thread`]); by default, in the room ([`Connector::typing`]).
+    /// Platforms whose indicator belongs to a thread (Telegram's forum topics) override it.
+    async fn typing_in_thread(
+        &self,
+        room: &str,
+        _thread: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        self.typing(room).await
+    }
 }
 
 #[cfg(test)]

@@ -73,10 +73,26 @@ struct Writer {
     style: Style,
     out: String,
     lists: Vec<Option<u64>>,
-    links: Vec<String>,
+    /// The open links: their URL, and whether it is written as a link (Telegram drops a link
+    /// whose URL is not absolute, so such a link is written as `text (url)`), and where their
+    /// text begins in `out`.
+    links: Vec<(String, bool, usize)>,
     quote: usize,
     in_code_block: bool,
     line_start: bool,
+    /// A block ended: a blank line goes before the next text (in a quote, a blank quoted line,
+    /// so the quote goes on).
+    pending_break: bool,
+    /// Whether the last line written was in a quote.
+    last_line_quoted: bool,
+    /// How deep bold, italic and strikethrough are nested: a marker is written only for the
+    /// outermost (nested bold is still bold, and `__` would be Telegram's underline).
+    bold: usize,
+    italic: usize,
+    strike: usize,
+    /// Where the last italic marker written ends in `out` (Telegram reads `_` right after `_`
+    /// as underline, so two italics side by side get an empty bold entity between them).
+    italic_marker_end: Option<usize>,
 }
 
 impl Writer {
@@ -89,6 +105,12 @@ impl Writer {
             quote: 0,
             in_code_block: false,
             line_start: true,
+            pending_break: false,
+            last_line_quoted: false,
+            bold: 0,
+            italic: 0,
+            strike: 0,
+            italic_marker_end: None,
         };
         for event in Parser::new_ext(markdown, options()) {
             w.event(event);
@@ -100,9 +122,20 @@ impl Writer {
         if s.is_empty() {
             return;
         }
-        if self.line_start && self.quote > 0 && !self.in_code_block {
-            self.out.push_str(&">".repeat(self.quote));
-            self.out.push(' ');
+        if std::mem::take(&mut self.pending_break) && !self.out.is_empty() {
+            // A blank line between blocks; within one quote, a quoted blank line (an unquoted
+            // one would end the quote, and Telegram would start a second one after it).
+            if self.quote > 0 && self.last_line_quoted {
+                self.out.push_str(&">".repeat(self.quote));
+            }
+            self.out.push('\n');
+        }
+        if self.line_start {
+            if self.quote > 0 && !self.in_code_block {
+                self.out.push_str(&">".repeat(self.quote));
+                self.out.push(' ');
+            }
+            self.last_line_quoted = self.quote > 0;
         }
         self.out.push_str(s);
         self.line_start = s.ends_with('\n');
@@ -114,11 +147,11 @@ impl Writer {
     }
 
     fn block_end(&mut self) {
-        if !self.out.is_empty() && !self.out.ends_with("\n\n") {
+        if !self.out.is_empty() {
             if !self.out.ends_with('\n') {
                 self.out.push('\n');
             }
-            self.out.push('\n');
+            self.pending_break = true;
         }
         self.line_start = true;
     }
@@ -151,8 +184,40 @@ impl Writer {
     fn marker(&mut self, telegram: &str, slack: &str) {
         match self.style {
             Style::Plain => {}
-            Style::Telegram => self.raw(telegram),
+            Style::Telegram => {
+                if telegram == "_" {
+                    if self.italic_marker_end == Some(self.out.len()) {
+                        self.raw("**");
+                    }
+                    self.raw(telegram);
+                    self.italic_marker_end = Some(self.out.len());
+                } else {
+                    self.raw(telegram);
+                }
+            }
             Style::Slack => self.raw(slack),
+        }
+    }
+
+    /// Opens (`open`) or closes a span whose nesting is counted in `depth`: only the outermost
+    /// writes its marker.
+    fn span(
+        &mut self,
+        open: bool,
+        depth: fn(&mut Writer) -> &mut usize,
+        telegram: &str,
+        slack: &str,
+    ) {
+        let d = depth(self);
+        let outermost = if open {
+            *d += 1;
+            *d == 1
+        } else {
+            *d = d.saturating_sub(1);
+            *d == 0
+        };
+        if outermost {
+            self.marker(telegram, slack);
         }
     }
 
@@ -196,9 +261,9 @@ impl Writer {
 
     fn start(&mut self, tag: Tag<'_>) {
         match tag {
-            Tag::Heading { .. } | Tag::Strong => self.marker("*", "*"),
-            Tag::Emphasis => self.marker("_", "_"),
-            Tag::Strikethrough => self.marker("~", "~"),
+            Tag::Heading { .. } | Tag::Strong => self.span(true, |w| &mut w.bold, "*", "*"),
+            Tag::Emphasis => self.span(true, |w| &mut w.italic, "_", "_"),
+            Tag::Strikethrough => self.span(true, |w| &mut w.strike, "~", "~"),
             Tag::BlockQuote(_) => self.quote += 1,
             Tag::CodeBlock(kind) => {
                 if !self.line_start {
@@ -234,10 +299,13 @@ impl Writer {
                 self.raw(&format!("{}{bullet} ", "  ".repeat(depth)));
             }
             Tag::Link { dest_url, .. } => {
-                self.links.push(dest_url.to_string());
+                let linked = self.style != Style::Telegram || telegram_keeps_link(&dest_url);
+                self.links
+                    .push((dest_url.to_string(), linked, self.out.len()));
                 match self.style {
                     Style::Plain => {}
-                    Style::Telegram => self.raw("["),
+                    Style::Telegram if linked => self.raw("["),
+                    Style::Telegram => {}
                     Style::Slack => {
                         let url = slack_escape(&dest_url);
                         self.raw(&format!("<{url}|"));
@@ -251,26 +319,32 @@ impl Writer {
     fn end(&mut self, tag: TagEnd) {
         match tag {
             TagEnd::Heading(_) => {
-                self.marker("*", "*");
+                self.span(false, |w| &mut w.bold, "*", "*");
                 self.block_end();
             }
-            TagEnd::Strong => self.marker("*", "*"),
-            TagEnd::Emphasis => self.marker("_", "_"),
-            TagEnd::Strikethrough => self.marker("~", "~"),
+            TagEnd::Strong => self.span(false, |w| &mut w.bold, "*", "*"),
+            TagEnd::Emphasis => self.span(false, |w| &mut w.italic, "_", "_"),
+            TagEnd::Strikethrough => self.span(false, |w| &mut w.strike, "~", "~"),
             TagEnd::Paragraph if self.lists.is_empty() => self.block_end(),
             TagEnd::BlockQuote(_) => {
                 self.quote = self.quote.saturating_sub(1);
                 self.block_end();
             }
             TagEnd::CodeBlock => {
-                self.in_code_block = false;
                 if !self.line_start {
                     self.newline();
                 }
                 match self.style {
                     Style::Plain => {}
-                    _ => self.raw("```"),
+                    // In a quote, Telegram reads everything up to the closing fence as code,
+                    // quote markers too: the fence goes without one (the quote goes on past it).
+                    Style::Telegram => self.raw("```"),
+                    Style::Slack => {
+                        self.in_code_block = false;
+                        self.raw("```");
+                    }
                 }
+                self.in_code_block = false;
                 self.block_end();
             }
             TagEnd::List(_) => {
@@ -281,18 +355,56 @@ impl Writer {
             }
             TagEnd::Item if !self.line_start => self.newline(),
             TagEnd::Link => {
-                let url = self.links.pop().unwrap_or_default();
+                let (url, linked, start) = self.links.pop().unwrap_or_default();
                 match self.style {
                     Style::Plain => self.raw(&format!(" ({url})")),
-                    Style::Telegram => {
+                    Style::Telegram if linked => {
                         let url = url.replace('\\', "\\\\").replace(')', "\\)");
                         self.raw(&format!("]({url})"));
+                    }
+                    // Telegram would drop the link and its target: the target is written out,
+                    // unless the text already is the target.
+                    Style::Telegram => {
+                        // (What was written since the link began, less the blank line and quote
+                        // marker its first text may have brought.)
+                        let shown = self
+                            .out
+                            .get(start..)
+                            .unwrap_or_default()
+                            .trim_start_matches(['\n', '>', ' ']);
+                        let bare = url.strip_prefix("mailto:").unwrap_or(&url);
+                        if shown != self.escaped(&url) && shown != self.escaped(bare) {
+                            let target = self.escaped(&format!("({url})"));
+                            self.raw(&format!(" {target}"));
+                        }
                     }
                     Style::Slack => self.raw(">"),
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// Whether Telegram keeps a link to `url` as a link: an absolute http(s) URL whose host has a
+/// dot (or is an IPv6 address), or a `tg:` link. Telegram drops others (relative paths,
+/// `mailto:`, `localhost`), and their target with them.
+fn telegram_keeps_link(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("tg:") {
+        return true;
+    }
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    host.starts_with('[') || {
+        let host = host.split(':').next().unwrap_or("");
+        host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
     }
 }
 
@@ -341,6 +453,50 @@ mod tests {
         assert_eq!(tg("- one\n- two.5"), "• one\n• two\\.5");
         assert_eq!(tg("1. a\n2. b"), "1\\. a\n2\\. b");
         assert_eq!(tg("# Title"), "*Title*");
+    }
+
+    #[test]
+    fn telegram_quotes_keep_code_blocks_and_blank_lines_inside() {
+        // The closing fence has no quote marker (Telegram would show it as code); the blank
+        // line is a quoted one, so the quote is not split in two.
+        assert_eq!(
+            tg("> see:\n>\n> ```\n> let x = 1;\n> ```"),
+            "> see:\n>\n> ```\nlet x = 1;\n```"
+        );
+        assert_eq!(tg("> a\n>\n> b\n\nafter"), "> a\n>\n> b\n\nafter");
+        assert_eq!(
+            tg("> ```\n> x\n> ```\n> after"),
+            "> ```\nx\n```\n>\n> after"
+        );
+    }
+
+    #[test]
+    fn telegram_writes_out_links_it_would_drop() {
+        assert_eq!(
+            tg("changed [the parser](crates/x/src/parse.rs)"),
+            "changed the parser \\(crates/x/src/parse\\.rs\\)"
+        );
+        assert_eq!(
+            tg("[local](http://localhost:8080/x)"),
+            "local \\(http://localhost:8080/x\\)"
+        );
+        assert_eq!(tg("<me@x.org>"), "me@x\\.org");
+        assert_eq!(
+            tg("a\n\n<http://localhost:3000>"),
+            "a\n\nhttp://localhost:3000"
+        );
+        assert_eq!(tg("[site](https://x.org)"), "[site](https://x.org)");
+        assert_eq!(tg("[me](tg://user?id=1)"), "[me](tg://user?id=1)");
+    }
+
+    #[test]
+    fn telegram_nested_and_adjacent_styles_stay_valid() {
+        // A bold heading: one bold entity, not two empty ones around plain text.
+        assert_eq!(tg("## **Summary**"), "*Summary*");
+        // Italic in italic is italic, not `__` (underline).
+        assert_eq!(tg("*_x_*"), "_x_");
+        // Italics side by side: `__` between them would be read as underline.
+        assert_eq!(tg("*a*_b_"), "_a_**_b_");
     }
 
     #[test]
