@@ -122,6 +122,10 @@ YAML
   "$bin/python" -m synapse.app.homeserver --config-path "$dir/homeserver.yaml" --generate-keys >/dev/null
 }
 
+if [ -f "$dir/homeserver.yaml" ]; then
+  server_name=$(sed -n 's/^server_name: "\(.*\)"$/\1/p' "$dir/homeserver.yaml" | head -1)
+fi
+
 base_url() {
   local p
   p=$(sed -n 's/^  - port: \([0-9]*\)$/\1/p' "$dir/homeserver.yaml" | head -1)
@@ -129,11 +133,23 @@ base_url() {
 }
 
 user() {
-  local name="$1" password="${MOSAIC_MATRIX_PASSWORD:-$(random)}" flag="--no-admin"
+  local name="$1" password="${MOSAIC_MATRIX_PASSWORD:-$(random)}" flag="--no-admin" file
   [ -n "$admin" ] && flag="--admin"
-  "$bin/register_new_matrix_user" -c "$dir/homeserver.yaml" -u "$name" -p "$password" "$flag" \
-    "$(base_url)" >/dev/null
+  # The password goes through a 0600 file, never the command line (where `ps` shows it).
+  file="$(mktemp)"
+  chmod 600 "$file"
+  printf '%s' "$password" > "$file"
+  if ! "$bin/register_new_matrix_user" -c "$dir/homeserver.yaml" -u "$name" \
+    --password-file "$file" "$flag" "$(base_url)" >/dev/null; then
+    rm -f "$file"
+    return 1
+  fi
+  rm -f "$file"
   echo "$password"
+}
+
+running() {
+  [ -f "$dir/homeserver.pid" ] && kill -0 "$(cat "$dir/homeserver.pid")" 2>/dev/null
 }
 
 case "$cmd" in
@@ -143,15 +159,25 @@ case "$cmd" in
   setup)
     init
     dir="$(cd "$dir" && pwd)"
-    "$bin/synapse_homeserver" -c "$dir/homeserver.yaml" --daemonize
-    for _ in $(seq 1 100); do
-      curl -fsS "$(base_url)/_matrix/client/versions" >/dev/null 2>&1 && break
+    running || "$bin/synapse_homeserver" -c "$dir/homeserver.yaml" --daemonize
+    up=""
+    for _ in $(seq 1 300); do
+      if "$bin/python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+        "$(base_url)/_matrix/client/versions" >/dev/null 2>&1; then up=1; break; fi
       sleep 0.2
     done
-    bot_password="$(user mosaic)"
+    [ -n "$up" ] || { echo "Synapse did not start; see $dir/homeserver.log" >&2; exit 1; }
     umask 077
-    printf '%s\n' "$bot_password" > "$dir/mosaic-bot.password"
-    human_password="$(admin=1 user "$human")"
+    # Setting up again keeps the accounts made the first time.
+    if [ -s "$dir/mosaic-bot.password" ]; then
+      echo "the bot @mosaic:$server_name exists (its password is in $dir/mosaic-bot.password)" >&2
+    else
+      bot_password="$(user mosaic)"
+      printf '%s\n' "$bot_password" > "$dir/mosaic-bot.password"
+    fi
+    if human_password="$(admin=1 user "$human" 2>/dev/null)"; then :; else
+      human_password="(unchanged: @$human:$server_name existed already)"
+    fi
     cat <<TEXT
 Synapse runs at $(base_url) (server name $server_name), data in $dir.
 Your account: @$human:$server_name  password: $human_password  (log in with Element; change it there)
@@ -173,6 +199,9 @@ TEXT
     dir="$(cd "$dir" && pwd)"
     units="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
     mkdir -p "$units"
+    case "$here$dir" in
+      *[\|\&\\]*) echo "the paths must not contain | & or \\: $here, $dir" >&2; exit 1 ;;
+    esac
     sed -e "s|@SCRIPT@|$here/homeserver.sh|" -e "s|@DIR@|$dir|" "$here/mosaic-synapse.service" \
       > "$units/mosaic-synapse.service"
     echo "wrote $units/mosaic-synapse.service; run: systemctl --user daemon-reload && systemctl --user enable --now mosaic-synapse"

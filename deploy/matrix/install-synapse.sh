@@ -2,13 +2,26 @@
 # Installs Synapse (the Matrix homeserver, from PyPI) into a virtualenv outside the clone, for
 # the Matrix tests and for a small self-hosted setup (see docs/connectors/matrix.md). Idempotent
 # and fast when it is already there. Prints the venv's bin directory.
-#   MOSAIC_SYNAPSE_VENV   where the venv goes (default ~/.cache/mosaic-synapse)
+#   MOSAIC_SYNAPSE_VENV   where the venv goes (default ~/.cache/mosaic-synapse; a homeserver you
+#                         keep running is better given its own, so a version change for the
+#                         tests never replaces it under you)
 #   MOSAIC_SYNAPSE_VERSION the pinned version
 set -euo pipefail
 version="${MOSAIC_SYNAPSE_VERSION:-1.163.2}"
 venv="${MOSAIC_SYNAPSE_VENV:-${HOME:-/tmp}/.cache/mosaic-synapse}"
 bin="$venv/bin"
-if [ -x "$bin/synapse_homeserver" ] && [ "$(cat "$venv/.mosaic-version" 2>/dev/null)" = "$version" ]; then
+installed() {
+  [ -x "$bin/synapse_homeserver" ] && [ "$(cat "$venv/.mosaic-version" 2>/dev/null)" = "$version" ]
+}
+if installed; then
+  echo "$bin"
+  exit 0
+fi
+# One installer at a time (tests start homeservers in parallel on a fresh machine).
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+if installed; then
   echo "$bin"
   exit 0
 fi

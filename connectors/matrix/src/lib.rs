@@ -20,12 +20,13 @@ use async_trait::async_trait;
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind};
+use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::ruma::api::client::filter::FilterDefinition;
-use matrix_sdk::ruma::{OwnedRoomId, OwnedTransactionId, RoomId, UserId};
+use matrix_sdk::ruma::{OwnedTransactionId, RoomId, UserId};
 use matrix_sdk::{Client, Room, RoomState};
 use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
-    Capabilities, Connector, ConnectorError, ErrorKind, Health, HealthReporter, Inbound,
+    Capabilities, Connector, ConnectorError, Cursors, ErrorKind, Health, HealthReporter, Inbound,
     InboundSink, Markdown, Outbound, RunContext,
 };
 use mosaic_roster::{SecretRef, SettingProblem};
@@ -254,6 +255,8 @@ pub struct MatrixConnector {
     /// Rooms where a message could not be decrypted lately, with why (health is degraded while
     /// any is listed).
     undecryptable: Mutex<Vec<(String, String)>>,
+    /// Invitations already logged as not accepted.
+    refused_invites: Mutex<std::collections::HashSet<String>>,
 }
 
 impl MatrixConnector {
@@ -263,6 +266,7 @@ impl MatrixConnector {
             config,
             client: Mutex::new(None),
             undecryptable: Mutex::new(Vec::new()),
+            refused_invites: Mutex::new(Default::default()),
         }
     }
 
@@ -283,7 +287,10 @@ impl MatrixConnector {
     /// login (and a fresh store, since a store belongs to one device).
     async fn connect(&self) -> Result<Client, ConnectorError> {
         make_private_dir(&self.config.dir)?;
-        if let Some(session) = read_session(&self.session_path()) {
+        // A session without its store would reuse the device id with new keys, which other
+        // people's clients refuse: log in afresh instead.
+        let kept = read_session(&self.session_path()).filter(|_| self.store_path().exists());
+        if let Some(session) = kept {
             let client = self.client_with_store().await?;
             match client.restore_session(session).await {
                 Ok(()) => match client.whoami().await {
@@ -397,16 +404,12 @@ impl MatrixConnector {
         })
     }
 
-    /// Joins the bridged rooms the ACL's users invited the bot to; declines nothing (an
-    /// invitation from anyone else just stays pending).
-    async fn answer_invites(&self, client: &Client, invited: &[OwnedRoomId]) {
-        for room_id in invited {
-            let Some(room) = client.get_room(room_id) else {
-                continue;
-            };
-            if room.state() != RoomState::Invited {
-                continue;
-            }
+    /// Joins the bridged rooms the ACL's users invited the bot to (every pending invitation,
+    /// each sync, so a room added to the roster later is joined after a restart); declines
+    /// nothing (an invitation from anyone else stays pending and is logged once).
+    async fn answer_invites(&self, client: &Client) {
+        for room in client.invited_rooms() {
+            let room_id = room.room_id().to_owned();
             let bridged = self.config.rooms.iter().any(|r| r == room_id.as_str());
             let inviter = match room.invite_details().await {
                 Ok(invite) => invite.inviter_id.to_string(),
@@ -417,7 +420,12 @@ impl MatrixConnector {
                 if let Err(e) = room.join().await {
                     tracing::warn!(connector = %self.config.id, room = %room_id, error = %e, "matrix: cannot join a room");
                 }
-            } else {
+            } else if self
+                .refused_invites
+                .lock()
+                .unwrap()
+                .insert(room_id.to_string())
+            {
                 tracing::info!(connector = %self.config.id, room = %room_id, inviter, bridged, "matrix: an invitation was not accepted (only the acl's users' invitations to bridged rooms are)");
             }
         }
@@ -435,7 +443,13 @@ impl MatrixConnector {
                 if sender == me {
                     return Read::Skip;
                 }
+                let event_id = event
+                    .get_field::<String>("event_id")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
                 return Read::Undecryptable {
+                    event_id,
                     sender,
                     why: format!("{:?}", utd_info.reason),
                 };
@@ -520,17 +534,26 @@ impl MatrixConnector {
         client: &Client,
         inbound: &InboundSink,
         health: &HealthReporter,
+        cursors: &Cursors,
         mut token: Option<String>,
     ) -> Result<(), ConnectorError> {
         let me = client.user_id().map(|u| u.to_string()).unwrap_or_default();
+        // The first sync of a run returns at once (health is known at once) and brings every
+        // room's full state (a fresh store knows no rooms otherwise).
+        let mut first_of_run = true;
         loop {
-            let first = token.is_none();
-            let mut settings =
-                SyncSettings::default().timeout(if first { Duration::ZERO } else { SYNC_TIMEOUT });
+            let first_ever = token.is_none();
+            let mut settings = SyncSettings::default()
+                .timeout(if first_of_run {
+                    Duration::ZERO
+                } else {
+                    SYNC_TIMEOUT
+                })
+                .full_state(first_of_run)
+                .filter(timeline_filter().into());
             if let Some(t) = &token {
                 settings = settings.token(t.clone());
             }
-            settings = settings.filter(timeline_filter().into());
             let response = match client.sync_once(settings).await {
                 Ok(response) => response,
                 Err(e) => {
@@ -549,29 +572,41 @@ impl MatrixConnector {
                     return Err(e);
                 }
             };
-            let invited: Vec<OwnedRoomId> = response.rooms.invited.keys().cloned().collect();
-            self.answer_invites(client, &invited).await;
+            first_of_run = false;
+            self.answer_invites(client).await;
             // The first sync ever only sets the starting point: what was said before the bot
             // came is not the orchestrator's to answer.
-            if !first {
-                // Rooms come keyed by id: put their events back in the order they were sent.
-                let mut events: Vec<(&str, &TimelineEvent)> = response
-                    .rooms
-                    .joined
-                    .iter()
-                    .filter(|(id, _)| self.config.rooms.iter().any(|r| r == id.as_str()))
-                    .flat_map(|(id, update)| {
-                        update.timeline.events.iter().map(move |e| (id.as_str(), e))
-                    })
-                    .collect();
-                events.sort_by_key(|(_, e)| e.timestamp.map(|t| t.get()));
+            if !first_ever {
+                let mut events: Vec<(String, TimelineEvent)> = Vec::new();
                 for (id, update) in &response.rooms.joined {
-                    if update.timeline.limited && self.config.rooms.iter().any(|r| r == id.as_str())
-                    {
-                        tracing::warn!(connector = %self.config.id, room = %id, "matrix: more than {TIMELINE_LIMIT} events in the room since the last sync; the older ones are not passed on");
+                    if !self.config.rooms.iter().any(|r| r == id.as_str()) {
+                        continue;
                     }
+                    let mut timeline = update.timeline.events.clone();
+                    if update.timeline.limited {
+                        // More was said than one sync brings: page back to where the bridge
+                        // stopped in this room.
+                        let stop = cursors
+                            .current()
+                            .into_iter()
+                            .find(|(room, _)| room == id.as_str())
+                            .map(|(_, event)| event);
+                        let mut older = self
+                            .history(client, id, update.timeline.prev_batch.clone(), stop)
+                            .await;
+                        older.append(&mut timeline);
+                        timeline = older;
+                    }
+                    events.extend(
+                        after_own_join(timeline, &me)
+                            .into_iter()
+                            .map(|e| (id.to_string(), e)),
+                    );
                 }
-                for (room_id, event) in events {
+                // Rooms come keyed by id: put their events back in the order they were sent
+                // (a stable sort keeps each room's own order among equal times).
+                events.sort_by_key(|(_, e)| e.timestamp.map(|t| t.get()));
+                for (room_id, event) in &events {
                     match self.read(room_id, event, &me) {
                         Read::Message(message) => {
                             self.undecryptable
@@ -582,8 +617,13 @@ impl MatrixConnector {
                                 return Ok(());
                             }
                         }
-                        Read::Undecryptable { sender, why } => {
-                            self.report_undecryptable(room_id, &sender, &why).await;
+                        Read::Undecryptable {
+                            event_id,
+                            sender,
+                            why,
+                        } => {
+                            self.report_undecryptable(room_id, &event_id, &sender, &why)
+                                .await;
                         }
                         Read::Media { event_id } => {
                             self.answer_text_only(room_id, &event_id).await;
@@ -602,7 +642,52 @@ impl MatrixConnector {
         }
     }
 
-    async fn report_undecryptable(&self, room: &str, sender: &str, why: &str) {
+    /// The events of `room` before the sync's `from` token, oldest first, back to the event
+    /// `stop` (not included) or the bot's own join, at most [`HISTORY_PAGES`] pages.
+    async fn history(
+        &self,
+        client: &Client,
+        room: &RoomId,
+        from: Option<String>,
+        stop: Option<String>,
+    ) -> Vec<TimelineEvent> {
+        let Some(room_handle) = client.get_room(room) else {
+            return Vec::new();
+        };
+        let me = client.user_id().map(|u| u.to_string()).unwrap_or_default();
+        let mut older: Vec<TimelineEvent> = Vec::new(); // newest first while paging
+        let mut from = from;
+        for _ in 0..HISTORY_PAGES {
+            let Some(token) = from.take() else { break };
+            let mut options = MessagesOptions::backward().from(Some(token.as_str()));
+            options.limit = TIMELINE_LIMIT.into();
+            let page = match room_handle.messages(options).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(connector = %self.config.id, room = %room, error = %e, "matrix: cannot read the room's history; older messages are not passed on");
+                    break;
+                }
+            };
+            for event in page.chunk {
+                let id = event.event_id().map(|e| e.to_string());
+                if id.is_some() && id == stop {
+                    return older.into_iter().rev().collect();
+                }
+                let joined_here = is_own_join(&event, &me);
+                older.push(event);
+                if joined_here {
+                    return older.into_iter().rev().collect();
+                }
+            }
+            from = page.end;
+        }
+        if from.is_some() {
+            tracing::warn!(connector = %self.config.id, room = %room, "matrix: more than {} events since the last sync; the older ones are not passed on", HISTORY_PAGES * TIMELINE_LIMIT as usize);
+        }
+        older.into_iter().rev().collect()
+    }
+
+    async fn report_undecryptable(&self, room: &str, event_id: &str, sender: &str, why: &str) {
         tracing::warn!(connector = %self.config.id, room, sender, why, "matrix: cannot decrypt a message");
         {
             let mut list = self.undecryptable.lock().unwrap();
@@ -610,7 +695,7 @@ impl MatrixConnector {
             list.push((room.to_owned(), why.to_owned()));
         }
         let text = format!(
-            "I cannot decrypt the message {sender} just sent ({why}), so the orchestrator did not get it. Verify my device or share the room keys with it, then send it again."
+            "I cannot decrypt the message {sender} just sent ({why}), so the orchestrator did not get it. Share the room keys with my device (see docs/connectors/matrix.md), then send it again."
         );
         if let Ok(room) = self.room(room) {
             let _ = room
@@ -618,6 +703,7 @@ impl MatrixConnector {
                     "m.room.message",
                     json!({"msgtype": "m.notice", "body": text}),
                 )
+                .with_transaction_id(&transaction_id(&format!("utd-{event_id}")))
                 .await;
         }
     }
@@ -629,7 +715,11 @@ impl MatrixConnector {
                 "body": TEXT_ONLY,
                 "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
             });
-            if let Err(e) = room.send_raw("m.room.message", content).await {
+            let sent = room
+                .send_raw("m.room.message", content)
+                .with_transaction_id(&transaction_id(&format!("text-only-{event_id}")))
+                .await;
+            if let Err(e) = sent {
                 tracing::warn!(connector = %self.config.id, error = %e, "matrix: cannot answer a file with the text-only note");
             }
         }
@@ -646,11 +736,40 @@ fn timeline_filter() -> FilterDefinition {
     filter
 }
 
+/// How many pages of [`TIMELINE_LIMIT`] events a room's history is read back after a gap.
+const HISTORY_PAGES: usize = 20;
+
+/// Whether `event` is the bot's own join (not a profile change while joined).
+fn is_own_join(event: &TimelineEvent, me: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<Value>(event.raw().json().get()) else {
+        return false;
+    };
+    value["type"] == "m.room.member"
+        && value["state_key"] == me
+        && value["content"]["membership"] == "join"
+        && value["unsigned"]["prev_content"]["membership"] != "join"
+}
+
+/// The events after the bot's own join, if the timeline has one: what was said before the bot
+/// came (history a new member may read) is not the orchestrator's to answer.
+fn after_own_join(events: Vec<TimelineEvent>, me: &str) -> Vec<TimelineEvent> {
+    match events.iter().rposition(|e| is_own_join(e, me)) {
+        Some(join) => events.into_iter().skip(join + 1).collect(),
+        None => events,
+    }
+}
+
 /// What a timeline event is to the connector.
 enum Read {
     Message(Inbound),
-    Undecryptable { sender: String, why: String },
-    Media { event_id: String },
+    Undecryptable {
+        event_id: String,
+        sender: String,
+        why: String,
+    },
+    Media {
+        event_id: String,
+    },
     Skip,
 }
 
@@ -776,11 +895,19 @@ impl Connector for MatrixConnector {
                 None => {
                     let client = self.connect().await?;
                     *self.client.lock().unwrap() = Some(client.clone());
+                    // What people compare to trust this device (docs/connectors/matrix.md).
+                    let device = client
+                        .device_id()
+                        .map(|d| d.to_string())
+                        .unwrap_or_default();
+                    let key = client.encryption().ed25519_key().await.unwrap_or_default();
+                    tracing::info!(connector = %self.config.id, device, ed25519 = key, "matrix: logged in");
                     client
                 }
             };
             let token = cursors.checkpoint();
-            self.sync_loop(&client, &inbound, &health, token).await
+            self.sync_loop(&client, &inbound, &health, &cursors, token)
+                .await
         };
         let result = tokio::select! {
             r = work => r,

@@ -1,6 +1,7 @@
 #![recursion_limit = "256"]
-//! Adversarial tests of the Matrix connector against a real Synapse (issue 13, part 1): each
-//! test here names a claim of docs/connectors/matrix.md and shows where it breaks.
+//! The Matrix connector at its edges, against a real Synapse: history from before the bot
+//! joined, invitations answered later, gaps longer than one sync, a lost store, health right
+//! after a restart (each test names the claim of docs/connectors/matrix.md it holds to).
 
 use mosaic_connector::{
     CHECKPOINT_ROOM, Connector, Cursors, Handoff, Health, HealthReporter, Inbound, InboundSink,
@@ -169,8 +170,11 @@ async fn what_was_said_before_the_bot_joined_is_not_passed_on() {
     let ann = Person::login(&synapse, "ann").await;
     let bot = Bot::register(&synapse);
     let room = ann.create_room(false, &[]).await;
-    ann.say(&room, "!fleet add old-worker (said an hour before the bot came)")
-        .await;
+    ann.say(
+        &room,
+        "!fleet add old-worker (said an hour before the bot came)",
+    )
+    .await;
     ann.say(&room, "chatter before the bot was invited").await;
     let connector = bot.connector(&synapse, &[&room], &[ann.user_id()]);
     let mut r = run(&connector, None);
@@ -469,5 +473,9 @@ async fn the_health_of_a_resumed_run_is_known_before_the_long_poll_ends() {
     let connector = bot.connector(&synapse, &[&room], &[ann.user_id()]);
     let r = run(&connector, checkpoint);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(r.health(), Health::Up, "10 s after a restart in a quiet room");
+    assert_eq!(
+        r.health(),
+        Health::Up,
+        "10 s after a restart in a quiet room"
+    );
 }
