@@ -1088,18 +1088,6 @@ fn mosaic_down_stops_the_daemon_and_leaves_the_fleet() {
     assert!(s.ok(&["fleet", "status"]).contains("daemon: not running"));
 }
 
-/// The environment variable `name` of a running agent's process, as its harness sees it.
-fn agent_env(s: &Sandbox, agent: &str, name: &str) -> String {
-    let pid = s.pid(agent).expect("running");
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let prefix = format!("{name}=");
-    environ
-        .split(|b| *b == 0)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .find_map(|v| v.strip_prefix(&prefix).map(str::to_owned))
-        .unwrap_or_else(|| panic!("{agent} has no {name}"))
-}
-
 /// `bridge.orchestrator_role` is a real boundary: the orchestrator's own token (not the owner's)
 /// runs commands with that role on every path (CLI inside the agent, API routes), and a worker's
 /// token may only report its own hooks.
@@ -1115,8 +1103,8 @@ fn the_orchestrator_acts_with_its_role_and_a_worker_only_reports_its_own_hooks()
     };
     std::fs::write(s.roster_path(), roster).unwrap();
     let (_d, url, owner) = up(&s);
-    let mos = agent_env(&s, "mos", "MOSAIC_AGENT_TOKEN");
-    let helper = agent_env(&s, "helper", "MOSAIC_AGENT_TOKEN");
+    let mos = s.agent_env("mos", "MOSAIC_AGENT_TOKEN");
+    let helper = s.agent_env("helper", "MOSAIC_AGENT_TOKEN");
     assert!(mos.starts_with("mos:") && helper.starts_with("helper:"));
     assert!(!mos.contains(&owner) && !helper.contains(&owner));
     let as_agent = |token: &str, args: &[&str]| {
@@ -1286,8 +1274,8 @@ fn only_the_orchestrator_may_keep_a_reply_while_the_daemon_is_away() {
     let s = Sandbox::new();
     s.init("general");
     let (d, _url, _owner) = up(&s);
-    let mos = agent_env(&s, "mos", "MOSAIC_AGENT_TOKEN");
-    let helper = agent_env(&s, "helper", "MOSAIC_AGENT_TOKEN");
+    let mos = s.agent_env("mos", "MOSAIC_AGENT_TOKEN");
+    let helper = s.agent_env("helper", "MOSAIC_AGENT_TOKEN");
     drop(d);
     let reply = |token: &str| {
         s.command(&["reply", "--room", "local:local", "kept?"])
@@ -1313,7 +1301,7 @@ fn only_the_orchestrator_may_keep_a_reply_while_the_daemon_is_away() {
 /// input; it must say nothing on stderr.
 fn as_agent(s: &Sandbox, agent: &str, args: &[&str], stdin: &str) {
     use std::io::Write;
-    let token = agent_env(s, agent, "MOSAIC_AGENT_TOKEN");
+    let token = s.agent_env(agent, "MOSAIC_AGENT_TOKEN");
     let mut child = s
         .command(args)
         .env("MOSAIC_AGENT_TOKEN", token)
@@ -1422,7 +1410,7 @@ fn hooks_give_each_agent_its_state_and_a_waiting_orchestrator_holds_chat() {
         "{printed}"
     );
     // A worker may not claim to be the orchestrator.
-    let token = agent_env(&s, "helper", "MOSAIC_AGENT_TOKEN");
+    let token = s.agent_env("helper", "MOSAIC_AGENT_TOKEN");
     let out = s
         .command(&["hook", "--agent", "mos", "busy"])
         .env("MOSAIC_AGENT_TOKEN", token)

@@ -361,7 +361,6 @@ fn fuzz_the_api_request_bodies() {
         let state = mosaic_api::ApiState {
             bridge: bridge.clone(),
             paths,
-            mosaic_exe: MOSAIC.into(),
             token: Arc::new("fuzz-token".into()),
         };
         tokio::spawn(mosaic_api::serve(listener, state, async move {

@@ -243,3 +243,146 @@ fn a_crash_and_a_homeserver_outage_lose_nothing_and_double_nothing() {
     );
     assert_eq!(m.said()[3], "after the outage");
 }
+
+/// Comms through Matrix (R16), switched live both ways and with messages in flight: whatever the
+/// mode, every message reaches the worker's pane once, in order, and no agent restarts; in
+/// matrix mode what the fleet says to the worker (the owner's and the orchestrator's messages)
+/// and what it answers is posted in the worker's own encrypted room, which Ann is invited to,
+/// and which a restarted daemon finds again rather than making a second.
+#[test]
+fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
+    let mut m = mos();
+    let pids = |m: &Mos| (m.s.pid("mos"), m.s.pid("helper"));
+    let before = pids(&m);
+    let helper_said = |m: &Mos| {
+        m.s.transcript("helper")
+            .iter()
+            .map(|t| t.to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut sent: Vec<String> = Vec::new();
+    fn send(m: &Mos, sent: &mut Vec<String>, text: &str) {
+        m.s.ok(&["fleet", "send", "helper", text]);
+        sent.push(text.to_owned());
+    }
+
+    send(&m, &mut sent, "t1 in tmux mode");
+    assert!(m.s.ok(&["fleet", "comms"]).contains("comms is tmux"));
+    let out = m.s.ok(&["fleet", "comms", "matrix"]);
+    assert!(out.contains("comms switched to matrix"), "{out}");
+    assert!(m.s.ok(&["fleet", "status"]).contains("comms matrix"));
+    send(&m, &mut sent, "m1 from the owner");
+
+    // Every agent's room is made at the switch, with Ann (the acl's user) invited.
+    let mut room = None;
+    wait_for_secs("the invitations to the agents' rooms", 60, || {
+        room = m.ann.invited_to("mosaic: helper");
+        room.is_some() && m.ann.invited_to("mosaic: mos").is_some()
+    });
+    let room = room.unwrap();
+    wait_for("Ann joins helper's room", || {
+        m.rt.block_on(m.ann.join(&room))
+    });
+
+    // Agent to agent: the orchestrator sends with its own token, as its tools do.
+    let orchestrator = m.s.agent_env("mos", "MOSAIC_AGENT_TOKEN");
+    let out =
+        m.s.command(&["fleet", "send", "helper", "m2 from the orchestrator"])
+            .env("MOSAIC_AGENT_TOKEN", &orchestrator)
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    sent.push("m2 from the orchestrator".into());
+    let in_room =
+        |m: &Mos| -> Vec<String> { m.bot_said(&room).into_iter().map(|s| s.body).collect() };
+    wait_for_secs(
+        "the orchestrator's message and helper's answer in its room",
+        60,
+        || {
+            let said = in_room(&m);
+            said.contains(&"mos → helper: m2 from the orchestrator".to_owned())
+                && said
+                    .iter()
+                    .any(|b| b.starts_with("helper: [demo reply #3]"))
+        },
+    );
+
+    // Back to tmux from chat: the admin's command, answered in the room.
+    m.rt.block_on(m.ann.say(&m.plain, "!fleet comms tmux"));
+    wait_for("the switch answered", || {
+        m.bot_said(&m.plain)
+            .iter()
+            .any(|s| s.body.contains("comms switched to tmux"))
+    });
+    send(&m, &mut sent, "t2 in tmux mode");
+    wait_for("the room told of the switch", || {
+        in_room(&m).iter().any(|b| b.starts_with("comms: tmux from now on"))
+    });
+
+    // Messages in flight while the mode flips back and forth.
+    std::thread::scope(|scope| {
+        let s = &m.s;
+        scope.spawn(move || {
+            for mode in ["matrix", "tmux", "matrix", "tmux", "matrix"] {
+                s.ok(&["fleet", "comms", mode]);
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        });
+        for i in 1..=12 {
+            send(&m, &mut sent, &format!("s{i} while switching"));
+        }
+    });
+    wait_for("every message in helper's pane", || {
+        helper_said(&m).len() == sent.len()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(helper_said(&m), sent, "each once, in order");
+    assert_eq!(pids(&m), before, "no agent restarted");
+
+    // What the room shows of it: no message twice, in the order sent, only what was sent.
+    std::thread::sleep(Duration::from_secs(3));
+    // Each message before its answer.
+    let room_now = in_room(&m);
+    for (i, body) in room_now.iter().enumerate() {
+        if let Some((_, t)) = body.split_once(" → helper: ") {
+            let answered_before = room_now[..i]
+                .iter()
+                .any(|b| b.starts_with("helper: [demo reply") && b.ends_with(&format!(": {t}")));
+            assert!(!answered_before, "{t:?} after its answer: {room_now:#?}");
+        }
+    }
+    let posted: Vec<String> = in_room(&m)
+        .into_iter()
+        .filter_map(|b| b.split_once(" → helper: ").map(|(_, t)| t.to_owned()))
+        .collect();
+    let mut rest = sent.iter();
+    for p in &posted {
+        assert!(
+            rest.any(|s| s == p),
+            "posted once each, in order: {posted:?} (sent {sent:?})"
+        );
+    }
+    assert!(
+        !posted.iter().any(|p| p.contains("tmux mode")),
+        "{posted:?}"
+    );
+
+    // The daemon dies; the next one posts in the same room (no second invitation).
+    assert!(m.s.ok(&["fleet", "comms"]).contains("comms is matrix"));
+    let _ = m.daemon.kill();
+    let _ = m.daemon.wait();
+    m.daemon = start_daemon(&m.s, &m.bot_password);
+    wait_for_secs("the daemon back", DAEMON_START_SECS, || {
+        read_opt(&m.s.state().join("daemon.json")).contains(r#""fleet":"started""#)
+    });
+    wait_for_secs("the bot back", 60, || m.connector_state() == "up");
+    send(&m, &mut sent, "after the restart");
+    wait_for_secs("the post after the restart", 60, || {
+        in_room(&m).contains(&"owner → helper: after the restart".to_owned())
+    });
+    assert_eq!(
+        m.ann.invited_to("mosaic: helper"),
+        None,
+        "one room per agent"
+    );
+}

@@ -81,7 +81,6 @@ impl BridgeHarness {
             let state = mosaic_api::ApiState {
                 bridge: bridge.clone(),
                 paths,
-                mosaic_exe: MOSAIC.into(),
                 token: Arc::new(token.clone()),
             };
             tokio::spawn(mosaic_api::serve(listener, state, async move {

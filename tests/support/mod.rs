@@ -269,6 +269,18 @@ impl Sandbox {
             .collect()
     }
 
+    /// The value of `name` in running agent `agent`'s environment (its own token, say).
+    pub fn agent_env(&self, agent: &str, name: &str) -> String {
+        let pid = self.pid(agent).expect("running");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let prefix = format!("{name}=");
+        environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .find_map(|v| v.strip_prefix(&prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{agent} has no {name}"))
+    }
+
     pub fn screen(&self, agent: &str) -> String {
         self.tmux().capture(agent, true).unwrap()
     }

@@ -636,7 +636,7 @@ impl Connector for DiscordConnector {
             .map_err(classify)
     }
 
-    async fn typing(&self, room: &str) -> Result<(), ConnectorError> {
+    async fn typing(&self, room: &str, _thread: Option<&str>) -> Result<(), ConnectorError> {
         ChannelId::new(parse_id(room, "channel")?)
             .broadcast_typing(&*self.http)
             .await

@@ -22,7 +22,10 @@ use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind};
 use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::ruma::api::client::filter::FilterDefinition;
-use matrix_sdk::ruma::{OwnedTransactionId, RoomId, UserId};
+use matrix_sdk::ruma::api::client::room::create_room::{self, v3::RoomPreset};
+use matrix_sdk::ruma::api::error::ErrorKind as ApiErrorKind;
+use matrix_sdk::ruma::serde::Raw;
+use matrix_sdk::ruma::{OwnedTransactionId, RoomAliasId, RoomId, UserId};
 use matrix_sdk::{Client, Room, RoomState};
 use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
@@ -957,8 +960,73 @@ impl Connector for MatrixConnector {
             .map_err(classify)
     }
 
-    async fn typing(&self, room: &str) -> Result<(), ConnectorError> {
+    async fn typing(&self, room: &str, _thread: Option<&str>) -> Result<(), ConnectorError> {
         self.room(room)?.typing_notice(true).await.map_err(classify)
+    }
+
+    /// The agent's room is found by its alias, `#mosaic.BOT.AGENT:SERVER`, so a room made
+    /// before a crash (or by an earlier run) is reused rather than made twice. A new one is
+    /// private and encrypted, named after the agent, with the ACL's users of this connector
+    /// invited.
+    async fn agent_room(&self, agent: &str) -> Result<String, ConnectorError> {
+        let client = self.client()?;
+        let me = client
+            .user_id()
+            .ok_or_else(|| ConnectorError::new(ErrorKind::Retryable, "matrix: not logged in"))?;
+        let localpart = format!("mosaic.{}.{agent}", me.localpart());
+        let alias = RoomAliasId::parse(format!("#{localpart}:{}", me.server_name()))
+            .map_err(|e| fatal(format!("matrix: no room alias for agent {agent}: {e}")))?;
+        let found = match client.resolve_room_alias(&alias).await {
+            Ok(found) => Some(found.room_id),
+            Err(e) if http_status(&e) == Some(404) => None,
+            Err(e) => return Err(classify_http(e)),
+        };
+        let room_id = match found {
+            Some(id) => id,
+            None => {
+                let mut request = create_room::v3::Request::new();
+                request.room_alias_name = Some(localpart);
+                request.name = Some(format!("mosaic: {agent}"));
+                request.topic = Some(format!(
+                    "What mosaic's fleet says to and hears from agent {agent}"
+                ));
+                request.preset = Some(RoomPreset::PrivateChat);
+                request.invite = self
+                    .config
+                    .inviters
+                    .iter()
+                    .filter_map(|u| UserId::parse(u).ok())
+                    .collect();
+                request.initial_state = vec![
+                    Raw::new(&json!({
+                        "type": "m.room.encryption",
+                        "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                    }))
+                    .map_err(|e| fatal(format!("matrix: {e}")))?
+                    .cast_unchecked(),
+                ];
+                match client.create_room(request).await {
+                    Ok(room) => room.room_id().to_owned(),
+                    // Made meanwhile (another run got there first): the alias has it now.
+                    Err(e) if e.client_api_error_kind() == Some(&ApiErrorKind::RoomInUse) => {
+                        client
+                            .resolve_room_alias(&alias)
+                            .await
+                            .map_err(classify_http)?
+                            .room_id
+                    }
+                    Err(e) => return Err(classify(e)),
+                }
+            }
+        };
+        if client
+            .get_room(&room_id)
+            .is_none_or(|r| r.state() != RoomState::Joined)
+        {
+            client.join_room_by_id(&room_id).await.map_err(classify)?;
+        }
+        Ok(room_id.to_string())
     }
 }
 

@@ -409,6 +409,15 @@ impl Person {
         }
     }
 
+    /// The room this person is invited to (and not yet in) whose name is `name`, if any.
+    pub fn invited_to(&self, name: &str) -> Option<String> {
+        self.client
+            .invited_rooms()
+            .into_iter()
+            .find(|room| room.name().as_deref() == Some(name))
+            .map(|room| room.room_id().to_string())
+    }
+
     /// `user`'s membership in `room` (`join`, `invite`, …) as this person's client knows it.
     pub async fn membership(&self, room: &str, user: &str) -> Option<String> {
         self.room(room)

@@ -361,55 +361,28 @@ async fn a_replayed_sync_does_not_post_the_text_only_note_twice() {
 /// clients keep the old keys). Fix: a missing store means a fresh login (drop session.json).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_messages_still_arrive_after_the_store_is_deleted() {
-    let synapse = Synapse::start();
-    let ann = Person::login(&synapse, "ann").await;
-    let bot = Bot::register(&synapse);
-    let room = ann.create_room(true, &[&bot.user]).await;
-    let connector = bot.connector(&synapse, &[&room], &[ann.user_id()]);
-    let mut r = run(&connector, None);
-    until("up", async || r.health() == Health::Up).await;
-    until("ann sees the bot's device", async || {
-        ann.knows_devices_of(&bot.user).await
+    encrypted_messages_arrive_after_losing(|bot| {
+        std::fs::remove_dir_all(bot.state().join("store")).unwrap();
+        assert!(bot.state().join("session.json").exists());
     })
     .await;
-    ann.say(&room, "one").await;
-    assert_eq!(next(&mut r.rx).await.text, "one");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let checkpoint = r.stop().await;
-    drop(connector);
-    std::fs::remove_dir_all(bot.state().join("store")).unwrap();
-    assert!(bot.state().join("session.json").exists());
-    let connector = bot.connector(&synapse, &[&room], &[ann.user_id()]);
-    let mut r = run(&connector, checkpoint);
-    // A resumed run stays `Starting` until its first /sync returns (a 30 s long poll in a
-    // quiet room): see the_health_of_a_resumed_run_is_known_before_the_long_poll_ends.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    while r.health() != Health::Up {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not up after the restart: {:?}",
-            r.health()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    ann.say(&room, "two").await;
-    let ev = tokio::time::timeout(Duration::from_secs(20), r.rx.recv()).await;
-    let health = r.health();
-    assert_eq!(
-        ev.ok().flatten().map(|e| e.text).as_deref(),
-        Some("two"),
-        "ann's encrypted message did not reach the bot after its store was deleted (health: {health:?})"
-    );
 }
 
 /// Docs: "Deleting that directory makes the bot log in again as a new device". It does, but the
-/// new, empty store then resumes from the bridge's checkpoint with an *incremental* sync, which
-/// carries no room state: the SDK does not know the bot is joined, health says "the bot is not
-/// in !room: invite it" (it is), and `send` fails as fatal ("not in room"), so answers are lost.
-/// Fix: after a fresh login, make the first sync from the checkpoint `full_state: true`.
+/// new, empty store then resumed from the bridge's checkpoint with an *incremental* sync, which
+/// carries no room state: the SDK did not know the bot is joined, health said "the bot is not
+/// in !room: invite it" (it is), and `send` failed as fatal ("not in room"). Fixed: each run's
+/// first sync brings full state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_messages_arrive_on_a_new_device_after_the_state_dir_is_deleted() {
+    encrypted_messages_arrive_after_losing(|bot| std::fs::remove_dir_all(bot.state()).unwrap())
+        .await;
+}
+
+/// Ann talks with the bot in an encrypted room; the bot is stopped, `lose` deletes some of its
+/// state, the bot starts again from the bridge's checkpoint: Ann's next encrypted message
+/// reaches it.
+async fn encrypted_messages_arrive_after_losing(lose: impl FnOnce(&Bot)) {
     let synapse = Synapse::start();
     let ann = Person::login(&synapse, "ann").await;
     let bot = Bot::register(&synapse);
@@ -426,20 +399,13 @@ async fn encrypted_messages_arrive_on_a_new_device_after_the_state_dir_is_delete
     tokio::time::sleep(Duration::from_secs(1)).await;
     let checkpoint = r.stop().await;
     drop(connector);
-    std::fs::remove_dir_all(bot.state()).unwrap();
+    lose(&bot);
     let connector = bot.connector(&synapse, &[&room], &[ann.user_id()]);
     let mut r = run(&connector, checkpoint);
-    // A resumed run stays `Starting` until its first /sync returns (a 30 s long poll in a
-    // quiet room): see the_health_of_a_resumed_run_is_known_before_the_long_poll_ends.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    while r.health() != Health::Up {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not up after the restart: {:?}",
-            r.health()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_within(45, "up after the restart", async || {
+        r.health() == Health::Up
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     ann.say(&room, "two").await;
     let ev = tokio::time::timeout(Duration::from_secs(20), r.rx.recv()).await;
@@ -447,7 +413,7 @@ async fn encrypted_messages_arrive_on_a_new_device_after_the_state_dir_is_delete
     assert_eq!(
         ev.ok().flatten().map(|e| e.text).as_deref(),
         Some("two"),
-        "health: {health:?}"
+        "ann's encrypted message did not reach the bot (health: {health:?})"
     );
 }
 

@@ -266,7 +266,7 @@ async fn threads_replies_invitations_and_files_in_a_plain_room() {
         "a retried transaction is not posted twice"
     );
     // Typing shows.
-    connector.typing(&room).await.unwrap();
+    connector.typing(&room, None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

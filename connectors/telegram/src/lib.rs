@@ -802,16 +802,8 @@ impl Connector for TelegramConnector {
             .map(|_| ())
     }
 
-    async fn typing(&self, room: &str) -> Result<(), ConnectorError> {
-        self.typing_in_thread(room, None).await
-    }
-
     /// In a forum topic the indicator is the topic's (without a thread it shows in General).
-    async fn typing_in_thread(
-        &self,
-        room: &str,
-        thread: Option<&str>,
-    ) -> Result<(), ConnectorError> {
+    async fn typing(&self, room: &str, thread: Option<&str>) -> Result<(), ConnectorError> {
         let mut request = self
             .bot
             .send_chat_action(parse_chat(room)?, ChatAction::Typing);

@@ -290,9 +290,9 @@ async fn commands_for_this_bot_topics_files_and_strangers_chats() {
     assert_eq!(next(&mut r.rx).await.text, "/fleet help");
 
     // Typing shows in the chat, and in a topic when the message came from one.
-    c.typing(&GROUP.to_string()).await.unwrap();
+    c.typing(&GROUP.to_string(), None).await.unwrap();
     assert!(fake.actions().contains(&(GROUP, "typing".into())));
-    c.typing_in_thread(&GROUP.to_string(), Some(&topic.to_string()))
+    c.typing(&GROUP.to_string(), Some(&topic.to_string()))
         .await
         .unwrap();
     assert!(

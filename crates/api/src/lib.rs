@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mosaic_bridge::{Bridge, HookError, ReplyError, Target, Verdict};
 use mosaic_connector::{Inbound, Markdown};
-use mosaic_exec::{Actor, ErrorKind, ExecError, Executor, Outcome, Surface, render};
+use mosaic_exec::{Actor, ErrorKind, ExecError, Outcome, Surface, render};
 use mosaic_fleet::Paths;
 use mosaic_fleet::paths::{AgentToken, constant_time_eq};
 use mosaic_grammar::chat::{ChatInput, ParseError, parse};
@@ -27,7 +27,6 @@ use mosaic_roster::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,8 +44,6 @@ pub struct ApiState {
     pub bridge: Bridge,
     /// Config and state directories.
     pub paths: Paths,
-    /// The `mosaic` executable.
-    pub mosaic_exe: PathBuf,
     /// The bearer token every request must carry.
     pub token: Arc<String>,
 }
@@ -314,15 +311,12 @@ async fn run(
     principal: &Principal,
     command: FleetCommand,
 ) -> Result<Outcome, Response> {
-    let executor = Executor::new(state.paths.clone(), state.mosaic_exe.clone());
     let actor = principal.actor(&state.bridge);
-    let bridge = state.bridge.clone();
-    tokio::task::spawn_blocking(move || {
-        executor.exec_telling(&command, &actor, &|text| bridge.tell_rooms(text))
-    })
-    .await
-    .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
-    .map_err(|e| exec_error(&e))
+    state
+        .bridge
+        .exec(command, actor)
+        .await
+        .map_err(|e| exec_error(&e))
 }
 
 async fn health(State(state): State<ApiState>) -> Json<HealthReport> {

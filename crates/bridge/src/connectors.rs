@@ -170,7 +170,7 @@ impl Bridge {
             tokio::spawn(async move {
                 for _ in 0..15 {
                     let typing = connector
-                        .typing_in_thread(&inbound.room, inbound.thread.as_deref())
+                        .typing(&inbound.room, inbound.thread.as_deref())
                         .await;
                     if typing.is_err() {
                         return;

@@ -161,6 +161,10 @@ impl Bridge {
             self.notify_orchestrator(&format!(
                 "worker {name} is waiting for input at its terminal: {asks}"
             ));
+        } else if activity == Activity::Idle
+            && let Some(answer) = final_answer(payload)
+        {
+            self.comms_post(&name, &format!("{name}: {answer}"));
         }
     }
 
@@ -260,13 +264,7 @@ impl Bridge {
         if !self.inner.activity.take_unanswered() {
             return;
         }
-        // Claude Code's and Codex's Stop hooks and pi's extension; Codex's notify.
-        let text = payload["last_assistant_message"]
-            .as_str()
-            .or(payload["last-assistant-message"].as_str())
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        let Some(text) = text else {
+        let Some(text) = final_answer(payload) else {
             return;
         };
         if let Err(e) = self.reply(text, None) {
@@ -278,6 +276,17 @@ impl Bridge {
     pub fn orchestrator_replied(&self) {
         self.inner.activity.replied();
     }
+}
+
+/// The text an agent ended its turn with, as its hook hands it: Claude Code's and Codex's Stop
+/// hooks and pi's extension (`last_assistant_message`), Codex's notify
+/// (`last-assistant-message`).
+fn final_answer(payload: &Value) -> Option<&str> {
+    payload["last_assistant_message"]
+        .as_str()
+        .or(payload["last-assistant-message"].as_str())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// What a waiting harness asks, from its hook payload: Claude Code's `message` or its tool and

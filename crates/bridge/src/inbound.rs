@@ -369,7 +369,6 @@ impl Bridge {
         let json = render::wants_json(&command);
         let markdown = self.markdown(&conn);
         let result = self.exec(command, actor).await;
-        self.refresh_roster().await;
         let (reply, outcome) = match result {
             Ok(done) => (render::chat(&done, markdown, json), "ok".to_owned()),
             Err(e) => (format!("error: {e}"), format!("error: {e}")),

@@ -14,6 +14,7 @@ pub mod activity;
 mod hooks;
 pub use hooks::HookError;
 pub mod audit;
+mod comms;
 #[cfg(feature = "test-util")]
 pub mod compliance;
 pub mod confirm;
@@ -155,6 +156,8 @@ struct Inner {
     observed: Mutex<HashMap<String, mosaic_fleet::Activity>>,
     /// Notices for the orchestrator, typed in by the delivery worker.
     notices: Arc<Mutex<std::collections::VecDeque<String>>>,
+    /// Each agent's comms room, by connector and agent, as its connector named it.
+    agent_rooms: Mutex<HashMap<(String, String), String>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -210,6 +213,7 @@ impl Bridge {
                 wake_outbox: Notify::new(),
                 observed: Mutex::new(HashMap::new()),
                 notices: Arc::default(),
+                agent_rooms: Mutex::default(),
                 stop: Arc::new(AtomicBool::new(false)),
             }),
         })
@@ -344,6 +348,7 @@ impl Bridge {
     /// `[fleet notice] …` line when it is idle, before the next chat message (zero tokens
     /// unless it acts on it).
     pub fn notify_orchestrator(&self, text: &str) {
+        self.comms_post(&self.orchestrator_name(), &format!("[fleet notice] {text}"));
         self.inner
             .notices
             .lock()
@@ -416,15 +421,34 @@ impl Bridge {
         self.inner.store.lock().unwrap().queue_len().unwrap_or(0)
     }
 
-    /// Runs `command` through the executor on a blocking thread.
-    async fn exec(&self, command: FleetCommand, actor: Actor) -> Result<Outcome, ExecError> {
+    /// Runs `command` as `actor` through the executor on a blocking thread: how the daemon runs
+    /// every command, whichever surface asked (chat, the orchestrator's tools, the HTTP API).
+    /// The roster in use follows what the command changed; text sent to an agent is also posted
+    /// in its comms room in `comms: matrix` mode (the mode as the roster has it now).
+    pub async fn exec(&self, command: FleetCommand, actor: Actor) -> Result<Outcome, ExecError> {
+        // Posted before it is typed, so the agent's answer comes after it in the room.
+        let posted = match &command {
+            FleetCommand::Send(args) if mosaic_exec::authorize(&command, &actor).is_ok() => {
+                self.refresh_roster().await;
+                let speaker = comms::speaker(&actor, &self.orchestrator_name());
+                let text = args.text.join(" ");
+                self.comms_post(&args.name, &format!("{speaker} → {}: {text}", args.name))
+                    .then(|| args.name.clone())
+            }
+            _ => None,
+        };
         let executor = self.inner.executor.clone();
         let bridge = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             executor.exec_telling(&command, &actor, &|text| bridge.tell_rooms(text))
         })
         .await
-        .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))))
+        .unwrap_or_else(|e| Err(ExecError::Internal(Box::new(e))));
+        self.refresh_roster().await;
+        if let (Some(agent), Err(e)) = (posted, &result) {
+            self.comms_post(&agent, &format!("(not delivered to {agent}: {e})"));
+        }
+        result
     }
 
     /// The markdown dialect of a connector's platform (CommonMark when it is unknown).
@@ -446,7 +470,6 @@ impl Bridge {
         let role = self.view().settings.orchestrator_role;
         let name = self.orchestrator_name();
         let result = self.exec(command, Actor { surface, role }).await;
-        self.refresh_roster().await;
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
             Err(e @ ExecError::Forbidden { .. }) => {

@@ -4,9 +4,10 @@
 use crate::delivery::CONVERSATION_KEY;
 use crate::events::Event;
 use crate::split::split_for;
+use crate::store::Pending;
 use crate::store::{StoreError, now_ms};
 use crate::{Bridge, Target, backoff};
-use mosaic_connector::{Inbound, Outbound, ReplyTo};
+use mosaic_connector::{ConnectorError, Inbound, Outbound, ReplyTo};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -133,10 +134,17 @@ impl Bridge {
                         .out_failed(p.id, "connector not running");
                     continue;
                 };
+                let room = match self.resolve_room(connector.as_ref(), &p.room).await {
+                    Ok(room) => room,
+                    Err(e) => {
+                        self.outbox_failed(p, e, &mut blocked);
+                        continue;
+                    }
+                };
                 let rendered =
                     mosaic_connector::render::render(&p.text, connector.capabilities().markdown);
                 let out = Outbound {
-                    room: p.room.clone(),
+                    room: room.clone(),
                     text: rendered.text,
                     html: rendered.html,
                     reply_to: p.reply_to.clone(),
@@ -150,43 +158,53 @@ impl Bridge {
                             id: p.id,
                             key: out.key.clone(),
                             connector: p.connector,
-                            room: p.room,
+                            room,
                             text: p.text,
                         });
                     }
-                    Err(e) if e.is_retryable() => {
-                        let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
-                        tracing::debug!(
-                            connector = %p.connector,
-                            room = %p.room,
-                            outbox_id = p.id,
-                            attempt = p.attempts + 1,
-                            error = %e,
-                            "sending a message failed; retrying"
-                        );
-                        let _ = inner.store.lock().unwrap().out_retry(
-                            p.id,
-                            p.attempts + 1,
-                            now_ms() + delay.as_millis() as i64,
-                            &e.to_string(),
-                        );
-                        blocked.insert(p.connector);
-                    }
-                    Err(e) => {
-                        tracing::error!(
-                            connector = %p.connector,
-                            room = %p.room,
-                            outbox_id = p.id,
-                            error = %e,
-                            "giving up on a message"
-                        );
-                        let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
-                    }
+                    Err(e) => self.outbox_failed(p, e, &mut blocked),
                 }
             }
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    /// An outbox message could not be sent: tried again after the platform's delay or a
+    /// backoff (holding back its connector's later messages, to keep their order), or given up
+    /// on a fatal error.
+    fn outbox_failed(&self, p: Pending, e: ConnectorError, blocked: &mut HashSet<String>) {
+        let inner = &self.inner;
+        match e {
+            e if e.is_retryable() => {
+                let delay = e.retry_after().unwrap_or_else(|| backoff(p.attempts + 1));
+                tracing::debug!(
+                    connector = %p.connector,
+                    room = %p.room,
+                    outbox_id = p.id,
+                    attempt = p.attempts + 1,
+                    error = %e,
+                    "sending a message failed; retrying"
+                );
+                let _ = inner.store.lock().unwrap().out_retry(
+                    p.id,
+                    p.attempts + 1,
+                    now_ms() + delay.as_millis() as i64,
+                    &e.to_string(),
+                );
+                blocked.insert(p.connector);
+            }
+            e => {
+                tracing::error!(
+                    connector = %p.connector,
+                    room = %p.room,
+                    outbox_id = p.id,
+                    error = %e,
+                    "giving up on a message"
+                );
+                let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
             }
         }
     }

@@ -47,6 +47,7 @@ impl Bridge {
     /// settings with it) and announced; an invalid one is reported and the old one kept.
     pub(crate) async fn refresh_roster(&self) {
         let live = self.inner.roster.clone();
+        let comms_before = live.get().comms;
         let Ok(reload) = tokio::task::spawn_blocking(move || live.reload()).await else {
             return;
         };
@@ -55,6 +56,9 @@ impl Bridge {
             Reload::Changed(roster) => {
                 let view = View::of(&roster, Some(&self.view()));
                 *self.inner.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+                if roster.comms != comms_before {
+                    self.comms_switched(&roster);
+                }
                 let _ = self.inner.events.send(Event::RosterChanged {
                     agents: roster.agents.iter().map(|a| a.name.clone()).collect(),
                 });

@@ -94,7 +94,6 @@ async fn run(
     let state = ApiState {
         bridge: bridge.clone(),
         paths: paths.clone(),
-        mosaic_exe: exe.clone(),
         token: Arc::new(token),
     };
     let (api, api_stop) = api_component(listener, state);

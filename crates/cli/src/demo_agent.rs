@@ -174,8 +174,15 @@ fn repl(
                     }
                     let reply = reply_line(count, &message);
                     say(out, &format!("\n{reply}\n{PROMPT}"))?;
-                    answer_in_chat(&reply, envelope_id(&message));
-                    hooks.report("idle");
+                    if is_orchestrator() {
+                        answer_in_chat(&reply, envelope_id(&message));
+                        hooks.report("idle");
+                    } else {
+                        // A worker's turn ends with its answer, as Claude Code's Stop hook
+                        // hands it (`last_assistant_message`).
+                        let answer = serde_json::json!({ "last_assistant_message": reply });
+                        hooks.report_with("idle", answer);
+                    }
                 }
                 _ => {}
             },
@@ -187,7 +194,7 @@ fn repl(
 /// Reports hook events as a real harness does (to the daemon's `POST /v1/hooks`, with the
 /// agent's own token), in order, from a thread of its own so the REPL never waits; only inside
 /// a fleet whose daemon runs.
-struct Hooks(Option<std::sync::mpsc::Sender<&'static str>>);
+struct Hooks(Option<std::sync::mpsc::Sender<(&'static str, serde_json::Value)>>);
 
 impl Hooks {
     fn start(paths: &mosaic_fleet::Paths) -> Hooks {
@@ -195,13 +202,14 @@ impl Hooks {
             return Hooks(None);
         }
         let paths = paths.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
+        let (tx, rx) = std::sync::mpsc::channel::<(&'static str, serde_json::Value)>();
         std::thread::spawn(move || {
-            for event in rx {
+            for (event, payload) in rx {
                 if let Ok(daemon) =
                     crate::client::Daemon::locate_quick(&paths, std::time::Duration::from_secs(5))
                 {
-                    let _ = daemon.post("/v1/hooks", serde_json::json!({ "event": event }));
+                    let body = serde_json::json!({ "event": event, "payload": payload });
+                    let _ = daemon.post("/v1/hooks", body);
                 }
             }
         });
@@ -209,8 +217,12 @@ impl Hooks {
     }
 
     fn report(&self, event: &'static str) {
+        self.report_with(event, serde_json::Value::Null);
+    }
+
+    fn report_with(&self, event: &'static str, payload: serde_json::Value) {
         if let Some(tx) = &self.0 {
-            let _ = tx.send(event);
+            let _ = tx.send((event, payload));
         }
     }
 }
@@ -218,10 +230,9 @@ impl Hooks {
 /// As the orchestrator, also answers in chat through `mosaic reply`, as a real orchestrator
 /// would (only when a daemon is running; never blocks the REPL).
 fn answer_in_chat(reply: &str, to: Option<u64>) {
-    let orchestrator = std::env::var("MOSAIC_ROLE").is_ok_and(|r| r == "orchestrator");
     let daemon_up = std::env::var_os("MOSAIC_STATE")
         .is_some_and(|s| PathBuf::from(s).join("daemon.json").exists());
-    if !(orchestrator && daemon_up) {
+    if !daemon_up {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -242,6 +253,11 @@ fn answer_in_chat(reply: &str, to: Option<u64>) {
     if let Ok(mut child) = child {
         std::thread::spawn(move || child.wait());
     }
+}
+
+/// Whether this demo agent is the fleet's orchestrator (`MOSAIC_ROLE`).
+fn is_orchestrator() -> bool {
+    std::env::var("MOSAIC_ROLE").is_ok_and(|r| r == "orchestrator")
 }
 
 /// The chat message id in a delivered envelope (`[chat #N from …`), if the message is one.

@@ -324,20 +324,26 @@ pub trait Connector: Send + Sync + 'static {
     /// Acknowledges a received message (a reaction, or a short reply where there are none).
     async fn ack(&self, room: &str, message_id: &str) -> Result<(), ConnectorError>;
 
-    /// Shows that the orchestrator is working on an answer, where the platform can.
-    async fn typing(&self, _room: &str) -> Result<(), ConnectorError> {
+    /// Shows that the orchestrator is working on an answer, where the platform can: in `room`,
+    /// and in `thread` (the thread of the message being answered, as the connector named it in
+    /// [`Inbound::thread`]) where the platform's indicator belongs to a thread (Telegram's forum
+    /// topics).
+    async fn typing(&self, _room: &str, _thread: Option<&str>) -> Result<(), ConnectorError> {
         Ok(())
     }
 
-    /// Shows "typing" in `thread` of `room` (the thread of the message being answered, as the
-    /// connector named it in [`Inbound::thread`]); by default, in the room ([`Connector::typing`]).
-    /// Platforms whose indicator belongs to a thread (Telegram's forum topics) override it.
-    async fn typing_in_thread(
-        &self,
-        room: &str,
-        _thread: Option<&str>,
-    ) -> Result<(), ConnectorError> {
-        self.typing(room).await
+    /// The room of the fleet's own for agent `agent` (comms through this platform: the agent's
+    /// traffic is posted there), made the first time with the connector's allowed users invited
+    /// and the same room after that, across restarts. Platforms where the bot cannot make rooms
+    /// answer [`ErrorKind::Fatal`] (the default).
+    async fn agent_room(&self, agent: &str) -> Result<String, ConnectorError> {
+        Err(ConnectorError::new(
+            ErrorKind::Fatal,
+            format!(
+                "connector {} cannot make a room for agent {agent}: its platform does not carry the fleet's comms",
+                self.id()
+            ),
+        ))
     }
 }
 

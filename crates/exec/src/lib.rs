@@ -12,8 +12,8 @@ pub use error::{ErrorKind, ExecError};
 pub use outcome::{AgentOutcome, Outcome, PresetAgent, PresetInfo, PresetOrigin};
 
 use mosaic_fleet::{Fleet, Paths, StatusReport, wizard, worker_from};
-use mosaic_grammar::{FleetCommand, PresetsAction};
-use mosaic_roster::{AclRole, all_presets};
+use mosaic_grammar::{CommsArg, CommsArgs, FleetCommand, PresetsAction};
+use mosaic_roster::{AclRole, CommsMode, all_presets};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,7 +75,8 @@ pub fn required_role(command: &FleetCommand) -> AclRole {
         | FleetCommand::Verify(_)
         | FleetCommand::Versions(_)
         | FleetCommand::Presets(_)
-        | FleetCommand::Logs(_) => AclRole::Viewer,
+        | FleetCommand::Logs(_)
+        | FleetCommand::Comms(CommsArgs { mode: None }) => AclRole::Viewer,
         FleetCommand::Send(_)
         | FleetCommand::Start(_)
         | FleetCommand::Stop(_)
@@ -86,7 +87,8 @@ pub fn required_role(command: &FleetCommand) -> AclRole {
         | FleetCommand::Update(_)
         | FleetCommand::Install(_)
         | FleetCommand::Add(_)
-        | FleetCommand::Remove(_) => AclRole::Admin,
+        | FleetCommand::Remove(_)
+        | FleetCommand::Comms(CommsArgs { mode: Some(_) }) => AclRole::Admin,
     }
 }
 
@@ -246,6 +248,18 @@ impl Executor {
                     agent: args.name.clone(),
                     pasted_chars: report.pasted.chars().count(),
                     enter_presses: report.enter_presses,
+                }
+            }
+            FleetCommand::Comms(CommsArgs { mode }) => {
+                let mut fleet = self.open()?;
+                let changed = match mode {
+                    Some(CommsArg::Tmux) => fleet.set_comms(CommsMode::Tmux)?,
+                    Some(CommsArg::Matrix) => fleet.set_comms(CommsMode::Matrix)?,
+                    None => false,
+                };
+                Outcome::Comms {
+                    mode: fleet.roster.comms.as_str().to_owned(),
+                    changed,
                 }
             }
             FleetCommand::Add(args) => {

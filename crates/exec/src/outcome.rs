@@ -68,6 +68,13 @@ pub enum Outcome {
         /// How many times Enter was pressed before the agent reacted.
         enter_presses: u32,
     },
+    /// `comms`: how agents talk to each other.
+    Comms {
+        /// The mode in use now: `tmux` or `matrix`.
+        mode: String,
+        /// Whether this command switched it (false when it only showed it, or it already was).
+        changed: bool,
+    },
     /// `add`: the agent is in the roster (and, unless `--no-start`, was started).
     Added {
         /// The new agent.

@@ -149,10 +149,23 @@ fn body(outcome: &Outcome) -> String {
         Outcome::Updated { harnesses } => render::updates(harnesses),
         Outcome::Logs { text, .. } => text.clone(),
         Outcome::Help { text } => text.clone(),
+        Outcome::Comms { mode, changed } => comms(mode, *changed),
         Outcome::Sent { .. } | Outcome::Added { .. } | Outcome::Removed { .. } => {
             terminal(outcome, false).stdout
         }
     }
+}
+
+/// What `comms` says: the mode, and what it means for the fleet's messages.
+fn comms(mode: &str, changed: bool) -> String {
+    let means = match mode {
+        "matrix" => {
+            "messages to agents are typed into their panes and posted in each agent's own Matrix room, with the workers' notices and answers"
+        }
+        _ => "messages to agents are typed into their panes",
+    };
+    let verb = if changed { "switched to" } else { "is" };
+    format!("comms {verb} {mode}: {means}\n")
 }
 
 fn lifecycle(agents: &[crate::AgentOutcome]) -> String {
@@ -181,7 +194,9 @@ pub fn chat(outcome: &Outcome, markdown: Markdown, json: bool) -> String {
     }
     match outcome {
         Outcome::Preset { text, .. } => block("yaml", text),
-        Outcome::Sent { .. } => terminal(outcome, false).stdout.trim_end().to_owned(),
+        Outcome::Sent { .. } | Outcome::Comms { .. } => {
+            terminal(outcome, false).stdout.trim_end().to_owned()
+        }
         Outcome::Added { agent, started, .. } => {
             let mut reply = format!("added {agent} to the roster");
             if let Some(agents) = started {

@@ -11,11 +11,11 @@ use crate::paths::{
 use crate::status::{
     Activity, AgentState, AgentStatus, FleetStatus, Observed, PS_SCHEMA, Source, timestamp,
 };
-use mosaic_roster::{Agent, LOCAL_HOST, Role, Roster, RosterError};
+use mosaic_roster::{Agent, CommsMode, LOCAL_HOST, Role, Roster, RosterError};
 use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, SessionSpec, Tmux};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Size of each agent's window.
@@ -763,7 +763,9 @@ impl Fleet {
             });
         }
         let value = serde_yaml_ng::to_value(&agent).expect("agents serialize");
-        self.edit_roster(|current, agents| {
+        let path = self.paths.roster();
+        self.edit_roster(|current, doc| {
+            let agents = agents_of(doc, &path)?;
             if current.agent(&agent.name).is_some() {
                 return Err(FleetError::AgentExists {
                     name: agent.name.clone(),
@@ -782,20 +784,36 @@ impl Fleet {
             });
         }
         let outcome = self.stop(&[name.to_owned()], timeout)?.remove(0).1;
-        self.edit_roster(|_, agents| {
-            agents.retain(|a| a.get("name").and_then(Value::as_str) != Some(name));
+        let path = self.paths.roster();
+        self.edit_roster(|_, doc| {
+            agents_of(doc, &path)?.retain(|a| a.get("name").and_then(Value::as_str) != Some(name));
             Ok(())
         })?;
         Ok(outcome)
     }
 
-    /// Applies `change` (given the roster as it is now) to the roster file's agent list,
+    /// Switches how agents talk to each other (`comms` in the roster). Returns false when the
+    /// roster already had `mode` (nothing written). Agents keep running: the daemon follows the
+    /// roster and posts their traffic the new way from its next message on.
+    pub fn set_comms(&mut self, mode: CommsMode) -> Result<bool, FleetError> {
+        let mut changed = false;
+        self.edit_roster(|current, doc| {
+            changed = current.comms != mode;
+            if let Some(map) = doc.as_mapping_mut() {
+                map.insert("comms".into(), mode.as_str().into());
+            }
+            Ok(())
+        })?;
+        Ok(changed)
+    }
+
+    /// Applies `change` (given the roster as it is now) to the roster file's YAML document,
     /// keeping the file's leading comments, and reloads; nothing is written if `change` refuses
     /// or the result is invalid. Holds the roster lock throughout, so concurrent edits (other
     /// processes included) never lose each other's changes.
     fn edit_roster(
         &mut self,
-        change: impl FnOnce(&Roster, &mut Vec<Value>) -> Result<(), FleetError>,
+        change: impl FnOnce(&Roster, &mut Value) -> Result<(), FleetError>,
     ) -> Result<(), FleetError> {
         let path = self.paths.roster();
         let _lock = lock_roster(&self.paths)?;
@@ -803,13 +821,7 @@ impl Fleet {
         let current = Roster::parse(&text, &path.display().to_string())?;
         let mut doc: Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| FleetError::Refused(format!("{}: {e}", path.display())))?;
-        let agents = doc
-            .get_mut("agents")
-            .and_then(Value::as_sequence_mut)
-            .ok_or_else(|| {
-                FleetError::Refused(format!("{}: `agents` is not a list", path.display()))
-            })?;
-        change(&current, agents)?;
+        change(&current, &mut doc)?;
         let new_text = format!(
             "{}{}",
             leading_comments(&text),
@@ -821,6 +833,13 @@ impl Fleet {
         self.roster = roster;
         Ok(())
     }
+}
+
+/// The agent list of a roster document.
+fn agents_of<'a>(doc: &'a mut Value, path: &Path) -> Result<&'a mut Vec<Value>, FleetError> {
+    doc.get_mut("agents")
+        .and_then(Value::as_sequence_mut)
+        .ok_or_else(|| FleetError::Refused(format!("{}: `agents` is not a list", path.display())))
 }
 
 /// Takes the roster lock (`roster.yaml.lock`), held until the guard is dropped.

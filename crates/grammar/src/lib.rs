@@ -43,6 +43,9 @@ pub enum FleetCommand {
     Restart(RestartArgs),
     /// Type text into an agent and submit it (exactly once).
     Send(SendArgs),
+    /// Show how agents talk to each other, or switch it live: `tmux` (typed into panes) or
+    /// `matrix` (also posted in each agent's own Matrix room).
+    Comms(CommsArgs),
     /// Attach this terminal to an agent's session (detach with C-b d).
     Attach(AgentArg),
     /// Print an agent's pane (all scrollback), or follow its output live.
@@ -73,6 +76,7 @@ impl FleetCommand {
             FleetCommand::Remove(_) => "remove",
             FleetCommand::Restart(_) => "restart",
             FleetCommand::Send(_) => "send",
+            FleetCommand::Comms(_) => "comms",
             FleetCommand::Attach(_) => "attach",
             FleetCommand::Logs(_) => "logs",
             FleetCommand::Confirm { .. } => "confirm",
@@ -185,6 +189,16 @@ impl FleetCommand {
                 w.0.push(a.name.clone());
                 w.0.extend(a.text.iter().cloned());
             }
+            FleetCommand::Comms(a) => {
+                if let Some(mode) = a.mode {
+                    w.0.push(
+                        mode.to_possible_value()
+                            .expect("not skipped")
+                            .get_name()
+                            .into(),
+                    );
+                }
+            }
             FleetCommand::Attach(a) => w.0.push(a.name.clone()),
             FleetCommand::Logs(a) => {
                 w.0.push(a.name.clone());
@@ -292,6 +306,15 @@ pub enum CommsArg {
     Tmux,
     /// Through Matrix rooms (needs a Matrix connector).
     Matrix,
+}
+
+/// `fleet comms`.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommsArgs {
+    /// The mode to switch to; without it, the mode in use is shown.
+    #[serde(default)]
+    pub mode: Option<CommsArg>,
 }
 
 /// `fleet install`.

@@ -1,0 +1,148 @@
+//! The fleet's comms through a chat platform (`comms: matrix`): besides being typed into the
+//! agents' panes, what the fleet says to each agent (`fleet send` from any surface, the workers'
+//! `[fleet notice]`s to the orchestrator) and what each worker answers at the end of its turn is
+//! posted in that agent's own room, so a person sees the fleet's whole traffic in any client.
+//!
+//! Delivery into panes does not depend on the mode: a switch (`fleet comms …`, live, agents keep
+//! running) changes only where the traffic is also posted, so nothing in flight is lost or
+//! doubled by it. Posts go through the outbox like every reply (stored first, retried while the
+//! homeserver is away, sent with stable transaction ids); an agent's room is looked up or made
+//! (by the connector: [`mosaic_connector::Connector::agent_room`]) when its first post is sent.
+
+use crate::Bridge;
+use crate::split::split_for;
+use mosaic_connector::ConnectorError;
+use mosaic_exec::{Actor, Surface};
+use mosaic_roster::CommsMode;
+
+/// How the outbox names an agent's room before the connector has said which room it is.
+const AGENT_ROOM_PREFIX: &str = "mosaic-agent:";
+
+/// The outbox's room for agent `agent`'s comms.
+fn agent_room_key(agent: &str) -> String {
+    format!("{AGENT_ROOM_PREFIX}{agent}")
+}
+
+/// Who said it, as the agent's room shows it.
+pub(crate) fn speaker(actor: &Actor, orchestrator: &str) -> String {
+    match &actor.surface {
+        Surface::Chat { connector, user } => format!("{user} ({connector})"),
+        Surface::Cli | Surface::Api => "owner".to_owned(),
+        Surface::Orchestrator | Surface::Mcp => orchestrator.to_owned(),
+    }
+}
+
+impl Bridge {
+    /// The connector that carries the fleet's comms under the roster in use: none in tmux mode.
+    fn comms_connector(&self) -> Option<String> {
+        let roster = self.inner.roster.get();
+        let kind = match roster.comms {
+            CommsMode::Tmux => return None,
+            CommsMode::Matrix => "matrix",
+        };
+        roster
+            .connectors
+            .iter()
+            .find(|c| c.kind == kind)
+            .map(|c| c.id().to_owned())
+    }
+
+    /// The comms mode changed to `roster`'s: each agent's room says so (made now, in matrix
+    /// mode, so every agent's room is there from the switch on; in tmux mode only the rooms
+    /// this run has used hear that nothing more comes).
+    pub(crate) fn comms_switched(&self, roster: &mosaic_roster::Roster) {
+        tracing::info!(mode = roster.comms.as_str(), "comms switched");
+        match self.comms_connector() {
+            Some(_) => {
+                for agent in &roster.agents {
+                    let name = &agent.name;
+                    self.comms_post(name, &format!("comms: {} from now on; what the fleet says to {name}, and what {name} answers, is posted here", roster.comms.as_str()));
+                }
+            }
+            None => {
+                let used: Vec<(String, String)> = self
+                    .inner
+                    .agent_rooms
+                    .lock()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
+                for (connector, agent) in used {
+                    let text = format!(
+                        "comms: {} from now on; nothing more is posted here",
+                        roster.comms.as_str()
+                    );
+                    self.post_in_agent_room(&connector, &agent, &text);
+                }
+            }
+        }
+    }
+
+    /// Posts `text` in agent `agent`'s own room when the fleet's comms go through a platform;
+    /// nothing in tmux mode. Whether it was kept for posting.
+    pub(crate) fn comms_post(&self, agent: &str, text: &str) -> bool {
+        match self.comms_connector() {
+            Some(id) => self.post_in_agent_room(&id, agent, text),
+            None => false,
+        }
+    }
+
+    /// Keeps `text` in the outbox for agent `agent`'s room on connector `id`.
+    fn post_in_agent_room(&self, id: &str, agent: &str, text: &str) -> bool {
+        // A room is made only for an agent of the fleet (a send to a wrong name fails anyway).
+        if self.agent_role(agent).is_none() {
+            return false;
+        }
+        let Some(connector) = self.inner.connectors.get(id) else {
+            tracing::warn!(connector = %id, "comms: the connector is not running; {agent}'s traffic is not posted");
+            return false;
+        };
+        let text = text.trim_end();
+        if text.is_empty() {
+            return false;
+        }
+        let parts = split_for(text, &connector.capabilities());
+        let queued = self.inner.store.lock().unwrap().enqueue_out(
+            id,
+            &agent_room_key(agent),
+            None,
+            None,
+            &parts,
+        );
+        match queued {
+            Ok(_) => {
+                self.inner.wake_outbox.notify_one();
+                true
+            }
+            Err(e) => {
+                tracing::warn!(agent, error = %e, "comms: cannot keep a post");
+                false
+            }
+        }
+    }
+
+    /// The platform's room for an outbox `room`: itself, or for an agent's comms room the room
+    /// the connector made (asked once per agent and run; the connector finds it again after a
+    /// restart).
+    pub(crate) async fn resolve_room(
+        &self,
+        connector: &dyn mosaic_connector::Connector,
+        room: &str,
+    ) -> Result<String, ConnectorError> {
+        let Some(agent) = room.strip_prefix(AGENT_ROOM_PREFIX) else {
+            return Ok(room.to_owned());
+        };
+        let key = (connector.id().to_owned(), agent.to_owned());
+        if let Some(found) = self.inner.agent_rooms.lock().unwrap().get(&key) {
+            return Ok(found.clone());
+        }
+        let found = connector.agent_room(agent).await?;
+        self.inner
+            .agent_rooms
+            .lock()
+            .unwrap()
+            .insert(key, found.clone());
+        Ok(found)
+    }
+}
