@@ -316,7 +316,9 @@ fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
     });
     send(&m, &mut sent, "t2 in tmux mode");
     wait_for("the room told of the switch", || {
-        in_room(&m).iter().any(|b| b.starts_with("comms: tmux from now on"))
+        in_room(&m)
+            .iter()
+            .any(|b| b.starts_with("comms: tmux from now on"))
     });
 
     // Messages in flight while the mode flips back and forth.

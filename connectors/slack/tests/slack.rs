@@ -466,8 +466,10 @@ async fn a_ghost_connection_is_detected_and_replaced() {
 async fn a_ghost_that_cannot_be_replaced_takes_health_out_of_up_and_ends_the_run() {
     let fake = FakeSlack::start_with_pings(Duration::from_secs(60)).await;
     let r = start(&fake, fast(), Vec::new()).await;
-    // apps.connections.open fails for a while: the ghost is noticed, health leaves Up.
-    fake.fail_next("apps.connections.open", Failure::Status(503), 1);
+    // apps.connections.open fails from now on (every attempt, so a replacement the connector
+    // opened on its own under load cannot take the failure): the ghost is noticed, health
+    // leaves Up.
+    fake.fail_next("apps.connections.open", Failure::Status(503), 1000);
     fake.ghost();
     wait_health(&r, |h| *h != Health::Up).await;
     // The connector gives up on this run (the bridge restarts it with backoff).

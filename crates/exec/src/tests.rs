@@ -317,6 +317,10 @@ fn every_outcome() -> Vec<Outcome> {
         Outcome::Help {
             text: "Usage: /fleet".into(),
         },
+        Outcome::Comms {
+            mode: "matrix".into(),
+            changed: true,
+        },
     ]
 }
 
@@ -424,5 +428,79 @@ fn chat_fences_tables_and_keeps_its_short_forms() {
     assert_eq!(
         chat(&all[6], Markdown::Discord, false),
         "```\nmos: stopped\nw: not running\nx: killed\n```"
+    );
+}
+
+/// `comms` shows the mode to a viewer and switches it for an admin only, in the roster file
+/// (its comments kept); `matrix` without a matrix connector is refused with why, and writes
+/// nothing (switching with one: tests/matrix.rs).
+#[test]
+fn comms_is_switched_in_the_roster_by_an_admin_and_refused_without_a_matrix_connector() {
+    let (dir, exec) = empty();
+    let roster = "# my fleet\nversion: 1\nfleet: f\nagents:\n  - name: mos\n    role: orchestrator\n    runtime: demo\n";
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    let path = dir.path().join("config/roster.yaml");
+    std::fs::write(&path, roster).unwrap();
+    let shown = exec
+        .exec(&cmd("/fleet comms"), &actor(AclRole::Viewer))
+        .unwrap();
+    assert_eq!(
+        shown,
+        Outcome::Comms {
+            mode: "tmux".into(),
+            changed: false
+        }
+    );
+    let err = exec
+        .exec(&cmd("/fleet comms tmux"), &actor(AclRole::Operator))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExecError::Forbidden {
+                verb: "comms",
+                needed: AclRole::Admin,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = exec
+        .exec(&cmd("/fleet comms matrix"), &actor(AclRole::Admin))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("comms: matrix needs a connector of type matrix"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        roster,
+        "nothing written"
+    );
+    let ChatInput::Invalid(bad) = parse("/fleet comms carrier-pigeon") else {
+        panic!("an unknown mode is a parse error")
+    };
+    assert!(
+        bad.message.contains("[possible values: tmux, matrix]"),
+        "{bad:?}"
+    );
+
+    // Switching to the mode in use changes nothing, and keeps the file's comments.
+    let admin = actor(AclRole::Admin);
+    let outcome = exec.exec(&cmd("/fleet comms tmux"), &admin).unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Comms {
+            mode: "tmux".into(),
+            changed: false
+        }
+    );
+    let said = terminal(&outcome, false).stdout;
+    assert!(said.starts_with("comms is tmux: "), "{said}");
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        written.starts_with("# my fleet\n") && written.contains("comms: tmux"),
+        "{written}"
     );
 }

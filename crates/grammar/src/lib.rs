@@ -758,6 +758,8 @@ mod tests {
         &["remove", "w"],
         &["restart", "w", "--timeout", "1"],
         &["send", "w", "--not-a-flag", "; kill-server"],
+        &["comms"],
+        &["comms", "matrix"],
         &["attach", "w"],
         &["logs", "w", "--screen"],
         &["logs", "w", "-f"],
