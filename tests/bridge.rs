@@ -356,7 +356,8 @@ fn seed_in_delivery(s: &Sandbox, text: &str, pasted: bool) {
     else {
         panic!()
     };
-    store.mark_delivering(id).unwrap();
+    let origin = serde_json::to_string(&mosaic_bridge::Target::answering(&inbound)).unwrap();
+    store.mark_delivering(id, &origin).unwrap();
     if pasted {
         store.mark_pasting(id).unwrap();
     }
@@ -540,7 +541,9 @@ fn seed_quote_then_cut_off(s: &Sandbox) {
     else {
         panic!()
     };
-    store.mark_delivering(second).unwrap();
+    let origin =
+        serde_json::to_string(&mosaic_bridge::Target::answering(&inbound("q-2", "x"))).unwrap();
+    store.mark_delivering(second, &origin).unwrap();
 }
 
 #[test]

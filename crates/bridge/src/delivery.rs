@@ -149,7 +149,7 @@ enum Undelivered {
 impl DeliveryWorker {
     /// Runs until `stop` is set. Blocking: give it its own thread.
     pub fn run(self) {
-        let store = match Store::open(&self.db) {
+        let mut store = match Store::open(&self.db).and_then(|s| s.relax_durability().map(|()| s)) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "the delivery worker cannot open its database");
@@ -166,7 +166,7 @@ impl DeliveryWorker {
                 continue;
             };
             // A held message keeps its place: nothing behind it goes first.
-            if store.held().is_ok_and(|held| !held.is_empty()) {
+            if store.has_held().unwrap_or(false) {
                 if self.drain_output(s).is_err() {
                     session = None;
                     continue;
@@ -222,7 +222,7 @@ impl DeliveryWorker {
                 }
                 continue;
             }
-            match self.deliver(&store, s, &message) {
+            match self.deliver(&mut store, s, &message) {
                 Ok(()) => s.dialog_reported = false,
                 // A dialog on the screen (no hook said so): nothing was typed; the message
                 // keeps its place until the dialog is answered at the terminal.
@@ -445,13 +445,12 @@ impl DeliveryWorker {
         })
     }
 
-    fn deliver(&self, store: &Store, s: &mut Session, q: &Queued) -> Result<(), Undelivered> {
-        store.mark_delivering(q.id)?;
-        let opts = s.options.clone();
-        // Where replies go: set before the paste, since the orchestrator may answer at once.
+    fn deliver(&self, store: &mut Store, s: &mut Session, q: &Queued) -> Result<(), Undelivered> {
+        // Where replies go: kept before the paste, since the orchestrator may answer at once.
         let origin = serde_json::to_string(&crate::Target::answering(&q.inbound))
             .expect("a target serializes");
-        store.set(CONVERSATION_KEY, &origin)?;
+        store.mark_delivering(q.id, &origin)?;
+        let opts = s.options.clone();
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
         store.mark_pasting(q.id)?;

@@ -205,6 +205,7 @@ impl Store {
         private_file(path).map_err(StoreError::Io)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
@@ -248,20 +249,21 @@ impl Store {
     pub fn accept(&mut self, inbound: &Inbound, queue: impl Into<Queueing>) -> Result<Accepted> {
         let queue = queue.into();
         let tx = self.conn.transaction()?;
-        let fresh = tx.execute(
-            "INSERT OR IGNORE INTO seen (connector, message_id, at) VALUES (?1, ?2, ?3)",
-            params![inbound.connector, inbound.message_id, now_ms()],
-        )?;
+        let fresh = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO seen (connector, message_id, at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![inbound.connector, inbound.message_id, now_ms()])?;
         if fresh == 0 {
             return Ok(Accepted::Duplicate);
         }
         if !inbound.native_command {
             // Where to pick up in this room after a restart (see Connector::resume_after).
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO cursor (connector, room, message_id) VALUES (?1, ?2, ?3)
                  ON CONFLICT(connector, room) DO UPDATE SET message_id = ?3",
-                params![inbound.connector, inbound.room, inbound.message_id],
-            )?;
+            )?
+            .execute(params![inbound.connector, inbound.room, inbound.message_id])?;
         }
         let (queued, ahead) = if queue != Queueing::No {
             let (role, nonce) = match queue {
@@ -271,15 +273,11 @@ impl Store {
                 ),
                 _ => (None, None),
             };
-            let ahead: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','pasting','held')",
-                [],
+            let ahead: i64 = tx.prepare_cached("SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','pasting','held')")?.query_row([],
                 |r| r.get(0),
             )?;
-            tx.execute(
-                "INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created, role, nonce)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
+            tx.prepare_cached("INSERT INTO inbox (connector, message_id, room, user, user_name, thread, text, created, role, nonce)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?.execute(params![
                     inbound.connector,
                     inbound.message_id,
                     inbound.room,
@@ -301,7 +299,7 @@ impl Store {
     }
 
     fn queued_with(&self, status: &str) -> Result<Vec<Queued>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {QUEUED_COLUMNS} FROM inbox WHERE status = ?1 ORDER BY id"
         ))?;
         let rows = stmt.query_map([status], queued_row)?;
@@ -313,17 +311,31 @@ impl Store {
     pub fn queued(&self, id: i64) -> Result<Option<Queued>> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {QUEUED_COLUMNS} FROM inbox WHERE id = ?1"),
-                [id],
-                queued_row,
-            )
+            .prepare_cached(&format!("SELECT {QUEUED_COLUMNS} FROM inbox WHERE id = ?1"))?
+            .query_row([id], queued_row)
             .optional()?)
     }
 
-    /// The oldest message waiting for the orchestrator.
+    /// The oldest message waiting for the orchestrator (one index lookup, whatever the queue's
+    /// length).
     pub fn next_queued(&self) -> Result<Option<Queued>> {
-        Ok(self.queued_with("queued")?.into_iter().next())
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {QUEUED_COLUMNS} FROM inbox WHERE status = 'queued' ORDER BY id LIMIT 1"
+            ))?
+            .query_row([], queued_row)
+            .optional()?)
+    }
+
+    /// Whether any message is held (one index lookup).
+    pub fn has_held(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM inbox WHERE status = 'held' LIMIT 1")?
+            .query_row([], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Messages whose delivery was under way when the bridge last stopped.
@@ -344,40 +356,57 @@ impl Store {
     /// harness has not read it yet).
     pub fn mark_pasting(&self, id: i64) -> Result<()> {
         self.conn
-            .execute("UPDATE inbox SET status = 'pasting' WHERE id = ?1", [id])?;
+            .prepare_cached("UPDATE inbox SET status = 'pasting' WHERE id = ?1")?
+            .execute([id])?;
         Ok(())
     }
 
     /// How many messages wait for the orchestrator.
     pub fn queue_len(&self) -> Result<usize> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','pasting','held')",
-            [],
+        let n: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM inbox WHERE status IN ('queued','delivering','pasting','held')")?.query_row([],
             |r| r.get(0),
         )?;
         Ok(n as usize)
     }
 
-    /// Marks a queued message as being delivered (committed before the paste).
-    pub fn mark_delivering(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("UPDATE inbox SET status = 'delivering' WHERE id = ?1", [id])?;
+    /// Marks a queued message as being delivered and keeps where its replies go
+    /// ([`CONVERSATION_KEY`](crate::delivery::CONVERSATION_KEY) = `conversation`), in one
+    /// transaction, before the paste.
+    pub fn mark_delivering(&mut self, id: i64, conversation: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("UPDATE inbox SET status = 'delivering' WHERE id = ?1")?
+            .execute([id])?;
+        tx.prepare_cached(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+        )?
+        .execute(params![crate::delivery::CONVERSATION_KEY, conversation])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Durable against a crash of this process, not of the machine: commits no longer wait for
+    /// the disk (`synchronous=NORMAL`; SQLite's WAL keeps them through a `kill -9`). For the
+    /// delivery worker's own connection: its states only matter while the tmux server they
+    /// describe lives, and a machine that lost power lost that too. What the platforms are told
+    /// (a message taken, a reply sent) is committed by the bridge's connection, fully synced.
+    pub fn relax_durability(&self) -> Result<()> {
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
         Ok(())
     }
 
     /// Marks a message delivered.
     pub fn mark_delivered(&self, id: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1",
-            params![id, now_ms()],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1")?
+            .execute(params![id, now_ms()])?;
         Ok(())
     }
 
     /// Puts a message back in the queue (its delivery did not happen).
     pub fn mark_queued(&self, id: i64) -> Result<()> {
         self.conn
-            .execute("UPDATE inbox SET status = 'queued' WHERE id = ?1", [id])?;
+            .prepare_cached("UPDATE inbox SET status = 'queued' WHERE id = ?1")?
+            .execute([id])?;
         Ok(())
     }
 
@@ -385,7 +414,8 @@ impl Store {
     /// person decides ([`Store::resolve_held`]).
     pub fn mark_held(&self, id: i64) -> Result<()> {
         self.conn
-            .execute("UPDATE inbox SET status = 'held' WHERE id = ?1", [id])?;
+            .prepare_cached("UPDATE inbox SET status = 'held' WHERE id = ?1")?
+            .execute([id])?;
         Ok(())
     }
 
@@ -398,10 +428,10 @@ impl Store {
     /// otherwise it is dropped. False when `id` is not held.
     pub fn resolve_held(&self, id: i64, retry: bool) -> Result<bool> {
         let status = if retry { "queued" } else { "dropped" };
-        let n = self.conn.execute(
-            "UPDATE inbox SET status = ?2 WHERE id = ?1 AND status = 'held'",
-            params![id, status],
-        )?;
+        let n = self
+            .conn
+            .prepare_cached("UPDATE inbox SET status = ?2 WHERE id = ?1 AND status = 'held'")?
+            .execute(params![id, status])?;
         Ok(n == 1)
     }
 
@@ -409,11 +439,10 @@ impl Store {
     pub fn put_confirmation(&self, p: &PendingConfirmation) -> Result<()> {
         let command = serde_json::to_string(&p.command).expect("a command serializes");
         self.conn
-            .execute("DELETE FROM confirmation WHERE expires <= ?1", [now_ms()])?;
-        self.conn.execute(
-            "INSERT OR REPLACE INTO confirmation (code, connector, user, command, line, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![p.code, p.connector, p.user, command, p.line, p.expires_ms],
+            .prepare_cached("DELETE FROM confirmation WHERE expires <= ?1")?
+            .execute([now_ms()])?;
+        self.conn.prepare_cached("INSERT OR REPLACE INTO confirmation (code, connector, user, command, line, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![p.code, p.connector, p.user, command, p.line, p.expires_ms],
         )?;
         Ok(())
     }
@@ -428,20 +457,23 @@ impl Store {
         now: i64,
     ) -> Result<Option<PendingConfirmation>> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM confirmation WHERE expires <= ?1", [now])?;
+        tx.prepare_cached("DELETE FROM confirmation WHERE expires <= ?1")?
+            .execute([now])?;
         let row: Option<(String, String, i64)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT command, line, expires FROM confirmation
                  WHERE code = ?1 AND connector = ?2 AND user = ?3",
-                params![code, connector, user],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![code, connector, user], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let Some((command, line, expires_ms)) = row else {
             tx.commit()?;
             return Ok(None);
         };
-        tx.execute("DELETE FROM confirmation WHERE code = ?1", [code])?;
+        tx.prepare_cached("DELETE FROM confirmation WHERE code = ?1")?
+            .execute([code])?;
         tx.commit()?;
         // A row this build cannot read (written by another version) is as good as expired.
         Ok(serde_json::from_str(&command)
@@ -469,9 +501,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(texts.len());
         for text in texts {
-            tx.execute(
-                "INSERT INTO outbox (connector, room, thread, reply_to, text, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![connector, room, thread, reply_to, text, now_ms()],
+            tx.prepare_cached("INSERT INTO outbox (connector, room, thread, reply_to, text, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![connector, room, thread, reply_to, text, now_ms()],
             )?;
             ids.push(tx.last_insert_rowid());
         }
@@ -481,7 +511,7 @@ impl Store {
 
     /// Outbox messages not yet posted, oldest first, with whether each is due at `now`.
     pub fn pending_out(&self, now: i64) -> Result<Vec<(Pending, bool)>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, connector, room, thread, reply_to, text, attempts, next_at FROM outbox WHERE status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -506,36 +536,33 @@ impl Store {
 
     /// Marks an outbox message posted.
     pub fn out_sent(&self, id: i64, platform_id: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET status = 'sent', platform_id = ?2 WHERE id = ?1",
-            params![id, platform_id],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE outbox SET status = 'sent', platform_id = ?2 WHERE id = ?1")?
+            .execute(params![id, platform_id])?;
         Ok(())
     }
 
     /// Schedules another attempt at `next_at` (ms since the epoch).
     pub fn out_retry(&self, id: i64, attempts: u32, next_at: i64, error: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET attempts = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1",
-            params![id, attempts, next_at, error],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET attempts = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, attempts, next_at, error])?;
         Ok(())
     }
 
     /// Gives up on an outbox message that can never be posted.
     pub fn out_failed(&self, id: i64, error: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1",
-            params![id, error],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1")?
+            .execute(params![id, error])?;
         Ok(())
     }
 
     /// Sets a small value.
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-            params![key, value],
+        self.conn.prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")?.execute(params![key, value],
         )?;
         Ok(())
     }
@@ -543,19 +570,20 @@ impl Store {
     /// Sets the cursor of `room` of `connector` (a connector's checkpoint is kept under
     /// [`mosaic_connector::CHECKPOINT_ROOM`]).
     pub fn set_cursor(&self, connector: &str, room: &str, value: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO cursor (connector, room, message_id) VALUES (?1, ?2, ?3)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO cursor (connector, room, message_id) VALUES (?1, ?2, ?3)
              ON CONFLICT(connector, room) DO UPDATE SET message_id = ?3",
-            params![connector, room, value],
-        )?;
+            )?
+            .execute(params![connector, room, value])?;
         Ok(())
     }
 
     /// The last message taken in each room of `connector`, as `(room, message id)`.
     pub fn cursors(&self, connector: &str) -> Result<Vec<(String, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT room, message_id FROM cursor WHERE connector = ?1 ORDER BY room")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT room, message_id FROM cursor WHERE connector = ?1 ORDER BY room",
+        )?;
         let rows = stmt.query_map([connector], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
@@ -564,7 +592,8 @@ impl Store {
     pub fn get(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
             .optional()?)
     }
 }
@@ -614,7 +643,7 @@ mod tests {
         );
         let first = s.next_queued().unwrap().unwrap();
         assert_eq!(first.inbound.message_id, "a");
-        s.mark_delivering(first.id).unwrap();
+        s.mark_delivering(first.id, "{}").unwrap();
         assert_eq!(s.next_queued().unwrap().unwrap().inbound.message_id, "b");
         // A reopened store sees the same state (what a restart after kill -9 sees).
         drop(s);

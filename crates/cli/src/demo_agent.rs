@@ -5,8 +5,8 @@
 //! paste (multi-line pastes stay one message until Enter), `/exit` to quit, and `/freeze SECS`
 //! plays a frozen harness (it reads and draws nothing for that long), `/dialog` a permission
 //! dialog that Enter would approve (as Claude Code's does). As the orchestrator
-//! (`MOSAIC_ROLE=orchestrator`) with the daemon running, it also answers in chat with
-//! `mosaic reply`, as a real orchestrator is told to. Each submitted
+//! (`MOSAIC_ROLE=orchestrator`) inside a fleet, it also answers in chat (through the daemon, as
+//! `mosaic reply` does), as a real orchestrator is told to. Each submitted
 //! message is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` so tests can check that
 //! text arrived exactly once and byte for byte.
 
@@ -84,8 +84,8 @@ fn repl(
         out,
         &format!("Type or paste a message and press Enter; /exit quits.\n{PROMPT}"),
     )?;
-    let hooks = Hooks::start(paths);
-    hooks.report("started");
+    let daemon = DaemonLink::start(paths);
+    daemon.report("started");
     let mut input = String::new();
     let mut count = 0u64;
     // `/dialog` plays a harness's permission dialog: Enter or `y` approves, `n` or Escape
@@ -161,7 +161,7 @@ fn repl(
                         say(out, &format!("\n{DIALOG} (y/n) "))?;
                         continue;
                     }
-                    hooks.report("busy");
+                    daemon.report("busy");
                     count += 1;
                     if let Some(path) = &transcript {
                         let line = serde_json::json!({ "n": count, "text": message });
@@ -175,13 +175,20 @@ fn repl(
                     let reply = reply_line(count, &message);
                     say(out, &format!("\n{reply}\n{PROMPT}"))?;
                     if is_orchestrator() {
-                        answer_in_chat(&reply, envelope_id(&message));
-                        hooks.report("idle");
+                        // It answers in chat, as a real orchestrator is told to, then ends
+                        // its turn.
+                        if daemon_up() {
+                            daemon.send(Call::Reply {
+                                text: reply,
+                                to: envelope_id(&message),
+                            });
+                        }
+                        daemon.report("idle");
                     } else {
                         // A worker's turn ends with its answer, as Claude Code's Stop hook
                         // hands it (`last_assistant_message`).
                         let answer = serde_json::json!({ "last_assistant_message": reply });
-                        hooks.report_with("idle", answer);
+                        daemon.send(Call::Hook("idle", answer));
                     }
                 }
                 _ => {}
@@ -191,68 +198,82 @@ fn repl(
     }
 }
 
-/// Reports hook events as a real harness does (to the daemon's `POST /v1/hooks`, with the
-/// agent's own token), in order, from a thread of its own so the REPL never waits; only inside
-/// a fleet whose daemon runs.
-struct Hooks(Option<std::sync::mpsc::Sender<(&'static str, serde_json::Value)>>);
+/// What the demo agent tells the daemon.
+enum Call {
+    /// A hook event, with its payload.
+    Hook(&'static str, serde_json::Value),
+    /// A chat reply (as the orchestrator), to chat message `to` when it answers one.
+    Reply { text: String, to: Option<u64> },
+}
 
-impl Hooks {
-    fn start(paths: &mosaic_fleet::Paths) -> Hooks {
+/// The demo agent's line to the daemon: hook events (as a real harness reports them, to
+/// `POST /v1/hooks`, with the agent's own token) and, as the orchestrator, its chat replies (as
+/// `mosaic reply` posts them, kept in the spool when the daemon is away). Sent in order from a
+/// thread of its own over one kept-alive connection, so the REPL never waits and no process is
+/// started per message; only inside a fleet (with an agent token).
+struct DaemonLink(Option<std::sync::mpsc::Sender<Call>>);
+
+impl DaemonLink {
+    fn start(paths: &mosaic_fleet::Paths) -> DaemonLink {
         if std::env::var_os(mosaic_fleet::paths::AGENT_TOKEN_ENV).is_none() {
-            return Hooks(None);
+            return DaemonLink(None);
         }
         let paths = paths.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<(&'static str, serde_json::Value)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Call>();
         std::thread::spawn(move || {
-            for (event, payload) in rx {
-                if let Ok(daemon) =
-                    crate::client::Daemon::locate_quick(&paths, std::time::Duration::from_secs(5))
-                {
-                    let body = serde_json::json!({ "event": event, "payload": payload });
-                    let _ = daemon.post("/v1/hooks", body);
+            let mut daemon: Option<crate::client::Daemon> = None;
+            for call in rx {
+                if daemon.is_none() {
+                    daemon = crate::client::Daemon::locate_quick(
+                        &paths,
+                        std::time::Duration::from_secs(5),
+                    )
+                    .ok();
+                }
+                let ok = match call {
+                    Call::Hook(event, payload) => daemon.as_ref().is_some_and(|d| {
+                        let body = serde_json::json!({ "event": event, "payload": payload });
+                        d.post("/v1/hooks", body).is_ok()
+                    }),
+                    Call::Reply { text, to } => {
+                        let request = mosaic_api::wire::ReplyRequest {
+                            text,
+                            room: None,
+                            to: to.map(|n| n as i64),
+                        };
+                        let located = daemon
+                            .as_ref()
+                            .ok_or_else(|| anyhow::anyhow!("the daemon is not running"));
+                        matches!(
+                            crate::spool::post_or_keep(&paths, located, &request),
+                            Ok(crate::spool::Replied::Queued(_))
+                        )
+                    }
+                };
+                // Found again for the next call: the daemon may have restarted elsewhere.
+                if !ok {
+                    daemon = None;
                 }
             }
         });
-        Hooks(Some(tx))
+        DaemonLink(Some(tx))
+    }
+
+    fn send(&self, call: Call) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(call);
+        }
     }
 
     fn report(&self, event: &'static str) {
-        self.report_with(event, serde_json::Value::Null);
-    }
-
-    fn report_with(&self, event: &'static str, payload: serde_json::Value) {
-        if let Some(tx) = &self.0 {
-            let _ = tx.send((event, payload));
-        }
+        self.send(Call::Hook(event, serde_json::Value::Null));
     }
 }
 
-/// As the orchestrator, also answers in chat through `mosaic reply`, as a real orchestrator
-/// would (only when a daemon is running; never blocks the REPL).
-fn answer_in_chat(reply: &str, to: Option<u64>) {
-    let daemon_up = std::env::var_os("MOSAIC_STATE")
-        .is_some_and(|s| PathBuf::from(s).join("daemon.json").exists());
-    if !daemon_up {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let mut command = std::process::Command::new(exe);
-    command.arg("reply");
-    // Answer the message it was given, in its room, whatever arrives meanwhile.
-    if let Some(id) = to {
-        command.args(["--to", &id.to_string()]);
-    }
-    let child = command
-        .arg(reply)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    if let Ok(mut child) = child {
-        std::thread::spawn(move || child.wait());
-    }
+/// Whether the fleet's daemon runs (its `daemon.json` is there): chat exists only then.
+fn daemon_up() -> bool {
+    std::env::var_os("MOSAIC_STATE")
+        .is_some_and(|s| PathBuf::from(s).join(crate::client::DAEMON_FILE).exists())
 }
 
 /// Whether this demo agent is the fleet's orchestrator (`MOSAIC_ROLE`).

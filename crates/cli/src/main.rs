@@ -11,7 +11,7 @@ mod spool;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use mosaic_api::wire::{HealthReport, ReplyAccepted, ReplyRequest};
+use mosaic_api::wire::{HealthReport, ReplyRequest};
 use mosaic_connector::Health;
 use mosaic_exec::{Actor, Executor, Outcome, render};
 use mosaic_fleet::verify::{Check, Level};
@@ -211,29 +211,18 @@ fn run(paths: &Paths, command: Top) -> Result<ExitCode> {
         Top::Reply { room, to, text } => {
             let text = read_text(text)?;
             let request = ReplyRequest { text, room, to };
-            let posted = client::Daemon::locate(paths)
-                .and_then(|d| d.post("/v1/reply", serde_json::to_value(&request)?));
-            let answer = match posted {
-                Ok(answer) => answer,
-                // Nothing is lost while the daemon is away: it posts the spool when it starts.
-                Err(e)
-                    if client::Daemon::running(paths).is_none()
-                        && (e.downcast_ref::<client::Unreachable>().is_some()
-                            || !paths.state_dir.join(client::DAEMON_FILE).exists()) =>
-                {
-                    spool::may_keep(paths)?;
-                    let kept = spool::keep(paths, &request)?;
-                    eprintln!(
-                        "mosaic reply: the daemon is not running; the reply is kept ({}) and posted when `mosaic up` starts",
-                        kept.display()
-                    );
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Err(e) => return Err(e),
-            };
-            let accepted: ReplyAccepted =
-                serde_json::from_value(answer).context("the daemon's answer to a reply")?;
-            println!("queued {} message(s)", accepted.queued_messages);
+            let daemon = client::Daemon::locate(paths);
+            match spool::post_or_keep(
+                paths,
+                daemon.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")),
+                &request,
+            )? {
+                spool::Replied::Queued(n) => println!("queued {n} message(s)"),
+                spool::Replied::Kept(file) => eprintln!(
+                    "mosaic reply: the daemon is not running; the reply is kept ({}) and posted when `mosaic up` starts",
+                    file.display()
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Top::Hook { agent, event } => {

@@ -12,6 +12,40 @@ fn dir(paths: &Paths) -> PathBuf {
     paths.state_dir.join("spool")
 }
 
+/// What became of a reply.
+pub enum Replied {
+    /// The daemon queued it as this many messages.
+    Queued(usize),
+    /// The daemon is away: it was kept in this spool file, to be posted when it starts.
+    Kept(PathBuf),
+}
+
+/// Posts `request` to the daemon (`daemon`, as located), or keeps it in the spool when the
+/// daemon is not running, so nothing is lost: what `mosaic reply` does.
+pub fn post_or_keep(
+    paths: &Paths,
+    daemon: Result<&crate::client::Daemon>,
+    request: &ReplyRequest,
+) -> Result<Replied> {
+    let posted = daemon.and_then(|d| d.post("/v1/reply", serde_json::to_value(request)?));
+    match posted {
+        Ok(answer) => {
+            let accepted: mosaic_api::wire::ReplyAccepted =
+                serde_json::from_value(answer).context("the daemon's answer to a reply")?;
+            Ok(Replied::Queued(accepted.queued_messages))
+        }
+        Err(e)
+            if crate::client::Daemon::running(paths).is_none()
+                && (e.downcast_ref::<crate::client::Unreachable>().is_some()
+                    || !paths.state_dir.join(crate::client::DAEMON_FILE).exists()) =>
+        {
+            may_keep(paths)?;
+            Ok(Replied::Kept(keep(paths, request)?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether this caller may keep a reply while the daemon is away: the owner, or the
 /// orchestrator by its own token (the daemon refuses a worker's reply; it cannot ask it now).
 pub fn may_keep(paths: &Paths) -> Result<()> {

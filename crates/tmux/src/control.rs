@@ -350,11 +350,17 @@ impl ControlClient {
             ));
         }
         // Load and paste in one line: two replies (tmux skips the paste if the load failed).
-        self.command(&format!(
-            "set-buffer -b {buffer} -- {} ; paste-buffer -p -d -b {buffer} -t {pane}",
-            quote_argument(&pasted)
-        ))?;
-        self.reply()?;
+        // Setting and deleting a buffer notifies every control client
+        // (`%paste-buffer-changed`), one still identifying included, which crashes tmux 3.5a
+        // (see [`Tmux::topology_turn`]): under the turn, until tmux has answered.
+        {
+            let _turn = self.tmux.topology_turn();
+            self.command(&format!(
+                "set-buffer -b {buffer} -- {} ; paste-buffer -p -d -b {buffer} -t {pane}",
+                quote_argument(&pasted)
+            ))?;
+            self.reply()?;
+        }
         let paste_deadline = Instant::now() + opts.paste_timeout;
         let echoed = self.next_output(paste_deadline)?.is_some();
         if echoed && !opts.settle.is_zero() {

@@ -138,9 +138,11 @@ impl Tmux {
 
     /// The topology turn: held while a control client attaches (until tmux has identified it)
     /// and while sessions are created, respawned or killed, by every mosaic process of this user
-    /// (an flock on tmux's socket directory, so no lock file is left behind). tmux 3.5a crashes
-    /// (SIGSEGV, every agent lost) when a control client that has not finished identifying gets
-    /// a notification, such as another session being created (upstream tmux PR #4980). Each
+    /// (an flock on tmux's socket directory, so no lock file is left behind), and while a paste
+    /// buffer is set and deleted. tmux 3.5a crashes (SIGSEGV, every agent lost) when a control
+    /// client that has not finished identifying gets a notification, such as another session
+    /// being created or a paste buffer set or deleted
+    /// (upstream tmux PR #4980; every paste sets and deletes one, under this turn). Each
     /// holder keeps it for one tmux round trip. `None` when no server has made the directory yet
     /// (nothing can attach then).
     /// A thread that holds the turn already gets a guard that releases nothing.

@@ -270,3 +270,43 @@ fn control_clients_attaching_while_sessions_come_and_go_never_crash_the_server()
         "the same server, alive"
     );
 }
+
+/// Every paste sets and deletes a paste buffer, which tmux 3.5a announces to every control
+/// client, one still identifying included (SIGSEGV: upstream PR #4980): pastes into one pane
+/// while control clients attach to another never crash the server (seen as the whole fleet
+/// lost when `fleet send` to a worker ran during a chat burst to the orchestrator).
+#[test]
+fn pastes_while_control_clients_attach_never_crash_the_server() {
+    let s = ScratchServer::new();
+    s.tmux.new_session(&spec("busy", &["cat"])).unwrap();
+    s.tmux.new_session(&spec("idle", &["cat"])).unwrap();
+    let server_pid = s.tmux.run(&["display-message", "-p", "#{pid}"]).unwrap();
+    let opts = SendOptions {
+        submit_attempts: 1,
+        ..SendOptions::default()
+    };
+    std::thread::scope(|scope| {
+        let tmux = &s.tmux;
+        let opts = &opts;
+        scope.spawn(move || {
+            let mut client = ControlClient::attach(tmux, "busy", false).unwrap();
+            for i in 0..300 {
+                client.send_text(&format!("paste {i}"), opts).unwrap();
+            }
+        });
+        for t in 0..2 {
+            scope.spawn(move || {
+                for i in 0..60 {
+                    // As `fleet send` does: attach, paste once, go.
+                    let mut client = ControlClient::attach(tmux, "idle", false).unwrap();
+                    client.send_text(&format!("send {t}-{i}"), opts).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        s.tmux.run(&["display-message", "-p", "#{pid}"]).unwrap(),
+        server_pid,
+        "the same server, alive"
+    );
+}
