@@ -300,7 +300,7 @@ fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
         60,
         || {
             let said = in_room(&m);
-            said.contains(&"mos → helper: m2 from the orchestrator".to_owned())
+            said.contains(&"mos → helper:\n\nm2 from the orchestrator".to_owned())
                 && said
                     .iter()
                     .any(|b| b.starts_with("helper: [demo reply #3]"))
@@ -346,7 +346,7 @@ fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
     // Each message before its answer.
     let room_now = in_room(&m);
     for (i, body) in room_now.iter().enumerate() {
-        if let Some((_, t)) = body.split_once(" → helper: ") {
+        if let Some((_, t)) = body.split_once(" → helper:\n\n") {
             let answered_before = room_now[..i]
                 .iter()
                 .any(|b| b.starts_with("helper: [demo reply") && b.ends_with(&format!(": {t}")));
@@ -355,7 +355,7 @@ fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
     }
     let posted: Vec<String> = in_room(&m)
         .into_iter()
-        .filter_map(|b| b.split_once(" → helper: ").map(|(_, t)| t.to_owned()))
+        .filter_map(|b| b.split_once(" → helper:\n\n").map(|(_, t)| t.to_owned()))
         .collect();
     let mut rest = sent.iter();
     for p in &posted {
@@ -380,7 +380,7 @@ fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
     wait_for_secs("the bot back", 60, || m.connector_state() == "up");
     send(&m, &mut sent, "after the restart");
     wait_for_secs("the post after the restart", 60, || {
-        in_room(&m).contains(&"owner → helper: after the restart".to_owned())
+        in_room(&m).contains(&"owner → helper:\n\nafter the restart".to_owned())
     });
     assert_eq!(
         m.ann.invited_to("mosaic: helper"),

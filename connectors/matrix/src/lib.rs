@@ -23,9 +23,8 @@ use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind};
 use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::ruma::api::client::filter::FilterDefinition;
 use matrix_sdk::ruma::api::client::room::create_room::{self, v3::RoomPreset};
-use matrix_sdk::ruma::api::error::ErrorKind as ApiErrorKind;
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{OwnedTransactionId, RoomAliasId, RoomId, UserId};
+use matrix_sdk::ruma::{OwnedTransactionId, RoomId, UserId};
 use matrix_sdk::{Client, Room, RoomState};
 use mosaic_connector::registry::{BuildContext, ConnectorConfig, Question, QuestionKind, Typed};
 use mosaic_connector::{
@@ -245,7 +244,8 @@ pub struct MatrixConfig {
     pub login: Login,
     /// The bridged room ids.
     pub rooms: Vec<String>,
-    /// Users whose invitations (to bridged rooms) the bot accepts.
+    /// Users whose invitations (to bridged rooms) the bot accepts, when it starts (the bridge
+    /// keeps them current: [`Connector::users_changed`]).
     pub inviters: Vec<String>,
     /// Where the session and the store live (mode 0700).
     pub dir: PathBuf,
@@ -260,16 +260,20 @@ pub struct MatrixConnector {
     undecryptable: Mutex<Vec<(String, String)>>,
     /// Invitations already logged as not accepted.
     refused_invites: Mutex<std::collections::HashSet<String>>,
+    /// The ACL's users of this connector, as the roster in use has them: whose invitations
+    /// are accepted, who is invited to agents' rooms.
+    inviters: Mutex<Vec<String>>,
 }
 
 impl MatrixConnector {
     /// A connector for `config` (nothing connects until [`Connector::run`]).
     pub fn new(config: MatrixConfig) -> MatrixConnector {
         MatrixConnector {
-            config,
             client: Mutex::new(None),
             undecryptable: Mutex::new(Vec::new()),
             refused_invites: Mutex::new(Default::default()),
+            inviters: Mutex::new(config.inviters.clone()),
+            config,
         }
     }
 
@@ -418,7 +422,7 @@ impl MatrixConnector {
                 Ok(invite) => invite.inviter_id.to_string(),
                 Err(_) => continue,
             };
-            let trusted = self.config.inviters.contains(&inviter);
+            let trusted = self.inviters.lock().unwrap().contains(&inviter);
             if bridged && trusted {
                 if let Err(e) = room.join().await {
                     tracing::warn!(connector = %self.config.id, room = %room_id, error = %e, "matrix: cannot join a room");
@@ -964,69 +968,53 @@ impl Connector for MatrixConnector {
         self.room(room)?.typing_notice(true).await.map_err(classify)
     }
 
-    /// The agent's room is found by its alias, `#mosaic.BOT.AGENT:SERVER`, so a room made
-    /// before a crash (or by an earlier run) is reused rather than made twice. A new one is
-    /// private and encrypted, named after the agent, with the ACL's users of this connector
-    /// invited.
+    /// The agent's room is the one the bot made for it: a room the bot created, is in, and
+    /// named `mosaic: AGENT` (only the bot may rename it), found in the bot's own store, so a
+    /// restart reuses it and nobody else's room (a stranger's alias, an invitation) is ever
+    /// taken for it. A new one is private and encrypted, with the ACL's users of this connector
+    /// (as the roster has them now) invited.
     async fn agent_room(&self, agent: &str) -> Result<String, ConnectorError> {
         let client = self.client()?;
         let me = client
             .user_id()
-            .ok_or_else(|| ConnectorError::new(ErrorKind::Retryable, "matrix: not logged in"))?;
-        let localpart = format!("mosaic.{}.{agent}", me.localpart());
-        let alias = RoomAliasId::parse(format!("#{localpart}:{}", me.server_name()))
-            .map_err(|e| fatal(format!("matrix: no room alias for agent {agent}: {e}")))?;
-        let found = match client.resolve_room_alias(&alias).await {
-            Ok(found) => Some(found.room_id),
-            Err(e) if http_status(&e) == Some(404) => None,
-            Err(e) => return Err(classify_http(e)),
-        };
-        let room_id = match found {
-            Some(id) => id,
-            None => {
-                let mut request = create_room::v3::Request::new();
-                request.room_alias_name = Some(localpart);
-                request.name = Some(format!("mosaic: {agent}"));
-                request.topic = Some(format!(
-                    "What mosaic's fleet says to and hears from agent {agent}"
-                ));
-                request.preset = Some(RoomPreset::PrivateChat);
-                request.invite = self
-                    .config
-                    .inviters
-                    .iter()
-                    .filter_map(|u| UserId::parse(u).ok())
-                    .collect();
-                request.initial_state = vec![
-                    Raw::new(&json!({
-                        "type": "m.room.encryption",
-                        "state_key": "",
-                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                    }))
-                    .map_err(|e| fatal(format!("matrix: {e}")))?
-                    .cast_unchecked(),
-                ];
-                match client.create_room(request).await {
-                    Ok(room) => room.room_id().to_owned(),
-                    // Made meanwhile (another run got there first): the alias has it now.
-                    Err(e) if e.client_api_error_kind() == Some(&ApiErrorKind::RoomInUse) => {
-                        client
-                            .resolve_room_alias(&alias)
-                            .await
-                            .map_err(classify_http)?
-                            .room_id
-                    }
-                    Err(e) => return Err(classify(e)),
-                }
-            }
-        };
-        if client
-            .get_room(&room_id)
-            .is_none_or(|r| r.state() != RoomState::Joined)
-        {
-            client.join_room_by_id(&room_id).await.map_err(classify)?;
+            .ok_or_else(|| ConnectorError::new(ErrorKind::Retryable, "matrix: not logged in"))?
+            .to_owned();
+        let name = format!("mosaic: {agent}");
+        let ours = client.joined_rooms().into_iter().find(|room| {
+            room.name().as_deref() == Some(name.as_str())
+                && room.creators().is_some_and(|c| c.contains(&me))
+        });
+        if let Some(room) = ours {
+            return Ok(room.room_id().to_string());
         }
-        Ok(room_id.to_string())
+        let mut request = create_room::v3::Request::new();
+        request.name = Some(name);
+        request.topic = Some(format!(
+            "What mosaic's fleet says to and hears from agent {agent}"
+        ));
+        request.preset = Some(RoomPreset::PrivateChat);
+        request.invite = self
+            .inviters
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|u| UserId::parse(u).ok())
+            .collect();
+        request.initial_state = vec![
+            Raw::new(&json!({
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+            }))
+            .map_err(|e| fatal(format!("matrix: {e}")))?
+            .cast_unchecked(),
+        ];
+        let room = client.create_room(request).await.map_err(classify)?;
+        Ok(room.room_id().to_string())
+    }
+
+    async fn users_changed(&self, users: &[String]) {
+        *self.inviters.lock().unwrap() = users.to_vec();
     }
 }
 

@@ -364,6 +364,20 @@ impl Person {
         room.room_id().to_string()
     }
 
+    /// ADVERSARIAL TEST SUPPORT: a new public, unencrypted room carrying the alias
+    /// `#ALIAS_LOCALPART:SERVER` (what a stranger squatting an alias would make).
+    pub async fn create_public_room_with_alias(&self, alias_localpart: &str) -> String {
+        use matrix_sdk::ruma::api::client::room::Visibility;
+        use matrix_sdk::ruma::api::client::room::create_room::v3::{Request, RoomPreset};
+        let mut request = Request::new();
+        request.room_alias_name = Some(alias_localpart.to_owned());
+        request.name = Some(format!("squatted {alias_localpart}"));
+        request.preset = Some(RoomPreset::PublicChat);
+        request.visibility = Visibility::Private;
+        let room = self.client.create_room(request).await.unwrap();
+        room.room_id().to_string()
+    }
+
     /// One of their rooms.
     pub fn room(&self, room: &str) -> Room {
         self.client

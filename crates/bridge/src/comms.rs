@@ -18,6 +18,26 @@ use mosaic_roster::CommsMode;
 /// How the outbox names an agent's room before the connector has said which room it is.
 const AGENT_ROOM_PREFIX: &str = "mosaic-agent:";
 
+/// The mode the agents' rooms were last told (in the bridge's key-value table).
+const COMMS_TOLD_KEY: &str = "comms_told";
+
+/// The roster's matrix connector, which carries `comms: matrix`.
+fn matrix_connector(roster: &mosaic_roster::Roster) -> Option<String> {
+    roster
+        .connectors
+        .iter()
+        .find(|c| c.kind == "matrix")
+        .map(|c| c.id().to_owned())
+}
+
+/// What was typed into an agent, shown exactly as typed: a fenced block longer than any run of
+/// backticks in it (so nothing in the text is read as formatting or markup).
+pub(crate) fn literal(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat((longest + 1).max(3));
+    format!("{fence}\n{text}\n{fence}")
+}
+
 /// The outbox's room for agent `agent`'s comms.
 fn agent_room_key(agent: &str) -> String {
     format!("{AGENT_ROOM_PREFIX}{agent}")
@@ -36,46 +56,60 @@ impl Bridge {
     /// The connector that carries the fleet's comms under the roster in use: none in tmux mode.
     fn comms_connector(&self) -> Option<String> {
         let roster = self.inner.roster.get();
-        let kind = match roster.comms {
-            CommsMode::Tmux => return None,
-            CommsMode::Matrix => "matrix",
-        };
-        roster
-            .connectors
-            .iter()
-            .find(|c| c.kind == kind)
-            .map(|c| c.id().to_owned())
+        match roster.comms {
+            CommsMode::Tmux => None,
+            CommsMode::Matrix => matrix_connector(&roster),
+        }
     }
 
-    /// The comms mode changed to `roster`'s: each agent's room says so (made now, in matrix
-    /// mode, so every agent's room is there from the switch on; in tmux mode only the rooms
-    /// this run has used hear that nothing more comes).
-    pub(crate) fn comms_switched(&self, roster: &mosaic_roster::Roster) {
-        tracing::info!(mode = roster.comms.as_str(), "comms switched");
-        match self.comms_connector() {
-            Some(_) => {
+    /// Tells the agents' rooms when the comms mode in use is not the one last told (kept in the
+    /// database, so a switch made while the daemon was down, or just before it died, is told
+    /// when it starts). To matrix: every agent's room says so (made now, so all are there from
+    /// the switch on). To tmux: every room that was ever posted in hears that nothing more
+    /// comes.
+    pub(crate) fn tell_comms_mode(&self) {
+        let roster = self.inner.roster.get();
+        let mode = roster.comms.as_str();
+        let store = self.inner.store.lock().unwrap();
+        let told = store.get(COMMS_TOLD_KEY).ok().flatten();
+        if told.as_deref() == Some(mode) {
+            return;
+        }
+        // Rooms that may exist: those posted in before (whatever the mode was then).
+        let used = matrix_connector(&roster)
+            .map(|id| {
+                let rooms = store.rooms_posted_in(&id).unwrap_or_default();
+                (id, rooms)
+            })
+            .into_iter()
+            .collect::<Vec<_>>();
+        drop(store);
+        let first_ever = told.is_none();
+        match roster.comms {
+            // A fleet that never left tmux has nothing to tell.
+            CommsMode::Tmux if first_ever => {}
+            CommsMode::Tmux => {
+                for (id, rooms) in used {
+                    for agent in rooms
+                        .iter()
+                        .filter_map(|r| r.strip_prefix(AGENT_ROOM_PREFIX))
+                    {
+                        let text =
+                            format!("comms: {mode} from now on; nothing more is posted here");
+                        self.post_in_agent_room(&id, agent, &text);
+                    }
+                }
+            }
+            CommsMode::Matrix => {
                 for agent in &roster.agents {
                     let name = &agent.name;
-                    self.comms_post(name, &format!("comms: {} from now on; what the fleet says to {name}, and what {name} answers, is posted here", roster.comms.as_str()));
+                    self.comms_post(name, &format!("comms: {mode} from now on; what the fleet says to {name}, and what {name} answers, is posted here"));
                 }
             }
-            None => {
-                let used: Vec<(String, String)> = self
-                    .inner
-                    .agent_rooms
-                    .lock()
-                    .unwrap()
-                    .keys()
-                    .cloned()
-                    .collect();
-                for (connector, agent) in used {
-                    let text = format!(
-                        "comms: {} from now on; nothing more is posted here",
-                        roster.comms.as_str()
-                    );
-                    self.post_in_agent_room(&connector, &agent, &text);
-                }
-            }
+        }
+        tracing::info!(mode, "comms mode told to the agents' rooms");
+        if let Err(e) = self.inner.store.lock().unwrap().set(COMMS_TOLD_KEY, mode) {
+            tracing::warn!(error = %e, "comms: cannot keep the mode told");
         }
     }
 

@@ -252,6 +252,8 @@ impl Bridge {
             };
             tasks.push(tokio::task::spawn_blocking(move || worker.run()));
         }
+        // A comms mode switched while the daemon was down is told now.
+        self.tell_comms_mode();
         let me = self.clone();
         tasks.push(tokio::spawn(async move { me.outbox_loop().await }));
         let me = self.clone();
@@ -432,7 +434,8 @@ impl Bridge {
                 self.refresh_roster().await;
                 let speaker = comms::speaker(&actor, &self.orchestrator_name());
                 let text = args.text.join(" ");
-                self.comms_post(&args.name, &format!("{speaker} → {}: {text}", args.name))
+                let line = format!("{speaker} → {}:\n{}", args.name, comms::literal(&text));
+                self.comms_post(&args.name, &line)
                     .then(|| args.name.clone())
             }
             _ => None,

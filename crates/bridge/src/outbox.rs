@@ -45,6 +45,24 @@ pub enum ReplyError {
     Store(#[from] StoreError),
 }
 
+/// How long one platform call of the outbox may take before it counts as a passing failure
+/// (retried with backoff): a call that hangs must not hold every later reply.
+const PLATFORM_CALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// `call`, or a retryable error when it takes longer than [`PLATFORM_CALL_LIMIT`].
+async fn within<T>(
+    call: impl std::future::Future<Output = Result<T, ConnectorError>>,
+) -> Result<T, ConnectorError> {
+    tokio::time::timeout(PLATFORM_CALL_LIMIT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::new(
+                mosaic_connector::ErrorKind::Retryable,
+                format!("no answer from the platform within {PLATFORM_CALL_LIMIT:?}"),
+            ))
+        })
+}
+
 impl Bridge {
     /// Where an answer to chat message `queue_id` goes: its room and thread, as a reply to it.
     pub fn target_of(&self, queue_id: i64) -> Result<Target, ReplyError> {
@@ -134,7 +152,7 @@ impl Bridge {
                         .out_failed(p.id, "connector not running");
                     continue;
                 };
-                let room = match self.resolve_room(connector.as_ref(), &p.room).await {
+                let room = match within(self.resolve_room(connector.as_ref(), &p.room)).await {
                     Ok(room) => room,
                     Err(e) => {
                         self.outbox_failed(p, e, &mut blocked);
@@ -151,9 +169,12 @@ impl Bridge {
                     thread: p.thread.clone(),
                     key: format!("mosaic-out-{}", p.id),
                 };
-                match connector.send(&out).await {
+                match within(connector.send(&out)).await {
                     Ok(platform_id) => {
-                        let _ = inner.store.lock().unwrap().out_sent(p.id, &platform_id);
+                        tracing::debug!(outbox_id = p.id, platform_id, "posted");
+                        if let Err(e) = inner.store.lock().unwrap().out_sent(p.id, &platform_id) {
+                            tracing::warn!(outbox_id = p.id, error = %e, "a message was posted but cannot be marked so; it may be posted again");
+                        }
                         let _ = inner.events.send(Event::MessageOut {
                             id: p.id,
                             key: out.key.clone(),

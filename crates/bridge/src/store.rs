@@ -156,12 +156,19 @@ fn reply_to_from_column(raw: &str) -> ReplyTo {
 /// Creates `path` with mode 0600, or makes an existing one (and its SQLite companions) 0600.
 fn private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new()
+    // Made here only when it does not exist: opening (and closing) a database file this process
+    // already has open would drop SQLite's POSIX locks on it (they belong to the process, and
+    // any close releases them), and another process closing its connection would then take
+    // itself for the last one and delete the WAL under this one: its commits lost.
+    match std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(false)
+        .create_new(true)
         .mode(0o600)
-        .open(path)?;
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
@@ -534,6 +541,15 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// The rooms of `connector` the outbox ever held messages for (posted or not).
+    pub fn rooms_posted_in(&self, connector: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT room FROM outbox WHERE connector = ?1 ORDER BY room",
+        )?;
+        let rooms = stmt.query_map([connector], |r| r.get(0))?;
+        Ok(rooms.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Marks an outbox message posted.
     pub fn out_sent(&self, id: i64, platform_id: &str) -> Result<()> {
         self.conn
@@ -601,6 +617,43 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many outbox rows another process (python's sqlite3) sees in `db`.
+    fn rows_seen_by_another_process(db: &Path) -> String {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('SELECT COUNT(*) FROM outbox').fetchone()[0]); c.close()",
+            ])
+            .arg(db)
+            .output()
+            .expect("python3 runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    }
+
+    /// The daemon opens the database twice (the bridge, then the delivery worker): the second
+    /// open must not drop the first one's locks, or another process closing its connection
+    /// (`sqlite3` in a shell, a reader) deletes the WAL under the daemon and its later commits
+    /// are lost.
+    #[test]
+    fn a_second_open_keeps_the_first_ones_commits_visible_to_other_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let mut bridge = Store::open(&db).unwrap();
+        bridge
+            .enqueue_out("c", "r", None, None, &["one".into()])
+            .unwrap();
+        let _worker = Store::open(&db).unwrap();
+        assert_eq!(rows_seen_by_another_process(&db), "1");
+        bridge
+            .enqueue_out("c", "r", None, None, &["two".into()])
+            .unwrap();
+        assert_eq!(rows_seen_by_another_process(&db), "2");
+    }
 
     fn msg(id: &str) -> Inbound {
         Inbound {

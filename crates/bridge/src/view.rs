@@ -47,7 +47,6 @@ impl Bridge {
     /// settings with it) and announced; an invalid one is reported and the old one kept.
     pub(crate) async fn refresh_roster(&self) {
         let live = self.inner.roster.clone();
-        let comms_before = live.get().comms;
         let Ok(reload) = tokio::task::spawn_blocking(move || live.reload()).await else {
             return;
         };
@@ -56,9 +55,16 @@ impl Bridge {
             Reload::Changed(roster) => {
                 let view = View::of(&roster, Some(&self.view()));
                 *self.inner.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
-                if roster.comms != comms_before {
-                    self.comms_switched(&roster);
+                for connector in self.inner.connectors.values() {
+                    let users: Vec<String> = roster
+                        .acl
+                        .iter()
+                        .filter(|a| a.connector == connector.id())
+                        .map(|a| a.user.clone())
+                        .collect();
+                    connector.users_changed(&users).await;
                 }
+                self.tell_comms_mode();
                 let _ = self.inner.events.send(Event::RosterChanged {
                     agents: roster.agents.iter().map(|a| a.name.clone()).collect(),
                 });

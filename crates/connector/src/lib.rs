@@ -332,6 +332,10 @@ pub trait Connector: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The roster's ACL changed: `users` are now this connector's allowed users (as
+    /// [`registry::BuildContext::users`] had them at the start).
+    async fn users_changed(&self, _users: &[String]) {}
+
     /// The room of the fleet's own for agent `agent` (comms through this platform: the agent's
     /// traffic is posted there), made the first time with the connector's allowed users invited
     /// and the same room after that, across restarts. Platforms where the bot cannot make rooms

@@ -45,8 +45,14 @@ pub fn render(markdown: &str, dialect: Markdown) -> Rendered {
         Markdown::TelegramV2 => text(Style::Telegram),
         Markdown::SlackMrkdwn => text(Style::Slack),
         Markdown::MatrixHtml => {
+            // HTML in the text is shown as text, never passed on as markup: a message must not
+            // carry a link that shows one address and leads to another, or forged formatting.
+            let events = Parser::new_ext(markdown, options()).map(|e| match e {
+                Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+                other => other,
+            });
             let mut html = String::new();
-            pulldown_cmark::html::push_html(&mut html, Parser::new_ext(markdown, options()));
+            pulldown_cmark::html::push_html(&mut html, events);
             Rendered {
                 text: Writer::run(markdown, Style::Plain),
                 html: Some(html.trim_end().to_owned()),
@@ -416,6 +422,29 @@ fn slack_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn html_in_the_text_is_shown_as_text_not_markup() {
+        let r = render(
+            r#"click <a href="https://evil.example">https://good.example</a> <font color="red">x</font>"#,
+            Markdown::MatrixHtml,
+        );
+        let html = r.html.unwrap();
+        assert!(
+            !html.contains("<a href") && !html.contains("<font"),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"&lt;a href="https://evil.example"&gt;"#),
+            "{html}"
+        );
+        let r = render(
+            "<div>\n<script>alert(1)</script>\n</div>",
+            Markdown::MatrixHtml,
+        );
+        assert!(!r.html.unwrap().contains("<script>"));
+    }
+
     use super::*;
 
     fn tg(s: &str) -> String {
