@@ -171,6 +171,9 @@ impl ControlClient {
         let (pane, dead) = info.trim().split_once(' ').unwrap_or((info.trim(), "0"));
         client.pane = pane.to_owned();
         client.pane_dead = dead == "1";
+        // Attaching is announced to the other control clients (`%client-session-changed`) from
+        // tmux's next loop: one more round trip before the turn is let go (see send_text).
+        client.command("display-message -p .")?;
         Ok(client)
     }
 
@@ -352,7 +355,8 @@ impl ControlClient {
         // Load and paste in one line: two replies (tmux skips the paste if the load failed).
         // Setting and deleting a buffer notifies every control client
         // (`%paste-buffer-changed`), one still identifying included, which crashes tmux 3.5a
-        // (see [`Tmux::topology_turn`]): under the turn, until tmux has answered.
+        // (see [`Tmux::topology_turn`]): under the turn, until tmux has sent those notifications,
+        // which it queues for its next loop: one more round trip makes sure they are out.
         {
             let _turn = self.tmux.topology_turn();
             self.command(&format!(
@@ -360,6 +364,7 @@ impl ControlClient {
                 quote_argument(&pasted)
             ))?;
             self.reply()?;
+            self.command("display-message -p .")?;
         }
         let paste_deadline = Instant::now() + opts.paste_timeout;
         let echoed = self.next_output(paste_deadline)?.is_some();
