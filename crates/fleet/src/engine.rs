@@ -796,6 +796,11 @@ impl Fleet {
     /// roster already had `mode` (nothing written). Agents keep running: the daemon follows the
     /// roster and posts their traffic the new way from its next message on.
     pub fn set_comms(&mut self, mode: CommsMode) -> Result<bool, FleetError> {
+        if mode == CommsMode::Matrix && !self.roster.connectors.iter().any(|c| c.kind == "matrix") {
+            return Err(FleetError::Refused(
+                "comms: matrix needs a connector of type matrix in the roster (add one with `mosaic fleet init --connector matrix`); roster.yaml is unchanged".into(),
+            ));
+        }
         let mut changed = false;
         self.edit_roster(|current, doc| {
             changed = current.comms != mode;

@@ -284,7 +284,7 @@ impl Roster {
         if self.comms == CommsMode::Matrix && !self.connectors.iter().any(|c| c.kind == "matrix") {
             push(
                 "comms".into(),
-                "comms: matrix needs a connector of type matrix".into(),
+                "matrix needs a connector of type matrix".into(),
             );
         }
         let mut ids: HashMap<&str, usize> = HashMap::new();
