@@ -331,7 +331,9 @@ impl Socket {
                             health.set(Health::Degraded("the Slack connection went silent; reconnecting".into()));
                         }
                     }
-                    if !live && !opening && open_at.is_none() {
+                    // A new connection still waiting for its hello is the one being opened.
+                    let greeting = conns.iter().any(|c| !c.hello);
+                    if !live && !opening && !greeting && open_at.is_none() {
                         open_at = Some(now);
                     }
                 }

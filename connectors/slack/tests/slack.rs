@@ -449,7 +449,12 @@ async fn a_ghost_connection_is_detected_and_replaced() {
     next(&mut r.rx).await;
     // Pongs keep an idle connection alive well past the silence limit.
     tokio::time::sleep(fast().silence_limit * 2).await;
-    assert_eq!((fake.opens(), r.health.borrow().clone()), (1, Health::Up));
+    assert_eq!(
+        (fake.opens(), r.health.borrow().clone()),
+        (1, Health::Up),
+        "{:?}",
+        fake.timeline()
+    );
     // The socket stays open but goes silent: no pong, no frame.
     fake.ghost();
     wait_for("a replacement connection", || {
