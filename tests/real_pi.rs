@@ -310,10 +310,14 @@ fn pi_starts_ready_by_its_hook_and_a_send_reaches_the_model_once_byte_for_byte()
     let f = PiFleet::up(|_| {});
     f.wait_ready("mos");
     f.wait_ready("w1");
-    let screen = f.screen("w1");
-    assert!(
-        screen.contains("mosaic.ts") && screen.contains("scripted-pi"),
-        "pi loaded mosaic's extension and uses the scripted model:\n{screen}"
+    // pi may report ready (its hook) a moment before it has drawn its startup header.
+    wait_for_secs(
+        "pi's header naming mosaic's extension and the scripted model",
+        PI_SECS,
+        || {
+            let screen = f.screen("w1");
+            screen.contains("mosaic.ts") && screen.contains("scripted-pi")
+        },
     );
     let sent = "first line: $HOME; rm -rf / && echo \"x\" | cat\nsecond line: `uname -a` 'quoted' \\back\\slash\nthird line: $(id) > /dev/null";
     let out = f.ok(&["fleet", "send", "w1", sent]);
