@@ -346,8 +346,20 @@ fn operator_message(id: &str, text: &str) -> mosaic_connector::Inbound {
     }
 }
 
-/// A message a crashed daemon was delivering: `pasted` when its paste had been sent to tmux.
+/// A message a crashed daemon was delivering: `pasted` when its paste had been sent to tmux (into
+/// the orchestrator's pane as it is now).
 fn seed_in_delivery(s: &Sandbox, text: &str, pasted: bool) {
+    let into = pasted.then(|| {
+        mosaic_tmux::ControlClient::attach(&s.tmux(), "mos", true)
+            .unwrap()
+            .incarnation()
+            .to_owned()
+    });
+    seed_pasted_into(s, text, into.as_deref());
+}
+
+/// A message a crashed daemon was delivering, its paste sent into the pane incarnation `into`.
+fn seed_pasted_into(s: &Sandbox, text: &str, into: Option<&str>) {
     let mut store = mosaic_bridge::store::Store::open(&s.state().join("bridge.db")).unwrap();
     let inbound = operator_message(&format!("crashed-{text}"), text);
     let mosaic_bridge::store::Accepted::New {
@@ -358,8 +370,8 @@ fn seed_in_delivery(s: &Sandbox, text: &str, pasted: bool) {
     };
     let origin = serde_json::to_string(&mosaic_bridge::Target::answering(&inbound)).unwrap();
     store.mark_delivering(id, &origin).unwrap();
-    if pasted {
-        store.mark_pasting(id).unwrap();
+    if let Some(into) = into {
+        store.mark_pasting(id, into).unwrap();
     }
 }
 
@@ -421,6 +433,28 @@ fn recovery_never_presses_enter_into_a_dialog() {
         screen.contains("Do you want to proceed?") && !screen.contains("approved"),
         "{screen}"
     );
+}
+
+/// A crash after the paste was sent into a pane that is gone (the tmux server died under it and
+/// was started again, or the orchestrator was restarted): nobody read it, so it goes to the
+/// orchestrator running now, once.
+#[test]
+fn a_paste_into_a_pane_that_is_gone_is_delivered_to_the_new_one_once() {
+    let h = BridgeHarness::with_seed("", |s| {
+        let now = mosaic_tmux::ControlClient::attach(&s.tmux(), "mos", true)
+            .unwrap()
+            .incarnation()
+            .to_owned();
+        let (_server, pane_and_pid) = now.split_once('/').unwrap();
+        seed_pasted_into(s, "into a dead server", Some(&format!("1/{pane_and_pid}")));
+    });
+    wait_for("the delivery", || !h.s.transcript("mos").is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        h.s.transcript("mos"),
+        ["[chat #1 from op-1 on telegram/room-1] into a dead server"]
+    );
+    assert!(h.bridge.held().unwrap().is_empty());
 }
 
 /// A crash after the paste was sent, but the harness never drew it (frozen: it is unread in the

@@ -3,9 +3,12 @@
 //!
 //! Exactly once across crashes: a message is marked `delivering` (committed) before it is pasted
 //! and `delivered` after the pane reacted. A message found `delivering` when the worker
-//! (re)connects was cut off mid-way (a crash, a lost tmux connection): if its envelope (with the message's random nonce, which nobody saw before the paste, so quoted
-//! text cannot fake it) is in the pane's scrollback it was pasted, so Enter is pressed once more (harmless if it was already
-//! submitted) and it is marked delivered; otherwise it goes back to the queue. A paste the pane
+//! (re)connects was cut off mid-way (a crash, a lost tmux connection): if its envelope (with the
+//! message's random nonce, which nobody saw before the paste, so quoted text cannot fake it) is
+//! in the pane's scrollback it was pasted, so Enter is pressed once more (harmless if it was
+//! already submitted) and it is marked delivered; otherwise it goes back to the queue when its
+//! paste was never sent, or was sent into a pane that no longer exists (the tmux server or the
+//! harness was restarted since: nobody read it), and is held when it may sit unread in this one. A paste the pane
 //! never reacted to (a frozen orchestrator) is `held`: reported, never pasted again on its own,
 //! and the queue waits behind it until a person retries or drops it. The text is never pasted
 //! twice without a person asking.
@@ -399,6 +402,14 @@ impl DeliveryWorker {
                     (false, Paste::NotSent) => {
                         store.mark_queued(q.id).map_err(|e| e.to_string())?;
                     }
+                    // Sent into a pane (or program) that is gone, a tmux server that died under
+                    // it: nobody read it there, so it goes again, in its place, to this one.
+                    (false, Paste::MaybeSent { into: Some(into) })
+                        if into != client.incarnation() =>
+                    {
+                        tracing::warn!(queue_id = q.id, agent = %orchestrator.name, pasted_into = %into, now = %client.incarnation(), "a delivery a crash cut off went to a pane that is gone; it goes again");
+                        store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                    }
                     // Shown under a dialog, or maybe sent but not shown (a frozen harness has not
                     // read it): never pasted again on its own; a person decides.
                     _ => {
@@ -453,7 +464,7 @@ impl DeliveryWorker {
         let opts = s.options.clone();
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
-        store.mark_pasting(q.id)?;
+        store.mark_pasting(q.id, s.client.incarnation())?;
         let sent = {
             let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
             s.client.send_text(&envelope(q), &opts)

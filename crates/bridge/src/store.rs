@@ -17,12 +17,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// Whether the paste of a message a crash cut off may have been sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Paste {
     /// Cut off before its paste was sent: queue it again.
     NotSent,
-    /// Its paste may have been sent: find it in the pane, or hold it for a person.
-    MaybeSent,
+    /// Its paste may have been sent into this incarnation of the orchestrator's pane
+    /// ([`mosaic_tmux::ControlClient::incarnation`]; unknown in rows from older versions): find
+    /// it in the pane, or hold it for a person.
+    MaybeSent {
+        /// The pane's incarnation it was pasted into.
+        into: Option<String>,
+    },
 }
 
 /// A failed database operation.
@@ -238,7 +243,7 @@ impl Store {
                  code TEXT PRIMARY KEY, connector TEXT NOT NULL, user TEXT NOT NULL,
                  command TEXT NOT NULL, line TEXT NOT NULL, expires INTEGER NOT NULL);",
         )?;
-        for column in ["role", "nonce"] {
+        for column in ["role", "nonce", "pasted_into"] {
             let present: i64 = conn.query_row(
                 "SELECT COUNT(*) FROM pragma_table_info('inbox') WHERE name = ?1",
                 [column],
@@ -347,24 +352,31 @@ impl Store {
 
     /// Messages whose delivery was under way when the bridge last stopped.
     pub fn in_delivery(&self) -> Result<Vec<(Queued, Paste)>> {
-        let mut cut = Vec::new();
-        for (status, paste) in [
-            ("delivering", Paste::NotSent),
-            ("pasting", Paste::MaybeSent),
-        ] {
-            cut.extend(self.queued_with(status)?.into_iter().map(|q| (q, paste)));
+        let mut cut: Vec<(Queued, Paste)> = self
+            .queued_with("delivering")?
+            .into_iter()
+            .map(|q| (q, Paste::NotSent))
+            .collect();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {QUEUED_COLUMNS}, pasted_into FROM inbox WHERE status = 'pasting' ORDER BY id"
+        ))?;
+        let pasting = stmt.query_map([], |r| {
+            Ok((queued_row(r)?, Paste::MaybeSent { into: r.get(10)? }))
+        })?;
+        for row in pasting {
+            cut.push(row?);
         }
         cut.sort_by_key(|(q, _)| q.id);
         Ok(cut)
     }
 
-    /// Marks a message as being pasted: committed just before the paste is sent to tmux, so a
-    /// crash recovery knows it may be in the pane even where the pane does not show it (a frozen
-    /// harness has not read it yet).
-    pub fn mark_pasting(&self, id: i64) -> Result<()> {
+    /// Marks a message as being pasted into the pane's incarnation `into`: committed just before
+    /// the paste is sent to tmux, so a crash recovery knows it may be in that pane even where the
+    /// pane does not show it (a frozen harness has not read it yet).
+    pub fn mark_pasting(&self, id: i64, into: &str) -> Result<()> {
         self.conn
-            .prepare_cached("UPDATE inbox SET status = 'pasting' WHERE id = ?1")?
-            .execute([id])?;
+            .prepare_cached("UPDATE inbox SET status = 'pasting', pasted_into = ?2 WHERE id = ?1")?
+            .execute(params![id, into])?;
         Ok(())
     }
 
@@ -702,8 +714,13 @@ mod tests {
         drop(s);
         let s = Store::open(&dir.path().join("b.db")).unwrap();
         assert_eq!(s.in_delivery().unwrap().len(), 1);
-        s.mark_pasting(first.id).unwrap();
-        assert_eq!(s.in_delivery().unwrap()[0].1, Paste::MaybeSent);
+        s.mark_pasting(first.id, "7/%0/8").unwrap();
+        assert_eq!(
+            s.in_delivery().unwrap()[0].1,
+            Paste::MaybeSent {
+                into: Some("7/%0/8".into())
+            }
+        );
         assert_eq!(s.queue_len().unwrap(), 2);
         assert_eq!(
             s.cursors("fake").unwrap(),

@@ -71,6 +71,7 @@ pub struct ControlClient {
     outputs: VecDeque<(String, Vec<u8>)>,
     pane: String,
     pane_dead: bool,
+    incarnation: String,
 }
 
 static BUFFER_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -87,7 +88,7 @@ impl ControlClient {
             cmd.arg("-r");
         }
         // The attach and the question about its pane in one go: two replies, no extra round trip.
-        let info_format = "#{pane_id} #{pane_dead}";
+        let info_format = "#{pane_id} #{pane_dead} #{pid}/#{pane_id}/#{pane_pid}";
         let mut child = cmd
             .args([
                 "-t",
@@ -160,6 +161,7 @@ impl ControlClient {
             outputs: VecDeque::new(),
             pane: String::new(),
             pane_dead: false,
+            incarnation: String::new(),
         };
         // The attach itself answers first.
         client.reply().map_err(|e| match e.kind {
@@ -168,9 +170,10 @@ impl ControlClient {
         })?;
         client.stdin = client.child.stdin.take();
         let info = client.reply()?;
-        let (pane, dead) = info.trim().split_once(' ').unwrap_or((info.trim(), "0"));
-        client.pane = pane.to_owned();
-        client.pane_dead = dead == "1";
+        let mut info = info.split_whitespace();
+        client.pane = info.next().unwrap_or_default().to_owned();
+        client.pane_dead = info.next() == Some("1");
+        client.incarnation = info.next().unwrap_or_default().to_owned();
         // Attaching is announced to the other control clients (`%client-session-changed`) from
         // tmux's next loop: one more round trip before the turn is let go (see send_text).
         client.command("display-message -p .")?;
@@ -180,6 +183,13 @@ impl ControlClient {
     /// The id of the attached session's active pane (`%3`).
     pub fn pane(&self) -> &str {
         &self.pane
+    }
+
+    /// This pane in this tmux server with this program in it (`SERVER_PID/%PANE/PANE_PID`): it
+    /// changes when the server or the pane's program is restarted, and input typed into an
+    /// earlier incarnation and not yet read is gone with it.
+    pub fn incarnation(&self) -> &str {
+        &self.incarnation
     }
 
     /// Whether the pane's program had exited when the client attached.
@@ -251,16 +261,26 @@ impl ControlClient {
 
     /// Fails with [`ErrorKind::PaneDead`] when the pane's program has exited. Asked before every
     /// write: tmux before 3.5 crashes when a control client writes to a dead pane.
+    /// Fails with [`ErrorKind::PaneDead`] when the program this client attached to has exited,
+    /// or was replaced by another (its [`incarnation`](Self::incarnation) changed): what is typed
+    /// next goes to the incarnation recorded at attach or nowhere.
     fn ensure_alive(&mut self) -> Result<(), TmuxError> {
-        let dead = self.command(&format!(
-            "display-message -p -t {} '#{{pane_dead}}'",
+        let info = self.command(&format!(
+            "display-message -p -t {} '#{{pane_dead}} #{{pid}}/#{{pane_id}}/#{{pane_pid}}'",
             self.pane
         ))?;
-        if dead.trim() == "1" {
+        let mut info = info.split_whitespace();
+        if info.next() == Some("1") {
             self.pane_dead = true;
             return Err(TmuxError::new(
                 ErrorKind::PaneDead,
                 "the agent's program has exited; nothing was typed into its pane",
+            ));
+        }
+        if info.next() != Some(self.incarnation.as_str()) {
+            return Err(TmuxError::new(
+                ErrorKind::PaneDead,
+                "the agent's program was restarted since this client attached; nothing was typed into its pane",
             ));
         }
         Ok(())

@@ -170,6 +170,11 @@ fn respawn_restarts_in_the_same_pane_and_detaches_control_clients_first() {
     let mut client = ControlClient::attach(&s.tmux, "agent", false).unwrap();
     let pane = client.pane().to_owned();
     let first = pane_pid(&s, "agent");
+    let first_incarnation = client.incarnation().to_owned();
+    assert!(
+        first_incarnation.ends_with(&format!("/{pane}/{first}")),
+        "{first_incarnation}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut again = spec(
         "agent",
@@ -191,6 +196,11 @@ fn respawn_restarts_in_the_same_pane_and_detaches_control_clients_first() {
     // A new client finds the same pane, with the new program (its env and workdir) in it.
     let mut client = ControlClient::attach(&s.tmux, "agent", false).unwrap();
     assert_eq!(client.pane(), pane);
+    assert_ne!(
+        client.incarnation(),
+        first_incarnation,
+        "input typed into the old program is gone with it: another incarnation"
+    );
     wait_for("the new program's output", || {
         let screen = s.tmux.capture("agent", false).unwrap();
         screen.contains("again two") && screen.contains(&dir.path().display().to_string())
