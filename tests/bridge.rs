@@ -209,18 +209,49 @@ fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() 
         h.s.transcript("mos").is_empty(),
         "nothing is typed while the orchestrator is busy"
     );
-    for n in 1..=3 {
-        h.bridge
-            .hook(None, "idle", &serde_json::Value::Null)
-            .unwrap();
-        wait_for("the next delivery", || h.s.transcript("mos").len() == n);
-    }
+    // Idle: what queued meanwhile goes in together, in one turn, in order.
+    h.bridge
+        .hook(None, "idle", &serde_json::Value::Null)
+        .unwrap();
+    wait_for("the deliveries", || h.s.transcript("mos").len() == 3);
     let got: Vec<String> =
         h.s.transcript("mos")
             .iter()
             .map(|t| t.rsplit("] ").next().unwrap().to_owned())
             .collect();
     assert_eq!(got, ["task 1", "task 2", "task 3"]);
+    assert_eq!(
+        h.s.transcript_turns("mos"),
+        [1, 1, 1],
+        "one turn for the three"
+    );
+}
+
+/// Messages from two rooms (or threads) never share a turn: an answer without a message id goes
+/// to the room of the turn's messages, so a turn holds one room's.
+#[test]
+fn a_turn_holds_one_rooms_messages() {
+    let h = BridgeHarness::new("");
+    h.bridge
+        .hook(None, "busy", &serde_json::Value::Null)
+        .unwrap();
+    h.post("op-1", "first here");
+    h.fake.redeliver(mosaic_connector::Inbound {
+        thread: Some("thread-1".into()),
+        ..operator_message("in-a-thread", "then in a thread")
+    });
+    h.post("op-1", "here again");
+    wait_for("three queued", || h.bridge.queue_len() == 3);
+    h.bridge
+        .hook(None, "idle", &serde_json::Value::Null)
+        .unwrap();
+    // (The demo orchestrator ends each turn with its own idle hook.)
+    wait_for("the deliveries", || h.s.transcript("mos").len() == 3);
+    assert_eq!(
+        h.s.transcript_turns("mos"),
+        [1, 2, 3],
+        "the thread's message between the room's two splits them into three turns"
+    );
 }
 
 #[test]
@@ -369,9 +400,9 @@ fn seed_pasted_into(s: &Sandbox, text: &str, into: Option<&str>) {
         panic!()
     };
     let origin = serde_json::to_string(&mosaic_bridge::Target::answering(&inbound)).unwrap();
-    store.mark_delivering(id, &origin).unwrap();
+    store.mark_delivering(&[id], &origin).unwrap();
     if let Some(into) = into {
-        store.mark_pasting(id, into).unwrap();
+        store.mark_pasting(&[id], into).unwrap();
     }
 }
 
@@ -565,7 +596,7 @@ fn seed_quote_then_cut_off(s: &Sandbox) {
         .run(&["send-keys", "-t", "=mos:", "Enter"])
         .unwrap();
     wait_for("message 1 in the pane", || s.transcript("mos").len() == 1);
-    store.mark_delivered(first).unwrap();
+    store.mark_delivered(&[first]).unwrap();
     let Accepted::New {
         queued: Some(second),
         ..
@@ -577,7 +608,7 @@ fn seed_quote_then_cut_off(s: &Sandbox) {
     };
     let origin =
         serde_json::to_string(&mosaic_bridge::Target::answering(&inbound("q-2", "x"))).unwrap();
-    store.mark_delivering(second, &origin).unwrap();
+    store.mark_delivering(&[second], &origin).unwrap();
 }
 
 #[test]

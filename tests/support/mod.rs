@@ -269,6 +269,22 @@ impl Sandbox {
             .collect()
     }
 
+    /// The turn each message of demo agent `agent`'s transcript came in (several chat messages
+    /// can share one).
+    pub fn transcript_turns(&self, agent: &str) -> Vec<u64> {
+        let path = self
+            .state()
+            .join("agents")
+            .join(agent)
+            .join("demo-transcript.jsonl");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        complete
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["turn"].as_u64().unwrap())
+            .collect()
+    }
+
     /// The value of `name` in running agent `agent`'s environment (its own token, say).
     pub fn agent_env(&self, agent: &str, name: &str) -> String {
         let pid = self.pid(agent).expect("running");

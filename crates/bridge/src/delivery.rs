@@ -21,16 +21,23 @@ use crate::events::Event;
 use crate::store::{Paste, Queued, Store};
 use mosaic_fleet::harness::send_options;
 use mosaic_fleet::{Fleet, pane_writer};
-use mosaic_tmux::{ControlClient, ErrorKind, SendOptions, TmuxError};
+use mosaic_tmux::{ControlClient, ErrorKind, SendOptions, TmuxError, Waker};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
-/// How long the worker waits for output at a time while the orchestrator is busy: the delay
-/// before it notices an idle hook.
-const BUSY_POLL: Duration = Duration::from_millis(20);
+/// How long the worker waits for output at a time while the orchestrator is busy (a hook ends
+/// the wait at once: [`DeliveryWorker::waker`]).
+const BUSY_POLL: Duration = Duration::from_millis(200);
+
+/// At most this many chat messages go into one turn (those that queued while the orchestrator
+/// was busy go in together, as a harness merges what is typed while it works).
+pub const TURN_MESSAGES: usize = 100;
+
+/// At most this much text goes into one turn (unless one message alone is longer).
+pub const TURN_BYTES: usize = 32 * 1024;
 
 /// How often the worker looks at the screen of a starting orchestrator.
 const SCREEN_LOOK: Duration = Duration::from_millis(500);
@@ -50,8 +57,11 @@ pub struct DeliveryWorker {
     pub events: broadcast::Sender<Event>,
     /// Set to stop the worker.
     pub stop: Arc<AtomicBool>,
-    /// Signals that a message was queued.
+    /// Signals that a message was queued (or a hook came) while the worker has no tmux client.
     pub wake: Receiver<()>,
+    /// Where the worker keeps its tmux client's [`Waker`], so that a queued message or a hook
+    /// ends its wait for the pane's output at once.
+    pub waker: Arc<Mutex<Option<Waker>>>,
     /// Told about each delivered message (the bridge shows "typing" in its room).
     pub delivered: tokio::sync::mpsc::UnboundedSender<mosaic_connector::Inbound>,
     /// Notices for the orchestrator ([`crate::Bridge::notify_orchestrator`]), typed in before
@@ -162,7 +172,7 @@ impl DeliveryWorker {
         let mut session: Option<Session> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let Some(s) = session.as_mut() else {
-                match self.connect(&store) {
+                match self.connect(&mut store) {
                     Ok(s) => session = Some(s),
                     Err(_) => self.wait_for_wake(Duration::from_millis(500)),
                 }
@@ -190,20 +200,18 @@ impl DeliveryWorker {
                 session = None;
                 continue;
             }
-            let next = match store.next_queued() {
-                Ok(n) => n,
+            let turn = match store.next_batch(TURN_MESSAGES, TURN_BYTES) {
+                Ok(turn) => turn,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the queue");
                     self.wait_for_wake(Duration::from_millis(500));
                     continue;
                 }
             };
-            let Some(message) = next else {
-                if self.drain_output(s).is_err() {
+            let Some(first) = turn.first() else {
+                if self.wait_in_session(s, Duration::from_millis(200)).is_err() {
                     session = None;
-                    continue;
                 }
-                self.wait_for_wake(Duration::from_millis(200));
                 continue;
             };
             // What the pane drew so far tells the activity, and is not a reaction to the paste.
@@ -217,25 +225,26 @@ impl DeliveryWorker {
                     continue;
                 }
                 // The pane's output tells the activity; a hook (which arrives on its own
-                // connection, after the output) is seen within one short wait.
-                match s.client.next_output(Instant::now() + BUSY_POLL) {
-                    Ok(Some(data)) => self.activity.output(&data),
-                    Ok(None) => {}
-                    Err(_) => session = None,
+                // connection) ends the wait.
+                if self.wait_in_session(s, BUSY_POLL).is_err() {
+                    session = None;
                 }
                 continue;
             }
-            match self.deliver(&mut store, s, &message) {
+            let ids: Vec<i64> = turn.iter().map(|q| q.id).collect();
+            match self.deliver(&mut store, s, &turn) {
                 Ok(()) => s.dialog_reported = false,
                 // A dialog on the screen (no hook said so): nothing was typed; the message
                 // keeps its place until the dialog is answered at the terminal.
                 Err(Undelivered::Tmux(e)) if e.kind == ErrorKind::DialogShown => {
-                    let _ = store.mark_queued(message.id);
+                    for id in &ids {
+                        let _ = store.mark_queued(*id);
+                    }
                     if !s.dialog_reported {
                         s.dialog_reported = true;
                         tracing::warn!(agent = %s.agent, error = %e, "the orchestrator shows a dialog; chat messages wait");
                         self.observe(s, mosaic_fleet::Activity::WaitingForInput, &e.to_string());
-                        let room = crate::Target::answering(&message.inbound);
+                        let room = crate::Target::answering(&first.inbound);
                         let _ = self.dialog_seen.send((room, e.to_string()));
                     }
                     self.wait_for_wake(Duration::from_secs(1));
@@ -243,32 +252,43 @@ impl DeliveryWorker {
                 Err(Undelivered::Tmux(e))
                     if matches!(e.kind, ErrorKind::Timeout | ErrorKind::DialogAppeared) =>
                 {
-                    tracing::warn!(
-                        queue_id = message.id,
-                        agent = %s.agent,
-                        error = %e,
-                        "a chat message was pasted but the agent never reacted; it is held: retry or drop it (POST /v1/queue/ID/retry or /drop)"
-                    );
-                    let _ = store.mark_held(message.id);
-                    let _ = self.events.send(Event::Held {
-                        id: message.id,
-                        agent: s.agent.clone(),
-                        error: e.to_string(),
-                    });
+                    for id in ids {
+                        tracing::warn!(
+                            queue_id = id,
+                            agent = %s.agent,
+                            error = %e,
+                            "a chat message was pasted but the agent never reacted; it is held: retry or drop it (POST /v1/queue/ID/retry or /drop)"
+                        );
+                        let _ = store.mark_held(id);
+                        let _ = self.events.send(Event::Held {
+                            id,
+                            agent: s.agent.clone(),
+                            error: e.to_string(),
+                        });
+                    }
                 }
                 Err(e) => {
                     // Whether it was pasted is resolved from the pane when the worker reconnects.
                     tracing::warn!(
-                        queue_id = message.id,
+                        queue_ids = ?ids,
                         agent = %s.agent,
                         error = %e,
-                        "delivering a chat message failed; it is resolved from the pane on reconnect"
+                        "delivering chat messages failed; they are resolved from the pane on reconnect"
                     );
                     session = None;
                     std::thread::sleep(Duration::from_millis(200));
                 }
             }
         }
+    }
+
+    /// Waits up to `timeout` for the pane's output (it tells the activity) or a wake.
+    fn wait_in_session(&self, s: &mut Session, timeout: Duration) -> Result<(), TmuxError> {
+        self.drain_output(s)?;
+        if let Some(data) = s.client.next_output_or_wake(Instant::now() + timeout)? {
+            self.activity.output(&data);
+        }
+        Ok(())
     }
 
     fn wait_for_wake(&self, timeout: Duration) {
@@ -353,7 +373,7 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    fn connect(&self, store: &Store) -> Result<Session, String> {
+    fn connect(&self, store: &mut Store) -> Result<Session, String> {
         let fleet = (self.open_fleet)()?;
         let orchestrator = fleet
             .roster
@@ -386,6 +406,8 @@ impl DeliveryWorker {
             let writer = pane_writer(fleet.tmux.socket(), &orchestrator.name);
             let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
             let dialogs = send_options(&orchestrator.runtime).dialogs;
+            // One turn's messages were pasted together: one Enter submits them all.
+            let mut entered = false;
             for (q, paste) in cut_off {
                 let shown = history.contains(&marker(&q));
                 let dialog = dialogs.iter().find(|d| {
@@ -395,8 +417,11 @@ impl DeliveryWorker {
                 match (shown, paste) {
                     // Pasted, maybe not submitted: Enter once more, unless a dialog would take it.
                     (true, _) if dialog.is_none() => {
-                        client.press_enter().map_err(|e| e.to_string())?;
-                        store.mark_delivered(q.id).map_err(|e| e.to_string())?;
+                        if !entered {
+                            client.press_enter().map_err(|e| e.to_string())?;
+                            entered = true;
+                        }
+                        store.mark_delivered(&[q.id]).map_err(|e| e.to_string())?;
                     }
                     // Never sent: it goes again, in its place.
                     (false, Paste::NotSent) => {
@@ -444,6 +469,7 @@ impl DeliveryWorker {
         {
             self.activity.starting();
         }
+        *self.waker.lock().unwrap() = Some(client.waker());
         Ok(Session {
             ready,
             paths: fleet.paths.clone(),
@@ -456,18 +482,28 @@ impl DeliveryWorker {
         })
     }
 
-    fn deliver(&self, store: &mut Store, s: &mut Session, q: &Queued) -> Result<(), Undelivered> {
+    /// Types one turn's messages (all from one room, see [`Store::next_batch`]) into the
+    /// orchestrator as one paste, each in its envelope on a line of its own, and submits them.
+    fn deliver(
+        &self,
+        store: &mut Store,
+        s: &mut Session,
+        turn: &[Queued],
+    ) -> Result<(), Undelivered> {
+        let ids: Vec<i64> = turn.iter().map(|q| q.id).collect();
+        let last = turn.last().expect("a turn has a message");
         // Where replies go: kept before the paste, since the orchestrator may answer at once.
-        let origin = serde_json::to_string(&crate::Target::answering(&q.inbound))
+        let origin = serde_json::to_string(&crate::Target::answering(&last.inbound))
             .expect("a target serializes");
-        store.mark_delivering(q.id, &origin)?;
+        store.mark_delivering(&ids, &origin)?;
+        let text = turn.iter().map(envelope).collect::<Vec<_>>().join("\n");
         let opts = s.options.clone();
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
-        store.mark_pasting(q.id, s.client.incarnation())?;
+        store.mark_pasting(&ids, s.client.incarnation())?;
         let sent = {
             let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
-            s.client.send_text(&envelope(q), &opts)
+            s.client.send_text(&text, &opts)
         };
         let report = match sent {
             Ok(r) => r,
@@ -476,20 +512,22 @@ impl DeliveryWorker {
                 return Err(e.into());
             }
         };
-        store.mark_delivered(q.id)?;
-        tracing::info!(
-            queue_id = q.id,
-            agent = %s.agent,
-            connector = %q.inbound.connector,
-            room = %q.inbound.room,
-            "delivered a chat message"
-        );
+        store.mark_delivered(&ids)?;
         self.activity.output(&report.reaction);
-        let _ = self.delivered.send(q.inbound.clone());
-        let _ = self.events.send(Event::Delivered {
-            id: q.id,
-            agent: s.agent.clone(),
-        });
+        for q in turn {
+            tracing::info!(
+                queue_id = q.id,
+                agent = %s.agent,
+                connector = %q.inbound.connector,
+                room = %q.inbound.room,
+                "delivered a chat message"
+            );
+            let _ = self.delivered.send(q.inbound.clone());
+            let _ = self.events.send(Event::Delivered {
+                id: q.id,
+                agent: s.agent.clone(),
+            });
+        }
         Ok(())
     }
 }

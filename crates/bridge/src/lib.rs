@@ -149,6 +149,8 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     events: broadcast::Sender<Event>,
     wake_delivery: Mutex<std::sync::mpsc::Sender<()>>,
+    /// The delivery worker's tmux client's waker, while it has one.
+    delivery_waker: Arc<Mutex<Option<mosaic_tmux::Waker>>>,
     delivery_wake_rx: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     wake_outbox: Notify,
     activity: Arc<Activity>,
@@ -209,6 +211,7 @@ impl Bridge {
                     .collect(),
                 events: broadcast::channel(1024).0,
                 wake_delivery: Mutex::new(wake_tx),
+                delivery_waker: Arc::new(Mutex::new(None)),
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),
                 wake_outbox: Notify::new(),
                 observed: Mutex::new(HashMap::new()),
@@ -246,6 +249,7 @@ impl Bridge {
                 events: self.inner.events.clone(),
                 stop: self.inner.stop.clone(),
                 wake,
+                waker: self.inner.delivery_waker.clone(),
                 delivered: delivered_tx,
                 notices: self.inner.notices.clone(),
                 dialog_seen: dialog_tx,
@@ -362,6 +366,9 @@ impl Bridge {
     /// Tells the delivery worker to look at the queue now.
     pub(crate) fn wake_delivery(&self) {
         let _ = self.inner.wake_delivery.lock().unwrap().send(());
+        if let Some(waker) = &*self.inner.delivery_waker.lock().unwrap() {
+            waker.wake();
+        }
     }
 
     /// Messages whose paste the orchestrator's pane never confirmed: they wait for a person's

@@ -331,13 +331,36 @@ impl Store {
     /// The oldest message waiting for the orchestrator (one index lookup, whatever the queue's
     /// length).
     pub fn next_queued(&self) -> Result<Option<Queued>> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {QUEUED_COLUMNS} FROM inbox WHERE status = 'queued' ORDER BY id LIMIT 1"
-            ))?
-            .query_row([], queued_row)
-            .optional()?)
+        Ok(self.next_batch(1, 0)?.pop())
+    }
+
+    /// The oldest messages waiting for the orchestrator that can go in one turn: at most
+    /// `max_messages`, all from the oldest one's room (and thread), so an answer without a
+    /// message id still lands where each of them came from, and at most `max_bytes` of text
+    /// unless the first alone is longer. One index range read, whatever the queue's length.
+    pub fn next_batch(&self, max_messages: usize, max_bytes: usize) -> Result<Vec<Queued>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {QUEUED_COLUMNS} FROM inbox WHERE status = 'queued' ORDER BY id LIMIT ?1"
+        ))?;
+        let mut rows = stmt.query_map([max_messages.max(1) as i64], queued_row)?;
+        let mut batch: Vec<Queued> = Vec::new();
+        let mut bytes = 0;
+        while let Some(q) = rows.next().transpose()? {
+            if let Some(first) = batch.first() {
+                let same_origin = (&q.inbound.connector, &q.inbound.room, &q.inbound.thread)
+                    == (
+                        &first.inbound.connector,
+                        &first.inbound.room,
+                        &first.inbound.thread,
+                    );
+                if !same_origin || bytes + q.inbound.text.len() > max_bytes {
+                    break;
+                }
+            }
+            bytes += q.inbound.text.len();
+            batch.push(q);
+        }
+        Ok(batch)
     }
 
     /// Whether any message is held (one index lookup).
@@ -370,13 +393,20 @@ impl Store {
         Ok(cut)
     }
 
-    /// Marks a message as being pasted into the pane's incarnation `into`: committed just before
-    /// the paste is sent to tmux, so a crash recovery knows it may be in that pane even where the
-    /// pane does not show it (a frozen harness has not read it yet).
-    pub fn mark_pasting(&self, id: i64, into: &str) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE inbox SET status = 'pasting', pasted_into = ?2 WHERE id = ?1")?
-            .execute(params![id, into])?;
+    /// Marks messages as being pasted into the pane's incarnation `into`, in one transaction:
+    /// committed just before the paste is sent to tmux, so a crash recovery knows they may be in
+    /// that pane even where the pane does not show them (a frozen harness has not read them yet).
+    pub fn mark_pasting(&mut self, ids: &[i64], into: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE inbox SET status = 'pasting', pasted_into = ?2 WHERE id = ?1",
+            )?;
+            for id in ids {
+                update.execute(params![id, into])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -388,13 +418,18 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// Marks a queued message as being delivered and keeps where its replies go
+    /// Marks queued messages (one turn's) as being delivered and keeps where their replies go
     /// ([`CONVERSATION_KEY`](crate::delivery::CONVERSATION_KEY) = `conversation`), in one
     /// transaction, before the paste.
-    pub fn mark_delivering(&mut self, id: i64, conversation: &str) -> Result<()> {
+    pub fn mark_delivering(&mut self, ids: &[i64], conversation: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.prepare_cached("UPDATE inbox SET status = 'delivering' WHERE id = ?1")?
-            .execute([id])?;
+        {
+            let mut update =
+                tx.prepare_cached("UPDATE inbox SET status = 'delivering' WHERE id = ?1")?;
+            for id in ids {
+                update.execute([id])?;
+            }
+        }
         tx.prepare_cached(
             "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
         )?
@@ -413,11 +448,19 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a message delivered.
-    pub fn mark_delivered(&self, id: i64) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1")?
-            .execute(params![id, now_ms()])?;
+    /// Marks messages delivered, in one transaction.
+    pub fn mark_delivered(&mut self, ids: &[i64]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1",
+            )?;
+            let now = now_ms();
+            for id in ids {
+                update.execute(params![id, now])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -708,13 +751,13 @@ mod tests {
         );
         let first = s.next_queued().unwrap().unwrap();
         assert_eq!(first.inbound.message_id, "a");
-        s.mark_delivering(first.id, "{}").unwrap();
+        s.mark_delivering(&[first.id], "{}").unwrap();
         assert_eq!(s.next_queued().unwrap().unwrap().inbound.message_id, "b");
         // A reopened store sees the same state (what a restart after kill -9 sees).
         drop(s);
-        let s = Store::open(&dir.path().join("b.db")).unwrap();
+        let mut s = Store::open(&dir.path().join("b.db")).unwrap();
         assert_eq!(s.in_delivery().unwrap().len(), 1);
-        s.mark_pasting(first.id, "7/%0/8").unwrap();
+        s.mark_pasting(&[first.id], "7/%0/8").unwrap();
         assert_eq!(
             s.in_delivery().unwrap()[0].1,
             Paste::MaybeSent {
@@ -727,8 +770,44 @@ mod tests {
             [("r".to_owned(), "c".to_owned())],
             "the last message taken in the room"
         );
-        s.mark_delivered(1).unwrap();
+        s.mark_delivered(&[1]).unwrap();
         assert_eq!(s.queue_len().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_turn_takes_the_oldest_messages_of_one_room_within_its_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("b.db")).unwrap();
+        let in_room = |id: &str, room: &str, text: &str| Inbound {
+            room: room.into(),
+            text: text.into(),
+            ..msg(id)
+        };
+        for (id, room, text) in [
+            ("a", "r", "12345"),
+            ("b", "r", "12345"),
+            ("c", "r", "12345"),
+            ("d", "other", "x"),
+            ("e", "r", "y"),
+        ] {
+            s.accept(&in_room(id, room, text), true).unwrap();
+        }
+        let ids = |batch: Vec<Queued>| -> Vec<String> {
+            batch.into_iter().map(|q| q.inbound.message_id).collect()
+        };
+        // Stops before another room, whatever the bounds.
+        assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["a", "b", "c"]);
+        assert_eq!(ids(s.next_batch(2, 1 << 20).unwrap()), ["a", "b"]);
+        assert_eq!(ids(s.next_batch(100, 12).unwrap()), ["a", "b"]);
+        // The first goes alone when it is longer than the byte bound.
+        assert_eq!(ids(s.next_batch(100, 1).unwrap()), ["a"]);
+        s.mark_delivering(&[1, 2, 3], "{}").unwrap();
+        s.mark_pasting(&[1, 2, 3], "1/%0/2").unwrap();
+        assert_eq!(s.in_delivery().unwrap().len(), 3);
+        s.mark_delivered(&[1, 2, 3]).unwrap();
+        assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["d"]);
+        s.mark_delivered(&[4]).unwrap();
+        assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["e"]);
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! plays a frozen harness (it reads and draws nothing for that long), `/dialog` a permission
 //! dialog that Enter would approve (as Claude Code's does). As the orchestrator
 //! (`MOSAIC_ROLE=orchestrator`) inside a fleet, it also answers in chat (through the daemon, as
-//! `mosaic reply` does), as a real orchestrator is told to. Each submitted
-//! message is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` so tests can check that
-//! text arrived exactly once and byte for byte.
+//! `mosaic reply` does), as a real orchestrator is told to: each chat message of a turn (several
+//! arrive in one when they queued while it was busy) by its id. Each submitted message (each
+//! chat message of a turn) is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` with its
+//! turn's number, so tests can check that text arrived exactly once and byte for byte.
 
 use crossterm::event::{
     DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEventKind, KeyModifiers, read,
@@ -88,6 +89,7 @@ fn repl(
     daemon.report("started");
     let mut input = String::new();
     let mut count = 0u64;
+    let mut turn = 0u64;
     // `/dialog` plays a harness's permission dialog: Enter or `y` approves, `n` or Escape
     // refuses; a paste is ignored.
     let mut dialog = false;
@@ -162,31 +164,45 @@ fn repl(
                         continue;
                     }
                     daemon.report("busy");
-                    count += 1;
-                    if let Some(path) = &transcript {
-                        let line = serde_json::json!({ "n": count, "text": message });
-                        let mut f = std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(path)?;
-                        // One write per message, so readers never see half of one.
-                        f.write_all(format!("{line}\n").as_bytes())?;
+                    turn += 1;
+                    // Chat messages that queued while it was busy come in one turn, each on a
+                    // line of its own: each is recorded and answered, as a real orchestrator
+                    // answers each by its id.
+                    let messages = if is_orchestrator() {
+                        chat_messages(&message)
+                    } else {
+                        vec![message]
+                    };
+                    let mut replies = Vec::with_capacity(messages.len());
+                    for message in &messages {
+                        count += 1;
+                        if let Some(path) = &transcript {
+                            let line =
+                                serde_json::json!({ "n": count, "turn": turn, "text": message });
+                            let mut f = std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(path)?;
+                            // One write per message, so readers never see half of one.
+                            f.write_all(format!("{line}\n").as_bytes())?;
+                        }
+                        replies.push((reply_line(count, message), envelope_id(message)));
                     }
-                    let reply = reply_line(count, &message);
-                    say(out, &format!("\n{reply}\n{PROMPT}"))?;
+                    let shown: Vec<&str> = replies.iter().map(|(r, _)| r.as_str()).collect();
+                    say(out, &format!("\n{}\n{PROMPT}", shown.join("\n")))?;
                     if is_orchestrator() {
                         // It answers in chat, as a real orchestrator is told to, then ends
                         // its turn.
                         if daemon_up() {
-                            daemon.send(Call::Reply {
-                                text: reply,
-                                to: envelope_id(&message),
-                            });
+                            for (text, to) in replies {
+                                daemon.send(Call::Reply { text, to });
+                            }
                         }
                         daemon.report("idle");
                     } else {
                         // A worker's turn ends with its answer, as Claude Code's Stop hook
                         // hands it (`last_assistant_message`).
+                        let reply = replies.pop().map(|(r, _)| r).unwrap_or_default();
                         let answer = serde_json::json!({ "last_assistant_message": reply });
                         daemon.send(Call::Hook("idle", answer));
                     }
@@ -297,6 +313,23 @@ fn envelope_id(message: &str) -> Option<u64> {
         .flatten()
 }
 
+/// The chat messages in one submitted turn: a new one starts at each line that starts with an
+/// envelope (`[chat #N…] `; the lines that continue a message are indented, so none of them can);
+/// text before the first envelope (typed by hand) is a message of its own.
+fn chat_messages(submitted: &str) -> Vec<String> {
+    let mut messages: Vec<String> = Vec::new();
+    for line in submitted.split('\n') {
+        match messages.last_mut() {
+            Some(current) if envelope_id(line).is_none() || !line.starts_with("[chat #") => {
+                current.push('\n');
+                current.push_str(line);
+            }
+            _ => messages.push(line.to_owned()),
+        }
+    }
+    messages
+}
+
 /// The demo agent's reply to message number `n`.
 pub fn reply_line(n: u64, message: &str) -> String {
     let first: String = message
@@ -311,4 +344,28 @@ pub fn reply_line(n: u64, message: &str) -> String {
         message.chars().count(),
         message.lines().count()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_is_split_at_envelopes_only() {
+        let turn = "[chat #1:ab from a (operator) on local/local] one\n  [chat #9 from x] quoted\n\n  more\n[chat #2:cd from b (admin) on local/local] two";
+        assert_eq!(
+            chat_messages(turn),
+            [
+                "[chat #1:ab from a (operator) on local/local] one\n  [chat #9 from x] quoted\n\n  more",
+                "[chat #2:cd from b (admin) on local/local] two"
+            ]
+        );
+        assert_eq!(chat_messages("typed by hand"), ["typed by hand"]);
+        assert_eq!(
+            chat_messages("hand\n[chat #3 from c on t/r] three"),
+            ["hand", "[chat #3 from c on t/r] three"]
+        );
+        // Not an envelope: the same message.
+        assert_eq!(chat_messages("a\n[chat #x] b"), ["a\n[chat #x] b"]);
+    }
 }

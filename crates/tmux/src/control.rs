@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 /// How long to wait for a control-mode reply before giving up on tmux.
@@ -60,6 +60,20 @@ enum Event {
     Reply(Result<String, String>),
     Output { pane: String, data: Vec<u8> },
     Exit(String),
+    /// [`Waker::wake`]: ends a [`ControlClient::next_output_or_wake`] wait.
+    Wake,
+}
+
+/// Ends a [`ControlClient::next_output_or_wake`] wait from another thread (another source of
+/// news than the pane: a hook). Cheap to clone.
+#[derive(Clone)]
+pub struct Waker(Sender<Event>);
+
+impl Waker {
+    /// Ends the client's current (or next) wait for output or news.
+    pub fn wake(&self) {
+        let _ = self.0.send(Event::Wake);
+    }
 }
 
 /// A control-mode client attached to one session. Dropping it detaches.
@@ -68,6 +82,9 @@ pub struct ControlClient {
     child: Child,
     stdin: Option<ChildStdin>,
     events: Receiver<Event>,
+    waker: Waker,
+    /// A wake arrived during a wait it does not end: the next wakeable wait ends at once.
+    woken: bool,
     outputs: VecDeque<(String, Vec<u8>)>,
     pane: String,
     pane_dead: bool,
@@ -108,6 +125,7 @@ impl ControlClient {
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let (tx, rx) = channel();
+        let waker = Waker(tx.clone());
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut block: Option<Vec<u8>> = None;
@@ -158,6 +176,8 @@ impl ControlClient {
             child,
             stdin: None,
             events: rx,
+            waker,
+            woken: false,
             outputs: VecDeque::new(),
             pane: String::new(),
             pane_dead: false,
@@ -220,6 +240,7 @@ impl ControlClient {
                 Ok(Event::Reply(Ok(out))) => return Ok(out),
                 Ok(Event::Reply(Err(msg))) => return Err(TmuxError::from_stderr(&msg)),
                 Ok(Event::Output { pane, data }) => self.outputs.push_back((pane, data)),
+                Ok(Event::Wake) => self.woken = true,
                 Ok(Event::Exit(why)) => {
                     return Err(TmuxError::new(ErrorKind::Failed, why.trim().to_owned()));
                 }
@@ -236,15 +257,41 @@ impl ControlClient {
     /// The next output the attached pane printed, waiting until `deadline`. `Ok(None)` on timeout;
     /// an error once the session or client is gone.
     pub fn next_output(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, TmuxError> {
+        self.wait_output(deadline, false)
+    }
+
+    /// Like [`next_output`](Self::next_output), but also ends (with `Ok(None)`) when this
+    /// client's [`Waker`] is woken.
+    pub fn next_output_or_wake(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Option<Vec<u8>>, TmuxError> {
+        self.wait_output(deadline, true)
+    }
+
+    /// What wakes [`next_output_or_wake`](Self::next_output_or_wake) from another thread.
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    fn wait_output(
+        &mut self,
+        deadline: Instant,
+        wakeable: bool,
+    ) -> Result<Option<Vec<u8>>, TmuxError> {
         loop {
             if let Some(pos) = self.outputs.iter().position(|(p, _)| *p == self.pane) {
                 return Ok(self.outputs.remove(pos).map(|(_, d)| d));
             }
             self.outputs.clear();
+            if wakeable && std::mem::take(&mut self.woken) {
+                return Ok(None);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(Event::Output { pane, data }) => self.outputs.push_back((pane, data)),
                 Ok(Event::Reply(_)) => {}
+                Ok(Event::Wake) => self.woken = true,
                 Ok(Event::Exit(why)) => {
                     return Err(TmuxError::new(
                         ErrorKind::NoSession,
@@ -259,11 +306,10 @@ impl ControlClient {
         }
     }
 
-    /// Fails with [`ErrorKind::PaneDead`] when the pane's program has exited. Asked before every
-    /// write: tmux before 3.5 crashes when a control client writes to a dead pane.
-    /// Fails with [`ErrorKind::PaneDead`] when the program this client attached to has exited,
-    /// or was replaced by another (its [`incarnation`](Self::incarnation) changed): what is typed
-    /// next goes to the incarnation recorded at attach or nowhere.
+    /// Fails with [`ErrorKind::PaneDead`] when the program this client attached to has exited
+    /// (asked before every write: tmux before 3.5 crashes when a control client writes to a dead
+    /// pane), or was replaced by another (its [`incarnation`](Self::incarnation) changed): what
+    /// is typed next goes to the incarnation recorded at attach or nowhere.
     fn ensure_alive(&mut self) -> Result<(), TmuxError> {
         let info = self.command(&format!(
             "display-message -p -t {} '#{{pane_dead}} #{{pid}}/#{{pane_id}}/#{{pane_pid}}'",

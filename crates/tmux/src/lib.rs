@@ -13,7 +13,7 @@ mod sanitize;
 mod scratch;
 mod server;
 
-pub use control::{ControlClient, SendOptions, SendReport};
+pub use control::{ControlClient, SendOptions, SendReport, Waker};
 pub use error::{ErrorKind, TmuxError};
 pub use sanitize::{quote_argument, sanitize};
 #[cfg(feature = "test-util")]

@@ -320,3 +320,35 @@ fn pastes_while_control_clients_attach_never_crash_the_server() {
         "the same server, alive"
     );
 }
+
+/// A waker ends a wakeable wait for output at once, from another thread; a wake that arrives
+/// during another wait (a command's reply) is kept for the next wakeable wait, never lost.
+#[test]
+fn a_waker_ends_a_wait_for_output_and_is_never_lost() {
+    let s = ScratchServer::new();
+    s.tmux.new_session(&spec("agent", &["cat"])).unwrap();
+    let mut client = ControlClient::attach(&s.tmux, "agent", false).unwrap();
+    let waker = client.waker();
+    let far = Instant::now() + Duration::from_secs(60);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        waker.wake();
+    });
+    assert_eq!(client.next_output_or_wake(far).unwrap(), None);
+    assert!(
+        Instant::now() < far - Duration::from_secs(30),
+        "woken, not timed out"
+    );
+    t.join().unwrap();
+    // Woken while a command runs: the next wakeable wait ends at once; a plain wait ignores it.
+    client.waker().wake();
+    client.screen().unwrap();
+    assert_eq!(
+        client
+            .next_output(Instant::now() + Duration::from_millis(100))
+            .unwrap(),
+        None
+    );
+    assert_eq!(client.next_output_or_wake(far).unwrap(), None);
+    assert!(Instant::now() < far - Duration::from_secs(30));
+}
