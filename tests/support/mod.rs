@@ -281,7 +281,11 @@ impl Sandbox {
         let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
         complete
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["turn"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["turn"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect()
     }
 

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use wire::{ConnectorHealth, HealthReport, ReplyAccepted, ReplyRequest};
 
@@ -386,7 +387,13 @@ async fn events(
         .filter(|closing| *closing)
         .map(|_| None);
     let stream = BroadcastStream::new(state.bridge.events())
-        .filter_map(|e| e.ok())
+        .map(|e| match e {
+            Ok(e) => e,
+            // Said, not skipped: the reader knows to read state again.
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                mosaic_bridge::events::Event::Lagged { missed }
+            }
+        })
         .map(Some)
         .merge(end)
         .take_while(Option::is_some)

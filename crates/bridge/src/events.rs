@@ -95,6 +95,13 @@ pub enum Event {
         /// What is wrong, one line each, as `file:line:column: field: message` where known.
         problems: Vec<String>,
     },
+    /// This stream fell behind and `missed` events were dropped from it (a burst faster than
+    /// the reader): what they told must be read again from state (`mosaic chat` re-reads the
+    /// local room's history).
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
 }
 
 impl From<mosaic_fleet::Change> for Event {
@@ -135,6 +142,7 @@ mod tests {
                 room: "r".into(),
                 message_id: "m".into(),
             },
+            Event::Lagged { missed: 3 },
             Event::Delivered {
                 id: 1,
                 agent: "mos".into(),

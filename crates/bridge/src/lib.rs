@@ -48,6 +48,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+/// How many events the stream keeps for a reader that is behind (a burst of messages makes
+/// about four each); one further behind is told [`Event::Lagged`].
+const EVENTS_KEPT: usize = 4096;
+
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -140,6 +144,11 @@ struct Inner {
     audit: AuditLog,
     db: PathBuf,
     store: Mutex<Store>,
+    /// The outbox worker's own connection: it marks what was posted (or failed) without waiting
+    /// for the disk ([`Store::relax_durability`]): a `kill -9` loses none of it, a power loss
+    /// can only make a message be posted again. What is queued to be posted is committed by
+    /// `store`, fully synced.
+    outbox_store: Mutex<Store>,
     connectors: HashMap<String, Arc<dyn Connector>>,
     /// Each connector's health, as it reports it.
     health: HashMap<String, HealthReporter>,
@@ -173,6 +182,8 @@ impl Bridge {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let db = store::database(&config.paths.state_dir);
         let store = Store::open(&db)?;
+        let outbox_store = Store::open(&db)?;
+        outbox_store.relax_durability()?;
         let mut cursors = HashMap::new();
         for c in &connectors {
             cursors.insert(c.id().to_owned(), watch::channel(store.cursors(c.id())?).0);
@@ -199,6 +210,7 @@ impl Bridge {
                 audit,
                 db,
                 store: Mutex::new(store),
+                outbox_store: Mutex::new(outbox_store),
                 health: connectors
                     .iter()
                     .map(|c| (c.id().to_owned(), HealthReporter::new().0))
@@ -209,7 +221,7 @@ impl Bridge {
                     .into_iter()
                     .map(|c| (c.id().to_owned(), c))
                     .collect(),
-                events: broadcast::channel(1024).0,
+                events: broadcast::channel(EVENTS_KEPT).0,
                 wake_delivery: Mutex::new(wake_tx),
                 delivery_waker: Arc::new(Mutex::new(None)),
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),

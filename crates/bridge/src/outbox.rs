@@ -129,7 +129,7 @@ impl Bridge {
         while !inner.stop.load(Ordering::Relaxed) {
             let notified = inner.wake_outbox.notified();
             let pending = inner
-                .store
+                .outbox_store
                 .lock()
                 .unwrap()
                 .pending_out(now_ms())
@@ -146,7 +146,7 @@ impl Bridge {
                 }
                 let Some(connector) = inner.connectors.get(&p.connector).cloned() else {
                     let _ = inner
-                        .store
+                        .outbox_store
                         .lock()
                         .unwrap()
                         .out_failed(p.id, "connector not running");
@@ -172,7 +172,12 @@ impl Bridge {
                 match within(connector.send(&out)).await {
                     Ok(platform_id) => {
                         tracing::debug!(outbox_id = p.id, platform_id, "posted");
-                        if let Err(e) = inner.store.lock().unwrap().out_sent(p.id, &platform_id) {
+                        if let Err(e) = inner
+                            .outbox_store
+                            .lock()
+                            .unwrap()
+                            .out_sent(p.id, &platform_id)
+                        {
                             tracing::warn!(outbox_id = p.id, error = %e, "a message was posted but cannot be marked so; it may be posted again");
                         }
                         let _ = inner.events.send(Event::MessageOut {
@@ -209,7 +214,7 @@ impl Bridge {
                     error = %e,
                     "sending a message failed; retrying"
                 );
-                let _ = inner.store.lock().unwrap().out_retry(
+                let _ = inner.outbox_store.lock().unwrap().out_retry(
                     p.id,
                     p.attempts + 1,
                     now_ms() + delay.as_millis() as i64,
@@ -225,7 +230,11 @@ impl Bridge {
                     error = %e,
                     "giving up on a message"
                 );
-                let _ = inner.store.lock().unwrap().out_failed(p.id, &e.to_string());
+                let _ = inner
+                    .outbox_store
+                    .lock()
+                    .unwrap()
+                    .out_failed(p.id, &e.to_string());
             }
         }
     }

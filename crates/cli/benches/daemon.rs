@@ -55,7 +55,9 @@ fn main() {
     };
     assert!(mosaic(&["fleet", "start"]).status().unwrap().success());
     let mut up = mosaic(&["up", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join("mosaic-bench-daemon.log")).unwrap(),
+        )
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -124,6 +126,11 @@ fn main() {
             let e = events
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|_| panic!("replies within 60 s ({} of {n})", got.len()));
+            assert!(
+                e.kind != "lagged",
+                "the event stream fell behind the burst: {}",
+                e.data
+            );
             let reply = e.data["text"].as_str().unwrap_or_default();
             if e.kind == "message_out" && reply.starts_with("[demo reply #") {
                 got.push(e);
@@ -180,6 +187,7 @@ fn main() {
     for i in 0..BURST {
         post("/v1/chat", json!({ "text": format!("burst {i:04}") }));
     }
+    let posted = t.elapsed();
     let last = replies(&events, BURST).pop().unwrap();
     let burst = last.at - t;
     let transcript =
@@ -256,9 +264,10 @@ fn main() {
     println!("  (opsdroid 0.31: p50 4.61 ms, p99 6.13 ms; goal p50 <= 2.5 ms, p99 <= 4 ms)\n");
     println!("burst of {BURST}, the orchestrator replying to each");
     println!(
-        "  {:.0} messages/s ({:.2?} until the last reply); delivered {} of {BURST}, in order and once: {}",
+        "  {:.0} messages/s ({:.2?} until the last reply, {:.2?} to post them all); delivered {} of {BURST}, in order and once: {}",
         BURST as f64 / burst.as_secs_f64(),
         burst,
+        posted,
         order.len(),
         order == expected
     );

@@ -56,6 +56,10 @@ pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let live = show.clone();
+    // The room's history as it was when this chat opened: what is posted later is shown live,
+    // or read from the history when the stream fell behind a burst (`lagged`).
+    let opened_at = read_history(paths).len();
+    let history_paths = paths.clone();
     std::thread::spawn(move || {
         let _ = ready_tx.send(());
         let _ = listener.events(|event| {
@@ -63,6 +67,10 @@ pub fn run(paths: &Paths, daemon: Daemon, linger: Duration) -> Result<()> {
                 let text = event["text"].as_str().unwrap_or_default();
                 let key = event["key"].as_str().unwrap_or_default();
                 live(key, text);
+            } else if event["type"] == "lagged" {
+                for m in read_history(&history_paths).iter().skip(opened_at) {
+                    live(&m.key, &m.text);
+                }
             }
             true
         });

@@ -197,8 +197,17 @@ pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
 /// ids that must not repeat across restarts.
 pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     use std::io::Read;
+    // Opened once: a message's nonce is drawn on every accept.
+    static URANDOM: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let urandom = match URANDOM.get() {
+        Some(f) => f,
+        None => {
+            let f = std::fs::File::open("/dev/urandom")?;
+            URANDOM.get_or_init(|| f)
+        }
+    };
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    (&*urandom).read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 

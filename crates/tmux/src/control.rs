@@ -58,7 +58,10 @@ pub struct SendReport {
 
 enum Event {
     Reply(Result<String, String>),
-    Output { pane: String, data: Vec<u8> },
+    Output {
+        pane: String,
+        data: Vec<u8>,
+    },
     Exit(String),
     /// [`Waker::wake`]: ends a [`ControlClient::next_output_or_wake`] wait.
     Wake,
@@ -262,10 +265,7 @@ impl ControlClient {
 
     /// Like [`next_output`](Self::next_output), but also ends (with `Ok(None)`) when this
     /// client's [`Waker`] is woken.
-    pub fn next_output_or_wake(
-        &mut self,
-        deadline: Instant,
-    ) -> Result<Option<Vec<u8>>, TmuxError> {
+    pub fn next_output_or_wake(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, TmuxError> {
         self.wait_output(deadline, true)
     }
 
