@@ -237,12 +237,23 @@ fn harness_hooks_in_their_own_payload_shapes_pace_the_queue() {
         "last-assistant-message": "done"
     });
     s.ok(&["hook", &codex_done.to_string()]);
-    wait_for("the first message", || s.transcript("mos").len() == 1);
+    // What queued while it was busy goes in together: one turn.
+    wait_for("the two messages", || s.transcript("mos").len() == 2);
+    assert!(s.transcript("mos")[1].ends_with("] second while busy"));
+    assert_eq!(s.transcript_turns("mos"), [1, 1]);
+    // (The demo orchestrator ends that turn with its own idle hook.)
+    std::thread::sleep(Duration::from_millis(500));
+    let out = s.run_with_stdin(&["hook"], claude_busy.to_string().as_bytes());
+    assert!(out.status.success());
+    let out = s.run_with_stdin(&["chat", "--linger", "0"], b"third while busy\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(s.transcript("mos").len(), 2, "nothing typed while busy");
     // Claude Code's Stop hook: idle again, the next one goes.
     let claude_stop = serde_json::json!({ "session_id": "abc123", "transcript_path": "/tmp/t.jsonl", "hook_event_name": "Stop", "stop_hook_active": false });
     s.run_with_stdin(&["hook"], claude_stop.to_string().as_bytes());
-    wait_for("the second message", || s.transcript("mos").len() == 2);
-    assert!(s.transcript("mos")[1].ends_with("] second while busy"));
+    wait_for("the third message", || s.transcript("mos").len() == 3);
+    assert!(s.transcript("mos")[2].ends_with("] third while busy"));
     // A hook never fails its harness, even with the daemon gone or an unknown event.
     let out = s.run(&["hook", "SomethingElse"]);
     assert!(
@@ -1753,4 +1764,53 @@ fn mosaic_chat_in_a_terminal_edits_lines_and_keeps_a_history() {
         std::fs::metadata(&history).unwrap().permissions().mode() & 0o777,
         0o600
     );
+}
+
+/// Sends through the daemon reuse one control client per pane (no attach per send); after the
+/// agent is restarted (a new program in the same pane) the next send reaches the new program,
+/// once, and never the old client's.
+#[test]
+fn sends_through_the_daemon_reuse_one_client_per_pane_and_follow_a_restart() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, url, token) = up(&s);
+    let auth = format!("Bearer {token}");
+    let send = |text: &str| {
+        let r = agent()
+            .post(format!("{url}/v1/agents/helper/send"))
+            .header("Authorization", &auth)
+            .send_json(serde_json::json!({ "text": text }))
+            .unwrap();
+        assert_eq!(r.status(), 200, "{text}");
+    };
+    let control_clients_on_helper = || -> usize {
+        s.tmux()
+            .run(&[
+                "list-clients",
+                "-F",
+                "#{client_control_mode} #{session_name}",
+            ])
+            .unwrap()
+            .lines()
+            .filter(|l| *l == "1 helper")
+            .count()
+    };
+    for i in 1..=3 {
+        send(&format!("send {i}"));
+    }
+    wait_for("three sends", || s.transcript("helper").len() == 3);
+    assert_eq!(control_clients_on_helper(), 1, "one kept client");
+    s.ok(&["fleet", "restart", "helper"]);
+    wait_for("helper running again", || {
+        s.states()
+            .contains(&("helper".to_owned(), "running".to_owned()))
+    });
+    std::fs::remove_file(s.state().join("agents/helper/demo-transcript.jsonl")).unwrap();
+    send("after the restart");
+    wait_for("the send after the restart", || {
+        s.transcript("helper") == ["after the restart"]
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.transcript("helper"), ["after the restart"], "once");
+    assert_eq!(control_clients_on_helper(), 1);
 }

@@ -145,7 +145,7 @@ struct Session {
     /// How to type into the orchestrator (its harness's settle time and dialogs).
     options: SendOptions,
     /// The pane's writer turn.
-    writer: Arc<Mutex<()>>,
+    writer: Arc<Mutex<mosaic_fleet::PaneWriter>>,
 }
 
 /// Why a delivery did not complete.

@@ -16,6 +16,7 @@ use mosaic_tmux::{ControlClient, ErrorKind, PaneInfo, SendOptions, SendReport, S
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Size of each agent's window.
@@ -687,25 +688,24 @@ impl Fleet {
             )));
         }
         let writer = pane_writer(self.tmux.socket(), name);
-        let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut turn = writer.lock().unwrap_or_else(|e| e.into_inner());
         let not_running = |state: AgentState| FleetError::NotRunning {
             name: name.to_owned(),
             state: state.as_str(),
         };
-        let mut client =
-            ControlClient::attach(&self.tmux, name, false).map_err(|e| match e.kind {
-                ErrorKind::NoSession | ErrorKind::NoServer => not_running(AgentState::Stopped),
-                _ => e.into(),
-            })?;
+        let mut client = turn.client(&self.tmux, name).map_err(|e| match e.kind {
+            ErrorKind::NoSession | ErrorKind::NoServer => not_running(AgentState::Stopped),
+            _ => e.into(),
+        })?;
         if client.pane_dead() {
             return Err(not_running(AgentState::Dead));
         }
-        client
-            .send_text(text, &send_options(&agent.runtime))
-            .map_err(|e| match e.kind {
-                ErrorKind::PaneDead => not_running(AgentState::Dead),
-                _ => e.into(),
-            })
+        let sent = client.send_text(text, &send_options(&agent.runtime));
+        turn.keep(client);
+        sent.map_err(|e| match e.kind {
+            ErrorKind::PaneDead => not_running(AgentState::Dead),
+            _ => e.into(),
+        })
     }
 
     /// The agent's pane text: the screen, or all scrollback with `history`.
@@ -967,17 +967,84 @@ fn last_lines(text: &str, n: usize) -> String {
 /// The turn every write to the pane of `agent` on tmux socket `socket` takes in this process,
 /// so a pane has one writer at a time: a paste and its Enter are never interleaved with another
 /// write (with the daemon running, every write to a pane goes through it).
-pub fn pane_writer(socket: &str, agent: &str) -> std::sync::Arc<std::sync::Mutex<()>> {
-    use std::sync::{Arc, Mutex, OnceLock};
-    type Writers = Mutex<HashMap<(String, String), Arc<Mutex<()>>>>;
-    static WRITERS: OnceLock<Writers> = OnceLock::new();
-    WRITERS
-        .get_or_init(Default::default)
+pub fn pane_writer(socket: &str, agent: &str) -> Arc<Mutex<PaneWriter>> {
+    pane_writers()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry((socket.to_owned(), agent.to_owned()))
         .or_default()
         .clone()
+}
+
+type PaneWriters = Mutex<HashMap<(String, String), Arc<Mutex<PaneWriter>>>>;
+
+/// This process's pane writers, by tmux socket and agent.
+fn pane_writers() -> &'static PaneWriters {
+    static WRITERS: std::sync::OnceLock<PaneWriters> = std::sync::OnceLock::new();
+    WRITERS.get_or_init(Default::default)
+}
+
+/// How long a pane's kept control client may stay unused before it is let go.
+const KEPT_CLIENT_IDLE: Duration = Duration::from_secs(10);
+
+/// A pane's writer turn (see [`pane_writer`]), and the control client its sends reuse while
+/// the process keeps one (the daemon: no attach per send). Let go after [`KEPT_CLIENT_IDLE`]
+/// unused.
+#[derive(Default)]
+pub struct PaneWriter {
+    kept: Option<(ControlClient, Instant)>,
+}
+
+impl PaneWriter {
+    /// The kept client when it still writes to the pane's current program, else a new one
+    /// attached to `session` (kept for the next send by [`PaneWriter::keep`]).
+    fn client(
+        &mut self,
+        tmux: &Tmux,
+        session: &str,
+    ) -> Result<ControlClient, mosaic_tmux::TmuxError> {
+        if let Some((mut client, _)) = self.kept.take()
+            && client.is_current()
+        {
+            return Ok(client);
+        }
+        ControlClient::attach(tmux, session, false)
+    }
+
+    /// Keeps `client` for the next send to this pane, and lets it go once unused for a while.
+    fn keep(&mut self, client: ControlClient) {
+        self.kept = Some((client, Instant::now()));
+        start_kept_client_reaper();
+    }
+}
+
+/// Lets kept control clients go once unused for [`KEPT_CLIENT_IDLE`] (one thread per process,
+/// started with the first kept client).
+fn start_kept_client_reaper() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(KEPT_CLIENT_IDLE / 2);
+                let writers: Vec<Arc<Mutex<PaneWriter>>> = pane_writers()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect();
+                for writer in writers {
+                    // A writer busy right now is looked at next time.
+                    if let Ok(mut w) = writer.try_lock()
+                        && w.kept
+                            .as_ref()
+                            .is_some_and(|(_, at)| at.elapsed() > KEPT_CLIENT_IDLE)
+                    {
+                        w.kept = None;
+                    }
+                }
+            }
+        });
+    });
 }
 
 /// Creates a directory readable only by the user.

@@ -15,7 +15,9 @@ pub mod verify;
 pub mod versions;
 pub mod wizard;
 
-pub use engine::{Fleet, Outcome, create_private_dir, leading_comments, pane_writer, worker_from};
+pub use engine::{
+    Fleet, Outcome, PaneWriter, create_private_dir, leading_comments, pane_writer, worker_from,
+};
 
 impl Outcome {
     /// Whether this outcome means the operation failed for that agent.

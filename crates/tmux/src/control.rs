@@ -215,6 +215,12 @@ impl ControlClient {
         &self.incarnation
     }
 
+    /// Whether this client still writes to the program it attached to (one round trip): the
+    /// session, the pane and its program are the same and alive.
+    pub fn is_current(&mut self) -> bool {
+        self.ensure_alive().is_ok()
+    }
+
     /// Whether the pane's program had exited when the client attached.
     pub fn pane_dead(&self) -> bool {
         self.pane_dead
