@@ -54,6 +54,7 @@ fn main() {
         c
     };
     assert!(mosaic(&["fleet", "start"]).status().unwrap().success());
+    // The daemon's log, for a run that went wrong.
     let mut up = mosaic(&["up", "--listen", "127.0.0.1:0"])
         .stderr(
             std::fs::File::create(std::env::temp_dir().join("mosaic-bench-daemon.log")).unwrap(),
@@ -218,8 +219,9 @@ fn main() {
         post("/v1/agents/w/send", json!({ "text": text }));
     });
 
-    // Idle RSS: the daemon, and the tmux control client it keeps on the orchestrator.
-    std::thread::sleep(Duration::from_secs(2));
+    // Idle RSS: the daemon, and the tmux control client it keeps on the orchestrator (the
+    // client it kept for the sends to `w` is let go after 10 s unused, within 15 s).
+    std::thread::sleep(Duration::from_secs(16));
     let daemon_rss = rss_kb(up.id());
     let client_rss: u64 = children(up.id())
         .into_iter()
