@@ -250,6 +250,23 @@ impl Sandbox {
 
     /// Messages the demo agent `agent` received, in order.
     pub fn transcript(&self, agent: &str) -> Vec<String> {
+        self.transcript_entries(agent)
+            .iter()
+            .map(|e| e["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The turn each message of demo agent `agent`'s transcript came in (several chat messages
+    /// can share one).
+    pub fn transcript_turns(&self, agent: &str) -> Vec<u64> {
+        self.transcript_entries(agent)
+            .iter()
+            .map(|e| e["turn"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// Demo agent `agent`'s transcript: one JSON object per message it received.
+    fn transcript_entries(&self, agent: &str) -> Vec<serde_json::Value> {
         let path = self
             .state()
             .join("agents")
@@ -260,32 +277,7 @@ impl Sandbox {
         let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
         complete
             .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
-    }
-
-    /// The turn each message of demo agent `agent`'s transcript came in (several chat messages
-    /// can share one).
-    pub fn transcript_turns(&self, agent: &str) -> Vec<u64> {
-        let path = self
-            .state()
-            .join("agents")
-            .join(agent)
-            .join("demo-transcript.jsonl");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        complete
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["turn"]
-                    .as_u64()
-                    .unwrap()
-            })
+            .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
 
