@@ -108,7 +108,7 @@ impl Bridge {
             }
         }
         tracing::info!(mode, "comms mode told to the agents' rooms");
-        if let Err(e) = self.inner.store.lock().unwrap().set(COMMS_TOLD_KEY, mode) {
+        if let Err(e) = self.write(|s| s.set(COMMS_TOLD_KEY, mode)) {
             tracing::warn!(error = %e, "comms: cannot keep the mode told");
         }
     }
@@ -137,13 +137,7 @@ impl Bridge {
             return false;
         }
         let parts = split_for(text, &connector.capabilities());
-        let queued = self.inner.store.lock().unwrap().enqueue_out(
-            id,
-            &agent_room_key(agent),
-            None,
-            None,
-            &parts,
-        );
+        let queued = self.write(|s| s.enqueue_out(id, &agent_room_key(agent), None, None, &parts));
         match queued {
             Ok(_) => {
                 self.inner.wake_outbox.notify_one();

@@ -113,12 +113,7 @@ impl Bridge {
     /// Keeps a connector's checkpoint in the store and its live cursors; `false` when the store
     /// failed.
     fn checkpoint(&self, connector: &str, value: &str) -> bool {
-        let stored = self
-            .inner
-            .store
-            .lock()
-            .unwrap()
-            .set_cursor(connector, CHECKPOINT_ROOM, value);
+        let stored = self.write(|s| s.set_cursor(connector, CHECKPOINT_ROOM, value));
         if let Err(e) = stored {
             tracing::error!(connector, error = %e, "cannot keep a connector's checkpoint");
             return false;

@@ -203,12 +203,8 @@ impl Bridge {
             Ok(a) => a,
             Err(decision) => return self.apply(&inbound, &line, decision),
         };
-        let stored = self
-            .inner
-            .store
-            .lock()
-            .unwrap()
-            .accept(&inbound, Queueing::when(admitted.queue, admitted.role));
+        let stored =
+            self.write(|s| s.accept(&inbound, Queueing::when(admitted.queue, admitted.role)));
         let markdown = self.markdown(&inbound.connector);
         match decide(
             &inbound,
@@ -314,8 +310,7 @@ impl Bridge {
         }
         let (command, line) = match command {
             FleetCommand::Confirm { code } => {
-                let taken =
-                    confirm::take(&mut self.inner.store.lock().unwrap(), &code, &conn, &user);
+                let taken = self.write(|s| confirm::take(s, &code, &conn, &user));
                 match taken {
                     Ok(Some(p)) => (p.command, p.line),
                     Ok(None) => {
@@ -347,13 +342,7 @@ impl Bridge {
                         Ok(_) => {}
                     }
                 }
-                let asked = confirm::ask(
-                    &self.inner.store.lock().unwrap(),
-                    &conn,
-                    &user,
-                    command,
-                    &line,
-                );
+                let asked = self.write(|s| confirm::ask(s, &conn, &user, command, &line));
                 return match asked {
                     Ok(code) => Decision::new(Verdict::AwaitingConfirmation(code.clone()))
                         .audit("awaiting confirmation")

@@ -143,7 +143,10 @@ struct Inner {
     executor: Executor,
     audit: AuditLog,
     db: PathBuf,
+    /// The bridge's connection: commits without waiting for the disk, made durable by
+    /// `group_commit` before anyone is told (through [`Bridge::write`]).
     store: Mutex<Store>,
+    group_commit: store::GroupCommit,
     /// The outbox worker's own connection: it marks what was posted (or failed) without waiting
     /// for the disk ([`Store::relax_durability`]): a `kill -9` loses none of it, a power loss
     /// can only make a message be posted again. What is queued to be posted is committed by
@@ -182,6 +185,8 @@ impl Bridge {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let db = store::database(&config.paths.state_dir);
         let store = Store::open(&db)?;
+        store.relax_durability()?;
+        let group_commit = store::GroupCommit::open(&db)?;
         let outbox_store = Store::open(&db)?;
         outbox_store.relax_durability()?;
         let mut cursors = HashMap::new();
@@ -210,6 +215,7 @@ impl Bridge {
                 audit,
                 db,
                 store: Mutex::new(store),
+                group_commit,
                 outbox_store: Mutex::new(outbox_store),
                 health: connectors
                     .iter()
@@ -375,6 +381,24 @@ impl Bridge {
         self.wake_delivery();
     }
 
+    /// Runs `write` on the bridge's connection and returns once what it committed is on disk,
+    /// synced together with whatever else committed meanwhile (group commit: one `fdatasync`
+    /// for many). Every write someone is told about afterwards (a message taken, a reply
+    /// queued, a checkpoint, a confirmation) goes through here.
+    pub(crate) fn write<T>(
+        &self,
+        write: impl FnOnce(&mut Store) -> Result<T, store::StoreError>,
+    ) -> Result<T, store::StoreError> {
+        let (result, ticket) = {
+            let mut store = self.inner.store.lock().unwrap();
+            let result = write(&mut store);
+            (result, self.inner.group_commit.committed())
+        };
+        let value = result?;
+        self.inner.group_commit.sync_through(ticket)?;
+        Ok(value)
+    }
+
     /// Tells the delivery worker to look at the queue now.
     pub(crate) fn wake_delivery(&self) {
         let _ = self.inner.wake_delivery.lock().unwrap().send(());
@@ -392,7 +416,7 @@ impl Bridge {
     /// A person's decision on a held message: `retry` pastes it once more, otherwise it is
     /// dropped. False when `id` is not held.
     pub fn resolve_held(&self, id: i64, retry: bool) -> Result<bool, store::StoreError> {
-        let done = self.inner.store.lock().unwrap().resolve_held(id, retry)?;
+        let done = self.write(|s| s.resolve_held(id, retry))?;
         self.wake_delivery();
         Ok(done)
     }

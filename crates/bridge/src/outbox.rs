@@ -100,13 +100,15 @@ impl Bridge {
             });
         }
         let parts = split_for(text, &connector.capabilities());
-        self.inner.store.lock().unwrap().enqueue_out(
-            &target.connector,
-            &target.room,
-            target.thread.as_deref(),
-            target.reply_to.as_ref(),
-            &parts,
-        )?;
+        self.write(|s| {
+            s.enqueue_out(
+                &target.connector,
+                &target.room,
+                target.thread.as_deref(),
+                target.reply_to.as_ref(),
+                &parts,
+            )
+        })?;
         self.inner.wake_outbox.notify_one();
         Ok(parts.len())
     }

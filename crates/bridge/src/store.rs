@@ -1,5 +1,7 @@
-//! The bridge's durable state in SQLite (WAL, synchronous=FULL): which inbound messages were
-//! seen, the queue for the orchestrator, the outbox, pending confirmations, and small key/values.
+//! The bridge's durable state in SQLite (WAL): which inbound messages were seen, the queue for
+//! the orchestrator, the outbox, pending confirmations, and small key/values. A connection
+//! commits fully synced (`synchronous=FULL`) unless relaxed; the bridge's own connection is
+//! relaxed and made durable by [`GroupCommit`] before anyone is told.
 //!
 //! A queued message's `status` goes `queued` → `delivering` (committed while it is prepared) →
 //! `pasting` (committed just before the paste is sent to tmux) → `delivered`; a paste the pane
@@ -183,6 +185,62 @@ fn private_file(path: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Group commit for a connection that commits without waiting for the disk
+/// ([`Store::relax_durability`]): after a commit, [`GroupCommit::sync_through`] makes it durable
+/// (as `synchronous=FULL` would at the commit) with one `fdatasync` of the WAL for every commit
+/// made meanwhile, by any connection. Callers commit under their store's lock, take a
+/// [`GroupCommit::committed`] ticket before letting it go, and sync after: what commits while one
+/// caller waits for the disk is made durable by the next sync, together.
+pub struct GroupCommit {
+    /// The database's WAL, held open for as long as this lives (never reopened and closed: a
+    /// close would drop the process's POSIX locks on the file, see [`private_file`]).
+    wal: std::fs::File,
+    committed: std::sync::atomic::AtomicU64,
+    synced: std::sync::Mutex<u64>,
+    syncs: std::sync::atomic::AtomicU64,
+}
+
+impl GroupCommit {
+    /// For the database at `path`, already open in WAL mode (its `-wal` file exists).
+    pub fn open(path: &Path) -> Result<GroupCommit> {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(GroupCommit {
+            wal: std::fs::File::open(wal).map_err(StoreError::Io)?,
+            committed: std::sync::atomic::AtomicU64::new(0),
+            synced: std::sync::Mutex::new(0),
+            syncs: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// A ticket for the commit just made (take it under the lock the commit was made under).
+    pub fn committed(&self) -> u64 {
+        self.committed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// Returns once the commit with `ticket` (and every one before it) is on disk.
+    pub fn sync_through(&self, ticket: u64) -> Result<()> {
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if *synced >= ticket {
+            return Ok(());
+        }
+        // Every commit with a ticket up to here has been written to the WAL.
+        let through = self.committed.load(std::sync::atomic::Ordering::SeqCst);
+        self.wal.sync_data().map_err(StoreError::Io)?;
+        self.syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *synced = through;
+        Ok(())
+    }
+
+    /// How many times the WAL was synced so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Milliseconds since the epoch.
@@ -808,6 +866,38 @@ mod tests {
         assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["d"]);
         s.mark_delivered(&[4]).unwrap();
         assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["e"]);
+    }
+
+    #[test]
+    fn group_commit_makes_concurrent_commits_durable_with_fewer_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let store = std::sync::Mutex::new(Store::open(&db).unwrap());
+        store.lock().unwrap().relax_durability().unwrap();
+        let group = GroupCommit::open(&db).unwrap();
+        let commits = 400;
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let (store, group) = (&store, &group);
+                scope.spawn(move || {
+                    for i in 0..commits / 4 {
+                        let ticket = {
+                            let mut s = store.lock().unwrap();
+                            s.accept(&msg(&format!("{t}-{i}")), true).unwrap();
+                            group.committed()
+                        };
+                        group.sync_through(ticket).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(store.lock().unwrap().queue_len().unwrap(), commits);
+        assert!(group.syncs() >= 1);
+        assert!(
+            group.syncs() < commits as u64,
+            "{} syncs for {commits} commits",
+            group.syncs()
+        );
     }
 
     #[test]

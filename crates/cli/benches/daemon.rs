@@ -10,6 +10,7 @@
 //!   `tmux send-keys -l TEXT ; send-keys Enter` exec;
 //! - message in -> the orchestrator's reply out (`message_out`), p50/p99;
 //! - a burst of 1,000 with the orchestrator replying to each: messages/s, all in order, once;
+//!   and the same from four senders at once (each sender's order kept);
 //! - `fleet send` to an idle demo agent (the CLI, through the daemon; and the API's
 //!   `/v1/agents/NAME/send`), against the same one-exec floor;
 //! - the daemon's idle RSS, and its tmux control client's.
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 const MOSAIC: &str = env!("CARGO_BIN_EXE_mosaic");
 const RUNS: usize = 100;
 const BURST: usize = 1000;
+/// Senders posting a burst at once.
+const SENDERS: usize = 4;
 
 /// One event from the daemon's stream, with when it arrived.
 struct Seen {
@@ -206,6 +209,49 @@ fn main() {
         .collect();
     let expected: Vec<String> = (0..BURST).map(|i| format!("burst {i:04}")).collect();
 
+    // The same burst from several senders at once (several rooms or connectors): their
+    // messages are taken together (group commit); each sender's own order is kept.
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for sender in 0..SENDERS {
+            let post = &post;
+            scope.spawn(move || {
+                for i in 0..BURST / SENDERS {
+                    post(
+                        "/v1/chat",
+                        json!({ "text": format!("sender {sender} {i:04}") }),
+                    );
+                }
+            });
+        }
+    });
+    let posted_concurrently = t.elapsed();
+    let last = replies(&events, BURST).pop().unwrap();
+    let concurrent_burst = last.at - t;
+    let transcript =
+        std::fs::read_to_string(state.join("agents/mos/demo-transcript.jsonl")).unwrap_or_default();
+    let received: Vec<String> = transcript
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| {
+            v["text"]
+                .as_str()
+                .and_then(|t| t.rsplit("] ").next())
+                .map(str::to_owned)
+        })
+        .filter(|t| t.starts_with("sender "))
+        .collect();
+    let each_in_order = (0..SENDERS).all(|sender| {
+        let mine: Vec<&String> = received
+            .iter()
+            .filter(|t| t.starts_with(&format!("sender {sender} ")))
+            .collect();
+        let expected: Vec<String> = (0..BURST / SENDERS)
+            .map(|i| format!("sender {sender} {i:04}"))
+            .collect();
+        mine.len() == expected.len() && mine.iter().zip(&expected).all(|(a, b)| *a == b)
+    });
+
     // `fleet send` to an idle demo agent: the CLI (a process, through the daemon) and the API.
     let cli_send = times(40, || {
         assert!(
@@ -223,6 +269,12 @@ fn main() {
     // client it kept for the sends to `w` is let go after 10 s unused, within 15 s).
     std::thread::sleep(Duration::from_secs(16));
     let daemon_rss = rss_kb(up.id());
+    let daemon_anon = status_kb(up.id(), "RssAnon");
+    let clients: Vec<u32> = children(up.id())
+        .into_iter()
+        .filter(|pid| comm(*pid).starts_with("tmux"))
+        .collect();
+    let client_anon: u64 = clients.iter().map(|p| status_kb(*p, "RssAnon")).sum();
     let client_rss: u64 = children(up.id())
         .into_iter()
         .filter(|pid| comm(*pid).starts_with("tmux"))
@@ -273,6 +325,13 @@ fn main() {
         order.len(),
         order == expected
     );
+    println!(
+        "  from {SENDERS} senders at once: {:.0} messages/s ({:.2?} until the last reply, {:.2?} to post them all); {} of {BURST}, each sender's in order and once: {each_in_order}",
+        BURST as f64 / concurrent_burst.as_secs_f64(),
+        concurrent_burst,
+        posted_concurrently,
+        received.len()
+    );
     println!("  (rivals' bridges queue 20 and drop the rest; goal >= 2,000 messages/s)\n");
     println!("fleet send to an idle demo agent (paste, Enter, confirmed by the pane)");
     row(
@@ -295,6 +354,11 @@ fn main() {
         daemon_rss as f64 / 1024.0,
         client_rss as f64 / 1024.0
     );
+    println!(
+        "  of which their own (anonymous) memory: daemon {:.1} MB, control client {:.1} MB; the rest is mapped files (the binary, shared libraries)",
+        daemon_anon as f64 / 1024.0,
+        client_anon as f64 / 1024.0
+    );
 }
 
 /// `n` timings of `f`, sorted.
@@ -311,10 +375,16 @@ fn times(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
 }
 
 fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS")
+}
+
+/// A `/proc/PID/status` figure in kB (`VmRSS`, `RssAnon`: its own memory, `RssFile`: mapped
+/// files, shared libraries shared with other processes).
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmRSS"))
+        .find(|l| l.starts_with(&format!("{field}:")))
         .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
         .and_then(|kb| kb.parse().ok())
         .unwrap_or(0)
