@@ -194,19 +194,7 @@ fn main() {
     let posted = t.elapsed();
     let last = replies(&events, BURST).pop().unwrap();
     let burst = last.at - t;
-    let transcript =
-        std::fs::read_to_string(state.join("agents/mos/demo-transcript.jsonl")).unwrap_or_default();
-    let order: Vec<String> = transcript
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| {
-            v["text"]
-                .as_str()
-                .and_then(|t| t.rsplit("] ").next())
-                .map(str::to_owned)
-        })
-        .filter(|t| t.starts_with("burst "))
-        .collect();
+    let order = received_by_the_orchestrator(&state, "burst ");
     let expected: Vec<String> = (0..BURST).map(|i| format!("burst {i:04}")).collect();
 
     // The same burst from several senders at once (several rooms or connectors): their
@@ -228,19 +216,7 @@ fn main() {
     let posted_concurrently = t.elapsed();
     let last = replies(&events, BURST).pop().unwrap();
     let concurrent_burst = last.at - t;
-    let transcript =
-        std::fs::read_to_string(state.join("agents/mos/demo-transcript.jsonl")).unwrap_or_default();
-    let received: Vec<String> = transcript
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| {
-            v["text"]
-                .as_str()
-                .and_then(|t| t.rsplit("] ").next())
-                .map(str::to_owned)
-        })
-        .filter(|t| t.starts_with("sender "))
-        .collect();
+    let received = received_by_the_orchestrator(&state, "sender ");
     let each_in_order = (0..SENDERS).all(|sender| {
         let mine: Vec<&String> = received
             .iter()
@@ -359,6 +335,23 @@ fn main() {
         daemon_anon as f64 / 1024.0,
         client_anon as f64 / 1024.0
     );
+}
+
+/// The texts (without their envelopes) the demo orchestrator received that start with
+/// `prefix`, in the order it received them.
+fn received_by_the_orchestrator(state: &std::path::Path, prefix: &str) -> Vec<String> {
+    std::fs::read_to_string(state.join("agents/mos/demo-transcript.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| {
+            v["text"]
+                .as_str()
+                .and_then(|t| t.rsplit("] ").next())
+                .map(str::to_owned)
+        })
+        .filter(|t| t.starts_with(prefix))
+        .collect()
 }
 
 /// `n` timings of `f`, sorted.
