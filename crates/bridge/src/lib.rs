@@ -208,8 +208,9 @@ impl Bridge {
                     Duration::from_secs(view.settings.busy_timeout_secs),
                 )),
                 view: RwLock::new(Arc::new(view)),
+                executor: Executor::new(config.paths.clone(), config.mosaic_exe.clone())
+                    .with_live_roster(config.roster.clone()),
                 roster: config.roster,
-                executor: Executor::new(config.paths.clone(), config.mosaic_exe.clone()),
                 paths: config.paths,
                 exe: config.mosaic_exe,
                 audit,

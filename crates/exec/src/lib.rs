@@ -110,16 +110,47 @@ pub fn authorize(command: &FleetCommand, actor: &Actor) -> Result<(), ExecError>
 pub struct Executor {
     paths: Paths,
     mosaic_exe: PathBuf,
+    /// The daemon's live roster, when this executor runs in the daemon.
+    live: Option<mosaic_fleet::LiveRoster>,
 }
 
 impl Executor {
     /// An executor for the fleet in `paths`; `mosaic_exe` runs the demo agent and `mosaic mcp`.
     pub fn new(paths: Paths, mosaic_exe: PathBuf) -> Executor {
-        Executor { paths, mosaic_exe }
+        Executor {
+            paths,
+            mosaic_exe,
+            live: None,
+        }
+    }
+
+    /// Reads the roster from `live` (the daemon's, re-read only when the file changed) for the
+    /// verbs that only read it (`ps`, `status`, `send`, `logs`), instead of parsing the file
+    /// for each.
+    pub fn with_live_roster(mut self, live: mosaic_fleet::LiveRoster) -> Executor {
+        self.live = Some(live);
+        self
     }
 
     fn open(&self) -> Result<Fleet, ExecError> {
         Ok(Fleet::open(self.paths.clone(), self.mosaic_exe.clone())?)
+    }
+
+    /// The fleet for a verb that only reads the roster: the live roster as the file is now (one
+    /// `stat` when it did not change; an invalid file leaves the last good roster in use, as
+    /// everywhere in the daemon), or the file parsed.
+    fn open_to_read(&self) -> Result<Fleet, ExecError> {
+        match &self.live {
+            Some(live) => {
+                live.reload();
+                Ok(Fleet::new(
+                    self.paths.clone(),
+                    (*live.get()).clone(),
+                    self.mosaic_exe.clone(),
+                ))
+            }
+            None => self.open(),
+        }
     }
 
     /// Runs `command` for `actor`: refused when the actor's role is too low, and for verbs that
@@ -156,13 +187,13 @@ impl Executor {
         let secs = Duration::from_secs;
         Ok(match command {
             FleetCommand::Status {} => {
-                let fleet = self.open()?;
+                let fleet = self.open_to_read()?;
                 Outcome::Status {
                     report: StatusReport::new(&fleet.roster, fleet.ps()?),
                 }
             }
             FleetCommand::Ps(_) => Outcome::Ps {
-                status: self.open()?.ps()?,
+                status: self.open_to_read()?.ps()?,
             },
             FleetCommand::Verify(_) => Outcome::Verify {
                 checks: mosaic_fleet::verify::verify(&self.paths, &self.mosaic_exe),
@@ -243,7 +274,9 @@ impl Executor {
                 )?),
             },
             FleetCommand::Send(args) => {
-                let report = self.open()?.send(&args.name, &args.text.join(" "))?;
+                let report = self
+                    .open_to_read()?
+                    .send(&args.name, &args.text.join(" "))?;
                 Outcome::Sent {
                     agent: args.name.clone(),
                     pasted_chars: report.pasted.chars().count(),
@@ -301,7 +334,7 @@ impl Executor {
             }
             FleetCommand::Logs(args) if !args.follow => Outcome::Logs {
                 agent: args.name.clone(),
-                text: self.open()?.capture(&args.name, !args.screen)?,
+                text: self.open_to_read()?.capture(&args.name, !args.screen)?,
             },
             FleetCommand::Logs(_) | FleetCommand::Attach(_) | FleetCommand::Install(_) => {
                 return Err(ExecError::NeedsTerminal {
