@@ -36,7 +36,8 @@ const BUSY_POLL: Duration = Duration::from_millis(200);
 /// was busy go in together, as a harness merges what is typed while it works).
 pub const TURN_MESSAGES: usize = 100;
 
-/// At most this much text goes into one turn (unless one message alone is longer).
+/// At most this much is pasted in one turn, envelopes included (unless one message alone is
+/// longer).
 pub const TURN_BYTES: usize = 32 * 1024;
 
 /// How often the worker looks at the screen of a starting orchestrator.
@@ -200,7 +201,9 @@ impl DeliveryWorker {
                 session = None;
                 continue;
             }
-            let turn = match store.next_batch(TURN_MESSAGES, TURN_BYTES) {
+            // Counted as pasted: each message in its envelope, on a line of its own.
+            let turn = match store.next_batch(TURN_MESSAGES, TURN_BYTES, |q| envelope(q).len() + 1)
+            {
                 Ok(turn) => turn,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the queue");

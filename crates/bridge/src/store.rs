@@ -389,14 +389,20 @@ impl Store {
     /// The oldest message waiting for the orchestrator (one index lookup, whatever the queue's
     /// length).
     pub fn next_queued(&self) -> Result<Option<Queued>> {
-        Ok(self.next_batch(1, 0)?.pop())
+        Ok(self.next_batch(1, 0, |_| 0)?.pop())
     }
 
     /// The oldest messages waiting for the orchestrator that can go in one turn: at most
     /// `max_messages`, all from the oldest one's room (and thread), so an answer without a
-    /// message id still lands where each of them came from, and at most `max_bytes` of text
-    /// unless the first alone is longer. One index range read, whatever the queue's length.
-    pub fn next_batch(&self, max_messages: usize, max_bytes: usize) -> Result<Vec<Queued>> {
+    /// message id still lands where each of them came from, and at most `max_bytes` as
+    /// `size_of` counts a message (as it is pasted: in its envelope, with its line break) unless
+    /// the first alone is longer. One index range read, whatever the queue's length.
+    pub fn next_batch(
+        &self,
+        max_messages: usize,
+        max_bytes: usize,
+        size_of: impl Fn(&Queued) -> usize,
+    ) -> Result<Vec<Queued>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {QUEUED_COLUMNS} FROM inbox WHERE status = 'queued' ORDER BY id LIMIT ?1"
         ))?;
@@ -411,11 +417,11 @@ impl Store {
                         &first.inbound.room,
                         &first.inbound.thread,
                     );
-                if !same_origin || bytes + q.inbound.text.len() > max_bytes {
+                if !same_origin || bytes + size_of(&q) > max_bytes {
                     break;
                 }
             }
-            bytes += q.inbound.text.len();
+            bytes += size_of(&q);
             batch.push(q);
         }
         Ok(batch)
@@ -850,22 +856,26 @@ mod tests {
         ] {
             s.accept(&in_room(id, room, text), true).unwrap();
         }
+        let text_len = |q: &Queued| q.inbound.text.len();
         let ids = |batch: Vec<Queued>| -> Vec<String> {
             batch.into_iter().map(|q| q.inbound.message_id).collect()
         };
         // Stops before another room, whatever the bounds.
-        assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["a", "b", "c"]);
-        assert_eq!(ids(s.next_batch(2, 1 << 20).unwrap()), ["a", "b"]);
-        assert_eq!(ids(s.next_batch(100, 12).unwrap()), ["a", "b"]);
+        assert_eq!(
+            ids(s.next_batch(100, 1 << 20, text_len).unwrap()),
+            ["a", "b", "c"]
+        );
+        assert_eq!(ids(s.next_batch(2, 1 << 20, text_len).unwrap()), ["a", "b"]);
+        assert_eq!(ids(s.next_batch(100, 12, text_len).unwrap()), ["a", "b"]);
         // The first goes alone when it is longer than the byte bound.
-        assert_eq!(ids(s.next_batch(100, 1).unwrap()), ["a"]);
+        assert_eq!(ids(s.next_batch(100, 1, text_len).unwrap()), ["a"]);
         s.mark_delivering(&[1, 2, 3], "{}").unwrap();
         s.mark_pasting(&[1, 2, 3], "1/%0/2").unwrap();
         assert_eq!(s.in_delivery().unwrap().len(), 3);
         s.mark_delivered(&[1, 2, 3]).unwrap();
-        assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["d"]);
+        assert_eq!(ids(s.next_batch(100, 1 << 20, text_len).unwrap()), ["d"]);
         s.mark_delivered(&[4]).unwrap();
-        assert_eq!(ids(s.next_batch(100, 1 << 20).unwrap()), ["e"]);
+        assert_eq!(ids(s.next_batch(100, 1 << 20, text_len).unwrap()), ["e"]);
     }
 
     #[test]
