@@ -214,9 +214,6 @@ fn repl(
     }
 }
 
-/// How long a hook is tried again while the daemon is away.
-const HOOK_RETRY: std::time::Duration = std::time::Duration::from_secs(20);
-
 /// What the demo agent tells the daemon.
 enum Call {
     /// A hook event, with its payload.
@@ -250,30 +247,10 @@ impl DaemonLink {
                     .ok();
                 }
                 let ok = match call {
-                    // A hook that finds the daemon away (restarting) is tried again for a while
-                    // (a worker's final answer rides on it), in order, off the REPL's thread.
-                    Call::Hook(event, payload) => {
+                    Call::Hook(event, payload) => daemon.as_ref().is_some_and(|d| {
                         let body = serde_json::json!({ "event": event, "payload": payload });
-                        let give_up = std::time::Instant::now() + HOOK_RETRY;
-                        loop {
-                            if daemon
-                                .as_ref()
-                                .is_some_and(|d| d.post("/v1/hooks", body.clone()).is_ok())
-                            {
-                                break true;
-                            }
-                            // No daemon at all (its file is gone): nobody to tell.
-                            if !daemon_up() || std::time::Instant::now() >= give_up {
-                                break false;
-                            }
-                            std::thread::sleep(std::time::Duration::from_millis(200));
-                            daemon = crate::client::Daemon::locate_quick(
-                                &paths,
-                                std::time::Duration::from_secs(5),
-                            )
-                            .ok();
-                        }
-                    }
+                        d.post("/v1/hooks", body).is_ok()
+                    }),
                     Call::Reply { text, to } => {
                         let request = mosaic_api::wire::ReplyRequest {
                             text,
