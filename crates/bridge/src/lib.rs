@@ -472,10 +472,11 @@ impl Bridge {
     /// The roster in use follows what the command changed; text sent to an agent is also posted
     /// in its comms room in `comms: matrix` mode (the mode as the roster has it now).
     pub async fn exec(&self, command: FleetCommand, actor: Actor) -> Result<Outcome, ExecError> {
+        // The roster as the file is now (one stat when unchanged): the executor reads it.
+        self.refresh_roster().await;
         // Posted before it is typed, so the agent's answer comes after it in the room.
         let posted = match &command {
             FleetCommand::Send(args) if mosaic_exec::authorize(&command, &actor).is_ok() => {
-                self.refresh_roster().await;
                 let speaker = comms::speaker(&actor, &self.orchestrator_name());
                 let text = args.text.join(" ");
                 let line = format!("{speaker} → {}:\n{}", args.name, comms::literal(&text));

@@ -124,7 +124,7 @@ impl Executor {
         }
     }
 
-    /// Reads the roster from `live` (the daemon's, re-read only when the file changed) for the
+    /// Reads the roster from `live` (the daemon's, which it keeps following the file) for the
     /// verbs that only read it (`ps`, `status`, `send`, `logs`), instead of parsing the file
     /// for each.
     pub fn with_live_roster(mut self, live: mosaic_fleet::LiveRoster) -> Executor {
@@ -136,19 +136,16 @@ impl Executor {
         Ok(Fleet::open(self.paths.clone(), self.mosaic_exe.clone())?)
     }
 
-    /// The fleet for a verb that only reads the roster: the live roster as the file is now (one
-    /// `stat` when it did not change; an invalid file leaves the last good roster in use, as
-    /// everywhere in the daemon), or the file parsed.
+    /// The fleet for a verb that only reads the roster: the live roster in use (its owner, the
+    /// daemon's bridge, re-reads the file: a reload here would take the change from it, and its
+    /// ACL would never follow), or the file parsed.
     fn open_to_read(&self) -> Result<Fleet, ExecError> {
         match &self.live {
-            Some(live) => {
-                live.reload();
-                Ok(Fleet::new(
-                    self.paths.clone(),
-                    (*live.get()).clone(),
-                    self.mosaic_exe.clone(),
-                ))
-            }
+            Some(live) => Ok(Fleet::new(
+                self.paths.clone(),
+                (*live.get()).clone(),
+                self.mosaic_exe.clone(),
+            )),
             None => self.open(),
         }
     }
