@@ -362,6 +362,23 @@ fn adv_hand_edit_switch_outage_and_kill9_with_posts_pending() {
     wait_for("o1, o2 in the pane during the outage", || {
         m.pane("helper").len() == 3
     });
+    // Killed right after the daemon took helper's answer to o2 (its Stop hook), before the
+    // hook's caller heard back: the caller sends it again to the new daemon, which must not post
+    // it twice (the hook's call id is kept with the post, in one transaction).
+    wait_for("helper's answer to o2 kept for posting", || {
+        rusqlite::Connection::open_with_flags(
+            m.s.state().join("bridge.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|db| {
+            db.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE text LIKE 'helper: [demo reply #3]%'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .is_ok_and(|n| n == 1)
+    });
     // Killed with the posts pending; started again while the homeserver is still down.
     m.restart_daemon();
     wait_for_secs("the daemon back", DAEMON_START_SECS, || {

@@ -654,3 +654,49 @@ fn a_multiline_message_cannot_forge_a_sender_and_carries_the_role() {
     );
     assert!(h.s.states().iter().any(|(n, _)| n == "scout"));
 }
+
+/// A hook sent again under the same call id (its sender lost the answer while the daemon was
+/// restarting) is taken once: its effects (a worker's answer posted, a state told) do not
+/// happen twice. Without an id (harnesses' own payloads) every copy is taken.
+#[test]
+fn a_hook_sent_again_under_its_call_id_is_taken_once() {
+    let h = BridgeHarness::new("");
+    let payload = serde_json::json!({
+        mosaic_bridge::HOOK_CALL_ID: "run1-7",
+        "last_assistant_message": "done"
+    });
+    assert!(
+        h.bridge
+            .hook(Some("helper"), "idle", &payload)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        h.bridge.hook(Some("helper"), "idle", &payload).unwrap(),
+        None,
+        "the copy is not taken"
+    );
+    let another = serde_json::json!({ mosaic_bridge::HOOK_CALL_ID: "run1-8" });
+    assert!(
+        h.bridge
+            .hook(Some("helper"), "busy", &another)
+            .unwrap()
+            .is_some()
+    );
+    // The same id from another agent is another call.
+    assert!(
+        h.bridge
+            .hook(Some("scout"), "idle", &payload)
+            .unwrap()
+            .is_some()
+    );
+    let plain = serde_json::json!({});
+    for _ in 0..2 {
+        assert!(
+            h.bridge
+                .hook(Some("helper"), "idle", &plain)
+                .unwrap()
+                .is_some()
+        );
+    }
+}

@@ -96,7 +96,7 @@ impl Bridge {
                     {
                         let text =
                             format!("comms: {mode} from now on; nothing more is posted here");
-                        self.post_in_agent_room(&id, agent, &text);
+                        self.post_in_agent_room(&id, agent, &text, None);
                     }
                 }
             }
@@ -116,14 +116,21 @@ impl Bridge {
     /// Posts `text` in agent `agent`'s own room when the fleet's comms go through a platform;
     /// nothing in tmux mode. Whether it was kept for posting.
     pub(crate) fn comms_post(&self, agent: &str, text: &str) -> bool {
+        self.comms_post_once(None, agent, text)
+    }
+
+    /// [`Bridge::comms_post`] for hook call `call` (when it has an id): kept for posting in the
+    /// same transaction that records the call as taken, so a copy of the call posts nothing.
+    pub(crate) fn comms_post_once(&self, call: Option<&str>, agent: &str, text: &str) -> bool {
         match self.comms_connector() {
-            Some(id) => self.post_in_agent_room(&id, agent, text),
+            Some(id) => self.post_in_agent_room(&id, agent, text, call),
             None => false,
         }
     }
 
-    /// Keeps `text` in the outbox for agent `agent`'s room on connector `id`.
-    fn post_in_agent_room(&self, id: &str, agent: &str, text: &str) -> bool {
+    /// Keeps `text` in the outbox for agent `agent`'s room on connector `id` (once for hook call
+    /// `call`).
+    fn post_in_agent_room(&self, id: &str, agent: &str, text: &str, call: Option<&str>) -> bool {
         // A room is made only for an agent of the fleet (a send to a wrong name fails anyway).
         if self.agent_role(agent).is_none() {
             return false;
@@ -137,7 +144,8 @@ impl Bridge {
             return false;
         }
         let parts = split_for(text, &connector.capabilities());
-        let queued = self.write(|s| s.enqueue_out(id, &agent_room_key(agent), None, None, &parts));
+        let queued = self
+            .write(|s| s.enqueue_out_once(call, id, &agent_room_key(agent), None, None, &parts));
         match queued {
             Ok(_) => {
                 self.inner.wake_outbox.notify_one();

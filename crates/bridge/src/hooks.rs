@@ -52,6 +52,10 @@ fn dialog_closed(harness: &mosaic_roster::harness::Harness, screen: &str) -> boo
         && !shows(&patterns.busy)
 }
 
+/// The field of a hook payload naming this call, so a copy sent again is taken once (the demo
+/// agent sends one; harnesses' own payloads have none and are taken as they come).
+pub const HOOK_CALL_ID: &str = "mosaic_hook_call";
+
 impl Bridge {
     /// Records hook `event` of agent `agent` (the orchestrator when `None`) with its harness's
     /// `payload` (JSON, `null` when there is none). Returns the activity it means (none for a
@@ -70,6 +74,40 @@ impl Bridge {
         let Some(member) = roster.agent(&name) else {
             return Err(HookError::UnknownAgent(name));
         };
+        // A hook sent again (its sender lost the answer, the daemon was restarting) whose first
+        // copy was taken: nothing happens twice (a worker's answer is not posted again).
+        let call = payload[HOOK_CALL_ID]
+            .as_str()
+            .map(|id| format!("{name}/{id}"));
+        if let Some(call) = &call
+            && self
+                .inner
+                .store
+                .lock()
+                .unwrap()
+                .hook_taken(call)
+                .unwrap_or(false)
+        {
+            return Ok(None);
+        }
+        let result = self.hook_effects(&name, member, event, payload);
+        if let Some(call) = &call
+            && let Err(e) = self.write(|s| s.take_hook(call))
+        {
+            tracing::warn!(agent = %name, error = %e, "cannot keep a hook call's id");
+        }
+        result
+    }
+
+    /// What hook `event` of agent `name` (`member` of the roster) does.
+    fn hook_effects(
+        &self,
+        name: &str,
+        member: &mosaic_roster::Agent,
+        event: &str,
+        payload: &Value,
+    ) -> Result<Option<Activity>, HookError> {
+        let name = name.to_owned();
         let effect =
             hook_effect(Some(&member.runtime), event).ok_or_else(|| HookError::UnknownEvent {
                 agent: name.clone(),
@@ -164,7 +202,10 @@ impl Bridge {
         } else if activity == Activity::Idle
             && let Some(answer) = final_answer(payload)
         {
-            self.comms_post(&name, &format!("{name}: {answer}"));
+            let call = payload[HOOK_CALL_ID]
+                .as_str()
+                .map(|id| format!("{name}/{id}"));
+            self.comms_post_once(call.as_deref(), &name, &format!("{name}: {answer}"));
         }
     }
 

@@ -482,6 +482,26 @@ impl Store {
         Ok(n as usize)
     }
 
+    /// Whether hook call `call` was taken before (its effects happened).
+    pub fn hook_taken(&self, call: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM seen WHERE connector = ' hook' AND message_id = ?1")?
+            .query_row([call], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Records hook call `call` as taken (after its effects).
+    pub fn take_hook(&self, call: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO seen (connector, message_id, at) VALUES (' hook', ?1, ?2)",
+            )?
+            .execute(params![call, now_ms()])?;
+        Ok(())
+    }
+
     /// Marks queued messages (one turn's) as being delivered and keeps where their replies go
     /// ([`CONVERSATION_KEY`](crate::delivery::CONVERSATION_KEY) = `conversation`), in one
     /// transaction, before the paste.
@@ -623,8 +643,32 @@ impl Store {
         reply_to: Option<&ReplyTo>,
         texts: &[String],
     ) -> Result<Vec<i64>> {
+        self.enqueue_out_once(None, connector, room, thread, reply_to, texts)
+    }
+
+    /// [`Store::enqueue_out`], and when `call` is a hook call's id, records it as taken in the
+    /// same transaction: a call taken before queues nothing (empty ids).
+    pub fn enqueue_out_once(
+        &mut self,
+        call: Option<&str>,
+        connector: &str,
+        room: &str,
+        thread: Option<&str>,
+        reply_to: Option<&ReplyTo>,
+        texts: &[String],
+    ) -> Result<Vec<i64>> {
         let reply_to = reply_to.map(|r| serde_json::to_string(r).expect("serializes"));
         let tx = self.conn.transaction()?;
+        if let Some(call) = call {
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO seen (connector, message_id, at) VALUES (' hook', ?1, ?2)",
+                )?
+                .execute(params![call, now_ms()])?;
+            if fresh == 0 {
+                return Ok(Vec::new());
+            }
+        }
         let mut ids = Vec::with_capacity(texts.len());
         for text in texts {
             tx.prepare_cached("INSERT INTO outbox (connector, room, thread, reply_to, text, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![connector, room, thread, reply_to, text, now_ms()],

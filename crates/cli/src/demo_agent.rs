@@ -214,6 +214,9 @@ fn repl(
     }
 }
 
+/// How long a hook is sent again while the daemon is away.
+const HOOK_RETRY: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// What the demo agent tells the daemon.
 enum Call {
     /// A hook event, with its payload.
@@ -238,6 +241,9 @@ impl DaemonLink {
         let (tx, rx) = std::sync::mpsc::channel::<Call>();
         std::thread::spawn(move || {
             let mut daemon: Option<crate::client::Daemon> = None;
+            // Hook call ids: this run's random tag and a count.
+            let run = mosaic_fleet::paths::random_hex(6).unwrap_or_default();
+            let mut calls = 0u64;
             for call in rx {
                 if daemon.is_none() {
                     daemon = crate::client::Daemon::locate_quick(
@@ -247,10 +253,36 @@ impl DaemonLink {
                     .ok();
                 }
                 let ok = match call {
-                    Call::Hook(event, payload) => daemon.as_ref().is_some_and(|d| {
+                    // Sent again while the daemon is away (restarting), under an id of its own,
+                    // so a copy the daemon had taken before it died is not taken twice (a
+                    // worker's final answer rides on it).
+                    Call::Hook(event, mut payload) => {
+                        calls += 1;
+                        if !payload.is_object() {
+                            payload = serde_json::json!({});
+                        }
+                        payload[mosaic_bridge::HOOK_CALL_ID] = format!("{run}-{calls}").into();
                         let body = serde_json::json!({ "event": event, "payload": payload });
-                        d.post("/v1/hooks", body).is_ok()
-                    }),
+                        let give_up = std::time::Instant::now() + HOOK_RETRY;
+                        loop {
+                            if daemon
+                                .as_ref()
+                                .is_some_and(|d| d.post("/v1/hooks", body.clone()).is_ok())
+                            {
+                                break true;
+                            }
+                            // No daemon at all (its file is gone): nobody to tell.
+                            if !daemon_up() || std::time::Instant::now() >= give_up {
+                                break false;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            daemon = crate::client::Daemon::locate_quick(
+                                &paths,
+                                std::time::Duration::from_secs(5),
+                            )
+                            .ok();
+                        }
+                    }
                     Call::Reply { text, to } => {
                         let request = mosaic_api::wire::ReplyRequest {
                             text,
