@@ -26,16 +26,8 @@ struct Api {
 }
 
 impl Api {
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into()
-    }
-
     fn post(&self, path: &str, body: Value) -> Result<(u16, Value), ureq::Error> {
-        let mut r = Self::agent()
+        let mut r = http_agent()
             .post(format!("{}{path}", self.url))
             .header("Authorization", &self.auth)
             .send_json(body)?;
@@ -50,7 +42,7 @@ impl Api {
     }
 
     fn health(&self) -> Value {
-        Self::agent()
+        http_agent()
             .get(format!("{}/v1/health", self.url))
             .header("Authorization", &self.auth)
             .call()

@@ -23,14 +23,6 @@ fn up(s: &Sandbox) -> (Daemon, String, String) {
     up_with_env(s, &[])
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
-
 #[test]
 fn the_api_needs_the_token_binds_loopback_and_serves_the_ps_schema() {
     let s = Sandbox::new();
@@ -51,7 +43,7 @@ fn the_api_needs_the_token_binds_loopback_and_serves_the_ps_schema() {
             & 0o777,
         0o600
     );
-    let a = agent();
+    let a = http_agent();
     assert_eq!(
         a.get(format!("{url}/v1/fleet")).call().unwrap().status(),
         401
@@ -162,7 +154,7 @@ fn a_sigkill_mid_burst_loses_nothing_and_doubles_nothing() {
     let s = Sandbox::new();
     s.init("general");
     let (mut d, url, token) = up(&s);
-    let a = agent();
+    let a = http_agent();
     let auth = format!("Bearer {token}");
     let post = |url: &str, i: usize| {
         a.post(format!("{url}/v1/chat"))
@@ -430,7 +422,7 @@ fn after_the_tmux_server_dies_the_fleet_comes_back_and_a_queued_message_is_deliv
             .unwrap()
             .success()
     );
-    let r = agent()
+    let r = http_agent()
         .post(format!("{url}/v1/chat"))
         .header("Authorization", format!("Bearer {token}"))
         .send_json(serde_json::json!({ "id": "after-the-loss", "text": "are you back?" }))
@@ -464,7 +456,7 @@ fn direct_sends_and_queued_deliveries_never_merge_in_one_pane() {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for i in 0..30 {
-                let r = agent()
+                let r = http_agent()
                     .post(format!("{url}/v1/chat"))
                     .header("Authorization", &auth)
                     .send_json(serde_json::json!({ "id": format!("c{i}"), "text": format!("chat {i:03}") }))
@@ -474,7 +466,7 @@ fn direct_sends_and_queued_deliveries_never_merge_in_one_pane() {
         });
         scope.spawn(|| {
             for i in 0..15 {
-                let r = agent()
+                let r = http_agent()
                     .post(format!("{url}/v1/agents/mos/send"))
                     .header("Authorization", &auth)
                     .send_json(serde_json::json!({ "text": format!("direct {i:03}") }))
@@ -524,7 +516,7 @@ fn a_paste_the_frozen_orchestrator_never_confirms_is_held_not_pasted_again() {
     let (_d, url, token) = up(&s);
     let auth = format!("Bearer {token}");
     let chat = |id: &str, text: &str| {
-        let mut r = agent()
+        let mut r = http_agent()
             .post(format!("{url}/v1/chat"))
             .header("Authorization", &auth)
             .send_json(serde_json::json!({ "id": id, "text": text }))
@@ -535,7 +527,7 @@ fn a_paste_the_frozen_orchestrator_never_confirms_is_held_not_pasted_again() {
             .unwrap()
     };
     let health = || {
-        agent()
+        http_agent()
             .get(format!("{url}/v1/health"))
             .header("Authorization", &auth)
             .call()
@@ -564,7 +556,7 @@ fn a_paste_the_frozen_orchestrator_never_confirms_is_held_not_pasted_again() {
         s.transcript("mos")
     );
     // A person looks: it did arrive, so they drop it; the queue moves on.
-    let r = agent()
+    let r = http_agent()
         .post(format!("{url}/v1/queue/{first}/drop"))
         .header("Authorization", &auth)
         .send_json(serde_json::json!({}))
@@ -585,7 +577,7 @@ fn a_reply_that_cannot_be_queued_says_why_with_its_own_status() {
     s.init("general");
     let (_d, url, token) = up(&s);
     let reply = |body: serde_json::Value| {
-        let mut r = agent()
+        let mut r = http_agent()
             .post(format!("{url}/v1/reply"))
             .header("Authorization", &format!("Bearer {token}"))
             .send_json(body)
@@ -695,7 +687,7 @@ fn messages_without_an_id_are_not_duplicates_after_a_restart_with_the_same_pid()
     s.init("general");
     // The fleet outlives the daemons (a pid namespace takes its processes along when it ends).
     s.ok(&["fleet", "start"]);
-    let a = agent();
+    let a = http_agent();
     for run in 0..2 {
         let (mut d, url, token) = up_as_pid_1(&s);
         let info: serde_json::Value =
@@ -826,7 +818,7 @@ fn a_remote_listen_address_needs_allow_remote_and_state_files_are_private() {
         .next()
         .unwrap()
         .to_owned();
-    let r = agent()
+    let r = http_agent()
         .post(format!("http://127.0.0.1:{port}/v1/chat"))
         .header("Authorization", format!("Bearer {token}"))
         .send_json(serde_json::json!({ "text": "/fleet ps" }))
@@ -952,7 +944,7 @@ fn huge_timeouts_get_clear_errors_on_every_surface() {
         text(&out.stdout)
     );
     // From the API: 4xx with a JSON error.
-    let a = agent();
+    let a = http_agent();
     let auth = format!("Bearer {token}");
     let mut r = a
         .post(format!("{url}/v1/agents/helper/terminate"))
@@ -999,7 +991,7 @@ fn every_api_error_is_json_and_the_bearer_scheme_is_case_insensitive() {
     let s = Sandbox::new();
     s.init("general");
     let (_d, url, token) = up(&s);
-    let a = agent();
+    let a = http_agent();
     for scheme in ["bearer", "BEARER", "Bearer"] {
         let r = a
             .get(format!("{url}/v1/health"))
@@ -1157,12 +1149,12 @@ fn the_orchestrator_acts_with_its_role_and_a_worker_only_reports_its_own_hooks()
     let call = |token: &str, method: &str, path: &str, body: serde_json::Value| {
         let auth = format!("Bearer {token}");
         let r = if method == "GET" {
-            agent()
+            http_agent()
                 .get(format!("{url}{path}"))
                 .header("Authorization", &auth)
                 .call()
         } else {
-            agent()
+            http_agent()
                 .post(format!("{url}{path}"))
                 .header("Authorization", &auth)
                 .send_json(&body)
@@ -1569,7 +1561,7 @@ fn replies_to_the_local_room_wait_for_the_next_mosaic_chat() {
     s.init("general");
     let (_d, url, token) = up(&s);
     // A message through the API (no chat open): the demo orchestrator answers with `mosaic reply`.
-    let r = agent()
+    let r = http_agent()
         .post(format!("{url}/v1/chat"))
         .header("Authorization", format!("Bearer {token}"))
         .send_json(serde_json::json!({ "id": "away-1", "text": "while you were away" }))
@@ -1628,7 +1620,7 @@ fn the_api_gives_ps_json_as_json() {
     let s = Sandbox::new();
     s.init("general");
     let (_d, url, token) = up(&s);
-    let mut r = agent()
+    let mut r = http_agent()
         .post(format!("{url}/v1/commands"))
         .header("Authorization", format!("Bearer {token}"))
         .send_json(serde_json::json!({ "line": "ps --json" }))
@@ -1669,7 +1661,7 @@ fn init_over_the_api_takes_connector_flags_and_none_removes_the_acl() {
     let s = Sandbox::new();
     s.init("general");
     let (_d, url, token) = up(&s);
-    let a = agent();
+    let a = http_agent();
     let auth = format!("Bearer {token}");
     let post = |body: serde_json::Value| {
         let mut r = a
@@ -1776,7 +1768,7 @@ fn sends_through_the_daemon_reuse_one_client_per_pane_and_follow_a_restart() {
     let (_d, url, token) = up(&s);
     let auth = format!("Bearer {token}");
     let send = |text: &str| {
-        let r = agent()
+        let r = http_agent()
             .post(format!("{url}/v1/agents/helper/send"))
             .header("Authorization", &auth)
             .send_json(serde_json::json!({ "text": text }))

@@ -358,6 +358,15 @@ pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
 pub const DAEMON_START_SECS: u64 = 90;
 
 /// [`wait_for`] with a longer bound, for waits that include deliberate backoff.
+/// An HTTP client for the daemon's API: statuses are answers, not errors; no call hangs a test.
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
 pub fn wait_for_secs(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
