@@ -195,12 +195,12 @@ fn a_connector_outage_delays_replies_and_delivers_each_once() {
 }
 
 #[test]
-fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() {
+fn while_the_orchestrator_is_busy_messages_wait_in_order_and_the_room_is_told_once() {
     let h = BridgeHarness::new("bridge:\n  queue_notice: 2\n");
     h.bridge
         .hook(None, "busy", &serde_json::Value::Null)
         .unwrap();
-    for i in 1..=3 {
+    for i in 1..=5 {
         h.post("op-1", &format!("task {i}"));
     }
     h.wait_sent("queued behind 2 others");
@@ -209,21 +209,31 @@ fn while_the_orchestrator_is_busy_messages_wait_in_order_and_senders_are_told() 
         h.s.transcript("mos").is_empty(),
         "nothing is typed while the orchestrator is busy"
     );
+    let told: Vec<String> = h
+        .sent()
+        .into_iter()
+        .filter(|t| t.contains("the orchestrator is busy"))
+        .collect();
+    assert_eq!(
+        told.len(),
+        1,
+        "the room is told once, not per message: {told:?}"
+    );
     // Idle: what queued meanwhile goes in together, in one turn, in order.
     h.bridge
         .hook(None, "idle", &serde_json::Value::Null)
         .unwrap();
-    wait_for("the deliveries", || h.s.transcript("mos").len() == 3);
+    wait_for("the deliveries", || h.s.transcript("mos").len() == 5);
     let got: Vec<String> =
         h.s.transcript("mos")
             .iter()
             .map(|t| t.rsplit("] ").next().unwrap().to_owned())
             .collect();
-    assert_eq!(got, ["task 1", "task 2", "task 3"]);
+    assert_eq!(got, ["task 1", "task 2", "task 3", "task 4", "task 5"]);
     assert_eq!(
         h.s.transcript_turns("mos"),
-        [1, 1, 1],
-        "one turn for the three"
+        [1, 1, 1, 1, 1],
+        "one turn for the five"
     );
 }
 

@@ -201,22 +201,20 @@ impl DeliveryWorker {
                 session = None;
                 continue;
             }
-            // Counted as pasted: each message in its envelope, on a line of its own.
-            let turn = match store.next_batch(TURN_MESSAGES, TURN_BYTES, |q| envelope(q).len() + 1)
-            {
-                Ok(turn) => turn,
+            match store.has_queued() {
+                Ok(true) => {}
+                Ok(false) => {
+                    if self.wait_in_session(s, Duration::from_millis(200)).is_err() {
+                        session = None;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the queue");
                     self.wait_for_wake(Duration::from_millis(500));
                     continue;
                 }
-            };
-            let Some(first) = turn.first() else {
-                if self.wait_in_session(s, Duration::from_millis(200)).is_err() {
-                    session = None;
-                }
-                continue;
-            };
+            }
             // What the pane drew so far tells the activity, and is not a reaction to the paste.
             if self.drain_output(s).is_err() {
                 session = None;
@@ -228,12 +226,27 @@ impl DeliveryWorker {
                     continue;
                 }
                 // The pane's output tells the activity; a hook (which arrives on its own
-                // connection) ends the wait.
+                // connection) ends the wait. The turn is read only once the orchestrator is
+                // idle (a burst wakes this loop once a message).
                 if self.wait_in_session(s, BUSY_POLL).is_err() {
                     session = None;
                 }
                 continue;
             }
+            // Counted as pasted: each message in its envelope, on a line of its own.
+            let turn = match store.next_batch(TURN_MESSAGES, TURN_BYTES, |q| envelope(q).len() + 1)
+            {
+                Ok(turn) => turn,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the queue");
+                    self.wait_for_wake(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            // Dropped meanwhile (a person's decision): look again.
+            let Some(first) = turn.first() else {
+                continue;
+            };
             let ids: Vec<i64> = turn.iter().map(|q| q.id).collect();
             match self.deliver(&mut store, s, &turn) {
                 Ok(()) => s.dialog_reported = false,

@@ -16,6 +16,9 @@ use mosaic_exec::{Actor, Outcome, Surface, authorize, render};
 use mosaic_grammar::FleetCommand;
 use mosaic_grammar::chat::{ChatInput, parse};
 use mosaic_roster::{AclRole, BridgeSettings};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// What to do about one inbound message: its verdict and every effect, applied by
 /// [`Bridge::apply`].
@@ -145,12 +148,45 @@ pub(crate) fn admit(
     Ok(Admitted { role, input, queue })
 }
 
+/// When each room was last told the orchestrator is busy: at most once a minute (a burst of
+/// 1,000 is one notice, not 980).
+#[derive(Default)]
+pub(crate) struct BusyNotices {
+    told: Mutex<HashMap<(String, String), Instant>>,
+}
+
+/// How long a room told the orchestrator is busy is not told again.
+const BUSY_NOTICE_EVERY: Duration = Duration::from_secs(60);
+
+impl BusyNotices {
+    /// Whether a message from `inbound`'s room with `ahead` messages before it should tell its
+    /// sender their place: past `threshold`, unless the room was told in the last minute.
+    pub(crate) fn due(&self, inbound: &Inbound, ahead: usize, threshold: usize) -> bool {
+        self.due_at(inbound, ahead, threshold, Instant::now())
+    }
+
+    fn due_at(&self, inbound: &Inbound, ahead: usize, threshold: usize, now: Instant) -> bool {
+        if ahead < threshold {
+            return false;
+        }
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        told.retain(|_, at| now.duration_since(*at) < BUSY_NOTICE_EVERY);
+        let room = (inbound.connector.clone(), inbound.room.clone());
+        if told.contains_key(&room) {
+            return false;
+        }
+        told.insert(room, now);
+        true
+    }
+}
+
 /// The decision once the store answered.
 pub(crate) fn decide(
     inbound: &Inbound,
     admitted: Admitted,
     stored: Result<Accepted, &StoreError>,
     settings: &BridgeSettings,
+    busy: &BusyNotices,
     markdown: Markdown,
 ) -> Next {
     let accepted = match stored {
@@ -166,8 +202,8 @@ pub(crate) fn decide(
         ChatInput::Talk => match queued {
             Some(id) => {
                 let d = Decision::new(Verdict::Queued { id, ahead });
-                if ahead >= settings.queue_notice {
-                    d.answer(format!("the orchestrator is busy: your message is queued behind {ahead} others and will be delivered in order"))
+                if busy.due(inbound, ahead, settings.queue_notice) {
+                    d.answer(format!("the orchestrator is busy: your message is queued behind {ahead} others and will be delivered in order (as will what you send meanwhile)"))
                 } else {
                     d
                 }
@@ -211,6 +247,7 @@ impl Bridge {
             admitted,
             stored.as_ref().map(Clone::clone),
             &view.settings,
+            &self.inner.busy_notices,
             markdown,
         ) {
             Next::Done(decision) => {
@@ -400,13 +437,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_room_is_told_the_orchestrator_is_busy_at_most_once_a_minute() {
+        let busy = BusyNotices::default();
+        let (a, b) = (msg("tg", "1", "op", "x"), msg("tg", "2", "op", "x"));
+        let t = Instant::now();
+        assert!(!busy.due_at(&a, 19, 20, t), "a short queue tells nothing");
+        assert!(
+            busy.due_at(&a, 20, 20, t),
+            "the first past the threshold is told"
+        );
+        let later = t + Duration::from_secs(59);
+        assert!(
+            !busy.due_at(&a, 900, 20, later),
+            "then not again within the minute"
+        );
+        assert!(busy.due_at(&b, 22, 20, later), "another room is told, once");
+        assert!(!busy.due_at(&b, 23, 20, later));
+        let minute = t + Duration::from_secs(60);
+        assert!(busy.due_at(&a, 21, 20, minute), "a minute on, told again");
+        assert!(!busy.due_at(&b, 21, 20, minute));
+    }
+
     fn admitted(m: &Inbound, rate_ok: bool) -> Result<Admitted, Decision> {
         admit(m, parse(&m.text), &view(), || rate_ok)
     }
 
     fn decided(m: &Inbound, stored: Result<Accepted, &StoreError>) -> Decision {
         let a = admitted(m, true).unwrap();
-        match decide(m, a, stored, &view().settings, Markdown::CommonMark) {
+        match decide(
+            m,
+            a,
+            stored,
+            &view().settings,
+            &BusyNotices::default(),
+            Markdown::CommonMark,
+        ) {
             Next::Done(d) => d,
             Next::Command(..) => panic!("a command"),
         }

@@ -146,7 +146,7 @@ struct Inner {
     /// The bridge's connection: commits without waiting for the disk, made durable by
     /// `group_commit` before anyone is told (through [`Bridge::write`]).
     store: Mutex<Store>,
-    group_commit: store::GroupCommit,
+    group_commit: Arc<store::GroupCommit>,
     /// The outbox worker's own connection: it marks what was posted (or failed) without waiting
     /// for the disk ([`Store::relax_durability`]): a `kill -9` loses none of it, a power loss
     /// can only make a message be posted again. What is queued to be posted is committed by
@@ -168,6 +168,8 @@ struct Inner {
     activity: Arc<Activity>,
     /// Each agent's activity as its hooks last said (to tell changes once).
     observed: Mutex<HashMap<String, mosaic_fleet::Activity>>,
+    /// When rooms were told the orchestrator is busy (at most once a minute each).
+    busy_notices: inbound::BusyNotices,
     /// Notices for the orchestrator, typed in by the delivery worker.
     notices: Arc<Mutex<std::collections::VecDeque<String>>>,
     /// Each agent's comms room, by connector and agent, as its connector named it.
@@ -234,6 +236,7 @@ impl Bridge {
                 delivery_wake_rx: Mutex::new(Some(wake_rx)),
                 wake_outbox: Notify::new(),
                 observed: Mutex::new(HashMap::new()),
+                busy_notices: inbound::BusyNotices::default(),
                 notices: Arc::default(),
                 agent_rooms: Mutex::default(),
                 stop: Arc::new(AtomicBool::new(false)),
@@ -397,6 +400,25 @@ impl Bridge {
         };
         let value = result?;
         self.inner.group_commit.sync_through(ticket)?;
+        Ok(value)
+    }
+
+    /// Runs `write` on the bridge's connection and returns once it committed, without waiting
+    /// for the disk: a `kill -9` loses none of it, and it is synced within 10 ms (or by the
+    /// next group commit, whichever comes first).
+    /// Only for writes whose only audience dies with the machine (the orchestrator's reply: see
+    /// "What is on disk when" in docs/bridge.md), so a power loss cannot contradict what anyone
+    /// outside it was told.
+    pub(crate) fn commit<T>(
+        &self,
+        write: impl FnOnce(&mut Store) -> Result<T, store::StoreError>,
+    ) -> Result<T, store::StoreError> {
+        let (value, ticket) = {
+            let mut store = self.inner.store.lock().unwrap();
+            let value = write(&mut store)?;
+            (value, self.inner.group_commit.committed())
+        };
+        self.inner.group_commit.sync_soon(ticket);
         Ok(value)
     }
 

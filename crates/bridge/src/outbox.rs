@@ -100,7 +100,7 @@ impl Bridge {
             });
         }
         let parts = split_for(text, &connector.capabilities());
-        self.write(|s| {
+        self.commit(|s| {
             s.enqueue_out(
                 &target.connector,
                 &target.room,

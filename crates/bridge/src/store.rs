@@ -200,19 +200,44 @@ pub struct GroupCommit {
     committed: std::sync::atomic::AtomicU64,
     synced: std::sync::Mutex<u64>,
     syncs: std::sync::atomic::AtomicU64,
+    /// Tickets [`GroupCommit::sync_soon`] was given, for the thread that syncs them.
+    soon: std::sync::Mutex<std::sync::mpsc::Sender<u64>>,
 }
+
+/// How long a commit nobody waits for may stay off the disk, unless another sync covers it first.
+const SYNC_SOON: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl GroupCommit {
     /// For the database at `path`, already open in WAL mode (its `-wal` file exists).
-    pub fn open(path: &Path) -> Result<GroupCommit> {
+    pub fn open(path: &Path) -> Result<std::sync::Arc<GroupCommit>> {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        Ok(GroupCommit {
+        let (soon, tickets) = std::sync::mpsc::channel::<u64>();
+        let group = std::sync::Arc::new(GroupCommit {
             wal: std::fs::File::open(wal).map_err(StoreError::Io)?,
             committed: std::sync::atomic::AtomicU64::new(0),
             synced: std::sync::Mutex::new(0),
             syncs: std::sync::atomic::AtomicU64::new(0),
-        })
+            soon: std::sync::Mutex::new(soon),
+        });
+        // Ends when the group is dropped (its sender with it).
+        let weak = std::sync::Arc::downgrade(&group);
+        std::thread::Builder::new()
+            .name("mosaic-sync-soon".into())
+            .spawn(move || {
+                while let Ok(mut ticket) = tickets.recv() {
+                    std::thread::sleep(SYNC_SOON);
+                    while let Ok(later) = tickets.try_recv() {
+                        ticket = ticket.max(later);
+                    }
+                    let Some(group) = weak.upgrade() else { return };
+                    if let Err(e) = group.sync_through(ticket) {
+                        tracing::error!(error = %e, "cannot sync the bridge's database");
+                    }
+                }
+            })
+            .map_err(StoreError::Io)?;
+        Ok(group)
     }
 
     /// A ticket for the commit just made (take it under the lock the commit was made under).
@@ -235,6 +260,17 @@ impl GroupCommit {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *synced = through;
         Ok(())
+    }
+
+    /// Makes the commit with `ticket` durable soon (within [`SYNC_SOON`], or with the next sync
+    /// anyone makes) without waiting for it: for a commit whose only audience dies with the
+    /// machine.
+    pub fn sync_soon(&self, ticket: u64) {
+        let _ = self
+            .soon
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(ticket);
     }
 
     /// How many times the WAL was synced so far.
@@ -425,6 +461,16 @@ impl Store {
             batch.push(q);
         }
         Ok(batch)
+    }
+
+    /// Whether any message waits for the orchestrator (one index lookup).
+    pub fn has_queued(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM inbox WHERE status = 'queued' LIMIT 1")?
+            .query_row([], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Whether any message is held (one index lookup).
@@ -952,6 +998,39 @@ mod tests {
             "{} syncs for {commits} commits",
             group.syncs()
         );
+    }
+
+    #[test]
+    fn a_commit_nobody_waits_for_is_synced_soon_or_by_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let mut store = Store::open(&db).unwrap();
+        store.relax_durability().unwrap();
+        let group = GroupCommit::open(&db).unwrap();
+        store.accept(&msg("alone"), true).unwrap();
+        group.sync_soon(group.committed());
+        let t = std::time::Instant::now();
+        while group.syncs() == 0 {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "never synced"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Covered by a sync someone waits for: the later one finds it done.
+        store.accept(&msg("covered"), true).unwrap();
+        let soon = group.committed();
+        group.sync_soon(soon);
+        store.accept(&msg("waited for"), true).unwrap();
+        group.sync_through(group.committed()).unwrap();
+        let synced = group.syncs();
+        std::thread::sleep(SYNC_SOON * 5);
+        assert_eq!(
+            group.syncs(),
+            synced,
+            "the sync waited for covered the earlier one"
+        );
+        drop(group);
     }
 
     #[test]
