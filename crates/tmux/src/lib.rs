@@ -19,5 +19,5 @@ pub use sanitize::{quote_argument, sanitize};
 #[cfg(feature = "test-util")]
 pub use scratch::ScratchServer;
 pub use server::{
-    FLEET_OPTION, MIN_VERSION, PaneInfo, SessionSpec, Tmux, TopologyTurn, parse_version,
+    FLEET_OPTION, MIN_VERSION, PaneInfo, SessionSpec, Tmux, TopologyTurn, parse_version, which,
 };

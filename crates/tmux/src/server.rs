@@ -111,6 +111,27 @@ pub fn passed_env(
         .collect()
 }
 
+/// Finds `program` on `PATH`.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| {
+                use std::os::unix::fs::PermissionsExt;
+                p.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    })
+}
+
+/// The tmux executable: its full path, found on `PATH` once. A command named by its full path
+/// starts with `posix_spawn`; a bare `tmux` with the environment replaced made the standard
+/// library fork the whole (large) calling process first.
+fn program() -> &'static std::ffi::OsStr {
+    static PROGRAM: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| which("tmux").map_or_else(|| "tmux".into(), Into::into))
+}
+
 impl Tmux {
     /// A handle on the server behind socket name `socket`.
     pub fn new(socket: impl Into<String>) -> Self {
@@ -161,7 +182,7 @@ impl Tmux {
     /// [`passed_env`]: the server it may start hands its environment to every agent, and the
     /// caller's (the daemon's) holds connector tokens that must stay there.
     pub fn command(&self) -> Command {
-        let mut c = Command::new("tmux");
+        let mut c = Command::new(program());
         // `-u`: UTF-8 whatever the locale. Without it, under a C/POSIX locale (systemd, cron,
         // `env -i`) tmux 3.5 prints the tab that separates `list-panes` fields as `_`, and
         // every agent looked stopped.
@@ -210,7 +231,7 @@ impl Tmux {
 
     /// The installed tmux version (`tmux 3.3a`); see [`parse_version`] and [`MIN_VERSION`].
     pub fn version() -> Result<String, TmuxError> {
-        let out = Command::new("tmux")
+        let out = Command::new(program())
             .arg("-V")
             .output()
             .map_err(|e| TmuxError::io("tmux -V", e))?;
