@@ -388,3 +388,91 @@ fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
         "one room per agent"
     );
 }
+
+/// A worker's final answer that ends its turn while the daemon is away (its harness's Stop hook
+/// runs `mosaic hook`, which never holds its harness up) is kept and posted in its room once
+/// the daemon is back; a copy of a hook the daemon had already taken (same call id: its caller
+/// never heard back) is not posted again; a hook without an answer is not kept.
+#[test]
+fn a_workers_answer_while_the_daemon_is_away_is_posted_once_when_it_is_back() {
+    use std::io::Write;
+    let mut m = mos();
+    assert!(
+        m.s.ok(&["fleet", "comms", "matrix"])
+            .contains("comms switched to matrix")
+    );
+    let mut room = None;
+    wait_for_secs("the invitation to helper's room", 60, || {
+        room = m.ann.invited_to("mosaic: helper");
+        room.is_some()
+    });
+    let room = room.unwrap();
+    wait_for("Ann joins helper's room", || {
+        m.rt.block_on(m.ann.join(&room))
+    });
+    let token = m.s.agent_env("helper", "MOSAIC_AGENT_TOKEN");
+    // As the harness runs it: helper's own token, the payload on stdin.
+    let hook = |m: &Mos, event: &str, payload: &str| {
+        let mut child =
+            m.s.command(&["hook", event])
+                .env("MOSAIC_AGENT_TOKEN", &token)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(payload.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "a hook never fails its harness");
+        text(&out.stderr)
+    };
+    let answers = |m: &Mos| -> Vec<String> {
+        m.bot_said(&room)
+            .into_iter()
+            .map(|s| s.body)
+            .filter(|b| b.starts_with("helper: "))
+            .collect()
+    };
+    let taken = r#"{"last_assistant_message": "taken before the crash", "mosaic_hook_call": "c1"}"#;
+    assert_eq!(hook(&m, "idle", taken), "");
+    wait_for_secs("the answer posted", 60, || {
+        answers(&m) == ["helper: taken before the crash"]
+    });
+
+    let _ = m.daemon.kill();
+    let _ = m.daemon.wait();
+    let said = hook(&m, "idle", taken);
+    assert!(said.contains("the final answer is kept in"), "{said}");
+    let said = hook(
+        &m,
+        "idle",
+        r#"{"last_assistant_message": "said while the daemon was away"}"#,
+    );
+    assert!(said.contains("the final answer is kept in"), "{said}");
+    let said = hook(&m, "busy", "");
+    assert!(!said.contains("kept"), "nothing to keep: {said}");
+    let spool = m.s.state().join("spool/hooks");
+    let kept = || std::fs::read_dir(&spool).map_or(0, |d| d.count());
+    assert_eq!(kept(), 2);
+
+    m.daemon = start_daemon(&m.s, &m.bot_password);
+    wait_for_secs("the daemon back", DAEMON_START_SECS, || {
+        read_opt(&m.s.state().join("daemon.json")).contains(r#""fleet":"started""#)
+    });
+    wait_for_secs("the kept answer posted", 90, || answers(&m).len() == 2);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        answers(&m),
+        [
+            "helper: taken before the crash",
+            "helper: said while the daemon was away"
+        ],
+        "each once"
+    );
+    assert_eq!(kept(), 0, "the spool is let go");
+}

@@ -76,18 +76,8 @@ impl Bridge {
         };
         // A hook sent again (its sender lost the answer, the daemon was restarting) whose first
         // copy was taken: nothing happens twice (a worker's answer is not posted again).
-        let call = payload[HOOK_CALL_ID]
-            .as_str()
-            .map(|id| format!("{name}/{id}"));
-        if let Some(call) = &call
-            && self
-                .inner
-                .store
-                .lock()
-                .unwrap()
-                .hook_taken(call)
-                .unwrap_or(false)
-        {
+        let (call, taken) = self.hook_call(&name, payload);
+        if taken {
             return Ok(None);
         }
         let result = self.hook_effects(&name, member, event, payload);
@@ -202,9 +192,7 @@ impl Bridge {
         } else if activity == Activity::Idle
             && let Some(answer) = final_answer(payload)
         {
-            let call = payload[HOOK_CALL_ID]
-                .as_str()
-                .map(|id| format!("{name}/{id}"));
+            let call = call_id(&name, payload);
             self.comms_post_once(call.as_deref(), &name, &format!("{name}: {answer}"));
         }
     }
@@ -313,16 +301,53 @@ impl Bridge {
         }
     }
 
+    /// Posts the final answer a worker's hook carried while the daemon was away (`mosaic hook`
+    /// keeps such a hook): in `comms: matrix`, in the worker's room, once for the hook's call
+    /// id. Nothing else of that hook is applied: the activity it reported is long past. Returns
+    /// whether it was kept for posting.
+    pub fn relay_kept_answer(&self, agent: &str, payload: &Value) -> bool {
+        if self.agent_role(agent) != Some(mosaic_roster::Role::Worker) {
+            return false;
+        }
+        let Some(answer) = final_answer(payload) else {
+            return false;
+        };
+        let (call, taken) = self.hook_call(agent, payload);
+        !taken && self.comms_post_once(call.as_deref(), agent, &format!("{agent}: {answer}"))
+    }
+
+    /// The call id of agent `agent`'s hook `payload` (`AGENT/ID`, when it has one), and whether
+    /// a copy of that call was taken already.
+    fn hook_call(&self, agent: &str, payload: &Value) -> (Option<String>, bool) {
+        let call = call_id(agent, payload);
+        let taken = call.as_deref().is_some_and(|call| {
+            self.inner
+                .store
+                .lock()
+                .unwrap()
+                .hook_taken(call)
+                .unwrap_or(false)
+        });
+        (call, taken)
+    }
+
     /// The orchestrator replied itself in this turn (nothing is relayed for it).
     pub fn orchestrator_replied(&self) {
         self.inner.activity.replied();
     }
 }
 
+/// The id of agent `agent`'s hook call `payload` as kept (`AGENT/ID`), when it has one.
+fn call_id(agent: &str, payload: &Value) -> Option<String> {
+    payload[HOOK_CALL_ID]
+        .as_str()
+        .map(|id| format!("{agent}/{id}"))
+}
+
 /// The text an agent ended its turn with, as its hook hands it: Claude Code's and Codex's Stop
 /// hooks and pi's extension (`last_assistant_message`), Codex's notify
 /// (`last-assistant-message`).
-fn final_answer(payload: &Value) -> Option<&str> {
+pub fn final_answer(payload: &Value) -> Option<&str> {
     payload["last_assistant_message"]
         .as_str()
         .or(payload["last-assistant-message"].as_str())

@@ -12,7 +12,7 @@
 pub mod acl;
 pub mod activity;
 mod hooks;
-pub use hooks::{HOOK_CALL_ID, HookError};
+pub use hooks::{HOOK_CALL_ID, HookError, final_answer};
 pub mod audit;
 mod comms;
 #[cfg(feature = "test-util")]

@@ -86,8 +86,10 @@ async fn run(
     )?;
     // Started in this order, stopped in the reverse one.
     let bridge_running = bridge_component(&bridge);
-    // Replies `mosaic reply` kept while the daemon was away (the lock is held: no new ones).
+    // Replies `mosaic reply` kept while the daemon was away (the lock is held: no new ones),
+    // and the final answers of workers' hooks `mosaic hook` kept.
     crate::spool::post_all(paths, &bridge);
+    crate::spool::relay_kept_hooks(paths, &bridge);
     let mut components = vec![bridge_running];
     // The API is up before any agent starts: an agent's hooks, `mosaic reply` and MCP tools
     // reach it from its first moment.

@@ -14,6 +14,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use mosaic_api::wire::{HealthReport, ReplyRequest};
 use mosaic_connector::Health;
 use mosaic_exec::{Actor, Executor, Outcome, render};
+use mosaic_fleet::paths::AgentToken;
 use mosaic_fleet::verify::{Check, Level};
 use mosaic_fleet::{Fleet, Paths, create_private_dir, wizard};
 use mosaic_grammar::{FleetCommand, InstallArgs, LogsArgs};
@@ -575,12 +576,61 @@ fn report_hook(paths: &Paths, agent: Option<String>, event: Option<String>) -> R
     if event.is_empty() {
         bail!("no event: pass one (busy, idle, …) or a harness's JSON payload");
     }
-    let mut body = serde_json::json!({ "event": event, "payload": payload });
-    if let Some(agent) = agent {
-        body["agent"] = agent.into();
+    let mut payload = payload;
+    // A final answer's call gets an id: a copy (kept below, or sent again) is taken once.
+    if mosaic_bridge::final_answer(&payload).is_some()
+        && payload.get(mosaic_bridge::HOOK_CALL_ID).is_none()
+    {
+        payload[mosaic_bridge::HOOK_CALL_ID] = mosaic_fleet::paths::random_hex(8)?.into();
     }
-    client::Daemon::locate_quick(paths, HOOK_TIMEOUT)?.post("/v1/hooks", body)?;
+    let mut body = serde_json::json!({ "event": event, "payload": payload });
+    if let Some(agent) = &agent {
+        body["agent"] = agent.as_str().into();
+    }
+    let away = match client::Daemon::locate_quick(paths, HOOK_TIMEOUT) {
+        Err(e) => e,
+        Ok(daemon) => match daemon.post("/v1/hooks", body) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.downcast_ref::<client::Unreachable>().is_some() => e,
+            // The daemon answered: it refused the hook.
+            Err(e) => return Err(e),
+        },
+    };
+    // The daemon is away or restarting: a worker's final answer is kept for it.
+    if mosaic_bridge::final_answer(&payload).is_none() {
+        return Err(away);
+    }
+    let Some(agent) = hook_agent(paths, agent)? else {
+        return Err(away);
+    };
+    let kept = spool::KeptHook {
+        agent,
+        event,
+        payload,
+    };
+    let file = spool::keep_hook(paths, &kept)?;
+    eprintln!(
+        "mosaic hook: {away:#}; the final answer is kept in {} for the daemon to post when it starts",
+        file.display()
+    );
     Ok(())
+}
+
+/// The agent a hook is about when it is kept for the daemon: the caller's own (its token,
+/// checked), or the `--agent` a person named; `None` for the orchestrator (whose answers are
+/// not kept: only a worker's go to its room).
+fn hook_agent(paths: &Paths, named: Option<String>) -> Result<Option<String>> {
+    let Some(presented) = client::agent_token() else {
+        return Ok(named);
+    };
+    let own = AgentToken::parse(&presented)
+        .filter(|(name, secret)| AgentToken::read(paths, name).is_some_and(|t| t.matches(secret)))
+        .map(|(name, _)| name.to_owned())
+        .context("this agent's token is not one the fleet gave; the hook was not kept")?;
+    if let Some(other) = named.filter(|n| *n != own) {
+        bail!("agent {own} may report only its own hooks, not {other}'s");
+    }
+    Ok(Some(own))
 }
 
 /// A JSON payload on stdin (`null` when stdin is a terminal, empty, not JSON, or says nothing

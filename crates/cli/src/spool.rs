@@ -1,5 +1,6 @@
-//! The reply spool: `mosaic reply` while the daemon is down keeps the reply in
-//! `STATE/spool/`, and the daemon posts the spool, oldest first, when it starts.
+//! The spool: `mosaic reply` while the daemon is down keeps the reply in `STATE/spool/`, and
+//! `mosaic hook` keeps a worker's hook that carries its final answer in `STATE/spool/hooks/`;
+//! the daemon posts both, oldest first, when it starts.
 
 use anyhow::{Context, Result};
 use mosaic_api::wire::ReplyRequest;
@@ -10,6 +11,83 @@ use std::path::PathBuf;
 
 fn dir(paths: &Paths) -> PathBuf {
     paths.state_dir.join("spool")
+}
+
+fn hooks_dir(paths: &Paths) -> PathBuf {
+    dir(paths).join("hooks")
+}
+
+/// A hook kept while the daemon was away.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct KeptHook {
+    /// The agent whose hook it is.
+    pub agent: String,
+    /// The hook's event, as reported.
+    pub event: String,
+    /// The harness's payload, with its call id ([`mosaic_bridge::HOOK_CALL_ID`]).
+    pub payload: serde_json::Value,
+}
+
+/// Keeps `hook` in `STATE/spool/hooks/` (mode 0600); returns its file.
+pub fn keep_hook(paths: &Paths, hook: &KeptHook) -> Result<PathBuf> {
+    let path = spool_file(paths, &hooks_dir(paths), "hook")?;
+    mosaic_fleet::paths::write_atomic(&path, &serde_json::to_string(hook)?)
+        .with_context(|| format!("cannot keep the hook in {}", path.display()))?;
+    Ok(path)
+}
+
+/// Relays every kept hook's final answer through `bridge`, oldest first (each once for its
+/// call id, also when a copy reached the daemon too), then lets it go; one that cannot be read
+/// is moved to `spool/failed/`.
+pub fn relay_kept_hooks(paths: &Paths, bridge: &Bridge) {
+    for file in spooled(&hooks_dir(paths)) {
+        let kept = std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<KeptHook>(&t).map_err(|e| e.to_string()));
+        match kept {
+            Ok(hook) => {
+                let posted = bridge.relay_kept_answer(&hook.agent, &hook.payload);
+                tracing::info!(file = %file.display(), agent = %hook.agent, posted, "relayed a kept hook's answer");
+                let _ = std::fs::remove_file(&file);
+            }
+            Err(why) => move_to_failed(paths, &file, &why),
+        }
+    }
+}
+
+/// The `.json` files of spool directory `dir`, oldest first.
+fn spooled(dir: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A new file in spool directory `dir` (made private), named so the oldest sorts first.
+fn spool_file(paths: &Paths, dir: &std::path::Path, kind: &str) -> Result<PathBuf> {
+    mosaic_fleet::create_private_dir(&paths.state_dir)?;
+    mosaic_fleet::create_private_dir(&self::dir(paths))?;
+    mosaic_fleet::create_private_dir(dir)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    Ok(dir.join(format!("{kind}-{nanos:020}-{}.json", std::process::id())))
+}
+
+/// Moves spool file `file`, which cannot be used (`why`), to `spool/failed/`, and logs it.
+fn move_to_failed(paths: &Paths, file: &std::path::Path, why: &str) {
+    tracing::warn!(file = %file.display(), error = %why, "a kept reply or hook cannot be posted; moved to spool/failed");
+    let failed = dir(paths).join("failed");
+    let _ = mosaic_fleet::create_private_dir(&failed);
+    if let Some(name) = file.file_name() {
+        let _ = std::fs::rename(file, failed.join(name));
+    }
 }
 
 /// What became of a reply.
@@ -90,14 +168,7 @@ pub fn keep(paths: &Paths, request: &ReplyRequest) -> Result<PathBuf> {
             );
         }
     }
-    let dir = dir(paths);
-    mosaic_fleet::create_private_dir(&paths.state_dir)?;
-    mosaic_fleet::create_private_dir(&dir)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let path = dir.join(format!("reply-{nanos:020}-{}.json", std::process::id()));
+    let path = spool_file(paths, &dir(paths), "reply")?;
     mosaic_fleet::paths::write_atomic(&path, &serde_json::to_string(request)?)
         .with_context(|| format!("cannot keep the reply in {}", path.display()))?;
     Ok(path)
@@ -106,15 +177,7 @@ pub fn keep(paths: &Paths, request: &ReplyRequest) -> Result<PathBuf> {
 /// Posts every kept reply through `bridge`, oldest first. A reply that cannot be posted (its
 /// room is gone, nobody wrote yet) is moved to `spool/failed/` and logged; nothing is dropped.
 pub fn post_all(paths: &Paths, bridge: &Bridge) {
-    let Ok(entries) = std::fs::read_dir(dir(paths)) else {
-        return;
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    for file in files {
+    for file in spooled(&dir(paths)) {
         let posted = std::fs::read_to_string(&file)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<ReplyRequest>(&t).map_err(|e| e.to_string()))
@@ -124,14 +187,7 @@ pub fn post_all(paths: &Paths, bridge: &Bridge) {
                 tracing::info!(file = %file.display(), parts, "posted a kept reply");
                 let _ = std::fs::remove_file(&file);
             }
-            Err(why) => {
-                tracing::warn!(file = %file.display(), error = %why, "a kept reply cannot be posted; moved to spool/failed");
-                let failed = dir(paths).join("failed");
-                let _ = mosaic_fleet::create_private_dir(&failed);
-                if let Some(name) = file.file_name() {
-                    let _ = std::fs::rename(&file, failed.join(name));
-                }
-            }
+            Err(why) => move_to_failed(paths, &file, &why),
         }
     }
 }
