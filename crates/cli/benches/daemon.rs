@@ -251,6 +251,7 @@ fn main() {
         .filter(|pid| comm(*pid).starts_with("tmux"))
         .collect();
     let client_anon: u64 = clients.iter().map(|p| status_kb(*p, "RssAnon")).sum();
+    let pss = pss_kb(up.id()) + clients.iter().map(|p| pss_kb(*p)).sum::<u64>();
     let client_rss: u64 = children(up.id())
         .into_iter()
         .filter(|pid| comm(*pid).starts_with("tmux"))
@@ -335,6 +336,15 @@ fn main() {
         daemon_anon as f64 / 1024.0,
         client_anon as f64 / 1024.0
     );
+    println!(
+        "  proportional set size (PSS: a page shared with other processes, such as the demo agents running the same binary or the tmux server's libraries, counted in part): {:.1} MB",
+        pss as f64 / 1024.0
+    );
+}
+
+/// A process's proportional set size in kB (`/proc/PID/smaps_rollup`).
+fn pss_kb(pid: u32) -> u64 {
+    proc_kb(pid, "smaps_rollup", "Pss")
 }
 
 /// The texts (without their envelopes) the demo orchestrator received that start with
@@ -374,7 +384,12 @@ fn rss_kb(pid: u32) -> u64 {
 /// A `/proc/PID/status` figure in kB (`VmRSS`, `RssAnon`: its own memory, `RssFile`: mapped
 /// files, shared libraries shared with other processes).
 fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    proc_kb(pid, "status", field)
+}
+
+/// Figure `field` (in kB) of `/proc/PID/FILE`.
+fn proc_kb(pid: u32, file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with(&format!("{field}:")))
