@@ -516,11 +516,20 @@ impl DeliveryWorker {
         let opts = s.options.clone();
         // Busy from before the paste: any hook the harness sends about this turn comes later.
         self.activity.submitted();
-        store.mark_pasting(&ids, s.client.incarnation())?;
+        // "Maybe pasted" is kept right before the paste command, after the send's checks.
+        let into = s.client.incarnation().to_owned();
+        let mut not_kept = None;
         let sent = {
             let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
-            s.client.send_text(&text, &opts)
+            s.client.send_text_marked(&text, &opts, || {
+                not_kept = store.mark_pasting(&ids, &into).err();
+                not_kept.is_none()
+            })
         };
+        if let Some(e) = not_kept {
+            self.activity.abandoned();
+            return Err(e.into());
+        }
         let report = match sent {
             Ok(r) => r,
             Err(e) => {

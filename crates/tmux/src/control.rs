@@ -401,6 +401,19 @@ impl ControlClient {
     /// one quoted argument, is pasted once as a bracketed paste, then Enter is pressed until the
     /// pane reacts (at most `submit_attempts` times). The text is never pasted twice.
     pub fn send_text(&mut self, text: &str, opts: &SendOptions) -> Result<SendReport, TmuxError> {
+        self.send_text_marked(text, opts, || true)
+    }
+
+    /// [`ControlClient::send_text`], calling `before_paste` once every check passed, right
+    /// before the paste command is written (nothing is pasted when it returns false): a caller
+    /// keeps "maybe pasted" there, so a crash between that record and the paste is a window of
+    /// one write, not of the checks' round trips.
+    pub fn send_text_marked(
+        &mut self,
+        text: &str,
+        opts: &SendOptions,
+        before_paste: impl FnOnce() -> bool,
+    ) -> Result<SendReport, TmuxError> {
         let pasted = sanitize(text);
         if pasted.is_empty() {
             return Err(TmuxError::new(
@@ -431,6 +444,12 @@ impl ControlClient {
         // which it queues for its next loop: one more round trip makes sure they are out.
         {
             let _turn = self.tmux.topology_turn();
+            if !before_paste() {
+                return Err(TmuxError::new(
+                    ErrorKind::Failed,
+                    "the paste was called off before it was typed",
+                ));
+            }
             self.command(&format!(
                 "set-buffer -b {buffer} -- {} ; paste-buffer -p -d -b {buffer} -t {pane}",
                 quote_argument(&pasted)

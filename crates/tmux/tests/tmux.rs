@@ -110,6 +110,58 @@ fn send_text_submits_once_and_is_confirmed_by_output() {
     );
 }
 
+/// `before_paste` runs after the send's checks and right before the paste: a dialog on the
+/// screen stops the send before it (nothing to record), and a refusal types nothing.
+#[test]
+fn before_paste_runs_after_the_checks_and_a_refusal_types_nothing() {
+    let s = ScratchServer::new();
+    s.tmux
+        .new_session(&spec(
+            "gate",
+            &["sh", "-c", "echo 'Allow? (y/n)'; exec cat"],
+        ))
+        .unwrap();
+    wait_for("the dialog", || {
+        s.tmux.capture("gate", false).unwrap().contains("Allow?")
+    });
+    let mut c = ControlClient::attach(&s.tmux, "gate", false).unwrap();
+    let dialog = SendOptions {
+        dialogs: vec!["Allow?".into()],
+        ..SendOptions::default()
+    };
+    let mut called = false;
+    let err = c
+        .send_text_marked("first", &dialog, || {
+            called = true;
+            true
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::DialogShown);
+    assert!(
+        !called,
+        "a dialog stops the send before the paste is recorded"
+    );
+    let err = c
+        .send_text_marked("refused", &SendOptions::default(), || false)
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Failed, "{err}");
+    let mut called = false;
+    c.send_text_marked("typed", &SendOptions::default(), || {
+        called = true;
+        true
+    })
+    .unwrap();
+    assert!(called);
+    wait_for("the sent line", || {
+        s.tmux.capture("gate", false).unwrap().contains("typed")
+    });
+    let screen = s.tmux.capture("gate", false).unwrap();
+    assert!(
+        !screen.contains("first") && !screen.contains("refused"),
+        "{screen}"
+    );
+}
+
 #[test]
 fn attach_to_a_missing_session_is_no_session() {
     let s = ScratchServer::new();
