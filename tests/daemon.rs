@@ -1303,22 +1303,7 @@ fn only_the_orchestrator_may_keep_a_reply_while_the_daemon_is_away() {
 /// Runs `mosaic ARGS` as `agent` (with its own token, from its process) with `stdin` on standard
 /// input; it must say nothing on stderr.
 fn as_agent(s: &Sandbox, agent: &str, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let token = s.agent_env(agent, "MOSAIC_AGENT_TOKEN");
-    let mut child = s
-        .command(args)
-        .env("MOSAIC_AGENT_TOKEN", token)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = s.run_as_agent(agent, args, stdin.as_bytes());
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
 

@@ -395,7 +395,6 @@ fn comms_switch_live_between_tmux_and_matrix_and_every_message_arrives_once() {
 /// never heard back) is not posted again; a hook without an answer is not kept.
 #[test]
 fn a_workers_answer_while_the_daemon_is_away_is_posted_once_when_it_is_back() {
-    use std::io::Write;
     let mut m = mos();
     assert!(
         m.s.ok(&["fleet", "comms", "matrix"])
@@ -410,24 +409,10 @@ fn a_workers_answer_while_the_daemon_is_away_is_posted_once_when_it_is_back() {
     wait_for("Ann joins helper's room", || {
         m.rt.block_on(m.ann.join(&room))
     });
-    let token = m.s.agent_env("helper", "MOSAIC_AGENT_TOKEN");
     // As the harness runs it: helper's own token, the payload on stdin.
     let hook = |m: &Mos, event: &str, payload: &str| {
-        let mut child =
-            m.s.command(&["hook", event])
-                .env("MOSAIC_AGENT_TOKEN", &token)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(payload.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out =
+            m.s.run_as_agent("helper", &["hook", event], payload.as_bytes());
         assert!(out.status.success(), "a hook never fails its harness");
         text(&out.stderr)
     };

@@ -9,6 +9,12 @@ bash deploy/install-harnesses.sh >/dev/null
 # Synapse (the Matrix homeserver) from PyPI into a cached virtualenv, for the Matrix tests (each
 # starts a private homeserver on 127.0.0.1).
 bash deploy/matrix/install-synapse.sh >/dev/null
+# strace, for a test that watches the daemon sync a chat message before its 202 (tests/adv_s8.rs).
+if ! command -v strace >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq strace >/dev/null
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/tmp}/.cache/mosaic-target}"
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

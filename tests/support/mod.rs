@@ -125,16 +125,18 @@ impl Sandbox {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        with_stdin(self.command(args), input)
+    }
+
+    /// Runs `mosaic ARGS` as agent `agent` (with its own token, read from its process) with
+    /// `input` on standard input, as its harness's hooks and tools run it.
+    pub fn run_as_agent(&self, agent: &str, args: &[&str], input: &[u8]) -> Output {
+        let mut command = self.command(args);
+        command.env(
+            "MOSAIC_AGENT_TOKEN",
+            self.agent_env(agent, "MOSAIC_AGENT_TOKEN"),
+        );
+        with_stdin(command, input)
     }
 
     /// Runs mosaic and returns stdout, failing the test with stderr if it failed.
@@ -516,4 +518,17 @@ impl Terminal {
         }
         self.keys(&["Enter"]);
     }
+}
+
+/// Runs `command` with `input` on its standard input; its output.
+fn with_stdin(mut command: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }

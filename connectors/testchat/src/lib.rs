@@ -158,7 +158,9 @@ impl TestchatConnector {
             .append(true)
             .open(self.dir.join(file))
             .map_err(|e| ConnectorError::new(ErrorKind::Retryable, e))?;
-        writeln!(f, "{line}").map_err(|e| ConnectorError::new(ErrorKind::Retryable, e))
+        // One write a line: a kill cannot leave half a line for the next to run into.
+        f.write_all(format!("{line}\n").as_bytes())
+            .map_err(|e| ConnectorError::new(ErrorKind::Retryable, e))
     }
 }
 
@@ -181,7 +183,8 @@ pub fn post(dir: &Path, room: &str, user: &str, text: &str) -> u64 {
         .append(true)
         .open(inbox)
         .expect("inbox is writable");
-    writeln!(f, "{line}").expect("inbox is writable");
+    f.write_all(format!("{line}\n").as_bytes())
+        .expect("inbox is writable");
     id
 }
 
