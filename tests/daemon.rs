@@ -1791,3 +1791,42 @@ fn sends_through_the_daemon_reuse_one_client_per_pane_and_follow_a_restart() {
     assert_eq!(s.transcript("helper"), ["after the restart"], "once");
     assert_eq!(control_clients_on_helper(), 1);
 }
+
+/// With the daemon up, `fleet ps` is answered by the daemon (its live roster), which asks tmux
+/// through one read-only control client on the orchestrator's session instead of a tmux process
+/// each time; the answers stay right when the tmux server dies and when a new one starts, and a
+/// client is kept on the new server.
+#[test]
+fn ps_through_the_daemon_asks_tmux_through_one_kept_client_and_follows_a_new_server() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (_d, _url, _token) = up(&s);
+    let query_clients = || {
+        s.tmux()
+            .run(&[
+                "list-clients",
+                "-F",
+                "#{client_control_mode} #{client_readonly} #{session_name}",
+            ])
+            .map_or(0, |o| o.lines().filter(|l| *l == "1 1 mos").count())
+    };
+    let all = |state: &str| {
+        let states = s.states();
+        !states.is_empty() && states.iter().all(|(_, st)| st == state)
+    };
+    // A client is attached once the orchestrator's session is there (tried again every 5 s).
+    wait_for_secs("a kept client answering ps", 30, || {
+        all("running") && query_clients() == 1
+    });
+    for _ in 0..3 {
+        assert!(all("running"), "{:?}", s.states());
+    }
+    assert_eq!(query_clients(), 1, "one kept client answers ps");
+    let _ = s.tmux().run(&["kill-server"]);
+    wait_for("everyone stopped", || all("stopped"));
+    s.ok(&["fleet", "start"]);
+    wait_for("everyone running again", || all("running"));
+    wait_for_secs("a client kept on the new server", 30, || {
+        all("running") && query_clients() == 1
+    });
+}

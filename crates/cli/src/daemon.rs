@@ -67,6 +67,11 @@ async fn run(
     let _lock = lock(&paths.state_dir)?;
     let live = LiveRoster::open(paths.clone())?;
     let fleet = Fleet::new(paths.clone(), (*live.get()).clone(), exe.clone());
+    // `ps` and the rest ask tmux through a control client on the orchestrator's session (kept
+    // by the delivery worker already), not a tmux process each time.
+    if let Some(orchestrator) = fleet.roster.orchestrator() {
+        fleet.tmux.query_through(&orchestrator.name);
+    }
     let addr = listen.unwrap_or_else(|| fleet.roster.bridge.api_listen.clone());
     if let Some(warning) = mosaic_api::check_listen(&addr, allow_remote)? {
         eprintln!("{warning}");

@@ -291,6 +291,16 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
         FleetCommand::Send(args) => args.text = vec![read_text(std::mem::take(&mut args.text))?],
         _ => {}
     }
+    // A long command says each step as it happens (stderr: stdout stays the result), and chat
+    // hears what it should through the daemon, when one runs.
+    let here = |cmd: &FleetCommand| -> Result<Outcome> {
+        let mut progress = Progress::new(paths);
+        let outcome =
+            Executor::new(paths.clone(), exe()?)
+                .exec_reporting(cmd, &Actor::cli(), &mut |step| progress.show(step));
+        progress.done();
+        Ok(outcome?)
+    };
     let mut outcome = match (&cmd, client::Daemon::running(paths)) {
         // One writer per pane: with the daemon running, the daemon types it.
         (FleetCommand::Send(args), Some(daemon)) => {
@@ -300,18 +310,18 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
             )?;
             serde_json::from_value(sent).context("the daemon's answer to send")?
         }
-        // A long command says each step as it happens (stderr: stdout stays the result), and
-        // chat hears what it should through the daemon, when one runs.
-        _ => {
-            let mut progress = Progress::new(paths);
-            let outcome = Executor::new(paths.clone(), exe()?).exec_reporting(
-                &cmd,
-                &Actor::cli(),
-                &mut |step| progress.show(step),
-            );
-            progress.done();
-            outcome?
+        // The daemon knows the roster and asks tmux through its kept client; one of another
+        // version (a status it does not shape the same), or gone meanwhile: read here.
+        (FleetCommand::Ps(_), Some(daemon)) => {
+            match daemon
+                .and_then(|d| d.get("/v1/fleet"))
+                .and_then(|v| serde_json::from_value(v).context("the daemon's fleet status"))
+            {
+                Ok(status) => Outcome::Ps { status },
+                Err(_) => here(&cmd)?,
+            }
         }
+        _ => here(&cmd)?,
     };
     if let Outcome::Verify { checks } = &mut outcome {
         checks.extend(daemon_checks(paths));

@@ -1,6 +1,8 @@
 //! One private tmux server: sessions, listing, capture.
 
+use crate::control::ControlClient;
 use crate::error::{ErrorKind, TmuxError};
+use crate::sanitize::quote_argument;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -238,6 +240,62 @@ impl Tmux {
         Ok(finish(out)?.trim().to_owned())
     }
 
+    /// From now on this process asks this server its questions (`list-panes`) through a
+    /// read-only control client attached to `session`, kept while it answers: one round trip
+    /// instead of a tmux process each time (the daemon does, through the orchestrator's
+    /// session, which its delivery worker's client attaches to already). While `session` is not
+    /// there, a tmux process answers (an attach is tried again at most every 5 s).
+    pub fn query_through(&self, session: &str) {
+        query_clients()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                self.socket.clone(),
+                QueryClient {
+                    session: session.to_owned(),
+                    client: None,
+                    tried: None,
+                },
+            );
+    }
+
+    /// `command`'s output through this server's query client ([`Tmux::query_through`]), or
+    /// `None` when there is none (a tmux process then answers).
+    fn query(&self, command: &str) -> Option<String> {
+        // Taken out while in use (never attached under the lock: an attach waits for the
+        // topology turn, whose holder may be asking too); a second asker meanwhile runs tmux.
+        let (session, client) = {
+            let mut clients = query_clients().lock().unwrap_or_else(|e| e.into_inner());
+            let kept = clients.get_mut(&self.socket)?;
+            match kept.client.take() {
+                Some(client) => (kept.session.clone(), Some(client)),
+                None if kept.tried.is_some_and(|t| t.elapsed() < QUERY_RETRY) => return None,
+                None => {
+                    kept.tried = Some(std::time::Instant::now());
+                    (kept.session.clone(), None)
+                }
+            }
+        };
+        let mut client = match client {
+            Some(client) => client,
+            None => {
+                let mut client = ControlClient::attach(self, &session, true).ok()?;
+                client.command("refresh-client -f no-output").ok()?;
+                client
+            }
+        };
+        let out = client.command(command).ok()?;
+        if let Some(kept) = query_clients()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&self.socket)
+            .filter(|k| k.session == session && k.client.is_none())
+        {
+            kept.client = Some(client);
+        }
+        Some(out)
+    }
+
     /// Every pane on the server in one call; empty when no server runs.
     pub fn list_panes(&self) -> Result<Vec<PaneInfo>, TmuxError> {
         let format = [
@@ -255,7 +313,11 @@ impl Tmux {
             "#{cursor_y}",
         ]
         .join(&SEP.to_string());
-        match self.run(&["list-panes", "-a", "-F", &format]) {
+        let listed = match self.query(&format!("list-panes -a -F {}", quote_argument(&format))) {
+            Some(out) => Ok(out),
+            None => self.run(&["list-panes", "-a", "-F", &format]),
+        };
+        match listed {
             Ok(out) => Ok(out.lines().filter_map(parse_pane).collect()),
             // With no server, or one whose last session is just going away, there is nothing.
             Err(e) if matches!(e.kind, ErrorKind::NoServer | ErrorKind::NoSession) => {
@@ -473,6 +535,25 @@ impl Drop for TopologyTurn {
             TURN_HELD.set(false);
         }
     }
+}
+
+/// A session whose control client answers a server's queries, and that client while kept.
+struct QueryClient {
+    session: String,
+    client: Option<ControlClient>,
+    /// When an attach was last tried (while there is no client).
+    tried: Option<std::time::Instant>,
+}
+
+/// How often an attach for queries is tried while the session is not there.
+const QUERY_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// This process's query clients, by socket name.
+fn query_clients() -> &'static std::sync::Mutex<std::collections::HashMap<String, QueryClient>> {
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, QueryClient>>,
+    > = std::sync::OnceLock::new();
+    CLIENTS.get_or_init(Default::default)
 }
 
 thread_local! {
