@@ -8,66 +8,8 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
+use support::api::{up, up_with};
 use support::*;
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[derive(Clone)]
-struct Api {
-    url: String,
-    auth: String,
-}
-
-impl Api {
-    fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let mut r = http_agent()
-            .post(format!("{}{path}", self.url))
-            .header("Authorization", &self.auth)
-            .send_json(body)
-            .unwrap();
-        let v = r.body_mut().read_json::<Value>().unwrap_or_default();
-        (r.status().as_u16(), v)
-    }
-
-    fn ok(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.post(path, body);
-        assert!((200..300).contains(&status), "{path}: {status} {v}");
-        v
-    }
-
-    fn health(&self) -> Value {
-        http_agent()
-            .get(format!("{}/v1/health", self.url))
-            .header("Authorization", &self.auth)
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_json()
-            .unwrap()
-    }
-
-    fn chat(&self, id: &str, text: &str) -> i64 {
-        let v = self.ok("/v1/chat", json!({ "id": id, "text": text }));
-        v["verdict"]["queue_id"].as_i64().unwrap_or(-1)
-    }
-
-    fn hook(&self, agent: &str, event: &str) {
-        self.ok("/v1/hooks", json!({ "event": event, "agent": agent }));
-    }
-}
 
 /// A general fleet (demo agents) with a testchat connector on rooms `lobby` and `den`, user
 /// `ann` their admin; `bridge` appended to the roster. Returns the platform's directory.
@@ -93,34 +35,6 @@ fn fleet(s: &Sandbox, bridge: &str) -> PathBuf {
     let roster = roster.replace("  rooms:\n  - lobby\n", "  rooms:\n  - lobby\n  - den\n");
     std::fs::write(s.roster_path(), format!("{roster}{bridge}")).unwrap();
     dir
-}
-
-fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
-    let info = s.state().join("daemon.json");
-    let _ = std::fs::remove_file(&info);
-    let child = s
-        .command(&["up", "--listen", "127.0.0.1:0"])
-        .env("TESTCHAT_TOKEN", "tc-secret")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let daemon = Daemon(child);
-    wait_for_secs("the daemon to listen", DAEMON_START_SECS, || {
-        read_opt(&info).contains(r#""fleet":"started""#)
-    });
-    let info: Value = serde_json::from_str(&read(&info)).unwrap();
-    let token = read(&s.state().join("api.token"));
-    let api = Api {
-        url: info["url"].as_str().unwrap().to_owned(),
-        auth: format!("Bearer {}", token.trim()),
-    };
-    (daemon, api)
-}
-
-fn up(s: &Sandbox) -> (Daemon, Api) {
-    up_with(s, &[])
 }
 
 /// `(turn, room, text)` of each chat message the orchestrator received (notices left out).

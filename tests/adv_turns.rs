@@ -4,85 +4,11 @@
 
 mod support;
 use serde_json::{Value, json};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::api::up;
 use support::*;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[derive(Clone)]
-struct Api {
-    url: String,
-    auth: String,
-}
-
-impl Api {
-    fn post(&self, path: &str, body: Value) -> Result<(u16, Value), ureq::Error> {
-        let mut r = http_agent()
-            .post(format!("{}{path}", self.url))
-            .header("Authorization", &self.auth)
-            .send_json(body)?;
-        let v = r.body_mut().read_json::<Value>().unwrap_or_default();
-        Ok((r.status().as_u16(), v))
-    }
-
-    fn ok(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.post(path, body).unwrap();
-        assert!((200..300).contains(&status), "{path}: {status} {v}");
-        v
-    }
-
-    fn health(&self) -> Value {
-        http_agent()
-            .get(format!("{}/v1/health", self.url))
-            .header("Authorization", &self.auth)
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_json()
-            .unwrap()
-    }
-
-    fn chat(&self, id: &str, text: &str) -> i64 {
-        let v = self.ok("/v1/chat", json!({ "id": id, "text": text }));
-        v["verdict"]["queue_id"].as_i64().unwrap_or(-1)
-    }
-
-    fn hook(&self, agent: &str, event: &str) {
-        self.ok("/v1/hooks", json!({ "event": event, "agent": agent }));
-    }
-}
-
-fn up(s: &Sandbox) -> (Daemon, Api) {
-    let info = s.state().join("daemon.json");
-    let _ = std::fs::remove_file(&info);
-    let child = s
-        .command(&["up", "--listen", "127.0.0.1:0"])
-        .env("TESTCHAT_TOKEN", "tc-secret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_secs("the daemon to listen", DAEMON_START_SECS, || {
-        read_opt(&info).contains(r#""fleet":"started""#)
-    });
-    let info: Value = serde_json::from_str(&read(&info)).unwrap();
-    let token = read(&s.state().join("api.token"));
-    let api = Api {
-        url: info["url"].as_str().unwrap().to_owned(),
-        auth: format!("Bearer {token}"),
-    };
-    (Daemon(child), api)
-}
 
 /// `(turn, room, text)` of each chat message the orchestrator received (notices left out).
 fn chats(s: &Sandbox) -> Vec<(u64, String, String)> {
@@ -233,7 +159,7 @@ fn sigkill_under_concurrent_posters_loses_no_accepted_message_and_doubles_none()
             scope.spawn(move || {
                 for i in 0..60 {
                     let text = format!("p{p} {i:03}");
-                    match api.post("/v1/chat", json!({ "id": text, "text": text })) {
+                    match api.try_post("/v1/chat", json!({ "id": text, "text": text })) {
                         Ok((202, _)) => {
                             acked.lock().unwrap().push(text);
                             count.fetch_add(1, Ordering::SeqCst);
@@ -383,9 +309,7 @@ fn concurrent_sends_from_cli_api_and_chat_never_merge() {
         scope.spawn(|| {
             for i in 0..12 {
                 let line = format!("/fleet send helper chat {i:03}");
-                let (st, v) = api
-                    .post("/v1/chat", json!({ "id": line, "text": line }))
-                    .unwrap();
+                let (st, v) = api.post("/v1/chat", json!({ "id": line, "text": line }));
                 assert_eq!(st, 202, "{v}");
             }
         });

@@ -385,6 +385,7 @@ pub fn read(path: &Path) -> String {
 pub fn read_opt(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+pub mod api;
 pub mod bridge;
 pub mod rig;
 
