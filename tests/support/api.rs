@@ -13,12 +13,18 @@ impl Daemon {
     pub fn pid(&self) -> u32 {
         self.0.id()
     }
+
+    /// Kills it (`kill -9`) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        // A test may have stopped it (SIGSTOP): a stopped process is killed all the same.
+        self.kill9();
     }
 }
 
@@ -52,16 +58,20 @@ impl Api {
         v
     }
 
-    /// `GET /v1/health`.
-    pub fn health(&self) -> Value {
-        http_agent()
-            .get(format!("{}/v1/health", self.url))
+    /// `GET path`, which must answer 200: its JSON answer.
+    pub fn get(&self, path: &str) -> Value {
+        let mut r = http_agent()
+            .get(format!("{}{path}", self.url))
             .header("Authorization", &self.auth)
             .call()
-            .unwrap()
-            .body_mut()
-            .read_json()
-            .unwrap()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "GET {path}");
+        r.body_mut().read_json().unwrap()
+    }
+
+    /// `GET /v1/health`.
+    pub fn health(&self) -> Value {
+        self.get("/v1/health")
     }
 
     /// Posts a chat message in the local room under client id `id`: its queue id (-1 if none).
@@ -76,17 +86,22 @@ impl Api {
     }
 }
 
-/// Starts `mosaic up` for sandbox `s` (testchat's token given, `env` added) and waits until its
-/// fleet started.
+/// Starts `mosaic up` for sandbox `s` (testchat's token given, `env` added; its log appended to
+/// `up.log` in the sandbox) and waits until its fleet started.
 pub fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
     let info = s.state().join("daemon.json");
     let _ = std::fs::remove_file(&info);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.dir.path().join("up.log"))
+        .unwrap();
     let child = s
         .command(&["up", "--listen", "127.0.0.1:0"])
         .env("TESTCHAT_TOKEN", "tc-secret")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let daemon = Daemon(child);

@@ -311,9 +311,10 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
             serde_json::from_value(sent).context("the daemon's answer to send")?
         }
         // The daemon knows the roster and asks tmux through its kept client; one of another
-        // version (a status it does not shape the same), or gone meanwhile: read here.
-        (FleetCommand::Ps(_), Some(daemon)) => {
-            match daemon
+        // version (a status it does not shape the same), gone meanwhile or not answering (a
+        // frozen one): read here.
+        (FleetCommand::Ps(_), Some(_)) => {
+            match client::Daemon::locate_quick(paths, PS_TIMEOUT)
                 .and_then(|d| d.get("/v1/fleet"))
                 .and_then(|v| serde_json::from_value(v).context("the daemon's fleet status"))
             {
@@ -560,19 +561,30 @@ fn hook(paths: &Paths, agent: Option<String>, event: Option<String>) {
     }
 }
 
+/// The longest `fleet ps` waits for the daemon before it reads the fleet itself.
+const PS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The longest a hook waits for the daemon: it never hangs its harness (a stopped daemon that
 /// still accepts connections would otherwise hold every tool call).
 const HOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The most of a hook's payload that is read (a transcript is not a payload).
-const MAX_HOOK_PAYLOAD: u64 = 1 << 20;
+/// The most of a hook's payload that is read (a transcript is not a payload); the rest is
+/// read and let go, so the harness writing it never meets a closed pipe.
+const MAX_HOOK_PAYLOAD: u64 = 16 << 20;
+
+/// The longest final answer a hook passes on (a chat room is no place for more); a longer one
+/// is cut, saying so.
+const MAX_HOOK_ANSWER: usize = 256 << 10;
 
 fn report_hook(paths: &Paths, agent: Option<String>, event: Option<String>) -> Result<()> {
     // A JSON argument is the payload (Codex's notify); a name is the event, with any payload on
     // stdin (pi's extension); nothing is the payload on stdin (Claude Code, Codex hooks).
     let (event, payload) = match event {
         Some(arg) => match serde_json::from_str::<serde_json::Value>(arg.trim()) {
-            Ok(v) if v.is_object() => (mosaic_api::hook_event_name(&arg), v),
+            Ok(mut v) if v.is_object() => {
+                cut_answer(&mut v);
+                (mosaic_api::hook_event_name(&arg), v)
+            }
             _ => (
                 arg.trim().to_owned(),
                 read_payload(Duration::from_millis(500)),
@@ -627,20 +639,29 @@ fn report_hook(paths: &Paths, agent: Option<String>, event: Option<String>) -> R
 }
 
 /// The agent a hook is about when it is kept for the daemon: the caller's own (its token,
-/// checked), or the `--agent` a person named; `None` for the orchestrator (whose answers are
-/// not kept: only a worker's go to its room).
+/// checked), or the `--agent` a person named; `None` unless it is a worker of the roster (the
+/// orchestrator's answers are not kept: only a worker's go to its room).
 fn hook_agent(paths: &Paths, named: Option<String>) -> Result<Option<String>> {
-    let Some(presented) = client::agent_token() else {
-        return Ok(named);
+    let agent = match client::agent_token() {
+        None => named,
+        Some(presented) => {
+            let own = AgentToken::parse(&presented)
+                .filter(|(name, secret)| {
+                    AgentToken::read(paths, name).is_some_and(|t| t.matches(secret))
+                })
+                .map(|(name, _)| name.to_owned())
+                .context("this agent's token is not one the fleet gave; the hook was not kept")?;
+            if let Some(other) = named.filter(|n| *n != own) {
+                bail!("agent {own} may report only its own hooks, not {other}'s");
+            }
+            Some(own)
+        }
     };
-    let own = AgentToken::parse(&presented)
-        .filter(|(name, secret)| AgentToken::read(paths, name).is_some_and(|t| t.matches(secret)))
-        .map(|(name, _)| name.to_owned())
-        .context("this agent's token is not one the fleet gave; the hook was not kept")?;
-    if let Some(other) = named.filter(|n| *n != own) {
-        bail!("agent {own} may report only its own hooks, not {other}'s");
-    }
-    Ok(Some(own))
+    let roster = mosaic_roster::Roster::load(&paths.roster())?;
+    Ok(
+        agent
+            .filter(|name| roster.agent(name).map(|a| a.role) == Some(mosaic_roster::Role::Worker)),
+    )
 }
 
 /// A JSON payload on stdin (`null` when stdin is a terminal, empty, not JSON, or says nothing
@@ -652,16 +673,41 @@ fn read_payload(wait: Duration) -> serde_json::Value {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = std::io::stdin()
-            .lock()
+        let mut stdin = std::io::stdin().lock();
+        let _ = (&mut stdin)
             .take(MAX_HOOK_PAYLOAD)
             .read_to_string(&mut text);
         let _ = tx.send(text);
+        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
     });
-    rx.recv_timeout(wait)
+    let mut payload = rx
+        .recv_timeout(wait)
         .ok()
         .and_then(|t| serde_json::from_str(t.trim()).ok())
-        .unwrap_or(serde_json::Value::Null)
+        .unwrap_or(serde_json::Value::Null);
+    cut_answer(&mut payload);
+    payload
+}
+
+/// Cuts a final answer longer than [`MAX_HOOK_ANSWER`] in `payload`, saying how much was cut.
+fn cut_answer(payload: &mut serde_json::Value) {
+    for field in ["last_assistant_message", "last-assistant-message"] {
+        if let Some(answer) = payload.get_mut(field)
+            && let Some(text) = answer.as_str()
+            && text.len() > MAX_HOOK_ANSWER
+        {
+            let mut end = MAX_HOOK_ANSWER;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            *answer = format!(
+                "{}\n… ({} more bytes cut: the whole answer is in the agent's pane)",
+                &text[..end],
+                text.len() - end
+            )
+            .into();
+        }
+    }
 }
 
 fn install(paths: &Paths, args: &InstallArgs) -> Result<()> {
