@@ -1822,6 +1822,11 @@ fn ps_through_the_daemon_asks_tmux_through_one_kept_client_and_follows_a_new_ser
         assert!(all("running"), "{:?}", s.states());
     }
     assert_eq!(query_clients(), 1, "one kept client answers ps");
+    assert_eq!(
+        s.agent_row("mos")["attached"],
+        false,
+        "the daemon's control clients are no person at a terminal"
+    );
     let _ = s.tmux().run(&["kill-server"]);
     wait_for("everyone stopped", || all("stopped"));
     s.ok(&["fleet", "start"]);

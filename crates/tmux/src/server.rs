@@ -40,7 +40,8 @@ pub struct PaneInfo {
     pub activity: i64,
     /// The fleet tag set by mosaic, empty for sessions mosaic did not create.
     pub fleet: String,
-    /// Number of clients attached to the session.
+    /// Number of terminals attached to the session (a person's; control clients, such as the
+    /// daemon's, are not counted).
     pub attached: u32,
     /// Cursor position (column, row); it leaves (0, 0) once the program has drawn anything.
     pub cursor: (u32, u32),
@@ -308,7 +309,7 @@ impl Tmux {
             "#{session_created}",
             "#{window_activity}",
             &format!("#{{{FLEET_OPTION}}}"),
-            "#{session_attached}",
+            "#{session_attached_list}",
             "#{cursor_x}",
             "#{cursor_y}",
         ]
@@ -608,6 +609,15 @@ fn launch_args(spec: &SessionSpec) -> Vec<String> {
     args
 }
 
+/// How many of a session's attached clients (`#{session_attached_list}`: their names,
+/// comma-separated) are terminals: a control client has no tty and is named `client-PID`.
+fn terminals(clients: &str) -> u32 {
+    clients
+        .split(',')
+        .filter(|name| !name.is_empty() && !name.starts_with("client-"))
+        .count() as u32
+}
+
 fn parse_pane(line: &str) -> Option<PaneInfo> {
     let f: Vec<&str> = line.split(SEP).collect();
     let [
@@ -637,7 +647,7 @@ fn parse_pane(line: &str) -> Option<PaneInfo> {
         created: created.parse().unwrap_or(0),
         activity: activity.parse().unwrap_or(0),
         fleet: (*fleet).to_owned(),
-        attached: attached.parse().unwrap_or(0),
+        attached: terminals(attached),
         cursor: (cx.parse().unwrap_or(0), cy.parse().unwrap_or(0)),
     })
 }
@@ -645,6 +655,14 @@ fn parse_pane(line: &str) -> Option<PaneInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_terminals_count_as_attached() {
+        assert_eq!(terminals(""), 0);
+        assert_eq!(terminals("client-4242"), 0, "a control client is no person");
+        assert_eq!(terminals("/dev/pts/3"), 1);
+        assert_eq!(terminals("client-1,/dev/pts/3,client-2,/dev/pts/7"), 2);
+    }
 
     #[test]
     fn versions_parse() {
