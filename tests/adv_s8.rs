@@ -37,22 +37,8 @@ fn fleet(s: &Sandbox, bridge: &str) -> PathBuf {
     dir
 }
 
-/// `(turn, room, text)` of each chat message the orchestrator received (notices left out).
-fn chats(s: &Sandbox) -> Vec<(u64, String, String)> {
-    s.transcript("mos")
-        .into_iter()
-        .zip(s.transcript_turns("mos"))
-        .filter(|(t, _)| !t.starts_with("[fleet notice] "))
-        .map(|(t, turn)| {
-            let (head, text) = t.split_once("] ").expect("an envelope");
-            let room = head.rsplit(" on ").next().unwrap().to_owned();
-            (turn, room, text.to_owned())
-        })
-        .collect()
-}
-
 fn texts(s: &Sandbox) -> Vec<String> {
-    chats(s).into_iter().map(|(_, _, t)| t).collect()
+    s.chats().into_iter().map(|(_, _, t)| t).collect()
 }
 
 const BUSY: &str = "the orchestrator is busy: your message is queued behind";
@@ -132,16 +118,16 @@ fn busy_notice_once_per_room_each_room_independent() {
             && notices(&dir, "den").len() == 1
             && local_notices(&s).len() == 1
     });
-    assert!(chats(&s).is_empty(), "nothing typed while busy");
+    assert!(s.chats().is_empty(), "nothing typed while busy");
     api.hook("mos", "idle");
-    wait_for_secs("all delivered", 60, || chats(&s).len() >= want.len());
+    wait_for_secs("all delivered", 60, || s.chats().len() >= want.len());
     // And each answered by the demo orchestrator (its replies posted after the notices).
     wait_for_secs("the answers posted", 30, || {
         mosaic_testchat::posted(&dir, "lobby").len() >= 16
             && mosaic_testchat::posted(&dir, "den").len() >= 13
     });
     std::thread::sleep(Duration::from_millis(500));
-    let got = chats(&s);
+    let got = s.chats();
     let mut sorted_got: Vec<String> = got.iter().map(|(_, _, t)| t.clone()).collect();
     let mut sorted_want = want.clone();
     sorted_got.sort();
@@ -209,7 +195,7 @@ fn held_drop_and_retry_while_busy_then_idle_delivers_the_rest_in_order() {
     let mut want = vec!["held 2".to_owned()];
     want.extend(late);
     assert_eq!(texts(&s), want, "once, in order");
-    assert_turns_of_one_room(&chats(&s));
+    assert_turns_of_one_room(&s.chats());
     assert_eq!(api.health()["queue"], json!(0));
 }
 

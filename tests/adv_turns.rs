@@ -10,20 +10,6 @@ use std::time::Duration;
 use support::api::up;
 use support::*;
 
-/// `(turn, room, text)` of each chat message the orchestrator received (notices left out).
-fn chats(s: &Sandbox) -> Vec<(u64, String, String)> {
-    s.transcript("mos")
-        .into_iter()
-        .zip(s.transcript_turns("mos"))
-        .filter(|(t, _)| !t.starts_with("[fleet notice] "))
-        .map(|(t, turn)| {
-            let (head, text) = t.split_once("] ").expect("an envelope");
-            let room = head.rsplit(" on ").next().unwrap().to_owned();
-            (turn, room, text.to_owned())
-        })
-        .collect()
-}
-
 /// The messages grouped by turn (consecutive entries with the same turn number).
 fn turns(got: &[(u64, String, String)]) -> Vec<Vec<(String, String)>> {
     let mut out: Vec<Vec<(String, String)>> = Vec::new();
@@ -80,9 +66,9 @@ fn a_turn_of_long_messages_stays_within_32_kib() {
         api.chat(&format!("long-{i}"), t);
     }
     api.hook("mos", "idle");
-    wait_for_secs("all 40 delivered", 120, || chats(&s).len() >= 40);
+    wait_for_secs("all 40 delivered", 120, || s.chats().len() >= 40);
     std::thread::sleep(Duration::from_secs(1));
-    let got = chats(&s);
+    let got = s.chats();
     let texts: Vec<String> = got.iter().map(|(_, _, t)| t.clone()).collect();
     assert_eq!(texts, want, "each once, in order");
     let entries = s.transcript("mos");
@@ -123,7 +109,7 @@ fn a_frozen_turn_is_held_whole_and_retries_deliver_each_once_in_order() {
     });
     let late = api.chat("fz-late", "after the held turn");
     std::thread::sleep(Duration::from_secs(2));
-    assert!(chats(&s).is_empty(), "nothing passes a held turn");
+    assert!(s.chats().is_empty(), "nothing passes a held turn");
     // The frozen program (and what was typed into it) is gone.
     s.ok(&["fleet", "restart", "mos"]);
     wait_for_secs("mos ready again", 60, || s.activity("mos").0 == "idle");
@@ -131,9 +117,9 @@ fn a_frozen_turn_is_held_whole_and_retries_deliver_each_once_in_order() {
         api.ok(&format!("/v1/queue/{id}/retry"), json!({}));
         std::thread::sleep(Duration::from_millis(300));
     }
-    wait_for_secs("all four delivered", 60, || chats(&s).len() >= 4);
+    wait_for_secs("all four delivered", 60, || s.chats().len() >= 4);
     std::thread::sleep(Duration::from_secs(2));
-    let texts: Vec<String> = chats(&s).into_iter().map(|(_, _, t)| t).collect();
+    let texts: Vec<String> = s.chats().into_iter().map(|(_, _, t)| t).collect();
     assert_eq!(
         texts,
         ["frozen 0", "frozen 1", "frozen 2", "after the held turn"],
@@ -177,7 +163,7 @@ fn sigkill_under_concurrent_posters_loses_no_accepted_message_and_doubles_none()
     let acked = acked.into_inner().unwrap();
     let (_d2, api2) = up(&s);
     wait_for_secs("every accepted message delivered", 180, || {
-        let got: Vec<String> = chats(&s).into_iter().map(|(_, _, t)| t).collect();
+        let got: Vec<String> = s.chats().into_iter().map(|(_, _, t)| t).collect();
         acked.iter().all(|a| got.contains(a))
             || !api2.health()["held"].as_array().unwrap().is_empty()
     });
@@ -187,7 +173,7 @@ fn sigkill_under_concurrent_posters_loses_no_accepted_message_and_doubles_none()
         json!([]),
         "nothing held after a daemon crash"
     );
-    let got: Vec<String> = chats(&s).into_iter().map(|(_, _, t)| t).collect();
+    let got: Vec<String> = s.chats().into_iter().map(|(_, _, t)| t).collect();
     for a in &acked {
         assert_eq!(
             got.iter().filter(|g| *g == a).count(),
@@ -225,15 +211,15 @@ fn tmux_server_killed_mid_turns_delivers_each_message_once() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        wait_for_secs("deliveries under way", 60, || chats(&s).len() >= 5);
+        wait_for_secs("deliveries under way", 60, || s.chats().len() >= 5);
         kill_tmux_server(&s);
     });
     wait_for_secs("the fleet back", 60, || all_running(&s));
     wait_for_secs("all 80 delivered (or some held)", 120, || {
-        chats(&s).len() >= 80 || !api.health()["held"].as_array().unwrap().is_empty()
+        s.chats().len() >= 80 || !api.health()["held"].as_array().unwrap().is_empty()
     });
     std::thread::sleep(Duration::from_secs(3));
-    let got: Vec<String> = chats(&s).into_iter().map(|(_, _, t)| t).collect();
+    let got: Vec<String> = s.chats().into_iter().map(|(_, _, t)| t).collect();
     assert_eq!(
         api.health()["held"],
         json!([]),

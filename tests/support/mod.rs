@@ -250,6 +250,21 @@ impl Sandbox {
             .collect()
     }
 
+    /// `(turn, room, text)` of each chat message the demo orchestrator `mos` received (notices
+    /// left out).
+    pub fn chats(&self) -> Vec<(u64, String, String)> {
+        self.transcript("mos")
+            .into_iter()
+            .zip(self.transcript_turns("mos"))
+            .filter(|(t, _)| !t.starts_with("[fleet notice] "))
+            .map(|(t, turn)| {
+                let (head, text) = t.split_once("] ").expect("an envelope");
+                let room = head.rsplit(" on ").next().unwrap().to_owned();
+                (turn, room, text.to_owned())
+            })
+            .collect()
+    }
+
     /// Messages the demo agent `agent` received, in order.
     pub fn transcript(&self, agent: &str) -> Vec<String> {
         self.transcript_entries(agent)
