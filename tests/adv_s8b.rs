@@ -507,17 +507,24 @@ fn hook_keeps_only_a_workers_own_final_answer_while_the_daemon_is_away() {
     );
 }
 
+/// A started general fleet, and one of its workers' own token (as its hooks present it).
+fn started_with_a_workers_token() -> (Sandbox, String) {
+    let s = Sandbox::new();
+    s.init("general");
+    s.ok(&["fleet", "start"]);
+    let names: Vec<String> = rows(&s.ps()).keys().cloned().collect();
+    let worker = names.iter().find(|n| *n != "mos").unwrap().clone();
+    let token = s.agent_env(&worker, "MOSAIC_AGENT_TOKEN");
+    (s, token)
+}
+
 /// Claim 2, the daemon's side: many kept hooks, hand-edited garbage, a directory and odd
 /// permissions in the spool; the daemon starts, consumes the good ones, moves the bad ones to
 /// spool/failed, and keeps running; nothing is left for the next start.
 #[test]
 fn the_daemon_consumes_the_hook_spool_and_moves_garbage_aside() {
-    let s = Sandbox::new();
-    s.init("general");
-    s.ok(&["fleet", "start"]);
-    let names: Vec<String> = rows(&s.ps()).keys().cloned().collect();
-    let w1 = names.iter().find(|n| *n != "mos").unwrap().clone();
-    let tok1 = s.agent_env(&w1, "MOSAIC_AGENT_TOKEN");
+    let (s, tok1) = started_with_a_workers_token();
+    let w1 = tok1.rsplit_once(':').unwrap().0.to_owned();
     for i in 0..25 {
         hook(
             &s,
@@ -646,17 +653,13 @@ fn kill_9_at_many_moments_of_a_burst_never_loses_doubles_or_holds() {
     );
 }
 
-/// Claim 2: a worker's final answer bigger than the 1 MiB a hook reads from stdin (a long final
-/// message of Claude Code's Stop hook) is neither relayed nor kept: `mosaic hook` reads a cut
-/// payload, finds no JSON, says "no event" and drops it (exit 0).
+/// Claim 2: a worker's final answer bigger than 1 MiB (a long final message of Claude Code's
+/// Stop hook) is kept, cut to 256 KiB. DEFECT (fixed): `mosaic hook` read only 1 MiB of stdin,
+/// found no JSON in the cut payload, said "no event" and dropped it (exit 0), and its harness
+/// got a broken pipe.
 #[test]
 fn a_final_answer_over_one_mib_on_stdin_is_kept_too() {
-    let s = Sandbox::new();
-    s.init("general");
-    s.ok(&["fleet", "start"]);
-    let names: Vec<String> = rows(&s.ps()).keys().cloned().collect();
-    let w1 = names.iter().find(|n| *n != "mos").unwrap().clone();
-    let tok1 = s.agent_env(&w1, "MOSAIC_AGENT_TOKEN");
+    let (s, tok1) = started_with_a_workers_token();
     let err = hook(&s, Some(&tok1), &[], &stop_payload(&"z".repeat(3 << 20)));
     assert_eq!(kept(&s).len(), 1, "a 3 MiB final answer was dropped: {err}");
     // Kept cut to 256 KiB, saying so.
