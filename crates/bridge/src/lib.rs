@@ -393,14 +393,21 @@ impl Bridge {
         &self,
         write: impl FnOnce(&mut Store) -> Result<T, store::StoreError>,
     ) -> Result<T, store::StoreError> {
-        let (result, ticket) = {
-            let mut store = self.inner.store.lock().unwrap();
-            let result = write(&mut store);
-            (result, self.inner.group_commit.committed())
-        };
+        let (result, ticket) = self.run_write(write);
         let value = result?;
         self.inner.group_commit.sync_through(ticket)?;
         Ok(value)
+    }
+
+    /// Runs `write` on the bridge's connection; its result and the group-commit ticket of what
+    /// it committed (taken under the connection's lock).
+    fn run_write<T>(
+        &self,
+        write: impl FnOnce(&mut Store) -> Result<T, store::StoreError>,
+    ) -> (Result<T, store::StoreError>, u64) {
+        let mut store = self.inner.store.lock().unwrap();
+        let result = write(&mut store);
+        (result, self.inner.group_commit.committed())
     }
 
     /// Runs `write` on the bridge's connection and returns once it committed, without waiting
@@ -413,11 +420,8 @@ impl Bridge {
         &self,
         write: impl FnOnce(&mut Store) -> Result<T, store::StoreError>,
     ) -> Result<T, store::StoreError> {
-        let (value, ticket) = {
-            let mut store = self.inner.store.lock().unwrap();
-            let value = write(&mut store)?;
-            (value, self.inner.group_commit.committed())
-        };
+        let (result, ticket) = self.run_write(write);
+        let value = result?;
         self.inner.group_commit.sync_soon(ticket);
         Ok(value)
     }
