@@ -1599,6 +1599,64 @@ fn a_hook_gives_up_on_a_daemon_that_does_not_answer() {
     assert!(!stderr_of(&mut hook).is_empty(), "it says why");
 }
 
+/// A daemon that takes calls but does not answer (stopped: the kernel still accepts its
+/// connections) hangs neither `fleet send` nor `fleet status`: send gives up after
+/// `MOSAIC_DAEMON_TIMEOUT` and says the text may or may not have been typed (it must not type it
+/// itself: one writer per pane), status says the daemon does not answer. Running again, the
+/// daemon typed the text it took at most once, and sends work.
+#[test]
+fn a_stopped_daemon_hangs_neither_send_nor_status() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (d, _url, _token) = up(&s);
+    s.ok(&["fleet", "send", "helper", "one"]);
+    let pid = d.child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal("-STOP");
+    let mut send = s
+        .command(&["fleet", "send", "helper", "two"])
+        .env("MOSAIC_DAEMON_TIMEOUT", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sent = exits_within(&mut send, 30, "fleet send through a stopped daemon");
+    let mut status = s
+        .command(&["fleet", "status"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_ended = exits_within(&mut status, 30, "fleet status with a stopped daemon");
+    signal("-CONT");
+    assert!(!sent.success());
+    let err = stderr_of(&mut send);
+    assert!(
+        err.contains("the text may or may not have been typed into helper")
+            && err.contains("did not answer within 1 s"),
+        "{err}"
+    );
+    assert!(status_ended.success());
+    let mut shown = String::new();
+    std::io::Read::read_to_string(&mut status.stdout.take().unwrap(), &mut shown).unwrap();
+    assert!(shown.contains("daemon: running, not answering"), "{shown}");
+    s.ok(&["fleet", "send", "helper", "three"]);
+    wait_for("the send after the daemon runs again", || {
+        s.transcript("helper").last().map(String::as_str) == Some("three")
+    });
+    let got = s.transcript("helper");
+    assert!(
+        got == ["one", "two", "three"] || got == ["one", "three"],
+        "{got:?}"
+    );
+}
+
 /// `POST /v1/commands` answers `ps --json` with the JSON chat gives, not the table.
 #[test]
 fn the_api_gives_ps_json_as_json() {

@@ -14,11 +14,22 @@ pub const TOKEN_FILE: &str = "api.token";
 /// The lock file a running daemon holds (an flock): one daemon per state directory.
 pub const LOCK_FILE: &str = "daemon.lock";
 
+/// How long a call waits for the daemon's answer (`MOSAIC_DAEMON_TIMEOUT`, in seconds, says
+/// otherwise): a daemon that accepts connections but does not answer (stopped, wedged) must not
+/// hang the command forever.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a fleet command run by the daemon (`/v1/commands`) may take: it may start agents or
+/// install a harness ([`mosaic_fleet::update::INSTALL_TIMEOUT`]).
+pub const COMMAND_TIMEOUT: Duration =
+    Duration::from_secs(mosaic_fleet::update::INSTALL_TIMEOUT.as_secs() + 60);
+
 /// A running daemon's API.
 pub struct Daemon {
     url: String,
     token: String,
     agent: ureq::Agent,
+    /// How long a call waits for its answer.
+    limit: Duration,
 }
 
 /// The daemon could not be reached at all (as opposed to answering with an error).
@@ -32,6 +43,19 @@ impl std::fmt::Display for Unreachable {
 }
 
 impl std::error::Error for Unreachable {}
+
+/// The daemon took the call but gave no answer in time: what was asked may or may not have been
+/// done (unlike [`Unreachable`], where nothing reached it).
+#[derive(Debug)]
+pub struct NoAnswer(String);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoAnswer {}
 
 /// The agent's own token when this runs inside an agent (its harness was given
 /// [`AGENT_TOKEN_ENV`]): the daemon then grants what the agent's role may do, no more.
@@ -52,18 +76,8 @@ impl Daemon {
         }
     }
 
-    /// Finds the daemon of this state directory.
+    /// Finds the daemon of this state directory; its calls wait [`answer_timeout`] for an answer.
     pub fn locate(paths: &Paths) -> Result<Daemon> {
-        Self::locate_with(paths, None)
-    }
-
-    /// Finds the daemon, giving up on any call that takes longer than `limit` (a hook must never
-    /// hang its harness on a daemon that accepts connections but does not answer).
-    pub fn locate_quick(paths: &Paths, limit: Duration) -> Result<Daemon> {
-        Self::locate_with(paths, Some(limit))
-    }
-
-    fn locate_with(paths: &Paths, limit: Option<Duration>) -> Result<Daemon> {
         let info = std::fs::read_to_string(paths.state_dir.join(DAEMON_FILE)).map_err(|_| {
             anyhow::anyhow!("the mosaic daemon is not running (start it with `mosaic up`)")
         })?;
@@ -76,14 +90,25 @@ impl Daemon {
         };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(limit)
             .build()
             .into();
         Ok(Daemon {
             url: info["url"].as_str().unwrap_or_default().to_owned(),
             token: token.trim().to_owned(),
             agent,
+            limit: answer_timeout(),
         })
+    }
+
+    /// Finds the daemon, giving up on any call that takes longer than `limit` (a hook must never
+    /// hang its harness on a daemon that accepts connections but does not answer).
+    pub fn locate_quick(paths: &Paths, limit: Duration) -> Result<Daemon> {
+        Ok(Self::locate(paths)?.with_limit(limit))
+    }
+
+    /// The same daemon, its calls waiting at most `limit` for an answer.
+    pub fn with_limit(self, limit: Duration) -> Daemon {
+        Daemon { limit, ..self }
     }
 
     fn check(mut response: ureq::http::Response<ureq::Body>) -> Result<Value> {
@@ -100,11 +125,25 @@ impl Daemon {
     }
 
     fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
-        Unreachable(format!(
-            "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
-            self.url
-        ))
-        .into()
+        match e {
+            // The call reached the daemon (the kernel takes a connection for a stopped process)
+            // and timed out after: it may have been done.
+            ureq::Error::Timeout(t)
+                if !matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect) =>
+            {
+                NoAnswer(format!(
+                "the daemon at {} did not answer within {} s (stopped or stuck? `mosaic down` and `mosaic up` restart it)",
+                self.url,
+                self.limit.as_secs_f64()
+            ))
+            .into()
+            }
+            e => Unreachable(format!(
+                "cannot reach the daemon at {}: {e} (is `mosaic up` running?)",
+                self.url
+            ))
+            .into(),
+        }
     }
 
     fn auth(&self) -> String {
@@ -116,6 +155,9 @@ impl Daemon {
         let request = self
             .agent
             .post(format!("{}{path}", self.url))
+            .config()
+            .timeout_global(Some(self.limit))
+            .build()
             .header("Authorization", self.auth());
         Self::check(request.send_json(&body).map_err(|e| self.unreachable(e))?)
     }
@@ -125,11 +167,14 @@ impl Daemon {
         let request = self
             .agent
             .get(format!("{}{path}", self.url))
+            .config()
+            .timeout_global(Some(self.limit))
+            .build()
             .header("Authorization", self.auth());
         Self::check(request.call().map_err(|e| self.unreachable(e))?)
     }
 
-    /// The event stream: calls `each` with every event until it returns false or the stream ends.
+    /// The event stream (as long as it lasts: no time limit): calls `each` with every event until it returns false or the stream ends.
     pub fn events(&self, mut each: impl FnMut(Value) -> bool) -> Result<()> {
         let response = self
             .agent
@@ -149,4 +194,14 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// How long a call waits for the daemon's answer: [`ANSWER_TIMEOUT`], or
+/// `MOSAIC_DAEMON_TIMEOUT` seconds.
+pub fn answer_timeout() -> Duration {
+    std::env::var("MOSAIC_DAEMON_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(ANSWER_TIMEOUT, Duration::from_secs_f64)
 }

@@ -304,10 +304,21 @@ fn fleet(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
     let mut outcome = match (&cmd, client::Daemon::running(paths)) {
         // One writer per pane: with the daemon running, the daemon types it.
         (FleetCommand::Send(args), Some(daemon)) => {
-            let sent = daemon?.post(
-                &format!("/v1/agents/{}/send", args.name),
-                serde_json::json!({ "text": args.text.join(" ") }),
-            )?;
+            let sent = daemon?
+                .post(
+                    &format!("/v1/agents/{}/send", args.name),
+                    serde_json::json!({ "text": args.text.join(" ") }),
+                )
+                .map_err(|e| {
+                    if e.is::<client::NoAnswer>() {
+                        e.context(format!(
+                            "the text may or may not have been typed into {0}: look at its screen (`mosaic fleet attach {0}`) before sending it again",
+                            args.name
+                        ))
+                    } else {
+                        e
+                    }
+                })?;
             serde_json::from_value(sent).context("the daemon's answer to send")?
         }
         // The daemon knows the roster and asks tmux through its kept client; one of another
@@ -353,11 +364,13 @@ fn fleet_as_agent(paths: &Paths, mut cmd: FleetCommand) -> Result<ExitCode> {
         FleetCommand::Send(args) => args.text = vec![read_text(std::mem::take(&mut args.text))?],
         _ => {}
     }
-    let daemon = client::Daemon::running(paths).ok_or_else(|| {
-        anyhow::anyhow!(
-            "an agent runs fleet commands through the daemon, and it is not running (`mosaic up`)"
-        )
-    })??;
+    let daemon = client::Daemon::running(paths)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "an agent runs fleet commands through the daemon, and it is not running (`mosaic up`)"
+            )
+        })??
+        .with_limit(client::COMMAND_TIMEOUT);
     let answer = daemon.post("/v1/commands", serde_json::json!({ "command": cmd }))?;
     let outcome: Outcome = serde_json::from_value(answer["outcome"].clone())
         .context("the daemon's answer to a command")?;
@@ -465,12 +478,29 @@ impl<'a> Progress<'a> {
     }
 }
 
-/// The running daemon's health, if one runs.
-fn daemon_health(paths: &Paths) -> Option<HealthReport> {
-    let health = client::Daemon::locate(paths)
-        .and_then(|d| d.get("/v1/health"))
-        .ok()?;
-    serde_json::from_value(health).ok()
+/// What the daemon of this state directory says of itself.
+enum DaemonHealth {
+    NotRunning,
+    /// It holds its lock but did not answer (stopped, stuck, or starting): why.
+    NoAnswer(String),
+    Up(HealthReport),
+}
+
+/// How long `fleet status` and `fleet verify` wait for the daemon's health.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The daemon's health, asked with [`HEALTH_TIMEOUT`].
+fn daemon_health(paths: &Paths) -> DaemonHealth {
+    let Some(daemon) = client::Daemon::running(paths) else {
+        return DaemonHealth::NotRunning;
+    };
+    match daemon
+        .and_then(|d| d.with_limit(HEALTH_TIMEOUT).get("/v1/health"))
+        .and_then(|h| serde_json::from_value(h).context("the daemon's health"))
+    {
+        Ok(health) => DaemonHealth::Up(health),
+        Err(e) => DaemonHealth::NoAnswer(format!("{e:#}")),
+    }
 }
 
 /// A connector's health as a word and its detail.
@@ -485,8 +515,12 @@ fn health_words(health: &Health) -> (&'static str, &str) {
 
 /// One line about the daemon for `fleet status`: running or not, its queue, its connectors.
 fn daemon_line(paths: &Paths) -> String {
-    let Some(health) = daemon_health(paths) else {
-        return "daemon: not running (start it with `mosaic up`)".into();
+    let health = match daemon_health(paths) {
+        DaemonHealth::Up(health) => health,
+        DaemonHealth::NotRunning => {
+            return "daemon: not running (start it with `mosaic up`)".into();
+        }
+        DaemonHealth::NoAnswer(why) => return format!("daemon: running, not answering: {why}"),
     };
     let connectors: Vec<String> = health
         .connectors
@@ -506,13 +540,24 @@ fn daemon_line(paths: &Paths) -> String {
 
 /// The running daemon's view: each connector's connection (a refused intent or token shows here).
 fn daemon_checks(paths: &Paths) -> Vec<Check> {
-    let Some(health) = daemon_health(paths) else {
-        return vec![Check::new(
-            Level::Warn,
-            "daemon",
-            "not running",
-            Some("mosaic up (or systemctl --user start mosaic)".into()),
-        )];
+    let health = match daemon_health(paths) {
+        DaemonHealth::Up(health) => health,
+        DaemonHealth::NotRunning => {
+            return vec![Check::new(
+                Level::Warn,
+                "daemon",
+                "not running",
+                Some("mosaic up (or systemctl --user start mosaic)".into()),
+            )];
+        }
+        DaemonHealth::NoAnswer(why) => {
+            return vec![Check::new(
+                Level::Fail,
+                "daemon",
+                format!("running, not answering: {why}"),
+                Some("mosaic down && mosaic up".into()),
+            )];
+        }
     };
     let roster = mosaic_roster::Roster::load(&paths.roster()).ok();
     let mut out = vec![Check::new(

@@ -83,7 +83,16 @@ fn answer(result: anyhow::Result<Value>, field: &str) -> Result<CallToolResult, 
 impl FleetTools {
     async fn call(&self, path: &'static str, body: Value) -> anyhow::Result<Value> {
         let paths = self.paths.clone();
-        tokio::task::spawn_blocking(move || Daemon::locate(&paths)?.post(path, body)).await?
+        // A fleet command may start agents or install a harness; everything else answers at once.
+        let limit = if path == "/v1/commands" {
+            crate::client::COMMAND_TIMEOUT
+        } else {
+            crate::client::answer_timeout()
+        };
+        tokio::task::spawn_blocking(move || {
+            Daemon::locate(&paths)?.with_limit(limit).post(path, body)
+        })
+        .await?
     }
 
     /// Runs a typed command in the daemon (as the orchestrator) and answers with the outcome as
