@@ -1657,6 +1657,62 @@ fn a_stopped_daemon_hangs_neither_send_nor_status() {
     );
 }
 
+/// The daemon prunes its database of what it handled more than `bridge.history_days` ago when
+/// it starts: an old delivered message and the id it dropped repeats by go, a recent one stays
+/// (a repeat of it is still dropped), and so does what is still to do.
+#[test]
+fn the_daemon_prunes_what_it_handled_long_ago_when_it_starts() {
+    let s = Sandbox::new();
+    s.init("general");
+    let chat = |url: &str, token: &str, id: &str| -> String {
+        let mut r = http_agent()
+            .post(format!("{url}/v1/chat"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "id": id, "text": format!("message {id}") }))
+            .unwrap();
+        r.body_mut().read_json::<serde_json::Value>().unwrap()["verdict"]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let db = s.state().join("bridge.db");
+    let query = |sql: &str| -> Vec<String> {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        let mut st = conn.prepare(sql).unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let (d, url, token) = up(&s);
+    assert_eq!(chat(&url, &token, "long-ago"), "queued");
+    assert_eq!(chat(&url, &token, "recent"), "queued");
+    wait_for("both delivered and answered", || {
+        query("SELECT message_id FROM inbox WHERE status = 'delivered'").len() == 2
+            && query("SELECT text FROM outbox WHERE status = 'sent'").len() == 2
+    });
+    drop(d);
+    let long_ago = mosaic_bridge::store::now_ms() - 40 * 24 * 60 * 60 * 1000;
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!(
+            "UPDATE seen SET at = {long_ago} WHERE message_id = 'long-ago';
+             UPDATE inbox SET created = {long_ago} WHERE message_id = 'long-ago';
+             UPDATE outbox SET created = {long_ago};"
+        ))
+        .unwrap();
+    let (_d, url, token) = up(&s);
+    // The older of the local room's two replies goes too; the newest stays (the room was
+    // posted in).
+    wait_for("the old message and reply pruned", || {
+        query("SELECT message_id FROM inbox") == ["recent"]
+            && query("SELECT text FROM outbox").len() == 1
+    });
+    assert_eq!(chat(&url, &token, "recent"), "duplicate");
+    assert_eq!(chat(&url, &token, "long-ago"), "queued");
+}
+
 /// `POST /v1/commands` answers `ps --json` with the JSON chat gives, not the table.
 #[test]
 fn the_api_gives_ps_json_as_json() {

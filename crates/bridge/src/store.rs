@@ -279,6 +279,20 @@ impl GroupCommit {
     }
 }
 
+/// What [`Store::prune`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Message ids kept to drop repeats.
+    pub seen: usize,
+    /// Delivered or dropped chat messages.
+    pub messages: usize,
+    /// Posted or failed replies.
+    pub replies: usize,
+}
+
+/// Rows one prune transaction deletes at most (the bridge's writes wait for one at most).
+const PRUNE_BATCH: usize = 500;
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -785,6 +799,60 @@ impl Store {
         Ok(())
     }
 
+    /// Removes what was handled before `before` (ms since the epoch): the message ids seen (a
+    /// platform's repeat of an older message is no longer recognised), delivered and dropped
+    /// chat messages, posted and failed replies (the newest of each room stays: it says the room
+    /// was posted in), and expired confirmations. Nothing still to do is touched: queued, held,
+    /// pasting or pending rows stay whatever their age. Runs in small transactions, so the
+    /// bridge's own writes never wait long behind it.
+    pub fn prune(&self, before: i64) -> Result<Pruned> {
+        let seen = self.delete_in_batches(
+            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen WHERE at < ?1 LIMIT ?2)",
+            before,
+        )?;
+        let messages = self.delete_in_batches(
+            "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox
+                 WHERE status IN ('delivered', 'dropped') AND created < ?1 LIMIT ?2)",
+            before,
+        )?;
+        let newest: Vec<String> = self
+            .conn
+            .prepare("SELECT MAX(id) FROM outbox GROUP BY connector, room")?
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .map(|id| id.map(|id| id.to_string()))
+            .collect::<std::result::Result<_, _>>()?;
+        let replies = self.delete_in_batches(
+            &format!(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+                     WHERE status IN ('sent', 'failed') AND created < ?1 AND id NOT IN ({}) LIMIT ?2)",
+                newest.join(",")
+            ),
+            before,
+        )?;
+        self.conn
+            .prepare_cached("DELETE FROM confirmation WHERE expires <= ?1")?
+            .execute([now_ms()])?;
+        Ok(Pruned {
+            seen,
+            messages,
+            replies,
+        })
+    }
+
+    /// Runs `delete` (with `?1` = `before` and `?2` = a batch's size) until it deletes nothing,
+    /// each batch its own transaction; how many rows went.
+    fn delete_in_batches(&self, delete: &str, before: i64) -> Result<usize> {
+        let mut statement = self.conn.prepare(delete)?;
+        let mut deleted = 0;
+        loop {
+            let n = statement.execute(params![before, PRUNE_BATCH])?;
+            deleted += n;
+            if n < PRUNE_BATCH {
+                return Ok(deleted);
+            }
+        }
+    }
+
     /// Sets a small value.
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
         self.conn.prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")?.execute(params![key, value],
@@ -875,6 +943,83 @@ mod tests {
             thread: None,
             native_command: false,
         }
+    }
+
+    /// Pruning removes what was handled before the cutoff, and only that: what is still to do
+    /// (queued, held, pending) stays whatever its age, and each room's newest reply stays.
+    #[test]
+    fn prune_removes_only_what_was_handled_before_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("b.db")).unwrap();
+        for id in ["old-delivered", "old-held", "old-queued", "new-delivered"] {
+            s.accept(&msg(id), true).unwrap();
+        }
+        s.mark_delivered(&[1, 4]).unwrap();
+        s.mark_held(2).unwrap();
+        // Replies posted long ago: two in room r (its newest row, still pending, stays and says
+        // r was posted in), the only one in room q (stays: the newest of q).
+        for (room, text) in [("r", "r1"), ("r", "r2"), ("q", "q1"), ("r", "pending")] {
+            s.enqueue_out("fake", room, None, None, &[text.into()])
+                .unwrap();
+        }
+        for id in [1, 2, 3] {
+            s.out_sent(id, "p").unwrap();
+        }
+        let (old, cutoff) = (now_ms() - 40 * 86_400_000, now_ms() - 30 * 86_400_000);
+        s.conn
+            .execute_batch(&format!(
+                "UPDATE seen SET at = {old} WHERE message_id != 'new-delivered';
+                 UPDATE inbox SET created = {old} WHERE message_id != 'new-delivered';
+                 UPDATE outbox SET created = {old};"
+            ))
+            .unwrap();
+        assert_eq!(
+            s.prune(cutoff).unwrap(),
+            Pruned {
+                seen: 3,
+                messages: 1,
+                replies: 2
+            }
+        );
+        let left = |sql: &str| -> Vec<String> {
+            let mut st = s.conn.prepare(sql).unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            left("SELECT message_id FROM inbox ORDER BY id"),
+            ["old-held", "old-queued", "new-delivered"]
+        );
+        assert_eq!(
+            left("SELECT text FROM outbox ORDER BY id"),
+            ["q1", "pending"]
+        );
+        assert_eq!(left("SELECT message_id FROM seen"), ["new-delivered"]);
+        // A repeat of a recent message is still dropped; one of a pruned one is taken again.
+        assert_eq!(
+            s.accept(&msg("new-delivered"), true).unwrap(),
+            Accepted::Duplicate
+        );
+        assert!(matches!(
+            s.accept(&msg("old-delivered"), true).unwrap(),
+            Accepted::New { .. }
+        ));
+        // Nothing more to prune: a second run removes nothing.
+        assert_eq!(s.prune(cutoff).unwrap(), Pruned::default());
+    }
+
+    /// Pruning goes in batches: more rows than one batch all go.
+    #[test]
+    fn prune_goes_through_more_than_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("b.db")).unwrap();
+        for i in 0..(PRUNE_BATCH * 2 + 7) {
+            s.accept(&msg(&format!("m{i}")), false).unwrap();
+        }
+        s.conn.execute_batch("UPDATE seen SET at = 0").unwrap();
+        assert_eq!(s.prune(1).unwrap().seen, PRUNE_BATCH * 2 + 7);
     }
 
     #[test]

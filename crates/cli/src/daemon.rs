@@ -140,6 +140,7 @@ async fn run(
     components.push(supervisor_component(&bridge, &live, &exe));
     components.push(roster_component(&bridge));
     components.push(update_check_component(&bridge, &live, paths));
+    components.push(prune_component(&live, paths));
     let orchestrator = fleet
         .roster
         .orchestrator()
@@ -292,6 +293,55 @@ fn first_update_check() -> Duration {
         .ok()
         .and_then(|s| s.parse().ok())
         .map_or(FIRST_UPDATE_CHECK, Duration::from_secs)
+}
+
+/// How often the bridge's database is pruned (the first time when the daemon starts).
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Prunes the bridge's database of what it handled more than `bridge.history_days` ago (see
+/// [`mosaic_bridge::store::Store::prune`]): when the daemon starts, then once a day. Its own
+/// connection, small transactions: the bridge's writes hardly wait.
+fn prune_component(live: &LiveRoster, paths: &Paths) -> Component {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let (live, db) = (
+        live.clone(),
+        mosaic_bridge::store::database(&paths.state_dir),
+    );
+    let task = tokio::spawn(async move {
+        loop {
+            let days = live.get().bridge.history_days;
+            let db = db.clone();
+            let pruned = tokio::task::spawn_blocking(move || {
+                let store = mosaic_bridge::store::Store::open(&db)?;
+                store.relax_durability()?;
+                let day: i64 = 24 * 60 * 60 * 1000;
+                store.prune(mosaic_bridge::store::now_ms() - i64::from(days) * day)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(p)) => tracing::info!(
+                    days,
+                    seen = p.seen,
+                    messages = p.messages,
+                    replies = p.replies,
+                    "pruned the bridge's database"
+                ),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot prune the bridge's database"),
+                Err(e) => tracing::warn!(error = %e, "the bridge's database pruning failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    });
+    Component {
+        name: "database pruning",
+        stop: Box::new(move || {
+            stop.send_replace(true);
+        }),
+        tasks: vec![task],
+    }
 }
 
 /// The roster watcher: `roster.yaml` changes reach the bridge's ACL and settings.

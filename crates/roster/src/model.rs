@@ -90,6 +90,9 @@ pub struct BridgeSettings {
     pub orchestrator_role: AclRole,
     /// Seconds after a delivery after which a still-busy orchestrator gets the next message anyway.
     pub busy_timeout_secs: u64,
+    /// Days the bridge keeps what it has handled (delivered chat messages, sent replies, the
+    /// message ids it drops repeats by); older ones are pruned once a day.
+    pub history_days: u32,
 }
 
 /// The default API address.
@@ -103,6 +106,7 @@ impl Default for BridgeSettings {
             rate_per_minute: 30,
             orchestrator_role: AclRole::Admin,
             busy_timeout_secs: 600,
+            history_days: 30,
         }
     }
 }

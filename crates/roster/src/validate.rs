@@ -377,6 +377,12 @@ impl Roster {
                 ),
             );
         }
+        if self.bridge.history_days == 0 {
+            push(
+                "bridge.history_days".into(),
+                "must be at least 1: the bridge drops a platform's repeats by the ids it keeps this long".into(),
+            );
+        }
         out.sort_by_key(|p| p.position);
         out
     }
@@ -616,6 +622,17 @@ mod tests {
                 "12:11 agents[3].role a second orchestrator (\"two\"); exactly one is allowed and agents[0] (\"mos\") is already one",
             ]
         );
+    }
+
+    #[test]
+    fn history_days_must_keep_at_least_a_day() {
+        let p = problems(&format!("{GOOD}bridge:\n  history_days: 0\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("8:17 bridge.history_days must be at least 1"),
+            "{p:?}"
+        );
+        assert!(problems(&format!("{GOOD}bridge:\n  history_days: 1\n")).is_empty());
     }
 
     #[test]
