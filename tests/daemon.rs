@@ -1698,7 +1698,7 @@ fn the_daemon_prunes_what_it_handled_long_ago_when_it_starts() {
         .unwrap()
         .execute_batch(&format!(
             "UPDATE seen SET at = {long_ago} WHERE message_id = 'long-ago';
-             UPDATE inbox SET created = {long_ago} WHERE message_id = 'long-ago';
+             UPDATE inbox SET created = {long_ago}, delivered = {long_ago} WHERE message_id = 'long-ago';
              UPDATE outbox SET created = {long_ago};"
         ))
         .unwrap();

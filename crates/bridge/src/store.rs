@@ -290,6 +290,11 @@ pub struct Pruned {
     pub replies: usize,
 }
 
+/// Moves the `seen` time of inbox message `?1`'s id to `?2`, when it was handled: the id is
+/// kept for `bridge.history_days` after that, not after its arrival.
+const SEEN_HANDLED: &str = "UPDATE seen SET at = ?2
+     WHERE (connector, message_id) = (SELECT connector, message_id FROM inbox WHERE id = ?1)";
+
 /// Rows one prune transaction deletes at most (the bridge's writes wait for one at most).
 const PRUNE_BATCH: usize = 500;
 
@@ -592,16 +597,18 @@ impl Store {
         Ok(())
     }
 
-    /// Marks messages delivered, in one transaction.
+    /// Marks messages delivered, in one transaction: handled now (see [`Store::prune`]).
     pub fn mark_delivered(&mut self, ids: &[i64]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut update = tx.prepare_cached(
                 "UPDATE inbox SET status = 'delivered', delivered = ?2 WHERE id = ?1",
             )?;
+            let mut seen = tx.prepare_cached(SEEN_HANDLED)?;
             let now = now_ms();
             for id in ids {
                 update.execute(params![id, now])?;
+                seen.execute(params![id, now])?;
             }
         }
         tx.commit()?;
@@ -632,12 +639,28 @@ impl Store {
 
     /// A person's decision on a held message: `retry` queues it again (it is pasted once more),
     /// otherwise it is dropped. False when `id` is not held.
-    pub fn resolve_held(&self, id: i64, retry: bool) -> Result<bool> {
-        let status = if retry { "queued" } else { "dropped" };
-        let n = self
-            .conn
-            .prepare_cached("UPDATE inbox SET status = ?2 WHERE id = ?1 AND status = 'held'")?
-            .execute(params![id, status])?;
+    pub fn resolve_held(&mut self, id: i64, retry: bool) -> Result<bool> {
+        if retry {
+            let n = self
+                .conn
+                .prepare_cached(
+                    "UPDATE inbox SET status = 'queued' WHERE id = ?1 AND status = 'held'",
+                )?
+                .execute([id])?;
+            return Ok(n == 1);
+        }
+        // Dropped: handled now (see [`Store::prune`]).
+        let tx = self.conn.transaction()?;
+        let now = now_ms();
+        let n = tx
+            .prepare_cached(
+                "UPDATE inbox SET status = 'dropped', delivered = ?2 WHERE id = ?1 AND status = 'held'",
+            )?
+            .execute(params![id, now])?;
+        if n == 1 {
+            tx.prepare_cached(SEEN_HANDLED)?.execute(params![id, now])?;
+        }
+        tx.commit()?;
         Ok(n == 1)
     }
 
@@ -800,19 +823,27 @@ impl Store {
     }
 
     /// Removes what was handled before `before` (ms since the epoch): the message ids seen (a
-    /// platform's repeat of an older message is no longer recognised), delivered and dropped
-    /// chat messages, posted and failed replies (the newest of each room stays: it says the room
+    /// platform's repeat of a message handled before then is no longer recognised), chat
+    /// messages delivered or dropped before then, posted and failed replies (the newest of each room stays: it says the room
     /// was posted in), and expired confirmations. Nothing still to do is touched: queued, held,
     /// pasting or pending rows stay whatever their age. Runs in small transactions, so the
     /// bridge's own writes never wait long behind it.
     pub fn prune(&self, before: i64) -> Result<Pruned> {
-        let seen = self.delete_in_batches(
-            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen WHERE at < ?1 LIMIT ?2)",
-            before,
-        )?;
+        // Handled: delivered or dropped then (`delivered`; rows of older versions have only
+        // their arrival). An id is kept as long as its message may still come (still to do),
+        // and for `before` after it was handled (its `at` is moved then).
         let messages = self.delete_in_batches(
             "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox
-                 WHERE status IN ('delivered', 'dropped') AND created < ?1 LIMIT ?2)",
+                 WHERE status IN ('delivered', 'dropped') AND COALESCE(delivered, created) < ?1
+                 LIMIT ?2)",
+            before,
+        )?;
+        let seen = self.delete_in_batches(
+            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen WHERE at < ?1
+                 AND NOT EXISTS (SELECT 1 FROM inbox
+                     WHERE status IN ('queued', 'delivering', 'pasting', 'held')
+                     AND inbox.connector = seen.connector AND inbox.message_id = seen.message_id)
+                 LIMIT ?2)",
             before,
         )?;
         let newest: Vec<String> = self
@@ -970,13 +1001,14 @@ mod tests {
             .execute_batch(&format!(
                 "UPDATE seen SET at = {old} WHERE message_id != 'new-delivered';
                  UPDATE inbox SET created = {old} WHERE message_id != 'new-delivered';
+                 UPDATE inbox SET delivered = {old} WHERE message_id = 'old-delivered';
                  UPDATE outbox SET created = {old};"
             ))
             .unwrap();
         assert_eq!(
             s.prune(cutoff).unwrap(),
             Pruned {
-                seen: 3,
+                seen: 1,
                 messages: 1,
                 replies: 2
             }
@@ -996,18 +1028,46 @@ mod tests {
             left("SELECT text FROM outbox ORDER BY id"),
             ["q1", "pending"]
         );
-        assert_eq!(left("SELECT message_id FROM seen"), ["new-delivered"]);
-        // A repeat of a recent message is still dropped; one of a pruned one is taken again.
+        // The ids of messages still to do stay, however old.
         assert_eq!(
-            s.accept(&msg("new-delivered"), true).unwrap(),
-            Accepted::Duplicate
+            left("SELECT message_id FROM seen ORDER BY rowid"),
+            ["old-held", "old-queued", "new-delivered"]
         );
+        // A repeat of a recent message is still dropped; one of a pruned one is taken again.
+        for id in ["new-delivered", "old-held", "old-queued"] {
+            assert_eq!(s.accept(&msg(id), true).unwrap(), Accepted::Duplicate);
+        }
         assert!(matches!(
             s.accept(&msg("old-delivered"), true).unwrap(),
             Accepted::New { .. }
         ));
         // Nothing more to prune: a second run removes nothing.
         assert_eq!(s.prune(cutoff).unwrap(), Pruned::default());
+    }
+
+    /// A message that arrived long ago but was handled (delivered, dropped) just now is kept,
+    /// and so is its id: history counts from the handling.
+    #[test]
+    fn prune_counts_from_when_a_message_was_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("b.db")).unwrap();
+        for id in ["waited", "held-then-dropped"] {
+            s.accept(&msg(id), true).unwrap();
+        }
+        let (old, cutoff) = (now_ms() - 40 * 86_400_000, now_ms() - 30 * 86_400_000);
+        s.conn
+            .execute_batch(&format!(
+                "UPDATE seen SET at = {old}; UPDATE inbox SET created = {old};"
+            ))
+            .unwrap();
+        s.mark_delivered(&[1]).unwrap();
+        s.mark_held(2).unwrap();
+        assert!(s.resolve_held(2, false).unwrap());
+        assert_eq!(s.prune(cutoff).unwrap(), Pruned::default());
+        for id in ["waited", "held-then-dropped"] {
+            assert_eq!(s.accept(&msg(id), true).unwrap(), Accepted::Duplicate);
+        }
+        assert!(s.queued(1).unwrap().is_some());
     }
 
     /// Pruning goes in batches: more rows than one batch all go.

@@ -198,10 +198,15 @@ impl Daemon {
 
 /// How long a call waits for the daemon's answer: [`ANSWER_TIMEOUT`], or
 /// `MOSAIC_DAEMON_TIMEOUT` seconds.
+/// A value that is not a positive number of seconds is ignored; one over a day is a day.
 pub fn answer_timeout() -> Duration {
     std::env::var("MOSAIC_DAEMON_TIMEOUT")
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(ANSWER_TIMEOUT, Duration::from_secs_f64)
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s.min(LONGEST_ANSWER.as_secs_f64())).ok())
+        .unwrap_or(ANSWER_TIMEOUT)
 }
+
+/// The longest [`answer_timeout`] (a larger one overflows the clock's arithmetic).
+const LONGEST_ANSWER: Duration = Duration::from_secs(24 * 60 * 60);

@@ -120,6 +120,9 @@ pub fn post_or_keep(
             may_keep(paths)?;
             Ok(Replied::Kept(keep(paths, request)?))
         }
+        Err(e) if e.is::<crate::client::NoAnswer>() => Err(e.context(
+            "the reply may or may not have been queued: look at the room before replying again",
+        )),
         Err(e) => Err(e),
     }
 }
