@@ -410,7 +410,7 @@ fn stop_payload(answer: &str) -> Vec<u8> {
 /// the shape; forged and foreign tokens, another agent named, answers-less hooks, malformed
 /// JSON and the orchestrator's answers are not; a huge payload neither panics nor fails.
 #[test]
-fn hook_keeps_only_a_workers_own_final_answer_while_the_daemon_is_away() {
+fn hook_keeps_only_an_agents_own_final_answer_while_the_daemon_is_away() {
     let s = Sandbox::new();
     s.init("general");
     s.ok(&["fleet", "start"]);
@@ -491,7 +491,8 @@ fn hook_keeps_only_a_workers_own_final_answer_while_the_daemon_is_away() {
     }
     let before_orch = kept(&s).len();
 
-    // The orchestrator's final answer is not kept (docs/bridge.md: only a worker's).
+    // The orchestrator's final answer is kept too (session 9: the daemon relays it to the room
+    // of the turn it answered, if that turn still owes an answer).
     let err = hook(
         &s,
         Some(&tok_mos),
@@ -499,11 +500,12 @@ fn hook_keeps_only_a_workers_own_final_answer_while_the_daemon_is_away() {
         &stop_payload("orchestrator answer"),
     );
     let after = kept(&s);
-    assert_eq!(
-        after.len(),
-        before_orch,
-        "the orchestrator's answer was kept ({err}): {:?}",
-        after.last().map(|p| read(p))
+    assert_eq!(after.len(), before_orch + 1, "not kept: {err}");
+    assert!(
+        after
+            .iter()
+            .any(|f| serde_json::from_str::<Value>(&read(f)).unwrap()["agent"] == "mos"),
+        "{err}"
     );
 }
 

@@ -1713,6 +1713,99 @@ fn the_daemon_prunes_what_it_handled_long_ago_when_it_starts() {
     assert_eq!(chat(&url, &token, "long-ago"), "queued");
 }
 
+/// Posts chat message `id` to the local room through the API and waits until the orchestrator
+/// got it (its row is `delivered`).
+fn chat_delivered(s: &Sandbox, url: &str, token: &str, id: &str, text: &str) {
+    let status = http_agent()
+        .post(format!("{url}/v1/chat"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "id": id, "text": text }))
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let db = s.state().join("bridge.db");
+    wait_for("the message delivered", || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.query_row(
+            "SELECT status FROM inbox WHERE message_id = ?1",
+            [id],
+            |r| r.get::<_, String>(0),
+        )
+        .is_ok_and(|status| status == "delivered")
+    });
+}
+
+/// How many times the local room was told something containing `text`.
+fn told_in_local_room(s: &Sandbox, text: &str) -> usize {
+    read_opt(&s.state().join("local-room.jsonl"))
+        .matches(text)
+        .count()
+}
+
+/// The orchestrator's final answer (a turn ended without `mosaic reply`) reaches the room once
+/// also when the daemon was killed during the turn: that the turn owes an answer is kept in
+/// `bridge.db`, not in the dead daemon's memory. (The demo orchestrator after `/quiet 3`
+/// thinks 3 s and ends its turn with its answer in its idle hook, which it sends again while
+/// the daemon is away, under the same call id.)
+#[test]
+fn a_final_answer_after_a_daemon_restart_reaches_the_room_once() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (d, url, token) = up(&s);
+    s.ok(&["fleet", "send", "mos", "/quiet 3"]);
+    chat_delivered(&s, &url, &token, "q1", "what now?");
+    drop(d);
+    let (_d, url, token) = up(&s);
+    wait_for_secs("the final answer in the room", 30, || {
+        told_in_local_room(&s, "[demo reply #1]") == 1
+    });
+    // The next turn's answer comes after it: the first was not posted again meanwhile.
+    chat_delivered(&s, &url, &token, "q2", "and then?");
+    wait_for_secs("the second answer", 30, || {
+        told_in_local_room(&s, "[demo reply #2]") == 1
+    });
+    assert_eq!(told_in_local_room(&s, "[demo reply #1]"), 1);
+}
+
+/// The orchestrator's final answer reported by `mosaic hook` (a real harness's Stop hook)
+/// while the daemon is down is kept, and posted once in the room of the turn it answered when
+/// the daemon starts; the turn is then answered (a later answer to it is not relayed too).
+#[test]
+fn the_orchestrators_final_answer_kept_while_the_daemon_is_away_is_posted_once() {
+    let s = Sandbox::new();
+    s.init("general");
+    let (d, url, token) = up(&s);
+    // Thinks long: its own answer comes after this test.
+    s.ok(&["fleet", "send", "mos", "/quiet 60"]);
+    chat_delivered(&s, &url, &token, "q1", "are you there?");
+    drop(d);
+    let hook = |answer: &str| {
+        s.run_as_agent(
+            "mos",
+            &["hook", "idle"],
+            serde_json::json!({ "last_assistant_message": answer })
+                .to_string()
+                .as_bytes(),
+        )
+    };
+    let kept = hook("the answer, kept");
+    assert!(kept.status.success());
+    assert!(
+        text(&kept.stderr).contains("kept in"),
+        "{}",
+        text(&kept.stderr)
+    );
+    let (_d, _url, _token) = up(&s);
+    wait_for("the kept answer in the room", || {
+        told_in_local_room(&s, "the answer, kept") == 1
+    });
+    // The turn is answered: another final answer for it (live now) is not relayed.
+    assert!(hook("a second answer").status.success());
+    assert_eq!(told_in_local_room(&s, "a second answer"), 0);
+    assert_eq!(told_in_local_room(&s, "the answer, kept"), 1);
+}
+
 /// `POST /v1/commands` answers `ps --json` with the JSON chat gives, not the table.
 #[test]
 fn the_api_gives_ps_json_as_json() {

@@ -609,9 +609,9 @@ pub fn post_reply(bridge: &Bridge, request: &ReplyRequest) -> Result<usize, (Sta
             ));
         }
     };
-    let queued = bridge.reply(&request.text, target).map_err(refused)?;
-    bridge.orchestrator_replied();
-    Ok(queued)
+    bridge
+        .orchestrator_reply(&request.text, target)
+        .map_err(refused)
 }
 
 /// The status of a reply that could not be queued.

@@ -31,8 +31,6 @@ struct Inner {
     tail: Vec<u8>,
     output_since_busy: bool,
     hook: Option<(HookState, Instant)>,
-    /// A message was delivered and the orchestrator has not replied to it yet.
-    unanswered: bool,
     /// Just (re)started: not ready until an idle hook or its ready screen says so.
     starting: bool,
 }
@@ -47,19 +45,11 @@ impl Activity {
                 tail: Vec::new(),
                 output_since_busy: false,
                 hook: None,
-                unanswered: false,
                 starting: false,
             }),
             idle_prompt: idle_prompt.map(|p| p.as_bytes().to_vec()),
             busy_timeout,
         }
-    }
-
-    /// A chat message was just submitted: the agent is busy until it says or shows otherwise,
-    /// and owes its room an answer.
-    pub fn submitted(&self) {
-        self.busy();
-        self.inner.lock().unwrap().unanswered = true;
     }
 
     /// Something was typed in (a chat message or a notice): busy until it says or shows
@@ -71,22 +61,10 @@ impl Activity {
         i.tail.clear();
     }
 
-    /// The orchestrator replied (with `mosaic reply` or its MCP tool) in this turn.
-    pub fn replied(&self) {
-        self.inner.lock().unwrap().unanswered = false;
-    }
-
-    /// True once per delivered message the orchestrator ended its turn without replying to:
-    /// its final text is then relayed for it.
-    pub fn take_unanswered(&self) -> bool {
-        std::mem::take(&mut self.inner.lock().unwrap().unanswered)
-    }
-
     /// A delivery failed before the agent took anything: it is not busy because of it.
     pub fn abandoned(&self) {
         let mut i = self.inner.lock().unwrap();
         i.busy_since = None;
-        i.unanswered = false;
     }
 
     /// The pane printed `data`.
@@ -176,7 +154,7 @@ mod tests {
     fn the_idle_prompt_ends_a_turn() {
         let a = Activity::new(Some("demo> "), Duration::from_secs(600));
         assert!(a.is_idle());
-        a.submitted();
+        a.busy();
         assert!(!a.is_idle());
         a.output(b"\r\n[demo reply #1] ...\r\n");
         assert!(!a.is_idle());
@@ -185,22 +163,10 @@ mod tests {
     }
 
     #[test]
-    fn a_turn_without_a_reply_is_unanswered_once() {
-        let a = Activity::new(None, Duration::from_secs(600));
-        assert!(!a.take_unanswered(), "nothing delivered yet");
-        a.submitted();
-        assert!(a.take_unanswered());
-        assert!(!a.take_unanswered(), "once");
-        a.submitted();
-        a.replied();
-        assert!(!a.take_unanswered(), "it replied itself");
-    }
-
-    #[test]
     fn hooks_override_the_screen() {
         let a = Activity::new(Some("demo> "), Duration::from_secs(600));
         a.hook(HookState::Busy);
-        a.submitted();
+        a.busy();
         a.output(b"demo> ");
         assert!(!a.is_idle(), "the hook said busy");
         a.hook(HookState::Idle);
@@ -223,7 +189,7 @@ mod tests {
     #[test]
     fn a_stuck_agent_times_out() {
         let a = Activity::new(None, Duration::from_millis(10));
-        a.submitted();
+        a.busy();
         assert!(!a.is_idle());
         std::thread::sleep(Duration::from_millis(20));
         assert!(a.is_idle());

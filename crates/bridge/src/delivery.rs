@@ -498,6 +498,15 @@ impl DeliveryWorker {
         })
     }
 
+    /// A turn's delivery failed before the orchestrator took anything: it is neither busy with
+    /// it nor owes an answer for it.
+    fn abandoned(&self, store: &Store) {
+        self.activity.abandoned();
+        if let Err(e) = store.answered() {
+            tracing::warn!(error = %e, "cannot mark an undelivered turn answered");
+        }
+    }
+
     /// Types one turn's messages (all from one room, see [`Store::next_batch`]) into the
     /// orchestrator as one paste, each in its envelope on a line of its own, and submits them.
     fn deliver(
@@ -515,7 +524,8 @@ impl DeliveryWorker {
         let text = turn.iter().map(envelope).collect::<Vec<_>>().join("\n");
         let opts = s.options.clone();
         // Busy from before the paste: any hook the harness sends about this turn comes later.
-        self.activity.submitted();
+        // (It owes its room an answer from now: `mark_delivering` kept that.)
+        self.activity.busy();
         // "Maybe pasted" is kept right before the paste command, after the send's checks.
         let into = s.client.incarnation().to_owned();
         let mut not_kept = None;
@@ -527,13 +537,13 @@ impl DeliveryWorker {
             })
         };
         if let Some(e) = not_kept {
-            self.activity.abandoned();
+            self.abandoned(store);
             return Err(e.into());
         }
         let report = match sent {
             Ok(r) => r,
             Err(e) => {
-                self.activity.abandoned();
+                self.abandoned(store);
                 return Err(e.into());
             }
         };

@@ -181,7 +181,7 @@ impl Bridge {
                 self.tell_room_the_orchestrator_waits(&name, detail.as_deref(), None);
             }
             if activity == Activity::Idle {
-                self.relay_unanswered(payload);
+                self.relay_unanswered(&name, payload);
             }
             self.wake_delivery();
         } else if activity == Activity::WaitingForInput && previous != Some(activity) {
@@ -286,28 +286,42 @@ impl Bridge {
         }
     }
 
-    /// The orchestrator ended a turn that answered a chat message without replying: its final
-    /// text (the hook's `last_assistant_message`) goes to that message's room, once.
-    fn relay_unanswered(&self, payload: &Value) {
-        // The turn is over either way: a later turn (a notice) never answers this message.
-        if !self.inner.activity.take_unanswered() {
-            return;
-        }
-        let Some(text) = final_answer(payload) else {
-            return;
+    /// The orchestrator (`agent`) ended a turn that answered a chat message without replying:
+    /// its final text (the hook's `last_assistant_message`) goes to that message's room, once
+    /// (once for the hook's call id, and only while the turn owes an answer: kept in the
+    /// database, so also when the daemon restarted meanwhile). Returns whether it was queued.
+    fn relay_unanswered(&self, agent: &str, payload: &Value) -> bool {
+        let call = call_id(agent, payload);
+        let relayed = match final_answer(payload) {
+            Some(text) => {
+                self.reply_as(text, None, crate::outbox::Answer::Relayed(call.as_deref()))
+            }
+            None => Ok(0),
         };
-        if let Err(e) = self.reply(text, None) {
-            tracing::warn!(error = %e, "cannot relay the orchestrator's final answer");
+        match relayed {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot relay the orchestrator's final answer"),
         }
+        // The turn is over either way: a later turn (a notice) never answers this message.
+        if let Err(e) = self.commit(|s| s.answered()) {
+            tracing::warn!(error = %e, "cannot mark the orchestrator's turn answered");
+        }
+        false
     }
 
-    /// Posts the final answer a worker's hook carried while the daemon was away (`mosaic hook`
-    /// keeps such a hook): in `comms: matrix`, in the worker's room, once for the hook's call
-    /// id. Nothing else of that hook is applied: the activity it reported is long past. Returns
-    /// whether it was kept for posting.
+    /// Posts the final answer an agent's hook carried while the daemon was away (`mosaic hook`
+    /// keeps such a hook), once for the hook's call id: a worker's in `comms: matrix`, in its
+    /// room; the orchestrator's in the room of the turn it answered, if that turn still owes an
+    /// answer. Nothing else of that hook is applied: the activity it reported is long past.
+    /// Returns whether it was kept for posting.
     pub fn relay_kept_answer(&self, agent: &str, payload: &Value) -> bool {
-        if self.agent_role(agent) != Some(mosaic_roster::Role::Worker) {
-            return false;
+        match self.agent_role(agent) {
+            Some(mosaic_roster::Role::Worker) => {}
+            Some(mosaic_roster::Role::Orchestrator) => {
+                return self.relay_unanswered(agent, payload);
+            }
+            None => return false,
         }
         let Some(answer) = final_answer(payload) else {
             return false;
@@ -329,11 +343,6 @@ impl Bridge {
                 .unwrap_or(false)
         });
         (call, taken)
-    }
-
-    /// The orchestrator replied itself in this turn (nothing is relayed for it).
-    pub fn orchestrator_replied(&self) {
-        self.inner.activity.replied();
     }
 }
 

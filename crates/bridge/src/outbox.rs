@@ -12,6 +12,18 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// What a reply is to the turn the orchestrator last got.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Answer<'a> {
+    /// Neither: a notice, a command's answer.
+    Other,
+    /// The orchestrator's own reply: the turn is answered.
+    Own,
+    /// Its final answer, relayed for it (hook call `call`, taken once): only while the turn
+    /// still owes one.
+    Relayed(Option<&'a str>),
+}
+
 /// Why a reply could not be queued.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplyError {
@@ -71,9 +83,29 @@ impl Bridge {
         Ok(Target::answering(&queued.inbound))
     }
 
-    /// Posts `text` from the orchestrator: to `target`, or else to where the last delivered
-    /// message came from. Split at the platform's limit. Returns how many messages were queued.
+    /// Posts `text` for the orchestrator (a notice, a command's answer): to `target`, or else
+    /// to where the last delivered message came from. Split at the platform's limit. Returns how
+    /// many messages were queued.
     pub fn reply(&self, text: &str, target: Option<Target>) -> Result<usize, ReplyError> {
+        self.reply_as(text, target, Answer::Other)
+    }
+
+    /// The orchestrator's own reply (`mosaic reply`, its MCP tool), as [`Bridge::reply`]: the
+    /// turn it works on is answered (its final answer is not relayed too).
+    pub fn orchestrator_reply(
+        &self,
+        text: &str,
+        target: Option<Target>,
+    ) -> Result<usize, ReplyError> {
+        self.reply_as(text, target, Answer::Own)
+    }
+
+    pub(crate) fn reply_as(
+        &self,
+        text: &str,
+        target: Option<Target>,
+        answer: Answer<'_>,
+    ) -> Result<usize, ReplyError> {
         let text = text.trim_end();
         if text.is_empty() {
             return Err(ReplyError::Empty);
@@ -100,8 +132,24 @@ impl Bridge {
             });
         }
         let parts = split_for(text, &connector.capabilities());
-        self.commit(|s| {
-            s.enqueue_out(
+        // Whether the turn is answered changes in the reply's own transaction: a crash never
+        // leaves a reply queued and its turn still owing one (relayed again), nor the reverse.
+        let queued = self.commit(|s| {
+            let call = match answer {
+                Answer::Other => None,
+                Answer::Own => {
+                    s.answered()?;
+                    None
+                }
+                Answer::Relayed(call) => {
+                    if !s.answered()? {
+                        return Ok(Vec::new());
+                    }
+                    call
+                }
+            };
+            s.enqueue_out_once(
+                call,
                 &target.connector,
                 &target.room,
                 target.thread.as_deref(),
@@ -109,8 +157,11 @@ impl Bridge {
                 &parts,
             )
         })?;
+        if queued.is_empty() {
+            return Ok(0);
+        }
         self.inner.wake_outbox.notify_one();
-        Ok(parts.len())
+        Ok(queued.len())
     }
 
     /// Answers an inbound message in its room and thread.

@@ -290,6 +290,11 @@ pub struct Pruned {
     pub replies: usize,
 }
 
+/// `kv` key set (with the conversation, by [`Store::mark_delivering`]) while the turn last
+/// delivered to the orchestrator owes its room an answer: kept across restarts, so a final
+/// answer that comes after one is still relayed, once.
+const UNANSWERED_KEY: &str = "unanswered";
+
 /// Moves the `seen` time of inbox message `?1`'s id to `?2`, when it was handled: the id is
 /// kept for `bridge.history_days` after that, not after its arrival.
 const SEEN_HANDLED: &str = "UPDATE seen SET at = ?2
@@ -579,12 +584,24 @@ impl Store {
                 update.execute([id])?;
             }
         }
-        tx.prepare_cached(
+        let mut set = tx.prepare_cached(
             "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-        )?
-        .execute(params![crate::delivery::CONVERSATION_KEY, conversation])?;
+        )?;
+        set.execute(params![crate::delivery::CONVERSATION_KEY, conversation])?;
+        set.execute(params![UNANSWERED_KEY, "1"])?;
+        drop(set);
         tx.commit()?;
         Ok(())
+    }
+
+    /// The turn last delivered to the orchestrator is answered (it replied, its final answer
+    /// was relayed, or its turn ended or failed): true if it still owed one until now.
+    pub fn answered(&self) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM kv WHERE key = ?1")?
+            .execute([UNANSWERED_KEY])?;
+        Ok(n == 1)
     }
 
     /// Durable against a crash of this process, not of the machine: commits no longer wait for

@@ -7,7 +7,9 @@
 //! dialog that Enter would approve (as Claude Code's does). As the orchestrator
 //! (`MOSAIC_ROLE=orchestrator`) inside a fleet, it also answers in chat (through the daemon, as
 //! `mosaic reply` does), as a real orchestrator is told to: each chat message of a turn (several
-//! arrive in one when they queued while it was busy) by its id. Each submitted message (each
+//! arrive in one when they queued while it was busy) by its id; after `/quiet SECS` it instead
+//! thinks for SECS and ends each turn with its answer as the final text of its idle hook
+//! (`last_assistant_message`), as a harness that was not told to reply does. Each submitted message (each
 //! chat message of a turn) is appended to `$MOSAIC_AGENT_STATE/demo-transcript.jsonl` with its
 //! turn's number, so tests can check that text arrived exactly once and byte for byte.
 
@@ -93,6 +95,8 @@ fn repl(
     // `/dialog` plays a harness's permission dialog: Enter or `y` approves, `n` or Escape
     // refuses; a paste is ignored.
     let mut dialog = false;
+    // `/quiet SECS`: each turn thinks SECS, then ends with its answer in the idle hook only.
+    let mut quiet: Option<u64> = None;
     loop {
         let event = match read() {
             Ok(e) => e,
@@ -158,6 +162,11 @@ fn repl(
                         std::thread::sleep(std::time::Duration::from_secs(secs));
                         continue;
                     }
+                    if let Some(secs) = message.trim().strip_prefix("/quiet ") {
+                        quiet = Some(secs.trim().parse::<u64>().unwrap_or(0).min(60));
+                        say(out, &format!("\nquiet from now on\n{PROMPT}"))?;
+                        continue;
+                    }
                     if message.trim() == "/dialog" {
                         dialog = true;
                         say(out, &format!("\n{DIALOG} (y/n) "))?;
@@ -189,6 +198,17 @@ fn repl(
                         replies.push((reply_line(count, message), envelope_id(message)));
                     }
                     let shown: Vec<&str> = replies.iter().map(|(r, _)| r.as_str()).collect();
+                    if is_orchestrator()
+                        && let Some(secs) = quiet
+                    {
+                        say(out, "\n(thinking)")?;
+                        std::thread::sleep(std::time::Duration::from_secs(secs));
+                        say(out, &format!("\n{}\n{PROMPT}", shown.join("\n")))?;
+                        let answer =
+                            serde_json::json!({ "last_assistant_message": shown.join("\n") });
+                        daemon.send(Call::Hook("idle", answer));
+                        continue;
+                    }
                     say(out, &format!("\n{}\n{PROMPT}", shown.join("\n")))?;
                     if is_orchestrator() {
                         // It answers in chat, as a real orchestrator is told to, then ends

@@ -663,7 +663,7 @@ fn report_hook(paths: &Paths, agent: Option<String>, event: Option<String>) -> R
             Err(e) => return Err(e),
         },
     };
-    // The daemon is away or restarting: a worker's final answer is kept for it.
+    // The daemon is away or restarting: an agent's final answer is kept for it.
     if mosaic_bridge::final_answer(&payload).is_none() {
         return Err(away);
     }
@@ -684,8 +684,8 @@ fn report_hook(paths: &Paths, agent: Option<String>, event: Option<String>) -> R
 }
 
 /// The agent a hook is about when it is kept for the daemon: the caller's own (its token,
-/// checked), or the `--agent` a person named; `None` unless it is a worker of the roster (the
-/// orchestrator's answers are not kept: only a worker's go to its room).
+/// checked), or the `--agent` a person named; `None` unless it is an agent of the roster (a
+/// worker's answer goes to its room, the orchestrator's to the room of the turn it answered).
 fn hook_agent(paths: &Paths, named: Option<String>) -> Result<Option<String>> {
     let agent = match client::agent_token() {
         None => named,
@@ -703,10 +703,7 @@ fn hook_agent(paths: &Paths, named: Option<String>) -> Result<Option<String>> {
         }
     };
     let roster = mosaic_roster::Roster::load(&paths.roster())?;
-    Ok(
-        agent
-            .filter(|name| roster.agent(name).map(|a| a.role) == Some(mosaic_roster::Role::Worker)),
-    )
+    Ok(agent.filter(|name| roster.agent(name).is_some()))
 }
 
 /// A JSON payload on stdin (`null` when stdin is a terminal, empty, not JSON, or says nothing
