@@ -396,11 +396,12 @@ fn seed_in_delivery(s: &Sandbox, text: &str, pasted: bool) {
             .incarnation()
             .to_owned()
     });
-    seed_pasted_into(s, text, into.as_deref());
+    seed_pasted_into(s, text, into.as_deref(), "mosaic-seeded-pasted");
 }
 
-/// A message a crashed daemon was delivering, its paste sent into the pane incarnation `into`.
-fn seed_pasted_into(s: &Sandbox, text: &str, into: Option<&str>) {
+/// A message a crashed daemon was delivering, its paste sent into the pane incarnation `into`
+/// from tmux paste buffer `buffer` (the paste deleted it: gone, unless a test loads it).
+fn seed_pasted_into(s: &Sandbox, text: &str, into: Option<&str>, buffer: &str) {
     let mut store = mosaic_bridge::store::Store::open(&s.state().join("bridge.db")).unwrap();
     let inbound = operator_message(&format!("crashed-{text}"), text);
     let mosaic_bridge::store::Accepted::New {
@@ -412,7 +413,7 @@ fn seed_pasted_into(s: &Sandbox, text: &str, into: Option<&str>) {
     let origin = serde_json::to_string(&mosaic_bridge::Target::answering(&inbound)).unwrap();
     store.mark_delivering(&[id], &origin).unwrap();
     if let Some(into) = into {
-        store.mark_pasting(&[id], into).unwrap();
+        store.mark_pasting(&[id], into, buffer).unwrap();
     }
 }
 
@@ -487,7 +488,12 @@ fn a_paste_into_a_pane_that_is_gone_is_delivered_to_the_new_one_once() {
             .incarnation()
             .to_owned();
         let (_server, pane_and_pid) = now.split_once('/').unwrap();
-        seed_pasted_into(s, "into a dead server", Some(&format!("1/{pane_and_pid}")));
+        seed_pasted_into(
+            s,
+            "into a dead server",
+            Some(&format!("1/{pane_and_pid}")),
+            "mosaic-seeded-pasted",
+        );
     });
     wait_for("the delivery", || !h.s.transcript("mos").is_empty());
     std::thread::sleep(Duration::from_millis(500));
@@ -514,6 +520,47 @@ fn recovery_holds_a_paste_it_cannot_see_instead_of_pasting_it_again() {
     // A person says retry: it goes in once.
     assert!(h.bridge.resolve_held(1, true).unwrap());
     wait_for("the retried message", || h.s.transcript("mos").len() == 1);
+}
+
+/// A crash after "maybe pasted" was recorded but before the paste ran (its paste buffer is
+/// still loaded: the paste deletes it): the message goes again on its own, once, and the buffer
+/// is let go. (Before, it was held for a person, as a paste it could not see.)
+#[test]
+fn a_delivery_cut_off_before_its_paste_ran_goes_again_once() {
+    let h = BridgeHarness::with_seed("", |s| {
+        let into = mosaic_tmux::ControlClient::attach(&s.tmux(), "mos", true)
+            .unwrap()
+            .incarnation()
+            .to_owned();
+        s.tmux()
+            .run(&[
+                "set-buffer",
+                "-b",
+                "mosaic-seeded-loaded",
+                "--",
+                "loaded, never pasted",
+            ])
+            .unwrap();
+        // A turn of two: both were loaded in the one buffer.
+        seed_pasted_into(s, "loaded only", Some(&into), "mosaic-seeded-loaded");
+        seed_pasted_into(s, "and its turn", Some(&into), "mosaic-seeded-loaded");
+    });
+    wait_for("the messages delivered", || {
+        h.s.transcript("mos").len() == 2
+    });
+    let got = h.s.transcript("mos");
+    assert!(
+        got[0].ends_with("loaded only") && got[1].ends_with("and its turn"),
+        "{got:?}"
+    );
+    assert!(h.bridge.held().unwrap().is_empty());
+    let buffers =
+        h.s.tmux()
+            .run(&["list-buffers", "-F", "#{buffer_name}"])
+            .unwrap();
+    assert!(!buffers.contains("mosaic-seeded-loaded"), "{buffers}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.s.transcript("mos").len(), 2, "once each");
 }
 
 #[test]

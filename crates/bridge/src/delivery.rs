@@ -422,8 +422,10 @@ impl DeliveryWorker {
             let writer = pane_writer(fleet.tmux.socket(), &orchestrator.name);
             let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
             let dialogs = send_options(&orchestrator.runtime).dialogs;
-            // One turn's messages were pasted together: one Enter submits them all.
+            // One turn's messages were pasted together: one Enter submits them all, and one
+            // paste buffer taken back is all of theirs.
             let mut entered = false;
+            let mut taken_back = std::collections::HashSet::new();
             for (q, paste) in cut_off {
                 let shown = history.contains(&marker(&q));
                 let dialog = dialogs.iter().find(|d| {
@@ -445,10 +447,28 @@ impl DeliveryWorker {
                     }
                     // Sent into a pane (or program) that is gone, a tmux server that died under
                     // it: nobody read it there, so it goes again, in its place, to this one.
-                    (false, Paste::MaybeSent { into: Some(into) })
-                        if into != client.incarnation() =>
-                    {
+                    (
+                        false,
+                        Paste::MaybeSent {
+                            into: Some(into), ..
+                        },
+                    ) if into != client.incarnation() => {
                         tracing::warn!(queue_id = q.id, agent = %orchestrator.name, pasted_into = %into, now = %client.incarnation(), "a delivery a crash cut off went to a pane that is gone; it goes again");
+                        store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                    }
+                    // Loaded but never pasted (its paste buffer is still there, the paste
+                    // deletes it): it goes again, in its place.
+                    (
+                        false,
+                        Paste::MaybeSent {
+                            buffer: Some(buffer),
+                            ..
+                        },
+                    ) if taken_back.contains(&buffer)
+                        || client.take_back_paste(&buffer).unwrap_or(false) =>
+                    {
+                        taken_back.insert(buffer);
+                        tracing::info!(queue_id = q.id, agent = %orchestrator.name, "a delivery a crash cut off before its paste goes again");
                         store.mark_queued(q.id).map_err(|e| e.to_string())?;
                     }
                     // Shown under a dialog, or maybe sent but not shown (a frozen harness has not
@@ -531,8 +551,8 @@ impl DeliveryWorker {
         let mut not_kept = None;
         let sent = {
             let _turn = s.writer.lock().unwrap_or_else(|e| e.into_inner());
-            s.client.send_text_marked(&text, &opts, || {
-                not_kept = store.mark_pasting(&ids, &into).err();
+            s.client.send_text_marked(&text, &opts, |buffer| {
+                not_kept = store.mark_pasting(&ids, &into, buffer).err();
                 not_kept.is_none()
             })
         };

@@ -29,6 +29,9 @@ pub enum Paste {
     MaybeSent {
         /// The pane's incarnation it was pasted into.
         into: Option<String>,
+        /// The tmux paste buffer its text was loaded in (still loaded: never pasted; unknown in
+        /// rows from older versions).
+        buffer: Option<String>,
     },
 }
 
@@ -361,7 +364,7 @@ impl Store {
                  code TEXT PRIMARY KEY, connector TEXT NOT NULL, user TEXT NOT NULL,
                  command TEXT NOT NULL, line TEXT NOT NULL, expires INTEGER NOT NULL);",
         )?;
-        for column in ["role", "nonce", "pasted_into"] {
+        for column in ["role", "nonce", "pasted_into", "pasted_buffer"] {
             let present: i64 = conn.query_row(
                 "SELECT COUNT(*) FROM pragma_table_info('inbox') WHERE name = ?1",
                 [column],
@@ -515,10 +518,16 @@ impl Store {
             .map(|q| (q, Paste::NotSent))
             .collect();
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {QUEUED_COLUMNS}, pasted_into FROM inbox WHERE status = 'pasting' ORDER BY id"
+            "SELECT {QUEUED_COLUMNS}, pasted_into, pasted_buffer FROM inbox WHERE status = 'pasting' ORDER BY id"
         ))?;
         let pasting = stmt.query_map([], |r| {
-            Ok((queued_row(r)?, Paste::MaybeSent { into: r.get(10)? }))
+            Ok((
+                queued_row(r)?,
+                Paste::MaybeSent {
+                    into: r.get(10)?,
+                    buffer: r.get(11)?,
+                },
+            ))
         })?;
         for row in pasting {
             cut.push(row?);
@@ -527,17 +536,18 @@ impl Store {
         Ok(cut)
     }
 
-    /// Marks messages as being pasted into the pane's incarnation `into`, in one transaction:
-    /// committed just before the paste is sent to tmux, so a crash recovery knows they may be in
-    /// that pane even where the pane does not show them (a frozen harness has not read them yet).
-    pub fn mark_pasting(&mut self, ids: &[i64], into: &str) -> Result<()> {
+    /// Marks messages as being pasted from tmux paste buffer `buffer` into the pane's
+    /// incarnation `into`, in one transaction: committed just before the paste is sent to tmux,
+    /// so a crash recovery knows they may be in that pane even where the pane does not show them
+    /// (a frozen harness has not read them yet), unless the buffer is still loaded.
+    pub fn mark_pasting(&mut self, ids: &[i64], into: &str, buffer: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut update = tx.prepare_cached(
-                "UPDATE inbox SET status = 'pasting', pasted_into = ?2 WHERE id = ?1",
+                "UPDATE inbox SET status = 'pasting', pasted_into = ?2, pasted_buffer = ?3 WHERE id = ?1",
             )?;
             for id in ids {
-                update.execute(params![id, into])?;
+                update.execute(params![id, into, buffer])?;
             }
         }
         tx.commit()?;
@@ -1133,11 +1143,12 @@ mod tests {
         drop(s);
         let mut s = Store::open(&dir.path().join("b.db")).unwrap();
         assert_eq!(s.in_delivery().unwrap().len(), 1);
-        s.mark_pasting(&[first.id], "7/%0/8").unwrap();
+        s.mark_pasting(&[first.id], "7/%0/8", "mosaic-1-1").unwrap();
         assert_eq!(
             s.in_delivery().unwrap()[0].1,
             Paste::MaybeSent {
-                into: Some("7/%0/8".into())
+                into: Some("7/%0/8".into()),
+                buffer: Some("mosaic-1-1".into())
             }
         );
         assert_eq!(s.queue_len().unwrap(), 2);
@@ -1182,7 +1193,7 @@ mod tests {
         // The first goes alone when it is longer than the byte bound.
         assert_eq!(ids(s.next_batch(100, 1, text_len).unwrap()), ["a"]);
         s.mark_delivering(&[1, 2, 3], "{}").unwrap();
-        s.mark_pasting(&[1, 2, 3], "1/%0/2").unwrap();
+        s.mark_pasting(&[1, 2, 3], "1/%0/2", "mosaic-1-2").unwrap();
         assert_eq!(s.in_delivery().unwrap().len(), 3);
         s.mark_delivered(&[1, 2, 3]).unwrap();
         assert_eq!(ids(s.next_batch(100, 1 << 20, text_len).unwrap()), ["d"]);

@@ -397,22 +397,40 @@ impl ControlClient {
         Ok(())
     }
 
+    /// After a crash cut a send off between its record and its paste (see
+    /// [`ControlClient::send_text_marked`]): whether paste buffer `buffer` is still loaded, so
+    /// its text was never pasted; it is then deleted. False when it is gone (it was pasted).
+    pub fn take_back_paste(&mut self, buffer: &str) -> Result<bool, TmuxError> {
+        let _turn = self.tmux.topology_turn();
+        let loaded = self.command("list-buffers -F '#{buffer_name}'")?;
+        if !loaded.lines().any(|name| name == buffer) {
+            return Ok(false);
+        }
+        self.command(&format!(
+            "delete-buffer -b {} ; display-message -p .",
+            quote_argument(buffer)
+        ))?;
+        self.reply()?;
+        Ok(true)
+    }
+
     /// Types `text` into the pane and submits it: the sanitized text goes into a paste buffer as
     /// one quoted argument, is pasted once as a bracketed paste, then Enter is pressed until the
     /// pane reacts (at most `submit_attempts` times). The text is never pasted twice.
     pub fn send_text(&mut self, text: &str, opts: &SendOptions) -> Result<SendReport, TmuxError> {
-        self.send_text_marked(text, opts, || true)
+        self.send_text_marked(text, opts, |_| true)
     }
 
-    /// [`ControlClient::send_text`], calling `before_paste` once every check passed, right
-    /// before the paste command is written (nothing is pasted when it returns false): a caller
-    /// keeps "maybe pasted" there, so a crash between that record and the paste is a window of
-    /// one write, not of the checks' round trips.
+    /// [`ControlClient::send_text`], calling `before_paste` with the name of the paste buffer
+    /// once every check passed and the text is loaded in it, right before the paste command is
+    /// written (nothing is pasted when it returns false): a caller keeps "maybe pasted" there,
+    /// with the buffer's name. A crash after that record leaves the buffer loaded until the
+    /// paste (which deletes it) ran: [`ControlClient::take_back_paste`] tells the two apart.
     pub fn send_text_marked(
         &mut self,
         text: &str,
         opts: &SendOptions,
-        before_paste: impl FnOnce() -> bool,
+        before_paste: impl FnOnce(&str) -> bool,
     ) -> Result<SendReport, TmuxError> {
         let pasted = sanitize(text);
         if pasted.is_empty() {
@@ -437,25 +455,31 @@ impl ControlClient {
                 format!("the agent shows a dialog ({dialog:?}); nothing was typed"),
             ));
         }
-        // Load and paste in one line: two replies (tmux skips the paste if the load failed).
+        // Loaded, then recorded by the caller, then pasted (`-d`: the paste deletes the buffer),
+        // so a buffer still loaded after a crash was never pasted.
         // Setting and deleting a buffer notifies every control client
         // (`%paste-buffer-changed`), one still identifying included, which crashes tmux 3.5a
         // (see [`Tmux::topology_turn`]): under the turn, until tmux has sent those notifications,
-        // which it queues for its next loop: one more round trip makes sure they are out.
+        // which it queues for its next loop: one more command (in the paste's line) makes sure
+        // they are out.
         {
             let _turn = self.tmux.topology_turn();
-            if !before_paste() {
+            self.command(&format!(
+                "set-buffer -b {buffer} -- {}",
+                quote_argument(&pasted)
+            ))?;
+            if !before_paste(&buffer) {
+                self.command(&format!("delete-buffer -b {buffer} ; display-message -p ."))?;
+                self.reply()?;
                 return Err(TmuxError::new(
                     ErrorKind::Failed,
                     "the paste was called off before it was typed",
                 ));
             }
             self.command(&format!(
-                "set-buffer -b {buffer} -- {} ; paste-buffer -p -d -b {buffer} -t {pane}",
-                quote_argument(&pasted)
+                "paste-buffer -p -d -b {buffer} -t {pane} ; display-message -p ."
             ))?;
             self.reply()?;
-            self.command("display-message -p .")?;
         }
         let paste_deadline = Instant::now() + opts.paste_timeout;
         let echoed = self.next_output(paste_deadline)?.is_some();

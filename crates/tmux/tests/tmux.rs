@@ -131,7 +131,7 @@ fn before_paste_runs_after_the_checks_and_a_refusal_types_nothing() {
     };
     let mut called = false;
     let err = c
-        .send_text_marked("first", &dialog, || {
+        .send_text_marked("first", &dialog, |_| {
             called = true;
             true
         })
@@ -142,16 +142,21 @@ fn before_paste_runs_after_the_checks_and_a_refusal_types_nothing() {
         "a dialog stops the send before the paste is recorded"
     );
     let err = c
-        .send_text_marked("refused", &SendOptions::default(), || false)
+        .send_text_marked("refused", &SendOptions::default(), |_| false)
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Failed, "{err}");
-    let mut called = false;
-    c.send_text_marked("typed", &SendOptions::default(), || {
-        called = true;
+    let mut loaded_when_called = None;
+    c.send_text_marked("typed", &SendOptions::default(), |buffer| {
+        // The text is loaded in its buffer before the record, and pasted only after it.
+        let loaded = s
+            .tmux
+            .run(&["list-buffers", "-F", "#{buffer_name}"])
+            .unwrap();
+        loaded_when_called = Some(loaded.lines().any(|b| b == buffer));
         true
     })
     .unwrap();
-    assert!(called);
+    assert_eq!(loaded_when_called, Some(true));
     wait_for("the sent line", || {
         s.tmux.capture("gate", false).unwrap().contains("typed")
     });
