@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::api::{Api, Daemon, up};
+use support::api::{Api, spawn_up, up};
 use support::*;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -745,21 +745,7 @@ fn kill9_during_the_prune_loses_nothing_still_to_do() {
     }
     let newest = seed_aged_history(&s);
     let seeded = count(&s, "SELECT COUNT(*) FROM seen");
-    let info = s.state().join("daemon.json");
-    let _ = std::fs::remove_file(&info);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(s.dir.path().join("up.log"))
-        .unwrap();
-    let mut d = Daemon(
-        s.command(&["up", "--listen", "127.0.0.1:0"])
-            .env("TESTCHAT_TOKEN", "tc-secret")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut d = spawn_up(&s, &[]);
     // Killed as soon as the prune has started (or after it, when it was too quick to see).
     let watcher = db(&s);
     let deadline = Instant::now() + Duration::from_secs(DAEMON_START_SECS);

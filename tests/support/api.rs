@@ -86,11 +86,10 @@ impl Api {
     }
 }
 
-/// Starts `mosaic up` for sandbox `s` (testchat's token given, `env` added; its log appended to
-/// `up.log` in the sandbox) and waits until its fleet started.
-pub fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
-    let info = s.state().join("daemon.json");
-    let _ = std::fs::remove_file(&info);
+/// Spawns `mosaic up` for sandbox `s` (testchat's token given, `env` added; its log appended to
+/// `up.log` in the sandbox) without waiting for it: its `daemon.json` is gone until it listens.
+pub fn spawn_up(s: &Sandbox, env: &[(&str, String)]) -> Daemon {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -104,7 +103,13 @@ pub fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
         .stderr(log)
         .spawn()
         .unwrap();
-    let daemon = Daemon(child);
+    Daemon(child)
+}
+
+/// [`spawn_up`], waiting until its fleet started.
+pub fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
+    let daemon = spawn_up(s, env);
+    let info = s.state().join("daemon.json");
     wait_for_secs("the daemon to listen", DAEMON_START_SECS, || {
         read_opt(&info).contains(r#""fleet":"started""#)
     });
