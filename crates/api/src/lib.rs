@@ -566,8 +566,20 @@ fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "local".into())
 }
 
-async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyRequest>) -> Response {
-    match post_reply(&state.bridge, &body) {
+async fn reply(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<ReplyRequest>,
+) -> Response {
+    // The orchestrator's own reply answers its turn; the owner's remark in a room does not.
+    let answers_turn = matches!(
+        principal,
+        Principal::Agent {
+            role: Role::Orchestrator,
+            ..
+        }
+    );
+    match post_reply(&state.bridge, &body, answers_turn) {
         Ok(parts) => (
             StatusCode::ACCEPTED,
             Json(ReplyAccepted {
@@ -579,10 +591,15 @@ async fn reply(State(state): State<ApiState>, Json(body): Json<ReplyRequest>) ->
     }
 }
 
-/// Queues the orchestrator's reply `request` (to message `to`, to `room`, or where the last
-/// delivered message came from): the number of messages, or why not with its HTTP status.
-/// The API's `POST /v1/reply` and the daemon's reply spool both post through here.
-pub fn post_reply(bridge: &Bridge, request: &ReplyRequest) -> Result<usize, (StatusCode, String)> {
+/// Queues the reply `request` (to message `to`, to `room`, or where the last delivered message
+/// came from); `answers_turn` when it is the orchestrator's own (its last turn is then answered:
+/// its final answer is not relayed too): the number of messages, or why not with its HTTP
+/// status. The API's `POST /v1/reply` and the daemon's reply spool both post through here.
+pub fn post_reply(
+    bridge: &Bridge,
+    request: &ReplyRequest,
+    answers_turn: bool,
+) -> Result<usize, (StatusCode, String)> {
     let refused = |e: ReplyError| (reply_status(&e), e.to_string());
     let target = match (
         request.to,
@@ -609,9 +626,12 @@ pub fn post_reply(bridge: &Bridge, request: &ReplyRequest) -> Result<usize, (Sta
             ));
         }
     };
-    bridge
-        .orchestrator_reply(&request.text, target)
-        .map_err(refused)
+    if answers_turn {
+        bridge.orchestrator_reply(&request.text, target)
+    } else {
+        bridge.reply(&request.text, target)
+    }
+    .map_err(refused)
 }
 
 /// The status of a reply that could not be queued.

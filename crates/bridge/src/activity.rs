@@ -110,6 +110,16 @@ impl Activity {
         }
     }
 
+    /// The harness is known to report hooks (it did before this daemon started): they are
+    /// authoritative from now on, as after its first hook (its screen may show a prompt while
+    /// it still works on a turn).
+    pub fn reports_hooks(&self) {
+        let mut i = self.inner.lock().unwrap();
+        if i.hook.is_none() {
+            i.hook = Some((HookState::Idle, Instant::now()));
+        }
+    }
+
     /// Whether the agent can take the next message now.
     pub fn is_idle(&self) -> bool {
         let mut i = self.inner.lock().unwrap();

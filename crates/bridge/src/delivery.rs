@@ -426,6 +426,8 @@ impl DeliveryWorker {
             // paste buffer taken back is all of theirs.
             let mut entered = false;
             let mut taken_back = std::collections::HashSet::new();
+            // A turn that goes again (or waits for a person) was not taken: it owes no answer.
+            let mut not_taken = false;
             for (q, paste) in cut_off {
                 let shown = history.contains(&marker(&q));
                 let dialog = dialogs.iter().find(|d| {
@@ -444,6 +446,7 @@ impl DeliveryWorker {
                     // Never sent: it goes again, in its place.
                     (false, Paste::NotSent) => {
                         store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                        not_taken = true;
                     }
                     // Sent into a pane (or program) that is gone, a tmux server that died under
                     // it: nobody read it there, so it goes again, in its place, to this one.
@@ -455,6 +458,7 @@ impl DeliveryWorker {
                     ) if into != client.incarnation() => {
                         tracing::warn!(queue_id = q.id, agent = %orchestrator.name, pasted_into = %into, now = %client.incarnation(), "a delivery a crash cut off went to a pane that is gone; it goes again");
                         store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                        not_taken = true;
                     }
                     // Loaded but never pasted (its paste buffer is still there, the paste
                     // deletes it): it goes again, in its place.
@@ -470,6 +474,7 @@ impl DeliveryWorker {
                         taken_back.insert(buffer);
                         tracing::info!(queue_id = q.id, agent = %orchestrator.name, "a delivery a crash cut off before its paste goes again");
                         store.mark_queued(q.id).map_err(|e| e.to_string())?;
+                        not_taken = true;
                     }
                     // Shown under a dialog, or maybe sent but not shown (a frozen harness has not
                     // read it): never pasted again on its own; a person decides.
@@ -485,6 +490,7 @@ impl DeliveryWorker {
                         };
                         tracing::warn!(queue_id = q.id, agent = %orchestrator.name, "a delivery a crash cut off is held: {why}; retry or drop it");
                         store.mark_held(q.id).map_err(|e| e.to_string())?;
+                        not_taken = true;
                         let _ = self.events.send(Event::Held {
                             id: q.id,
                             agent: orchestrator.name.clone(),
@@ -493,6 +499,21 @@ impl DeliveryWorker {
                     }
                 }
             }
+            if not_taken {
+                store.answered().map_err(|e| e.to_string())?;
+            }
+        }
+        // A harness that reported hooks before is taken at its hooks from the start, and a turn
+        // that still owes its answer may still be worked on (the daemon restarted meanwhile; the
+        // prompt may be on the screen): busy until its hook, its screen or `busy_timeout_secs`
+        // says otherwise, so nothing is pasted into the middle of it.
+        if mosaic_fleet::Observed::read(&fleet.paths, &orchestrator.name)
+            .is_some_and(|o| o.source == mosaic_fleet::Source::Hook)
+        {
+            self.activity.reports_hooks();
+        }
+        if store.owes_answer().unwrap_or(false) {
+            self.activity.busy();
         }
         let ready =
             mosaic_roster::harness(&orchestrator.runtime).and_then(|h| h.ready.screen.clone());

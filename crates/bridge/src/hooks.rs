@@ -180,7 +180,9 @@ impl Bridge {
             if activity == Activity::WaitingForInput && previous != Some(activity) {
                 self.tell_room_the_orchestrator_waits(&name, detail.as_deref(), None);
             }
-            if activity == Activity::Idle {
+            // A turn ends with its hook (with its final answer, or none); an idle screen (a hook
+            // lost, or one still to come after a restart) leaves the answer owed.
+            if activity == Activity::Idle && source == Source::Hook {
                 self.relay_unanswered(&name, payload);
             }
             self.wake_delivery();
@@ -319,7 +321,11 @@ impl Bridge {
         match self.agent_role(agent) {
             Some(mosaic_roster::Role::Worker) => {}
             Some(mosaic_roster::Role::Orchestrator) => {
-                return self.relay_unanswered(agent, payload);
+                let relayed = self.relay_unanswered(agent, payload);
+                // The turn it ended while the daemon was away is over: chat may go on.
+                self.inner.activity.hook(HookState::Idle);
+                self.wake_delivery();
+                return relayed;
             }
             None => return false,
         }

@@ -604,6 +604,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the turn last delivered to the orchestrator still owes its room an answer (the
+    /// orchestrator may still be working on it).
+    pub fn owes_answer(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM kv WHERE key = ?1")?
+            .query_row([UNANSWERED_KEY], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// The turn last delivered to the orchestrator is answered (it replied, its final answer
     /// was relayed, or its turn ended or failed): true if it still owed one until now.
     pub fn answered(&self) -> Result<bool> {

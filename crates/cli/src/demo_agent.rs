@@ -234,6 +234,12 @@ fn repl(
     }
 }
 
+/// This agent's name, from the token the fleet gave it.
+fn own_name() -> Option<String> {
+    let token = std::env::var(mosaic_fleet::paths::AGENT_TOKEN_ENV).ok()?;
+    mosaic_fleet::paths::AgentToken::parse(&token).map(|(name, _)| name.to_owned())
+}
+
 /// How long a hook is sent again while the daemon is away.
 const HOOK_RETRY: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -284,14 +290,14 @@ impl DaemonLink {
                         payload[mosaic_bridge::HOOK_CALL_ID] = format!("{run}-{calls}").into();
                         let body = serde_json::json!({ "event": event, "payload": payload });
                         let give_up = std::time::Instant::now() + HOOK_RETRY;
-                        loop {
+                        let sent = loop {
                             if daemon
                                 .as_ref()
                                 .is_some_and(|d| d.post("/v1/hooks", body.clone()).is_ok())
                             {
                                 break true;
                             }
-                            // No daemon at all (its file is gone): nobody to tell.
+                            // No daemon at all (its file is gone): nobody to tell now.
                             if !daemon_up() || std::time::Instant::now() >= give_up {
                                 break false;
                             }
@@ -301,7 +307,21 @@ impl DaemonLink {
                                 std::time::Duration::from_secs(5),
                             )
                             .ok();
+                        };
+                        // A final answer is kept for the daemon's next start, as `mosaic hook`
+                        // keeps it.
+                        if !sent
+                            && mosaic_bridge::final_answer(&payload).is_some()
+                            && let Some(agent) = own_name()
+                        {
+                            let kept = crate::spool::KeptHook {
+                                agent,
+                                event: event.to_owned(),
+                                payload,
+                            };
+                            let _ = crate::spool::keep_hook(&paths, &kept);
                         }
+                        sent
                     }
                     Call::Reply { text, to } => {
                         let request = mosaic_api::wire::ReplyRequest {

@@ -184,7 +184,9 @@ pub fn post_all(paths: &Paths, bridge: &Bridge) {
         let posted = std::fs::read_to_string(&file)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<ReplyRequest>(&t).map_err(|e| e.to_string()))
-            .and_then(|r| mosaic_api::post_reply(bridge, &r).map_err(|(_, why)| why));
+            // Kept by the orchestrator or the owner (the file does not say): as the
+            // orchestrator's, it answers the turn.
+            .and_then(|r| mosaic_api::post_reply(bridge, &r, true).map_err(|(_, why)| why));
         match posted {
             Ok(parts) => {
                 tracing::info!(file = %file.display(), parts, "posted a kept reply");
