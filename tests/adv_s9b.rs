@@ -12,7 +12,7 @@ mod support;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::api::{Api, Daemon, up};
+use support::api::{Api, Daemon, restart, up};
 use support::*;
 
 /// The bridge's database, opened beside the daemon (it may be writing).
@@ -83,40 +83,6 @@ fn chat_delivered(s: &Sandbox, api: &Api, id: &str, text: &str) {
     wait_for_secs("the message delivered", 20, || {
         status(s, id).as_deref() == Some("delivered")
     });
-}
-
-/// Starts `mosaic up` again after a crash, as a person or a supervisor does: the dead daemon's
-/// `daemon.json` stays until the new one writes its own (support's `up` removes it first, which
-/// a real restart does not do, and which makes the demo agent stop resending its hook).
-fn restart(s: &Sandbox) -> (Daemon, Api) {
-    let info = s.state().join("daemon.json");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(s.dir.path().join("up.log"))
-        .unwrap();
-    let child = s
-        .command(&["up", "--listen", "127.0.0.1:0"])
-        .env("TESTCHAT_TOKEN", "tc-secret")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let d = Daemon(child);
-    let pid = d.pid() as u64;
-    wait_for_secs("the daemon to start", DAEMON_START_SECS, || {
-        serde_json::from_str::<Value>(&read_opt(&info))
-            .is_ok_and(|v| v["pid"].as_u64() == Some(pid) && v["fleet"] == "started")
-    });
-    let info: Value = serde_json::from_str(&read(&info)).unwrap();
-    let api = Api {
-        url: info["url"].as_str().unwrap().to_owned(),
-        auth: format!(
-            "Bearer {}",
-            read(&s.state().join("api.token")).trim().to_owned()
-        ),
-    };
-    (d, api)
 }
 
 /// A fleet whose demo orchestrator `mos` thinks `secs` per turn and answers in its idle hook

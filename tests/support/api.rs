@@ -87,9 +87,8 @@ impl Api {
 }
 
 /// Spawns `mosaic up` for sandbox `s` (testchat's token given, `env` added; its log appended to
-/// `up.log` in the sandbox) without waiting for it: its `daemon.json` is gone until it listens.
+/// `up.log` in the sandbox) without waiting for it.
 pub fn spawn_up(s: &Sandbox, env: &[(&str, String)]) -> Daemon {
-    let _ = std::fs::remove_file(s.state().join("daemon.json"));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -106,12 +105,13 @@ pub fn spawn_up(s: &Sandbox, env: &[(&str, String)]) -> Daemon {
     Daemon(child)
 }
 
-/// [`spawn_up`], waiting until its fleet started.
-pub fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
-    let daemon = spawn_up(s, env);
+/// Waits until `daemon` (just spawned) says in `daemon.json` that its fleet started; its API.
+pub fn started(s: &Sandbox, daemon: Daemon) -> (Daemon, Api) {
     let info = s.state().join("daemon.json");
-    wait_for_secs("the daemon to listen", DAEMON_START_SECS, || {
-        read_opt(&info).contains(r#""fleet":"started""#)
+    let pid = u64::from(daemon.pid());
+    wait_for_secs("the daemon to start", DAEMON_START_SECS, || {
+        serde_json::from_str::<Value>(&read_opt(&info))
+            .is_ok_and(|v| v["pid"].as_u64() == Some(pid) && v["fleet"] == "started")
     });
     let info: Value = serde_json::from_str(&read(&info)).unwrap();
     let token = read(&s.state().join("api.token"));
@@ -120,6 +120,19 @@ pub fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
         auth: format!("Bearer {}", token.trim()),
     };
     (daemon, api)
+}
+
+/// Starts `mosaic up` for sandbox `s` ([`spawn_up`]) and waits until its fleet started.
+pub fn up_with(s: &Sandbox, env: &[(&str, String)]) -> (Daemon, Api) {
+    let _ = std::fs::remove_file(s.state().join("daemon.json"));
+    started(s, spawn_up(s, env))
+}
+
+/// Starts `mosaic up` again after a crash, as a person or a supervisor does: the dead daemon's
+/// `daemon.json` stays until the new one writes its own (the demo agent resends its hooks while
+/// it is there).
+pub fn restart(s: &Sandbox) -> (Daemon, Api) {
+    started(s, spawn_up(s, &[]))
 }
 
 /// [`up_with`] with no more environment.
