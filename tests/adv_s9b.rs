@@ -10,7 +10,7 @@
 
 mod support;
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::api::{Api, Daemon, restart, up};
 use support::*;
