@@ -315,8 +315,9 @@ impl Bridge {
     /// Posts the final answer an agent's hook carried while the daemon was away (`mosaic hook`
     /// keeps such a hook), once for the hook's call id: a worker's in `comms: matrix`, in its
     /// room; the orchestrator's in the room of the turn it answered, if that turn still owes an
-    /// answer. Nothing else of that hook is applied: the activity it reported is long past.
-    /// Returns whether it was kept for posting.
+    /// answer (and the orchestrator is idle again: that turn ended). Nothing else of a worker's
+    /// hook is applied: the activity it reported is long past. Returns whether it was kept for
+    /// posting.
     pub fn relay_kept_answer(&self, agent: &str, payload: &Value) -> bool {
         match self.agent_role(agent) {
             Some(mosaic_roster::Role::Worker) => {}

@@ -100,6 +100,7 @@ impl Bridge {
         self.reply_as(text, target, Answer::Own)
     }
 
+    /// [`Bridge::reply`], as `answer` says the reply stands to the orchestrator's last turn.
     pub(crate) fn reply_as(
         &self,
         text: &str,
